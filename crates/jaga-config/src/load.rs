@@ -1,0 +1,210 @@
+//! Reading and parsing the config file, with errors that quote the key and line.
+
+use std::path::{Path, PathBuf};
+
+use crate::Config;
+
+/// Where jaga looks for a config file when `--config` is not given, in order.
+pub const DEFAULT_SEARCH_PATH: &[&str] = &["./jaga.toml", "/etc/jaga/jaga.toml"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file '{path}': {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file '{path}', line {line}, key '{key}': {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+    #[error("config file '{path}': {message}")]
+    InvalidNoPosition { path: PathBuf, message: String },
+}
+
+/// The config file to use: the explicit one, else `$JAGA_CONFIG`, else the
+/// first of [`DEFAULT_SEARCH_PATH`] that exists. `None`: run on defaults.
+pub fn find_config_file(
+    explicit: Option<&Path>,
+    env: impl Fn(&str) -> Option<String>,
+    exists: impl Fn(&Path) -> bool,
+) -> Option<PathBuf> {
+    if let Some(path) = explicit {
+        return Some(path.to_path_buf());
+    }
+    if let Some(path) = env("JAGA_CONFIG").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    DEFAULT_SEARCH_PATH
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| exists(p))
+}
+
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses config text; `path` only names the source in errors.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    toml::from_str(text).map_err(|err| {
+        let message = err.message().trim().to_owned();
+        match err.span() {
+            Some(span) => {
+                let (line, key) = locate(text, span.start);
+                ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    line,
+                    key,
+                    message,
+                }
+            }
+            None => ConfigError::InvalidNoPosition {
+                path: path.to_path_buf(),
+                message,
+            },
+        }
+    })
+}
+
+/// The 1-based line of byte `offset` and the dotted key written there,
+/// prefixed by the `[table]` it sits in.
+fn locate(text: &str, offset: usize) -> (usize, String) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line_index = before.matches('\n').count();
+    let mut table = String::new();
+    let mut key = String::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if index > line_index {
+            break;
+        }
+        if let Some(header) = line.strip_prefix('[') {
+            let name = header.trim_start_matches('[');
+            let name = name.split(']').next().unwrap_or("").trim();
+            table = name.to_owned();
+            if index == line_index {
+                key = table.clone();
+            }
+        } else if index == line_index {
+            let name = line.split('=').next().unwrap_or("").trim();
+            key = if table.is_empty() || name.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{table}.{name}")
+            };
+        }
+    }
+    (line_index + 1, key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn parse_err(text: &str) -> String {
+        parse(text, Path::new("jaga.toml"))
+            .expect_err("config must be rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let config = parse("", Path::new("jaga.toml")).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.engine.host, "unix:///var/run/docker.sock");
+        assert_eq!(config.engine.timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn values_are_read() {
+        let config = parse(
+            "[engine]\nhost = \"tcp://127.0.0.1:2376\"\ntls_verify = true\ntimeout = \"5s\"\n[log]\nlevel = \"debug\"\nformat = \"json\"\n",
+            Path::new("jaga.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.engine.host, "tcp://127.0.0.1:2376");
+        assert!(config.engine.tls_verify);
+        assert_eq!(config.engine.timeout, Duration::from_secs(5));
+        assert_eq!(config.log.level, "debug");
+        assert_eq!(config.log.format, crate::LogFormat::Json);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = parse_err("[engine]\nhost = \"unix:///x\"\nhots = 1\n");
+        assert!(
+            err.starts_with(
+                "config file 'jaga.toml', line 3, key 'engine.hots': unknown field `hots`"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_line() {
+        let err = parse_err("\n[engine]\ntimeout = 5\n");
+        assert!(
+            err.starts_with("config file 'jaga.toml', line 3, key 'engine.timeout':"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_duration_quotes_value() {
+        let err = parse_err("[engine]\ntimeout = \"five\"\n");
+        assert!(err.contains("line 2, key 'engine.timeout'"), "{err}");
+    }
+
+    #[test]
+    fn unknown_section_is_named() {
+        let err = parse_err("[enigne]\nhost = \"x\"\n");
+        assert!(
+            err.contains("line 1, key 'enigne': unknown field `enigne`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn syntax_error_has_line() {
+        let err = parse_err("[log]\nlevel = \"info\n");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn search_order() {
+        let none = |_: &str| None;
+        assert_eq!(
+            find_config_file(Some(Path::new("a.toml")), none, |_| true),
+            Some(PathBuf::from("a.toml"))
+        );
+        let env = |k: &str| (k == "JAGA_CONFIG").then(|| "/x/j.toml".to_owned());
+        assert_eq!(
+            find_config_file(None, env, |_| true),
+            Some(PathBuf::from("/x/j.toml"))
+        );
+        let etc = |p: &Path| p == Path::new("/etc/jaga/jaga.toml");
+        assert_eq!(
+            find_config_file(None, none, etc),
+            Some(PathBuf::from("/etc/jaga/jaga.toml"))
+        );
+        assert_eq!(find_config_file(None, none, |_| false), None);
+    }
+
+    #[test]
+    fn example_file_parses_to_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../jaga.example.toml");
+        let config = load_file(&path).unwrap();
+        assert_eq!(config, Config::default());
+    }
+}

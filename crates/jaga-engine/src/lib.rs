@@ -1,0 +1,12 @@
+//! jaga's Docker Engine client, on bollard: where the Engine is, how to reach
+//! it, and the inventory of containers. No cgroup parsing here.
+
+mod connect;
+mod error;
+mod inventory;
+mod runtime;
+
+pub use connect::{ConnectionSettings, Endpoint, Engine};
+pub use error::EngineError;
+pub use inventory::ContainerListing;
+pub use runtime::runtime_init_pid;

@@ -1,0 +1,107 @@
+//! Who a container is, as the Engine describes it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A full 64-hex-digit container id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ContainerId(pub String);
+
+impl ContainerId {
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The 12-character form `docker ps` shows.
+    pub fn short(&self) -> &str {
+        self.0.get(..12).unwrap_or(&self.0)
+    }
+}
+
+impl fmt::Display for ContainerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The lifecycle state the Engine reports (`State.Status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+    Unknown,
+}
+
+impl ContainerState {
+    pub fn parse(status: &str) -> Self {
+        match status {
+            "created" => Self::Created,
+            "running" => Self::Running,
+            "paused" => Self::Paused,
+            "restarting" => Self::Restarting,
+            "removing" => Self::Removing,
+            "exited" => Self::Exited,
+            "dead" => Self::Dead,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// Whether the container has processes whose cgroups can be read.
+    pub fn has_processes(self) -> bool {
+        matches!(self, Self::Running | Self::Paused | Self::Restarting)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Restarting => "restarting",
+            Self::Removing => "removing",
+            Self::Exited => "exited",
+            Self::Dead => "dead",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// A container as the inventory knows it: identity plus what collectors need.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerRef {
+    pub id: ContainerId,
+    /// Name without the leading `/`.
+    pub name: String,
+    /// Image as the user named it (`nginx:1.25`), or its id when untagged.
+    pub image: String,
+    pub labels: BTreeMap<String, String>,
+    pub state: ContainerState,
+    /// Init process id on the host, when the container has processes.
+    pub pid: Option<u32>,
+    /// `HostConfig.NetworkMode`: `bridge`, `host`, `none`, `container:<id>`, a network name.
+    pub network_mode: String,
+    /// Unix seconds the container was created.
+    pub created: i64,
+    /// Unix seconds the container last started, when known.
+    pub started_at: Option<i64>,
+}
+
+impl ContainerRef {
+    /// Containers on the host's network namespace see the host's interfaces;
+    /// counting them per container would count the host's traffic again.
+    pub fn uses_host_network(&self) -> bool {
+        self.network_mode == "host"
+    }
+}

@@ -1,0 +1,102 @@
+//! What the agent knows at one instant: the machine, every container's latest
+//! reading and disk use, and the agent's own counters. `/metrics` and the
+//! REST API render it; they never read the host themselves.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ContainerRef, Sample};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineInfo {
+    pub hostname: String,
+    /// Logical CPUs online.
+    pub cpu_cores: u32,
+    /// `MemTotal`, bytes.
+    pub memory_bytes: u64,
+    pub kernel_version: String,
+    pub os: String,
+    pub docker_version: String,
+    /// `1` or `2`.
+    pub cgroup_version: u8,
+    /// Docker's data root, e.g. `/var/lib/docker`.
+    pub docker_root_dir: String,
+}
+
+/// Disk used by one container, measured on the slow filesystem cadence.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsUsage {
+    /// Bytes in the container's writable layer (overlay2 `upperdir`).
+    pub writable_layer_bytes: Option<u64>,
+    pub volumes: Vec<VolumeUsage>,
+    /// Size of the json-file log, when the container logs to one.
+    pub log_file_bytes: Option<u64>,
+    /// The measurement stopped at the per-pass budget: figures are lower bounds.
+    pub truncated: bool,
+    pub measured_unix_ms: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeUsage {
+    /// Volume name, or the host path for a bind mount.
+    pub name: String,
+    /// Where it is mounted inside the container.
+    pub destination: String,
+    pub bytes: u64,
+}
+
+/// Usage of the filesystem holding Docker's data root (statvfs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataRootUsage {
+    pub path: String,
+    /// Device as `/proc/self/mountinfo` names it, e.g. `/dev/vda1`.
+    pub device: String,
+    pub capacity_bytes: u64,
+    pub used_bytes: u64,
+    pub available_bytes: u64,
+}
+
+/// One container as the agent last saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerSnapshot {
+    pub container: ContainerRef,
+    /// The container's cgroup path as cAdvisor names it in the `id` label:
+    /// `/docker/<id>` (cgroupfs) or `/system.slice/docker-<id>.scope` (systemd).
+    pub cgroup_path: String,
+    /// Latest reading; `None` when the container has no processes.
+    pub sample: Option<Sample>,
+    pub fs: Option<FsUsage>,
+    /// Block devices by `major:minor`, named as in `/dev` (`/dev/vda`).
+    pub devices: BTreeMap<String, String>,
+    /// Unix seconds of the last successful reading.
+    pub last_seen_unix: i64,
+}
+
+/// Counters about jaga itself, exported as `jaga_*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentStats {
+    pub version: String,
+    pub started_unix: i64,
+    /// Completed collection passes.
+    pub collections_total: u64,
+    /// Duration of the last pass, seconds.
+    pub last_collection_seconds: f64,
+    /// Sum of all pass durations, seconds (with `collections_total`, an average).
+    pub collection_seconds_sum: f64,
+    /// Errors by kind: `engine`, `cgroup`, `container_gone`, `filesystem`, `history`.
+    pub errors_total: BTreeMap<String, u64>,
+    /// Containers seen in the last pass, by state.
+    pub containers_seen: BTreeMap<String, u64>,
+    pub history_points_written_total: u64,
+}
+
+/// Everything `/metrics` and the API show, taken at one instant.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub taken_unix_ms: i64,
+    pub machine: MachineInfo,
+    pub data_root: Option<DataRootUsage>,
+    pub containers: Vec<ContainerSnapshot>,
+    pub agent: AgentStats,
+}

@@ -1,0 +1,666 @@
+//! Which families a snapshot turns into: cAdvisor's container and machine
+//! metrics, and jaga's own `jaga_*` extras.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+
+use jaga_model::{ContainerSnapshot, ContainerState, Sample, Snapshot};
+
+use super::text::{Family, Kind, Label, Series, Value};
+use super::LabelOptions;
+
+/// Prefix cAdvisor puts before a Docker label's sanitised key.
+const CONTAINER_LABEL_PREFIX: &str = "container_label_";
+
+/// Error kinds always exported, `0` until one happens, so that alert rules
+/// can tell "no errors" from "no data".
+const ERROR_KINDS: [&str; 5] = [
+    "cgroup",
+    "container_gone",
+    "engine",
+    "filesystem",
+    "history",
+];
+
+/// Container states always exported by `jaga_containers`.
+const CONTAINER_STATES: [ContainerState; 8] = [
+    ContainerState::Created,
+    ContainerState::Running,
+    ContainerState::Paused,
+    ContainerState::Restarting,
+    ContainerState::Removing,
+    ContainerState::Exited,
+    ContainerState::Dead,
+    ContainerState::Unknown,
+];
+
+/// A container with a sample, and the labels every one of its series carries.
+struct Running<'a> {
+    snapshot: &'a ContainerSnapshot,
+    sample: &'a Sample,
+    labels: Vec<Label<'a>>,
+}
+
+/// Every family of the snapshot, sorted by name; families may be empty.
+pub(crate) fn collect<'a>(snapshot: &'a Snapshot, options: &LabelOptions) -> Vec<Family<'a>> {
+    let mut running: Vec<Running<'a>> = snapshot
+        .containers
+        .iter()
+        .filter_map(|c| {
+            c.sample.as_ref().map(|sample| Running {
+                snapshot: c,
+                sample,
+                labels: container_labels(c, options),
+            })
+        })
+        .collect();
+    running.sort_by(|a, b| {
+        let key = |r: &Running<'a>| {
+            (
+                r.snapshot.container.name.as_str(),
+                r.snapshot.cgroup_path.as_str(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+
+    let mut families = Vec::with_capacity(64);
+    container_cpu(&running, &mut families);
+    container_memory(&running, &mut families);
+    container_spec_and_processes(&running, &mut families);
+    container_network(&running, &mut families);
+    container_disk(snapshot, &running, &mut families);
+    machine(snapshot, &mut families);
+    agent(snapshot, &mut families);
+    families.sort_by_key(|f| f.name);
+    families
+}
+
+fn family<'a>(
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    series: Vec<Series<'a>>,
+) -> Family<'a> {
+    Family {
+        name,
+        help,
+        kind,
+        series,
+    }
+}
+
+/// `id`, `image`, `name` and the allowed `container_label_*`, sorted by name.
+fn container_labels<'a>(c: &'a ContainerSnapshot, options: &LabelOptions) -> Vec<Label<'a>> {
+    let mut labels: Vec<Label<'a>> = vec![
+        (Cow::Borrowed("id"), Cow::Borrowed(c.cgroup_path.as_str())),
+        (
+            Cow::Borrowed("name"),
+            Cow::Borrowed(c.container.name.as_str()),
+        ),
+    ];
+    if !c.container.image.is_empty() {
+        labels.push((
+            Cow::Borrowed("image"),
+            Cow::Borrowed(c.container.image.as_str()),
+        ));
+    }
+    let mut names = BTreeSet::new();
+    for (key, value) in &c.container.labels {
+        if !options.allows(key) {
+            continue;
+        }
+        let name = format!("{CONTAINER_LABEL_PREFIX}{}", sanitize_label_name(key));
+        // Two keys may sanitise alike (`a.b`, `a_b`); the first in byte order wins.
+        if names.insert(name.clone()) {
+            labels.push((Cow::Owned(name), Cow::Borrowed(value.as_str())));
+        }
+    }
+    labels.sort_by(|a, b| a.0.cmp(&b.0));
+    labels
+}
+
+/// cAdvisor's `sanitizeLabelName`: every character outside `[a-zA-Z0-9_]` becomes `_`.
+fn sanitize_label_name(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The container's labels plus the series' own, sorted by name.
+fn with_extra<'a>(base: &[Label<'a>], extra: Vec<Label<'a>>) -> Vec<Label<'a>> {
+    let mut labels = Vec::with_capacity(base.len() + extra.len());
+    labels.extend(base.iter().cloned());
+    labels.extend(extra);
+    labels.sort_by(|a, b| a.0.cmp(&b.0));
+    labels
+}
+
+/// One series per container, for the containers `value` returns a value for.
+fn per_container<'a>(
+    running: &[Running<'a>],
+    value: impl Fn(&Running<'a>) -> Option<Value>,
+) -> Vec<Series<'a>> {
+    running
+        .iter()
+        .filter_map(|r| {
+            value(r).map(|value| Series {
+                labels: r.labels.clone(),
+                value,
+            })
+        })
+        .collect()
+}
+
+/// Several series per container, each with its own extra labels, in the
+/// order `entries` gives them.
+fn per_entry<'a>(
+    running: &[Running<'a>],
+    entries: impl Fn(&Running<'a>) -> Vec<(Vec<Label<'a>>, Value)>,
+) -> Vec<Series<'a>> {
+    running
+        .iter()
+        .flat_map(|r| {
+            entries(r).into_iter().map(|(extra, value)| Series {
+                labels: with_extra(&r.labels, extra),
+                value,
+            })
+        })
+        .collect()
+}
+
+fn label<'a>(name: &'static str, value: impl Into<Cow<'a, str>>) -> Label<'a> {
+    (Cow::Borrowed(name), value.into())
+}
+
+fn container_cpu<'a>(running: &[Running<'a>], out: &mut Vec<Family<'a>>) {
+    let cpu = |r: &Running<'a>| &r.sample.cpu;
+    // cAdvisor exports CFS statistics only for containers with a quota.
+    let with_quota = |r: &Running<'a>, v: u64| cpu(r).quota_us.map(|_| v);
+    out.push(family(
+        "container_cpu_cfs_periods_total",
+        "Number of elapsed enforcement period intervals.",
+        Kind::Counter,
+        per_container(running, |r| {
+            with_quota(r, cpu(r).periods).map(Value::Unsigned)
+        }),
+    ));
+    out.push(family(
+        "container_cpu_cfs_throttled_periods_total",
+        "Number of throttled period intervals.",
+        Kind::Counter,
+        per_container(running, |r| {
+            with_quota(r, cpu(r).throttled_periods).map(Value::Unsigned)
+        }),
+    ));
+    out.push(family(
+        "container_cpu_cfs_throttled_seconds_total",
+        "Total time duration the container has been throttled.",
+        Kind::Counter,
+        per_container(running, |r| {
+            with_quota(r, cpu(r).throttled_time_ns).map(Value::NanosAsSeconds)
+        }),
+    ));
+    out.push(family(
+        "container_cpu_system_seconds_total",
+        "Cumulative system cpu time consumed in seconds.",
+        Kind::Counter,
+        per_container(running, |r| {
+            Some(Value::NanosAsSeconds(cpu(r).usage_system_ns))
+        }),
+    ));
+    out.push(family(
+        "container_cpu_usage_seconds_total",
+        "Cumulative cpu time consumed in seconds.",
+        Kind::Counter,
+        per_entry(running, |r| {
+            vec![(
+                vec![label("cpu", "total")],
+                Value::NanosAsSeconds(cpu(r).usage_total_ns),
+            )]
+        }),
+    ));
+    out.push(family(
+        "container_cpu_user_seconds_total",
+        "Cumulative user cpu time consumed in seconds.",
+        Kind::Counter,
+        per_container(running, |r| {
+            Some(Value::NanosAsSeconds(cpu(r).usage_user_ns))
+        }),
+    ));
+}
+
+fn container_memory<'a>(running: &[Running<'a>], out: &mut Vec<Family<'a>>) {
+    let mem = |r: &Running<'a>| &r.sample.memory;
+    type Get = fn(&jaga_model::MemoryStats) -> u64;
+    let gauges: [(&'static str, &'static str, Get); 5] = [
+        (
+            "container_memory_usage_bytes",
+            "Current memory usage in bytes, including all memory regardless of when it was accessed",
+            |m| m.usage_bytes,
+        ),
+        ("container_memory_working_set_bytes", "Current working set in bytes.", |m| {
+            m.working_set_bytes
+        }),
+        ("container_memory_rss", "Size of RSS in bytes.", |m| m.rss_bytes),
+        ("container_memory_cache", "Number of bytes of page cache memory.", |m| m.cache_bytes),
+        ("container_memory_swap", "Container swap usage in bytes.", |m| {
+            m.swap_bytes.unwrap_or(0)
+        }),
+    ];
+    for (name, help, get) in gauges {
+        out.push(family(
+            name,
+            help,
+            Kind::Gauge,
+            per_container(running, |r| Some(Value::Unsigned(get(mem(r))))),
+        ));
+    }
+    out.push(family(
+        "container_memory_failcnt",
+        "Number of memory usage hits limits",
+        Kind::LegacyCounter,
+        per_container(running, |r| Some(Value::Unsigned(mem(r).failcnt))),
+    ));
+    out.push(family(
+        "container_oom_events_total",
+        "Count of out of memory events observed for the container",
+        Kind::Counter,
+        per_container(running, |r| Some(Value::Unsigned(mem(r).oom_kills))),
+    ));
+}
+
+fn container_spec_and_processes<'a>(running: &[Running<'a>], out: &mut Vec<Family<'a>>) {
+    out.push(family(
+        "container_spec_memory_limit_bytes",
+        "Memory limit for the container.",
+        Kind::Gauge,
+        per_container(running, |r| {
+            Some(Value::Unsigned(r.sample.memory.limit_bytes.unwrap_or(0)))
+        }),
+    ));
+    out.push(family(
+        "container_spec_cpu_quota",
+        "CPU quota of the container.",
+        Kind::Gauge,
+        per_container(running, |r| r.sample.cpu.quota_us.map(Value::Unsigned)),
+    ));
+    out.push(family(
+        "container_spec_cpu_period",
+        "CPU period of the container.",
+        Kind::Gauge,
+        per_container(running, |r| {
+            r.sample
+                .cpu
+                .period_us
+                .filter(|p| *p != 0)
+                .map(Value::Unsigned)
+        }),
+    ));
+    out.push(family(
+        "container_processes",
+        "Number of processes running inside the container.",
+        Kind::Gauge,
+        per_container(running, |r| Some(Value::Unsigned(r.sample.pids.current))),
+    ));
+    out.push(family(
+        "container_threads",
+        "Number of threads running inside the container",
+        Kind::Gauge,
+        per_container(running, |r| r.sample.pids.threads.map(Value::Unsigned)),
+    ));
+    out.push(family(
+        "container_threads_max",
+        "Maximum number of threads allowed inside the container, infinity if value is zero",
+        Kind::Gauge,
+        per_container(running, |r| {
+            Some(Value::Unsigned(r.sample.pids.limit.unwrap_or(0)))
+        }),
+    ));
+    out.push(family(
+        "container_last_seen",
+        "Last time a container was seen by the exporter",
+        Kind::Gauge,
+        per_container(running, |r| Some(Value::Signed(r.snapshot.last_seen_unix))),
+    ));
+    out.push(family(
+        "container_start_time_seconds",
+        "Start time of the container since unix epoch in seconds.",
+        Kind::Gauge,
+        per_container(running, |r| {
+            r.snapshot.container.started_at.map(Value::Signed)
+        }),
+    ));
+}
+
+fn container_network<'a>(running: &[Running<'a>], out: &mut Vec<Family<'a>>) {
+    type Get = fn(&jaga_model::InterfaceStats) -> u64;
+    let counters: [(&'static str, &'static str, Get); 8] = [
+        (
+            "container_network_receive_bytes_total",
+            "Cumulative count of bytes received",
+            |i| i.rx_bytes,
+        ),
+        (
+            "container_network_receive_errors_total",
+            "Cumulative count of errors encountered while receiving",
+            |i| i.rx_errors,
+        ),
+        (
+            "container_network_receive_packets_dropped_total",
+            "Cumulative count of packets dropped while receiving",
+            |i| i.rx_dropped,
+        ),
+        (
+            "container_network_receive_packets_total",
+            "Cumulative count of packets received",
+            |i| i.rx_packets,
+        ),
+        (
+            "container_network_transmit_bytes_total",
+            "Cumulative count of bytes transmitted",
+            |i| i.tx_bytes,
+        ),
+        (
+            "container_network_transmit_errors_total",
+            "Cumulative count of errors encountered while transmitting",
+            |i| i.tx_errors,
+        ),
+        (
+            "container_network_transmit_packets_dropped_total",
+            "Cumulative count of packets dropped while transmitting",
+            |i| i.tx_dropped,
+        ),
+        (
+            "container_network_transmit_packets_total",
+            "Cumulative count of packets transmitted",
+            |i| i.tx_packets,
+        ),
+    ];
+    for (name, help, get) in counters {
+        let series = per_entry(running, |r| {
+            // Host-network and unreadable namespaces have no interfaces here.
+            let by_name: BTreeMap<&str, _> = r
+                .sample
+                .network
+                .interfaces()
+                .iter()
+                .rev()
+                .map(|i| (i.name.as_str(), i))
+                .collect();
+            by_name
+                .into_iter()
+                .map(|(iface, stats)| {
+                    (vec![label("interface", iface)], Value::Unsigned(get(stats)))
+                })
+                .collect()
+        });
+        out.push(family(name, help, Kind::Counter, series));
+    }
+}
+
+fn container_disk<'a>(snapshot: &'a Snapshot, running: &[Running<'a>], out: &mut Vec<Family<'a>>) {
+    type Get = fn(&jaga_model::BlockDeviceIo) -> u64;
+    let counters: [(&'static str, &'static str, Get); 4] = [
+        (
+            "container_fs_reads_bytes_total",
+            "Cumulative count of bytes read",
+            |d| d.read_bytes,
+        ),
+        (
+            "container_fs_reads_total",
+            "Cumulative count of reads completed",
+            |d| d.read_ops,
+        ),
+        (
+            "container_fs_writes_bytes_total",
+            "Cumulative count of bytes written",
+            |d| d.write_bytes,
+        ),
+        (
+            "container_fs_writes_total",
+            "Cumulative count of writes completed",
+            |d| d.write_ops,
+        ),
+    ];
+    for (name, help, get) in counters {
+        let series = per_entry(running, |r| {
+            // Keyed by the device label: sorted, and one series per device.
+            let mut by_device: BTreeMap<Cow<'a, str>, _> = BTreeMap::new();
+            for io in &r.sample.block_io {
+                let key = format!("{}:{}", io.major, io.minor);
+                let device = match r.snapshot.devices.get(&key) {
+                    Some(name) => Cow::Borrowed(name.as_str()),
+                    None => Cow::Owned(key),
+                };
+                by_device.entry(device).or_insert(io);
+            }
+            by_device
+                .into_iter()
+                .map(|(device, io)| (vec![label("device", device)], Value::Unsigned(get(io))))
+                .collect()
+        });
+        out.push(family(name, help, Kind::Counter, series));
+    }
+
+    let data_root_device = snapshot
+        .data_root
+        .as_ref()
+        .map(|d| d.device.as_str())
+        .unwrap_or("");
+    out.push(family(
+        "container_fs_usage_bytes",
+        "Number of bytes that are consumed by the container on this filesystem.",
+        Kind::Gauge,
+        per_entry(running, |r| {
+            r.snapshot
+                .fs
+                .as_ref()
+                .and_then(|fs| fs.writable_layer_bytes)
+                .map(|bytes| {
+                    (
+                        vec![label("device", data_root_device)],
+                        Value::Unsigned(bytes),
+                    )
+                })
+                .into_iter()
+                .collect()
+        }),
+    ));
+    out.push(family(
+        "jaga_container_volume_usage_bytes",
+        "Number of bytes used by a volume or bind mount of the container.",
+        Kind::Gauge,
+        per_entry(running, |r| {
+            let Some(fs) = r.snapshot.fs.as_ref() else {
+                return Vec::new();
+            };
+            let by_volume: BTreeMap<(&str, &str), u64> = fs
+                .volumes
+                .iter()
+                .rev()
+                .map(|v| ((v.name.as_str(), v.destination.as_str()), v.bytes))
+                .collect();
+            by_volume
+                .into_iter()
+                .map(|((volume, destination), bytes)| {
+                    (
+                        vec![label("destination", destination), label("volume", volume)],
+                        Value::Unsigned(bytes),
+                    )
+                })
+                .collect()
+        }),
+    ));
+    out.push(family(
+        "jaga_container_log_usage_bytes",
+        "Number of bytes used by the container's json-file log.",
+        Kind::Gauge,
+        per_container(running, |r| {
+            r.snapshot
+                .fs
+                .as_ref()
+                .and_then(|fs| fs.log_file_bytes)
+                .map(Value::Unsigned)
+        }),
+    ));
+}
+
+fn machine<'a>(snapshot: &'a Snapshot, out: &mut Vec<Family<'a>>) {
+    let machine = &snapshot.machine;
+    out.push(family(
+        "machine_cpu_cores",
+        "Number of logical CPU cores.",
+        Kind::Gauge,
+        vec![unlabelled(Value::Unsigned(u64::from(machine.cpu_cores)))],
+    ));
+    out.push(family(
+        "machine_memory_bytes",
+        "Amount of memory installed on the machine.",
+        Kind::Gauge,
+        vec![unlabelled(Value::Unsigned(machine.memory_bytes))],
+    ));
+
+    let Some(root) = snapshot.data_root.as_ref() else {
+        return;
+    };
+    let root_labels = || {
+        vec![
+            label("device", root.device.as_str()),
+            label("path", root.path.as_str()),
+        ]
+    };
+    let gauges = [
+        (
+            "jaga_docker_data_root_capacity_bytes",
+            "Size in bytes of the filesystem holding Docker's data root.",
+            root.capacity_bytes,
+        ),
+        (
+            "jaga_docker_data_root_used_bytes",
+            "Bytes used on the filesystem holding Docker's data root.",
+            root.used_bytes,
+        ),
+        (
+            "jaga_docker_data_root_available_bytes",
+            "Bytes available to unprivileged users on the filesystem holding Docker's data root.",
+            root.available_bytes,
+        ),
+    ];
+    for (name, help, bytes) in gauges {
+        out.push(family(
+            name,
+            help,
+            Kind::Gauge,
+            vec![Series {
+                labels: root_labels(),
+                value: Value::Unsigned(bytes),
+            }],
+        ));
+    }
+}
+
+fn agent<'a>(snapshot: &'a Snapshot, out: &mut Vec<Family<'a>>) {
+    let agent = &snapshot.agent;
+    out.push(family(
+        "jaga_build_info",
+        "A metric with a constant '1' value labeled by the jaga version.",
+        Kind::Info,
+        vec![Series {
+            labels: vec![label("version", agent.version.as_str())],
+            value: Value::Unsigned(1),
+        }],
+    ));
+    out.push(family(
+        "jaga_start_time_seconds",
+        "Start time of the jaga process since unix epoch in seconds.",
+        Kind::Gauge,
+        vec![unlabelled(Value::Signed(agent.started_unix))],
+    ));
+    out.push(family(
+        "jaga_collections_total",
+        "Number of completed collection passes.",
+        Kind::Counter,
+        vec![unlabelled(Value::Unsigned(agent.collections_total))],
+    ));
+    out.push(family(
+        "jaga_collection_duration_seconds_last",
+        "Duration of the last collection pass in seconds.",
+        Kind::Gauge,
+        vec![unlabelled(Value::Float(agent.last_collection_seconds))],
+    ));
+    out.push(family(
+        "jaga_collection_duration_seconds_total",
+        "Cumulative time spent in collection passes in seconds.",
+        Kind::Counter,
+        vec![unlabelled(Value::Float(agent.collection_seconds_sum))],
+    ));
+    out.push(family(
+        "jaga_history_points_written_total",
+        "Number of history points written to the store.",
+        Kind::Counter,
+        vec![unlabelled(Value::Unsigned(
+            agent.history_points_written_total,
+        ))],
+    ));
+
+    let mut errors: BTreeMap<&str, u64> = ERROR_KINDS.iter().map(|k| (*k, 0)).collect();
+    errors.extend(agent.errors_total.iter().map(|(k, v)| (k.as_str(), *v)));
+    out.push(family(
+        "jaga_errors_total",
+        "Number of errors met while collecting, by kind.",
+        Kind::Counter,
+        errors
+            .into_iter()
+            .map(|(kind, n)| Series {
+                labels: vec![label("kind", kind)],
+                value: Value::Unsigned(n),
+            })
+            .collect(),
+    ));
+
+    let mut states: BTreeMap<&str, u64> =
+        CONTAINER_STATES.iter().map(|s| (s.as_str(), 0)).collect();
+    states.extend(agent.containers_seen.iter().map(|(k, v)| (k.as_str(), *v)));
+    out.push(family(
+        "jaga_containers",
+        "Number of containers seen in the last collection pass, by state.",
+        Kind::Gauge,
+        states
+            .into_iter()
+            .map(|(state, n)| Series {
+                labels: vec![label("state", state)],
+                value: Value::Unsigned(n),
+            })
+            .collect(),
+    ));
+}
+
+fn unlabelled<'a>(value: Value) -> Series<'a> {
+    Series {
+        labels: Vec::new(),
+        value,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_names_are_sanitised_as_cadvisor_does() {
+        assert_eq!(
+            sanitize_label_name("com.docker.compose.service"),
+            "com_docker_compose_service"
+        );
+        assert_eq!(sanitize_label_name("maintainer.email"), "maintainer_email");
+        assert_eq!(sanitize_label_name("a-b/c:d é"), "a_b_c_d__");
+        assert_eq!(sanitize_label_name("Already_OK_9"), "Already_OK_9");
+    }
+}

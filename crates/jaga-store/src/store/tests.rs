@@ -1,0 +1,696 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jaga_model::{ContainerId, ContainerRef, ContainerState, HistoryPoint, RollupPoint};
+use rusqlite::Connection;
+
+use super::*;
+
+/// A minute boundary (and a multiple of 120 s).
+const T0: i64 = 1_700_000_040_000;
+const MIN: i64 = 60_000;
+const SEC: i64 = 1_000;
+
+fn cid(hex: &str) -> ContainerId {
+    ContainerId::new(format!("{hex:0<64}"))
+}
+
+/// Series `i` holds `cpu * (i + 1)`, so every column is checked.
+fn point(unix_ms: i64, cpu: f64) -> HistoryPoint {
+    let mut values = [0.0; 9];
+    for (i, v) in values.iter_mut().enumerate() {
+        *v = cpu * (i as f64 + 1.0);
+    }
+    HistoryPoint { unix_ms, values }
+}
+
+fn series(x: f64) -> [f64; 9] {
+    point(0, x).values
+}
+
+fn rollup(unix_ms: i64, count: u32, min: f64, avg: f64, max: f64) -> RollupPoint {
+    RollupPoint {
+        unix_ms,
+        count,
+        min: series(min),
+        avg: series(avg),
+        max: series(max),
+    }
+}
+
+fn container_ref(id: &ContainerId, name: &str, state: ContainerState) -> ContainerRef {
+    ContainerRef {
+        id: id.clone(),
+        name: name.to_owned(),
+        image: "nginx:1.25".to_owned(),
+        labels: BTreeMap::from([("app".to_owned(), "web".to_owned())]),
+        state,
+        pid: None,
+        network_mode: "bridge".to_owned(),
+        created: 0,
+        started_at: None,
+    }
+}
+
+fn open(dir: &tempfile::TempDir) -> HistoryStore {
+    HistoryStore::open(dir.path(), Retention::default()).unwrap()
+}
+
+fn open_with(dir: &tempfile::TempDir, raw: Duration, rollup: Duration) -> HistoryStore {
+    HistoryStore::open(dir.path(), Retention { raw, rollup }).unwrap()
+}
+
+/// Minute T0: cpu 1, 2, 6 (avg 3). Minute T0+1: cpu 10, 20 (avg 15).
+/// Minute T0+2 (incomplete at T0+2m30s): cpu 100.
+fn write_three_minutes(store: &HistoryStore, id: &ContainerId) {
+    let pts = [
+        (T0, 1.0),
+        (T0 + 10 * SEC, 2.0),
+        (T0 + 20 * SEC, 6.0),
+        (T0 + MIN, 10.0),
+        (T0 + MIN + 10 * SEC, 20.0),
+        (T0 + 2 * MIN, 100.0),
+    ];
+    let batch: Vec<_> = pts
+        .iter()
+        .map(|&(t, v)| (id.clone(), point(t, v)))
+        .collect();
+    assert_eq!(store.write_points(&batch).unwrap(), 6);
+}
+
+fn expected_first_two_minutes() -> Vec<RollupPoint> {
+    vec![
+        rollup(T0, 3, 1.0, 3.0, 6.0),
+        rollup(T0 + MIN, 2, 10.0, 15.0, 20.0),
+    ]
+}
+
+#[test]
+fn store_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<HistoryStore>();
+}
+
+#[test]
+fn roll_up_gives_exact_min_avg_max_count_per_complete_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = cid("a1");
+    write_three_minutes(&store, &a);
+
+    assert_eq!(store.roll_up(T0 + 2 * MIN + 30 * SEC).unwrap(), 2);
+    assert_eq!(
+        store.minute_rollups(&a, i64::MIN, i64::MAX).unwrap(),
+        expected_first_two_minutes(),
+        "the current minute (T0+2m) is not complete and must not be rolled"
+    );
+}
+
+#[test]
+fn roll_up_twice_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = cid("a1");
+    write_three_minutes(&store, &a);
+    let now = T0 + 2 * MIN + 30 * SEC;
+    assert_eq!(store.roll_up(now).unwrap(), 2);
+    assert_eq!(store.roll_up(now).unwrap(), 0);
+    assert_eq!(store.roll_up(now + 10 * SEC).unwrap(), 0);
+    assert_eq!(
+        store.minute_rollups(&a, i64::MIN, i64::MAX).unwrap(),
+        expected_first_two_minutes()
+    );
+
+    // and after a restart
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(store.roll_up(now).unwrap(), 0);
+    assert_eq!(
+        store.minute_rollups(&a, i64::MIN, i64::MAX).unwrap(),
+        expected_first_two_minutes()
+    );
+    // the next minute completes: only it is added
+    assert_eq!(store.roll_up(T0 + 3 * MIN).unwrap(), 1);
+    let rows = store.minute_rollups(&a, i64::MIN, i64::MAX).unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[2], rollup(T0 + 2 * MIN, 1, 100.0, 100.0, 100.0));
+}
+
+#[test]
+fn late_point_in_a_rolled_minute_is_rolled_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = cid("a1");
+    write_three_minutes(&store, &a);
+    store.roll_up(T0 + 2 * MIN + 30 * SEC).unwrap();
+
+    store
+        .write_points(&[(a.clone(), point(T0 + 30 * SEC, 3.0))])
+        .unwrap();
+    assert_eq!(store.roll_up(T0 + 2 * MIN + 40 * SEC).unwrap(), 2);
+    assert_eq!(
+        store.minute_rollups(&a, i64::MIN, i64::MAX).unwrap(),
+        vec![
+            rollup(T0, 4, 1.0, 3.0, 6.0),
+            rollup(T0 + MIN, 2, 10.0, 15.0, 20.0),
+        ]
+    );
+}
+
+#[test]
+fn trim_removes_exactly_what_is_past_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(&dir, Duration::from_secs(600), Duration::from_secs(3600));
+    let now = T0 + 120 * MIN;
+    let (a, b, c, d) = (cid("a1"), cid("b2"), cid("c3"), cid("d4"));
+    store
+        .upsert_containers(
+            &[
+                container_ref(&b, "old-with-data", ContainerState::Exited),
+                container_ref(&c, "old-no-data", ContainerState::Exited),
+            ],
+            T0,
+        )
+        .unwrap();
+    store
+        .upsert_containers(
+            &[container_ref(&d, "current", ContainerState::Running)],
+            now,
+        )
+        .unwrap();
+    store
+        .write_points(&[
+            (a.clone(), point(T0, 1.0)),                 // past both retentions
+            (a.clone(), point(T0 + 90 * MIN, 2.0)),      // raw gone, rollup kept
+            (a.clone(), point(T0 + 115 * MIN, 3.0)),     // both kept
+            (b.clone(), point(T0, 4.0)),                 // past both retentions
+            (a.clone(), point(now - 10 * MIN, 5.0)),     // exactly at the raw edge: kept
+            (a.clone(), point(now - 10 * MIN - 1, 6.0)), // 1 ms past it: deleted
+        ])
+        .unwrap();
+
+    let report = store.trim(now).unwrap();
+    assert_eq!(
+        report,
+        TrimReport {
+            raw_deleted: 4,
+            rollups_deleted: 2,
+            containers_deleted: 2,
+        }
+    );
+    let raw: Vec<i64> = store
+        .range(&a, i64::MIN, i64::MAX, 0)
+        .unwrap()
+        .iter()
+        .map(|p| p.unix_ms)
+        .collect();
+    assert_eq!(raw, vec![now - 10 * MIN, T0 + 115 * MIN]);
+    let rollups: Vec<(i64, u32)> = store
+        .minute_rollups(&a, i64::MIN, i64::MAX)
+        .unwrap()
+        .iter()
+        .map(|r| (r.unix_ms, r.count))
+        .collect();
+    assert_eq!(
+        rollups,
+        vec![
+            (T0 + 90 * MIN, 1),
+            (now - 11 * MIN, 1),
+            (now - 10 * MIN, 1),
+            (T0 + 115 * MIN, 1),
+        ]
+    );
+    assert!(store.container(b.as_str()).unwrap().is_none());
+    assert!(store.container(c.as_str()).unwrap().is_none());
+    assert!(store.container(d.as_str()).unwrap().is_some());
+    assert!(store.container(a.as_str()).unwrap().is_some());
+
+    assert_eq!(store.trim(now).unwrap(), TrimReport::default());
+}
+
+#[test]
+fn trim_never_deletes_raw_points_not_rolled_up() {
+    let dir = tempfile::tempdir().unwrap();
+    // raw retention shorter than a minute
+    let store = open_with(&dir, Duration::from_secs(1), Duration::from_secs(3600));
+    let a = cid("a1");
+    store
+        .write_points(&[(a.clone(), point(T0 + 10 * SEC, 1.0))])
+        .unwrap();
+    let report = store.trim(T0 + 30 * SEC).unwrap();
+    assert_eq!(report.raw_deleted, 0, "minute T0 is not complete yet");
+    assert_eq!(store.range(&a, i64::MIN, i64::MAX, 0).unwrap().len(), 1);
+}
+
+#[test]
+fn late_point_older_than_trimmed_raw_is_dropped_not_folded_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(&dir, Duration::from_secs(600), Duration::from_secs(3600));
+    let a = cid("a1");
+    write_three_minutes(&store, &a);
+    store.trim(T0 + 30 * MIN).unwrap();
+    assert_eq!(
+        store
+            .write_points(&[(a.clone(), point(T0 + 5 * SEC, 50.0))])
+            .unwrap(),
+        0
+    );
+    store.roll_up(T0 + 31 * MIN).unwrap();
+    assert_eq!(
+        store.minute_rollups(&a, T0, T0 + MIN).unwrap(),
+        expected_first_two_minutes()
+    );
+}
+
+#[test]
+fn points_rollups_and_containers_survive_close_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = cid("a1");
+    {
+        let store = open(&dir);
+        store
+            .upsert_containers(&[container_ref(&a, "web", ContainerState::Running)], T0)
+            .unwrap();
+        write_three_minutes(&store, &a);
+        store.roll_up(T0 + 2 * MIN + 30 * SEC).unwrap();
+    }
+    let store = open(&dir);
+    assert_eq!(store.range(&a, i64::MIN, i64::MAX, 0).unwrap().len(), 6);
+    assert_eq!(
+        store.minute_rollups(&a, i64::MIN, i64::MAX).unwrap(),
+        expected_first_two_minutes()
+    );
+    assert_eq!(
+        store.latest_point(&a).unwrap(),
+        Some(point(T0 + 2 * MIN, 100.0))
+    );
+    assert_eq!(store.container("web").unwrap().unwrap().id, a);
+}
+
+#[test]
+fn range_with_step_zero_returns_raw_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = cid("a1");
+    write_three_minutes(&store, &a);
+    let got = store.range(&a, T0 + 10 * SEC, T0 + MIN, 0).unwrap();
+    assert_eq!(
+        got,
+        vec![
+            rollup(T0 + 10 * SEC, 1, 2.0, 2.0, 2.0),
+            rollup(T0 + 20 * SEC, 1, 6.0, 6.0, 6.0),
+            rollup(T0 + MIN, 1, 10.0, 10.0, 10.0),
+        ]
+    );
+}
+
+#[test]
+fn range_inside_raw_window_with_step_within_spacing_returns_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = cid("a1");
+    let batch: Vec<_> = (0..6)
+        .map(|i| (a.clone(), point(T0 + i * 10 * SEC, i as f64)))
+        .collect();
+    store.write_points(&batch).unwrap();
+    let got = store.range(&a, T0, T0 + MIN, 5 * SEC).unwrap();
+    assert_eq!(got.len(), 6);
+    assert!(got.iter().all(|p| p.count == 1));
+    assert_eq!(got[5].unix_ms, T0 + 50 * SEC);
+}
+
+#[test]
+fn range_step_wider_than_spacing_buckets_raw_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = cid("a1");
+    write_three_minutes(&store, &a);
+    assert_eq!(
+        store.range(&a, T0, T0 + MIN + 59 * SEC, MIN).unwrap(),
+        expected_first_two_minutes()
+    );
+    // (1 + 2 + 6 + 10 + 20) / 5
+    assert_eq!(
+        store.range(&a, T0, T0 + MIN + 59 * SEC, 2 * MIN).unwrap(),
+        vec![rollup(T0, 5, 1.0, 39.0 / 5.0, 20.0)]
+    );
+}
+
+#[test]
+fn range_older_than_raw_window_uses_rollups_and_weights_avg_by_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(&dir, Duration::from_secs(600), Duration::from_secs(86_400));
+    let a = cid("a1");
+    write_three_minutes(&store, &a);
+    let report = store.trim(T0 + 30 * MIN).unwrap();
+    assert_eq!(report.raw_deleted, 6);
+    assert!(store.range(&a, T0, T0 + 3 * MIN, 0).unwrap().is_empty());
+
+    assert_eq!(
+        store.range(&a, T0, T0 + MIN + 59 * SEC, MIN).unwrap(),
+        expected_first_two_minutes()
+    );
+    // weighted: (3 * 3 + 15 * 2) / 5 = 7.8, where the mean of the means is 9
+    assert_eq!(
+        store.range(&a, T0, T0 + MIN + 59 * SEC, 2 * MIN).unwrap(),
+        vec![rollup(T0, 5, 1.0, 39.0 / 5.0, 20.0)]
+    );
+}
+
+#[test]
+fn bucket_across_the_raw_edge_counts_every_point_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(&dir, Duration::from_secs(600), Duration::from_secs(86_400));
+    let a = cid("a1");
+    // one point every 10 s for 20 minutes, cpu = 1
+    let batch: Vec<_> = (0..120)
+        .map(|i| (a.clone(), point(T0 + i * 10 * SEC, 1.0)))
+        .collect();
+    store.write_points(&batch).unwrap();
+    let now = T0 + 20 * MIN + 5 * SEC;
+    let report = store.trim(now).unwrap();
+    assert!(report.raw_deleted > 0);
+    let hour = 60 * MIN;
+    let got = store.range(&a, T0, now, 10 * hour).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].count, 120);
+    assert_eq!(got[0].avg, series(1.0));
+    assert_eq!(got[0].unix_ms, floor_to(T0, 10 * hour));
+}
+
+#[test]
+fn unknown_container_has_no_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    write_three_minutes(&store, &cid("a1"));
+    let nobody = cid("ff");
+    assert!(store
+        .range(&nobody, i64::MIN, i64::MAX, 0)
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .range(&nobody, i64::MIN, i64::MAX, MIN)
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.latest_point(&nobody).unwrap(), None);
+    assert!(store.container("nobody").unwrap().is_none());
+}
+
+#[test]
+fn container_lookup_by_full_id_name_and_unique_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let web = cid("abc123def456");
+    let db = cid("abc999");
+    store
+        .upsert_containers(
+            &[
+                container_ref(&web, "/web", ContainerState::Running),
+                container_ref(&db, "db", ContainerState::Exited),
+            ],
+            T0,
+        )
+        .unwrap();
+    let by_id = store.container(web.as_str()).unwrap().unwrap();
+    assert_eq!(
+        by_id,
+        StoredContainer {
+            id: web.clone(),
+            name: "web".to_owned(),
+            image: "nginx:1.25".to_owned(),
+            labels: BTreeMap::from([("app".to_owned(), "web".to_owned())]),
+            state: "running".to_owned(),
+            first_seen_unix_ms: T0,
+            last_seen_unix_ms: T0,
+        }
+    );
+    assert_eq!(store.container("web").unwrap().unwrap().id, web);
+    assert_eq!(store.container("/web").unwrap().unwrap().id, web);
+    assert_eq!(store.container(web.short()).unwrap().unwrap().id, web);
+    assert_eq!(store.container("abc9").unwrap().unwrap().id, db);
+    assert!(store.container("0123").unwrap().is_none());
+    assert!(store.container("").unwrap().is_none());
+    let err = store.container("abc").unwrap_err();
+    assert!(
+        matches!(err, StoreError::AmbiguousContainer { count: 2, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn upsert_keeps_first_seen_and_moves_last_seen_and_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = cid("a1");
+    store
+        .upsert_containers(&[container_ref(&a, "web", ContainerState::Running)], T0)
+        .unwrap();
+    store
+        .upsert_containers(
+            &[container_ref(&a, "web2", ContainerState::Exited)],
+            T0 + MIN,
+        )
+        .unwrap();
+    // an older pass arriving late does not move last_seen back
+    store
+        .upsert_containers(&[container_ref(&a, "web2", ContainerState::Exited)], T0 + 1)
+        .unwrap();
+    let c = store.container(a.as_str()).unwrap().unwrap();
+    assert_eq!((c.name.as_str(), c.state.as_str()), ("web2", "exited"));
+    assert_eq!((c.first_seen_unix_ms, c.last_seen_unix_ms), (T0, T0 + MIN));
+}
+
+#[test]
+fn points_for_an_unseen_container_create_a_placeholder() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = cid("a1");
+    store.write_points(&[(a.clone(), point(T0, 1.0))]).unwrap();
+    let c = store.container(a.as_str()).unwrap().unwrap();
+    assert_eq!(c.name, a.short());
+    assert_eq!((c.first_seen_unix_ms, c.last_seen_unix_ms), (T0, T0));
+    store
+        .upsert_containers(
+            &[container_ref(&a, "web", ContainerState::Running)],
+            T0 + MIN,
+        )
+        .unwrap();
+    let c = store.container("web").unwrap().unwrap();
+    assert_eq!((c.first_seen_unix_ms, c.last_seen_unix_ms), (T0, T0 + MIN));
+}
+
+#[test]
+fn containers_since_lists_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let (a, b, c) = (cid("a1"), cid("b2"), cid("c3"));
+    store
+        .upsert_containers(&[container_ref(&a, "old", ContainerState::Exited)], T0)
+        .unwrap();
+    store
+        .upsert_containers(&[container_ref(&b, "b", ContainerState::Running)], T0 + MIN)
+        .unwrap();
+    store
+        .upsert_containers(
+            &[container_ref(&c, "c", ContainerState::Running)],
+            T0 + 2 * MIN,
+        )
+        .unwrap();
+    let names: Vec<String> = store
+        .containers_since(T0 + MIN)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, vec!["c", "b"]);
+}
+
+#[test]
+fn nan_values_round_trip_and_are_skipped_by_rollups() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = cid("a1");
+    let mut p1 = point(T0, 1.0);
+    p1.values[0] = f64::NAN;
+    p1.values[8] = f64::NAN;
+    let mut p2 = point(T0 + SEC, 3.0);
+    p2.values[8] = f64::NAN;
+    store
+        .write_points(&[(a.clone(), p1), (a.clone(), p2)])
+        .unwrap();
+    let raw = store.range(&a, T0, T0, 0).unwrap();
+    assert!(raw[0].avg[0].is_nan());
+    assert_eq!(raw[0].avg[1], 2.0);
+
+    store.roll_up(T0 + MIN).unwrap();
+    let r = store.minute_rollups(&a, T0, T0).unwrap()[0];
+    assert_eq!(r.count, 2);
+    assert_eq!((r.min[0], r.avg[0], r.max[0]), (3.0, 3.0, 3.0));
+    assert_eq!((r.min[1], r.avg[1], r.max[1]), (2.0, 4.0, 6.0));
+    assert!(r.min[8].is_nan() && r.avg[8].is_nan() && r.max[8].is_nan());
+}
+
+#[test]
+fn second_connection_sees_committed_points_while_first_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(&dir);
+    let a = cid("a1");
+    write_three_minutes(&first, &a);
+
+    // a plain SQLite connection, as after a crash of the writer
+    let raw = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+    let mode: String = raw
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let n: i64 = raw
+        .query_row("SELECT COUNT(*) FROM raw", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 6);
+
+    let second = open(&dir);
+    assert_eq!(second.range(&a, i64::MIN, i64::MAX, 0).unwrap().len(), 6);
+    second
+        .write_points(&[(a.clone(), point(T0 + 3 * MIN, 7.0))])
+        .unwrap();
+    assert_eq!(
+        first.latest_point(&a).unwrap(),
+        Some(point(T0 + 3 * MIN, 7.0))
+    );
+}
+
+#[test]
+fn newer_schema_version_is_refused_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(&dir));
+    let path = dir.path().join(FILE_NAME);
+    Connection::open(&path)
+        .unwrap()
+        .execute(
+            "UPDATE meta SET value = 99 WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+    let err = HistoryStore::open(dir.path(), Retention::default()).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::SchemaVersion { found, supported: 1, .. } if found == "99"),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+}
+
+#[test]
+fn file_that_is_not_a_database_is_an_error_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+    let err = HistoryStore::open(dir.path(), Retention::default()).unwrap_err();
+    assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn directory_that_cannot_be_created_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"").unwrap();
+    let err = HistoryStore::open(&file.join("sub"), Retention::default()).unwrap_err();
+    assert!(matches!(err, StoreError::CreateDir { .. }), "{err}");
+    assert!(err.to_string().contains("sub"), "{err}");
+}
+
+#[test]
+fn bad_data_in_the_file_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = cid("a1");
+    store
+        .upsert_containers(&[container_ref(&a, "web", ContainerState::Running)], T0)
+        .unwrap();
+    write_three_minutes(&store, &a);
+    store.roll_up(T0 + 2 * MIN + 30 * SEC).unwrap();
+    let raw = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+    raw.execute_batch(
+        "UPDATE containers SET labels = 'not json';
+         UPDATE raw SET cpu_percent = 'abc' WHERE ts = 1700000040000;
+         UPDATE rollup_1m SET count = -1;",
+    )
+    .unwrap();
+
+    let err = store.container("web").unwrap_err();
+    assert!(err.to_string().contains(FILE_NAME), "{err}");
+    assert!(err.to_string().contains("'web'"), "{err}");
+    let err = store.range(&a, i64::MIN, i64::MAX, 0).unwrap_err();
+    assert!(err.to_string().contains(a.as_str()), "{err}");
+    assert!(store.minute_rollups(&a, i64::MIN, i64::MAX).is_err());
+    assert!(store.containers_since(0).is_err());
+}
+
+#[test]
+fn checkpoint_empties_the_wal_and_disk_bytes_counts_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    write_three_minutes(&store, &cid("a1"));
+    let mut wal = dir.path().join(FILE_NAME).into_os_string();
+    wal.push("-wal");
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+    let before = store.disk_bytes();
+    assert!(before > 0);
+    store.checkpoint().unwrap();
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+    assert_eq!(
+        store.disk_bytes(),
+        std::fs::metadata(store.path()).unwrap().len()
+    );
+}
+
+#[test]
+fn integral_values_are_stored_as_integers_and_read_back_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = cid("a1");
+    let values = [
+        12.5,
+        52_428_800.0,
+        -0.0,
+        1e20,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        9_007_199_254_740_992.0,
+        0.1,
+        -3.0,
+    ];
+    store
+        .write_points(&[(
+            a.clone(),
+            HistoryPoint {
+                unix_ms: T0,
+                values,
+            },
+        )])
+        .unwrap();
+    assert_eq!(
+        store.latest_point(&a).unwrap(),
+        Some(HistoryPoint {
+            unix_ms: T0,
+            values
+        })
+    );
+    let raw = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+    let types: (String, String, String) = raw
+        .query_row(
+            "SELECT typeof(cpu_percent), typeof(memory_usage_bytes), \
+             typeof(network_rx_bytes_per_second) FROM raw",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        types,
+        ("real".to_owned(), "integer".to_owned(), "real".to_owned())
+    );
+}

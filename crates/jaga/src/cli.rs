@@ -1,0 +1,105 @@
+//! Command-line surface: subcommands, global options, logging set-up.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use jaga_config::{Config, LogFormat};
+use jaga_engine::{ConnectionSettings, Engine};
+
+use crate::sampler::Sampler;
+use crate::stats;
+
+/// jaga watches a Docker host: container metrics, security events, log
+/// attacks and posture, in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "jaga", version, about, long_about = None)]
+pub struct Cli {
+    /// Config file (default: $JAGA_CONFIG, ./jaga.toml, /etc/jaga/jaga.toml)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Host root to read cgroups and /proc under, when jaga runs in a
+    /// container with the host's / mounted (e.g. /host)
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "/",
+        env = "JAGA_HOST_ROOT"
+    )]
+    pub host_root: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Display a live stream of container resource usage statistics (docker stats)
+    Stats(stats::StatsArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = load_config(cli.config.as_deref())?;
+    init_logging(&config);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Stats(args) => {
+                let engine = connect(&config).await?;
+                let sampler = Sampler::new(&cli.host_root).with_context(|| {
+                    format!(
+                        "cannot find the cgroup hierarchy under '{}'",
+                        cli.host_root.display()
+                    )
+                })?;
+                stats::run(&engine, &sampler, args).await
+            }
+        }
+    })
+}
+
+fn load_config(explicit: Option<&Path>) -> anyhow::Result<Config> {
+    let found = jaga_config::find_config_file(explicit, |k| std::env::var(k).ok(), Path::exists);
+    match found {
+        Some(path) => Ok(jaga_config::load_file(&path)?),
+        None => Ok(Config::default()),
+    }
+}
+
+async fn connect(config: &Config) -> anyhow::Result<Engine> {
+    let settings = ConnectionSettings::resolve(&config.engine, |k| std::env::var(k).ok());
+    Ok(Engine::connect(&settings).await?)
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests) is harmless: keep the first.
+    let _ = match config.log.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// The one line printed for an error: the outermost context and its causes.
+pub fn describe(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if parts.last().is_some_and(|last| last.contains(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,6 @@
+//! jaga's command-line front end as a library, so integration tests reach the
+//! same code the binary runs.
+
+pub mod cli;
+pub mod sampler;
+pub mod stats;

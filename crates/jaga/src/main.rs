@@ -1,0 +1,26 @@
+//! The `jaga` binary: parses arguments, loads config, runs a command, and maps
+//! errors to exit codes. Logic lives in the parts it calls.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use jaga::cli;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `jaga stats | head` closing the pipe is not an error.
+            if error
+                .chain()
+                .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+                .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("Error: {}", cli::describe(&error));
+            ExitCode::from(1)
+        }
+    }
+}

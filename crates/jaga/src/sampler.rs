@@ -1,0 +1,76 @@
+//! Readings of one container: its cgroups found from its init PID, cached
+//! per container, and read in one pass.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use jaga_cgroup::{CgroupError, CgroupReader, ContainerCgroups};
+use jaga_model::{ContainerId, ContainerRef, HostCounters, Sample};
+
+/// Reads containers' cgroups and /proc under a host root ("/" normally).
+pub struct Sampler {
+    root: PathBuf,
+    reader: CgroupReader,
+    /// Resolved cgroup directories by (container, pid): a restart brings a new pid.
+    cgroups: Mutex<HashMap<(ContainerId, u32), ContainerCgroups>>,
+}
+
+impl Sampler {
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self, CgroupError> {
+        let root = root.into();
+        let reader = CgroupReader::discover(&root)?;
+        Ok(Self {
+            root,
+            reader,
+            cgroups: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn reader(&self) -> &CgroupReader {
+        &self.reader
+    }
+
+    pub fn host_counters(&self) -> Result<HostCounters, CgroupError> {
+        self.reader.read_host()
+    }
+
+    pub fn runtime_pid(&self, id: &ContainerId) -> Option<u32> {
+        jaga_engine::runtime_init_pid(&self.root, id)
+    }
+
+    /// One reading of the container. It must have an init PID.
+    pub fn sample(&self, container: &ContainerRef) -> Result<Sample, CgroupError> {
+        let pid = container.pid.ok_or(CgroupError::NoProcess)?;
+        let key = (container.id.clone(), pid);
+        let cached = self.lock().get(&key).cloned();
+        let cgroups = match cached {
+            Some(cgroups) => cgroups,
+            None => {
+                let cgroups = self.reader.container_cgroups(pid)?;
+                self.lock().insert(key.clone(), cgroups.clone());
+                cgroups
+            }
+        };
+        let result = self
+            .reader
+            .read_sample(&cgroups, pid, container.uses_host_network());
+        if result.is_err() {
+            // The container went away or restarted: find its cgroups afresh next time.
+            self.lock().remove(&key);
+        }
+        result
+    }
+
+    /// Forgets containers not in `alive`, so the cache cannot grow without bound.
+    pub fn retain(&self, alive: impl Fn(&ContainerId) -> bool) {
+        self.lock().retain(|(id, _), _| alive(id));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(ContainerId, u32), ContainerCgroups>> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.cgroups
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

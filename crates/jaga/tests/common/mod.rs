@@ -1,0 +1,174 @@
+//! Shared set-up for tests against the real Docker Engine that
+//! `scripts/testbed.sh` starts: containers that clean up after themselves and
+//! a runner for the `jaga` binary.
+
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BUSYBOX: &str = "jaga-test/busybox:latest";
+pub const NGINX: &str = "jaga-test/nginx:latest";
+
+/// Fails the test with one clear line when no engine answers: these tests
+/// never skip in silence.
+pub fn require_engine() {
+    let out = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output();
+    match out {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "no Docker engine answers (`docker version` failed: {}); run scripts/testbed.sh first",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => panic!("the docker CLI cannot be run ({e}); run scripts/testbed.sh first"),
+    }
+}
+
+/// Runs `docker ARGS`, panicking with its stderr on failure.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A name no other test or run uses.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "jaga-test-{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A container removed (forcefully) when the test ends, pass or fail.
+pub struct TestContainer {
+    pub name: String,
+    pub id: String,
+}
+
+impl TestContainer {
+    /// `docker run -d --name <unique> ARGS`.
+    pub fn run(prefix: &str, args: &[&str]) -> Self {
+        let name = unique_name(prefix);
+        let mut full = vec!["run", "-d", "--name", &name];
+        full.extend_from_slice(args);
+        let id = docker(&full);
+        Self { name, id }
+    }
+
+    pub fn pid(&self) -> u32 {
+        docker(&["inspect", "-f", "{{.State.Pid}}", &self.name])
+            .parse()
+            .expect("pid")
+    }
+}
+
+impl Drop for TestContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.name])
+            .output();
+    }
+}
+
+/// Runs the `jaga` binary built for these tests.
+pub fn jaga(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_jaga"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run jaga")
+}
+
+/// `jaga stats --no-stream --format json ARGS`, one JSON object per row.
+pub fn jaga_stats_json(args: &[&str]) -> Vec<serde_json::Value> {
+    let mut full = vec!["stats", "--no-stream", "--format", "json"];
+    full.extend_from_slice(args);
+    let out = jaga(&full);
+    assert!(
+        out.status.success(),
+        "jaga {full:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_json_lines(&out.stdout)
+}
+
+pub fn parse_json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Parses docker's size strings: `324KiB`, `23.54GiB`, `1.2kB`, `648B`, `1e+03kB`.
+pub fn parse_size(text: &str) -> f64 {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic() && c != 'e')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .unwrap_or_else(|_| panic!("bad size {text:?}"));
+    let factor = match unit {
+        "B" => 1.0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "TiB" => 1024.0_f64.powi(4),
+        other => panic!("unknown unit {other:?} in {text:?}"),
+    };
+    number * factor
+}
+
+/// `"1.2kB / 648B"` → (1200, 648).
+pub fn parse_pair(text: &str) -> (f64, f64) {
+    let (a, b) = text
+        .split_once(" / ")
+        .unwrap_or_else(|| panic!("not a pair: {text:?}"));
+    (parse_size(a), parse_size(b))
+}
+
+pub fn parse_percent(text: &str) -> f64 {
+    text.trim_end_matches('%')
+        .parse()
+        .unwrap_or_else(|_| panic!("bad percent {text:?}"))
+}
+
+/// The row for `name` in `rows`.
+pub fn row<'a>(rows: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    rows.iter()
+        .find(|r| r["Name"] == name)
+        .unwrap_or_else(|| panic!("no row for {name} in {rows:#?}"))
+}
