@@ -2,7 +2,6 @@
 //! cgroup directory is told apart from a file the kernel simply does not
 //! provide, and a vanished process from a broken `/proc`.
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -17,18 +16,13 @@ const ESRCH: i32 = 3;
 /// exist but the directory does (a controller file this kernel or
 /// configuration lacks); `CgroupGone` when the directory itself is gone.
 pub(crate) fn read_cgroup_file(path: &Path) -> Result<Option<String>, CgroupError> {
-    match fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
+    match crate::handles::read_optional(path) {
+        Ok(text) => Ok(text),
         Err(err) => {
             let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            if err.raw_os_error() == Some(ENODEV) {
+            if err.raw_os_error() == Some(ENODEV) || err.kind() == io::ErrorKind::NotFound {
+                // `read_optional` only reports NotFound when the directory is gone too.
                 return Err(CgroupError::CgroupGone { path: dir });
-            }
-            if err.kind() == io::ErrorKind::NotFound {
-                return match fs::metadata(&dir) {
-                    Ok(meta) if meta.is_dir() => Ok(None),
-                    _ => Err(CgroupError::CgroupGone { path: dir }),
-                };
             }
             Err(CgroupError::Io {
                 path: path.to_path_buf(),
@@ -46,8 +40,12 @@ pub(crate) fn read_cgroup_required(path: &Path) -> Result<String, CgroupError> {
 }
 
 /// Reads a file under `/proc/<pid>/`. A missing process is `ProcessGone`.
+///
+/// Opened afresh each time, never through a kept handle: a handle to
+/// `/proc/<pid>/net/dev` would keep the network namespace of an exited
+/// process alive and go on reading it.
 pub(crate) fn read_pid_file(path: &Path, pid: u32) -> Result<String, CgroupError> {
-    match fs::read_to_string(path) {
+    match crate::handles::read_fresh(path) {
         Ok(text) => Ok(text),
         Err(err) if err.kind() == io::ErrorKind::NotFound || err.raw_os_error() == Some(ESRCH) => {
             Err(CgroupError::ProcessGone { pid })
@@ -67,7 +65,7 @@ pub(crate) enum PidFile {
 }
 
 pub(crate) fn read_pid_file_lenient(path: &Path) -> Result<PidFile, CgroupError> {
-    match fs::read_to_string(path) {
+    match crate::handles::read_fresh(path) {
         Ok(text) => Ok(PidFile::Text(text)),
         Err(err)
             if matches!(
@@ -86,7 +84,7 @@ pub(crate) fn read_pid_file_lenient(path: &Path) -> Result<PidFile, CgroupError>
 
 /// Reads a host file such as `/proc/stat`; it must exist.
 pub(crate) fn read_host_file(path: &Path) -> Result<String, CgroupError> {
-    fs::read_to_string(path).map_err(|err| {
+    crate::handles::read_to_string(path).map_err(|err| {
         if err.kind() == io::ErrorKind::NotFound {
             CgroupError::Missing {
                 path: path.to_path_buf(),

@@ -8,6 +8,7 @@
 
 mod error;
 mod fsread;
+mod handles;
 mod mounts;
 mod parse;
 mod procfs;
@@ -26,7 +27,7 @@ pub use mounts::{
     parse_mountinfo, parse_proc_cgroup, relative_to_mount_root, MountInfo, ProcCgroup,
 };
 pub use parse::{count_lines, parse_flat_keyed, parse_i64, parse_max_or_u64, parse_u64, FlatKeyed};
-pub use procfs::{parse_meminfo_total, parse_net_dev, parse_proc_stat, ProcStat};
+pub use procfs::{parse_meminfo_total, parse_net_dev, parse_partitions, parse_proc_stat, ProcStat};
 pub use v1::{
     merge_blkio, parse_blkio, parse_cfs_quota, parse_cpuacct_stat, v1_limit, BlkioEntry,
     BLKIO_SETS, V1_UNLIMITED_THRESHOLD,
@@ -230,6 +231,27 @@ impl CgroupReader {
     /// Mount of the cgroup2 hierarchy, if any (on hybrid hosts too).
     pub fn v2_mount(&self) -> Option<&CgroupMount> {
         self.v2.as_ref()
+    }
+
+    /// The container's cgroup as cAdvisor names it in its `id` label:
+    /// `/docker/<id>` (cgroupfs) or `/system.slice/docker-<id>.scope`
+    /// (systemd), from the memory line of `/proc/<pid>/cgroup` on v1 and the
+    /// `0::` line on v2.
+    pub fn cgroup_name(&self, pid: u32) -> Result<String, CgroupError> {
+        let path = self.root.join(format!("proc/{pid}/cgroup"));
+        let text = read_pid_file(&path, pid)?;
+        let lines = parse_proc_cgroup(&text).map_err(|err| err.in_file(&path))?;
+        let line = match self.version {
+            CgroupVersion::V1 => lines
+                .iter()
+                .find(|line| line.hierarchy_id != 0 && line.has_controller("memory")),
+            CgroupVersion::V2 => lines.iter().find(|line| line.is_unified()),
+        };
+        line.map(|line| line.path.clone())
+            .ok_or(CgroupError::ControllerNotListed {
+                controller: "memory",
+                path,
+            })
     }
 
     /// Reads `{root}/proc/<pid>/cgroup` and resolves each controller's

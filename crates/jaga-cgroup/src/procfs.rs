@@ -137,6 +137,24 @@ pub fn parse_meminfo_total(text: &str) -> Result<u64, ParseError> {
     Err(ParseError::whole("no 'MemTotal' line"))
 }
 
+/// Block devices by `major:minor` from `/proc/partitions`, named as in `/dev`
+/// (`254:0` → `/dev/vda`), for the `device` label of block I/O series.
+/// Lines that do not read as `major minor blocks name` are skipped.
+pub fn parse_partitions(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [major, minor, blocks, name] = fields.as_slice() else {
+                return None;
+            };
+            major.parse::<u32>().ok()?;
+            minor.parse::<u32>().ok()?;
+            blocks.parse::<u64>().ok()?;
+            Some((format!("{major}:{minor}"), format!("/dev/{name}")))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +264,15 @@ Inter-|   Receive                                                |  Transmit
             Some(1)
         );
         assert!(parse_meminfo_total("MemTotal: 1 MB\n").is_err());
+    }
+
+    #[test]
+    fn partitions_name_devices_by_major_minor() {
+        let text = "major minor  #blocks  name\n\n 254        0  268435456 vda\n 254        1  268434415 vda1\n   7        0       4096 loop0\n";
+        let devices = parse_partitions(text);
+        assert_eq!(devices.len(), 3);
+        assert_eq!(devices["254:0"], "/dev/vda");
+        assert_eq!(devices["254:1"], "/dev/vda1");
+        assert_eq!(devices["7:0"], "/dev/loop0");
     }
 }

@@ -668,3 +668,33 @@ fn fixture_files_end_with_newline() {
     bad.retain(|p| !matches!(p.extension(), Some(ext) if ext == "md"));
     assert!(bad.is_empty(), "files without trailing newline: {bad:?}");
 }
+
+#[test]
+fn cgroup_names_are_cadvisor_ids() {
+    let cases = [
+        (
+            "v1-cgroupfs",
+            13761,
+            "/docker/6fb87a39062c77e9812dd6c2f5a4b3d8e0b5dd63e011d7d4057973db098aafad",
+        ),
+        (
+            "v1-systemd",
+            5385,
+            "/system.slice/docker-c7dbe4ccffd8b57cc36a640f00ee23240134d01ea6f70a121a3c2d18bb130043.scope",
+        ),
+        (
+            "v2-cgroupfs",
+            31337,
+            "/docker/9f2c7d41e8a35b06c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4",
+        ),
+        (
+            "v2-systemd",
+            2417,
+            "/system.slice/docker-3d1f8a9c2b7e4f60a5d9c8b1e2f3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5.scope",
+        ),
+    ];
+    for (name, pid, expected) in cases {
+        let reader = CgroupReader::discover(fixture(name)).unwrap();
+        assert_eq!(reader.cgroup_name(pid).unwrap(), expected, "{name}");
+    }
+}

@@ -5,6 +5,7 @@
 
 mod load;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,6 +19,107 @@ pub use load::{find_config_file, load_file, parse, ConfigError, DEFAULT_SEARCH_P
 pub struct Config {
     pub engine: EngineConfig,
     pub log: LogConfig,
+    pub serve: ServeConfig,
+    pub history: HistoryConfig,
+    pub filesystem: FilesystemConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// `jaga serve`: where it listens, how often it collects, where it keeps data.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Address of `/metrics`, `/healthz` and `/api/v1`. Loopback by default:
+    /// the API shows container metadata.
+    pub listen: SocketAddr,
+    /// Time between two collection passes over every container.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Directory of the embedded history (created if missing).
+    pub data_dir: PathBuf,
+    /// Time between two full re-reads of the container list; Docker events
+    /// bring changes sooner, this catches anything they missed.
+    #[serde(with = "humantime_serde")]
+    pub resync: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9808)),
+            interval: Duration::from_secs(1),
+            data_dir: PathBuf::from("./jaga-data"),
+            resync: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How long the embedded history keeps what it holds.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// Raw points, one per container and collection interval.
+    #[serde(with = "humantime_serde")]
+    pub raw: Duration,
+    /// Per-minute min/avg/max rollups.
+    #[serde(with = "humantime_serde")]
+    pub rollup: Duration,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            raw: Duration::from_secs(60 * 60),
+            rollup: Duration::from_secs(7 * 24 * 60 * 60),
+        }
+    }
+}
+
+/// Disk usage of writable layers, volumes and logs: walked on a slower
+/// cadence, with a bound on one pass.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesystemConfig {
+    pub disabled: bool,
+    /// Time between two passes over every container's files.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Most directory entries one walk (one layer or one volume) may visit;
+    /// a bigger tree is reported as what was counted, marked truncated.
+    pub max_entries: u64,
+    /// Most time one walk may take, with the same effect.
+    #[serde(with = "humantime_serde")]
+    pub max_walk_time: Duration,
+}
+
+impl Default for FilesystemConfig {
+    fn default() -> Self {
+        Self {
+            disabled: false,
+            interval: Duration::from_secs(60),
+            max_entries: 200_000,
+            max_walk_time: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What `/metrics` exports, as cAdvisor's flags of the same names.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Export every Docker label as `container_label_<key>`.
+    pub store_container_labels: bool,
+    /// With `store_container_labels = false`: the label keys still exported.
+    pub whitelisted_container_labels: Vec<String>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            store_container_labels: true,
+            whitelisted_container_labels: Vec::new(),
+        }
+    }
 }
 
 /// How to reach the Docker Engine. Environment variables (`DOCKER_HOST`,

@@ -55,7 +55,7 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses config text; `path` only names the source in errors.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    toml::from_str(text).map_err(|err| {
+    let config: Config = toml::from_str(text).map_err(|err| {
         let message = err.message().trim().to_owned();
         match err.span() {
             Some(span) => {
@@ -72,7 +72,72 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 message,
             },
         }
-    })
+    })?;
+    check_values(&config).map_err(|(section, key, message)| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line: line_of_key(text, section, key),
+        key: format!("{section}.{key}"),
+        message,
+    })?;
+    Ok(config)
+}
+
+/// Values that parse but cannot work: (section, key, why).
+fn check_values(config: &Config) -> Result<(), (&'static str, &'static str, String)> {
+    let positive = [
+        ("serve", "interval", config.serve.interval),
+        ("serve", "resync", config.serve.resync),
+        ("history", "raw", config.history.raw),
+        ("history", "rollup", config.history.rollup),
+        ("filesystem", "interval", config.filesystem.interval),
+        (
+            "filesystem",
+            "max_walk_time",
+            config.filesystem.max_walk_time,
+        ),
+    ];
+    for (section, key, value) in positive {
+        if value.is_zero() {
+            return Err((section, key, "must be longer than 0s".to_owned()));
+        }
+    }
+    if config.history.rollup < config.history.raw {
+        return Err((
+            "history",
+            "rollup",
+            "must be at least as long as history.raw".to_owned(),
+        ));
+    }
+    if config.filesystem.max_entries == 0 {
+        return Err(("filesystem", "max_entries", "must be at least 1".to_owned()));
+    }
+    Ok(())
+}
+
+/// The line where `key` is set inside `[section]`; the section header's line
+/// when the key is not written (a default failed a check), else 1.
+fn line_of_key(text: &str, section: &str, key: &str) -> usize {
+    let header = format!("[{section}]");
+    let mut in_section = false;
+    let mut header_line = 1;
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            in_section = trimmed == header;
+            if in_section {
+                header_line = index + 1;
+            }
+            continue;
+        }
+        if in_section {
+            if let Some((name, _)) = trimmed.split_once('=') {
+                if name.trim() == key {
+                    return index + 1;
+                }
+            }
+        }
+    }
+    header_line
 }
 
 /// The 1-based line of byte `offset` and the dotted key written there,
@@ -179,6 +244,52 @@ mod tests {
     fn syntax_error_has_line() {
         let err = parse_err("[log]\nlevel = \"info\n");
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn serve_sections_are_read() {
+        let config = parse(
+            "[serve]\nlisten = \"0.0.0.0:9100\"\ninterval = \"5s\"\ndata_dir = \"/var/lib/jaga\"\n\
+             [history]\nraw = \"2h\"\nrollup = \"30d\"\n\
+             [filesystem]\ninterval = \"10m\"\nmax_entries = 5\n\
+             [metrics]\nstore_container_labels = false\nwhitelisted_container_labels = [\"app\"]\n",
+            Path::new("jaga.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.serve.listen.to_string(), "0.0.0.0:9100");
+        assert_eq!(config.serve.interval, Duration::from_secs(5));
+        assert_eq!(config.serve.data_dir, PathBuf::from("/var/lib/jaga"));
+        assert_eq!(config.history.raw, Duration::from_secs(7200));
+        assert_eq!(config.history.rollup, Duration::from_secs(30 * 86400));
+        assert_eq!(config.filesystem.interval, Duration::from_secs(600));
+        assert_eq!(config.filesystem.max_entries, 5);
+        assert!(!config.metrics.store_container_labels);
+        assert_eq!(config.metrics.whitelisted_container_labels, vec!["app"]);
+    }
+
+    #[test]
+    fn zero_interval_names_key_and_line() {
+        assert_eq!(
+            parse_err("[log]\nlevel = \"info\"\n[serve]\n# every\ninterval = \"0s\"\n"),
+            "config file 'jaga.toml', line 5, key 'serve.interval': must be longer than 0s"
+        );
+    }
+
+    #[test]
+    fn rollup_shorter_than_raw_is_refused() {
+        assert_eq!(
+            parse_err("[history]\nraw = \"2h\"\nrollup = \"1h\"\n"),
+            "config file 'jaga.toml', line 3, key 'history.rollup': must be at least as long as history.raw"
+        );
+    }
+
+    #[test]
+    fn bad_listen_address_names_key() {
+        let err = parse_err("[serve]\nlisten = \"localhost\"\n");
+        assert!(
+            err.starts_with("config file 'jaga.toml', line 2, key 'serve.listen'"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -43,12 +43,7 @@ impl Engine {
             .docker
             .inspect_container(name_or_id, None::<InspectContainerOptions>)
             .await
-            .map_err(|e| match e {
-                bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                } => EngineError::NoSuchContainer(name_or_id.to_owned()),
-                other => self.api_error(&format!("inspect container '{name_or_id}'"), other),
-            })?;
+            .map_err(|e| self.inspect_error(name_or_id, e))?;
         container_from_inspect(response)
             .ok_or_else(|| EngineError::NoSuchContainer(name_or_id.to_owned()))
     }
@@ -79,7 +74,7 @@ fn listing_from_summary(summary: ContainerSummary) -> Option<ContainerListing> {
     })
 }
 
-fn container_from_inspect(response: ContainerInspectResponse) -> Option<ContainerRef> {
+pub(crate) fn container_from_inspect(response: ContainerInspectResponse) -> Option<ContainerRef> {
     let id = response.id?;
     let state = response.state.unwrap_or_default();
     let status = state

@@ -2,11 +2,13 @@
 //! it, and the inventory of containers. No cgroup parsing here.
 
 mod connect;
+mod details;
 mod error;
 mod inventory;
 mod runtime;
 
 pub use connect::{ConnectionSettings, Endpoint, Engine};
+pub use details::{ContainerChange, ContainerDetails, DaemonInfo, MountPoint};
 pub use error::EngineError;
 pub use inventory::ContainerListing;
 pub use runtime::runtime_init_pid;

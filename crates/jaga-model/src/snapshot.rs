@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ContainerRef, Sample};
+use crate::{ContainerRef, HistoryPoint, Sample};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MachineInfo {
@@ -66,6 +66,10 @@ pub struct ContainerSnapshot {
     pub cgroup_path: String,
     /// Latest reading; `None` when the container has no processes.
     pub sample: Option<Sample>,
+    /// Figures derived from the latest two readings (CPU %, rates), as the
+    /// history stores them; `None` until a second reading.
+    #[serde(default)]
+    pub figures: Option<HistoryPoint>,
     pub fs: Option<FsUsage>,
     /// Block devices by `major:minor`, named as in `/dev` (`/dev/vda`).
     pub devices: BTreeMap<String, String>,

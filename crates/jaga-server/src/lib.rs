@@ -1,3 +1,94 @@
-//! HTTP surface of jaga: `/metrics` in cAdvisor's names, the REST API and the dashboard.
+//! HTTP surface of jaga: `/metrics` in cAdvisor's names, `/healthz`, and the
+//! REST API under `/api/v1`. It serves what the collector published; it
+//! holds no collection logic.
 
+pub mod api;
 pub mod metrics;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use jaga_model::Snapshot;
+use jaga_store::HistoryStore;
+use serde::Serialize;
+use tokio::sync::watch;
+
+pub use metrics::{render, ExpositionFormat, LabelOptions};
+
+/// What the handlers read: the collector's latest snapshot and the history.
+pub struct ServerState {
+    pub snapshot: watch::Receiver<Arc<Snapshot>>,
+    pub store: Arc<HistoryStore>,
+    pub labels: LabelOptions,
+    /// The collection interval: `/healthz` fails when collection falls behind it.
+    pub interval: Duration,
+}
+
+impl ServerState {
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snapshot.borrow())
+    }
+}
+
+/// Every route jaga serves.
+pub fn router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(healthz))
+        .route("/api/v1/openapi.json", get(api::openapi))
+        .route("/api/v1/host", get(api::host))
+        .route("/api/v1/containers", get(api::containers))
+        .route("/api/v1/containers/{container}", get(api::container))
+        .route("/api/v1/containers/{container}/latest", get(api::latest))
+        .route("/api/v1/containers/{container}/history", get(api::history))
+        .fallback(|| async { api::ApiError::not_found("no such path: see /api/v1/openapi.json") })
+        .with_state(state)
+}
+
+async fn metrics_handler(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+) -> impl IntoResponse {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    let format = ExpositionFormat::from_accept(accept);
+    let snapshot = state.snapshot();
+    let body = render(&snapshot, format, &state.labels);
+    ([(header::CONTENT_TYPE, format.content_type())], body)
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    last_collection_unix_ms: i64,
+    last_collection_age_seconds: f64,
+    collections_total: u64,
+}
+
+/// 200 while collection keeps up; 503 before the first pass or when the
+/// last one is older than three intervals (and at least 10 s).
+async fn healthz(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
+    let snapshot = state.snapshot();
+    let age_ms = api::now_ms().saturating_sub(snapshot.taken_unix_ms).max(0);
+    let allowed_ms = (state.interval.as_millis() as i64 * 3).max(10_000);
+    let (code, status) = if snapshot.agent.collections_total == 0 {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    } else if age_ms > allowed_ms {
+        (StatusCode::SERVICE_UNAVAILABLE, "stalled")
+    } else {
+        (StatusCode::OK, "ok")
+    };
+    let body = Health {
+        status,
+        last_collection_unix_ms: snapshot.taken_unix_ms,
+        last_collection_age_seconds: age_ms as f64 / 1000.0,
+        collections_total: snapshot.agent.collections_total,
+    };
+    (code, Json(body))
+}

@@ -16,10 +16,17 @@
 //! Rust. SQLite stores a NaN as NULL; reads turn NULL back into NaN and the
 //! aggregates skip it, so a NaN reading counts as missing.
 //!
-//! Both point tables are `WITHOUT ROWID`, clustered on `(ck, ts)`: the key
-//! is the row, there is no second b-tree, and a range read for one container
-//! is one contiguous scan. `ck` is a small integer from `containers` rather
-//! than the 64-hex-digit id, which would cost 65 bytes per row.
+//! Both point tables are `WITHOUT ROWID`: the key is the row, there is no
+//! second b-tree. `raw` is clustered on `(ts, ck)`, so each collection pass
+//! appends its rows to the rightmost leaf pages and a commit writes a few
+//! pages, where `(ck, ts)` would touch one leaf page per container: measured
+//! with 100 containers at 1 s, that layout made SQLite write 1.3 GiB an hour.
+//! A range read for one container scans the time range of all containers,
+//! which for an hour of raw points is a few hundred thousand short rows.
+//! `rollup_1m`, written once a minute, stays on `(ck, ts)` so that long
+//! ranges read one container's rows only. `ck` is a small integer from
+//! `containers` rather than the 64-hex-digit id, which would cost 65 bytes
+//! per row.
 
 use std::path::Path;
 
@@ -101,7 +108,7 @@ impl Sql {
                 "INSERT OR REPLACE INTO rollup_1m (ck, ts, count, {rollup_cols}) \
                  SELECT ck, ts - ((ts % {MINUTE_MS}) + {MINUTE_MS}) % {MINUTE_MS} AS minute, \
                  COUNT(*), {aggregates} \
-                 FROM raw WHERE ck IN (SELECT key FROM containers) AND ts >= ?1 AND ts < ?2 \
+                 FROM raw WHERE ts >= ?1 AND ts < ?2 \
                  GROUP BY ck, minute"
             ),
             select_rollup: format!(
@@ -137,9 +144,9 @@ CREATE TABLE containers (
     last_seen INTEGER NOT NULL
 );
 CREATE TABLE raw (
-    ck INTEGER NOT NULL,
-    ts INTEGER NOT NULL{raw_cols},
-    PRIMARY KEY (ck, ts)
+    ts INTEGER NOT NULL,
+    ck INTEGER NOT NULL{raw_cols},
+    PRIMARY KEY (ts, ck)
 ) WITHOUT ROWID;
 CREATE TABLE rollup_1m (
     ck INTEGER NOT NULL,

@@ -8,7 +8,7 @@ use jaga_config::{Config, LogFormat};
 use jaga_engine::{ConnectionSettings, Engine};
 
 use crate::sampler::Sampler;
-use crate::stats;
+use crate::{serve, stats};
 
 /// jaga watches a Docker host: container metrics, security events, log
 /// attacks and posture, in one binary.
@@ -38,29 +38,54 @@ pub struct Cli {
 pub enum Command {
     /// Display a live stream of container resource usage statistics (docker stats)
     Stats(stats::StatsArgs),
+    /// Run the agent: collect every container, keep history, serve /metrics and /api/v1
+    Serve(serve::ServeArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(cli.config.as_deref())?;
     init_logging(&config);
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    raise_fd_limit();
+    // Two workers: the collector reads cgroup files on one (block_in_place)
+    // while the other keeps serving HTTP.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
+        let engine = connect(&config).await?;
+        let sampler = Sampler::new(&cli.host_root).with_context(|| {
+            format!(
+                "cannot find the cgroup hierarchy under '{}'",
+                cli.host_root.display()
+            )
+        })?;
         match cli.command {
-            Command::Stats(args) => {
-                let engine = connect(&config).await?;
-                let sampler = Sampler::new(&cli.host_root).with_context(|| {
-                    format!(
-                        "cannot find the cgroup hierarchy under '{}'",
-                        cli.host_root.display()
-                    )
-                })?;
-                stats::run(&engine, &sampler, args).await
-            }
+            Command::Stats(args) => stats::run(&engine, &sampler, args).await,
+            Command::Serve(args) => serve::run(config, engine, sampler, cli.host_root, args).await,
         }
-    })
+    });
+    // A filesystem walk still running must not hold the exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
+}
+
+/// Lifts the soft limit on open files to the hard one (at most 65536): the
+/// cgroup readers keep a handle per file they poll, about 20 per container.
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let wanted = limit.maximum.unwrap_or(65_536).min(65_536);
+    if limit.current.is_some_and(|soft| soft < wanted) {
+        let raised = Rlimit {
+            current: Some(wanted),
+            maximum: limit.maximum,
+        };
+        if let Err(error) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(%error, "cannot raise the open-file limit");
+        }
+    }
 }
 
 fn load_config(explicit: Option<&Path>) -> anyhow::Result<Config> {
@@ -83,7 +108,8 @@ fn init_logging(config: &Config) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // A second initialisation (tests) is harmless: keep the first.
     let _ = match config.log.format {
         LogFormat::Text => builder.try_init(),

@@ -3,4 +3,5 @@
 
 pub mod cli;
 pub mod sampler;
+pub mod serve;
 pub mod stats;

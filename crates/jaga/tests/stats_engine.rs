@@ -14,19 +14,7 @@ use common::*;
 #[test]
 fn busy_loop_capped_at_half_a_cpu_reads_fifty_percent() {
     require_engine();
-    let busy = TestContainer::run(
-        "cpu",
-        &[
-            "--cpus",
-            "0.5",
-            "--network",
-            "none",
-            BUSYBOX,
-            "sh",
-            "-c",
-            "while :; do :; done",
-        ],
-    );
+    let busy = TestContainer::busy_half_cpu("cpu");
     std::thread::sleep(Duration::from_secs(2));
     let rows = jaga_stats_json(&[&busy.name]);
     let cpu = parse_percent(row(&rows, &busy.name)["CPUPerc"].as_str().unwrap());

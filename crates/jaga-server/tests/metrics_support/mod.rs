@@ -107,6 +107,7 @@ pub fn web() -> ContainerSnapshot {
                 tx_dropped: 0,
             }]),
         }),
+        figures: None,
         fs: Some(FsUsage {
             writable_layer_bytes: Some(8_192),
             volumes: vec![VolumeUsage {
@@ -165,6 +166,7 @@ pub fn host() -> ContainerSnapshot {
             },
             network: NetworkStats::HostNetwork,
         }),
+        figures: None,
         fs: None,
         devices: BTreeMap::new(),
         last_seen_unix: 1_700_000_100,
@@ -182,6 +184,7 @@ pub fn stopped() -> ContainerSnapshot {
         container,
         cgroup_path: format!("/docker/{STOPPED_ID}"),
         sample: None,
+        figures: None,
         fs: Some(FsUsage {
             writable_layer_bytes: Some(4_096),
             volumes: Vec::new(),

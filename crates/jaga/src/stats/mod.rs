@@ -14,7 +14,7 @@ use jaga_engine::{ContainerListing, Engine, EngineError};
 use jaga_model::{ContainerId, ContainerRef, ContainerState};
 
 use crate::sampler::Sampler;
-pub use entry::{cpu_percent, Reading, StatsEntry};
+pub use entry::{cpu_percent, memory_limit, Reading, StatsEntry};
 pub use template::Template;
 
 /// The sampling window: docker's daemon samples once a second.

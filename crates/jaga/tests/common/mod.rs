@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod agent;
+
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -66,6 +68,23 @@ impl TestContainer {
         full.extend_from_slice(args);
         let id = docker(&full);
         Self { name, id }
+    }
+
+    /// A busy loop capped at half a CPU (`--cpus 0.5`), with no network.
+    pub fn busy_half_cpu(prefix: &str) -> Self {
+        Self::run(
+            prefix,
+            &[
+                "--cpus",
+                "0.5",
+                "--network",
+                "none",
+                BUSYBOX,
+                "sh",
+                "-c",
+                "while :; do :; done",
+            ],
+        )
     }
 
     pub fn pid(&self) -> u32 {

@@ -1,0 +1,505 @@
+//! The collection loop of `jaga serve`: keeps the inventory of running
+//! containers (a full list on start and every `resync`, Docker events in
+//! between), reads every container's cgroups each interval, publishes a
+//! [`Snapshot`] for `/metrics` and the API, and writes history points.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt};
+use jaga_cgroup::CgroupError;
+use jaga_engine::{ContainerDetails, Engine, EngineError};
+use jaga_model::{
+    AgentStats, ContainerId, ContainerSnapshot, ContainerState, HistoryPoint, MachineInfo, Snapshot,
+};
+use jaga_store::HistoryStore;
+use tokio::sync::{mpsc, watch};
+
+use super::figures::history_point;
+use super::filesystem::{self, SharedFsState};
+use crate::sampler::Sampler;
+use crate::stats::Reading;
+
+const ENGINE_CONCURRENCY: usize = 8;
+/// How often complete minutes are rolled up and old history trimmed.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
+/// How often the store's container rows get their `last_seen` refreshed.
+const METADATA_EVERY: Duration = Duration::from_secs(60);
+
+/// What the events follower tells the collector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InventoryNotice {
+    /// This container changed: inspect it again.
+    Changed(ContainerId),
+    /// Events may have been missed (the stream broke): list everything again.
+    Resync,
+}
+
+pub struct Collector {
+    pub engine: Arc<Engine>,
+    pub sampler: Arc<Sampler>,
+    pub store: Arc<HistoryStore>,
+    pub host_root: PathBuf,
+    pub machine: MachineInfo,
+    pub interval: Duration,
+    pub resync: Duration,
+    pub fs_state: SharedFsState,
+    pub details_tx: watch::Sender<Arc<Vec<ContainerDetails>>>,
+    pub snapshot_tx: watch::Sender<Arc<Snapshot>>,
+    pub notices: mpsc::UnboundedReceiver<InventoryNotice>,
+}
+
+struct Tracked {
+    details: ContainerDetails,
+    cgroup_path: String,
+    previous: Option<Reading>,
+    figures: Option<HistoryPoint>,
+    last_seen_unix: i64,
+}
+
+struct State {
+    tracked: BTreeMap<ContainerId, Tracked>,
+    agent: AgentStats,
+    devices: BTreeMap<String, String>,
+    devices_read: Option<Instant>,
+    last_resync: Option<Instant>,
+    resync_requested: bool,
+    changed: HashSet<ContainerId>,
+    last_maintenance: Instant,
+    last_metadata: Instant,
+    /// Containers that left since the last metadata write, with their state.
+    departed: Vec<jaga_model::ContainerRef>,
+}
+
+impl Collector {
+    /// Runs until `shutdown` turns true; the pass in hand is finished first.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut state = State {
+            tracked: BTreeMap::new(),
+            agent: AgentStats {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                started_unix: unix_ms() / 1000,
+                ..AgentStats::default()
+            },
+            devices: BTreeMap::new(),
+            devices_read: None,
+            last_resync: None,
+            resync_requested: true,
+            changed: HashSet::new(),
+            last_maintenance: Instant::now(),
+            last_metadata: Instant::now(),
+            departed: Vec::new(),
+        };
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            self.pass(&mut state).await;
+        }
+        // Metadata of what is tracked, so a restart lists it as recent.
+        let containers: Vec<_> = state
+            .tracked
+            .values()
+            .map(|t| t.details.container.clone())
+            .collect();
+        if let Err(error) = self.store.upsert_containers(&containers, unix_ms()) {
+            tracing::warn!(%error, "cannot record container metadata at shutdown");
+        }
+    }
+
+    async fn pass(&mut self, state: &mut State) {
+        let started = Instant::now();
+        while let Ok(notice) = self.notices.try_recv() {
+            match notice {
+                InventoryNotice::Changed(id) => {
+                    state.changed.insert(id);
+                }
+                InventoryNotice::Resync => state.resync_requested = true,
+            }
+        }
+        let resync_due = state
+            .last_resync
+            .is_none_or(|at| at.elapsed() >= self.resync);
+        let inventory_changed = if state.resync_requested || resync_due {
+            self.resync(state).await
+        } else if !state.changed.is_empty() {
+            self.refresh_changed(state).await
+        } else {
+            false
+        };
+        if inventory_changed {
+            let details: Vec<ContainerDetails> =
+                state.tracked.values().map(|t| t.details.clone()).collect();
+            self.details_tx.send_replace(Arc::new(details));
+        }
+
+        let sampled = tokio::task::block_in_place(|| self.sample_all(state));
+        self.refresh_devices(state);
+        let points: Vec<(ContainerId, HistoryPoint)> = state
+            .tracked
+            .iter()
+            .filter_map(|(id, t)| {
+                t.figures
+                    .filter(|f| sampled.contains(id) && f.unix_ms > 0)
+                    .map(|f| (id.clone(), f))
+            })
+            .collect();
+
+        let now = unix_ms();
+        let write_metadata = inventory_changed
+            || !state.departed.is_empty()
+            || state.last_metadata.elapsed() >= METADATA_EVERY;
+        let store = Arc::clone(&self.store);
+        let mut metadata: Vec<jaga_model::ContainerRef> = std::mem::take(&mut state.departed);
+        if write_metadata {
+            metadata.extend(state.tracked.values().map(|t| t.details.container.clone()));
+            state.last_metadata = Instant::now();
+        }
+        let written = tokio::task::block_in_place(|| {
+            if !metadata.is_empty() {
+                store.upsert_containers(&metadata, now)?;
+            }
+            store.write_points(&points)
+        });
+        match written {
+            Ok(n) => state.agent.history_points_written_total += n as u64,
+            Err(error) => {
+                count(&mut state.agent, "history");
+                tracing::warn!(%error, "cannot write history");
+            }
+        }
+
+        if state.last_maintenance.elapsed() >= MAINTENANCE_EVERY {
+            state.last_maintenance = Instant::now();
+            let store = Arc::clone(&self.store);
+            // Off the collection path: a trim of a week of rollups may take a while.
+            let maintenance = tokio::task::spawn_blocking(move || store.trim(unix_ms()));
+            tokio::spawn(async move {
+                match maintenance.await {
+                    Ok(Ok(report)) => tracing::debug!(?report, "history rolled up and trimmed"),
+                    Ok(Err(error)) => tracing::warn!(%error, "cannot roll up or trim history"),
+                    Err(error) => tracing::warn!(%error, "history maintenance stopped"),
+                }
+            });
+        }
+
+        state.agent.collections_total += 1;
+        let took = started.elapsed().as_secs_f64();
+        state.agent.last_collection_seconds = took;
+        state.agent.collection_seconds_sum += took;
+        self.publish(state, now);
+    }
+
+    /// Lists running containers and inspects the ones not known yet or whose
+    /// state changed. Returns whether the inventory changed.
+    async fn resync(&self, state: &mut State) -> bool {
+        let listed = match self.engine.list_containers(false).await {
+            Ok(listed) => listed,
+            Err(error) => {
+                count(&mut state.agent, "engine");
+                tracing::warn!(%error, "cannot list containers; keeping the last inventory");
+                return false;
+            }
+        };
+        state.resync_requested = false;
+        state.last_resync = Some(Instant::now());
+        let listed_ids: HashSet<&ContainerId> = listed.iter().map(|l| &l.id).collect();
+        let gone: Vec<ContainerId> = state
+            .tracked
+            .keys()
+            .filter(|id| !listed_ids.contains(id))
+            .cloned()
+            .collect();
+        let mut changed = !gone.is_empty();
+        for id in gone {
+            depart(state, &id, ContainerState::Exited);
+        }
+        let mut to_inspect: Vec<ContainerId> = listed
+            .iter()
+            .filter(|l| {
+                state
+                    .tracked
+                    .get(&l.id)
+                    .is_none_or(|t| t.details.container.state != l.state)
+            })
+            .map(|l| l.id.clone())
+            .collect();
+        to_inspect.extend(state.changed.drain());
+        to_inspect.sort();
+        to_inspect.dedup();
+        changed |= !to_inspect.is_empty();
+        self.inspect_into(state, to_inspect).await;
+        changed
+    }
+
+    async fn refresh_changed(&self, state: &mut State) -> bool {
+        let ids: Vec<ContainerId> = state.changed.drain().collect();
+        self.inspect_into(state, ids).await;
+        true
+    }
+
+    async fn inspect_into(&self, state: &mut State, ids: Vec<ContainerId>) {
+        let engine = &self.engine;
+        let results: Vec<(ContainerId, Result<ContainerDetails, EngineError>)> = stream::iter(ids)
+            .map(|id| async move {
+                let result = engine.inspect_details(id.as_str()).await;
+                (id, result)
+            })
+            .buffer_unordered(ENGINE_CONCURRENCY)
+            .collect()
+            .await;
+        for (id, result) in results {
+            match result {
+                Ok(details) if details.container.state.has_processes() => {
+                    let Some(pid) = details.container.pid else {
+                        depart(state, &id, details.container.state);
+                        continue;
+                    };
+                    let cgroup_path = match self.sampler.reader().cgroup_name(pid) {
+                        Ok(path) => path,
+                        Err(error) => {
+                            tracing::debug!(container = %details.container.name, %error, "cannot read cgroup name");
+                            String::new()
+                        }
+                    };
+                    let previous = state
+                        .tracked
+                        .remove(&id)
+                        .filter(|t| t.details.container.pid == Some(pid));
+                    let (previous, figures, last_seen) = previous
+                        .map(|t| (t.previous, t.figures, t.last_seen_unix))
+                        .unwrap_or((None, None, 0));
+                    tracing::debug!(container = %details.container.name, pid, "tracking container");
+                    state.tracked.insert(
+                        id,
+                        Tracked {
+                            details,
+                            cgroup_path,
+                            previous,
+                            figures,
+                            last_seen_unix: last_seen,
+                        },
+                    );
+                }
+                Ok(details) => depart(state, &id, details.container.state),
+                Err(e) if e.is_no_such_container() => depart(state, &id, ContainerState::Exited),
+                Err(error) => {
+                    count(&mut state.agent, "engine");
+                    tracing::warn!(container = %id.short(), %error, "cannot inspect container");
+                    // Try again on the next pass.
+                    state.changed.insert(id);
+                }
+            }
+        }
+    }
+
+    /// Reads every tracked container; returns the ids read this pass.
+    fn sample_all(&self, state: &mut State) -> HashSet<ContainerId> {
+        let mut sampled = HashSet::with_capacity(state.tracked.len());
+        let host = match self.sampler.host_counters() {
+            Ok(host) => host,
+            Err(error) => {
+                count(&mut state.agent, "cgroup");
+                tracing::warn!(%error, "cannot read host CPU and memory counters");
+                return sampled;
+            }
+        };
+        let mut errors: Vec<(&'static str, ContainerId)> = Vec::new();
+        for (id, tracked) in state.tracked.iter_mut() {
+            match self.sampler.sample(&tracked.details.container) {
+                Ok(sample) => {
+                    let current = Reading { sample, host };
+                    tracked.figures = tracked
+                        .previous
+                        .as_ref()
+                        .map(|previous| history_point(previous, &current));
+                    tracked.last_seen_unix = current.sample.unix_ms / 1000;
+                    tracked.previous = Some(current);
+                    sampled.insert(id.clone());
+                }
+                Err(error) => {
+                    tracked.previous = None;
+                    tracked.figures = None;
+                    let kind = if is_gone(&error) {
+                        "container_gone"
+                    } else {
+                        tracing::debug!(container = %tracked.details.container.name, %error, "cannot read cgroups");
+                        "cgroup"
+                    };
+                    errors.push((kind, id.clone()));
+                }
+            }
+        }
+        for (kind, id) in errors {
+            count(&mut state.agent, kind);
+            // Stopped or restarted between two passes: look again.
+            state.changed.insert(id);
+        }
+        let alive: HashSet<&ContainerId> = state.tracked.keys().collect();
+        self.sampler.retain(|id| alive.contains(id));
+        sampled
+    }
+
+    /// Block device names for the `device` label; re-read at most once a
+    /// minute when a device is not named yet.
+    fn refresh_devices(&self, state: &mut State) {
+        let unnamed = state.tracked.values().any(|t| {
+            t.previous.as_ref().is_some_and(|r| {
+                r.sample.block_io.iter().any(|d| {
+                    !state
+                        .devices
+                        .contains_key(&format!("{}:{}", d.major, d.minor))
+                })
+            })
+        });
+        let stale = state
+            .devices_read
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(60));
+        if (unnamed || state.devices_read.is_none()) && stale {
+            state.devices_read = Some(Instant::now());
+            if let Ok(text) = std::fs::read_to_string(self.host_root.join("proc/partitions")) {
+                state.devices = jaga_cgroup::parse_partitions(&text);
+            }
+        }
+    }
+
+    fn publish(&self, state: &mut State, now: i64) {
+        let fs = filesystem::lock(&self.fs_state);
+        let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+        let containers: Vec<ContainerSnapshot> = state
+            .tracked
+            .iter()
+            .map(|(id, t)| {
+                *seen
+                    .entry(t.details.container.state.as_str().to_owned())
+                    .or_default() += 1;
+                let sample = t.previous.as_ref().map(|r| r.sample.clone());
+                ContainerSnapshot {
+                    container: t.details.container.clone(),
+                    cgroup_path: t.cgroup_path.clone(),
+                    sample,
+                    figures: t.figures,
+                    fs: fs.containers.get(id).cloned(),
+                    devices: state.devices.clone(),
+                    last_seen_unix: t.last_seen_unix,
+                }
+            })
+            .collect();
+        state.agent.containers_seen = seen;
+        if fs.errors_total > 0 {
+            state
+                .agent
+                .errors_total
+                .insert("filesystem".to_owned(), fs.errors_total);
+        }
+        let snapshot = Snapshot {
+            taken_unix_ms: now,
+            machine: self.machine.clone(),
+            data_root: fs.data_root.clone(),
+            containers,
+            agent: state.agent.clone(),
+        };
+        drop(fs);
+        self.snapshot_tx.send_replace(Arc::new(snapshot));
+    }
+}
+
+fn depart(state: &mut State, id: &ContainerId, new_state: ContainerState) {
+    if let Some(tracked) = state.tracked.remove(id) {
+        tracing::debug!(container = %tracked.details.container.name, state = new_state.as_str(), "container left");
+        let mut container = tracked.details.container;
+        container.state = new_state;
+        container.pid = None;
+        state.departed.push(container);
+    }
+}
+
+fn is_gone(error: &CgroupError) -> bool {
+    matches!(
+        error,
+        CgroupError::NoProcess | CgroupError::ProcessGone { .. } | CgroupError::CgroupGone { .. }
+    )
+}
+
+fn count(agent: &mut AgentStats, kind: &str) {
+    *agent.errors_total.entry(kind.to_owned()).or_default() += 1;
+}
+
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+/// Follows container events and tells the collector what changed. When the
+/// stream breaks (the daemon restarted), asks for a full resync and
+/// reconnects with a growing pause, up to 30 s.
+pub async fn follow_events(
+    engine: Arc<Engine>,
+    notices: mpsc::UnboundedSender<InventoryNotice>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        {
+            let mut events = std::pin::pin!(engine.container_changes());
+            loop {
+                let next = tokio::select! {
+                    next = events.next() => next,
+                    _ = shutdown.changed() => return,
+                };
+                match next {
+                    Some(Ok(change)) => {
+                        backoff = Duration::from_secs(1);
+                        if matters_for_inventory(&change.action) {
+                            let _ = notices.send(InventoryNotice::Changed(change.id));
+                        }
+                    }
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, "Docker event stream broke; will list containers again");
+                        break;
+                    }
+                    None => {
+                        tracing::info!("Docker event stream ended; will list containers again");
+                        break;
+                    }
+                }
+            }
+        }
+        if notices.send(InventoryNotice::Resync).is_err() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Actions after which a container's state, process or name may differ.
+fn matters_for_inventory(action: &str) -> bool {
+    matches!(
+        action,
+        "start"
+            | "restart"
+            | "die"
+            | "stop"
+            | "kill"
+            | "destroy"
+            | "pause"
+            | "unpause"
+            | "rename"
+            | "update"
+            | "oom"
+    )
+}

@@ -1,0 +1,237 @@
+//! `jaga serve`: the long-running agent. Collects every container each
+//! interval, keeps history on disk, serves `/metrics`, `/healthz` and
+//! `/api/v1`, and stops cleanly on SIGTERM or SIGINT.
+
+mod collector;
+mod figures;
+mod filesystem;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use jaga_config::Config;
+use jaga_engine::Engine;
+use jaga_model::{MachineInfo, Snapshot};
+use jaga_server::{router, LabelOptions, ServerState};
+use jaga_store::{HistoryStore, Retention};
+use tokio::sync::{mpsc, watch};
+
+use crate::sampler::Sampler;
+use collector::{follow_events, unix_ms, Collector};
+use filesystem::{FsState, SharedFsState, WalkBudget};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to serve /metrics, /healthz and /api/v1 on [config: serve.listen, default 127.0.0.1:9808]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Time between collection passes, e.g. 1s, 500ms [config: serve.interval, default 1s]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub interval: Option<Duration>,
+    /// Directory of the embedded history [config: serve.data_dir, default ./jaga-data]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+pub async fn run(
+    mut config: Config,
+    engine: Engine,
+    sampler: Sampler,
+    host_root: PathBuf,
+    args: ServeArgs,
+) -> anyhow::Result<()> {
+    if let Some(listen) = args.listen {
+        config.serve.listen = listen;
+    }
+    if let Some(interval) = args.interval.filter(|i| !i.is_zero()) {
+        config.serve.interval = interval;
+    }
+    if let Some(dir) = args.data_dir {
+        config.serve.data_dir = dir;
+    }
+    let serve = config.serve.clone();
+
+    let retention = Retention {
+        raw: config.history.raw,
+        rollup: config.history.rollup,
+    };
+    let data_dir = serve.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || HistoryStore::open(&data_dir, retention))
+        .await
+        .context("opening the history store stopped")?
+        .with_context(|| format!("cannot open the history in '{}'", serve.data_dir.display()))?;
+    let store = Arc::new(store);
+
+    let daemon = engine
+        .daemon_info()
+        .await
+        .context("cannot read the Docker daemon's info")?;
+    let host = sampler
+        .host_counters()
+        .context("cannot read host CPU and memory counters")?;
+    let machine = MachineInfo {
+        hostname: daemon.name.clone(),
+        cpu_cores: host.online_cpus,
+        memory_bytes: host.mem_total_bytes,
+        kernel_version: daemon.kernel_version.clone(),
+        os: daemon.operating_system.clone(),
+        docker_version: daemon.server_version.clone(),
+        cgroup_version: match sampler.reader().version() {
+            jaga_model::CgroupVersion::V1 => 1,
+            jaga_model::CgroupVersion::V2 => 2,
+        },
+        docker_root_dir: daemon.docker_root_dir.display().to_string(),
+    };
+
+    let listener = tokio::net::TcpListener::bind(serve.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", serve.listen))?;
+    tracing::info!(
+        listen = %serve.listen,
+        interval = ?serve.interval,
+        data_dir = %serve.data_dir.display(),
+        engine = engine.endpoint(),
+        docker = %daemon.server_version,
+        "jaga serve started"
+    );
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot {
+        machine: machine.clone(),
+        ..Snapshot::default()
+    }));
+    let (details_tx, details_rx) = watch::channel(Arc::new(Vec::new()));
+    let (notice_tx, notice_rx) = mpsc::unbounded_channel();
+    let fs_state: SharedFsState = Arc::new(std::sync::Mutex::new(FsState::default()));
+    let engine = Arc::new(engine);
+
+    let collector = Collector {
+        engine: Arc::clone(&engine),
+        sampler: Arc::new(sampler),
+        store: Arc::clone(&store),
+        host_root: host_root.clone(),
+        machine,
+        interval: serve.interval,
+        resync: serve.resync,
+        fs_state: Arc::clone(&fs_state),
+        details_tx,
+        snapshot_tx,
+        notices: notice_rx,
+    };
+    let collector_task = tokio::spawn(collector.run(shutdown_rx.clone()));
+    let events_task = tokio::spawn(follow_events(
+        Arc::clone(&engine),
+        notice_tx,
+        shutdown_rx.clone(),
+    ));
+    let fs_task = (!config.filesystem.disabled).then(|| {
+        tokio::spawn(measure_files(
+            host_root,
+            daemon.docker_root_dir.clone(),
+            config.filesystem.clone(),
+            details_rx,
+            fs_state,
+            shutdown_rx.clone(),
+        ))
+    });
+
+    let state = Arc::new(ServerState {
+        snapshot: snapshot_rx,
+        store: Arc::clone(&store),
+        labels: LabelOptions {
+            store_container_labels: config.metrics.store_container_labels,
+            whitelisted_container_labels: config.metrics.whitelisted_container_labels.clone(),
+        },
+        interval: serve.interval,
+    });
+    let mut http_shutdown = shutdown_rx.clone();
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        let _ = http_shutdown.wait_for(|stop| *stop).await;
+    });
+    let server_task = tokio::spawn(async move { server.await });
+
+    let signal = wait_for_signal().await?;
+    tracing::info!(signal, "stopping: finishing the pass in hand");
+    let _ = shutdown_tx.send(true);
+    collector_task
+        .await
+        .context("the collector stopped abnormally")?;
+    events_task.abort();
+    if let Some(task) = fs_task {
+        task.abort();
+    }
+    // Open HTTP connections get a moment to finish, not forever.
+    match tokio::time::timeout(Duration::from_secs(5), server_task).await {
+        Ok(Ok(Err(error))) => tracing::warn!(%error, "HTTP server stopped with an error"),
+        Ok(_) => {}
+        Err(_) => tracing::warn!("HTTP connections still open after 5 s; closing"),
+    }
+    let flush = Arc::clone(&store);
+    tokio::task::spawn_blocking(move || flush.checkpoint())
+        .await
+        .context("flushing the history stopped")?
+        .context("cannot flush the history")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch for SIGINT")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+/// The filesystem pass, every `interval`, on a blocking thread.
+async fn measure_files(
+    host_root: PathBuf,
+    data_root: PathBuf,
+    config: jaga_config::FilesystemConfig,
+    mut details: watch::Receiver<Arc<Vec<jaga_engine::ContainerDetails>>>,
+    state: SharedFsState,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let budget = WalkBudget {
+        max_entries: config.max_entries,
+        max_time: config.max_walk_time,
+    };
+    // Give the collector a moment to list containers before the first pass.
+    let _ = tokio::time::timeout(Duration::from_secs(5), details.changed()).await;
+    let mut ticker = tokio::time::interval(config.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let containers = Arc::clone(&details.borrow_and_update());
+        let host_root = host_root.clone();
+        let data_root = data_root.clone();
+        let started = std::time::Instant::now();
+        let result = tokio::task::spawn_blocking(move || {
+            filesystem::measure_pass(&host_root, &data_root, &containers, budget, unix_ms())
+        })
+        .await;
+        match result {
+            Ok((containers, data_root, errors)) => {
+                tracing::debug!(
+                    containers = containers.len(),
+                    errors,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "filesystem pass done"
+                );
+                let mut state = filesystem::lock(&state);
+                state.containers = containers;
+                state.data_root = data_root;
+                state.errors_total += errors;
+            }
+            Err(error) => tracing::warn!(%error, "filesystem pass stopped"),
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! A `jaga serve` process for tests: its own port, config and data
+//! directory; killed when dropped.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use super::wait_for;
+
+pub struct Agent {
+    pub port: u16,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+    _config: tempfile::NamedTempFile,
+}
+
+/// A port the kernel just gave out, free again for the agent to bind.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl Agent {
+    /// Starts `jaga serve` on `data_dir` with `extra` config appended, and
+    /// waits until `/healthz` answers 200.
+    pub fn start(data_dir: &Path, extra: &str) -> Self {
+        let port = free_port();
+        let mut config = tempfile::NamedTempFile::new().expect("config file");
+        write!(
+            config,
+            "[serve]\nlisten = \"127.0.0.1:{port}\"\ninterval = \"1s\"\ndata_dir = \"{}\"\n{extra}",
+            data_dir.display()
+        )
+        .expect("write config");
+        let child = Command::new(env!("CARGO_BIN_EXE_jaga"))
+            .args(["--config", &config.path().display().to_string(), "serve"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn jaga serve");
+        let mut agent = Self {
+            port,
+            data_dir: data_dir.to_path_buf(),
+            child: Some(child),
+            _config: config,
+        };
+        let healthy = wait_for(Duration::from_secs(20), || {
+            if let Some(status) = agent.try_exit() {
+                panic!("jaga serve exited at start with {status}");
+            }
+            (agent.get("/healthz").0 == 200).then_some(())
+        });
+        assert!(healthy.is_some(), "jaga serve not healthy within 20 s");
+        agent
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// GET `path`: status and body; status 0 when nothing answers.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        get_url(&self.url(path), None)
+    }
+
+    pub fn json(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.get(path);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: bad JSON {e}: {body}"))
+    }
+
+    pub fn metrics(&self) -> String {
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200, "GET /metrics: {body}");
+        body
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("agent running")
+    }
+
+    fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends `signal` and waits (up to 15 s) for the exit status.
+    pub fn stop_with(&mut self, signal: &str) -> ExitStatus {
+        let mut child = self.child.take().expect("agent running");
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{signal} failed");
+        let status = wait_for(Duration::from_secs(15), || child.try_wait().ok().flatten());
+        match status {
+            Some(status) => status,
+            None => {
+                let _ = child.kill();
+                panic!("jaga serve did not exit within 15 s of {signal}");
+            }
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// GET with an optional Accept header; status 0 when nothing answers.
+pub fn get_url(url: &str, accept: Option<&str>) -> (u16, String) {
+    let mut request = ureq::get(url).timeout(Duration::from_secs(10));
+    if let Some(accept) = accept {
+        request = request.set("Accept", accept);
+    }
+    match request.call() {
+        Ok(response) => {
+            let status = response.status();
+            (status, response.into_string().unwrap_or_default())
+        }
+        Err(ureq::Error::Status(status, response)) => {
+            (status, response.into_string().unwrap_or_default())
+        }
+        Err(_) => (0, String::new()),
+    }
+}
+
+/// The value of the first series of `family` whose labels contain all of
+/// `labels` (`key="value"` strings), from Prometheus text.
+pub fn series_value(metrics: &str, family: &str, labels: &[&str]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(family)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .find(|l| labels.iter().all(|label| l.contains(label)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
