@@ -23,6 +23,66 @@ pub struct Config {
     pub history: HistoryConfig,
     pub filesystem: FilesystemConfig,
     pub metrics: MetricsConfig,
+    pub docker_listener: DockerListenerConfig,
+    pub alerts: AlertsConfig,
+}
+
+/// The Docker event listener of `jaga serve`, with the knobs of Wazuh's
+/// docker-listener.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DockerListenerConfig {
+    pub disabled: bool,
+    /// Start listening when the agent starts; `false` waits one `interval` first.
+    pub run_on_start: bool,
+    /// Wait before reconnecting after the event stream failed.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Failed connections in a row before the listener gives up (reported
+    /// by `/healthz` and `jaga_docker_listener_up`). A connection that
+    /// delivers events resets the count.
+    pub attempts: u32,
+}
+
+impl Default for DockerListenerConfig {
+    fn default() -> Self {
+        Self {
+            disabled: false,
+            run_on_start: true,
+            interval: Duration::from_secs(5),
+            attempts: 60,
+        }
+    }
+}
+
+/// Where alerts go besides the embedded store and the API.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Rules below this level are kept as events but raise no alert.
+    pub min_level: u8,
+    /// JSON-lines file of alerts; relative paths are under `serve.data_dir`;
+    /// empty: no file.
+    pub file: PathBuf,
+    /// Size at which the file is rotated to `<file>.1`.
+    pub max_file_bytes: u64,
+    /// Rotated files kept (`<file>.1` … `<file>.N`).
+    pub max_files: u32,
+    /// How long events and alerts stay in the embedded store.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            min_level: 3,
+            file: PathBuf::from("alerts.json"),
+            max_file_bytes: 100 * 1024 * 1024,
+            max_files: 5,
+            retention: Duration::from_secs(30 * 24 * 60 * 60),
+        }
+    }
 }
 
 /// `jaga serve`: where it listens, how often it collects, where it keeps data.

@@ -108,6 +108,16 @@ fn check_values(config: &Config) -> Result<(), (&'static str, &'static str, Stri
             "must be at least as long as history.raw".to_owned(),
         ));
     }
+    if config.alerts.min_level > 15 {
+        return Err(("alerts", "min_level", "levels go from 0 to 15".to_owned()));
+    }
+    if config.alerts.max_file_bytes < 4096 {
+        return Err((
+            "alerts",
+            "max_file_bytes",
+            "must be at least 4096".to_owned(),
+        ));
+    }
     if config.filesystem.max_entries == 0 {
         return Err(("filesystem", "max_entries", "must be at least 1".to_owned()));
     }

@@ -4,11 +4,13 @@
 mod connect;
 mod details;
 mod error;
+mod events;
 mod inventory;
 mod runtime;
 
 pub use connect::{ConnectionSettings, Endpoint, Engine};
 pub use details::{ContainerChange, ContainerDetails, DaemonInfo, MountPoint};
 pub use error::EngineError;
+pub use events::{engine_time, normalize, EventQuery};
 pub use inventory::ContainerListing;
 pub use runtime::runtime_init_pid;

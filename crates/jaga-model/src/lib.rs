@@ -1,16 +1,21 @@
 //! Plain types every part of jaga shares. No I/O happens here.
 
 pub mod container;
+pub mod event;
 pub mod history;
 pub mod sample;
 pub mod snapshot;
 
 pub use container::{ContainerId, ContainerRef, ContainerState};
+pub use event::{
+    Alert, AlertAgent, AlertRule, ContainerRuntimeConfig, DockerEvent, Event, EventContainer,
+};
 pub use history::{HistoryPoint, RollupPoint, HISTORY_SERIES};
 pub use sample::{
     BlockDeviceIo, CgroupVersion, CpuStats, HostCounters, InterfaceStats, MemoryStats,
     NetworkStats, PidsStats, Sample,
 };
 pub use snapshot::{
-    AgentStats, ContainerSnapshot, DataRootUsage, FsUsage, MachineInfo, Snapshot, VolumeUsage,
+    AgentStats, ContainerSnapshot, DataRootUsage, FsUsage, ListenerStats, MachineInfo, Snapshot,
+    VolumeUsage,
 };

@@ -93,6 +93,9 @@ pub struct AgentStats {
     /// Containers seen in the last pass, by state.
     pub containers_seen: BTreeMap<String, u64>,
     pub history_points_written_total: u64,
+    /// The Docker event listener; `None` when it is disabled.
+    #[serde(default)]
+    pub listener: Option<ListenerStats>,
 }
 
 /// Everything `/metrics` and the API show, taken at one instant.
@@ -103,4 +106,22 @@ pub struct Snapshot {
     pub data_root: Option<DataRootUsage>,
     pub containers: Vec<ContainerSnapshot>,
     pub agent: AgentStats,
+}
+
+/// How the Docker event listener fares.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerStats {
+    /// `starting`, `connected`, `retrying` or `failed` (gave up).
+    pub state: String,
+    pub connected: bool,
+    /// Failed connections since the last one that delivered events.
+    pub failures_in_row: u32,
+    pub failures_total: u64,
+    pub events_total: u64,
+    /// Events delivered again (replays) and dropped as already stored.
+    pub duplicates_total: u64,
+    pub alerts_total: u64,
+    pub last_error: Option<String>,
+    /// Time of the newest stored event, Unix nanoseconds.
+    pub cursor_nano: Option<i64>,
 }

@@ -27,6 +27,8 @@ pub struct ServerState {
     pub labels: LabelOptions,
     /// The collection interval: `/healthz` fails when collection falls behind it.
     pub interval: Duration,
+    /// Docker events and alerts; `None` when the listener is disabled.
+    pub events: Option<Arc<jaga_store::EventStore>>,
 }
 
 impl ServerState {
@@ -46,6 +48,8 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/api/v1/containers/{container}", get(api::container))
         .route("/api/v1/containers/{container}/latest", get(api::latest))
         .route("/api/v1/containers/{container}/history", get(api::history))
+        .route("/api/v1/events", get(api::events::events))
+        .route("/api/v1/alerts", get(api::events::alerts))
         .fallback(|| async { api::ApiError::not_found("no such path: see /api/v1/openapi.json") })
         .with_state(state)
 }
@@ -69,10 +73,13 @@ struct Health {
     last_collection_unix_ms: i64,
     last_collection_age_seconds: f64,
     collections_total: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    docker_listener: Option<jaga_model::ListenerStats>,
 }
 
-/// 200 while collection keeps up; 503 before the first pass or when the
-/// last one is older than three intervals (and at least 10 s).
+/// 200 while collection keeps up; 503 before the first pass, when the
+/// last one is older than three intervals (and at least 10 s), or when the
+/// Docker event listener gave up.
 async fn healthz(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
     let snapshot = state.snapshot();
     let age_ms = api::now_ms().saturating_sub(snapshot.taken_unix_ms).max(0);
@@ -81,6 +88,13 @@ async fn healthz(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
         (StatusCode::SERVICE_UNAVAILABLE, "starting")
     } else if age_ms > allowed_ms {
         (StatusCode::SERVICE_UNAVAILABLE, "stalled")
+    } else if snapshot
+        .agent
+        .listener
+        .as_ref()
+        .is_some_and(|l| l.state == "failed")
+    {
+        (StatusCode::SERVICE_UNAVAILABLE, "docker_listener_failed")
     } else {
         (StatusCode::OK, "ok")
     };
@@ -89,6 +103,7 @@ async fn healthz(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
         last_collection_unix_ms: snapshot.taken_unix_ms,
         last_collection_age_seconds: age_ms as f64 / 1000.0,
         collections_total: snapshot.agent.collections_total,
+        docker_listener: snapshot.agent.listener.clone(),
     };
     (code, Json(body))
 }

@@ -32,6 +32,7 @@ fn app(snapshot: Snapshot, dir: &std::path::Path) -> axum::Router {
         store: Arc::new(store),
         labels: LabelOptions::default(),
         interval: Duration::from_secs(1),
+        events: None,
     }))
 }
 

@@ -49,6 +49,13 @@ pub enum StoreError {
         source: serde_json::Error,
     },
 
+    #[error("cannot encode or decode {what}: {source}")]
+    Encode {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
     /// A prefix matched more than one container id.
     #[error("container '{query}' is ambiguous: {count} container ids start with it")]
     AmbiguousContainer { query: String, count: usize },

@@ -14,9 +14,11 @@
 
 mod bucket;
 mod error;
+mod events;
 mod schema;
 mod store;
 
 pub use error::StoreError;
+pub use events::{AlertFilter, EventFilter, EventStore, EVENTS_FILE_NAME};
 pub use schema::SCHEMA_VERSION;
 pub use store::{HistoryStore, Retention, StoredContainer, TrimReport, FILE_NAME};

@@ -8,7 +8,7 @@ use jaga_config::{Config, LogFormat};
 use jaga_engine::{ConnectionSettings, Engine};
 
 use crate::sampler::Sampler;
-use crate::{serve, stats};
+use crate::{events, serve, stats};
 
 /// jaga watches a Docker host: container metrics, security events, log
 /// attacks and posture, in one binary.
@@ -40,6 +40,8 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// Run the agent: collect every container, keep history, serve /metrics and /api/v1
     Serve(serve::ServeArgs),
+    /// Show Docker events live (or --since), with the alerts their rules raise
+    Events(events::view::EventsArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -64,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         match cli.command {
             Command::Stats(args) => stats::run(&engine, &sampler, args).await,
             Command::Serve(args) => serve::run(config, engine, sampler, cli.host_root, args).await,
+            Command::Events(args) => events::view::run(&engine, args).await,
         }
     });
     // A filesystem walk still running must not hold the exit up.

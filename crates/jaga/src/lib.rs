@@ -2,6 +2,7 @@
 //! same code the binary runs.
 
 pub mod cli;
+pub mod events;
 pub mod sampler;
 pub mod serve;
 pub mod stats;

@@ -414,6 +414,8 @@ fn api_answers_bad_parameters_with_400_naming_them_and_unknown_containers_with_4
         "/api/v1/containers/{container}/latest",
         "/api/v1/containers/{container}/history",
         "/api/v1/openapi.json",
+        "/api/v1/events",
+        "/api/v1/alerts",
     ] {
         assert!(
             openapi["paths"][path].is_object(),

@@ -3,6 +3,7 @@
 //! `openapi.json`, served at `/api/v1/openapi.json`.
 
 mod error;
+pub mod events;
 mod params;
 
 use std::collections::{BTreeMap, HashMap};

@@ -610,6 +610,47 @@ fn agent<'a>(snapshot: &'a Snapshot, out: &mut Vec<Family<'a>>) {
         ))],
     ));
 
+    if let Some(listener) = &agent.listener {
+        out.push(family(
+            "jaga_docker_listener_up",
+            "Whether the Docker event listener is connected (1) or not (0).",
+            Kind::Gauge,
+            vec![unlabelled(Value::Unsigned(u64::from(listener.connected)))],
+        ));
+        out.push(family(
+            "jaga_docker_listener_failures_total",
+            "Number of failed connections to the Docker event stream.",
+            Kind::Counter,
+            vec![unlabelled(Value::Unsigned(listener.failures_total))],
+        ));
+        out.push(family(
+            "jaga_docker_listener_gave_up",
+            "1 when the listener stopped retrying after too many failures.",
+            Kind::Gauge,
+            vec![unlabelled(Value::Unsigned(u64::from(
+                listener.state == "failed",
+            )))],
+        ));
+        out.push(family(
+            "jaga_events_total",
+            "Number of Docker events stored.",
+            Kind::Counter,
+            vec![unlabelled(Value::Unsigned(listener.events_total))],
+        ));
+        out.push(family(
+            "jaga_events_duplicate_total",
+            "Number of Docker events delivered again and dropped as already stored.",
+            Kind::Counter,
+            vec![unlabelled(Value::Unsigned(listener.duplicates_total))],
+        ));
+        out.push(family(
+            "jaga_alerts_total",
+            "Number of alerts raised from Docker events.",
+            Kind::Counter,
+            vec![unlabelled(Value::Unsigned(listener.alerts_total))],
+        ));
+    }
+
     let mut errors: BTreeMap<&str, u64> = ERROR_KINDS.iter().map(|k| (*k, 0)).collect();
     errors.extend(agent.errors_total.iter().map(|(k, v)| (k.as_str(), *v)));
     out.push(family(

@@ -228,6 +228,7 @@ pub fn snapshot(containers: Vec<ContainerSnapshot>) -> Snapshot {
             errors_total: BTreeMap::from([("cgroup".to_owned(), 1)]),
             containers_seen: BTreeMap::from([("running".to_owned(), 2), ("exited".to_owned(), 1)]),
             history_points_written_total: 84,
+            listener: None,
         },
     }
 }

@@ -49,6 +49,8 @@ pub struct Collector {
     pub details_tx: watch::Sender<Arc<Vec<ContainerDetails>>>,
     pub snapshot_tx: watch::Sender<Arc<Snapshot>>,
     pub notices: mpsc::UnboundedReceiver<InventoryNotice>,
+    /// The event listener's figures, for `jaga_*` metrics and `/healthz`.
+    pub listener: Option<crate::events::listener::SharedListenerStats>,
 }
 
 struct Tracked {
@@ -394,6 +396,12 @@ impl Collector {
             })
             .collect();
         state.agent.containers_seen = seen;
+        state.agent.listener = self.listener.as_ref().map(|shared| {
+            shared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        });
         if fs.errors_total > 0 {
             state
                 .agent

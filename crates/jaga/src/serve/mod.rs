@@ -14,10 +14,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use jaga_config::Config;
 use jaga_engine::Engine;
-use jaga_model::{MachineInfo, Snapshot};
+use jaga_model::{AlertAgent, ListenerStats, MachineInfo, Snapshot};
 use jaga_server::{router, LabelOptions, ServerState};
-use jaga_store::{HistoryStore, Retention};
-use tokio::sync::{mpsc, watch};
+use jaga_store::{EventStore, HistoryStore, Retention};
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::events::alert_file::{write_alerts, AlertFile};
+use crate::events::listener::{Listener, SharedListenerStats};
 
 use crate::sampler::Sampler;
 use collector::{follow_events, unix_ms, Collector};
@@ -105,6 +108,61 @@ pub async fn run(
     }));
     let (details_tx, details_rx) = watch::channel(Arc::new(Vec::new()));
     let (notice_tx, notice_rx) = mpsc::unbounded_channel();
+
+    // Docker events: the listener, the alerts file, and their store.
+    let events_store = if config.docker_listener.disabled {
+        None
+    } else {
+        let dir = serve.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || EventStore::open(&dir))
+            .await
+            .context("opening the event store stopped")?
+            .with_context(|| {
+                format!(
+                    "cannot open the event store in '{}'",
+                    serve.data_dir.display()
+                )
+            })?;
+        Some(Arc::new(store))
+    };
+    let listener_stats: Option<SharedListenerStats> = events_store
+        .as_ref()
+        .map(|_| Arc::new(std::sync::Mutex::new(ListenerStats::default())));
+    let mut event_tasks = Vec::new();
+    if let (Some(store), Some(stats)) = (&events_store, &listener_stats) {
+        let alerts_written = Arc::new(Notify::new());
+        let listener = Listener {
+            engine: Arc::new(engine.clone()),
+            store: Arc::clone(store),
+            config: config.docker_listener.clone(),
+            min_level: config.alerts.min_level,
+            agent: AlertAgent {
+                id: daemon.name.clone(),
+                name: crate::events::view::hostname(),
+            },
+            stats: Arc::clone(stats),
+            alerts_written: Arc::clone(&alerts_written),
+        };
+        event_tasks.push(tokio::spawn(listener.run(shutdown_rx.clone())));
+        if !config.alerts.file.as_os_str().is_empty() {
+            let file = AlertFile::new(
+                serve.data_dir.join(&config.alerts.file),
+                config.alerts.max_file_bytes,
+                config.alerts.max_files,
+            );
+            event_tasks.push(tokio::spawn(write_alerts(
+                Arc::clone(store),
+                file,
+                alerts_written,
+                shutdown_rx.clone(),
+            )));
+        }
+        event_tasks.push(tokio::spawn(trim_events(
+            Arc::clone(store),
+            config.alerts.retention,
+            shutdown_rx.clone(),
+        )));
+    }
     let fs_state: SharedFsState = Arc::new(std::sync::Mutex::new(FsState::default()));
     let engine = Arc::new(engine);
 
@@ -120,6 +178,7 @@ pub async fn run(
         details_tx,
         snapshot_tx,
         notices: notice_rx,
+        listener: listener_stats.clone(),
     };
     let collector_task = tokio::spawn(collector.run(shutdown_rx.clone()));
     let events_task = tokio::spawn(follow_events(
@@ -146,6 +205,7 @@ pub async fn run(
             whitelisted_container_labels: config.metrics.whitelisted_container_labels.clone(),
         },
         interval: serve.interval,
+        events: events_store.clone(),
     });
     let mut http_shutdown = shutdown_rx.clone();
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
@@ -160,6 +220,15 @@ pub async fn run(
         .await
         .context("the collector stopped abnormally")?;
     events_task.abort();
+    // The listener stores the event in hand; the alerts file gets its last lines.
+    for task in event_tasks {
+        if tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("an event task did not stop within 5 s");
+        }
+    }
     if let Some(task) = fs_task {
         task.abort();
     }
@@ -174,8 +243,39 @@ pub async fn run(
         .await
         .context("flushing the history stopped")?
         .context("cannot flush the history")?;
+    if let Some(store) = events_store {
+        tokio::task::spawn_blocking(move || store.checkpoint())
+            .await
+            .context("flushing the event store stopped")?
+            .context("cannot flush the event store")?;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Drops events and alerts older than the retention, hourly.
+async fn trim_events(
+    store: Arc<EventStore>,
+    retention: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let cut =
+            unix_ms().saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+        let store = Arc::clone(&store);
+        match tokio::task::spawn_blocking(move || store.trim(cut)).await {
+            Ok(Ok((events, alerts))) => {
+                tracing::debug!(events, alerts, "old events and alerts trimmed")
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "cannot trim events and alerts"),
+            Err(error) => tracing::warn!(%error, "trimming events stopped"),
+        }
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<&'static str> {

@@ -1,0 +1,203 @@
+//! The Docker event listener of `jaga serve`: follows the Engine's event
+//! stream, turns each event into alerts, and stores both.
+//!
+//! Nothing lost: on (re)connection it asks for events since the newest one
+//! stored (the cursor), so what happened while the agent was stopped, or
+//! while the daemon restarted, is replayed; the store drops what it already
+//! has by identity. Nothing twice: the event, its alerts and the cursor go
+//! into the store in one transaction.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use jaga_config::DockerListenerConfig;
+use jaga_engine::{engine_time, Engine, EventQuery};
+use jaga_model::{AlertAgent, DockerEvent, ListenerStats};
+use jaga_rules::events::{evaluate, RESTART_LOOP};
+use jaga_store::EventStore;
+use tokio::sync::{watch, Notify};
+
+use super::{alerts_for, enrich};
+
+/// Inspecting a started container must not hold the stream up for long.
+const INSPECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub type SharedListenerStats = Arc<Mutex<ListenerStats>>;
+
+pub struct Listener {
+    pub engine: Arc<Engine>,
+    pub store: Arc<EventStore>,
+    pub config: DockerListenerConfig,
+    pub min_level: u8,
+    pub agent: AlertAgent,
+    pub stats: SharedListenerStats,
+    pub alerts_written: Arc<Notify>,
+}
+
+impl Listener {
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        self.update(|s| s.state = "starting".to_owned());
+        if !self.config.run_on_start && self.pause(&mut shutdown).await {
+            return;
+        }
+        loop {
+            match self.follow(&mut shutdown).await {
+                Ok(Followed::Shutdown) => return,
+                Ok(Followed::Ended) => self.failed("the event stream ended (daemon stopped?)"),
+                Err(error) => self.failed(&error),
+            }
+            let gave_up = {
+                let stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
+                self.config.attempts > 0 && stats.failures_in_row >= self.config.attempts
+            };
+            if gave_up {
+                self.update(|s| s.state = "failed".to_owned());
+                tracing::error!(
+                    attempts = self.config.attempts,
+                    "GIVING UP on the Docker event stream after {} failed attempts in a row: no \
+                     more events or alerts until jaga is restarted ([docker_listener] attempts)",
+                    self.config.attempts
+                );
+                return;
+            }
+            if self.pause(&mut shutdown).await {
+                return;
+            }
+        }
+    }
+
+    /// Waits one `interval`; true when shutdown came first.
+    async fn pause(&self, shutdown: &mut watch::Receiver<bool>) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(self.config.interval) => false,
+            _ = shutdown.changed() => true,
+        }
+    }
+
+    async fn follow(&self, shutdown: &mut watch::Receiver<bool>) -> Result<Followed, String> {
+        // The stream is lazy: ask the daemon something first, so a daemon
+        // that is down counts as a failed attempt at once.
+        self.engine
+            .server_version()
+            .await
+            .map_err(|e| e.to_string())?;
+        let store = Arc::clone(&self.store);
+        let cursor = tokio::task::block_in_place(|| store.cursor()).map_err(|e| e.to_string())?;
+        let query = EventQuery {
+            since: cursor.map(engine_time),
+            ..EventQuery::default()
+        };
+        tracing::info!(since = ?query.since, "following Docker events");
+        self.update(|s| {
+            s.state = "connected".to_owned();
+            s.connected = true;
+            s.failures_in_row = 0;
+            s.last_error = None;
+            s.cursor_nano = cursor;
+        });
+        let mut events = std::pin::pin!(self.engine.events(&query));
+        loop {
+            let next = tokio::select! {
+                next = events.next() => next,
+                _ = shutdown.changed() => return Ok(Followed::Shutdown),
+            };
+            match next {
+                Some(Ok(event)) => self.handle(event).await,
+                Some(Err(error)) => return Err(error.to_string()),
+                None => return Ok(Followed::Ended),
+            }
+        }
+    }
+
+    async fn handle(&self, docker: DockerEvent) {
+        let mut event = enrich(docker);
+        if event.docker.kind == "container" && event.docker.action == "start" {
+            let inspected = tokio::time::timeout(
+                INSPECT_TIMEOUT,
+                self.engine.runtime_config(&event.docker.actor_id),
+            )
+            .await;
+            match inspected {
+                Ok(Ok(runtime)) => {
+                    if let Some(container) = event.container.as_mut() {
+                        container.runtime = Some(runtime);
+                    }
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(container = %event.docker.actor_id, %error, "cannot inspect started container")
+                }
+                Err(_) => {
+                    tracing::debug!(container = %event.docker.actor_id, "inspecting started container timed out")
+                }
+            }
+        }
+        let store = Arc::clone(&self.store);
+        let outcome = tokio::task::block_in_place(|| {
+            let time = event.docker.time_nano;
+            let container_id = event.docker.actor_id.clone();
+            let mut count_error = None;
+            let matches = evaluate(&event, || {
+                // This die, plus the ones stored in the window before it.
+                let from = time.saturating_sub(RESTART_LOOP.window_seconds * 1_000_000_000);
+                match store.count_container_actions(&container_id, "die", from, time) {
+                    Ok(stored) => stored + 1,
+                    Err(error) => {
+                        count_error = Some(error);
+                        1
+                    }
+                }
+            });
+            if let Some(error) = count_error {
+                tracing::warn!(%error, "cannot count recent exits; restart-loop rule skipped");
+            }
+            let alerts = alerts_for(&event, matches, &self.agent, self.min_level);
+            store.record(&event, &alerts).map(|new| (new, alerts))
+        });
+        match outcome {
+            Ok((true, alerts)) => {
+                for alert in &alerts {
+                    if alert.rule.level >= 7 {
+                        tracing::warn!(rule = %alert.rule.id, level = alert.rule.level, "{}", alert.rule.description);
+                    } else {
+                        tracing::debug!(rule = %alert.rule.id, level = alert.rule.level, "{}", alert.rule.description);
+                    }
+                }
+                self.update(|s| {
+                    s.events_total += 1;
+                    s.alerts_total += alerts.len() as u64;
+                    s.cursor_nano = Some(s.cursor_nano.unwrap_or(0).max(event.docker.time_nano));
+                });
+                if !alerts.is_empty() {
+                    self.alerts_written.notify_one();
+                }
+            }
+            Ok((false, _)) => self.update(|s| s.duplicates_total += 1),
+            Err(error) => {
+                // Not stored, so the cursor did not move: a reconnection replays it.
+                tracing::warn!(%error, event = %event.docker.identity(), "cannot store event");
+                self.update(|s| s.last_error = Some(error.to_string()));
+            }
+        }
+    }
+
+    fn failed(&self, error: &str) {
+        tracing::warn!(%error, retry_in = ?self.config.interval, "Docker event stream failed");
+        self.update(|s| {
+            s.state = "retrying".to_owned();
+            s.connected = false;
+            s.failures_in_row += 1;
+            s.failures_total += 1;
+            s.last_error = Some(error.to_owned());
+        });
+    }
+
+    fn update(&self, change: impl FnOnce(&mut ListenerStats)) {
+        change(&mut self.stats.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+}
+
+enum Followed {
+    Shutdown,
+    Ended,
+}
