@@ -25,6 +25,30 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub docker_listener: DockerListenerConfig,
     pub alerts: AlertsConfig,
+    pub audit: AuditConfig,
+}
+
+/// The posture audit in `jaga serve`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    pub disabled: bool,
+    /// Time between two full audits (one runs at start); a container's own
+    /// checks also run each time it starts.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// The daemon's configuration file.
+    pub daemon_json: PathBuf,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            disabled: false,
+            interval: Duration::from_secs(3600),
+            daemon_json: PathBuf::from("/etc/docker/daemon.json"),
+        }
+    }
 }
 
 /// The Docker event listener of `jaga serve`, with the knobs of Wazuh's

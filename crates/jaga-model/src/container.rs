@@ -105,3 +105,22 @@ impl ContainerRef {
         self.network_mode == "host"
     }
 }
+
+/// Capabilities whose addition opens a way from a container to the host;
+/// the event rules and the audit both judge `--cap-add` by this list.
+pub const DANGEROUS_CAPABILITIES: &[&str] = &[
+    "ALL",
+    "SYS_ADMIN",
+    "SYS_PTRACE",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "DAC_READ_SEARCH",
+    "DAC_OVERRIDE",
+    "NET_ADMIN",
+    "BPF",
+    "PERFMON",
+    "SYS_BOOT",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "SYS_TIME",
+];

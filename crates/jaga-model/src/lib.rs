@@ -2,14 +2,16 @@
 
 pub mod container;
 pub mod event;
+pub mod finding;
 pub mod history;
 pub mod sample;
 pub mod snapshot;
 
-pub use container::{ContainerId, ContainerRef, ContainerState};
+pub use container::{ContainerId, ContainerRef, ContainerState, DANGEROUS_CAPABILITIES};
 pub use event::{
     Alert, AlertAgent, AlertRule, ContainerRuntimeConfig, DockerEvent, Event, EventContainer,
 };
+pub use finding::{Finding, FindingObject, Practice, Severity, Threat};
 pub use history::{HistoryPoint, RollupPoint, HISTORY_SERIES};
 pub use sample::{
     BlockDeviceIo, CgroupVersion, CpuStats, HostCounters, InterfaceStats, MemoryStats,

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use jaga_model::{AlertRule, Event};
+use jaga_model::{AlertRule, Event, DANGEROUS_CAPABILITIES};
 
 /// What must hold besides type and action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,22 +61,6 @@ pub const RESTART_LOOP: RestartLoop = RestartLoop {
     exits: 3,
     window_seconds: 120,
 };
-
-/// Capabilities whose addition opens a way out of the container.
-pub const DANGEROUS_CAPABILITIES: &[&str] = &[
-    "ALL",
-    "SYS_ADMIN",
-    "SYS_PTRACE",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "DAC_READ_SEARCH",
-    "DAC_OVERRIDE",
-    "NET_ADMIN",
-    "BPF",
-    "PERFMON",
-    "SYS_BOOT",
-    "MAC_ADMIN",
-];
 
 /// Host paths whose mount into a container hands it the host.
 pub const SENSITIVE_HOST_PATHS: &[&str] = &[

@@ -29,6 +29,9 @@ pub struct ServerState {
     pub interval: Duration,
     /// Docker events and alerts; `None` when the listener is disabled.
     pub events: Option<Arc<jaga_store::EventStore>>,
+    /// The latest audit report (JSON); `None` when the audit is disabled,
+    /// `Null` until the first audit finished.
+    pub audit: Option<watch::Receiver<Arc<serde_json::Value>>>,
 }
 
 impl ServerState {
@@ -50,6 +53,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/api/v1/containers/{container}/history", get(api::history))
         .route("/api/v1/events", get(api::events::events))
         .route("/api/v1/alerts", get(api::events::alerts))
+        .route("/api/v1/audit", get(audit))
         .fallback(|| async { api::ApiError::not_found("no such path: see /api/v1/openapi.json") })
         .with_state(state)
 }
@@ -65,6 +69,24 @@ async fn metrics_handler(
     let snapshot = state.snapshot();
     let body = render(&snapshot, format, &state.labels);
     ([(header::CONTENT_TYPE, format.content_type())], body)
+}
+
+/// The latest audit: findings, scores per threat, counts per severity.
+async fn audit(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
+    let Some(report) = &state.audit else {
+        return api::ApiError::not_found("the audit is disabled ([audit] disabled = true)")
+            .into_response();
+    };
+    let report = Arc::clone(&report.borrow());
+    if report.is_null() {
+        return api::ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            parameter: None,
+            message: "the first audit has not finished yet".to_owned(),
+        }
+        .into_response();
+    }
+    Json(report.as_ref().clone()).into_response()
 }
 
 #[derive(Serialize)]

@@ -33,6 +33,7 @@ fn app(snapshot: Snapshot, dir: &std::path::Path) -> axum::Router {
         labels: LabelOptions::default(),
         interval: Duration::from_secs(1),
         events: None,
+        audit: None,
     }))
 }
 

@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (time_ms);
 CREATE INDEX IF NOT EXISTS alerts_to_file ON alerts (seq) WHERE in_file = 0;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY NOT NULL, value NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_findings (
+    identity TEXT PRIMARY KEY NOT NULL,
+    first_seen_ms INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// Which events to return; every field narrows.
@@ -151,34 +155,7 @@ impl EventStore {
                 return Ok(false);
             }
             for (alert, json) in &alert_rows {
-                let time_ms = event.docker.time_unix_ms();
-                let text = format!(
-                    "{} {} {}",
-                    alert.rule.description,
-                    container_name.unwrap_or_default(),
-                    alert
-                        .data
-                        .values()
-                        .map(String::as_str)
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                )
-                .to_lowercase();
-                tx.execute(
-                    "INSERT OR IGNORE INTO alerts \
-                     (id, time_ms, rule_id, level, container_id, container_name, text, json) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![
-                        alert.id,
-                        time_ms,
-                        alert.rule.id,
-                        alert.rule.level,
-                        container_id,
-                        container_name,
-                        text,
-                        json
-                    ],
-                )?;
+                insert_alert(&tx, alert, json, event.docker.time_unix_ms())?;
             }
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('cursor_nano', ?1) \
@@ -190,6 +167,31 @@ impl EventStore {
         };
         run(&mut conn)
             .map_err(|e| self.err(format!("recording event {}", event.docker.identity()), e))
+    }
+
+    /// Remembers an audit finding by identity; the first time, stores its
+    /// alert too (one transaction). `true`: the finding is new.
+    pub fn record_finding(&self, identity: &str, alert: &Alert) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(alert).map_err(|source| StoreError::Encode {
+            what: format!("alert {}", alert.id),
+            source,
+        })?;
+        let mut conn = self.lock();
+        let run = |conn: &mut Connection| -> rusqlite::Result<bool> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let time_ms = chrono_free_now_ms();
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO audit_findings (identity, first_seen_ms) VALUES (?1, ?2)",
+                params![identity, time_ms],
+            )?;
+            if inserted == 0 {
+                return Ok(false);
+            }
+            insert_alert(&tx, alert, &json, time_ms)?;
+            tx.commit()?;
+            Ok(true)
+        };
+        run(&mut conn).map_err(|e| self.err(format!("recording audit finding {identity}"), e))
     }
 
     /// Time of the newest stored event, nanoseconds; `None` before the first.
@@ -383,6 +385,55 @@ impl EventStore {
             source,
         }
     }
+}
+
+/// One alert row; the searchable text is its description, container name
+/// and data values, lowercased.
+fn insert_alert(
+    tx: &rusqlite::Transaction<'_>,
+    alert: &Alert,
+    json: &str,
+    time_ms: i64,
+) -> rusqlite::Result<()> {
+    let (container_id, container_name) = match &alert.container {
+        Some(c) => (Some(c.id.as_str()), Some(c.name.as_str())),
+        None => (None, None),
+    };
+    let text = format!(
+        "{} {} {}",
+        alert.rule.description,
+        container_name.unwrap_or_default(),
+        alert
+            .data
+            .values()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+    .to_lowercase();
+    tx.execute(
+        "INSERT OR IGNORE INTO alerts \
+         (id, time_ms, rule_id, level, container_id, container_name, text, json) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            alert.id,
+            time_ms,
+            alert.rule.id,
+            alert.rule.level,
+            container_id,
+            container_name,
+            text,
+            json
+        ],
+    )?;
+    Ok(())
+}
+
+fn chrono_free_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
 }
 
 fn like_escape(text: &str) -> String {

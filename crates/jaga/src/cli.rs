@@ -8,7 +8,7 @@ use jaga_config::{Config, LogFormat};
 use jaga_engine::{ConnectionSettings, Engine};
 
 use crate::sampler::Sampler;
-use crate::{events, serve, stats};
+use crate::{audit, events, serve, stats};
 
 /// jaga watches a Docker host: container metrics, security events, log
 /// attacks and posture, in one binary.
@@ -42,6 +42,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Show Docker events live (or --since), with the alerts their rules raise
     Events(events::view::EventsArgs),
+    /// Audit the host's container security posture (CIS Docker Benchmark style)
+    Audit(audit::AuditArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -67,6 +69,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Stats(args) => stats::run(&engine, &sampler, args).await,
             Command::Serve(args) => serve::run(config, engine, sampler, cli.host_root, args).await,
             Command::Events(args) => events::view::run(&engine, args).await,
+            Command::Audit(args) => {
+                if audit::run(&engine, cli.host_root, args).await? {
+                    return Err(anyhow::Error::new(audit::FailOn));
+                }
+                Ok(())
+            }
         }
     });
     // A filesystem walk still running must not hold the exit up.

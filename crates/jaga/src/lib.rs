@@ -1,6 +1,7 @@
 //! jaga's command-line front end as a library, so integration tests reach the
 //! same code the binary runs.
 
+pub mod audit;
 pub mod cli;
 pub mod events;
 pub mod sampler;

@@ -19,6 +19,9 @@ fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
+            if error.downcast_ref::<jaga::audit::FailOn>().is_some() {
+                return ExitCode::from(jaga::audit::FAIL_EXIT_CODE);
+            }
             eprintln!("Error: {}", cli::describe(&error));
             ExitCode::from(1)
         }

@@ -416,6 +416,7 @@ fn api_answers_bad_parameters_with_400_naming_them_and_unknown_containers_with_4
         "/api/v1/openapi.json",
         "/api/v1/events",
         "/api/v1/alerts",
+        "/api/v1/audit",
     ] {
         assert!(
             openapi["paths"][path].is_object(),

@@ -33,6 +33,8 @@ pub struct Listener {
     pub agent: AlertAgent,
     pub stats: SharedListenerStats,
     pub alerts_written: Arc<Notify>,
+    /// Told the id of each container that starts (the audit checks it).
+    pub starts: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl Listener {
@@ -156,6 +158,11 @@ impl Listener {
         });
         match outcome {
             Ok((true, alerts)) => {
+                if event.docker.kind == "container" && event.docker.action == "start" {
+                    if let Some(starts) = &self.starts {
+                        let _ = starts.send(event.docker.actor_id.clone());
+                    }
+                }
                 for alert in &alerts {
                     if alert.rule.level >= 7 {
                         tracing::warn!(rule = %alert.rule.id, level = alert.rule.level, "{}", alert.rule.description);

@@ -82,7 +82,7 @@ pub fn rfc3339_ms(unix_ms: i64) -> String {
 
 /// A stable 64-bit hash (FNV-1a): alert ids must not change between
 /// releases, which `std`'s hasher does not promise.
-fn fnv1a(text: &str) -> u64 {
+pub(crate) fn fnv1a(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     })

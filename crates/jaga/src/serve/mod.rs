@@ -4,7 +4,7 @@
 
 mod collector;
 mod figures;
-mod filesystem;
+pub mod filesystem;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,6 +19,8 @@ use jaga_server::{router, LabelOptions, ServerState};
 use jaga_store::{EventStore, HistoryStore, Retention};
 use tokio::sync::{mpsc, watch, Notify};
 
+use crate::audit::continuous::ContinuousAudit;
+use crate::audit::gather::HostPaths;
 use crate::events::alert_file::{write_alerts, AlertFile};
 use crate::events::listener::{Listener, SharedListenerStats};
 
@@ -129,19 +131,40 @@ pub async fn run(
         .as_ref()
         .map(|_| Arc::new(std::sync::Mutex::new(ListenerStats::default())));
     let mut event_tasks = Vec::new();
+    let (audit_tx, audit_rx) = watch::channel(Arc::new(serde_json::Value::Null));
+    let audit_enabled = events_store.is_some() && !config.audit.disabled;
     if let (Some(store), Some(stats)) = (&events_store, &listener_stats) {
         let alerts_written = Arc::new(Notify::new());
+        let (starts_tx, starts_rx) = mpsc::unbounded_channel();
+        let agent = AlertAgent {
+            id: daemon.name.clone(),
+            name: crate::events::view::hostname(),
+        };
+        if audit_enabled {
+            let audit = ContinuousAudit {
+                engine: Arc::new(engine.clone()),
+                store: Arc::clone(store),
+                paths: HostPaths {
+                    root: host_root.clone(),
+                    daemon_json: config.audit.daemon_json.clone(),
+                },
+                interval: config.audit.interval,
+                agent: agent.clone(),
+                starts: starts_rx,
+                report: audit_tx,
+                alerts_written: Arc::clone(&alerts_written),
+            };
+            event_tasks.push(tokio::spawn(audit.run(shutdown_rx.clone())));
+        }
         let listener = Listener {
             engine: Arc::new(engine.clone()),
             store: Arc::clone(store),
             config: config.docker_listener.clone(),
             min_level: config.alerts.min_level,
-            agent: AlertAgent {
-                id: daemon.name.clone(),
-                name: crate::events::view::hostname(),
-            },
+            agent,
             stats: Arc::clone(stats),
             alerts_written: Arc::clone(&alerts_written),
+            starts: audit_enabled.then_some(starts_tx),
         };
         event_tasks.push(tokio::spawn(listener.run(shutdown_rx.clone())));
         if !config.alerts.file.as_os_str().is_empty() {
@@ -206,6 +229,7 @@ pub async fn run(
         },
         interval: serve.interval,
         events: events_store.clone(),
+        audit: audit_enabled.then_some(audit_rx),
     });
     let mut http_shutdown = shutdown_rx.clone();
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {

@@ -1,0 +1,138 @@
+//! The audit inside `jaga serve`: a full audit at start and every interval,
+//! a container's own checks whenever it starts, an alert for each finding
+//! not seen before, and the latest report for `/api/v1/audit`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jaga_audit::{AuditInput, Report, Selection};
+use jaga_engine::Engine;
+use jaga_model::{Alert, AlertAgent, AlertRule, EventContainer, Finding};
+use jaga_store::EventStore;
+use tokio::sync::{mpsc, watch, Notify};
+
+use super::gather::{gather, inspect_container, now_unix, HostPaths};
+use crate::events::{fnv1a, rfc3339_ms};
+
+pub struct ContinuousAudit {
+    pub engine: Arc<Engine>,
+    pub store: Arc<EventStore>,
+    pub paths: HostPaths,
+    pub interval: Duration,
+    pub agent: AlertAgent,
+    /// Container ids that just started.
+    pub starts: mpsc::UnboundedReceiver<String>,
+    pub report: watch::Sender<Arc<serde_json::Value>>,
+    pub alerts_written: Arc<Notify>,
+}
+
+impl ContinuousAudit {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    match gather(&self.engine, &self.paths).await {
+                        Ok(input) => {
+                            findings = jaga_audit::run(&input, &Selection::default());
+                            tracing::info!(findings = findings.len(), "audit done");
+                            self.raise(&findings);
+                            self.publish(&findings);
+                        }
+                        Err(error) => tracing::warn!(error = %format!("{error:#}"), "audit failed"),
+                    }
+                }
+                Some(id) = self.starts.recv() => {
+                    match inspect_container(&self.engine, &id).await {
+                        Ok(Some(container)) => {
+                            let input = AuditInput { containers: vec![container], now_unix: now_unix(), ..AuditInput::default() };
+                            let fresh = jaga_audit::run(&input, &Selection { containers: vec![id.clone()], ..Selection::default() });
+                            self.raise(&fresh);
+                            findings.retain(|f| !(f.object.kind == "container" && f.object.id == id));
+                            findings.extend(fresh);
+                            self.publish(&findings);
+                        }
+                        Ok(None) => {}
+                        Err(error) => tracing::debug!(error = %format!("{error:#}"), container = %id, "cannot audit started container"),
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    fn publish(&self, findings: &[Finding]) {
+        let report = Report::new(findings);
+        let mut value = serde_json::to_value(&report).unwrap_or(serde_json::Value::Null);
+        if let Some(map) = value.as_object_mut() {
+            map.insert("taken_unix".to_owned(), now_unix().into());
+        }
+        self.report.send_replace(Arc::new(value));
+    }
+
+    /// An alert for each finding the store has not seen.
+    fn raise(&self, findings: &[Finding]) {
+        let mut new = 0;
+        for finding in findings {
+            let alert = alert_for(finding, &self.agent);
+            match tokio::task::block_in_place(|| {
+                self.store.record_finding(&finding.identity(), &alert)
+            }) {
+                Ok(true) => new += 1,
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "cannot record audit finding"),
+            }
+        }
+        if new > 0 {
+            tracing::info!(new, "new audit findings raised alerts");
+            self.alerts_written.notify_one();
+        }
+    }
+}
+
+pub fn alert_for(finding: &Finding, agent: &AlertAgent) -> Alert {
+    let now_ms = now_unix() * 1000;
+    let container = (finding.object.kind == "container").then(|| EventContainer {
+        id: finding.object.id.clone(),
+        name: finding.object.name.clone(),
+        ..EventContainer::default()
+    });
+    Alert {
+        id: format!("audit.{:016x}", fnv1a(&finding.identity())),
+        timestamp: rfc3339_ms(now_ms),
+        rule: AlertRule {
+            id: finding.check_id.clone(),
+            level: finding.severity.alert_level(),
+            description: format!(
+                "{}: {} {}",
+                finding.title, finding.object.kind, finding.object.name
+            ),
+            groups: vec![
+                "audit".to_owned(),
+                finding.threat.as_str().to_owned(),
+                serde_json::to_value(finding.practice)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+            ],
+            mitre: Vec::new(),
+        },
+        agent: agent.clone(),
+        container,
+        data: BTreeMap::from([
+            ("check_id".to_owned(), finding.check_id.clone()),
+            ("severity".to_owned(), finding.severity.as_str().to_owned()),
+            (
+                "object".to_owned(),
+                format!("{} {}", finding.object.kind, finding.object.id),
+            ),
+            ("evidence".to_owned(), finding.evidence.clone()),
+            ("remediation".to_owned(), finding.remediation.clone()),
+        ]),
+        location: "audit".to_owned(),
+        event: None,
+    }
+}

@@ -1,0 +1,95 @@
+//! `jaga audit`: the posture of this Docker host, as a table, JSON or SARIF,
+//! with an exit code for CI gates.
+
+pub mod continuous;
+pub mod gather;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use jaga_audit::{Report, Selection};
+use jaga_engine::Engine;
+use jaga_model::Severity;
+
+/// Exit code when findings reach `--fail-on`.
+pub const FAIL_EXIT_CODE: u8 = 3;
+
+/// Findings reached `--fail-on`: the binary exits with [`FAIL_EXIT_CODE`].
+#[derive(Debug, thiserror::Error)]
+#[error("findings reached the --fail-on severity")]
+pub struct FailOn;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuditArgs {
+    /// table, json or sarif
+    #[arg(long, value_name = "FORMAT", default_value = "table")]
+    pub format: String,
+    /// Exit with code 3 when a finding is at least this severe: info, low, medium, high, critical
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<String>,
+    /// Only this container's checks (name or id prefix; repeatable)
+    #[arg(long, value_name = "CONTAINER")]
+    pub container: Vec<String>,
+    /// Only these checks (id or prefix such as 5. ; repeatable)
+    #[arg(long, value_name = "ID")]
+    pub check: Vec<String>,
+    /// Skip these checks (id or prefix; repeatable)
+    #[arg(long, value_name = "ID")]
+    pub skip: Vec<String>,
+    /// The daemon's configuration file
+    #[arg(long, value_name = "FILE", default_value = "/etc/docker/daemon.json")]
+    pub daemon_json: PathBuf,
+}
+
+/// Runs the audit and prints it; `Ok(true)` when `--fail-on` is reached.
+pub async fn run(engine: &Engine, host_root: PathBuf, args: AuditArgs) -> anyhow::Result<bool> {
+    let fail_on = args
+        .fail_on
+        .as_deref()
+        .map(|s| {
+            Severity::parse(s).with_context(|| {
+                format!("invalid --fail-on '{s}': use info, low, medium, high or critical")
+            })
+        })
+        .transpose()?;
+    if !matches!(args.format.as_str(), "table" | "json" | "sarif") {
+        anyhow::bail!(
+            "unknown --format '{}': use table, json or sarif",
+            args.format
+        );
+    }
+    let paths = gather::HostPaths {
+        root: host_root,
+        daemon_json: args.daemon_json.clone(),
+    };
+    let input = gather::gather(engine, &paths).await?;
+    let selection = Selection {
+        containers: args.container.clone(),
+        checks: args.check.clone(),
+        skip: args.skip.clone(),
+    };
+    if !selection.containers.is_empty() {
+        for wanted in &selection.containers {
+            let known = input.containers.iter().any(|c| {
+                c.name.as_deref().map(|n| n.trim_start_matches('/')) == Some(wanted.as_str())
+                    || c.id
+                        .as_deref()
+                        .is_some_and(|id| id.starts_with(wanted.as_str()))
+            });
+            if !known {
+                anyhow::bail!("No such container: {wanted}");
+            }
+        }
+    }
+    let findings = jaga_audit::run(&input, &selection);
+    let report = Report::new(&findings);
+    let mut stdout = std::io::stdout().lock();
+    let text = match args.format.as_str() {
+        "json" => report.json(),
+        "sarif" => report.sarif(),
+        _ => report.table(stdout.is_terminal()),
+    };
+    writeln!(stdout, "{}", text.trim_end()).context("cannot write to standard output")?;
+    Ok(fail_on.is_some_and(|threshold| findings.iter().any(|f| f.severity >= threshold)))
+}

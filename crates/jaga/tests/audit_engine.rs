@@ -1,0 +1,507 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `jaga audit` on the real engine: deliberately weak containers raise
+//! exactly their findings, a hardened one none of the container checks,
+//! secrets never show, and `jaga serve` audits continuously.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::agent::Agent;
+use common::*;
+
+/// A planted secret: no output may contain it.
+const PLANTED: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYjagaPLANTED";
+
+/// Findings every plain `docker run` of the busybox test image has.
+const BASELINE: &[&str] = &[
+    "4.1",
+    "5.10",
+    "5.11",
+    "5.12",
+    "5.14",
+    "5.25",
+    "5.26",
+    "5.28",
+    "jaga-5.3-drop",
+];
+
+fn audit_json(args: &[&str]) -> serde_json::Value {
+    let mut full = vec!["audit", "--format", "json"];
+    full.extend_from_slice(args);
+    let out = jaga(&full);
+    assert!(
+        out.status.success(),
+        "jaga {full:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn container_checks(report: &serde_json::Value, id: &str) -> BTreeSet<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["object"]["kind"] == "container" && f["object"]["id"] == id)
+        .map(|f| f["check_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn expected(extra: &[&str], without: &[&str]) -> BTreeSet<String> {
+    BASELINE
+        .iter()
+        .chain(extra)
+        .filter(|c| !without.contains(c))
+        .map(|c| (*c).to_owned())
+        .collect()
+}
+
+struct Case {
+    prefix: &'static str,
+    args: Vec<&'static str>,
+    /// `docker create` only: privileged containers cannot start on this host.
+    create_only: bool,
+    extra: Vec<&'static str>,
+    without: Vec<&'static str>,
+}
+
+fn weak_cases() -> Vec<Case> {
+    let secret_env: &'static str =
+        Box::leak(format!("AWS_SECRET_ACCESS_KEY={PLANTED}").into_boxed_str());
+    vec![
+        Case {
+            prefix: "priv",
+            args: vec!["--privileged", "--network", "none"],
+            create_only: true,
+            extra: vec!["5.4"],
+            without: vec!["jaga-5.3-drop"],
+        },
+        Case {
+            prefix: "sock",
+            args: vec![
+                "--network",
+                "none",
+                "-v",
+                "/var/run/docker.sock:/var/run/docker.sock",
+            ],
+            create_only: false,
+            extra: vec!["5.31"],
+            without: vec![],
+        },
+        Case {
+            prefix: "pid",
+            args: vec!["--network", "none", "--pid", "host"],
+            create_only: false,
+            extra: vec!["5.15"],
+            without: vec![],
+        },
+        Case {
+            prefix: "net",
+            args: vec!["--network", "host"],
+            create_only: false,
+            extra: vec!["5.9"],
+            without: vec![],
+        },
+        Case {
+            prefix: "cap",
+            args: vec!["--network", "none", "--cap-add", "SYS_ADMIN"],
+            create_only: false,
+            extra: vec!["5.3"],
+            without: vec![],
+        },
+        Case {
+            prefix: "secret",
+            args: vec!["--network", "none", "-e", secret_env],
+            create_only: false,
+            extra: vec!["jaga-secret"],
+            without: vec![],
+        },
+        Case {
+            prefix: "port",
+            args: vec!["-p", "80"],
+            create_only: false,
+            extra: vec!["5.13"],
+            without: vec![],
+        },
+        Case {
+            prefix: "nolimit",
+            args: vec!["--network", "none"],
+            create_only: false,
+            extra: vec![],
+            without: vec![],
+        },
+    ]
+}
+
+fn hardened() -> TestContainer {
+    TestContainer::run(
+        "hardened",
+        &[
+            "--read-only",
+            "--user",
+            "1000:1000",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+            "--memory",
+            "64m",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "64",
+            "--health-cmd",
+            "cat /etc/hostname",
+            "--restart",
+            "on-failure:5",
+            "-p",
+            "127.0.0.1::80",
+            BUSYBOX,
+            "sleep",
+            "3600",
+        ],
+    )
+}
+
+fn start(case: &Case) -> TestContainer {
+    let mut args = case.args.clone();
+    args.extend_from_slice(&[BUSYBOX, "sleep", "3600"]);
+    if case.create_only {
+        let name = unique_name(case.prefix);
+        let mut full = vec!["create", "--name", name.as_str()];
+        full.extend_from_slice(&args);
+        let id = docker(&full);
+        TestContainer { name, id }
+    } else {
+        TestContainer::run(case.prefix, &args)
+    }
+}
+
+#[test]
+fn weak_containers_raise_exactly_their_findings_and_the_hardened_one_none() {
+    require_engine();
+    let cases = weak_cases();
+    let containers: Vec<TestContainer> = cases.iter().map(start).collect();
+    let good = hardened();
+    let report = audit_json(&[]);
+    for (case, c) in cases.iter().zip(&containers) {
+        assert_eq!(
+            container_checks(&report, &c.id),
+            expected(&case.extra, &case.without),
+            "container {} ({:?})",
+            case.prefix,
+            case.args
+        );
+    }
+    assert_eq!(
+        container_checks(&report, &good.id),
+        BTreeSet::new(),
+        "hardened container"
+    );
+
+    // The image they run as :latest is an image finding, not a container one.
+    let image_checks: BTreeSet<String> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["object"]["kind"] == "image" && f["object"]["name"] == BUSYBOX)
+        .map(|f| f["check_id"].as_str().unwrap().to_owned())
+        .collect();
+    for check in ["jaga-image-latest", "jaga-image-digest", "4.1", "4.6"] {
+        assert!(
+            image_checks.contains(check),
+            "{check} missing for {BUSYBOX}: {image_checks:?}"
+        );
+    }
+
+    // Threat and practice of a few, and the per-threat scores.
+    let finding = |id: &str, check: &str| -> serde_json::Value {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["object"]["id"] == id && f["check_id"] == check)
+            .cloned()
+            .unwrap()
+    };
+    let privileged = finding(&containers[0].id, "5.4");
+    assert_eq!(privileged["severity"], "critical");
+    assert_eq!(privileged["threat"], "container_escape");
+    assert_eq!(privileged["practice"], "access_control");
+    let socket = finding(&containers[1].id, "5.31");
+    assert_eq!(
+        socket["evidence"],
+        "/var/run/docker.sock is mounted at /var/run/docker.sock (read-write)"
+    );
+    for threat in [
+        "container_escape",
+        "container_breakout",
+        "image_poisoning",
+        "container_sprawl",
+        "container_hijacking",
+    ] {
+        assert!(report["scores"][threat].as_u64().unwrap() <= 100);
+    }
+    assert_eq!(report["scores"]["container_escape"], 0);
+}
+
+#[test]
+fn selection_and_fail_on_set_what_runs_and_the_exit_code() {
+    require_engine();
+    let weak = TestContainer::run(
+        "failon",
+        &[
+            "--network",
+            "none",
+            "--cap-add",
+            "SYS_ADMIN",
+            BUSYBOX,
+            "sleep",
+            "3600",
+        ],
+    );
+    let good = hardened();
+
+    let only = audit_json(&["--container", &weak.name, "--check", "5.3"]);
+    let checks: Vec<&str> = only["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks, vec!["5.3"]);
+
+    let skipped = audit_json(&["--container", &weak.name, "--skip", "5.", "--skip", "jaga-"]);
+    let checks: BTreeSet<&str> = skipped["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks, BTreeSet::from(["4.1"]));
+
+    let failing = jaga(&["audit", "--container", &weak.name, "--fail-on", "high"]);
+    assert_eq!(failing.status.code(), Some(3));
+    let passing = jaga(&["audit", "--container", &good.name, "--fail-on", "low"]);
+    assert_eq!(
+        passing.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&passing.stdout)
+    );
+
+    let unknown = jaga(&["audit", "--container", "no-such-container-anywhere"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&unknown.stderr).trim(),
+        "Error: No such container: no-such-container-anywhere"
+    );
+    let bad = jaga(&["audit", "--fail-on", "severe"]);
+    assert_eq!(bad.status.code(), Some(1));
+}
+
+#[test]
+fn secrets_never_appear_in_any_output() {
+    require_engine();
+    let env = format!("AWS_SECRET_ACCESS_KEY={PLANTED}");
+    let label = format!("deploy.password={PLANTED}");
+    let c = TestContainer::run(
+        "planted",
+        &[
+            "--network",
+            "none",
+            "-e",
+            &env,
+            "--label",
+            &label,
+            BUSYBOX,
+            "sleep",
+            "3600",
+        ],
+    );
+    let mut outputs = Vec::new();
+    for format in ["table", "json", "sarif"] {
+        let out = jaga(&["audit", "--format", format, "--container", &c.name]);
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            text.contains("AWS_SECRET_ACCESS_KEY=<redacted, 41 chars>"),
+            "{format}: {text}"
+        );
+        outputs.push((format, text));
+    }
+    // Through the agent: the API, the alerts and the alerts file.
+    let data = tempfile::tempdir().unwrap();
+    let agent = Agent::start(data.path(), "");
+    let report = wait_for(Duration::from_secs(30), || {
+        let (status, body) = agent.get("/api/v1/audit");
+        (status == 200).then_some(body)
+    })
+    .expect("audit report within 30 s");
+    outputs.push(("api audit", report));
+    outputs.push(("api alerts", agent.get("/api/v1/alerts?limit=10000").1));
+    std::thread::sleep(Duration::from_secs(1));
+    outputs.push((
+        "alerts.json",
+        std::fs::read_to_string(data.path().join("alerts.json")).unwrap_or_default(),
+    ));
+    for (what, text) in &outputs {
+        assert!(!text.contains(PLANTED), "{what} shows the planted secret");
+        assert!(
+            !text.contains("wJalrXUtnFEMI"),
+            "{what} shows part of the planted secret"
+        );
+    }
+    assert!(
+        outputs[3].1.contains("jaga-secret"),
+        "the secret finding is in the API report"
+    );
+}
+
+#[test]
+fn sarif_is_valid_for_code_scanning() {
+    require_engine();
+    let c = TestContainer::run(
+        "sarif",
+        &[
+            "--network",
+            "none",
+            "--pid",
+            "host",
+            BUSYBOX,
+            "sleep",
+            "3600",
+        ],
+    );
+    let out = jaga(&["audit", "--format", "sarif", "--container", &c.name]);
+    let sarif: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let run = &sarif["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "jaga");
+    let rules: BTreeSet<&str> = run["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    let results = run["results"].as_array().unwrap();
+    assert!(results
+        .iter()
+        .any(|r| r["ruleId"] == "5.15" && r["level"] == "error"));
+    for r in results {
+        assert!(rules.contains(r["ruleId"].as_str().unwrap()));
+        assert_eq!(
+            r["locations"][0]["logicalLocations"][0]["name"],
+            c.name.as_str()
+        );
+    }
+}
+
+#[test]
+fn daemon_checks_on_the_real_daemon_and_on_a_daemon_json_fixture() {
+    require_engine();
+    let real = audit_json(&["--check", "2.", "--check", "3."]);
+    let checks: BTreeSet<&str> = real["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check_id"].as_str().unwrap())
+        .collect();
+    // The test bed's dockerd: no daemon.json, unix socket only, root:docker 660.
+    assert!(checks.contains("2.1"), "{checks:?}");
+    assert!(checks.contains("2.8"), "{checks:?}");
+    assert!(!checks.contains("2.6"), "{checks:?}");
+    assert!(
+        !checks.contains("3.15") && !checks.contains("3.16"),
+        "{checks:?}"
+    );
+
+    let fixture =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/daemon/exposed.json");
+    let exposed = audit_json(&[
+        "--check",
+        "2.",
+        "--daemon-json",
+        &fixture.canonicalize().unwrap().display().to_string(),
+    ]);
+    let tcp = exposed["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check_id"] == "2.6")
+        .expect("2.6 from the fixture");
+    assert_eq!(tcp["severity"], "critical");
+    assert_eq!(
+        tcp["evidence"],
+        "listens on tcp://0.0.0.0:2375 without tlsverify"
+    );
+    let checks: BTreeSet<&str> = exposed["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check_id"].as_str().unwrap())
+        .collect();
+    for check in ["2.2", "2.3", "2.4"] {
+        assert!(checks.contains(check), "{check} missing: {checks:?}");
+    }
+}
+
+#[test]
+fn serve_audits_each_container_start_and_alerts_once_per_finding() {
+    require_engine();
+    let data = tempfile::tempdir().unwrap();
+    let agent = Agent::start(data.path(), "");
+    wait_for(Duration::from_secs(30), || {
+        (agent.get("/api/v1/audit").0 == 200).then_some(())
+    })
+    .expect("first audit within 30 s");
+    let weak = TestContainer::run(
+        "cont",
+        &[
+            "--network",
+            "none",
+            "--cap-add",
+            "SYS_PTRACE",
+            BUSYBOX,
+            "sleep",
+            "3600",
+        ],
+    );
+    let alerts_for = |agent: &Agent| -> Vec<serde_json::Value> {
+        agent
+            .json(&format!(
+                "/api/v1/alerts?rule_id=5.3&container={}",
+                weak.name
+            ))
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let alerts = wait_for(Duration::from_secs(5), || {
+        let a = alerts_for(&agent);
+        (!a.is_empty()).then_some(a)
+    })
+    .expect("an audit alert for the started container within 5 s");
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["location"], "audit");
+    assert_eq!(alerts[0]["rule"]["level"], 10);
+    assert_eq!(alerts[0]["data"]["evidence"], "added: SYS_PTRACE");
+    let report = agent.json("/api/v1/audit");
+    assert!(report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["object"]["id"] == weak.id.as_str() && f["check_id"] == "5.3"));
+    // A restart audits again and finds it again: still one alert.
+    drop(agent);
+    let agent = Agent::start(data.path(), "");
+    wait_for(Duration::from_secs(30), || {
+        (agent.get("/api/v1/audit").0 == 200).then_some(())
+    })
+    .expect("audit after restart");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(alerts_for(&agent).len(), 1);
+}
