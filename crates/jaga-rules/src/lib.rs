@@ -2,5 +2,6 @@
 //! alert and how severe; it does no I/O.
 
 pub mod events;
+pub mod logs;
 
 pub use events::{EventMatch, EventRule, EVENT_RULES, RESTART_LOOP};

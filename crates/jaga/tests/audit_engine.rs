@@ -489,12 +489,16 @@ fn serve_audits_each_container_start_and_alerts_once_per_finding() {
     assert_eq!(alerts[0]["location"], "audit");
     assert_eq!(alerts[0]["rule"]["level"], 10);
     assert_eq!(alerts[0]["data"]["evidence"], "added: SYS_PTRACE");
-    let report = agent.json("/api/v1/audit");
-    assert!(report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|f| f["object"]["id"] == weak.id.as_str() && f["check_id"] == "5.3"));
+    let in_report = wait_for(Duration::from_secs(2), || {
+        let report = agent.json("/api/v1/audit");
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["object"]["id"] == weak.id.as_str() && f["check_id"] == "5.3")
+            .then_some(())
+    });
+    assert!(in_report.is_some(), "finding not in /api/v1/audit");
     // A restart audits again and finds it again: still one alert.
     drop(agent);
     let agent = Agent::start(data.path(), "");

@@ -39,8 +39,9 @@ impl ContinuousAudit {
                         Ok(input) => {
                             findings = jaga_audit::run(&input, &Selection::default());
                             tracing::info!(findings = findings.len(), "audit done");
-                            self.raise(&findings);
+                            // Served before alerted: whoever sees the alert finds it in the report.
                             self.publish(&findings);
+                            self.raise(&findings);
                         }
                         Err(error) => tracing::warn!(error = %format!("{error:#}"), "audit failed"),
                     }
@@ -50,10 +51,10 @@ impl ContinuousAudit {
                         Ok(Some(container)) => {
                             let input = AuditInput { containers: vec![container], now_unix: now_unix(), ..AuditInput::default() };
                             let fresh = jaga_audit::run(&input, &Selection { containers: vec![id.clone()], ..Selection::default() });
-                            self.raise(&fresh);
                             findings.retain(|f| !(f.object.kind == "container" && f.object.id == id));
-                            findings.extend(fresh);
+                            findings.extend(fresh.iter().cloned());
                             self.publish(&findings);
+                            self.raise(&fresh);
                         }
                         Ok(None) => {}
                         Err(error) => tracing::debug!(error = %format!("{error:#}"), container = %id, "cannot audit started container"),

@@ -1,0 +1,49 @@
+//! Decoded fields: a small ordered map from name to text.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Fields {
+    /// The decoder that produced them: `nginx-combined`, `json`, ...
+    pub decoder: String,
+    pub values: Vec<(String, String)>,
+}
+
+impl Fields {
+    pub fn new(decoder: &str) -> Self {
+        Self {
+            decoder: decoder.to_owned(),
+            values: Vec::new(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets `name`, replacing an earlier value.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into();
+        match self.values.iter_mut().find(|(k, _)| k == name) {
+            Some(slot) => slot.1 = value,
+            None => self.values.push((name.to_owned(), value)),
+        }
+    }
+
+    /// Adds `path` and `query` split from `url`.
+    pub fn split_url(&mut self) {
+        let Some(url) = self.get("url").map(str::to_owned) else {
+            return;
+        };
+        match url.split_once('?') {
+            Some((path, query)) => {
+                self.set("path", path);
+                self.set("query", query);
+            }
+            None => self.set("path", url),
+        }
+    }
+}

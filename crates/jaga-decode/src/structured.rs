@@ -1,0 +1,182 @@
+//! JSON application logs, syslog lines and key=value pairs.
+
+use crate::Fields;
+
+/// A JSON object: its scalar members as fields (nested objects flattened
+/// with dots, one level of arrays joined).
+pub fn json(line: &str) -> Option<Fields> {
+    let trimmed = line.trim();
+    if !trimmed.starts_with('{') {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(trimmed).ok()?;
+    let object = value.as_object()?;
+    let mut fields = Fields::new("json");
+    flatten("", object, &mut fields, 0);
+    // Common names of access-log-like JSON onto jaga's fields.
+    for (from, to) in [
+        ("remote_addr", "srcip"),
+        ("client_ip", "srcip"),
+        ("ip", "srcip"),
+        ("request_method", "method"),
+        ("request_uri", "url"),
+        ("uri", "url"),
+        ("http_user_agent", "user_agent"),
+        ("http_referer", "referer"),
+        ("time", "timestamp"),
+        ("msg", "message"),
+    ] {
+        if fields.get(to).is_none() {
+            if let Some(v) = fields.get(from).map(str::to_owned) {
+                fields.set(to, v);
+            }
+        }
+    }
+    if fields.get("path").is_none() {
+        fields.split_url();
+    }
+    Some(fields)
+}
+
+fn flatten(
+    prefix: &str,
+    object: &serde_json::Map<String, serde_json::Value>,
+    fields: &mut Fields,
+    depth: usize,
+) {
+    for (key, value) in object {
+        let name = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            serde_json::Value::Object(inner) if depth < 4 => {
+                flatten(&name, inner, fields, depth + 1)
+            }
+            serde_json::Value::String(s) => fields.set(&name, s.clone()),
+            serde_json::Value::Null => {}
+            other => fields.set(&name, other.to_string()),
+        }
+    }
+}
+
+/// RFC 3164 `<34>Nov 23 10:00:00 host prog[123]: message`, the priority optional.
+pub fn syslog(line: &str) -> Option<Fields> {
+    let mut rest = line;
+    if let Some(after) = rest.strip_prefix('<') {
+        let (pri, tail) = after.split_once('>')?;
+        if pri.is_empty() || pri.len() > 3 || !pri.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        rest = tail;
+    }
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    if rest.len() < 16 || !MONTHS.iter().any(|m| rest.starts_with(m)) {
+        return None;
+    }
+    let timestamp = rest.get(..15)?;
+    let time_part = timestamp.get(7..15)?;
+    if time_part.as_bytes().get(2) != Some(&b':') || time_part.as_bytes().get(5) != Some(&b':') {
+        return None;
+    }
+    let rest = rest.get(16..)?;
+    let (host, rest) = rest.split_once(' ')?;
+    let (tag, message) = rest.split_once(": ")?;
+    let (program, pid) = match tag.split_once('[') {
+        Some((p, pid)) => (p, Some(pid.trim_end_matches(']'))),
+        None => (tag, None),
+    };
+    if program.is_empty() || program.contains(' ') {
+        return None;
+    }
+    let mut fields = Fields::new("syslog");
+    fields.set("timestamp", timestamp);
+    fields.set("hostname", host);
+    fields.set("program", program);
+    if let Some(pid) = pid {
+        fields.set("pid", pid);
+    }
+    fields.set("message", message);
+    Some(fields)
+}
+
+/// `level=info msg="user logged in" user=bob ip=10.0.0.1`: at least two pairs.
+pub fn key_value(line: &str) -> Option<Fields> {
+    let mut fields = Fields::new("key-value");
+    let mut rest = line.trim();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=')?;
+        let key = key.trim();
+        if key.is_empty() || key.contains(' ') || key.len() > 64 {
+            return None;
+        }
+        let (value, tail) = if let Some(quoted) = after.strip_prefix('"') {
+            let end = quoted.find('"')?;
+            (&quoted[..end], quoted[end + 1..].trim_start())
+        } else {
+            match after.split_once(' ') {
+                Some((v, t)) => (v, t.trim_start()),
+                None => (after, ""),
+            }
+        };
+        fields.set(key, value);
+        rest = tail;
+    }
+    if fields.values.len() < 2 {
+        return None;
+    }
+    if fields.get("srcip").is_none() {
+        if let Some(ip) = fields
+            .get("ip")
+            .or_else(|| fields.get("client"))
+            .map(str::to_owned)
+        {
+            fields.set("srcip", ip);
+        }
+    }
+    Some(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_logs() {
+        let f = json(r#"{"time":"2026-11-23T03:00:00Z","remote_addr":"10.1.2.3","request_uri":"/a?b=1","status":404,"req":{"ua":"x"}}"#).unwrap();
+        assert_eq!(f.get("srcip"), Some("10.1.2.3"));
+        assert_eq!(f.get("url"), Some("/a?b=1"));
+        assert_eq!(f.get("query"), Some("b=1"));
+        assert_eq!(f.get("status"), Some("404"));
+        assert_eq!(f.get("req.ua"), Some("x"));
+        assert!(json("{not json").is_none());
+        assert!(json("[1,2]").is_none());
+    }
+
+    #[test]
+    fn syslog_lines() {
+        let f =
+            syslog("<34>Nov 23 03:00:00 web1 sshd[812]: Failed password for root from 10.0.0.9")
+                .unwrap();
+        assert_eq!(f.get("program"), Some("sshd"));
+        assert_eq!(f.get("pid"), Some("812"));
+        assert_eq!(f.get("hostname"), Some("web1"));
+        assert_eq!(
+            f.get("message"),
+            Some("Failed password for root from 10.0.0.9")
+        );
+        assert!(syslog("Nov is a month").is_none());
+    }
+
+    #[test]
+    fn key_value_pairs() {
+        let f = key_value(r#"level=warn msg="login failed" user=bob ip=10.0.0.1"#).unwrap();
+        assert_eq!(f.get("msg"), Some("login failed"));
+        assert_eq!(f.get("srcip"), Some("10.0.0.1"));
+        assert!(key_value("just=one").is_none());
+        assert!(key_value("no pairs here").is_none());
+    }
+}

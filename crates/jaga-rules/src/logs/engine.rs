@@ -1,0 +1,542 @@
+//! A rule file compiled once: every regex of a field goes into one
+//! `RegexSet` (linear time, one pass per field and line); rules then read
+//! which patterns matched, compare numbers, CIDRs and literals, follow
+//! parent/child links, apply allow-lists and count frequencies.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use jaga_decode::{Fields, UserDecoders};
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+
+use super::format::{ConditionSpec, RuleFile, RuleSpec};
+use super::normalize::normalize;
+
+/// An error in a rule file, with the rule and the line it is on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}rule {rule_id}: {message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+pub struct RuleError {
+    pub rule_id: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleFileError {
+    #[error("{}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    Syntax {
+        line: Option<usize>,
+        message: String,
+    },
+    #[error("{0}")]
+    Rule(RuleError),
+    #[error("{0}")]
+    Decoder(String),
+    #[error("{} errors:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Many(Vec<RuleError>),
+}
+
+const MAX_PAYLOAD: usize = 256;
+
+#[derive(Debug)]
+enum Matcher {
+    /// Index into the field's pattern set, and the pattern alone (for the payload).
+    Regex {
+        set: usize,
+        index: usize,
+        regex: Regex,
+    },
+    Literal(String),
+    Equals(String),
+    AnyOf(Vec<String>),
+    Cidr(Vec<IpNet>),
+    Number {
+        gt: Option<f64>,
+        ge: Option<f64>,
+        lt: Option<f64>,
+        le: Option<f64>,
+    },
+}
+
+#[derive(Debug)]
+struct Condition {
+    field: String,
+    normalized: bool,
+    matcher: Matcher,
+    not: bool,
+}
+
+#[derive(Debug)]
+struct Frequency {
+    count: u32,
+    timeframe: u64,
+    same: Option<String>,
+}
+
+#[derive(Debug)]
+struct Rule {
+    id: String,
+    level: u8,
+    description: String,
+    groups: Vec<String>,
+    mitre: Vec<String>,
+    decoder: Option<String>,
+    parent: Option<usize>,
+    conditions: Vec<Condition>,
+    allow: Vec<Vec<Condition>>,
+    frequency: Option<Frequency>,
+}
+
+/// The patterns of one field (normalized or raw), as one set.
+#[derive(Debug)]
+struct FieldSet {
+    field: String,
+    normalized: bool,
+    set: RegexSet,
+}
+
+/// A rule that matched a line.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RuleMatch {
+    pub id: String,
+    pub level: u8,
+    pub description: String,
+    pub groups: Vec<String>,
+    pub mitre: Vec<String>,
+    /// The text its first regex (or literal) matched, normalized.
+    pub payload: Option<String>,
+    pub payload_field: Option<String>,
+    /// For frequency rules: how many matches made it fire.
+    pub count: Option<u32>,
+}
+
+/// Per-rule, per-key sliding windows of frequency rules.
+#[derive(Debug, Default)]
+pub struct FrequencyState {
+    windows: HashMap<(usize, String), VecDeque<u64>>,
+}
+
+impl FrequencyState {
+    const MAX_KEYS: usize = 100_000;
+}
+
+#[derive(Debug)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    sets: Vec<FieldSet>,
+    pub decoders: UserDecoders,
+}
+
+impl RuleSet {
+    /// Parses and compiles a rule file; every problem found is reported,
+    /// each with its rule id and line.
+    pub fn parse(text: &str) -> Result<Self, RuleFileError> {
+        let file: RuleFile = serde_yaml_ng::from_str(text).map_err(|e| RuleFileError::Syntax {
+            line: e.location().map(|l| l.line()),
+            message: e.to_string(),
+        })?;
+        Self::compile(&file, text)
+    }
+
+    /// Several files, in order, as one set (the built-in rules, then the user's).
+    pub fn parse_all(texts: &[&str]) -> Result<Self, RuleFileError> {
+        let mut merged = RuleFile::default();
+        let mut joined = String::new();
+        for text in texts {
+            let file: RuleFile =
+                serde_yaml_ng::from_str(text).map_err(|e| RuleFileError::Syntax {
+                    line: e.location().map(|l| l.line()),
+                    message: e.to_string(),
+                })?;
+            merged.decoders.extend(file.decoders);
+            merged.rules.extend(file.rules);
+            joined.push_str(text);
+            joined.push('\n');
+        }
+        Self::compile(&merged, &joined)
+    }
+
+    fn compile(file: &RuleFile, text: &str) -> Result<Self, RuleFileError> {
+        let decoders = UserDecoders::compile(&file.decoders)
+            .map_err(|e| RuleFileError::Decoder(e.to_string()))?;
+        let mut errors: Vec<RuleError> = Vec::new();
+        let mut patterns: Vec<(String, bool, Vec<String>)> = Vec::new();
+        let mut rules: Vec<Rule> = Vec::new();
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        for spec in &file.rules {
+            let line = line_of_rule(text, &spec.id);
+            let mut fail = |message: String| {
+                errors.push(RuleError {
+                    rule_id: spec.id.clone(),
+                    line,
+                    message,
+                })
+            };
+            if spec.level > 15 {
+                fail(format!("level {} is out of range 0..=15", spec.level));
+            }
+            if ids.contains_key(&spec.id) {
+                fail("duplicate rule id".to_owned());
+            }
+            let parent = match &spec.parent {
+                Some(parent) => match ids.get(parent) {
+                    Some(index) => Some(*index),
+                    None => {
+                        fail(format!("parent '{parent}' is not defined before this rule"));
+                        None
+                    }
+                },
+                None => None,
+            };
+            if spec.conditions.is_empty() && spec.parent.is_none() && spec.frequency.is_none() {
+                fail(
+                    "no match conditions, parent or frequency: it would match every line"
+                        .to_owned(),
+                );
+            }
+            let mut compile_all = |map: &std::collections::BTreeMap<String, ConditionSpec>,
+                                   fail: &mut dyn FnMut(String)| {
+                let mut out = Vec::new();
+                for (field, condition) in map {
+                    match compile_condition(field, condition, &mut patterns) {
+                        Ok(c) => out.push(c),
+                        Err(message) => fail(format!("field '{field}': {message}")),
+                    }
+                }
+                out
+            };
+            let conditions = compile_all(&spec.conditions, &mut fail);
+            let allow: Vec<Vec<Condition>> = spec
+                .allow
+                .iter()
+                .map(|a| compile_all(a, &mut fail))
+                .collect();
+            let frequency = spec.frequency.as_ref().map(|f| Frequency {
+                count: f.count,
+                timeframe: f.timeframe,
+                same: f.same.clone(),
+            });
+            if let Some(f) = &frequency {
+                if f.count == 0 || f.timeframe == 0 {
+                    fail("frequency needs count and timeframe of at least 1".to_owned());
+                }
+            }
+            ids.insert(spec.id.clone(), rules.len());
+            rules.push(rule_from(spec, parent, conditions, allow, frequency));
+        }
+        let mut sets = Vec::new();
+        for (field, normalized, list) in &patterns {
+            match RegexSetBuilder::new(list)
+                .size_limit(64 << 20)
+                .dfa_size_limit(64 << 20)
+                .build()
+            {
+                Ok(set) => sets.push(FieldSet {
+                    field: field.clone(),
+                    normalized: *normalized,
+                    set,
+                }),
+                Err(e) => errors.push(RuleError {
+                    rule_id: "*".to_owned(),
+                    line: None,
+                    message: format!(
+                        "the patterns of field '{field}' do not compile together: {e}"
+                    ),
+                }),
+            }
+        }
+        match errors.len() {
+            0 => Ok(Self {
+                rules,
+                sets,
+                decoders,
+            }),
+            1 => Err(RuleFileError::Rule(errors.remove(0))),
+            _ => Err(RuleFileError::Many(errors)),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The rules `fields` match at time `now` (seconds), in rule order.
+    pub fn evaluate(
+        &self,
+        fields: &Fields,
+        now: u64,
+        state: &mut FrequencyState,
+    ) -> Vec<RuleMatch> {
+        // Field texts, normalized once each.
+        let mut normalized_cache: Vec<(String, String)> = Vec::new();
+        let mut text_of = |field: &str, normalized: bool| -> Option<String> {
+            let raw = fields.get(field)?;
+            if !normalized {
+                return Some(raw.to_owned());
+            }
+            if let Some((_, n)) = normalized_cache.iter().find(|(f, _)| f == field) {
+                return Some(n.clone());
+            }
+            let n = normalize(raw);
+            normalized_cache.push((field.to_owned(), n.clone()));
+            Some(n)
+        };
+        let set_matches: Vec<Option<(regex::SetMatches, String)>> = self
+            .sets
+            .iter()
+            .map(|s| text_of(&s.field, s.normalized).map(|t| (s.set.matches(&t), t)))
+            .collect();
+        let mut matched = vec![false; self.rules.len()];
+        let mut out = Vec::new();
+        for (index, rule) in self.rules.iter().enumerate() {
+            if let Some(parent) = rule.parent {
+                if !matched[parent] {
+                    continue;
+                }
+            }
+            if let Some(prefix) = &rule.decoder {
+                if !fields.decoder.starts_with(prefix.as_str()) {
+                    continue;
+                }
+            }
+            if !rule
+                .conditions
+                .iter()
+                .all(|c| holds(c, fields, &set_matches, &mut text_of))
+            {
+                continue;
+            }
+            if rule.allow.iter().any(|a| {
+                a.iter()
+                    .all(|c| holds(c, fields, &set_matches, &mut text_of))
+            }) {
+                continue;
+            }
+            let mut count = None;
+            if let Some(f) = &rule.frequency {
+                let key = (
+                    index,
+                    f.same
+                        .as_deref()
+                        .and_then(|s| fields.get(s))
+                        .unwrap_or("")
+                        .to_owned(),
+                );
+                if state.windows.len() >= FrequencyState::MAX_KEYS
+                    && !state.windows.contains_key(&key)
+                {
+                    state.windows.retain(|_, w| {
+                        w.back()
+                            .is_some_and(|t| now.saturating_sub(*t) < f.timeframe)
+                    });
+                }
+                let window = state.windows.entry(key).or_default();
+                window.push_back(now);
+                while window
+                    .front()
+                    .is_some_and(|t| now.saturating_sub(*t) >= f.timeframe)
+                {
+                    window.pop_front();
+                }
+                if (window.len() as u32) < f.count {
+                    continue;
+                }
+                count = Some(window.len() as u32);
+                window.clear();
+            }
+            matched[index] = true;
+            let (payload, payload_field) = payload_of(rule, &set_matches, &self.sets);
+            out.push(RuleMatch {
+                id: rule.id.clone(),
+                level: rule.level,
+                description: rule.description.clone(),
+                groups: rule.groups.clone(),
+                mitre: rule.mitre.clone(),
+                payload,
+                payload_field,
+                count,
+            });
+        }
+        out
+    }
+}
+
+fn rule_from(
+    spec: &RuleSpec,
+    parent: Option<usize>,
+    conditions: Vec<Condition>,
+    allow: Vec<Vec<Condition>>,
+    frequency: Option<Frequency>,
+) -> Rule {
+    Rule {
+        id: spec.id.clone(),
+        level: spec.level,
+        description: spec.description.clone(),
+        groups: spec.groups.clone(),
+        mitre: spec.mitre.clone(),
+        decoder: spec.decoder.clone(),
+        parent,
+        conditions,
+        allow,
+        frequency,
+    }
+}
+
+fn compile_condition(
+    field: &str,
+    spec: &ConditionSpec,
+    patterns: &mut Vec<(String, bool, Vec<String>)>,
+) -> Result<Condition, String> {
+    let kinds = [
+        spec.regex.is_some(),
+        spec.literal.is_some(),
+        spec.equals.is_some(),
+        spec.any_of.is_some(),
+        spec.cidr.is_some(),
+        spec.gt.is_some() || spec.ge.is_some() || spec.lt.is_some() || spec.le.is_some(),
+    ]
+    .iter()
+    .filter(|k| **k)
+    .count();
+    if kinds != 1 {
+        return Err(
+            "give exactly one of regex, literal, equals, any_of, cidr, or gt/ge/lt/le".to_owned(),
+        );
+    }
+    let textual = spec.regex.is_some() || spec.literal.is_some();
+    let normalized = spec.normalize.unwrap_or(textual);
+    let matcher = if let Some(pattern) = &spec.regex {
+        let full = if spec.case_sensitive {
+            pattern.clone()
+        } else {
+            format!("(?i){pattern}")
+        };
+        let regex = RegexBuilder::new(&full)
+            .size_limit(8 << 20)
+            .build()
+            .map_err(|e| format!("invalid regex: {e}"))?;
+        let slot = match patterns
+            .iter()
+            .position(|(f, n, _)| f == field && *n == normalized)
+        {
+            Some(slot) => slot,
+            None => {
+                patterns.push((field.to_owned(), normalized, Vec::new()));
+                patterns.len() - 1
+            }
+        };
+        patterns[slot].2.push(full);
+        Matcher::Regex {
+            set: slot,
+            index: patterns[slot].2.len() - 1,
+            regex,
+        }
+    } else if let Some(literal) = &spec.literal {
+        Matcher::Literal(literal.to_lowercase())
+    } else if let Some(equals) = &spec.equals {
+        Matcher::Equals(equals.to_lowercase())
+    } else if let Some(list) = &spec.any_of {
+        Matcher::AnyOf(list.iter().map(|s| s.to_lowercase()).collect())
+    } else if let Some(cidrs) = &spec.cidr {
+        let nets = cidrs
+            .iter()
+            .map(|c| {
+                c.parse::<IpNet>()
+                    .or_else(|_| c.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| format!("'{c}' is not a CIDR or an address"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Matcher::Cidr(nets)
+    } else {
+        Matcher::Number {
+            gt: spec.gt,
+            ge: spec.ge,
+            lt: spec.lt,
+            le: spec.le,
+        }
+    };
+    Ok(Condition {
+        field: field.to_owned(),
+        normalized,
+        matcher,
+        not: spec.not,
+    })
+}
+
+fn holds(
+    condition: &Condition,
+    fields: &Fields,
+    sets: &[Option<(regex::SetMatches, String)>],
+    text_of: &mut impl FnMut(&str, bool) -> Option<String>,
+) -> bool {
+    let result = match &condition.matcher {
+        Matcher::Regex { set, index, .. } => sets
+            .get(*set)
+            .and_then(|s| s.as_ref())
+            .is_some_and(|(m, _)| m.matched(*index)),
+        Matcher::Literal(needle) => text_of(&condition.field, condition.normalized)
+            .is_some_and(|t| t.to_lowercase().contains(needle.as_str())),
+        Matcher::Equals(value) => fields
+            .get(&condition.field)
+            .is_some_and(|v| v.eq_ignore_ascii_case(value)),
+        Matcher::AnyOf(values) => fields
+            .get(&condition.field)
+            .is_some_and(|v| values.iter().any(|x| v.eq_ignore_ascii_case(x))),
+        Matcher::Cidr(nets) => fields
+            .get(&condition.field)
+            .and_then(|v| v.parse::<IpAddr>().ok())
+            .is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
+        Matcher::Number { gt, ge, lt, le } => fields
+            .get(&condition.field)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .is_some_and(|n| {
+                gt.is_none_or(|x| n > x)
+                    && ge.is_none_or(|x| n >= x)
+                    && lt.is_none_or(|x| n < x)
+                    && le.is_none_or(|x| n <= x)
+            }),
+    };
+    result != condition.not
+}
+
+fn payload_of(
+    rule: &Rule,
+    set_matches: &[Option<(regex::SetMatches, String)>],
+    sets: &[FieldSet],
+) -> (Option<String>, Option<String>) {
+    for condition in rule.conditions.iter().filter(|c| !c.not) {
+        if let Matcher::Regex { set, regex, .. } = &condition.matcher {
+            if let Some(Some((_, text))) = set_matches.get(*set) {
+                if let Some(m) = regex.find(text) {
+                    let mut payload = m.as_str().to_owned();
+                    if payload.len() > MAX_PAYLOAD {
+                        let mut cut = MAX_PAYLOAD;
+                        while !payload.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        payload.truncate(cut);
+                    }
+                    return (Some(payload), sets.get(*set).map(|s| s.field.clone()));
+                }
+            }
+        }
+    }
+    (None, None)
+}
+
+/// The line of `id: X` (quoted or not) in the text.
+fn line_of_rule(text: &str, id: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| {
+            let t = line.trim().trim_start_matches("- ").trim();
+            t.strip_prefix("id:")
+                .map(|v| v.trim().trim_matches('"').trim_matches('\''))
+                .is_some_and(|v| v == id)
+        })
+        .map(|i| i + 1)
+}

@@ -1,0 +1,96 @@
+//! The rule file format (YAML):
+//!
+//! ```yaml
+//! decoders:                 # optional, see jaga_decode::UserDecoderSpec
+//!   - name: myapp
+//!     prematch: '^myapp\['
+//! rules:
+//!   - id: "93100"
+//!     level: 7              # 0..=15; 0 matches but never alerts
+//!     description: SQL injection attempt
+//!     groups: [web, attack, sql_injection]
+//!     mitre: [T1190]
+//!     decoder: access       # optional: only lines from decoders starting with this
+//!     parent: "93000"       # optional: only when that rule matched the line
+//!     match:                # every field condition must hold
+//!       url: { regex: '\bunion\b.{0,100}\bselect\b' }
+//!       status: { ge: 400, lt: 500 }
+//!       srcip: { cidr: [10.0.0.0/8], not: true }
+//!       method: { any_of: [GET, POST] }
+//!       user_agent: { literal: sqlmap }
+//!     allow:                # optional: the rule stays quiet when one holds
+//!       - srcip: { cidr: [127.0.0.0/8] }
+//!     frequency: { count: 20, timeframe: 60, same: srcip }
+//! ```
+//!
+//! Field values are normalized (see `normalize`) before `regex` and
+//! `literal` unless the condition says `normalize: false`. Regexes are
+//! case-insensitive unless `case_sensitive: true`.
+
+use std::collections::BTreeMap;
+
+use jaga_decode::UserDecoderSpec;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    #[serde(default)]
+    pub decoders: Vec<UserDecoderSpec>,
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub id: String,
+    pub level: u8,
+    pub description: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub mitre: Vec<String>,
+    #[serde(default)]
+    pub decoder: Option<String>,
+    #[serde(default)]
+    pub parent: Option<String>,
+    #[serde(default, rename = "match")]
+    pub conditions: BTreeMap<String, ConditionSpec>,
+    #[serde(default)]
+    pub allow: Vec<BTreeMap<String, ConditionSpec>>,
+    #[serde(default)]
+    pub frequency: Option<FrequencySpec>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionSpec {
+    pub regex: Option<String>,
+    /// Substring, case-insensitive.
+    pub literal: Option<String>,
+    /// Whole value, case-insensitive.
+    pub equals: Option<String>,
+    pub any_of: Option<Vec<String>>,
+    pub cidr: Option<Vec<String>>,
+    pub gt: Option<f64>,
+    pub ge: Option<f64>,
+    pub lt: Option<f64>,
+    pub le: Option<f64>,
+    #[serde(default)]
+    pub not: bool,
+    pub normalize: Option<bool>,
+    #[serde(default)]
+    pub case_sensitive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrequencySpec {
+    pub count: u32,
+    /// Seconds.
+    pub timeframe: u64,
+    /// Count separately per value of this field (`srcip`); none: one count.
+    #[serde(default)]
+    pub same: Option<String>,
+}
