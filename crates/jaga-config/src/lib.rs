@@ -26,6 +26,39 @@ pub struct Config {
     pub docker_listener: DockerListenerConfig,
     pub alerts: AlertsConfig,
     pub audit: AuditConfig,
+    pub logs: LogsConfig,
+}
+
+/// Container log analysis in `jaga serve`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsConfig {
+    pub disabled: bool,
+    /// Docker json-file logs to follow (globs).
+    pub paths: Vec<String>,
+    /// Rule files (YAML) used with the built-in rules; their decoders too.
+    pub rules: Vec<PathBuf>,
+    /// Time between two looks at the files.
+    #[serde(with = "humantime_serde")]
+    pub poll: Duration,
+    /// Files present at the first start with no checkpoint: "end" (only new
+    /// lines, as log shippers do) or "beginning".
+    pub read_from: String,
+    /// A message longer than this is cut (and counted).
+    pub max_message_bytes: usize,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        Self {
+            disabled: false,
+            paths: vec!["/var/lib/docker/containers/*/*-json.log".to_owned()],
+            rules: Vec::new(),
+            poll: Duration::from_millis(250),
+            read_from: "end".to_owned(),
+            max_message_bytes: 1 << 20,
+        }
+    }
 }
 
 /// The posture audit in `jaga serve`.

@@ -118,6 +118,13 @@ fn check_values(config: &Config) -> Result<(), (&'static str, &'static str, Stri
             "must be at least 4096".to_owned(),
         ));
     }
+    if !matches!(config.logs.read_from.as_str(), "end" | "beginning") {
+        return Err((
+            "logs",
+            "read_from",
+            "use \"end\" or \"beginning\"".to_owned(),
+        ));
+    }
     if config.filesystem.max_entries == 0 {
         return Err(("filesystem", "max_entries", "must be at least 1".to_owned()));
     }

@@ -18,6 +18,6 @@ pub use sample::{
     NetworkStats, PidsStats, Sample,
 };
 pub use snapshot::{
-    AgentStats, ContainerSnapshot, DataRootUsage, FsUsage, ListenerStats, MachineInfo, Snapshot,
-    VolumeUsage,
+    AgentStats, ContainerSnapshot, DataRootUsage, FsUsage, ListenerStats, LogStats, MachineInfo,
+    Snapshot, VolumeUsage,
 };

@@ -96,6 +96,9 @@ pub struct AgentStats {
     /// The Docker event listener; `None` when it is disabled.
     #[serde(default)]
     pub listener: Option<ListenerStats>,
+    /// Container log analysis; `None` when it is disabled.
+    #[serde(default)]
+    pub logs: Option<LogStats>,
 }
 
 /// Everything `/metrics` and the API show, taken at one instant.
@@ -124,4 +127,14 @@ pub struct ListenerStats {
     pub last_error: Option<String>,
     /// Time of the newest stored event, Unix nanoseconds.
     pub cursor_nano: Option<i64>,
+}
+
+/// How container log analysis fares.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogStats {
+    pub files_followed: u64,
+    pub messages_total: u64,
+    /// Lines skipped, by reason: not_json, invalid_utf8, too_long, truncated.
+    pub skipped_total: BTreeMap<String, u64>,
+    pub alerts_total: u64,
 }

@@ -45,6 +45,11 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (time_ms);
 CREATE INDEX IF NOT EXISTS alerts_to_file ON alerts (seq) WHERE in_file = 0;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY NOT NULL, value NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log_checkpoints (
+    path TEXT PRIMARY KEY NOT NULL,
+    inode INTEGER NOT NULL,
+    offset INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit_findings (
     identity TEXT PRIMARY KEY NOT NULL,
     first_seen_ms INTEGER NOT NULL
@@ -167,6 +172,61 @@ impl EventStore {
         };
         run(&mut conn)
             .map_err(|e| self.err(format!("recording event {}", event.docker.identity()), e))
+    }
+
+    /// Alerts raised from the lines of a log file up to `offset`, and the
+    /// checkpoint after them, in one transaction: the checkpoint never runs
+    /// ahead of what the lines raised. Alerts already stored (a replay) are
+    /// skipped by id. Returns the alerts newly stored.
+    pub fn record_log_batch(
+        &self,
+        path: &str,
+        inode: u64,
+        offset: u64,
+        alerts: &[Alert],
+    ) -> Result<usize, StoreError> {
+        let mut rows = Vec::with_capacity(alerts.len());
+        for alert in alerts {
+            let json = serde_json::to_string(alert).map_err(|source| StoreError::Encode {
+                what: format!("alert {}", alert.id),
+                source,
+            })?;
+            rows.push((alert, json));
+        }
+        let mut conn = self.lock();
+        let run = |conn: &mut Connection| -> rusqlite::Result<usize> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut new = 0;
+            let time_ms = chrono_free_now_ms();
+            for (alert, json) in &rows {
+                new += insert_alert(&tx, alert, json, time_ms)?;
+            }
+            tx.execute(
+                "INSERT INTO log_checkpoints (path, inode, offset) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (path) DO UPDATE SET inode = excluded.inode, offset = excluded.offset",
+                params![path, inode as i64, offset as i64],
+            )?;
+            tx.commit()?;
+            Ok(new)
+        };
+        run(&mut conn).map_err(|e| {
+            self.err(
+                format!("recording log alerts and checkpoint of '{path}'"),
+                e,
+            )
+        })
+    }
+
+    /// The checkpoint of a log file: (inode, offset).
+    pub fn log_checkpoint(&self, path: &str) -> Result<Option<(u64, u64)>, StoreError> {
+        let conn = self.lock();
+        conn.query_row(
+            "SELECT inode, offset FROM log_checkpoints WHERE path = ?1",
+            [path],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )
+        .optional()
+        .map_err(|e| self.err(format!("reading the checkpoint of '{path}'"), e))
     }
 
     /// Remembers an audit finding by identity; the first time, stores its
@@ -394,7 +454,7 @@ fn insert_alert(
     alert: &Alert,
     json: &str,
     time_ms: i64,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<usize> {
     let (container_id, container_name) = match &alert.container {
         Some(c) => (Some(c.id.as_str()), Some(c.name.as_str())),
         None => (None, None),
@@ -425,8 +485,7 @@ fn insert_alert(
             text,
             json
         ],
-    )?;
-    Ok(())
+    )
 }
 
 fn chrono_free_now_ms() -> i64 {

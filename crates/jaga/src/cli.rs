@@ -8,7 +8,7 @@ use jaga_config::{Config, LogFormat};
 use jaga_engine::{ConnectionSettings, Engine};
 
 use crate::sampler::Sampler;
-use crate::{audit, events, serve, stats};
+use crate::{audit, events, logs, serve, stats};
 
 /// jaga watches a Docker host: container metrics, security events, log
 /// attacks and posture, in one binary.
@@ -44,12 +44,22 @@ pub enum Command {
     Events(events::view::EventsArgs),
     /// Audit the host's container security posture (CIS Docker Benchmark style)
     Audit(audit::AuditArgs),
+    /// Decode log lines (stdin or --file) and show the rules they match
+    Logtest(logs::cli::LogtestArgs),
+    /// Work with rule files
+    Rules(logs::cli::RulesArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(cli.config.as_deref())?;
     init_logging(&config);
     raise_fd_limit();
+    // Commands that need no Docker engine.
+    match cli.command {
+        Command::Logtest(args) => return logs::cli::logtest(args),
+        Command::Rules(args) => return logs::cli::rules(args),
+        _ => {}
+    }
     // Two workers: the collector reads cgroup files on one (block_in_place)
     // while the other keeps serving HTTP.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -75,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 Ok(())
             }
+            Command::Logtest(_) | Command::Rules(_) => Ok(()),
         }
     });
     // A filesystem walk still running must not hold the exit up.

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod cli;
 pub mod events;
+pub mod logs;
 pub mod sampler;
 pub mod serve;
 pub mod stats;

@@ -651,6 +651,45 @@ fn agent<'a>(snapshot: &'a Snapshot, out: &mut Vec<Family<'a>>) {
         ));
     }
 
+    if let Some(logs) = &agent.logs {
+        out.push(family(
+            "jaga_log_files_followed",
+            "Number of container log files followed.",
+            Kind::Gauge,
+            vec![unlabelled(Value::Unsigned(logs.files_followed))],
+        ));
+        out.push(family(
+            "jaga_log_messages_total",
+            "Number of container log messages analysed.",
+            Kind::Counter,
+            vec![unlabelled(Value::Unsigned(logs.messages_total))],
+        ));
+        let mut skipped: BTreeMap<&str, u64> =
+            ["invalid_utf8", "not_json", "too_long", "truncated"]
+                .iter()
+                .map(|k| (*k, 0))
+                .collect();
+        skipped.extend(logs.skipped_total.iter().map(|(k, v)| (k.as_str(), *v)));
+        out.push(family(
+            "jaga_log_lines_skipped_total",
+            "Number of container log lines skipped, by reason.",
+            Kind::Counter,
+            skipped
+                .into_iter()
+                .map(|(reason, n)| Series {
+                    labels: vec![label("reason", reason)],
+                    value: Value::Unsigned(n),
+                })
+                .collect(),
+        ));
+        out.push(family(
+            "jaga_log_alerts_total",
+            "Number of alerts raised from container logs.",
+            Kind::Counter,
+            vec![unlabelled(Value::Unsigned(logs.alerts_total))],
+        ));
+    }
+
     let mut errors: BTreeMap<&str, u64> = ERROR_KINDS.iter().map(|k| (*k, 0)).collect();
     errors.extend(agent.errors_total.iter().map(|(k, v)| (k.as_str(), *v)));
     out.push(family(

@@ -229,6 +229,7 @@ pub fn snapshot(containers: Vec<ContainerSnapshot>) -> Snapshot {
             containers_seen: BTreeMap::from([("running".to_owned(), 2), ("exited".to_owned(), 1)]),
             history_points_written_total: 84,
             listener: None,
+            logs: None,
         },
     }
 }

@@ -51,6 +51,7 @@ pub struct Collector {
     pub notices: mpsc::UnboundedReceiver<InventoryNotice>,
     /// The event listener's figures, for `jaga_*` metrics and `/healthz`.
     pub listener: Option<crate::events::listener::SharedListenerStats>,
+    pub logs: Option<crate::logs::watch::SharedLogStats>,
 }
 
 struct Tracked {
@@ -396,6 +397,12 @@ impl Collector {
             })
             .collect();
         state.agent.containers_seen = seen;
+        state.agent.logs = self.logs.as_ref().map(|shared| {
+            shared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        });
         state.agent.listener = self.listener.as_ref().map(|shared| {
             shared
                 .lock()

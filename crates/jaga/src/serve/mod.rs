@@ -23,6 +23,8 @@ use crate::audit::continuous::ContinuousAudit;
 use crate::audit::gather::HostPaths;
 use crate::events::alert_file::{write_alerts, AlertFile};
 use crate::events::listener::{Listener, SharedListenerStats};
+use crate::logs::watch::{LogWatch, SharedLogStats};
+use crate::logs::Analyzer;
 
 use crate::sampler::Sampler;
 use collector::{follow_events, unix_ms, Collector};
@@ -131,6 +133,9 @@ pub async fn run(
         .as_ref()
         .map(|_| Arc::new(std::sync::Mutex::new(ListenerStats::default())));
     let mut event_tasks = Vec::new();
+    let log_stats: SharedLogStats =
+        Arc::new(std::sync::Mutex::new(jaga_model::LogStats::default()));
+    let logs_enabled = events_store.is_some() && !config.logs.disabled;
     let (audit_tx, audit_rx) = watch::channel(Arc::new(serde_json::Value::Null));
     let audit_enabled = events_store.is_some() && !config.audit.disabled;
     if let (Some(store), Some(stats)) = (&events_store, &listener_stats) {
@@ -161,7 +166,7 @@ pub async fn run(
             store: Arc::clone(store),
             config: config.docker_listener.clone(),
             min_level: config.alerts.min_level,
-            agent,
+            agent: agent.clone(),
             stats: Arc::clone(stats),
             alerts_written: Arc::clone(&alerts_written),
             starts: audit_enabled.then_some(starts_tx),
@@ -176,9 +181,23 @@ pub async fn run(
             event_tasks.push(tokio::spawn(write_alerts(
                 Arc::clone(store),
                 file,
-                alerts_written,
+                Arc::clone(&alerts_written),
                 shutdown_rx.clone(),
             )));
+        }
+        if !config.logs.disabled {
+            let rules = crate::logs::load_rules(&config.logs.rules)?;
+            let watch = LogWatch {
+                engine: Arc::new(engine.clone()),
+                store: Arc::clone(store),
+                config: config.logs.clone(),
+                analyzer: Analyzer::new(rules),
+                agent: agent.clone(),
+                min_level: config.alerts.min_level,
+                stats: Arc::clone(&log_stats),
+                alerts_written: Arc::clone(&alerts_written),
+            };
+            event_tasks.push(tokio::spawn(watch.run(shutdown_rx.clone())));
         }
         event_tasks.push(tokio::spawn(trim_events(
             Arc::clone(store),
@@ -202,6 +221,7 @@ pub async fn run(
         snapshot_tx,
         notices: notice_rx,
         listener: listener_stats.clone(),
+        logs: logs_enabled.then(|| Arc::clone(&log_stats)),
     };
     let collector_task = tokio::spawn(collector.run(shutdown_rx.clone()));
     let events_task = tokio::spawn(follow_events(

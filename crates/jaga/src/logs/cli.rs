@@ -1,0 +1,136 @@
+//! `jaga logtest` and `jaga rules check`: the tools for writing rules.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use super::{load_rules, Analyzer};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogtestArgs {
+    /// Read lines from this file instead of standard input
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Extra rule files (YAML), used after the built-in rules
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+    /// text, or json for one object per line
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub format: String,
+    /// Lines are Docker json-file entries ({"log": ...}); unwrap them first
+    #[arg(long)]
+    pub docker_json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RulesArgs {
+    #[command(subcommand)]
+    pub command: RulesCommand,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum RulesCommand {
+    /// Validate a rule file: each error names its rule id and line
+    Check {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Serialize)]
+struct Verdict<'a> {
+    line: &'a str,
+    decoder: &'a str,
+    fields: std::collections::BTreeMap<&'a str, &'a str>,
+    rules: &'a [jaga_rules::logs::RuleMatch],
+}
+
+pub fn logtest(args: LogtestArgs) -> anyhow::Result<()> {
+    let json = match args.format.as_str() {
+        "text" => false,
+        "json" => true,
+        other => anyhow::bail!("unknown --format '{other}': use text or json"),
+    };
+    let mut analyzer = Analyzer::new(load_rules(&args.rules)?);
+    let reader: Box<dyn BufRead> = match &args.file {
+        Some(path) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(path)
+                .with_context(|| format!("cannot open '{}'", path.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let mut stdout = std::io::stdout().lock();
+    let mut line_no = 0u64;
+    for line in reader.split(b'\n') {
+        let bytes = line.context("cannot read input")?;
+        line_no += 1;
+        let raw = String::from_utf8_lossy(&bytes);
+        let raw = raw.trim_end_matches('\r');
+        let text = if args.docker_json {
+            match jaga_decode::DockerLine::parse(raw) {
+                Ok(entry) => entry.log.trim_end_matches('\n').to_owned(),
+                Err(error) => {
+                    writeln!(stdout, "line {line_no}: skipped: {error}")?;
+                    continue;
+                }
+            }
+        } else {
+            raw.to_owned()
+        };
+        let now = crate::audit::gather::now_unix().max(0) as u64;
+        let (fields, matches) = analyzer.analyze(&text, None, now);
+        if json {
+            let verdict = Verdict {
+                line: &text,
+                decoder: &fields.decoder,
+                fields: fields
+                    .values
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
+                rules: &matches,
+            };
+            writeln!(stdout, "{}", serde_json::to_string(&verdict)?)?;
+        } else {
+            writeln!(stdout, "**Phase 1: line {line_no}\n    {text}")?;
+            writeln!(stdout, "**Phase 2: decoder '{}'", fields.decoder)?;
+            for (k, v) in &fields.values {
+                writeln!(stdout, "    {k}: '{v}'")?;
+            }
+            writeln!(stdout, "**Phase 3: {} rule(s) matched", matches.len())?;
+            for m in &matches {
+                writeln!(
+                    stdout,
+                    "    id: '{}'  level: '{}'  description: '{}'",
+                    m.id, m.level, m.description
+                )?;
+                writeln!(stdout, "    groups: {:?}  mitre: {:?}", m.groups, m.mitre)?;
+                if let Some(payload) = &m.payload {
+                    writeln!(
+                        stdout,
+                        "    payload ({}): '{payload}'",
+                        m.payload_field.as_deref().unwrap_or("?")
+                    )?;
+                }
+            }
+            writeln!(stdout)?;
+        }
+    }
+    stdout.flush().context("cannot write to standard output")?;
+    Ok(())
+}
+
+pub fn rules(args: RulesArgs) -> anyhow::Result<()> {
+    match args.command {
+        RulesCommand::Check { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read rule file '{}'", file.display()))?;
+            let set = jaga_rules::logs::RuleSet::parse(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            println!("{}: {} rule(s) OK", file.display(), set.len());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Container log analysis: decode each message, match the rules, raise
+//! alerts with source IP, URL, payload, timestamp, rule and level.
+
+pub mod cli;
+pub mod watch;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use jaga_decode::{decode, Fields};
+use jaga_model::{Alert, AlertAgent, AlertRule, EventContainer};
+use jaga_rules::logs::{FrequencyState, RuleMatch, RuleSet, WEB_RULES};
+
+use crate::events::{fnv1a, rfc3339_ms};
+
+/// The built-in rules and the user's files, compiled into one set.
+pub fn load_rules(files: &[PathBuf]) -> anyhow::Result<RuleSet> {
+    let mut texts = vec![WEB_RULES.to_owned()];
+    for file in files {
+        texts.push(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read rule file '{}'", file.display()))?,
+        );
+    }
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    RuleSet::parse_all(&refs).map_err(|e| {
+        let which = if files.is_empty() {
+            "the built-in rules".to_owned()
+        } else {
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        anyhow::anyhow!("invalid rules in {which}: {e}")
+    })
+}
+
+/// Decoding plus matching, with the frequency windows that span lines.
+pub struct Analyzer {
+    pub rules: RuleSet,
+    pub state: FrequencyState,
+}
+
+impl Analyzer {
+    pub fn new(rules: RuleSet) -> Self {
+        Self {
+            rules,
+            state: FrequencyState::default(),
+        }
+    }
+
+    pub fn analyze(
+        &mut self,
+        message: &str,
+        container: Option<&str>,
+        now_secs: u64,
+    ) -> (Fields, Vec<RuleMatch>) {
+        let mut fields = decode(message, &self.rules.decoders);
+        if let Some(container) = container {
+            fields.set("container", container);
+        }
+        let matches = self.rules.evaluate(&fields, now_secs, &mut self.state);
+        (fields, matches)
+    }
+}
+
+/// One alert per matched rule at `min_level` or above, carrying the fields
+/// people act on. Its id is stable for the same line, so a replay adds nothing.
+#[allow(clippy::too_many_arguments)]
+pub fn alerts_for(
+    fields: &Fields,
+    matches: &[RuleMatch],
+    container: Option<&EventContainer>,
+    location: &str,
+    log_time_ms: i64,
+    message: &str,
+    agent: &AlertAgent,
+    min_level: u8,
+) -> Vec<Alert> {
+    let line_id = fnv1a(&format!("{location}\n{log_time_ms}\n{message}"));
+    matches
+        .iter()
+        .filter(|m| m.level >= min_level && m.level > 0)
+        .map(|m| {
+            let mut data: BTreeMap<String, String> = BTreeMap::new();
+            for key in [
+                "srcip",
+                "method",
+                "url",
+                "path",
+                "query",
+                "protocol",
+                "status",
+                "bytes",
+                "referer",
+                "user_agent",
+                "timestamp",
+                "user",
+            ] {
+                if let Some(v) = fields.get(key) {
+                    data.insert(key.to_owned(), v.to_owned());
+                }
+            }
+            data.insert("decoder".to_owned(), fields.decoder.clone());
+            if let Some(payload) = &m.payload {
+                data.insert("payload".to_owned(), payload.clone());
+            }
+            if let Some(field) = &m.payload_field {
+                data.insert("payload_field".to_owned(), field.clone());
+            }
+            if let Some(count) = m.count {
+                data.insert("count".to_owned(), count.to_string());
+            }
+            Alert {
+                id: format!("log.{line_id:016x}.{}", m.id),
+                timestamp: rfc3339_ms(log_time_ms),
+                rule: AlertRule {
+                    id: m.id.clone(),
+                    level: m.level,
+                    description: m.description.clone(),
+                    groups: m.groups.clone(),
+                    mitre: m.mitre.clone(),
+                },
+                agent: agent.clone(),
+                container: container.cloned(),
+                data,
+                location: location.to_owned(),
+                event: None,
+            }
+        })
+        .collect()
+}
