@@ -262,3 +262,29 @@ fn logtest_and_rules_check() {
         "{stderr}"
     );
 }
+
+#[test]
+fn containers_on_other_log_drivers_are_read_through_the_engine_api() {
+    require_engine();
+    let data = tempfile::tempdir().unwrap();
+    let agent = Agent::start(data.path(), "[audit]\ndisabled = true\n");
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let web = TestContainer::run("local", &["--log-driver", "local", "-p", &publish, NGINX]);
+    wait_for(Duration::from_secs(10), || {
+        (get_url(&format!("http://127.0.0.1:{port}/"), None).0 == 200).then_some(())
+    })
+    .expect("nginx answers");
+    get_url(
+        &format!("http://127.0.0.1:{port}/q?x=%3Cscript%3Ealert(1)%3C/script%3E"),
+        None,
+    );
+    let found = wait_for(Duration::from_secs(6), || {
+        let a = alerts(&agent, "93110", &web.name);
+        (!a.is_empty()).then_some(a)
+    })
+    .expect("XSS alert from a local-driver container within 6 s");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["location"], format!("engine:{}", web.id).as_str());
+    assert_eq!(found[0]["data"]["payload"], "<script");
+}

@@ -2,6 +2,7 @@
 //! alerts with source IP, URL, payload, timestamp, rule and level.
 
 pub mod cli;
+pub mod engine_source;
 pub mod watch;
 
 use std::collections::BTreeMap;

@@ -12,6 +12,7 @@ use jaga_model::{AlertAgent, EventContainer, LogStats};
 use jaga_store::EventStore;
 use tokio::sync::{watch, Notify};
 
+use super::engine_source::{self, EngineLine, EngineSources};
 use super::{alerts_for, Analyzer};
 
 pub type SharedLogStats = Arc<Mutex<LogStats>>;
@@ -43,12 +44,38 @@ impl LogWatch {
             },
         );
         let mut containers: HashMap<String, EventContainer> = HashMap::new();
+        let (engine_tx, mut engine_rx) = tokio::sync::mpsc::channel::<EngineLine>(10_000);
+        let mut sources = EngineSources::default();
+        let mut last_discovery: Option<std::time::Instant> = None;
         let mut ticker = tokio::time::interval(self.config.poll);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
                 _ = shutdown.changed() => return,
+            }
+            // Containers on other log drivers, every 2 s.
+            if last_discovery.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(2)) {
+                let first = last_discovery.is_none();
+                last_discovery = Some(std::time::Instant::now());
+                let store = Arc::clone(&self.store);
+                let mut since = |id: &str| -> Option<i64> {
+                    store
+                        .log_checkpoint(&engine_source::location(id))
+                        .ok()
+                        .flatten()
+                        .map(|(_, nanos)| (nanos / 1_000_000_000) as i64)
+                };
+                sources
+                    .discover(&self.engine, &engine_tx, &shutdown, &mut since, first)
+                    .await;
+            }
+            let mut engine_lines: Vec<EngineLine> = Vec::new();
+            while let Ok(line) = engine_rx.try_recv() {
+                engine_lines.push(line);
+                if engine_lines.len() >= 10_000 {
+                    break;
+                }
             }
             let store = Arc::clone(&self.store);
             let batches = tokio::task::block_in_place(|| {
@@ -61,8 +88,12 @@ impl LogWatch {
                 })
             });
             // Names of containers seen for the first time.
-            for batch in &batches {
-                let id = container_id_of(&batch.path);
+            let ids: Vec<String> = batches
+                .iter()
+                .map(|b| container_id_of(&b.path))
+                .chain(engine_lines.iter().map(|l| l.container_id.clone()))
+                .collect();
+            for id in ids {
                 if !id.is_empty() && !containers.contains_key(&id) {
                     let container = match self.engine.inspect(&id).await {
                         Ok(c) => EventContainer {
@@ -85,6 +116,54 @@ impl LogWatch {
             }
             let mut new_alerts = 0usize;
             tokio::task::block_in_place(|| {
+                // Lines through the Engine, grouped by container, in order.
+                let mut by_container: Vec<(String, Vec<&EngineLine>)> = Vec::new();
+                for line in &engine_lines {
+                    match by_container
+                        .iter_mut()
+                        .find(|(id, _)| *id == line.container_id)
+                    {
+                        Some((_, list)) => list.push(line),
+                        None => by_container.push((line.container_id.clone(), vec![line])),
+                    }
+                }
+                for (id, lines) in by_container {
+                    let container = containers.get(&id);
+                    let location = engine_source::location(&id);
+                    let mut alerts = Vec::new();
+                    let mut last = 0i64;
+                    for line in &lines {
+                        let log_time_ms = line.time_nano / 1_000_000;
+                        let name = container.map(|c| c.name.as_str());
+                        let (fields, matches) = self.analyzer.analyze(
+                            &line.text,
+                            name,
+                            (log_time_ms / 1000).max(0) as u64,
+                        );
+                        alerts.extend(alerts_for(
+                            &fields,
+                            &matches,
+                            container,
+                            &location,
+                            log_time_ms,
+                            &line.text,
+                            &self.agent,
+                            self.min_level,
+                        ));
+                        last = last.max(line.time_nano);
+                    }
+                    match self
+                        .store
+                        .record_log_batch(&location, 0, last.max(0) as u64, &alerts)
+                    {
+                        Ok(n) => new_alerts += n,
+                        Err(error) => {
+                            tracing::warn!(%error, container = %id, "cannot store log alerts")
+                        }
+                    }
+                    let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
+                    stats.messages_total += lines.len() as u64;
+                }
                 for batch in &batches {
                     let id = container_id_of(&batch.path);
                     let container = containers.get(&id);
