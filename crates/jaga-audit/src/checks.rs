@@ -875,12 +875,7 @@ fn container_checks(c: &ContainerInspectResponse, userns_remap: bool, out: &mut 
             }
         }
     }
-    let health = config
-        .healthcheck
-        .as_ref()
-        .and_then(|h| h.test.clone())
-        .unwrap_or_default();
-    if health.is_empty() || health.first().is_some_and(|t| t == "NONE") {
+    if lacks_healthcheck(config.healthcheck.as_ref()) {
         out.add(
             &NO_HEALTHCHECK,
             &object,
@@ -933,6 +928,12 @@ fn env_secrets(env: &[String], prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// No `HEALTHCHECK`, or one switched off with `NONE`.
+fn lacks_healthcheck(health: Option<&bollard::models::HealthConfig>) -> bool {
+    let test = health.and_then(|h| h.test.as_deref()).unwrap_or_default();
+    test.first().is_none_or(|t| t == "NONE")
+}
+
 /// An empty user, `root` or uid 0.
 fn is_root_user(user: &str) -> bool {
     let uid = user.split(':').next().unwrap_or_default();
@@ -980,12 +981,7 @@ fn image_checks(image: &ImageFacts, now_unix: i64, out: &mut Out<'_>) {
             },
         );
     }
-    let health = config
-        .healthcheck
-        .as_ref()
-        .and_then(|h| h.test.clone())
-        .unwrap_or_default();
-    if health.is_empty() || health.first().is_some_and(|t| t == "NONE") {
+    if lacks_healthcheck(config.healthcheck.as_ref()) {
         out.add(&IMAGE_NO_HEALTHCHECK, &object, "no HEALTHCHECK instruction");
     }
     let mut latest: Vec<&str> = Vec::new();

@@ -125,14 +125,7 @@ impl EventStore {
             what: format!("event {}", event.docker.identity()),
             source,
         })?;
-        let mut alert_rows = Vec::with_capacity(alerts.len());
-        for alert in alerts {
-            let json = serde_json::to_string(alert).map_err(|source| StoreError::Encode {
-                what: format!("alert {}", alert.id),
-                source,
-            })?;
-            alert_rows.push((alert, json));
-        }
+        let alert_rows = encode_alerts(alerts)?;
         let mut conn = self.lock();
         let run = |conn: &mut Connection| -> rusqlite::Result<bool> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -185,14 +178,7 @@ impl EventStore {
         offset: u64,
         alerts: &[Alert],
     ) -> Result<usize, StoreError> {
-        let mut rows = Vec::with_capacity(alerts.len());
-        for alert in alerts {
-            let json = serde_json::to_string(alert).map_err(|source| StoreError::Encode {
-                what: format!("alert {}", alert.id),
-                source,
-            })?;
-            rows.push((alert, json));
-        }
+        let rows = encode_alerts(alerts)?;
         let mut conn = self.lock();
         let run = |conn: &mut Connection| -> rusqlite::Result<usize> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -232,10 +218,7 @@ impl EventStore {
     /// Remembers an audit finding by identity; the first time, stores its
     /// alert too (one transaction). `true`: the finding is new.
     pub fn record_finding(&self, identity: &str, alert: &Alert) -> Result<bool, StoreError> {
-        let json = serde_json::to_string(alert).map_err(|source| StoreError::Encode {
-            what: format!("alert {}", alert.id),
-            source,
-        })?;
+        let json = encode_alert(alert)?;
         let mut conn = self.lock();
         let run = |conn: &mut Connection| -> rusqlite::Result<bool> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -445,6 +428,18 @@ impl EventStore {
             source,
         }
     }
+}
+
+fn encode_alert(alert: &Alert) -> Result<String, StoreError> {
+    serde_json::to_string(alert).map_err(|source| StoreError::Encode {
+        what: format!("alert {}", alert.id),
+        source,
+    })
+}
+
+/// Each alert with its JSON, encoded before a transaction is opened.
+fn encode_alerts(alerts: &[Alert]) -> Result<Vec<(&Alert, String)>, StoreError> {
+    alerts.iter().map(|a| Ok((a, encode_alert(a)?))).collect()
 }
 
 /// One alert row; the searchable text is its description, container name

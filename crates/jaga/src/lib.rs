@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod cli;
+pub mod clock;
 pub mod events;
 pub mod logs;
 pub mod sampler;

@@ -12,7 +12,8 @@ use jaga_model::{Alert, AlertAgent, AlertRule, EventContainer, Finding};
 use jaga_store::EventStore;
 use tokio::sync::{mpsc, watch, Notify};
 
-use super::gather::{gather, inspect_container, now_unix, HostPaths};
+use super::gather::{gather, inspect_container, HostPaths};
+use crate::clock::unix_secs;
 use crate::events::{fnv1a, rfc3339_ms};
 
 pub struct ContinuousAudit {
@@ -49,7 +50,7 @@ impl ContinuousAudit {
                 Some(id) = self.starts.recv() => {
                     match inspect_container(&self.engine, &id).await {
                         Ok(Some(container)) => {
-                            let input = AuditInput { containers: vec![container], now_unix: now_unix(), ..AuditInput::default() };
+                            let input = AuditInput { containers: vec![container], now_unix: unix_secs(), ..AuditInput::default() };
                             let fresh = jaga_audit::run(&input, &Selection { containers: vec![id.clone()], ..Selection::default() });
                             findings.retain(|f| !(f.object.kind == "container" && f.object.id == id));
                             findings.extend(fresh.iter().cloned());
@@ -69,7 +70,7 @@ impl ContinuousAudit {
         let report = Report::new(findings);
         let mut value = serde_json::to_value(&report).unwrap_or(serde_json::Value::Null);
         if let Some(map) = value.as_object_mut() {
-            map.insert("taken_unix".to_owned(), now_unix().into());
+            map.insert("taken_unix".to_owned(), unix_secs().into());
         }
         self.report.send_replace(Arc::new(value));
     }
@@ -95,7 +96,7 @@ impl ContinuousAudit {
 }
 
 pub fn alert_for(finding: &Finding, agent: &AlertAgent) -> Alert {
-    let now_ms = now_unix() * 1000;
+    let now_ms = unix_secs() * 1000;
     let container = (finding.object.kind == "container").then(|| EventContainer {
         id: finding.object.id.clone(),
         name: finding.object.name.clone(),

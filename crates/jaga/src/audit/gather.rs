@@ -54,7 +54,7 @@ pub async fn gather(engine: &Engine, paths: &HostPaths) -> anyhow::Result<AuditI
         unused_volumes,
         unused_networks,
         daemon,
-        now_unix: now_unix(),
+        now_unix: crate::clock::unix_secs(),
     })
 }
 
@@ -311,12 +311,5 @@ fn group_members(root: &Path, group: &str) -> Vec<String> {
                     .unwrap_or_default()
             })
         })
-        .unwrap_or_default()
-}
-
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
         .unwrap_or_default()
 }

@@ -85,7 +85,7 @@ pub fn logtest(args: LogtestArgs) -> anyhow::Result<()> {
         } else {
             raw.to_owned()
         };
-        let now = crate::audit::gather::now_unix().max(0) as u64;
+        let now = crate::clock::unix_secs().max(0) as u64;
         let (fields, matches) = analyzer.analyze(&text, None, now);
         if args.summary {
             *decoders.entry(fields.decoder.clone()).or_default() += 1;

@@ -68,7 +68,8 @@ impl EngineSources {
             }
             // Containers running when the agent first looked: from now on,
             // as for files; later ones: from their beginning.
-            let since = since_secs(&id).unwrap_or(if first { now_secs() } else { 0 });
+            let since =
+                since_secs(&id).unwrap_or(if first { crate::clock::unix_secs() } else { 0 });
             tracing::debug!(container = %id, %driver, since, "following logs through the Engine API");
             let task = tokio::spawn(follow(
                 Arc::clone(engine),
@@ -126,8 +127,4 @@ async fn follow(
             carry.clear();
         }
     }
-}
-
-fn now_secs() -> i64 {
-    crate::audit::gather::now_unix()
 }

@@ -172,7 +172,7 @@ impl LogWatch {
                     for message in &batch.messages {
                         let log_time_ms = chrono::DateTime::parse_from_rfc3339(&message.time)
                             .map(|t| t.timestamp_millis())
-                            .unwrap_or_else(|_| crate::audit::gather::now_unix() * 1000);
+                            .unwrap_or_else(|_| crate::clock::unix_secs() * 1000);
                         let now_secs = (log_time_ms / 1000).max(0) as u64;
                         let name = container.map(|c| c.name.as_str());
                         let (fields, matches) =

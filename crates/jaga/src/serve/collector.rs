@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::figures::history_point;
 use super::filesystem::{self, SharedFsState};
+use crate::clock::unix_ms;
 use crate::sampler::Sampler;
 use crate::stats::Reading;
 
@@ -446,13 +447,6 @@ fn is_gone(error: &CgroupError) -> bool {
 
 fn count(agent: &mut AgentStats, kind: &str) {
     *agent.errors_total.entry(kind.to_owned()).or_default() += 1;
-}
-
-pub fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
 }
 
 /// Follows container events and tells the collector what changed. When the

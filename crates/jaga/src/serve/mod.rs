@@ -26,8 +26,9 @@ use crate::events::listener::{Listener, SharedListenerStats};
 use crate::logs::watch::{LogWatch, SharedLogStats};
 use crate::logs::Analyzer;
 
+use crate::clock::unix_ms;
 use crate::sampler::Sampler;
-use collector::{follow_events, unix_ms, Collector};
+use collector::{follow_events, Collector};
 use filesystem::{FsState, SharedFsState, WalkBudget};
 
 #[derive(Debug, Clone, clap::Args)]
