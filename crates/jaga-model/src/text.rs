@@ -1,0 +1,67 @@
+//! Text from outside (container names, labels, exec commands, log lines)
+//! made safe to print on a terminal.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// `text` with every control character made visible, so that printing it
+/// cannot move the cursor, clear the screen, set the window title or start
+/// a fake line: `\n`, `\r` and `\t` as those two-character escapes, other C0
+/// controls and DEL as `\x1b`, C1 controls and the bidirectional overrides
+/// that reorder a line on screen as `\u{9b}`. Borrowed when there is nothing
+/// to escape. Backslashes are left alone: a literal `\x1b` then reads like
+/// an escaped ESC, which costs less than doubling every backslash of every
+/// command line shown.
+pub fn escape_control(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_ascii_control() => {
+                // Writing to a String cannot fail.
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c if needs_escape(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_escape_sequences_are_made_visible() {
+        assert_eq!(
+            escape_control("\x1b]0;pwned\x07title"),
+            "\\x1b]0;pwned\\x07title"
+        );
+        assert_eq!(escape_control("\x1b[2J\x1b[H"), "\\x1b[2J\\x1b[H");
+        assert_eq!(
+            escape_control("ok\nfake line\r\tx"),
+            "ok\\nfake line\\r\\tx"
+        );
+        assert_eq!(escape_control("a\x7fb\u{9b}c\u{0}"), "a\\x7fb\\u{9b}c\\x00");
+        assert_eq!(escape_control("abc\u{202e}cba"), "abc\\u{202e}cba");
+    }
+
+    #[test]
+    fn plain_text_is_borrowed_unchanged() {
+        for text in ["nginx:1.25", "sh -c 'echo a\\ b'", "café ☕", ""] {
+            assert!(matches!(escape_control(text), Cow::Borrowed(t) if t == text));
+        }
+    }
+}
