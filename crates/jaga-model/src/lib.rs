@@ -22,4 +22,4 @@ pub use snapshot::{
     AgentStats, ContainerSnapshot, DataRootUsage, FsUsage, ListenerStats, LogStats, MachineInfo,
     Snapshot, VolumeUsage,
 };
-pub use text::escape_control;
+pub use text::{escape_control, escape_control_json};

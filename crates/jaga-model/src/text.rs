@@ -35,6 +35,24 @@ pub fn escape_control(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// JSON text (as serde writes it, with C0 controls already escaped) with
+/// the other characters [`escape_control`] makes visible written as
+/// `\u009b`: still the same JSON value, but safe on a terminal.
+pub fn escape_control_json(json: &str) -> Cow<'_, str> {
+    if !json.chars().any(needs_escape) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 8);
+    for c in json.chars() {
+        if needs_escape(c) {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 fn needs_escape(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
@@ -56,6 +74,15 @@ mod tests {
         );
         assert_eq!(escape_control("a\x7fb\u{9b}c\u{0}"), "a\\x7fb\\u{9b}c\\x00");
         assert_eq!(escape_control("abc\u{202e}cba"), "abc\\u{202e}cba");
+    }
+
+    #[test]
+    fn json_keeps_its_value_and_loses_raw_c1_and_del() {
+        let json = "{\"a\":\"x\u{9b}2J\u{7f}\\u001b\"}";
+        assert_eq!(
+            escape_control_json(json),
+            "{\"a\":\"x\\u009b2J\\u007f\\u001b\"}"
+        );
     }
 
     #[test]

@@ -5,11 +5,13 @@ pub mod cli;
 pub mod engine_source;
 pub mod watch;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use jaga_decode::{decode, Fields};
+use jaga_engine::Redaction;
 use jaga_model::{Alert, AlertAgent, AlertRule, EventContainer};
 use jaga_rules::logs::{FrequencyState, RuleMatch, RuleSet, WEB_RULES};
 
@@ -43,6 +45,9 @@ pub fn load_rules(files: &[PathBuf]) -> anyhow::Result<RuleSet> {
 pub struct Analyzer {
     pub rules: RuleSet,
     pub state: FrequencyState,
+    /// Applied to the fields and payloads after matching: rules see the
+    /// line as written, alerts keep it without credentials.
+    pub redaction: Redaction,
 }
 
 impl Analyzer {
@@ -50,7 +55,13 @@ impl Analyzer {
         Self {
             rules,
             state: FrequencyState::default(),
+            redaction: Redaction::default(),
         }
+    }
+
+    pub fn with_redaction(mut self, redaction: Redaction) -> Self {
+        self.redaction = redaction;
+        self
     }
 
     pub fn analyze(
@@ -63,7 +74,18 @@ impl Analyzer {
         if let Some(container) = container {
             fields.set("container", container);
         }
-        let matches = self.rules.evaluate(&fields, now_secs, &mut self.state);
+        let mut matches = self.rules.evaluate(&fields, now_secs, &mut self.state);
+        // A line is evidence of an attack: only credential shapes go.
+        for (_, value) in &mut fields.values {
+            if let Cow::Owned(hidden) = self.redaction.text(value) {
+                *value = hidden;
+            }
+        }
+        for payload in matches.iter_mut().filter_map(|m| m.payload.as_mut()) {
+            if let Cow::Owned(hidden) = self.redaction.text(payload) {
+                *payload = hidden;
+            }
+        }
         (fields, matches)
     }
 }
