@@ -177,7 +177,10 @@ mod tests {
         let mut exec = message("exec_start: sh -c mysql -pS3cretPassw0rd shop");
         if let Some(actor) = exec.actor.as_mut() {
             actor.attributes = Some(HashMap::from([
-                ("com.example.token".to_owned(), "tok-8f2a61c9d4e7b035".to_owned()),
+                (
+                    "com.example.token".to_owned(),
+                    "tok-8f2a61c9d4e7b035".to_owned(),
+                ),
                 ("name".to_owned(), "db".to_owned()),
             ]));
         }

@@ -12,6 +12,6 @@ pub use connect::{ConnectionSettings, Endpoint, Engine};
 pub use details::{ContainerChange, ContainerDetails, DaemonInfo, MountPoint};
 pub use error::EngineError;
 pub use events::{engine_time, normalize, redact, EventQuery};
-pub use jaga_redact::Redaction;
 pub use inventory::ContainerListing;
+pub use jaga_redact::Redaction;
 pub use runtime::runtime_init_pid;

@@ -332,7 +332,9 @@ fn push_literal(spans: &mut Vec<(usize, usize)>, start: usize, value: &str) {
 /// A variable, option or header name.
 fn is_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
@@ -366,7 +368,10 @@ mod tests {
     fn redaction_keeps_the_key_and_the_length() {
         assert_eq!(redacted("API_KEY", "abcdef"), "API_KEY=<redacted, 6 chars>");
         let mut labels = BTreeMap::from([
-            ("com.example.token".to_owned(), "tok-8f2a61c9d4e7b035".to_owned()),
+            (
+                "com.example.token".to_owned(),
+                "tok-8f2a61c9d4e7b035".to_owned(),
+            ),
             ("com.docker.compose.service".to_owned(), "web".to_owned()),
         ]);
         Redaction::KeepRaw.map(&mut labels);
@@ -419,8 +424,14 @@ mod tests {
                 "curl -H 'X-Api-Key: k3y' http://x/",
                 "curl -H 'X-Api-Key: <redacted, 3 chars>' http://x/",
             ),
-            ("sshpass -p hunter2 ssh host", "sshpass -p <redacted, 7 chars> ssh host"),
-            ("redis-cli -a s3cret ping", "redis-cli -a <redacted, 6 chars> ping"),
+            (
+                "sshpass -p hunter2 ssh host",
+                "sshpass -p <redacted, 7 chars> ssh host",
+            ),
+            (
+                "redis-cli -a s3cret ping",
+                "redis-cli -a <redacted, 6 chars> ping",
+            ),
             (
                 "git clone https://x:ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789@github.com/a/b",
                 "git clone https://x:<redacted, 40 chars>@github.com/a/b",
@@ -455,7 +466,9 @@ mod tests {
     #[test]
     fn log_lines_lose_only_credential_shapes() {
         assert_eq!(
-            R.text("GET /?id=1' OR '1'='1&password=x HTTP/1.1 Authorization: Basic YWRtaW46cGFzcw=="),
+            R.text(
+                "GET /?id=1' OR '1'='1&password=x HTTP/1.1 Authorization: Basic YWRtaW46cGFzcw=="
+            ),
             "GET /?id=1' OR '1'='1&password=x HTTP/1.1 Authorization: Basic <redacted, 16 chars>"
         );
         assert_eq!(

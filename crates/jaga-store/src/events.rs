@@ -734,7 +734,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = EventStore::open(dir.path()).unwrap();
         // Alerts out of time order across sources, as logs and events interleave.
-        let times: Vec<i64> = (0..2_345).map(|i| 1_700_000_000_000 + (i * 7919) % 5000).collect();
+        let times: Vec<i64> = (0..2_345)
+            .map(|i| 1_700_000_000_000 + (i * 7919) % 5000)
+            .collect();
         for chunk in times.chunks(100) {
             log_alerts(&store, "/logs/a", chunk);
         }
@@ -889,8 +891,11 @@ CREATE TABLE IF NOT EXISTS audit_findings (
                 params![a.id, serde_json::to_string(&a).unwrap()],
             )
             .unwrap();
-            conn.execute("INSERT INTO log_checkpoints VALUES ('/logs/a', 7, 4096)", [])
-                .unwrap();
+            conn.execute(
+                "INSERT INTO log_checkpoints VALUES ('/logs/a', 7, 4096)",
+                [],
+            )
+            .unwrap();
             conn.execute("INSERT INTO meta VALUES ('cursor_nano', 3000000000000)", [])
                 .unwrap();
         }
@@ -905,7 +910,10 @@ CREATE TABLE IF NOT EXISTS audit_findings (
                 ..Default::default()
             })
             .unwrap();
-        let actions: Vec<&str> = events.iter().map(|e| e.record.docker.action.as_str()).collect();
+        let actions: Vec<&str> = events
+            .iter()
+            .map(|e| e.record.docker.action.as_str())
+            .collect();
         assert_eq!(actions, ["die", "start", "create"]);
         assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
         // The alert kept its seq and now sits at the time it shows.
@@ -922,7 +930,9 @@ CREATE TABLE IF NOT EXISTS audit_findings (
         let again = event(1_000_000_000_000, "die", "web");
         assert!(!store.record(&again, &[]).unwrap());
         let new = event(4_000_000_000_000, "stop", "web");
-        assert!(store.record(&new, &[alert(&new, "91002", 3, "stopped")]).unwrap());
+        assert!(store
+            .record(&new, &[alert(&new, "91002", 3, "stopped")])
+            .unwrap());
         let newest = store
             .events(&EventFilter {
                 limit: 1,

@@ -137,7 +137,8 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
                 .map_err(|e| sqlite("creating the tables", e))?;
         }
         let action = format!("migrating the schema from version {version}");
-        tx.execute_batch(migration).map_err(|e| sqlite(&action, e))?;
+        tx.execute_batch(migration)
+            .map_err(|e| sqlite(&action, e))?;
         tx.pragma_update(None, "user_version", version + 1)
             .map_err(|e| sqlite(&action, e))?;
         tx.commit().map_err(|e| sqlite(&action, e))?;

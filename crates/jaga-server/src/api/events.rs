@@ -42,7 +42,15 @@ pub async fn events(
 ) -> Result<Json<Vec<WithSeq<Event>>>, ApiError> {
     only(
         &query,
-        &["from", "to", "type", "action", "container", "limit", "after"],
+        &[
+            "from",
+            "to",
+            "type",
+            "action",
+            "container",
+            "limit",
+            "after",
+        ],
     )?;
     let store = store(&state)?;
     let (from_ms, to_ms) = window(&query)?;
@@ -69,7 +77,14 @@ pub async fn alerts(
     only(
         &query,
         &[
-            "from", "to", "level", "rule_id", "container", "q", "limit", "after",
+            "from",
+            "to",
+            "level",
+            "rule_id",
+            "container",
+            "q",
+            "limit",
+            "after",
         ],
     )?;
     let store = store(&state)?;

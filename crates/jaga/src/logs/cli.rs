@@ -133,12 +133,7 @@ pub fn logtest(args: LogtestArgs, redaction: Redaction) -> anyhow::Result<()> {
                 escape_control(&fields.decoder)
             )?;
             for (k, v) in &fields.values {
-                writeln!(
-                    stdout,
-                    "    {}: '{}'",
-                    escape_control(k),
-                    escape_control(v)
-                )?;
+                writeln!(stdout, "    {}: '{}'", escape_control(k), escape_control(v))?;
             }
             writeln!(stdout, "**Phase 3: {} rule(s) matched", matches.len())?;
             for m in &matches {
