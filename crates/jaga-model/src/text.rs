@@ -35,16 +35,18 @@ pub fn escape_control(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// JSON text (as serde writes it, with C0 controls already escaped) with
+/// JSON text (as serde writes it, with C0 controls in strings escaped) with
 /// the other characters [`escape_control`] makes visible written as
 /// `\u009b`: still the same JSON value, but safe on a terminal.
 pub fn escape_control_json(json: &str) -> Cow<'_, str> {
-    if !json.chars().any(needs_escape) {
+    // C0 controls outside strings are the whitespace of pretty JSON.
+    let needs = |c: char| needs_escape(c) && u32::from(c) >= 0x20;
+    if !json.chars().any(needs) {
         return Cow::Borrowed(json);
     }
     let mut out = String::with_capacity(json.len() + 8);
     for c in json.chars() {
-        if needs_escape(c) {
+        if needs(c) {
             let _ = write!(out, "\\u{:04x}", u32::from(c));
         } else {
             out.push(c);
@@ -78,11 +80,13 @@ mod tests {
 
     #[test]
     fn json_keeps_its_value_and_loses_raw_c1_and_del() {
-        let json = "{\"a\":\"x\u{9b}2J\u{7f}\\u001b\"}";
+        let json = "{\n  \"a\": \"x\u{9b}2J\u{7f}\\u001b\"\n}";
         assert_eq!(
             escape_control_json(json),
-            "{\"a\":\"x\\u009b2J\\u007f\\u001b\"}"
+            "{\n  \"a\": \"x\\u009b2J\\u007f\\u001b\"\n}"
         );
+        let pretty = "{\n\t\"plain\": 1\r\n}";
+        assert!(matches!(escape_control_json(pretty), Cow::Borrowed(_)));
     }
 
     #[test]
