@@ -51,7 +51,8 @@ fn credential_shapes() -> &'static Regex {
             // URL with a password: the password only.
             r"|\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:(?P<url_password>[^/\s@]+)@",
             // An HTTP Authorization header's credentials, after the scheme.
-            r"|(?i:\b(?:proxy-)?authorization\s*[:=]\s*(?:(?:bearer|basic|token|digest|negotiate)\s+)?)",
+            // (also as a JSON or key=value field: `"authorization":"Bearer …"`).
+            r#"|(?i:\b(?:proxy-)?authorization["']?\s*[:=]\s*["']?(?:(?:bearer|basic|token|digest|negotiate)\s+)?)"#,
             r#"(?P<auth>[^\s"',;]+)"#,
         ))
         .unwrap_or_else(|_| unreachable!("constant pattern"))
@@ -478,6 +479,10 @@ mod tests {
         assert_eq!(
             R.text("-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY----- done"),
             "<redacted, 66 chars> done"
+        );
+        assert_eq!(
+            R.text(r#"{"authorization":"Bearer abc123","path":"/"}"#),
+            r#"{"authorization":"Bearer <redacted, 6 chars>","path":"/"}"#
         );
         let plain = "GET /index.html HTTP/1.1 200";
         assert!(matches!(R.text(plain), Cow::Borrowed(_)));
