@@ -184,14 +184,9 @@ pub fn rules(args: RulesArgs) -> anyhow::Result<()> {
         RulesCommand::Check { file } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read rule file '{}'", file.display()))?;
-            // Errors quote the rule file, which may hold anything.
-            let set = jaga_rules::logs::RuleSet::parse(&text).map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: {}",
-                    escape_control(&file.display().to_string()),
-                    escape_control(&e.to_string())
-                )
-            })?;
+            // Errors are escaped where they are printed (main).
+            let set = jaga_rules::logs::RuleSet::parse(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             println!(
                 "{}: {} rule(s) OK",
                 escape_control(&file.display().to_string()),
