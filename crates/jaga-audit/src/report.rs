@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use jaga_model::{Finding, Severity, Threat};
+use jaga_model::{escape_control, Finding, Severity, Threat};
 use serde::Serialize;
 
 use crate::checks::ALL_CHECKS;
@@ -96,10 +96,14 @@ impl<'a> Report<'a> {
                         paint(f.severity, &severity),
                         f.check_id,
                         f.object.kind,
-                        f.object.name,
+                        escape_control(&f.object.name),
                         f.title
                     );
-                    let _ = writeln!(out, "             evidence: {}", f.evidence);
+                    let _ = writeln!(
+                        out,
+                        "             evidence: {}",
+                        escape_control(&f.evidence)
+                    );
                     let _ = writeln!(out, "             fix: {}", f.remediation);
                 }
             }

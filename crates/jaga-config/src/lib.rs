@@ -27,6 +27,17 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub audit: AuditConfig,
     pub logs: LogsConfig,
+    pub redaction: RedactionConfig,
+}
+
+/// Secrets in what jaga stores and shows: label values, exec command lines,
+/// credential shapes in log alerts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedactionConfig {
+    /// Keep secrets as they came instead of `<redacted, N chars>`
+    /// (default false: redacted everywhere but inside the audit).
+    pub keep_raw: bool,
 }
 
 /// Container log analysis in `jaga serve`.

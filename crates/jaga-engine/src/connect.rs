@@ -1,6 +1,7 @@
 //! Where the Engine is and how to reach it: the docker CLI's rules
 //! (`DOCKER_HOST`, `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`) over jaga's config.
 
+use jaga_redact::Redaction;
 use std::error::Error as _;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -84,6 +85,9 @@ impl ConnectionSettings {
 pub struct Engine {
     pub(crate) docker: Docker,
     pub(crate) endpoint: String,
+    /// Applied to labels, event attributes and exec commands as they come
+    /// in; [`Engine::client`] stays raw (the audit needs raw values).
+    pub(crate) redaction: Redaction,
 }
 
 impl Engine {
@@ -152,7 +156,18 @@ impl Engine {
         Ok(Self {
             docker: negotiated,
             endpoint: shown,
+            redaction: Redaction::default(),
         })
+    }
+
+    /// How secrets in what the Engine reports are treated (redacted by default).
+    pub fn with_redaction(mut self, redaction: Redaction) -> Self {
+        self.redaction = redaction;
+        self
+    }
+
+    pub fn redaction(&self) -> Redaction {
+        self.redaction
     }
 
     /// The endpoint as shown in messages: `unix:///var/run/docker.sock`.

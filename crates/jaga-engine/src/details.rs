@@ -94,7 +94,7 @@ impl Engine {
                 })
             })
             .collect();
-        let container = container_from_inspect(response)
+        let container = container_from_inspect(response, self.redaction)
             .ok_or_else(|| EngineError::NoSuchContainer(name_or_id.to_owned()))?;
         Ok(ContainerDetails {
             container,

@@ -7,6 +7,7 @@ use bollard::models::EventMessage;
 use bollard::query_parameters::{EventsOptions, InspectContainerOptions};
 use futures_util::{Stream, StreamExt};
 use jaga_model::{ContainerRuntimeConfig, DockerEvent};
+use jaga_redact::Redaction;
 
 use crate::{Engine, EngineError};
 
@@ -50,7 +51,7 @@ impl Engine {
         self.docker
             .events(Some(options))
             .map(move |message| match message {
-                Ok(message) => Ok(normalize(message)),
+                Ok(message) => Ok(redact(normalize(message), self.redaction)),
                 Err(e) => Err(self.api_error("follow events", e)),
             })
     }
@@ -117,6 +118,18 @@ pub fn normalize(message: EventMessage) -> DockerEvent {
     }
 }
 
+/// The event with secrets redacted as it enters jaga: attribute values
+/// (a container's labels travel as attributes) and the command of an exec.
+pub fn redact(mut event: DockerEvent, redaction: Redaction) -> DockerEvent {
+    redaction.map(&mut event.attributes);
+    if let Some(detail) = event.action_detail.as_mut() {
+        if let std::borrow::Cow::Owned(hidden) = redaction.command_line(detail) {
+            *detail = hidden;
+        }
+    }
+    event
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +170,35 @@ mod tests {
         assert_eq!(event.action, "die");
         assert_eq!(event.action_detail, None);
         assert_eq!(event.time_nano, 1_700_000_000_000_000_000);
+    }
+
+    #[test]
+    fn exec_passwords_and_secret_labels_are_redacted_as_events_come_in() {
+        let mut exec = message("exec_start: sh -c mysql -pS3cretPassw0rd shop");
+        if let Some(actor) = exec.actor.as_mut() {
+            actor.attributes = Some(HashMap::from([
+                (
+                    "com.example.token".to_owned(),
+                    "tok-8f2a61c9d4e7b035".to_owned(),
+                ),
+                ("name".to_owned(), "db".to_owned()),
+            ]));
+        }
+        let redacted = redact(normalize(exec.clone()), Redaction::Redact);
+        assert_eq!(
+            redacted.action_detail.as_deref(),
+            Some("sh -c mysql -p<redacted, 14 chars> shop")
+        );
+        assert_eq!(
+            redacted.attributes["com.example.token"],
+            "<redacted, 20 chars>"
+        );
+        assert_eq!(redacted.attributes["name"], "db");
+        let raw = redact(normalize(exec), Redaction::KeepRaw);
+        assert_eq!(
+            raw.action_detail.as_deref(),
+            Some("sh -c mysql -pS3cretPassw0rd shop")
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use bollard::models::{ContainerInspectResponse, ContainerSummary};
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptionsBuilder};
 use jaga_model::{ContainerId, ContainerRef, ContainerState};
+use jaga_redact::Redaction;
 
 use crate::{Engine, EngineError};
 
@@ -33,7 +34,7 @@ impl Engine {
             .map_err(|e| self.api_error("list containers", e))?;
         Ok(summaries
             .into_iter()
-            .filter_map(listing_from_summary)
+            .filter_map(|summary| listing_from_summary(summary, self.redaction))
             .collect())
     }
 
@@ -44,12 +45,15 @@ impl Engine {
             .inspect_container(name_or_id, None::<InspectContainerOptions>)
             .await
             .map_err(|e| self.inspect_error(name_or_id, e))?;
-        container_from_inspect(response)
+        container_from_inspect(response, self.redaction)
             .ok_or_else(|| EngineError::NoSuchContainer(name_or_id.to_owned()))
     }
 }
 
-fn listing_from_summary(summary: ContainerSummary) -> Option<ContainerListing> {
+fn listing_from_summary(
+    summary: ContainerSummary,
+    redaction: Redaction,
+) -> Option<ContainerListing> {
     let id = summary.id?;
     let name = summary
         .names
@@ -69,12 +73,15 @@ fn listing_from_summary(summary: ContainerSummary) -> Option<ContainerListing> {
             .host_config
             .and_then(|h| h.network_mode)
             .unwrap_or_default(),
-        labels: into_sorted(summary.labels),
+        labels: into_sorted(summary.labels, redaction),
         created: summary.created.unwrap_or_default(),
     })
 }
 
-pub(crate) fn container_from_inspect(response: ContainerInspectResponse) -> Option<ContainerRef> {
+pub(crate) fn container_from_inspect(
+    response: ContainerInspectResponse,
+    redaction: Redaction,
+) -> Option<ContainerRef> {
     let id = response.id?;
     let state = response.state.unwrap_or_default();
     let status = state
@@ -99,7 +106,7 @@ pub(crate) fn container_from_inspect(response: ContainerInspectResponse) -> Opti
             .map(|n| n.trim_start_matches('/').to_owned())
             .unwrap_or_default(),
         image: config.image.unwrap_or_default(),
-        labels: into_sorted(config.labels),
+        labels: into_sorted(config.labels, redaction),
         state: status,
         pid,
         network_mode: response
@@ -111,6 +118,12 @@ pub(crate) fn container_from_inspect(response: ContainerInspectResponse) -> Opti
     })
 }
 
-fn into_sorted(labels: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
-    labels.unwrap_or_default().into_iter().collect()
+/// Labels sorted, with secret values redacted as they enter jaga.
+fn into_sorted(
+    labels: Option<HashMap<String, String>>,
+    redaction: Redaction,
+) -> BTreeMap<String, String> {
+    let mut sorted: BTreeMap<String, String> = labels.unwrap_or_default().into_iter().collect();
+    redaction.map(&mut sorted);
+    sorted
 }

@@ -11,6 +11,7 @@ mod runtime;
 pub use connect::{ConnectionSettings, Endpoint, Engine};
 pub use details::{ContainerChange, ContainerDetails, DaemonInfo, MountPoint};
 pub use error::EngineError;
-pub use events::{engine_time, normalize, EventQuery};
+pub use events::{engine_time, normalize, redact, EventQuery};
 pub use inventory::ContainerListing;
+pub use jaga_redact::Redaction;
 pub use runtime::runtime_init_pid;

@@ -6,6 +6,7 @@ pub mod finding;
 pub mod history;
 pub mod sample;
 pub mod snapshot;
+pub mod text;
 
 pub use container::{ContainerId, ContainerRef, ContainerState, DANGEROUS_CAPABILITIES};
 pub use event::{
@@ -21,3 +22,4 @@ pub use snapshot::{
     AgentStats, ContainerSnapshot, DataRootUsage, FsUsage, ListenerStats, LogStats, MachineInfo,
     Snapshot, VolumeUsage,
 };
+pub use text::{escape_control, escape_control_json};

@@ -181,3 +181,30 @@ fn prometheus_reads_openmetrics_with_escapes_and_special_floats() {
     let prom = render(&s, ExpositionFormat::Prometheus, &LabelOptions::default());
     assert_only_cadvisor_complaints(&prom);
 }
+
+#[test]
+fn label_values_with_terminal_escape_sequences_parse_and_carry_no_raw_escape() {
+    let mut c = web();
+    c.container.labels.insert(
+        "com.example.title".to_owned(),
+        "\x1b]0;pwned\x07\x1b[2J\rfake\u{9b}31m".to_owned(),
+    );
+    let s = snapshot(vec![c]);
+    for format in [ExpositionFormat::Prometheus, ExpositionFormat::OpenMetrics] {
+        let text = render(&s, format, &LabelOptions::default());
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "raw control character in {format:?} text"
+        );
+        assert!(text.contains(
+            "container_label_com_example_title=\"\\\\x1b]0;pwned\\\\x07\\\\x1b[2J\\\\rfake\\\\u{9b}31m\""
+        ));
+    }
+    let prom = render(&s, ExpositionFormat::Prometheus, &LabelOptions::default());
+    assert_only_cadvisor_complaints(&prom);
+    let open = render(&s, ExpositionFormat::OpenMetrics, &LabelOptions::default());
+    assert_eq!(
+        prometheus_openmetrics_sample_count(&open),
+        sample_lines(&open)
+    );
+}

@@ -6,6 +6,11 @@
 //! cursor (the newest event time) are written in one transaction, so the
 //! cursor never runs ahead of what is stored. Alerts carry an outbox flag
 //! that the JSON-lines writer clears once they are in the file.
+//!
+//! Every event and alert gets a sequence number when stored, never reused:
+//! a reader pages through everything with `after` (see [`EventFilter`]).
+//! Times stored are the times shown: an event's own time, an alert's
+//! `timestamp`. The layout and its migrations are in `events_schema`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -13,52 +18,23 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use jaga_model::{Alert, Event};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::StoreError;
+use crate::{events_schema, StoreError};
 
 pub const EVENTS_FILE_NAME: &str = "events.sqlite3";
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    identity TEXT PRIMARY KEY NOT NULL,
-    time_nano INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    action TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    container_id TEXT,
-    container_name TEXT,
-    json TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_by_time ON events (time_nano);
-CREATE INDEX IF NOT EXISTS events_by_container ON events (container_id, action, time_nano);
-CREATE TABLE IF NOT EXISTS alerts (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    time_ms INTEGER NOT NULL,
-    rule_id TEXT NOT NULL,
-    level INTEGER NOT NULL,
-    container_id TEXT,
-    container_name TEXT,
-    text TEXT NOT NULL,
-    json TEXT NOT NULL,
-    in_file INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (time_ms);
-CREATE INDEX IF NOT EXISTS alerts_to_file ON alerts (seq) WHERE in_file = 0;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY NOT NULL, value NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS log_checkpoints (
-    path TEXT PRIMARY KEY NOT NULL,
-    inode INTEGER NOT NULL,
-    offset INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS audit_findings (
-    identity TEXT PRIMARY KEY NOT NULL,
-    first_seen_ms INTEGER NOT NULL
-) WITHOUT ROWID;
-";
+/// A stored record with its sequence number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sequenced<T> {
+    pub seq: i64,
+    pub record: T,
+}
 
 /// Which events to return; every field narrows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
+    /// Only events with a greater sequence number, oldest first; without
+    /// it, the newest first.
+    pub after_seq: Option<i64>,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
     pub kind: Option<String>,
@@ -71,6 +47,9 @@ pub struct EventFilter {
 /// Which alerts to return; every field narrows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AlertFilter {
+    /// Only alerts with a greater sequence number, oldest first; without
+    /// it, the newest first.
+    pub after_seq: Option<i64>,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
     pub min_level: Option<u8>,
@@ -100,14 +79,14 @@ impl EventStore {
             path: path.clone(),
             source,
         };
-        let conn = Connection::open(&path).map_err(open_err)?;
+        let mut conn = Connection::open(&path).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err)?;
         conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
-        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        events_schema::migrate(&mut conn, &path)?;
         Ok(Self {
             path,
             conn: Mutex::new(conn),
@@ -153,7 +132,7 @@ impl EventStore {
                 return Ok(false);
             }
             for (alert, json) in &alert_rows {
-                insert_alert(&tx, alert, json, event.docker.time_unix_ms())?;
+                insert_alert(&tx, alert, json)?;
             }
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('cursor_nano', ?1) \
@@ -183,9 +162,8 @@ impl EventStore {
         let run = |conn: &mut Connection| -> rusqlite::Result<usize> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut new = 0;
-            let time_ms = chrono_free_now_ms();
             for (alert, json) in &rows {
-                new += insert_alert(&tx, alert, json, time_ms)?;
+                new += insert_alert(&tx, alert, json)?;
             }
             tx.execute(
                 "INSERT INTO log_checkpoints (path, inode, offset) VALUES (?1, ?2, ?3) \
@@ -230,7 +208,7 @@ impl EventStore {
             if inserted == 0 {
                 return Ok(false);
             }
-            insert_alert(&tx, alert, &json, time_ms)?;
+            insert_alert(&tx, alert, &json)?;
             tx.commit()?;
             Ok(true)
         };
@@ -297,10 +275,15 @@ impl EventStore {
         .map_err(|e| self.err("marking alerts as written", e))
     }
 
-    /// Events matching `filter`, newest first.
-    pub fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
-        let mut sql = String::from("SELECT json FROM events WHERE 1=1");
+    /// Events matching `filter`: newest first, or after a sequence number
+    /// oldest first.
+    pub fn events(&self, filter: &EventFilter) -> Result<Vec<Sequenced<Event>>, StoreError> {
+        let mut sql = String::from("SELECT seq, json FROM events WHERE 1=1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(after) = filter.after_seq {
+            sql.push_str(" AND seq > ?");
+            args.push(after.into());
+        }
         if let Some(from) = filter.from_ms {
             sql.push_str(" AND time_nano >= ?");
             args.push(from.saturating_mul(1_000_000).into());
@@ -322,23 +305,25 @@ impl EventStore {
             args.push(container.clone().into());
             args.push(format!("{}%", like_escape(container)).into());
         }
-        sql.push_str(" ORDER BY time_nano DESC LIMIT ?");
+        sql.push_str(if filter.after_seq.is_some() {
+            " ORDER BY seq LIMIT ?"
+        } else {
+            " ORDER BY time_nano DESC, seq DESC LIMIT ?"
+        });
         args.push((filter.limit.max(1) as i64).into());
         let rows = self.json_rows(&sql, args, "querying events")?;
-        rows.iter()
-            .map(|json| {
-                serde_json::from_str(json).map_err(|source| StoreError::Encode {
-                    what: "a stored event".to_owned(),
-                    source,
-                })
-            })
-            .collect()
+        decode_rows(rows, "a stored event")
     }
 
-    /// Alerts matching `filter`, newest first.
-    pub fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
-        let mut sql = String::from("SELECT json FROM alerts WHERE 1=1");
+    /// Alerts matching `filter`: newest first, or after a sequence number
+    /// oldest first.
+    pub fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Sequenced<Alert>>, StoreError> {
+        let mut sql = String::from("SELECT seq, json FROM alerts WHERE 1=1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(after) = filter.after_seq {
+            sql.push_str(" AND seq > ?");
+            args.push(after.into());
+        }
         if let Some(from) = filter.from_ms {
             sql.push_str(" AND time_ms >= ?");
             args.push(from.into());
@@ -364,17 +349,14 @@ impl EventStore {
             sql.push_str(" AND instr(text, ?) > 0");
             args.push(text.to_lowercase().into());
         }
-        sql.push_str(" ORDER BY time_ms DESC, seq DESC LIMIT ?");
+        sql.push_str(if filter.after_seq.is_some() {
+            " ORDER BY seq LIMIT ?"
+        } else {
+            " ORDER BY time_ms DESC, seq DESC LIMIT ?"
+        });
         args.push((filter.limit.max(1) as i64).into());
         let rows = self.json_rows(&sql, args, "querying alerts")?;
-        rows.iter()
-            .map(|json| {
-                serde_json::from_str(json).map_err(|source| StoreError::Encode {
-                    what: "a stored alert".to_owned(),
-                    source,
-                })
-            })
-            .collect()
+        decode_rows(rows, "a stored alert")
     }
 
     /// Deletes events and alerts older than `before_ms` (alerts only once
@@ -402,16 +384,19 @@ impl EventStore {
             .map_err(|e| self.err("checkpointing the wal", e))
     }
 
+    /// (seq, json) rows of a query.
     fn json_rows(
         &self,
         sql: &str,
         args: Vec<rusqlite::types::Value>,
         action: &str,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<(i64, String)>, StoreError> {
         let conn = self.lock();
-        let run = || -> rusqlite::Result<Vec<String>> {
+        let run = || -> rusqlite::Result<Vec<(i64, String)>> {
             let mut stmt = conn.prepare(sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| r.get(0))?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
             rows.collect()
         };
         run().map_err(|e| self.err(action, e))
@@ -442,14 +427,38 @@ fn encode_alerts(alerts: &[Alert]) -> Result<Vec<(&Alert, String)>, StoreError> 
     alerts.iter().map(|a| Ok((a, encode_alert(a)?))).collect()
 }
 
+fn decode_rows<T: serde::de::DeserializeOwned>(
+    rows: Vec<(i64, String)>,
+    what: &str,
+) -> Result<Vec<Sequenced<T>>, StoreError> {
+    rows.into_iter()
+        .map(|(seq, json)| {
+            serde_json::from_str(&json)
+                .map(|record| Sequenced { seq, record })
+                .map_err(|source| StoreError::Encode {
+                    what: what.to_owned(),
+                    source,
+                })
+        })
+        .collect()
+}
+
+/// The time an alert shows, which is the time it is stored and filtered
+/// by; the time of storing when it shows none that can be read.
+fn shown_time_ms(alert: &Alert) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(&alert.timestamp)
+        .map(|t| t.timestamp_millis())
+        .unwrap_or_else(|_| chrono_free_now_ms())
+}
+
 /// One alert row; the searchable text is its description, container name
 /// and data values, lowercased.
 fn insert_alert(
     tx: &rusqlite::Transaction<'_>,
     alert: &Alert,
     json: &str,
-    time_ms: i64,
 ) -> rusqlite::Result<usize> {
+    let time_ms = shown_time_ms(alert);
     let (container_id, container_name) = match &alert.container {
         Some(c) => (Some(c.id.as_str()), Some(c.name.as_str())),
         None => (None, None),
@@ -525,7 +534,11 @@ mod tests {
     fn alert(event: &Event, rule: &str, level: u8, description: &str) -> Alert {
         Alert {
             id: format!("{}-{rule}", event.docker.time_nano),
-            timestamp: "2023-11-14T22:13:20.000Z".to_owned(),
+            // As alerts show their event's time.
+            timestamp: chrono::DateTime::from_timestamp_millis(event.docker.time_unix_ms())
+                .unwrap()
+                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                .to_string(),
             rule: AlertRule {
                 id: rule.to_owned(),
                 level,
@@ -565,7 +578,8 @@ mod tests {
                 ..Default::default()
             })
             .unwrap();
-        assert_eq!(all, vec![a]);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].record, a);
         let events = store
             .events(&EventFilter {
                 limit: 10,
@@ -573,7 +587,7 @@ mod tests {
             })
             .unwrap();
         assert_eq!(events.len(), 2);
-        assert_eq!(events[0].docker.action, "start");
+        assert_eq!(events[0].record.docker.action, "start");
     }
 
     #[test]
@@ -611,7 +625,7 @@ mod tests {
                 })
                 .unwrap()
                 .into_iter()
-                .map(|a| a.rule.id)
+                .map(|a| a.record.rule.id)
                 .collect()
         };
         assert_eq!(
@@ -694,5 +708,265 @@ mod tests {
         store.mark_in_file(pending[0].0).unwrap();
         assert!(store.alerts_for_file(10).unwrap().is_empty());
         assert_eq!(store.trim(1_500_000).unwrap(), (1, 1));
+    }
+
+    /// `record_log_batch` with one alert per line at `times_ms`.
+    fn log_alerts(store: &EventStore, path: &str, times_ms: &[i64]) {
+        let alerts: Vec<Alert> = times_ms
+            .iter()
+            .map(|t| {
+                let e = event(t * 1_000_000, "log", "web");
+                let mut a = alert(&e, "31100", 6, "SQL injection attempt");
+                a.id = format!("log.{t}");
+                a.timestamp = chrono::DateTime::from_timestamp_millis(*t)
+                    .unwrap()
+                    .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                    .to_string();
+                a.event = None;
+                a
+            })
+            .collect();
+        store.record_log_batch(path, 1, 100, &alerts).unwrap();
+    }
+
+    #[test]
+    fn paging_after_seq_reads_every_alert_and_event_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(dir.path()).unwrap();
+        // Alerts out of time order across sources, as logs and events interleave.
+        let times: Vec<i64> = (0..2_345)
+            .map(|i| 1_700_000_000_000 + (i * 7919) % 5000)
+            .collect();
+        for chunk in times.chunks(100) {
+            log_alerts(&store, "/logs/a", chunk);
+        }
+        for i in 0..250 {
+            let e = event(1_700_000_000_000_000_000 + i * 1_000, "start", "web");
+            store.record(&e, &[]).unwrap();
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut after = 0;
+        let mut pages = 0;
+        loop {
+            let page = store
+                .alerts(&AlertFilter {
+                    after_seq: Some(after),
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            assert!(page.windows(2).all(|w| w[0].seq < w[1].seq));
+            after = last.seq;
+            pages += 1;
+            for a in page {
+                assert!(seen.insert(a.seq), "seq {} twice", a.seq);
+            }
+        }
+        assert_eq!(pages, 3);
+        assert_eq!(seen.len(), times.len());
+        let mut events = 0;
+        let mut after = 0;
+        loop {
+            let page = store
+                .events(&EventFilter {
+                    after_seq: Some(after),
+                    limit: 100,
+                    ..Default::default()
+                })
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            events += page.len();
+        }
+        assert_eq!(events, 250);
+    }
+
+    #[test]
+    fn log_alerts_are_stored_and_filtered_at_the_time_they_show() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(dir.path()).unwrap();
+        // Lines from long ago, read now.
+        log_alerts(&store, "/logs/a", &[1_000_000, 2_000_000, 3_000_000]);
+        let shown = |to_ms| {
+            store
+                .alerts(&AlertFilter {
+                    to_ms: Some(to_ms),
+                    limit: 100,
+                    ..Default::default()
+                })
+                .unwrap()
+                .into_iter()
+                .map(|a| a.record.timestamp)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            shown(2_000_000),
+            vec!["1970-01-01T00:33:20.000Z", "1970-01-01T00:16:40.000Z"]
+        );
+    }
+
+    #[test]
+    fn sequence_numbers_are_not_reused_after_a_trim() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(dir.path()).unwrap();
+        log_alerts(&store, "/logs/a", &[1_000, 2_000]);
+        let first = store.alerts_for_file(10).unwrap();
+        store.mark_in_file(first[1].0).unwrap();
+        store.trim(i64::MAX).unwrap();
+        log_alerts(&store, "/logs/a", &[3_000]);
+        let all = store
+            .alerts(&AlertFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(all.len(), 1);
+        assert!(all[0].seq > first[1].0);
+    }
+
+    /// The layout the first releases wrote, frozen here as they made it.
+    const RELEASED_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    identity TEXT PRIMARY KEY NOT NULL,
+    time_nano INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    container_id TEXT,
+    container_name TEXT,
+    json TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_by_time ON events (time_nano);
+CREATE INDEX IF NOT EXISTS events_by_container ON events (container_id, action, time_nano);
+CREATE TABLE IF NOT EXISTS alerts (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    time_ms INTEGER NOT NULL,
+    rule_id TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    container_id TEXT,
+    container_name TEXT,
+    text TEXT NOT NULL,
+    json TEXT NOT NULL,
+    in_file INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (time_ms);
+CREATE INDEX IF NOT EXISTS alerts_to_file ON alerts (seq) WHERE in_file = 0;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY NOT NULL, value NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log_checkpoints (
+    path TEXT PRIMARY KEY NOT NULL,
+    inode INTEGER NOT NULL,
+    offset INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_findings (
+    identity TEXT PRIMARY KEY NOT NULL,
+    first_seen_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+    #[test]
+    fn a_database_from_before_schema_versions_opens_with_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // As the released code wrote it: events by identity, a log
+            // alert stored at the time it was read (9_999_999_999_999)
+            // while it shows 2023-11-14T22:13:20.000Z.
+            let conn = Connection::open(dir.path().join(EVENTS_FILE_NAME)).unwrap();
+            conn.execute_batch(RELEASED_SCHEMA).unwrap();
+            for (i, action) in ["create", "start", "die"].iter().enumerate() {
+                let e = event(1_000_000_000_000 * (3 - i as i64), action, "web");
+                conn.execute(
+                    "INSERT INTO events (identity, time_nano, type, action, actor, container_id, container_name, json) \
+                     VALUES (?1, ?2, 'container', ?3, 'id-web', 'id-web', 'web', ?4)",
+                    params![e.docker.identity(), e.docker.time_nano, action, serde_json::to_string(&e).unwrap()],
+                )
+                .unwrap();
+            }
+            let e = event(1_700_000_000_000_000_000, "log", "web");
+            let a = alert(&e, "31100", 6, "SQL injection attempt");
+            conn.execute(
+                "INSERT INTO alerts (id, time_ms, rule_id, level, container_id, container_name, text, json, in_file) \
+                 VALUES (?1, 9999999999999, '31100', 6, 'id-web', 'web', 'sql injection attempt web', ?2, 1)",
+                params![a.id, serde_json::to_string(&a).unwrap()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO log_checkpoints VALUES ('/logs/a', 7, 4096)",
+                [],
+            )
+            .unwrap();
+            conn.execute("INSERT INTO meta VALUES ('cursor_nano', 3000000000000)", [])
+                .unwrap();
+        }
+        let store = EventStore::open(dir.path()).unwrap();
+        assert_eq!(store.cursor().unwrap(), Some(3_000_000_000_000));
+        assert_eq!(store.log_checkpoint("/logs/a").unwrap(), Some((7, 4096)));
+        // Events numbered in time order.
+        let events = store
+            .events(&EventFilter {
+                after_seq: Some(0),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        let actions: Vec<&str> = events
+            .iter()
+            .map(|e| e.record.docker.action.as_str())
+            .collect();
+        assert_eq!(actions, ["die", "start", "create"]);
+        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        // The alert kept its seq and now sits at the time it shows.
+        let alerts = store
+            .alerts(&AlertFilter {
+                to_ms: Some(1_700_000_000_000),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].seq, 1);
+        // New records continue the sequences; the event identity still dedups.
+        let again = event(1_000_000_000_000, "die", "web");
+        assert!(!store.record(&again, &[]).unwrap());
+        let new = event(4_000_000_000_000, "stop", "web");
+        assert!(store
+            .record(&new, &[alert(&new, "91002", 3, "stopped")])
+            .unwrap());
+        let newest = store
+            .events(&EventFilter {
+                limit: 1,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(newest[0].seq, 4);
+        drop(store);
+        // Opening again migrates nothing and keeps everything.
+        let store = EventStore::open(dir.path()).unwrap();
+        let version: u32 = store
+            .lock()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, crate::EVENTS_SCHEMA_VERSION);
+        let all = store
+            .alerts(&AlertFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        // Newest shown time first: the 2023 alert (seq 1), then the new one
+        // (seq 2), whose event is from 1970.
+        assert_eq!(all.iter().map(|a| a.seq).collect::<Vec<_>>(), [1, 2]);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_jaga_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(EventStore::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join(EVENTS_FILE_NAME)).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let error = EventStore::open(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("'99'"), "{error}");
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use jaga_config::{Config, LogFormat};
-use jaga_engine::{ConnectionSettings, Engine};
+use jaga_engine::{ConnectionSettings, Engine, Redaction};
 
 use crate::sampler::Sampler;
 use crate::{audit, events, logs, serve, stats};
@@ -56,7 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     raise_fd_limit();
     // Commands that need no Docker engine.
     match cli.command {
-        Command::Logtest(args) => return logs::cli::logtest(args),
+        Command::Logtest(args) => return logs::cli::logtest(args, redaction(&config)),
         Command::Rules(args) => return logs::cli::rules(args),
         _ => {}
     }
@@ -120,7 +120,13 @@ fn load_config(explicit: Option<&Path>) -> anyhow::Result<Config> {
 
 async fn connect(config: &Config) -> anyhow::Result<Engine> {
     let settings = ConnectionSettings::resolve(&config.engine, |k| std::env::var(k).ok());
-    Ok(Engine::connect(&settings).await?)
+    Ok(Engine::connect(&settings)
+        .await?
+        .with_redaction(redaction(config)))
+}
+
+fn redaction(config: &Config) -> Redaction {
+    Redaction::keep_raw(config.redaction.keep_raw)
 }
 
 fn init_logging(config: &Config) {

@@ -22,7 +22,9 @@ fn main() -> ExitCode {
             if error.downcast_ref::<jaga::audit::FailOn>().is_some() {
                 return ExitCode::from(jaga::audit::FAIL_EXIT_CODE);
             }
-            eprintln!("Error: {}", cli::describe(&error));
+            // Messages quote outside input (names, files, filters).
+            let message = cli::describe(&error);
+            eprintln!("Error: {}", jaga_model::escape_control(&message));
             ExitCode::from(1)
         }
     }

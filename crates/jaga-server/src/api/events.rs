@@ -1,5 +1,7 @@
 //! `/api/v1/events` and `/api/v1/alerts`: what the Docker event listener
-//! stored, newest first, with filters.
+//! stored, newest first, with filters; or, with `after=<seq>`, everything
+//! stored after a sequence number, oldest first, so a client reads it all
+//! by asking again with the last `seq` it got.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,7 +9,8 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::Json;
 use jaga_model::{Alert, Event};
-use jaga_store::{AlertFilter, EventFilter};
+use jaga_store::{AlertFilter, EventFilter, Sequenced};
+use serde::Serialize;
 
 use super::params::parse_time;
 use super::{now_ms, ApiError};
@@ -16,17 +19,43 @@ use crate::ServerState;
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 10_000;
 
+/// A record as served: its sequence number, then its own fields.
+#[derive(Serialize)]
+pub struct WithSeq<T> {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub record: T,
+}
+
+fn with_seq<T>(rows: Vec<Sequenced<T>>) -> Vec<WithSeq<T>> {
+    rows.into_iter()
+        .map(|row| WithSeq {
+            seq: row.seq,
+            record: row.record,
+        })
+        .collect()
+}
+
 pub async fn events(
     State(state): State<Arc<ServerState>>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Vec<Event>>, ApiError> {
+) -> Result<Json<Vec<WithSeq<Event>>>, ApiError> {
     only(
         &query,
-        &["from", "to", "type", "action", "container", "limit"],
+        &[
+            "from",
+            "to",
+            "type",
+            "action",
+            "container",
+            "limit",
+            "after",
+        ],
     )?;
     let store = store(&state)?;
     let (from_ms, to_ms) = window(&query)?;
     let filter = EventFilter {
+        after_seq: after(&query)?,
         from_ms,
         to_ms,
         kind: query.get("type").cloned(),
@@ -38,16 +67,25 @@ pub async fn events(
         .await
         .map_err(|e| ApiError::internal(format!("event query stopped: {e}")))?
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(Json(events))
+    Ok(Json(with_seq(events)))
 }
 
 pub async fn alerts(
     State(state): State<Arc<ServerState>>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Vec<Alert>>, ApiError> {
+) -> Result<Json<Vec<WithSeq<Alert>>>, ApiError> {
     only(
         &query,
-        &["from", "to", "level", "rule_id", "container", "q", "limit"],
+        &[
+            "from",
+            "to",
+            "level",
+            "rule_id",
+            "container",
+            "q",
+            "limit",
+            "after",
+        ],
     )?;
     let store = store(&state)?;
     let (from_ms, to_ms) = window(&query)?;
@@ -58,6 +96,7 @@ pub async fn alerts(
         None => None,
     };
     let filter = AlertFilter {
+        after_seq: after(&query)?,
         from_ms,
         to_ms,
         min_level,
@@ -70,7 +109,7 @@ pub async fn alerts(
         .await
         .map_err(|e| ApiError::internal(format!("alert query stopped: {e}")))?
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(Json(alerts))
+    Ok(Json(with_seq(alerts)))
 }
 
 fn store(state: &ServerState) -> Result<Arc<jaga_store::EventStore>, ApiError> {
@@ -111,6 +150,21 @@ fn window(query: &HashMap<String, String>) -> Result<(Option<i64>, Option<i64>),
         }
     }
     Ok((from, to))
+}
+
+/// `after`: a sequence number from an earlier answer (0 for the start).
+fn after(query: &HashMap<String, String>) -> Result<Option<i64>, ApiError> {
+    query
+        .get("after")
+        .map(|v| {
+            v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                ApiError::bad_parameter(
+                    "after",
+                    format!("'{v}' is not a sequence number (0 or more)"),
+                )
+            })
+        })
+        .transpose()
 }
 
 fn limit(query: &HashMap<String, String>) -> Result<usize, ApiError> {

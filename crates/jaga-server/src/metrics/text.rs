@@ -4,6 +4,8 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use jaga_model::escape_control;
+
 use super::ExpositionFormat;
 
 /// How a family is typed.
@@ -130,14 +132,26 @@ fn write_labels(out: &mut String, labels: &[Label<'_>]) {
     out.push('}');
 }
 
-/// Label values escape backslash, double quote and line feed, in both formats.
+/// Label values escape backslash, double quote and line feed, in both
+/// formats, which know no other escape. Other control characters (from
+/// container labels, names) are made visible with an escaped backslash, so
+/// the value read back is the text `\x1b`, never a raw ESC.
 pub(crate) fn escape_label_value(out: &mut String, value: &str) {
     for c in value.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
             '\n' => out.push_str("\\n"),
-            c => out.push(c),
+            c => {
+                let mut buf = [0u8; 4];
+                match escape_control(c.encode_utf8(&mut buf)) {
+                    Cow::Borrowed(_) => out.push(c),
+                    Cow::Owned(visible) => {
+                        out.push('\\');
+                        out.push_str(&visible);
+                    }
+                }
+            }
         }
     }
 }
@@ -228,5 +242,13 @@ mod tests {
         let mut out = String::new();
         escape_label_value(&mut out, "a\\b\"c\nd");
         assert_eq!(out, "a\\\\b\\\"c\\nd");
+    }
+
+    #[test]
+    fn label_values_carry_no_raw_escape_sequences() {
+        let mut out = String::new();
+        escape_label_value(&mut out, "x\x1b]0;pwned\x07\ry\u{9b}");
+        assert_eq!(out, "x\\\\x1b]0;pwned\\\\x07\\\\ry\\\\u{9b}");
+        assert!(!out.chars().any(char::is_control));
     }
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use jaga_audit::{Report, Selection};
 use jaga_engine::Engine;
-use jaga_model::Severity;
+use jaga_model::{escape_control_json, Severity};
 
 /// Exit code when findings reach `--fail-on`.
 pub const FAIL_EXIT_CODE: u8 = 3;
@@ -86,8 +86,9 @@ pub async fn run(engine: &Engine, host_root: PathBuf, args: AuditArgs) -> anyhow
     let report = Report::new(&findings);
     let mut stdout = std::io::stdout().lock();
     let text = match args.format.as_str() {
-        "json" => report.json(),
-        "sarif" => report.sarif(),
+        // JSON escapes C0 controls itself; C1 and bidi controls too, here.
+        "json" => escape_control_json(&report.json()).into_owned(),
+        "sarif" => escape_control_json(&report.sarif()).into_owned(),
         _ => report.table(stdout.is_terminal()),
     };
     writeln!(stdout, "{}", text.trim_end()).context("cannot write to standard output")?;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use jaga_config::DockerListenerConfig;
 use jaga_engine::{engine_time, Engine, EventQuery};
-use jaga_model::{AlertAgent, DockerEvent, ListenerStats};
+use jaga_model::{escape_control, AlertAgent, DockerEvent, ListenerStats};
 use jaga_rules::events::{evaluate, RESTART_LOOP};
 use jaga_store::EventStore;
 use tokio::sync::{watch, Notify};
@@ -165,9 +165,9 @@ impl Listener {
                 }
                 for alert in &alerts {
                     if alert.rule.level >= 7 {
-                        tracing::warn!(rule = %alert.rule.id, level = alert.rule.level, "{}", alert.rule.description);
+                        tracing::warn!(rule = %alert.rule.id, level = alert.rule.level, "{}", escape_control(&alert.rule.description));
                     } else {
-                        tracing::debug!(rule = %alert.rule.id, level = alert.rule.level, "{}", alert.rule.description);
+                        tracing::debug!(rule = %alert.rule.id, level = alert.rule.level, "{}", escape_control(&alert.rule.description));
                     }
                 }
                 self.update(|s| {
@@ -182,7 +182,7 @@ impl Listener {
             Ok((false, _)) => self.update(|s| s.duplicates_total += 1),
             Err(error) => {
                 // Not stored, so the cursor did not move: a reconnection replays it.
-                tracing::warn!(%error, event = %event.docker.identity(), "cannot store event");
+                tracing::warn!(error = %escape_control(&error.to_string()), event = %escape_control(&event.docker.identity()), "cannot store event");
                 self.update(|s| s.last_error = Some(error.to_string()));
             }
         }

@@ -7,7 +7,7 @@ use std::io::Write;
 use anyhow::Context as _;
 use futures_util::StreamExt;
 use jaga_engine::{Engine, EventQuery};
-use jaga_model::{Alert, AlertAgent, Event};
+use jaga_model::{escape_control, escape_control_json, Alert, AlertAgent, Event};
 use jaga_rules::events::{evaluate, RESTART_LOOP};
 use serde::Serialize;
 
@@ -105,11 +105,12 @@ pub async fn run(engine: &Engine, args: EventsArgs) -> anyhow::Result<()> {
             continue;
         }
         let line = if json {
-            serde_json::to_string(&JsonLine {
+            let json = serde_json::to_string(&JsonLine {
                 event: &event,
                 alerts: &alerts,
             })
-            .context("cannot encode event as JSON")?
+            .context("cannot encode event as JSON")?;
+            escape_control_json(&json).into_owned()
         } else {
             table_line(&event, &alerts)
         };
@@ -128,17 +129,21 @@ fn table_line(event: &Event, alerts: &[Alert]) -> String {
         .filter(|n| !n.is_empty())
         .or_else(|| docker.attributes.get("name").map(String::as_str))
         .unwrap_or(&docker.actor_id);
+    // Names, labels and commands come from containers: escaped, so that
+    // printing them cannot drive the terminal.
     let mut line = format!(
         "{}  {:<9}  {:<14}  {}",
         rfc3339_ms(docker.time_unix_ms()),
-        docker.kind,
-        docker.action,
-        name
+        escape_control(&docker.kind),
+        escape_control(&docker.action),
+        escape_control(name)
     );
     for alert in alerts {
         line.push_str(&format!(
             "\n    [{} level {}] {}",
-            alert.rule.id, alert.rule.level, alert.rule.description
+            alert.rule.id,
+            alert.rule.level,
+            escape_control(&alert.rule.description)
         ));
     }
     line
@@ -199,6 +204,27 @@ mod tests {
         );
         assert_eq!(engine_time_arg("10m", 1000.0).unwrap(), "400.000000000");
         assert!(engine_time_arg("yesterday", 0.0).is_err());
+    }
+
+    #[test]
+    fn exec_command_with_escape_sequences_prints_no_raw_escape() {
+        let docker = jaga_model::DockerEvent {
+            time_nano: 1_700_000_000_000_000_000,
+            kind: "container".to_owned(),
+            action: "exec_start".to_owned(),
+            action_detail: Some("sh -c printf '\x1b]0;pwned\x07\x1b[2J\nfake'".to_owned()),
+            actor_id: "abc".to_owned(),
+            attributes: BTreeMap::from([("name".to_owned(), "web\x1b[31m".to_owned())]),
+            scope: "local".to_owned(),
+        };
+        let event = enrich(docker);
+        let matches = evaluate(&event, || 0);
+        let alerts = alerts_for(&event, matches, &AlertAgent::default(), 0);
+        assert!(!alerts.is_empty());
+        let line = table_line(&event, &alerts);
+        assert!(!line.contains('\x1b') && !line.contains('\x07'), "{line}");
+        assert!(line.contains("\\x1b]0;pwned\\x07"), "{line}");
+        assert_eq!(line.lines().count(), 1 + alerts.len());
     }
 
     #[test]

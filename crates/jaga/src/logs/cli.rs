@@ -4,6 +4,8 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use jaga_engine::Redaction;
+use jaga_model::{escape_control, escape_control_json};
 use serde::Serialize;
 
 use super::{load_rules, Analyzer};
@@ -50,13 +52,13 @@ struct Verdict<'a> {
     rules: &'a [jaga_rules::logs::RuleMatch],
 }
 
-pub fn logtest(args: LogtestArgs) -> anyhow::Result<()> {
+pub fn logtest(args: LogtestArgs, redaction: Redaction) -> anyhow::Result<()> {
     let json = match args.format.as_str() {
         "text" => false,
         "json" => true,
         other => anyhow::bail!("unknown --format '{other}': use text or json"),
     };
-    let mut analyzer = Analyzer::new(load_rules(&args.rules)?);
+    let mut analyzer = Analyzer::new(load_rules(&args.rules)?).with_redaction(redaction);
     let reader: Box<dyn BufRead> = match &args.file {
         Some(path) => Box::new(std::io::BufReader::new(
             std::fs::File::open(path)
@@ -78,7 +80,12 @@ pub fn logtest(args: LogtestArgs) -> anyhow::Result<()> {
             match jaga_decode::DockerLine::parse(raw) {
                 Ok(entry) => entry.log.trim_end_matches('\n').to_owned(),
                 Err(error) => {
-                    writeln!(stdout, "line {line_no}: skipped: {error}")?;
+                    let error = error.to_string();
+                    writeln!(
+                        stdout,
+                        "line {line_no}: skipped: {}",
+                        escape_control(&error)
+                    )?;
                     continue;
                 }
             }
@@ -91,7 +98,12 @@ pub fn logtest(args: LogtestArgs) -> anyhow::Result<()> {
             *decoders.entry(fields.decoder.clone()).or_default() += 1;
             for m in &matches {
                 *matched
-                    .entry(format!("{} (level {}) {}", m.id, m.level, m.description))
+                    .entry(format!(
+                        "{} (level {}) {}",
+                        escape_control(&m.id),
+                        m.level,
+                        escape_control(&m.description)
+                    ))
                     .or_default() += 1;
             }
             continue;
@@ -107,26 +119,38 @@ pub fn logtest(args: LogtestArgs) -> anyhow::Result<()> {
                     .collect(),
                 rules: &matches,
             };
-            writeln!(stdout, "{}", serde_json::to_string(&verdict)?)?;
+            let json = serde_json::to_string(&verdict)?;
+            writeln!(stdout, "{}", escape_control_json(&json))?;
         } else {
-            writeln!(stdout, "**Phase 1: line {line_no}\n    {text}")?;
-            writeln!(stdout, "**Phase 2: decoder '{}'", fields.decoder)?;
+            writeln!(
+                stdout,
+                "**Phase 1: line {line_no}\n    {}",
+                escape_control(&text)
+            )?;
+            writeln!(
+                stdout,
+                "**Phase 2: decoder '{}'",
+                escape_control(&fields.decoder)
+            )?;
             for (k, v) in &fields.values {
-                writeln!(stdout, "    {k}: '{v}'")?;
+                writeln!(stdout, "    {}: '{}'", escape_control(k), escape_control(v))?;
             }
             writeln!(stdout, "**Phase 3: {} rule(s) matched", matches.len())?;
             for m in &matches {
                 writeln!(
                     stdout,
                     "    id: '{}'  level: '{}'  description: '{}'",
-                    m.id, m.level, m.description
+                    escape_control(&m.id),
+                    m.level,
+                    escape_control(&m.description)
                 )?;
                 writeln!(stdout, "    groups: {:?}  mitre: {:?}", m.groups, m.mitre)?;
                 if let Some(payload) = &m.payload {
                     writeln!(
                         stdout,
-                        "    payload ({}): '{payload}'",
-                        m.payload_field.as_deref().unwrap_or("?")
+                        "    payload ({}): '{}'",
+                        escape_control(m.payload_field.as_deref().unwrap_or("?")),
+                        escape_control(payload)
                     )?;
                 }
             }
@@ -145,7 +169,7 @@ pub fn logtest(args: LogtestArgs) -> anyhow::Result<()> {
             "lines: {line_no}  seconds: {seconds:.3}  lines/s: {rate:.0}"
         )?;
         for (decoder, n) in &decoders {
-            writeln!(stdout, "decoder {decoder}: {n}")?;
+            writeln!(stdout, "decoder {}: {n}", escape_control(decoder))?;
         }
         for (rule, n) in &matched {
             writeln!(stdout, "rule {rule}: {n}")?;
@@ -160,9 +184,14 @@ pub fn rules(args: RulesArgs) -> anyhow::Result<()> {
         RulesCommand::Check { file } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read rule file '{}'", file.display()))?;
+            // Errors are escaped where they are printed (main).
             let set = jaga_rules::logs::RuleSet::parse(&text)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            println!("{}: {} rule(s) OK", file.display(), set.len());
+            println!(
+                "{}: {} rule(s) OK",
+                escape_control(&file.display().to_string()),
+                set.len()
+            );
             Ok(())
         }
     }

@@ -5,11 +5,13 @@ pub mod cli;
 pub mod engine_source;
 pub mod watch;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use jaga_decode::{decode, Fields};
+use jaga_engine::Redaction;
 use jaga_model::{Alert, AlertAgent, AlertRule, EventContainer};
 use jaga_rules::logs::{FrequencyState, RuleMatch, RuleSet, WEB_RULES};
 
@@ -43,6 +45,9 @@ pub fn load_rules(files: &[PathBuf]) -> anyhow::Result<RuleSet> {
 pub struct Analyzer {
     pub rules: RuleSet,
     pub state: FrequencyState,
+    /// Applied to the fields and payloads after matching: rules see the
+    /// line as written, alerts keep it without credentials.
+    pub redaction: Redaction,
 }
 
 impl Analyzer {
@@ -50,7 +55,13 @@ impl Analyzer {
         Self {
             rules,
             state: FrequencyState::default(),
+            redaction: Redaction::default(),
         }
+    }
+
+    pub fn with_redaction(mut self, redaction: Redaction) -> Self {
+        self.redaction = redaction;
+        self
     }
 
     pub fn analyze(
@@ -63,7 +74,22 @@ impl Analyzer {
         if let Some(container) = container {
             fields.set("container", container);
         }
-        let matches = self.rules.evaluate(&fields, now_secs, &mut self.state);
+        let mut matches = self.rules.evaluate(&fields, now_secs, &mut self.state);
+        // Only lines that raise alerts are stored and served; a line is
+        // evidence of an attack, so only credential shapes go.
+        if matches.is_empty() {
+            return (fields, matches);
+        }
+        for (_, value) in &mut fields.values {
+            if let Cow::Owned(hidden) = self.redaction.text(value) {
+                *value = hidden;
+            }
+        }
+        for payload in matches.iter_mut().filter_map(|m| m.payload.as_mut()) {
+            if let Cow::Owned(hidden) = self.redaction.text(payload) {
+                *payload = hidden;
+            }
+        }
         (fields, matches)
     }
 }
@@ -133,4 +159,48 @@ pub fn alerts_for(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789";
+
+    fn line() -> String {
+        format!(
+            "203.0.113.9 - - [23/Nov/2026:10:00:00 +0000] \"GET /item?id=1'%20UNION%20SELECT%20password%20FROM%20users--&access={TOKEN} HTTP/1.1\" 200 12 \"-\" \"curl/8\""
+        )
+    }
+
+    fn alert_of(redaction: Redaction) -> Alert {
+        let mut analyzer = Analyzer::new(load_rules(&[]).unwrap()).with_redaction(redaction);
+        let (fields, matches) = analyzer.analyze(&line(), Some("web"), 1_700_000_000);
+        let alerts = alerts_for(
+            &fields,
+            &matches,
+            None,
+            "/logs/web",
+            1_700_000_000_000,
+            &line(),
+            &AlertAgent::default(),
+            0,
+        );
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        alerts.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn log_alerts_keep_the_attack_and_lose_the_credential() {
+        let alert = alert_of(Redaction::Redact);
+        let json = serde_json::to_string(&alert).unwrap();
+        assert!(!json.contains(TOKEN), "{json}");
+        assert!(alert.data["url"].contains("UNION%20SELECT%20password"));
+        assert!(alert.data["url"].ends_with("&access=<redacted, 40 chars>"));
+        assert_eq!(alert.data["payload"], "union select");
+        // The id depends on the line as written, not on its redaction.
+        let raw = alert_of(Redaction::KeepRaw);
+        assert!(raw.data["url"].contains(TOKEN));
+        assert_eq!(raw.id, alert.id);
+    }
 }

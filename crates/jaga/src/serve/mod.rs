@@ -192,7 +192,7 @@ pub async fn run(
                 engine: Arc::new(engine.clone()),
                 store: Arc::clone(store),
                 config: config.logs.clone(),
-                analyzer: Analyzer::new(rules),
+                analyzer: Analyzer::new(rules).with_redaction(engine.redaction()),
                 agent: agent.clone(),
                 min_level: config.alerts.min_level,
                 stats: Arc::clone(&log_stats),

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use jaga_model::escape_control;
+
 use super::entry::StatsEntry;
 use super::units::{binary_size, decimal_size, percent};
 
@@ -68,16 +70,16 @@ impl Field {
     fn value(self, entry: &StatsEntry, truncate: bool) -> String {
         if entry.invalid {
             return match self {
-                Field::Container => entry.container.clone(),
-                Field::Name => entry.name.clone(),
+                Field::Container => escape_control(&entry.container).into_owned(),
+                Field::Name => escape_control(&entry.name).into_owned(),
                 Field::Id => shown_id(&entry.id, truncate),
                 Field::MemUsage => "-- / --".to_owned(),
                 _ => "--".to_owned(),
             };
         }
         match self {
-            Field::Container => entry.container.clone(),
-            Field::Name => entry.name.clone(),
+            Field::Container => escape_control(&entry.container).into_owned(),
+            Field::Name => escape_control(&entry.name).into_owned(),
             Field::Id => shown_id(&entry.id, truncate),
             Field::CpuPerc => percent(entry.cpu_percent),
             Field::MemUsage => format!(
