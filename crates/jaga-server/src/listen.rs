@@ -94,6 +94,8 @@ pub struct HttpCounters {
     timed_out: [AtomicU64; 3],
     requests_timed_out: AtomicU64,
     tls_handshake_failures: AtomicU64,
+    tls_reloads_ok: AtomicU64,
+    tls_reloads_failed: AtomicU64,
     auth_missing: AtomicU64,
     auth_invalid: AtomicU64,
 }
@@ -111,6 +113,9 @@ pub struct HttpStats {
     pub connections_timed_out_total: [u64; 3],
     pub requests_timed_out_total: u64,
     pub tls_handshake_failures_total: u64,
+    pub tls_reloads_ok_total: u64,
+    /// Reloads refused: the pair in use was kept.
+    pub tls_reloads_failed_total: u64,
     pub auth_failures_missing_total: u64,
     pub auth_failures_invalid_total: u64,
 }
@@ -130,9 +135,21 @@ impl HttpCounters {
             ],
             requests_timed_out_total: get(&self.requests_timed_out),
             tls_handshake_failures_total: get(&self.tls_handshake_failures),
+            tls_reloads_ok_total: get(&self.tls_reloads_ok),
+            tls_reloads_failed_total: get(&self.tls_reloads_failed),
             auth_failures_missing_total: get(&self.auth_missing),
             auth_failures_invalid_total: get(&self.auth_invalid),
         }
+    }
+
+    /// Counts a reload of the TLS certificate (on SIGHUP).
+    pub fn tls_reloaded(&self, ok: bool) {
+        let counter = if ok {
+            &self.tls_reloads_ok
+        } else {
+            &self.tls_reloads_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn auth_failed(&self, refusal: Refusal) {

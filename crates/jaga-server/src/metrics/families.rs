@@ -784,6 +784,21 @@ fn http_server(http: &HttpStats, out: &mut Vec<Family<'_>>) {
         http.tls_handshake_failures_total,
     ));
     out.push(family(
+        "jaga_http_tls_reloads_total",
+        "Number of TLS certificate reloads (SIGHUP), by result; a failed one keeps the certificate in use.",
+        Kind::Counter,
+        [
+            ("failed", http.tls_reloads_failed_total),
+            ("ok", http.tls_reloads_ok_total),
+        ]
+        .into_iter()
+        .map(|(result, n)| Series {
+            labels: vec![label("result", result)],
+            value: Value::Unsigned(n),
+        })
+        .collect(),
+    ));
+    out.push(family(
         "jaga_http_auth_failures_total",
         "Number of HTTP requests refused for a missing or invalid token, by reason.",
         Kind::Counter,

@@ -94,6 +94,7 @@ pub fn reload_on_sighup(
     let mut hangup = signal(SignalKind::hangup()).context("cannot watch for SIGHUP")?;
     let tokens = Arc::clone(&setup.tokens);
     let tls = setup.tls.clone();
+    let counters = Arc::clone(&setup.counters);
     Ok(tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -105,7 +106,9 @@ pub fn reload_on_sighup(
                 Err(error) => tracing::warn!(%error, "SIGHUP: keeping the current API tokens"),
             }
             if let Some(tls) = &tls {
-                match tls.reload() {
+                let reloaded = tls.reload();
+                counters.tls_reloaded(reloaded.is_ok());
+                match reloaded {
                     Ok(()) => tracing::info!(
                         cert = %tls.files().cert.display(),
                         "SIGHUP: TLS certificate re-read"
