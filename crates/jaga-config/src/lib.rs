@@ -147,7 +147,7 @@ impl Default for AlertsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ServeConfig {
     /// Address of `/metrics`, `/healthz` and `/api/v1`. Loopback by default:
-    /// the API shows container metadata.
+    /// the API shows container metadata. Any other address needs tokens.
     pub listen: SocketAddr,
     /// Time between two collection passes over every container.
     #[serde(with = "humantime_serde")]

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -268,7 +268,15 @@ pub async fn require_token(
 ) -> Response {
     match state.auth.check(request.headers()) {
         Ok(()) => next.run(request).await,
-        Err(refusal) => unauthorized(refusal, &state.http),
+        Err(refusal) => {
+            let peer = request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(peer)| peer.to_string())
+                .unwrap_or_default();
+            tracing::debug!(reason = ?refusal, %peer, path = %request.uri().path(), "request refused: no valid token");
+            unauthorized(refusal, &state.http)
+        }
     }
 }
 
@@ -284,7 +292,6 @@ fn unauthorized(refusal: Refusal, counters: &HttpCounters) -> Response {
             "the token is not valid",
         ),
     };
-    tracing::debug!(reason = ?refusal, "request refused: no valid token");
     let mut response = ApiError {
         status: StatusCode::UNAUTHORIZED,
         parameter: None,

@@ -260,10 +260,7 @@ pub async fn serve(
     counters: Arc<HttpCounters>,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    let app = router.layer(axum::middleware::from_fn_with_state(
-        (limits.request_timeout, Arc::clone(&counters)),
-        request_deadline,
-    ));
+    let app = with_deadline(router, limits.request_timeout, &counters);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let registry = Arc::new(Registry::default());
     let graceful = GracefulShutdown::new();
@@ -517,6 +514,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     }
 }
 
+/// Every route of `router` answers 503 after `limit`.
+fn with_deadline(router: Router, limit: Duration, counters: &Arc<HttpCounters>) -> Router {
+    router.layer(axum::middleware::from_fn_with_state(
+        (limit, Arc::clone(counters)),
+        request_deadline,
+    ))
+}
+
 /// Middleware: a handler that takes longer than the limit gets a 503.
 async fn request_deadline(
     State((limit, counters)): State<(Duration, Arc<HttpCounters>)>,
@@ -581,5 +586,30 @@ mod tests {
             .expect("closed by the idle timeout");
         assert_eq!(counters.stats().connections_timed_out_total, [0, 1, 0]);
         drop(client);
+    }
+
+    #[tokio::test]
+    async fn slow_handler_is_answered_503_after_the_request_timeout() {
+        let counters = Arc::new(HttpCounters::default());
+        let slow = Router::new().route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                "never"
+            }),
+        );
+        let app = with_deadline(slow, Duration::from_millis(200), &counters);
+        let request = Request::get("/slow")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = tokio::time::timeout(
+            Duration::from_secs(60),
+            tower::ServiceExt::oneshot(app, request),
+        )
+        .await
+        .expect("answered by the deadline")
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(counters.stats().requests_timed_out_total, 1);
     }
 }

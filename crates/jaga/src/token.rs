@@ -26,7 +26,7 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
             let (token, hash) = new_token()?;
             writeln!(std::io::stdout(), "{token}").context("cannot print the token")?;
             eprintln!(
-                "Give the token above to the client (jaga keeps only its hash; it is not shown again).\n\
+                "Give the token (on stdout) to the client: jaga keeps only its hash, it is not shown again.\n\
                  Add its hash to the config, then restart jaga:\n\n\
                  [serve.auth]\n\
                  tokens = [\"{hash}\"]\n\n\
