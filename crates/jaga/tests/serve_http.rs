@@ -142,6 +142,25 @@ fn idle_and_half_sent_connections_at_a_1024_file_limit_leave_metrics_healthz_and
     assert_eq!(agent.get("/healthz").0, 200);
 }
 
+#[test]
+fn soft_file_limit_is_raised_to_the_hard_one_at_start() {
+    require_engine();
+    let data = tempfile::tempdir().unwrap();
+    let mut agent = Agent::spawn(
+        data.path(),
+        "",
+        Launch {
+            wrapper: &["prlimit", "--nofile=1024:8192"],
+            ..Launch::default()
+        },
+    );
+    agent.wait_until("/healthz answers 200", |a| a.get("/healthz").0 == 200);
+    assert_eq!(
+        file_limit_of(agent.pid()),
+        ("8192".to_owned(), "8192".to_owned())
+    );
+}
+
 /// A token from `jaga token new`, and the hash it tells to configure.
 fn new_token() -> (String, String) {
     let out = jaga(&["token", "new"]);
