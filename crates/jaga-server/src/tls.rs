@@ -133,3 +133,42 @@ fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     }
     Ok(chain)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_or_empty_files_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let missing = dir.path().join("missing.pem");
+        let error = Tls::load(TlsFiles {
+            cert: missing.clone(),
+            key: empty.clone(),
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with(&format!(
+                "cannot read the TLS certificate file '{}'",
+                missing.display()
+            )),
+            "{error}"
+        );
+        let error = Tls::load(TlsFiles {
+            cert: empty.clone(),
+            key: empty.clone(),
+        })
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            format!(
+                "the TLS certificate file '{}' holds no certificate",
+                empty.display()
+            )
+        );
+    }
+}
