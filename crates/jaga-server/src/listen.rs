@@ -589,6 +589,62 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn new_connection_is_closed_at_once_when_every_open_one_is_busy() {
+        use tokio::io::AsyncReadExt as _;
+        let started = Arc::new(Notify::new());
+        let in_handler = Arc::clone(&started);
+        let slow = Router::new().route(
+            "/slow",
+            get(move || async move {
+                in_handler.notify_one();
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                "never"
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let counters = Arc::new(HttpCounters::default());
+        let (_stop, stopped) = watch::channel(false);
+        let limits = Limits {
+            max_connections: 1,
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(3600),
+            request_timeout: Duration::from_secs(3600),
+        };
+        tokio::spawn(serve(
+            listener,
+            slow,
+            limits,
+            None,
+            Arc::clone(&counters),
+            stopped,
+        ));
+        let mut busy = TcpStream::connect(address).await.unwrap();
+        busy.write_all(b"GET /slow HTTP/1.1\r\nHost: jaga\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(60), started.notified())
+            .await
+            .expect("the slow request is in hand");
+        let mut refused = TcpStream::connect(address).await.unwrap();
+        let mut seen = Vec::new();
+        tokio::time::timeout(Duration::from_secs(60), refused.read_to_end(&mut seen))
+            .await
+            .expect("closed at once")
+            .ok();
+        assert!(seen.is_empty());
+        let stats = counters.stats();
+        assert_eq!(
+            (
+                stats.connections_rejected_total,
+                stats.connections_evicted_total
+            ),
+            (1, 0)
+        );
+        assert_eq!(stats.connections_open, 1);
+    }
+
+    #[tokio::test]
     async fn slow_handler_is_answered_503_after_the_request_timeout() {
         let counters = Arc::new(HttpCounters::default());
         let slow = Router::new().route(
