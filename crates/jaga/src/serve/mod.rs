@@ -34,7 +34,7 @@ use filesystem::{FsState, SharedFsState, WalkBudget};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// Address to serve /metrics, /healthz and /api/v1 on [config: serve.listen, default 127.0.0.1:9808]
+    /// Address to serve /metrics, /healthz and /api/v1 on; off loopback it needs [serve.auth] tokens [config: serve.listen, default 127.0.0.1:9808]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Time between collection passes, e.g. 1s, 500ms [config: serve.interval, default 1s]
