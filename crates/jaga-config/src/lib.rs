@@ -158,7 +158,7 @@ impl Default for AlertsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ServeConfig {
     /// Address of `/metrics`, `/healthz` and `/api/v1`. Loopback by default:
-    /// the API shows container metadata.
+    /// the API shows container metadata. Any other address needs tokens.
     pub listen: SocketAddr,
     /// Time between two collection passes over every container.
     #[serde(with = "humantime_serde")]
@@ -169,6 +169,9 @@ pub struct ServeConfig {
     /// bring changes sooner, this catches anything they missed.
     #[serde(with = "humantime_serde")]
     pub resync: Duration,
+    pub http: HttpConfig,
+    pub auth: AuthConfig,
+    pub tls: TlsConfig,
 }
 
 impl Default for ServeConfig {
@@ -178,8 +181,66 @@ impl Default for ServeConfig {
             interval: Duration::from_secs(1),
             data_dir: PathBuf::from("./jaga-data"),
             resync: Duration::from_secs(30),
+            http: HttpConfig::default(),
+            auth: AuthConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
+}
+
+/// Limits on HTTP connections, so that idle or half-sent ones cannot take
+/// the agent's file descriptors.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Most connections open at once; more are closed at once and counted.
+    /// 0: an eighth of the open-file limit, between 16 and 4096.
+    pub max_connections: u32,
+    /// Time a client has to send a request's headers, counted from the
+    /// connection's start or its previous response (idle keep-alive
+    /// connections close then too); also the limit of a TLS handshake.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moves either way for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Time a request may take to be answered before a 503.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 0,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// API tokens, stored as hashes (`jaga token new` makes one). With any
+/// token set, every route but `/healthz` needs `Authorization: Bearer`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `sha256:<64 hex digits>` of each accepted token.
+    pub tokens: Vec<String>,
+    /// A file with one such hash per line (`#` comments), re-read on SIGHUP;
+    /// empty: none.
+    pub token_file: PathBuf,
+}
+
+/// Serve HTTPS with this certificate and key (PEM), re-read on SIGHUP;
+/// both empty: plain HTTP.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Certificate chain, the server's own certificate first.
+    pub cert_file: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 /// How long the embedded history keeps what it holds.

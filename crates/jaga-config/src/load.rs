@@ -87,6 +87,17 @@ fn check_values(config: &Config) -> Result<(), (&'static str, &'static str, Stri
     let positive = [
         ("serve", "interval", config.serve.interval),
         ("serve", "resync", config.serve.resync),
+        (
+            "serve.http",
+            "header_read_timeout",
+            config.serve.http.header_read_timeout,
+        ),
+        ("serve.http", "idle_timeout", config.serve.http.idle_timeout),
+        (
+            "serve.http",
+            "request_timeout",
+            config.serve.http.request_timeout,
+        ),
         ("history", "raw", config.history.raw),
         ("history", "rollup", config.history.rollup),
         ("filesystem", "interval", config.filesystem.interval),
@@ -125,8 +136,41 @@ fn check_values(config: &Config) -> Result<(), (&'static str, &'static str, Stri
             "use \"end\" or \"beginning\"".to_owned(),
         ));
     }
+    check_serve_access(&config.serve)?;
     if config.filesystem.max_entries == 0 {
         return Err(("filesystem", "max_entries", "must be at least 1".to_owned()));
+    }
+    Ok(())
+}
+
+/// Token hashes and TLS files: the shape only; the files are read at start.
+fn check_serve_access(
+    serve: &crate::ServeConfig,
+) -> Result<(), (&'static str, &'static str, String)> {
+    for hash in &serve.auth.tokens {
+        let digits = hash.strip_prefix("sha256:").unwrap_or_default();
+        if digits.len() != 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            // A token pasted where its hash belongs must not be echoed whole.
+            let shown: String = hash.chars().take(12).collect();
+            return Err((
+                "serve.auth",
+                "tokens",
+                format!("'{shown}…' is not a token hash: write 'sha256:' and 64 hex digits, as `jaga token new` prints them"),
+            ));
+        }
+    }
+    let tls = &serve.tls;
+    if tls.cert_file.as_os_str().is_empty() != tls.key_file.as_os_str().is_empty() {
+        let missing = if tls.cert_file.as_os_str().is_empty() {
+            "cert_file"
+        } else {
+            "key_file"
+        };
+        return Err((
+            "serve.tls",
+            missing,
+            "set both cert_file and key_file, or neither".to_owned(),
+        ));
     }
     Ok(())
 }
@@ -327,6 +371,33 @@ mod tests {
             Some(PathBuf::from("/etc/jaga/jaga.toml"))
         );
         assert_eq!(find_config_file(None, none, |_| false), None);
+    }
+
+    #[test]
+    fn token_pasted_where_its_hash_belongs_is_refused_without_echoing_it() {
+        let token = format!("jaga_{}", "ab".repeat(32));
+        let err = parse_err(&format!("[serve.auth]\ntokens = [\"{token}\"]\n"));
+        assert!(err.contains("line 2, key 'serve.auth.tokens'"), "{err}");
+        assert!(err.contains("'jaga_abababa…' is not a token hash"), "{err}");
+        assert!(!err.contains(&token), "{err}");
+        let hash = format!("sha256:{}", "0f".repeat(32));
+        let config = parse(
+            &format!("[serve.auth]\ntokens = [\"{hash}\"]\n"),
+            Path::new("jaga.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.serve.auth.tokens, vec![hash]);
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_http_timeouts_must_be_positive() {
+        let err = parse_err("[serve.tls]\ncert_file = \"/etc/jaga/cert.pem\"\n");
+        assert!(err.contains("key 'serve.tls.key_file'"), "{err}");
+        let err = parse_err("[serve.http]\nheader_read_timeout = \"0s\"\n");
+        assert!(
+            err.contains("line 2, key 'serve.http.header_read_timeout': must be longer than 0s"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! holds no collection logic.
 
 pub mod api;
+pub mod auth;
+pub mod listen;
 pub mod metrics;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +35,10 @@ pub struct ServerState {
     /// The latest audit report (JSON); `None` when the audit is disabled,
     /// `Null` until the first audit finished.
     pub audit: Option<watch::Receiver<Arc<serde_json::Value>>>,
+    /// The API tokens every route but `/healthz` requires (none: open).
+    pub auth: Arc<auth::Tokens>,
+    /// Connection and authentication counters, shown in `/metrics`.
+    pub http: Arc<listen::HttpCounters>,
 }
 
 impl ServerState {
@@ -40,11 +47,11 @@ impl ServerState {
     }
 }
 
-/// Every route jaga serves.
+/// Every route jaga serves. All but `/healthz` need a token when tokens
+/// are configured, unknown paths included.
 pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(healthz))
         .route("/api/v1/openapi.json", get(api::openapi))
         .route("/api/v1/host", get(api::host))
         .route("/api/v1/containers", get(api::containers))
@@ -55,6 +62,12 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/api/v1/alerts", get(api::events::alerts))
         .route("/api/v1/audit", get(audit))
         .fallback(|| async { api::ApiError::not_found("no such path: see /api/v1/openapi.json") })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            auth::require_token,
+        ))
+        // Added after the layer: probes need no token.
+        .route("/healthz", get(healthz))
         .with_state(state)
 }
 
@@ -67,7 +80,7 @@ async fn metrics_handler(
         .and_then(|value| value.to_str().ok());
     let format = ExpositionFormat::from_accept(accept);
     let snapshot = state.snapshot();
-    let body = render(&snapshot, format, &state.labels);
+    let body = metrics::render_with_http(&snapshot, &state.http.stats(), format, &state.labels);
     ([(header::CONTENT_TYPE, format.content_type())], body)
 }
 

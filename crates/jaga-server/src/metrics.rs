@@ -56,6 +56,8 @@ mod text;
 
 use jaga_model::Snapshot;
 
+use crate::listen::HttpStats;
+
 /// The text format of a `/metrics` response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExpositionFormat {
@@ -142,7 +144,22 @@ impl LabelOptions {
 /// Renders the snapshot as a complete `/metrics` body in the given format.
 pub fn render(snapshot: &Snapshot, format: ExpositionFormat, options: &LabelOptions) -> String {
     let mut writer = text::Writer::new(format);
-    for family in families::collect(snapshot, options) {
+    for family in families::collect(snapshot, None, options) {
+        writer.family(&family);
+    }
+    writer.finish()
+}
+
+/// [`render`], with the HTTP server's own `jaga_http_*` counters as they
+/// are at this instant.
+pub fn render_with_http(
+    snapshot: &Snapshot,
+    http: &HttpStats,
+    format: ExpositionFormat,
+    options: &LabelOptions,
+) -> String {
+    let mut writer = text::Writer::new(format);
+    for family in families::collect(snapshot, Some(http), options) {
         writer.family(&family);
     }
     writer.finish()

@@ -34,6 +34,8 @@ fn app(snapshot: Snapshot, dir: &std::path::Path) -> axum::Router {
         interval: Duration::from_secs(1),
         events: None,
         audit: None,
+        auth: Arc::new(jaga_server::auth::Tokens::open()),
+        http: Arc::default(),
     }))
 }
 

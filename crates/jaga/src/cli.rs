@@ -8,7 +8,7 @@ use jaga_config::{Config, LogFormat};
 use jaga_engine::{ConnectionSettings, Engine, Redaction};
 
 use crate::sampler::Sampler;
-use crate::{audit, events, logs, serve, stats};
+use crate::{audit, events, logs, serve, stats, token};
 
 /// jaga watches a Docker host: container metrics, security events, log
 /// attacks and posture, in one binary.
@@ -48,6 +48,8 @@ pub enum Command {
     Logtest(logs::cli::LogtestArgs),
     /// Work with rule files
     Rules(logs::cli::RulesArgs),
+    /// Make API tokens for `jaga serve` ([serve.auth])
+    Token(token::TokenArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -58,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Logtest(args) => return logs::cli::logtest(args, redaction(&config)),
         Command::Rules(args) => return logs::cli::rules(args),
+        Command::Token(args) => return token::run(args),
         _ => {}
     }
     // Two workers: the collector reads cgroup files on one (block_in_place)
@@ -85,7 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 Ok(())
             }
-            Command::Logtest(_) | Command::Rules(_) => Ok(()),
+            Command::Logtest(_) | Command::Rules(_) | Command::Token(_) => Ok(()),
         }
     });
     // A filesystem walk still running must not hold the exit up.
@@ -93,20 +96,29 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     result
 }
 
-/// Lifts the soft limit on open files to the hard one (at most 65536): the
-/// cgroup readers keep a handle per file they poll, about 20 per container.
+/// Lifts the soft limit on open files to the hard one: the cgroup readers
+/// keep a handle per file they poll, about 20 per container, and each HTTP
+/// client takes one. `jaga serve` warns when it stays low.
 fn raise_fd_limit() {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let limit = getrlimit(Resource::Nofile);
-    let wanted = limit.maximum.unwrap_or(65_536).min(65_536);
-    if limit.current.is_some_and(|soft| soft < wanted) {
-        let raised = Rlimit {
-            current: Some(wanted),
-            maximum: limit.maximum,
-        };
-        if let Err(error) = setrlimit(Resource::Nofile, raised) {
-            tracing::debug!(%error, "cannot raise the open-file limit");
+    // An unlimited hard limit cannot be a soft one: the kernel caps open
+    // files at fs.nr_open, 1048576 by default.
+    let wanted = limit.maximum.unwrap_or(1 << 20);
+    match limit.current {
+        Some(soft) if soft < wanted => {
+            let raised = Rlimit {
+                current: Some(wanted),
+                maximum: limit.maximum,
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => tracing::debug!(from = soft, to = wanted, "open-file limit raised"),
+                Err(error) => {
+                    tracing::debug!(%error, from = soft, to = wanted, "cannot raise the open-file limit")
+                }
+            }
         }
+        soft => tracing::debug!(soft = ?soft, hard = ?limit.maximum, "open-file limit kept"),
     }
 }
 

@@ -9,3 +9,4 @@ pub mod logs;
 pub mod sampler;
 pub mod serve;
 pub mod stats;
+pub mod token;

@@ -189,6 +189,61 @@ fn prometheus_scraping_jaga_sees_the_busy_container_at_half_a_cpu() {
     assert_eq!(up, 1.0);
 }
 
+#[test]
+fn prometheus_scrapes_jaga_with_a_bearer_token_file_and_is_refused_without() {
+    require_engine();
+    let data = tempfile::tempdir().unwrap();
+    let out = jaga(&["token", "new"]);
+    assert!(out.status.success(), "{out:?}");
+    let token = String::from_utf8(out.stdout).unwrap();
+    let token_file = data.path().join("jaga.token");
+    std::fs::write(&token_file, &token).unwrap();
+    let hash = String::from_utf8(out.stderr)
+        .unwrap()
+        .split('"')
+        .find(|part| part.starts_with("sha256:"))
+        .expect("hash in the advice of jaga token new")
+        .to_owned();
+    let agent = Agent::start(
+        data.path(),
+        &format!("[serve.auth]\ntokens = [\"{hash}\"]\n"),
+    );
+    let target = format!(
+        "static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+        agent.port
+    );
+    let prometheus = Prometheus::start_with_jobs(
+        data.path(),
+        &format!(
+            "  - job_name: with_credentials_file\n    authorization:\n      credentials_file: {}\n    {target}\
+             \x20 - job_name: with_bearer_token_file\n    bearer_token_file: {}\n    {target}\
+             \x20 - job_name: anonymous\n    {target}",
+            token_file.display(),
+            token_file.display()
+        ),
+    );
+    let up = |job: &str| {
+        let query = format!("up{{job=\"{job}\"}}");
+        wait_for(Duration::from_secs(60), || {
+            let url = format!(
+                "{}?query={}",
+                prometheus.url("/api/v1/query"),
+                percent_encode(&query)
+            );
+            let (_, body) = get_url(&url, None);
+            let answer: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let value = answer["data"]["result"].get(0)?["value"][1]
+                .as_str()?
+                .to_owned();
+            value.parse::<f64>().ok()
+        })
+        .unwrap_or_else(|| panic!("no {query} within 60 s"))
+    };
+    assert_eq!(up("with_credentials_file"), 1.0);
+    assert_eq!(up("with_bearer_token_file"), 1.0);
+    assert_eq!(up("anonymous"), 0.0);
+}
+
 /// Debian's Prometheus on a loopback port, scraping one agent every second.
 struct Prometheus {
     port: u16,
@@ -197,13 +252,23 @@ struct Prometheus {
 
 impl Prometheus {
     fn start(dir: &Path, agent_port: u16) -> Self {
+        Self::start_with_jobs(
+            dir,
+            &format!(
+                "  - job_name: jaga\n    static_configs:\n      - targets: ['127.0.0.1:{agent_port}']\n"
+            ),
+        )
+    }
+
+    /// Prometheus with these `scrape_configs` entries (YAML, indented by two).
+    fn start_with_jobs(dir: &Path, jobs: &str) -> Self {
         let port = free_port();
         let config = dir.join("prometheus.yml");
         std::fs::write(
             &config,
             format!(
                 "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: jaga\n    static_configs:\n      - targets: ['127.0.0.1:{agent_port}']\n"
+                 scrape_configs:\n{jobs}"
             ),
         )
         .unwrap();

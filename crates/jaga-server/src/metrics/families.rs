@@ -8,6 +8,7 @@ use jaga_model::{ContainerSnapshot, ContainerState, Sample, Snapshot};
 
 use super::text::{Family, Kind, Label, Series, Value};
 use super::LabelOptions;
+use crate::listen::{HttpStats, TimedOut};
 
 /// Prefix cAdvisor puts before a Docker label's sanitised key.
 const CONTAINER_LABEL_PREFIX: &str = "container_label_";
@@ -42,7 +43,11 @@ struct Running<'a> {
 }
 
 /// Every family of the snapshot, sorted by name; families may be empty.
-pub(crate) fn collect<'a>(snapshot: &'a Snapshot, options: &LabelOptions) -> Vec<Family<'a>> {
+pub(crate) fn collect<'a>(
+    snapshot: &'a Snapshot,
+    http: Option<&HttpStats>,
+    options: &LabelOptions,
+) -> Vec<Family<'a>> {
     let mut running: Vec<Running<'a>> = snapshot
         .containers
         .iter()
@@ -72,6 +77,9 @@ pub(crate) fn collect<'a>(snapshot: &'a Snapshot, options: &LabelOptions) -> Vec
     container_disk(snapshot, &running, &mut families);
     machine(snapshot, &mut families);
     agent(snapshot, &mut families);
+    if let Some(http) = http {
+        http_server(http, &mut families);
+    }
     families.sort_by_key(|f| f.name);
     families
 }
@@ -719,6 +727,91 @@ fn agent<'a>(snapshot: &'a Snapshot, out: &mut Vec<Family<'a>>) {
                 value: Value::Unsigned(n),
             })
             .collect(),
+    ));
+}
+
+fn http_server(http: &HttpStats, out: &mut Vec<Family<'_>>) {
+    let counter = |name, help, n| {
+        family(
+            name,
+            help,
+            Kind::Counter,
+            vec![unlabelled(Value::Unsigned(n))],
+        )
+    };
+    out.push(family(
+        "jaga_http_connections_open",
+        "Number of HTTP connections open now.",
+        Kind::Gauge,
+        vec![unlabelled(Value::Unsigned(http.connections_open))],
+    ));
+    out.push(counter(
+        "jaga_http_connections_accepted_total",
+        "Number of HTTP connections accepted and served.",
+        http.connections_accepted_total,
+    ));
+    out.push(counter(
+        "jaga_http_connections_rejected_total",
+        "Number of new HTTP connections closed at once because serve.http.max_connections were open and busy.",
+        http.connections_rejected_total,
+    ));
+    out.push(counter(
+        "jaga_http_connections_evicted_total",
+        "Number of idle HTTP connections closed to make room for a new one at serve.http.max_connections.",
+        http.connections_evicted_total,
+    ));
+    out.push(family(
+        "jaga_http_connections_timed_out_total",
+        "Number of HTTP connections closed by a timeout, by reason.",
+        Kind::Counter,
+        TimedOut::ALL
+            .iter()
+            .zip(http.connections_timed_out_total)
+            .map(|(reason, n)| Series {
+                labels: vec![label("reason", reason.as_str())],
+                value: Value::Unsigned(n),
+            })
+            .collect(),
+    ));
+    out.push(counter(
+        "jaga_http_requests_timed_out_total",
+        "Number of HTTP requests answered 503 after serve.http.request_timeout.",
+        http.requests_timed_out_total,
+    ));
+    out.push(counter(
+        "jaga_http_tls_handshake_failures_total",
+        "Number of TLS handshakes that failed.",
+        http.tls_handshake_failures_total,
+    ));
+    out.push(family(
+        "jaga_http_tls_reloads_total",
+        "Number of TLS certificate reloads (SIGHUP), by result; a failed one keeps the certificate in use.",
+        Kind::Counter,
+        [
+            ("failed", http.tls_reloads_failed_total),
+            ("ok", http.tls_reloads_ok_total),
+        ]
+        .into_iter()
+        .map(|(result, n)| Series {
+            labels: vec![label("result", result)],
+            value: Value::Unsigned(n),
+        })
+        .collect(),
+    ));
+    out.push(family(
+        "jaga_http_auth_failures_total",
+        "Number of HTTP requests refused for a missing or invalid token, by reason.",
+        Kind::Counter,
+        [
+            ("invalid", http.auth_failures_invalid_total),
+            ("missing", http.auth_failures_missing_total),
+        ]
+        .into_iter()
+        .map(|(reason, n)| Series {
+            labels: vec![label("reason", reason)],
+            value: Value::Unsigned(n),
+        })
+        .collect(),
     ));
 }
 

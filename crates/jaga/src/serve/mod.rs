@@ -5,6 +5,7 @@
 mod collector;
 mod figures;
 pub mod filesystem;
+mod http;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,7 +34,7 @@ use filesystem::{FsState, SharedFsState, WalkBudget};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// Address to serve /metrics, /healthz and /api/v1 on [config: serve.listen, default 127.0.0.1:9808]
+    /// Address to serve /metrics, /healthz and /api/v1 on; off loopback it needs [serve.auth] tokens [config: serve.listen, default 127.0.0.1:9808]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Time between collection passes, e.g. 1s, 500ms [config: serve.interval, default 1s]
@@ -61,6 +62,7 @@ pub async fn run(
         config.serve.data_dir = dir;
     }
     let serve = config.serve.clone();
+    let http = http::prepare(&serve)?;
 
     let retention = Retention {
         raw: config.history.raw,
@@ -103,10 +105,13 @@ pub async fn run(
         data_dir = %serve.data_dir.display(),
         engine = engine.endpoint(),
         docker = %daemon.server_version,
+        tls = http.tls.is_some(),
+        tokens = http.tokens.required(),
         "jaga serve started"
     );
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    http::reload_on_sighup(&http, shutdown_rx.clone())?;
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot {
         machine: machine.clone(),
         ..Snapshot::default()
@@ -251,12 +256,17 @@ pub async fn run(
         interval: serve.interval,
         events: events_store.clone(),
         audit: audit_enabled.then_some(audit_rx),
+        auth: Arc::clone(&http.tokens),
+        http: Arc::clone(&http.counters),
     });
-    let mut http_shutdown = shutdown_rx.clone();
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
-        let _ = http_shutdown.wait_for(|stop| *stop).await;
-    });
-    let server_task = tokio::spawn(async move { server.await });
+    let server_task = tokio::spawn(jaga_server::listen::serve(
+        listener,
+        router(state),
+        http.limits,
+        http.tls.clone(),
+        Arc::clone(&http.counters),
+        shutdown_rx.clone(),
+    ));
 
     let signal = wait_for_signal().await?;
     tracing::info!(signal, "stopping: finishing the pass in hand");

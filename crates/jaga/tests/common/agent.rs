@@ -23,10 +23,29 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// How to run `jaga serve` besides its config.
+#[derive(Default)]
+pub struct Launch<'a> {
+    /// A command that runs the agent, e.g. `["prlimit", "--nofile=1024:1024"]`.
+    pub wrapper: &'a [&'a str],
+    /// Listen on this address (with the agent's port) through `--listen`
+    /// rather than on 127.0.0.1 through the config.
+    pub listen_ip: Option<&'a str>,
+}
+
 impl Agent {
     /// Starts `jaga serve` on `data_dir` with `extra` config appended, and
     /// waits until `/healthz` answers 200.
     pub fn start(data_dir: &Path, extra: &str) -> Self {
+        let mut agent = Self::spawn(data_dir, extra, Launch::default());
+        agent.wait_until("/healthz answers 200", |agent| {
+            agent.get("/healthz").0 == 200
+        });
+        agent
+    }
+
+    /// Starts `jaga serve` and returns at once.
+    pub fn spawn(data_dir: &Path, extra: &str, launch: Launch) -> Self {
         let port = free_port();
         let mut config = tempfile::NamedTempFile::new().expect("config file");
         write!(
@@ -35,28 +54,43 @@ impl Agent {
             data_dir.display()
         )
         .expect("write config");
-        let child = Command::new(env!("CARGO_BIN_EXE_jaga"))
-            .args(["--config", &config.path().display().to_string(), "serve"])
+        let (program, wrapper_args) = match launch.wrapper.split_first() {
+            Some((program, args)) => (program.to_string(), args.to_vec()),
+            None => (env!("CARGO_BIN_EXE_jaga").to_owned(), Vec::new()),
+        };
+        let mut command = Command::new(program);
+        command.args(wrapper_args);
+        if !launch.wrapper.is_empty() {
+            command.arg(env!("CARGO_BIN_EXE_jaga"));
+        }
+        command.args(["--config", &config.path().display().to_string(), "serve"]);
+        if let Some(ip) = launch.listen_ip {
+            command.args(["--listen", &format!("{ip}:{port}")]);
+        }
+        let child = command
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn jaga serve");
-        let mut agent = Self {
+        Self {
             port,
             data_dir: data_dir.to_path_buf(),
             child: Some(child),
             _config: config,
-        };
-        let healthy = wait_for(Duration::from_secs(20), || {
-            if let Some(status) = agent.try_exit() {
+        }
+    }
+
+    /// Waits (up to 20 s) until `ready` holds; fails if the agent exits.
+    pub fn wait_until(&mut self, what: &str, mut ready: impl FnMut(&Self) -> bool) {
+        let done = wait_for(Duration::from_secs(20), || {
+            if let Some(status) = self.try_exit() {
                 panic!("jaga serve exited at start with {status}");
             }
-            (agent.get("/healthz").0 == 200).then_some(())
+            ready(self).then_some(())
         });
-        assert!(healthy.is_some(), "jaga serve not healthy within 20 s");
-        agent
+        assert!(done.is_some(), "jaga serve: not ready within 20 s: {what}");
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -98,6 +132,15 @@ impl Agent {
         }
     }
 
+    /// Sends `signal` (e.g. `HUP`) and returns.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{signal} failed");
+    }
+
     /// Sends `signal` and waits (up to 15 s) for the exit status.
     pub fn stop_with(&mut self, signal: &str) -> ExitStatus {
         let mut child = self.child.take().expect("agent running");
@@ -129,6 +172,18 @@ pub fn get_url(url: &str, accept: Option<&str>) -> (u16, String) {
     if let Some(accept) = accept {
         request = request.set("Accept", accept);
     }
+    call(request)
+}
+
+/// GET with `Authorization: Bearer <token>`; status 0 when nothing answers.
+pub fn get_with_token(url: &str, token: &str) -> (u16, String) {
+    let request = ureq::get(url)
+        .timeout(Duration::from_secs(10))
+        .set("Authorization", &format!("Bearer {token}"));
+    call(request)
+}
+
+fn call(request: ureq::Request) -> (u16, String) {
     match request.call() {
         Ok(response) => {
             let status = response.status();
