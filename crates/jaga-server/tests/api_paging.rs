@@ -28,6 +28,8 @@ fn app(dir: &std::path::Path, events: Arc<EventStore>) -> axum::Router {
         interval: Duration::from_secs(1),
         events: Some(events),
         audit: None,
+        auth: Arc::new(jaga_server::auth::Tokens::open()),
+        http: Arc::default(),
     }))
 }
 
