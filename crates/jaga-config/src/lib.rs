@@ -3,6 +3,7 @@
 //!
 //! Every key is documented in `jaga.example.toml` at the repository root.
 
+mod duration;
 mod load;
 
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use duration::{check_duration, parse_period, DurationKind};
 pub use load::{find_config_file, load_file, parse, ConfigError, DEFAULT_SEARCH_PATH};
 
 /// The whole configuration file. Every section is optional.

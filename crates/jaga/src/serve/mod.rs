@@ -37,7 +37,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Time between collection passes, e.g. 1s, 500ms [config: serve.interval, default 1s]
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = jaga_config::parse_period)]
     pub interval: Option<Duration>,
     /// Directory of the embedded history [config: serve.data_dir, default ./jaga-data]
     #[arg(long, value_name = "DIR")]
@@ -54,7 +54,7 @@ pub async fn run(
     if let Some(listen) = args.listen {
         config.serve.listen = listen;
     }
-    if let Some(interval) = args.interval.filter(|i| !i.is_zero()) {
+    if let Some(interval) = args.interval {
         config.serve.interval = interval;
     }
     if let Some(dir) = args.data_dir {
