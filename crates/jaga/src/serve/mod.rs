@@ -61,6 +61,13 @@ pub async fn run(
         config.serve.data_dir = dir;
     }
     let serve = config.serve.clone();
+    // Rule files are checked before anything starts: a bad one must not
+    // leave an audit run and alerts written behind it.
+    let log_rules = if config.logs.disabled || config.docker_listener.disabled {
+        None
+    } else {
+        Some(crate::logs::load_rules(&config.logs.rules)?)
+    };
 
     let retention = Retention {
         raw: config.history.raw,
@@ -186,8 +193,7 @@ pub async fn run(
                 shutdown_rx.clone(),
             )));
         }
-        if !config.logs.disabled {
-            let rules = crate::logs::load_rules(&config.logs.rules)?;
+        if let Some(rules) = log_rules {
             let watch = LogWatch {
                 engine: Arc::new(engine.clone()),
                 store: Arc::clone(store),

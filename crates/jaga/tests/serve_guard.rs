@@ -1,0 +1,226 @@
+//! Guards of `jaga serve` and the rule tools against bad input: zero
+//! durations, bad or huge rule files are refused before anything starts.
+
+mod common;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::require_engine;
+
+/// Runs `jaga ARGS` with `config` as its config file, waiting at most 60 s.
+fn jaga_with_config(config: &str, args: &[&str]) -> Output {
+    let mut file = tempfile::NamedTempFile::new().expect("config file");
+    file.write_all(config.as_bytes()).expect("write config");
+    let config_path = file.path().display().to_string();
+    let mut full = vec!["--config", config_path.as_str()];
+    full.extend_from_slice(args);
+    run_bounded(Command::new(env!("CARGO_BIN_EXE_jaga")).args(&full))
+}
+
+/// Runs a command with output captured; fails the test if it is still
+/// running after 60 s (an agent that started instead of refusing).
+fn run_bounded(command: &mut Command) -> Output {
+    let child = command
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn jaga");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(output) => output.expect("wait for jaga"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("jaga was still running after 60 s instead of refusing to start");
+        }
+    }
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn serve_config(data_dir: &Path, extra: &str) -> String {
+    let port = common::agent::free_port();
+    format!(
+        "[serve]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n{extra}",
+        data_dir.display()
+    )
+}
+
+#[test]
+fn logs_poll_of_zero_is_refused_instead_of_panicking_the_task() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let out = jaga_with_config(
+        &serve_config(&data_dir, "[logs]\npoll = \"0s\"\n"),
+        &["serve"],
+    );
+    assert!(!out.status.success(), "jaga serve accepted poll = 0s");
+    let err = stderr(&out);
+    assert!(
+        err.contains("key 'logs.poll': '0s' is too short"),
+        "stderr: {err}"
+    );
+    assert!(!data_dir.exists(), "serve started before refusing");
+}
+
+#[test]
+fn audit_interval_of_zero_is_refused_instead_of_panicking_the_task() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let out = jaga_with_config(
+        &serve_config(&data_dir, "[audit]\ninterval = \"0s\"\n"),
+        &["serve"],
+    );
+    assert!(!out.status.success(), "jaga serve accepted interval = 0s");
+    let err = stderr(&out);
+    assert!(
+        err.contains("key 'audit.interval': '0s' is too short"),
+        "stderr: {err}"
+    );
+}
+
+#[test]
+fn interval_flag_of_zero_is_refused_instead_of_becoming_one_second() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let out = jaga_with_config(
+        &serve_config(&data_dir, ""),
+        &["serve", "--interval", "0s"],
+    );
+    assert!(!out.status.success(), "jaga serve accepted --interval 0s");
+    let err = stderr(&out);
+    assert!(
+        err.contains("'0s'") && err.contains("--interval") && err.contains("too short"),
+        "stderr: {err}"
+    );
+    assert!(!data_dir.exists(), "serve started before refusing");
+}
+
+/// A rule file whose only error is on line 2 (a level out of range).
+const BAD_LEVEL_ON_LINE_2: &str = "rules:\n  - id: \"100001\"\n    level: 99\n    description: mine\n    match:\n      url: { literal: x }\n";
+
+#[test]
+fn rules_check_gives_the_line_in_the_users_file_not_after_the_builtin_rules() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("mine.yml");
+    std::fs::write(&file, BAD_LEVEL_ON_LINE_2).expect("write rules");
+    let out = common::jaga(&["rules", "check", &file.display().to_string()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "'{}', line 2: rule 100001: level 99 is out of range",
+            file.display()
+        )),
+        "stderr: {err}"
+    );
+}
+
+#[test]
+fn bad_rule_file_stops_serve_before_any_audit_or_alert() {
+    require_engine();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let rules = dir.path().join("mine.yml");
+    std::fs::write(&rules, BAD_LEVEL_ON_LINE_2).expect("write rules");
+    let out = jaga_with_config(
+        &serve_config(
+            &data_dir,
+            &format!("[logs]\nrules = [\"{}\"]\n", rules.display()),
+        ),
+        &["serve"],
+    );
+    assert!(!out.status.success(), "jaga serve started with a bad rule file");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("'{}', line 2: rule 100001", rules.display())),
+        "stderr: {err}"
+    );
+    // Nothing was stored: no event store, hence no audit finding and no alert.
+    assert!(
+        !data_dir.join("events.sqlite3").exists(),
+        "the event store was opened before the rules were checked"
+    );
+    assert!(!data_dir.join("alerts.json").exists());
+}
+
+/// Runs `jaga rules check FILE` under a 1 GiB address-space limit: a
+/// compile that tried to take gigabytes dies instead of passing.
+fn rules_check_in_bounded_memory(file: &Path) -> (Output, Duration) {
+    let started = Instant::now();
+    let out = run_bounded(Command::new("sh").args([
+        "-c",
+        "ulimit -v 1048576 && exec \"$0\" rules check \"$1\"",
+        env!("CARGO_BIN_EXE_jaga"),
+        &file.display().to_string(),
+    ]));
+    (out, started.elapsed())
+}
+
+fn rule_with_pattern(pattern_len: usize) -> String {
+    format!(
+        "rules:\n  - id: \"100666\"\n    level: 5\n    description: huge\n    match:\n      url: {{ regex: '{}' }}\n",
+        "a".repeat(pattern_len)
+    )
+}
+
+#[test]
+fn hundred_megabyte_pattern_is_refused_instead_of_exhausting_memory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("huge.yml");
+    std::fs::write(&file, rule_with_pattern(100 << 20)).expect("write rules");
+    let (out, took) = rules_check_in_bounded_memory(&file);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "a 100 MB pattern was accepted");
+    assert!(
+        err.contains(&format!("rule file '{}' is ", file.display()))
+            && err.contains("more than the limit of 1048576"),
+        "stderr: {err}"
+    );
+    assert!(took < Duration::from_secs(60));
+}
+
+#[test]
+fn pattern_over_the_length_limit_is_refused_naming_rule_file_and_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("long.yml");
+    // Under the file limit, far over the pattern limit.
+    std::fs::write(&file, rule_with_pattern(900 << 10)).expect("write rules");
+    let (out, _) = rules_check_in_bounded_memory(&file);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "a 900 KiB pattern was accepted");
+    assert!(
+        err.contains(&format!(
+            "'{}', line 2: rule 100666: field 'url': regex refused: the pattern is 921600 bytes \
+             long, more than the limit of 16384",
+            file.display()
+        )),
+        "stderr: {err}"
+    );
+}
+
+#[test]
+fn pattern_that_compiles_huge_is_refused_within_bounded_memory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("blowup.yml");
+    let text = "rules:\n  - id: \"100667\"\n    level: 5\n    description: blowup\n    match:\n      url: { regex: '(\\w{100}){100}' }\n";
+    std::fs::write(&file, text).expect("write rules");
+    let (out, _) = rules_check_in_bounded_memory(&file);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "the pattern was accepted");
+    assert!(
+        err.contains("line 2: rule 100667: field 'url': invalid regex")
+            && err.contains("exceeds size limit"),
+        "stderr: {err}"
+    );
+}
