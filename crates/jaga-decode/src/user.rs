@@ -47,9 +47,9 @@ impl UserDecoderError {
     /// The decoder the error is about.
     pub fn decoder(&self) -> &str {
         match self {
-            Self::Regex { name, .. }
-            | Self::UnknownParent { name, .. }
-            | Self::Empty { name } => name,
+            Self::Regex { name, .. } | Self::UnknownParent { name, .. } | Self::Empty { name } => {
+                name
+            }
         }
     }
 }

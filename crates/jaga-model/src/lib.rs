@@ -19,5 +19,5 @@ pub use sample::{
 };
 pub use snapshot::{
     AgentStats, ContainerSnapshot, DataRootUsage, FsUsage, ListenerStats, LogStats, MachineInfo,
-    Snapshot, VolumeUsage,
+    Snapshot, TaskHealth, VolumeUsage,
 };

@@ -138,3 +138,16 @@ pub struct LogStats {
     pub skipped_total: BTreeMap<String, u64>,
     pub alerts_total: u64,
 }
+
+/// One long-running task of `jaga serve`, as its supervisor sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskHealth {
+    /// `collector`, `docker_listener`, `logs`, `audit`, `http`, ...
+    pub name: String,
+    /// Running and making progress.
+    pub up: bool,
+    /// `running`, `stalled: …`, `dead: panicked: …`, `dead: ended before shutdown`.
+    pub state: String,
+    /// Seconds since the task last showed progress.
+    pub last_progress_age_seconds: f64,
+}

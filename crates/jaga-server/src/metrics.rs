@@ -54,7 +54,7 @@
 mod families;
 mod text;
 
-use jaga_model::Snapshot;
+use jaga_model::{Snapshot, TaskHealth};
 
 /// The text format of a `/metrics` response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,8 +141,20 @@ impl LabelOptions {
 
 /// Renders the snapshot as a complete `/metrics` body in the given format.
 pub fn render(snapshot: &Snapshot, format: ExpositionFormat, options: &LabelOptions) -> String {
+    render_with_tasks(snapshot, &[], format, options)
+}
+
+/// [`render`], with the supervised tasks' `jaga_task_*` families.
+pub fn render_with_tasks(
+    snapshot: &Snapshot,
+    tasks: &[TaskHealth],
+    format: ExpositionFormat,
+    options: &LabelOptions,
+) -> String {
     let mut writer = text::Writer::new(format);
-    for family in families::collect(snapshot, options) {
+    let mut all = families::collect(snapshot, options);
+    families::tasks(tasks, &mut all);
+    for family in all {
         writer.family(&family);
     }
     writer.finish()

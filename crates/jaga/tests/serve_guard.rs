@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Guards of `jaga serve` and the rule tools against bad input: zero
 //! durations, bad or huge rule files are refused before anything starts.
 
@@ -8,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::require_engine;
+use common::{require_engine, wait_for};
 
 /// Runs `jaga ARGS` with `config` as its config file, waiting at most 60 s.
 fn jaga_with_config(config: &str, args: &[&str]) -> Output {
@@ -93,10 +94,7 @@ fn audit_interval_of_zero_is_refused_instead_of_panicking_the_task() {
 fn interval_flag_of_zero_is_refused_instead_of_becoming_one_second() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("data");
-    let out = jaga_with_config(
-        &serve_config(&data_dir, ""),
-        &["serve", "--interval", "0s"],
-    );
+    let out = jaga_with_config(&serve_config(&data_dir, ""), &["serve", "--interval", "0s"]);
     assert!(!out.status.success(), "jaga serve accepted --interval 0s");
     let err = stderr(&out);
     assert!(
@@ -140,7 +138,10 @@ fn bad_rule_file_stops_serve_before_any_audit_or_alert() {
         ),
         &["serve"],
     );
-    assert!(!out.status.success(), "jaga serve started with a bad rule file");
+    assert!(
+        !out.status.success(),
+        "jaga serve started with a bad rule file"
+    );
     let err = stderr(&out);
     assert!(
         err.contains(&format!("'{}', line 2: rule 100001", rules.display())),
@@ -223,4 +224,52 @@ fn pattern_that_compiles_huge_is_refused_within_bounded_memory() {
             && err.contains("exceeds size limit"),
         "stderr: {err}"
     );
+}
+
+#[test]
+fn alerts_file_on_a_fifo_without_reader_turns_healthz_to_503_naming_it() {
+    require_engine();
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The alerts file is a named pipe whose reader (a log shipper) is not
+    // running: opening it for writing never returns.
+    let fifo = dir.path().join("alerts.fifo");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo failed");
+    let agent = common::agent::Agent::start(
+        &dir.path().join("data"),
+        &format!("[alerts]\nfile = \"{}\"\n", fifo.display()),
+    );
+    // An alert to write, whatever else the host raises: a container created.
+    let _created = common::TestContainer::run(
+        "guard-alert",
+        &["--network", "none", common::BUSYBOX, "sleep", "120"],
+    );
+    let mut last = (0, String::new());
+    let health = wait_for(Duration::from_secs(120), || {
+        last = agent.get("/healthz");
+        let health: serde_json::Value = serde_json::from_str(&last.1).ok()?;
+        let task = health["tasks"]["alerts_file"].as_str()?.to_owned();
+        (last.0 == 503 && task.starts_with("stalled: ")).then_some(health)
+    })
+    .unwrap_or_else(|| panic!("healthz never named the stalled alerts file; last: {last:?}"));
+    assert_eq!(health["status"], "unhealthy", "{health}");
+    // The other tasks go on: only the stuck one is named.
+    for task in ["collector", "docker_listener", "logs", "audit", "http"] {
+        assert_eq!(health["tasks"][task], "running", "{health}");
+    }
+    let metrics = agent.metrics();
+    let series = |family: &str, task: &str| {
+        common::agent::series_value(&metrics, family, &[&format!("task=\"{task}\"")])
+    };
+    assert_eq!(
+        series("jaga_task_up", "alerts_file"),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert_eq!(series("jaga_task_up", "collector"), Some(1.0), "{metrics}");
+    let age = series("jaga_task_last_progress_seconds", "alerts_file").expect("progress series");
+    assert!(age > 30.0, "alerts_file progress age {age}");
 }

@@ -227,7 +227,8 @@ fn syntax_error_names_the_file_and_its_line() {
 
 #[test]
 fn duplicate_id_points_at_the_second_one() {
-    let rule = "  - id: \"7\"\n    level: 3\n    description: d\n    match:\n      url: { literal: x }\n";
+    let rule =
+        "  - id: \"7\"\n    level: 3\n    description: d\n    match:\n      url: { literal: x }\n";
     let err = RuleSet::parse(&format!("rules:\n{rule}{rule}")).unwrap_err();
     assert_eq!(err.to_string(), "line 7: rule 7: duplicate rule id");
 }
@@ -267,7 +268,10 @@ fn short_pattern_that_compiles_huge_is_refused_naming_rule() {
 
 #[test]
 fn rule_file_over_the_size_limit_is_refused_before_parsing() {
-    let text = format!("# {}\nrules: []\n", "x".repeat(MAX_RULE_FILE_BYTES as usize));
+    let text = format!(
+        "# {}\nrules: []\n",
+        "x".repeat(MAX_RULE_FILE_BYTES as usize)
+    );
     let err = RuleSet::parse_sources(&[RuleSource {
         name: Some("big.yml"),
         text: &text,
@@ -284,7 +288,8 @@ fn rule_file_over_the_size_limit_is_refused_before_parsing() {
 
 #[test]
 fn decoder_error_names_the_file_and_line() {
-    let text = "decoders:\n  - name: ok\n    prematch: '^ok'\n  - name: broken\n    prematch: '('\n";
+    let text =
+        "decoders:\n  - name: ok\n    prematch: '^ok'\n  - name: broken\n    prematch: '('\n";
     let err = RuleSet::parse_sources(&[RuleSource {
         name: Some("dec.yml"),
         text,

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use jaga_model::{ContainerSnapshot, ContainerState, Sample, Snapshot};
+use jaga_model::{ContainerSnapshot, ContainerState, Sample, Snapshot, TaskHealth};
 
 use super::text::{Family, Kind, Label, Series, Value};
 use super::LabelOptions;
@@ -717,6 +717,38 @@ fn agent<'a>(snapshot: &'a Snapshot, out: &mut Vec<Family<'a>>) {
             .map(|(state, n)| Series {
                 labels: vec![label("state", state)],
                 value: Value::Unsigned(n),
+            })
+            .collect(),
+    ));
+}
+
+/// `jaga_task_up` and `jaga_task_last_progress_seconds`, one series per
+/// supervised task of `jaga serve`.
+pub(crate) fn tasks<'a>(tasks: &'a [TaskHealth], out: &mut Vec<Family<'a>>) {
+    if tasks.is_empty() {
+        return;
+    }
+    out.push(family(
+        "jaga_task_up",
+        "Whether a task of the agent runs and makes progress (1) or is dead or stalled (0).",
+        Kind::Gauge,
+        tasks
+            .iter()
+            .map(|t| Series {
+                labels: vec![label("task", t.name.as_str())],
+                value: Value::Unsigned(u64::from(t.up)),
+            })
+            .collect(),
+    ));
+    out.push(family(
+        "jaga_task_last_progress_seconds",
+        "Seconds since a task of the agent last showed progress.",
+        Kind::Gauge,
+        tasks
+            .iter()
+            .map(|t| Series {
+                labels: vec![label("task", t.name.as_str())],
+                value: Value::Float(t.last_progress_age_seconds),
             })
             .collect(),
     ));

@@ -214,7 +214,9 @@ mod tests {
             let err = engine_time_arg(text, 1000.0).unwrap_err().to_string();
             assert_eq!(err, "Unix seconds must be a number from 0 on", "{text}");
         }
-        let err = engine_time_arg("1000years", 1000.0).unwrap_err().to_string();
+        let err = engine_time_arg("1000years", 1000.0)
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "that duration ago is before 1970");
     }
 

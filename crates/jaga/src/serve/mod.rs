@@ -5,6 +5,7 @@
 mod collector;
 mod figures;
 pub mod filesystem;
+pub mod supervise;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +31,7 @@ use crate::clock::unix_ms;
 use crate::sampler::Sampler;
 use collector::{follow_events, Collector};
 use filesystem::{FsState, SharedFsState, WalkBudget};
+use supervise::{Supervisor, STALL_AFTER};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -114,6 +116,7 @@ pub async fn run(
     );
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let supervisor = Supervisor::new();
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot {
         machine: machine.clone(),
         ..Snapshot::default()
@@ -167,7 +170,11 @@ pub async fn run(
                 report: audit_tx,
                 alerts_written: Arc::clone(&alerts_written),
             };
-            event_tasks.push(tokio::spawn(audit.run(shutdown_rx.clone())));
+            event_tasks.push(supervisor.spawn(
+                "audit",
+                STALL_AFTER,
+                audit.run(shutdown_rx.clone()),
+            ));
         }
         let listener = Listener {
             engine: Arc::new(engine.clone()),
@@ -179,19 +186,27 @@ pub async fn run(
             alerts_written: Arc::clone(&alerts_written),
             starts: audit_enabled.then_some(starts_tx),
         };
-        event_tasks.push(tokio::spawn(listener.run(shutdown_rx.clone())));
+        event_tasks.push(supervisor.spawn(
+            "docker_listener",
+            STALL_AFTER,
+            listener.run(shutdown_rx.clone()),
+        ));
         if !config.alerts.file.as_os_str().is_empty() {
             let file = AlertFile::new(
                 serve.data_dir.join(&config.alerts.file),
                 config.alerts.max_file_bytes,
                 config.alerts.max_files,
             );
-            event_tasks.push(tokio::spawn(write_alerts(
-                Arc::clone(store),
-                file,
-                Arc::clone(&alerts_written),
-                shutdown_rx.clone(),
-            )));
+            event_tasks.push(supervisor.spawn(
+                "alerts_file",
+                STALL_AFTER,
+                write_alerts(
+                    Arc::clone(store),
+                    file,
+                    Arc::clone(&alerts_written),
+                    shutdown_rx.clone(),
+                ),
+            ));
         }
         if let Some(rules) = log_rules {
             let watch = LogWatch {
@@ -204,13 +219,17 @@ pub async fn run(
                 stats: Arc::clone(&log_stats),
                 alerts_written: Arc::clone(&alerts_written),
             };
-            event_tasks.push(tokio::spawn(watch.run(shutdown_rx.clone())));
+            event_tasks.push(supervisor.spawn("logs", STALL_AFTER, watch.run(shutdown_rx.clone())));
         }
-        event_tasks.push(tokio::spawn(trim_events(
-            Arc::clone(store),
-            config.alerts.retention,
-            shutdown_rx.clone(),
-        )));
+        event_tasks.push(supervisor.spawn(
+            "trim",
+            STALL_AFTER,
+            trim_events(
+                Arc::clone(store),
+                config.alerts.retention,
+                shutdown_rx.clone(),
+            ),
+        ));
     }
     let fs_state: SharedFsState = Arc::new(std::sync::Mutex::new(FsState::default()));
     let engine = Arc::new(engine);
@@ -230,21 +249,26 @@ pub async fn run(
         listener: listener_stats.clone(),
         logs: logs_enabled.then(|| Arc::clone(&log_stats)),
     };
-    let collector_task = tokio::spawn(collector.run(shutdown_rx.clone()));
-    let events_task = tokio::spawn(follow_events(
-        Arc::clone(&engine),
-        notice_tx,
-        shutdown_rx.clone(),
-    ));
+    let collector_task =
+        supervisor.spawn("collector", STALL_AFTER, collector.run(shutdown_rx.clone()));
+    let events_task = supervisor.spawn(
+        "inventory_events",
+        STALL_AFTER,
+        follow_events(Arc::clone(&engine), notice_tx, shutdown_rx.clone()),
+    );
     let fs_task = (!config.filesystem.disabled).then(|| {
-        tokio::spawn(measure_files(
-            host_root,
-            daemon.docker_root_dir.clone(),
-            config.filesystem.clone(),
-            details_rx,
-            fs_state,
-            shutdown_rx.clone(),
-        ))
+        supervisor.spawn(
+            "filesystem",
+            STALL_AFTER,
+            measure_files(
+                host_root,
+                daemon.docker_root_dir.clone(),
+                config.filesystem.clone(),
+                details_rx,
+                fs_state,
+                shutdown_rx.clone(),
+            ),
+        )
     });
 
     let state = Arc::new(ServerState {
@@ -257,15 +281,24 @@ pub async fn run(
         interval: serve.interval,
         events: events_store.clone(),
         audit: audit_enabled.then_some(audit_rx),
+        tasks: Some({
+            let supervisor = Arc::clone(&supervisor);
+            Arc::new(move || supervisor.report())
+        }),
     });
     let mut http_shutdown = shutdown_rx.clone();
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
         let _ = http_shutdown.wait_for(|stop| *stop).await;
     });
-    let server_task = tokio::spawn(async move { server.await });
+    let server_task = supervisor.spawn("http", STALL_AFTER, async move {
+        if let Err(error) = server.await {
+            tracing::error!(%error, "HTTP server stopped with an error");
+        }
+    });
 
     let signal = wait_for_signal().await?;
     tracing::info!(signal, "stopping: finishing the pass in hand");
+    supervisor.stopping();
     let _ = shutdown_tx.send(true);
     collector_task
         .await
@@ -284,10 +317,11 @@ pub async fn run(
         task.abort();
     }
     // Open HTTP connections get a moment to finish, not forever.
-    match tokio::time::timeout(Duration::from_secs(5), server_task).await {
-        Ok(Ok(Err(error))) => tracing::warn!(%error, "HTTP server stopped with an error"),
-        Ok(_) => {}
-        Err(_) => tracing::warn!("HTTP connections still open after 5 s; closing"),
+    if tokio::time::timeout(Duration::from_secs(5), server_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP connections still open after 5 s; closing");
     }
     let flush = Arc::clone(&store);
     tokio::task::spawn_blocking(move || flush.checkpoint())
