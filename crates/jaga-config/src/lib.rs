@@ -99,7 +99,9 @@ pub struct DockerListenerConfig {
     pub interval: Duration,
     /// Failed connections in a row before the listener gives up (reported
     /// by `/healthz` and `jaga_docker_listener_up`). A connection that
-    /// delivers events resets the count.
+    /// delivers events resets the count. An event the store cannot take (a
+    /// full disk) is not a failed connection: the listener reads it again
+    /// every `interval` for as long as it takes, and never gives up on it.
     pub attempts: u32,
 }
 

@@ -124,6 +124,9 @@ pub struct ListenerStats {
     /// Events delivered again (replays) and dropped as already stored.
     pub duplicates_total: u64,
     pub alerts_total: u64,
+    /// Events the store refused (a full disk); each is read again from the cursor.
+    #[serde(default)]
+    pub store_failures_total: u64,
     pub last_error: Option<String>,
     /// Time of the newest stored event, Unix nanoseconds.
     pub cursor_nano: Option<i64>,

@@ -273,3 +273,100 @@ fn alerts_file_on_a_fifo_without_reader_turns_healthz_to_503_naming_it() {
     let age = series("jaga_task_last_progress_seconds", "alerts_file").expect("progress series");
     assert!(age > 30.0, "alerts_file progress age {age}");
 }
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().expect("mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "cannot mount a tmpfs (run as root)");
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Writes zeros to `path` until the filesystem is full.
+fn fill(path: &Path) {
+    let mut file = std::fs::File::create(path).expect("create filler");
+    let chunk = vec![0u8; 1 << 20];
+    loop {
+        if let Err(error) = file.write_all(&chunk).and_then(|()| file.sync_all()) {
+            assert_eq!(error.raw_os_error(), Some(28), "filling: {error}");
+            return;
+        }
+    }
+}
+
+fn listener_stat(agent: &common::agent::Agent, key: &str) -> u64 {
+    let (_, body) = agent.get("/healthz");
+    serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|h| h["docker_listener"][key].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn create_event_refused_by_a_full_disk_is_stored_once_there_is_room() {
+    require_engine();
+    let tmpfs = Tmpfs::mount("64m");
+    let agent = common::agent::Agent::start(
+        &tmpfs.path().join("data"),
+        "[docker_listener]\ninterval = \"1s\"\n[logs]\ndisabled = true\n[filesystem]\ndisabled = true\n",
+    );
+    let filler = tmpfs.path().join("filler");
+    fill(&filler);
+    // Containers created while the disk is full, until the store refused one.
+    let mut created = Vec::new();
+    let refused = wait_for(Duration::from_secs(60), || {
+        created.push(common::TestContainer::run(
+            "guard-full",
+            &["--network", "none", common::BUSYBOX, "true"],
+        ));
+        (listener_stat(&agent, "store_failures_total") > 0).then_some(())
+    });
+    assert!(
+        refused.is_some(),
+        "the store never refused an event on a full disk"
+    );
+    std::fs::remove_file(&filler).expect("free space");
+    for container in &created {
+        let path = format!("/api/v1/events?container={}&action=create", container.name);
+        let stored = wait_for(Duration::from_secs(90), || {
+            let (status, body) = agent.get(&path);
+            let events: Vec<serde_json::Value> = serde_json::from_str(&body).ok()?;
+            (status == 200 && !events.is_empty()).then_some(events)
+        });
+        assert!(
+            stored.is_some(),
+            "the create event of {} was lost ({} containers created while full); by id: {:?}; health: {:?}",
+            container.name,
+            created.len(),
+            agent.get(&format!("/api/v1/events?container={}", container.id)),
+            agent.get("/healthz"),
+        );
+    }
+    let metrics = agent.metrics();
+    let failures =
+        common::agent::series_value(&metrics, "jaga_docker_listener_store_failures_total", &[]);
+    assert!(failures.is_some_and(|n| n > 0.0), "{metrics}");
+}

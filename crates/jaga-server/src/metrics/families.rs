@@ -624,6 +624,12 @@ fn agent<'a>(snapshot: &'a Snapshot, out: &mut Vec<Family<'a>>) {
             vec![unlabelled(Value::Unsigned(listener.failures_total))],
         ));
         out.push(family(
+            "jaga_docker_listener_store_failures_total",
+            "Number of Docker events the store refused (a full disk), each read again later.",
+            Kind::Counter,
+            vec![unlabelled(Value::Unsigned(listener.store_failures_total))],
+        ));
+        out.push(family(
             "jaga_docker_listener_gave_up",
             "1 when the listener stopped retrying after too many failures.",
             Kind::Gauge,
