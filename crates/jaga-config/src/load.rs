@@ -304,20 +304,23 @@ mod tests {
     }
 
     /// Every duration key of the file, found in the defaults: each value
-    /// that reads as a duration.
+    /// that reads as a duration, as (table, key), nested tables dotted.
     fn duration_keys() -> Vec<(String, String)> {
-        let defaults = toml::Value::try_from(Config::default()).unwrap();
-        let mut keys = Vec::new();
-        for (section, table) in defaults.as_table().unwrap() {
-            for (key, value) in table.as_table().unwrap() {
-                if value
-                    .as_str()
-                    .is_some_and(|text| humantime::parse_duration(text).is_ok())
-                {
-                    keys.push((section.clone(), key.clone()));
+        fn walk(table: &str, values: &toml::Table, keys: &mut Vec<(String, String)>) {
+            for (key, value) in values {
+                match value {
+                    toml::Value::Table(inner) if table.is_empty() => walk(key, inner, keys),
+                    toml::Value::Table(inner) => walk(&format!("{table}.{key}"), inner, keys),
+                    toml::Value::String(text) if humantime::parse_duration(text).is_ok() => {
+                        keys.push((table.to_owned(), key.clone()))
+                    }
+                    _ => {}
                 }
             }
         }
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        let mut keys = Vec::new();
+        walk("", &defaults, &mut keys);
         keys
     }
 
