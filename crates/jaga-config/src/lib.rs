@@ -3,6 +3,7 @@
 //!
 //! Every key is documented in `jaga.example.toml` at the repository root.
 
+mod duration;
 mod load;
 
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use duration::{check_duration, parse_period, DurationKind};
 pub use load::{find_config_file, load_file, parse, ConfigError, DEFAULT_SEARCH_PATH};
 
 /// The whole configuration file. Every section is optional.
@@ -108,7 +110,9 @@ pub struct DockerListenerConfig {
     pub interval: Duration,
     /// Failed connections in a row before the listener gives up (reported
     /// by `/healthz` and `jaga_docker_listener_up`). A connection that
-    /// delivers events resets the count.
+    /// delivers events resets the count. An event the store cannot take (a
+    /// full disk) is not a failed connection: the listener reads it again
+    /// every `interval` for as long as it takes, and never gives up on it.
     pub attempts: u32,
 }
 

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::Config;
+use crate::{check_duration, Config, DurationKind};
 
 /// Where jaga looks for a config file when `--config` is not given, in order.
 pub const DEFAULT_SEARCH_PATH: &[&str] = &["./jaga.toml", "/etc/jaga/jaga.toml"];
@@ -84,33 +84,51 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 
 /// Values that parse but cannot work: (section, key, why).
 fn check_values(config: &Config) -> Result<(), (&'static str, &'static str, String)> {
-    let positive = [
-        ("serve", "interval", config.serve.interval),
-        ("serve", "resync", config.serve.resync),
+    use DurationKind::{Period, Retention};
+    // Every duration of the file: a test below keeps this list complete.
+    let durations = [
+        ("engine", "timeout", Period, config.engine.timeout),
+        ("serve", "interval", Period, config.serve.interval),
+        ("serve", "resync", Period, config.serve.resync),
         (
             "serve.http",
             "header_read_timeout",
+            Period,
             config.serve.http.header_read_timeout,
         ),
-        ("serve.http", "idle_timeout", config.serve.http.idle_timeout),
+        (
+            "serve.http",
+            "idle_timeout",
+            Period,
+            config.serve.http.idle_timeout,
+        ),
         (
             "serve.http",
             "request_timeout",
+            Period,
             config.serve.http.request_timeout,
         ),
-        ("history", "raw", config.history.raw),
-        ("history", "rollup", config.history.rollup),
-        ("filesystem", "interval", config.filesystem.interval),
+        ("history", "raw", Retention, config.history.raw),
+        ("history", "rollup", Retention, config.history.rollup),
+        ("filesystem", "interval", Period, config.filesystem.interval),
         (
             "filesystem",
             "max_walk_time",
+            Period,
             config.filesystem.max_walk_time,
         ),
+        (
+            "docker_listener",
+            "interval",
+            Period,
+            config.docker_listener.interval,
+        ),
+        ("alerts", "retention", Retention, config.alerts.retention),
+        ("audit", "interval", Period, config.audit.interval),
+        ("logs", "poll", Period, config.logs.poll),
     ];
-    for (section, key, value) in positive {
-        if value.is_zero() {
-            return Err((section, key, "must be longer than 0s".to_owned()));
-        }
+    for (section, key, kind, value) in durations {
+        check_duration(kind, value).map_err(|why| (section, key, why))?;
     }
     if config.history.rollup < config.history.raw {
         return Err((
@@ -332,8 +350,76 @@ mod tests {
     fn zero_interval_names_key_and_line() {
         assert_eq!(
             parse_err("[log]\nlevel = \"info\"\n[serve]\n# every\ninterval = \"0s\"\n"),
-            "config file 'jaga.toml', line 5, key 'serve.interval': must be longer than 0s"
+            "config file 'jaga.toml', line 5, key 'serve.interval': '0s' is too short: use at least 1ms"
         );
+    }
+
+    /// Every duration key of the file, found in the defaults: each value
+    /// that reads as a duration, as (table, key), nested tables dotted.
+    fn duration_keys() -> Vec<(String, String)> {
+        fn walk(table: &str, values: &toml::Table, keys: &mut Vec<(String, String)>) {
+            for (key, value) in values {
+                match value {
+                    toml::Value::Table(inner) if table.is_empty() => walk(key, inner, keys),
+                    toml::Value::Table(inner) => walk(&format!("{table}.{key}"), inner, keys),
+                    toml::Value::String(text) if humantime::parse_duration(text).is_ok() => {
+                        keys.push((table.to_owned(), key.clone()))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        let mut keys = Vec::new();
+        walk("", &defaults, &mut keys);
+        keys
+    }
+
+    #[test]
+    fn every_duration_key_is_found() {
+        assert_eq!(duration_keys().len(), 14, "{:?}", duration_keys());
+    }
+
+    #[test]
+    fn zero_duration_is_refused_for_every_key() {
+        for (section, key) in duration_keys() {
+            let err = parse_err(&format!("[{section}]\n{key} = \"0s\"\n"));
+            assert!(
+                err.starts_with(&format!(
+                    "config file 'jaga.toml', line 2, key '{section}.{key}': '0s' is too short"
+                )),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn logs_poll_of_zero_is_refused() {
+        assert_eq!(
+            parse_err("[logs]\npoll = \"0s\"\n"),
+            "config file 'jaga.toml', line 2, key 'logs.poll': '0s' is too short: use at least 1ms"
+        );
+    }
+
+    #[test]
+    fn audit_interval_of_zero_is_refused() {
+        assert_eq!(
+            parse_err("[audit]\ninterval = \"0s\"\n"),
+            "config file 'jaga.toml', line 2, key 'audit.interval': '0s' is too short: use at least 1ms"
+        );
+    }
+
+    #[test]
+    fn absurd_duration_is_refused_for_every_key() {
+        for (section, key) in duration_keys() {
+            let err = parse_err(&format!("[{section}]\n{key} = \"1000years\"\n"));
+            assert!(
+                err.starts_with(&format!(
+                    "config file 'jaga.toml', line 2, key '{section}.{key}': '1000years' is too long"
+                )),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod docker;
 pub mod fields;
+pub mod pattern;
 pub mod structured;
 pub mod user;
 

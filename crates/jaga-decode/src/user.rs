@@ -31,7 +31,7 @@ pub struct UserDecoder {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UserDecoderError {
-    #[error("decoder '{name}': invalid {what} regex: {reason}")]
+    #[error("decoder '{name}': invalid {what}: {reason}")]
     Regex {
         name: String,
         what: &'static str,
@@ -41,6 +41,17 @@ pub enum UserDecoderError {
     UnknownParent { name: String, parent: String },
     #[error("decoder '{name}': needs a prematch or a regex")]
     Empty { name: String },
+}
+
+impl UserDecoderError {
+    /// The decoder the error is about.
+    pub fn decoder(&self) -> &str {
+        match self {
+            Self::Regex { name, .. } | Self::UnknownParent { name, .. } | Self::Empty { name } => {
+                name
+            }
+        }
+    }
 }
 
 /// The user's decoders, in file order.
@@ -59,14 +70,11 @@ impl UserDecoders {
                 pattern
                     .as_deref()
                     .map(|p| {
-                        regex::RegexBuilder::new(p)
-                            .size_limit(1 << 20)
-                            .build()
-                            .map_err(|e| UserDecoderError::Regex {
-                                name: spec.name.clone(),
-                                what,
-                                reason: e.to_string(),
-                            })
+                        crate::pattern::build_regex(p).map_err(|reason| UserDecoderError::Regex {
+                            name: spec.name.clone(),
+                            what,
+                            reason,
+                        })
                     })
                     .transpose()
             };
@@ -187,6 +195,13 @@ mod tests {
     fn errors_name_the_decoder() {
         let err = UserDecoders::compile(&[spec("bad", None, Some("("), None)]).unwrap_err();
         assert!(matches!(err, UserDecoderError::Regex { ref name, .. } if name == "bad"));
+        let err = UserDecoders::compile(&[spec("huge", None, None, Some(&"x".repeat(20_000)))])
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "decoder 'huge': invalid regex: the pattern is 20000 bytes long, more than \
+             the limit of 16384"
+        );
         let err =
             UserDecoders::compile(&[spec("orphan", Some("nobody"), Some("x"), None)]).unwrap_err();
         assert_eq!(

@@ -124,6 +124,9 @@ pub struct ListenerStats {
     /// Events delivered again (replays) and dropped as already stored.
     pub duplicates_total: u64,
     pub alerts_total: u64,
+    /// Events the store refused (a full disk); each is read again from the cursor.
+    #[serde(default)]
+    pub store_failures_total: u64,
     pub last_error: Option<String>,
     /// Time of the newest stored event, Unix nanoseconds.
     pub cursor_nano: Option<i64>,
@@ -137,4 +140,17 @@ pub struct LogStats {
     /// Lines skipped, by reason: not_json, invalid_utf8, too_long, truncated.
     pub skipped_total: BTreeMap<String, u64>,
     pub alerts_total: u64,
+}
+
+/// One long-running task of `jaga serve`, as its supervisor sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskHealth {
+    /// `collector`, `docker_listener`, `logs`, `audit`, `http`, ...
+    pub name: String,
+    /// Running and making progress.
+    pub up: bool,
+    /// `running`, `stalled: …`, `dead: panicked: …`, `dead: ended before shutdown`.
+    pub state: String,
+    /// Seconds since the task last showed progress.
+    pub last_progress_age_seconds: f64,
 }

@@ -8,6 +8,7 @@ pub mod listen;
 pub mod metrics;
 pub mod tls;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,12 +17,12 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use jaga_model::Snapshot;
+use jaga_model::{Snapshot, TaskHealth};
 use jaga_store::HistoryStore;
 use serde::Serialize;
 use tokio::sync::watch;
 
-pub use metrics::{render, ExpositionFormat, LabelOptions};
+pub use metrics::{render, render_served, ExpositionFormat, LabelOptions};
 
 /// What the handlers read: the collector's latest snapshot and the history.
 pub struct ServerState {
@@ -39,7 +40,12 @@ pub struct ServerState {
     pub auth: Arc<auth::Tokens>,
     /// Connection and authentication counters, shown in `/metrics`.
     pub http: Arc<listen::HttpCounters>,
+    /// The agent's long-running tasks, read at each request; `None`: not supervised.
+    pub tasks: Option<TaskHealthSource>,
 }
+
+/// Reads the health of the agent's tasks (see `jaga serve`'s supervisor).
+pub type TaskHealthSource = Arc<dyn Fn() -> Vec<TaskHealth> + Send + Sync>;
 
 impl ServerState {
     pub fn snapshot(&self) -> Arc<Snapshot> {
@@ -80,7 +86,14 @@ async fn metrics_handler(
         .and_then(|value| value.to_str().ok());
     let format = ExpositionFormat::from_accept(accept);
     let snapshot = state.snapshot();
-    let body = metrics::render_with_http(&snapshot, &state.http.stats(), format, &state.labels);
+    let tasks = state.tasks.as_ref().map(|read| read()).unwrap_or_default();
+    let body = render_served(
+        &snapshot,
+        Some(&state.http.stats()),
+        &tasks,
+        format,
+        &state.labels,
+    );
     ([(header::CONTENT_TYPE, format.content_type())], body)
 }
 
@@ -110,13 +123,18 @@ struct Health {
     collections_total: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     docker_listener: Option<jaga_model::ListenerStats>,
+    /// Each supervised task's state: `running`, `stalled: …`, `dead: …`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    tasks: BTreeMap<String, String>,
 }
 
 /// 200 while collection keeps up; 503 before the first pass, when the
-/// last one is older than three intervals (and at least 10 s), or when the
-/// Docker event listener gave up.
+/// last one is older than three intervals (and at least 10 s), when the
+/// Docker event listener gave up, or when a supervised task is dead or
+/// stalled (`unhealthy`, the task named in `tasks`).
 async fn healthz(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
     let snapshot = state.snapshot();
+    let tasks = state.tasks.as_ref().map(|read| read()).unwrap_or_default();
     let age_ms = api::now_ms().saturating_sub(snapshot.taken_unix_ms).max(0);
     let allowed_ms = (state.interval.as_millis() as i64 * 3).max(10_000);
     let (code, status) = if snapshot.agent.collections_total == 0 {
@@ -130,6 +148,8 @@ async fn healthz(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
         .is_some_and(|l| l.state == "failed")
     {
         (StatusCode::SERVICE_UNAVAILABLE, "docker_listener_failed")
+    } else if tasks.iter().any(|t| !t.up) {
+        (StatusCode::SERVICE_UNAVAILABLE, "unhealthy")
     } else {
         (StatusCode::OK, "ok")
     };
@@ -139,6 +159,7 @@ async fn healthz(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
         last_collection_age_seconds: age_ms as f64 / 1000.0,
         collections_total: snapshot.agent.collections_total,
         docker_listener: snapshot.agent.listener.clone(),
+        tasks: tasks.into_iter().map(|t| (t.name, t.state)).collect(),
     };
     (code, Json(body))
 }

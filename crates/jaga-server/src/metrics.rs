@@ -54,7 +54,7 @@
 mod families;
 mod text;
 
-use jaga_model::Snapshot;
+use jaga_model::{Snapshot, TaskHealth};
 
 use crate::listen::HttpStats;
 
@@ -143,23 +143,23 @@ impl LabelOptions {
 
 /// Renders the snapshot as a complete `/metrics` body in the given format.
 pub fn render(snapshot: &Snapshot, format: ExpositionFormat, options: &LabelOptions) -> String {
-    let mut writer = text::Writer::new(format);
-    for family in families::collect(snapshot, None, options) {
-        writer.family(&family);
-    }
-    writer.finish()
+    render_served(snapshot, None, &[], format, options)
 }
 
-/// [`render`], with the HTTP server's own `jaga_http_*` counters as they
-/// are at this instant.
-pub fn render_with_http(
+/// [`render`], with what only the serving agent knows: its HTTP server's
+/// `jaga_http_*` counters as they are at this instant, and its supervised
+/// tasks' `jaga_task_*` families.
+pub fn render_served(
     snapshot: &Snapshot,
-    http: &HttpStats,
+    http: Option<&HttpStats>,
+    tasks: &[TaskHealth],
     format: ExpositionFormat,
     options: &LabelOptions,
 ) -> String {
     let mut writer = text::Writer::new(format);
-    for family in families::collect(snapshot, Some(http), options) {
+    let mut all = families::collect(snapshot, http, options);
+    families::tasks(tasks, &mut all);
+    for family in all {
         writer.family(&family);
     }
     writer.finish()

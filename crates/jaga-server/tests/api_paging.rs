@@ -30,6 +30,7 @@ fn app(dir: &std::path::Path, events: Arc<EventStore>) -> axum::Router {
         audit: None,
         auth: Arc::new(jaga_server::auth::Tokens::open()),
         http: Arc::default(),
+        tasks: None,
     }))
 }
 

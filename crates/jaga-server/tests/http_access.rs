@@ -40,6 +40,7 @@ fn state(dir: &std::path::Path, tokens: Tokens, counters: Arc<HttpCounters>) -> 
         audit: None,
         auth: Arc::new(tokens),
         http: counters,
+        tasks: None,
     })
 }
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use jaga_model::Snapshot;
-use jaga_server::{router, LabelOptions, ServerState};
+use jaga_model::{Snapshot, TaskHealth};
+use jaga_server::{router, LabelOptions, ServerState, TaskHealthSource};
 use jaga_store::{HistoryStore, Retention};
 use tokio::sync::watch;
 use tower::ServiceExt;
@@ -24,6 +24,14 @@ fn now_ms() -> i64 {
 }
 
 fn app(snapshot: Snapshot, dir: &std::path::Path) -> axum::Router {
+    app_with_tasks(snapshot, dir, None)
+}
+
+fn app_with_tasks(
+    snapshot: Snapshot,
+    dir: &std::path::Path,
+    tasks: Option<TaskHealthSource>,
+) -> axum::Router {
     let (_tx, rx) = watch::channel(Arc::new(snapshot));
     // The sender may go: the receiver keeps the last value.
     let store = HistoryStore::open(dir, Retention::default()).unwrap();
@@ -36,6 +44,7 @@ fn app(snapshot: Snapshot, dir: &std::path::Path) -> axum::Router {
         audit: None,
         auth: Arc::new(jaga_server::auth::Tokens::open()),
         http: Arc::default(),
+        tasks,
     }))
 }
 
@@ -88,6 +97,80 @@ async fn healthz_is_503_before_the_first_pass_and_when_stalled() {
     let (status, _, body) = get(app(collected(now_ms()), dir.path()), "/healthz", None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("\"status\":\"ok\""), "{body}");
+}
+
+fn tasks(logs_state: &str, logs_up: bool) -> TaskHealthSource {
+    let logs = TaskHealth {
+        name: "logs".to_owned(),
+        up: logs_up,
+        state: logs_state.to_owned(),
+        last_progress_age_seconds: 42.5,
+    };
+    let collector = TaskHealth {
+        name: "collector".to_owned(),
+        up: true,
+        state: "running".to_owned(),
+        last_progress_age_seconds: 0.25,
+    };
+    Arc::new(move || vec![collector.clone(), logs.clone()])
+}
+
+#[tokio::test]
+async fn healthz_is_503_naming_a_dead_task_while_collection_keeps_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, _, body) = get(
+        app_with_tasks(
+            collected(now_ms()),
+            dir.path(),
+            Some(tasks("dead: panicked: boom", false)),
+        ),
+        "/healthz",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "unhealthy");
+    assert_eq!(health["tasks"]["logs"], "dead: panicked: boom");
+    assert_eq!(health["tasks"]["collector"], "running");
+    assert!(health["collections_total"].as_u64().unwrap() > 0, "{body}");
+
+    let (status, _, body) = get(
+        app_with_tasks(
+            collected(now_ms()),
+            dir.path(),
+            Some(tasks("running", true)),
+        ),
+        "/healthz",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn metrics_show_each_task_up_and_its_last_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, body) = get(
+        app_with_tasks(
+            collected(now_ms()),
+            dir.path(),
+            Some(tasks("stalled: no progress for 42s (bound 30s)", false)),
+        ),
+        "/metrics",
+        None,
+    )
+    .await;
+    assert!(body.contains("# TYPE jaga_task_up gauge"), "{body}");
+    assert!(body.contains("jaga_task_up{task=\"logs\"} 0\n"), "{body}");
+    assert!(
+        body.contains("jaga_task_up{task=\"collector\"} 1\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("jaga_task_last_progress_seconds{task=\"logs\"} 42.5\n"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -7,34 +7,68 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use jaga_decode::{Fields, UserDecoders};
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use jaga_decode::pattern::{build_regex, check_length};
+use jaga_decode::{Fields, UserDecoderSpec, UserDecoders};
+use regex::{Regex, RegexSet, RegexSetBuilder};
 
 use super::format::{ConditionSpec, RuleFile, RuleSpec};
 use super::normalize::normalize;
 
-/// An error in a rule file, with the rule and the line it is on.
+/// An error in a rule file, with the rule, the file and the line it is on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}rule {rule_id}: {message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+#[error("{}rule {rule_id}: {message}", place(file.as_deref(), *line))]
 pub struct RuleError {
     pub rule_id: String,
+    /// The file, when the rules came from one.
+    pub file: Option<String>,
     pub line: Option<usize>,
     pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleFileError {
-    #[error("{}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    #[error("{}{message}", place(file.as_deref(), *line))]
     Syntax {
+        file: Option<String>,
         line: Option<usize>,
         message: String,
     },
+    #[error("{}the rule file is {bytes} bytes, more than the limit of {MAX_RULE_FILE_BYTES}", place(file.as_deref(), None))]
+    TooLarge { file: Option<String>, bytes: u64 },
     #[error("{0}")]
     Rule(RuleError),
-    #[error("{0}")]
-    Decoder(String),
+    #[error("{}{message}", place(file.as_deref(), *line))]
+    Decoder {
+        file: Option<String>,
+        line: Option<usize>,
+        message: String,
+    },
     #[error("{} errors:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Many(Vec<RuleError>),
+}
+
+/// `'file', line N: ` (each part when known) before a message.
+fn place(file: Option<&str>, line: Option<usize>) -> String {
+    match (file, line) {
+        (Some(file), Some(line)) => format!("'{file}', line {line}: "),
+        (Some(file), None) => format!("'{file}': "),
+        (None, Some(line)) => format!("line {line}: "),
+        (None, None) => String::new(),
+    }
+}
+
+/// The largest rule file accepted, in bytes: the YAML parser holds all of
+/// it, and every pattern in it gets compiled.
+pub const MAX_RULE_FILE_BYTES: u64 = 1 << 20;
+
+/// The most heap the patterns of one field may take compiled together.
+const SET_SIZE_LIMIT: usize = 32 << 20;
+
+/// One rule file's text and the name errors give it.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleSource<'a> {
+    pub name: Option<&'a str>,
+    pub text: &'a str,
 }
 
 const MAX_PAYLOAD: usize = 256;
@@ -132,43 +166,71 @@ impl RuleSet {
     /// Parses and compiles a rule file; every problem found is reported,
     /// each with its rule id and line.
     pub fn parse(text: &str) -> Result<Self, RuleFileError> {
-        let file: RuleFile = serde_yaml_ng::from_str(text).map_err(|e| RuleFileError::Syntax {
-            line: e.location().map(|l| l.line()),
-            message: e.to_string(),
-        })?;
-        Self::compile(&file, text)
+        Self::parse_sources(&[RuleSource { name: None, text }])
     }
 
-    /// Several files, in order, as one set (the built-in rules, then the user's).
-    pub fn parse_all(texts: &[&str]) -> Result<Self, RuleFileError> {
-        let mut merged = RuleFile::default();
-        let mut joined = String::new();
-        for text in texts {
-            let file: RuleFile =
-                serde_yaml_ng::from_str(text).map_err(|e| RuleFileError::Syntax {
+    /// Several files, in order, as one set (the built-in rules, then the
+    /// user's); errors name the file and the line in it.
+    pub fn parse_sources(sources: &[RuleSource<'_>]) -> Result<Self, RuleFileError> {
+        let mut decoders: Vec<(usize, UserDecoderSpec)> = Vec::new();
+        let mut rules: Vec<(usize, RuleSpec)> = Vec::new();
+        for (index, source) in sources.iter().enumerate() {
+            let file = source.name.map(str::to_owned);
+            if source.text.len() as u64 > MAX_RULE_FILE_BYTES {
+                return Err(RuleFileError::TooLarge {
+                    file,
+                    bytes: source.text.len() as u64,
+                });
+            }
+            let parsed: RuleFile =
+                serde_yaml_ng::from_str(source.text).map_err(|e| RuleFileError::Syntax {
+                    file,
                     line: e.location().map(|l| l.line()),
                     message: e.to_string(),
                 })?;
-            merged.decoders.extend(file.decoders);
-            merged.rules.extend(file.rules);
-            joined.push_str(text);
-            joined.push('\n');
+            decoders.extend(parsed.decoders.into_iter().map(|d| (index, d)));
+            rules.extend(parsed.rules.into_iter().map(|r| (index, r)));
         }
-        Self::compile(&merged, &joined)
+        Self::compile(sources, &decoders, &rules)
     }
 
-    fn compile(file: &RuleFile, text: &str) -> Result<Self, RuleFileError> {
-        let decoders = UserDecoders::compile(&file.decoders)
-            .map_err(|e| RuleFileError::Decoder(e.to_string()))?;
+    fn compile(
+        sources: &[RuleSource<'_>],
+        decoder_specs: &[(usize, UserDecoderSpec)],
+        specs: &[(usize, RuleSpec)],
+    ) -> Result<Self, RuleFileError> {
+        let only_specs: Vec<UserDecoderSpec> =
+            decoder_specs.iter().map(|(_, d)| d.clone()).collect();
+        let decoders = UserDecoders::compile(&only_specs).map_err(|e| {
+            let source = decoder_specs
+                .iter()
+                .find(|(_, d)| d.name == e.decoder())
+                .and_then(|(index, _)| sources.get(*index));
+            RuleFileError::Decoder {
+                file: source.and_then(|s| s.name.map(str::to_owned)),
+                line: source.and_then(|s| line_of_value(s.text, "name", e.decoder(), 0)),
+                message: e.to_string(),
+            }
+        })?;
         let mut errors: Vec<RuleError> = Vec::new();
         let mut patterns: Vec<(String, bool, Vec<String>)> = Vec::new();
+        // The rules that added patterns to each field's set, to name one when the set fails.
+        let mut pattern_rules: Vec<Vec<usize>> = Vec::new();
         let mut rules: Vec<Rule> = Vec::new();
+        let mut places: Vec<(Option<String>, Option<usize>)> = Vec::new();
         let mut ids: HashMap<String, usize> = HashMap::new();
-        for spec in &file.rules {
-            let line = line_of_rule(text, &spec.id);
+        let mut seen: HashMap<(usize, &str), usize> = HashMap::new();
+        for (source_index, spec) in specs {
+            let source = sources.get(*source_index);
+            let occurrence = seen.entry((*source_index, spec.id.as_str())).or_default();
+            let line = source.and_then(|s| line_of_value(s.text, "id", &spec.id, *occurrence));
+            *occurrence += 1;
+            let file = source.and_then(|s| s.name.map(str::to_owned));
+            places.push((file.clone(), line));
             let mut fail = |message: String| {
                 errors.push(RuleError {
                     rule_id: spec.id.clone(),
+                    file: file.clone(),
                     line,
                     message,
                 })
@@ -200,7 +262,13 @@ impl RuleSet {
                 let mut out = Vec::new();
                 for (field, condition) in map {
                     match compile_condition(field, condition, &mut patterns) {
-                        Ok(c) => out.push(c),
+                        Ok(condition) => {
+                            if let Matcher::Regex { set, .. } = &condition.matcher {
+                                pattern_rules.resize(patterns.len(), Vec::new());
+                                pattern_rules[*set].push(rules.len());
+                            }
+                            out.push(condition)
+                        }
                         Err(message) => fail(format!("field '{field}': {message}")),
                     }
                 }
@@ -226,10 +294,10 @@ impl RuleSet {
             rules.push(rule_from(spec, parent, conditions, allow, frequency));
         }
         let mut sets = Vec::new();
-        for (field, normalized, list) in &patterns {
+        for (slot, (field, normalized, list)) in patterns.iter().enumerate() {
             match RegexSetBuilder::new(list)
-                .size_limit(64 << 20)
-                .dfa_size_limit(64 << 20)
+                .size_limit(SET_SIZE_LIMIT)
+                .dfa_size_limit(SET_SIZE_LIMIT)
                 .build()
             {
                 Ok(set) => sets.push(FieldSet {
@@ -237,13 +305,21 @@ impl RuleSet {
                     normalized: *normalized,
                     set,
                 }),
-                Err(e) => errors.push(RuleError {
-                    rule_id: "*".to_owned(),
-                    line: None,
-                    message: format!(
-                        "the patterns of field '{field}' do not compile together: {e}"
-                    ),
-                }),
+                Err(e) => {
+                    // Named after the last rule that added a pattern: the one that tipped it.
+                    let last = pattern_rules
+                        .get(slot)
+                        .and_then(|r| r.last())
+                        .and_then(|r| rules.get(*r).zip(places.get(*r)));
+                    errors.push(RuleError {
+                        rule_id: last.map_or_else(|| "*".to_owned(), |(r, _)| r.id.clone()),
+                        file: last.and_then(|(_, (file, _))| file.clone()),
+                        line: last.and_then(|(_, (_, line))| *line),
+                        message: format!(
+                            "the patterns of field '{field}' do not compile together: {e}"
+                        ),
+                    })
+                }
             }
         }
         match errors.len() {
@@ -416,10 +492,8 @@ fn compile_condition(
         } else {
             format!("(?i){pattern}")
         };
-        let regex = RegexBuilder::new(&full)
-            .size_limit(8 << 20)
-            .build()
-            .map_err(|e| format!("invalid regex: {e}"))?;
+        check_length(pattern).map_err(|e| format!("regex refused: {e}"))?;
+        let regex = build_regex(&full).map_err(|e| format!("invalid regex: {e}"))?;
         let slot = match patterns
             .iter()
             .position(|(f, n, _)| f == field && *n == normalized)
@@ -529,14 +603,18 @@ fn payload_of(
     (None, None)
 }
 
-/// The line of `id: X` (quoted or not) in the text.
-fn line_of_rule(text: &str, id: &str) -> Option<usize> {
+/// The line of the `occurrence`-th (from 0) `key: value` (quoted or not,
+/// maybe a list item) in the text.
+fn line_of_value(text: &str, key: &str, value: &str, occurrence: usize) -> Option<usize> {
     text.lines()
-        .position(|line| {
+        .enumerate()
+        .filter(|(_, line)| {
             let t = line.trim().trim_start_matches("- ").trim();
-            t.strip_prefix("id:")
+            t.strip_prefix(key)
+                .and_then(|rest| rest.trim_start().strip_prefix(':'))
                 .map(|v| v.trim().trim_matches('"').trim_matches('\''))
-                .is_some_and(|v| v == id)
+                .is_some_and(|v| v == value)
         })
-        .map(|i| i + 1)
+        .nth(occurrence)
+        .map(|(i, _)| i + 1)
 }

@@ -5,7 +5,9 @@ pub mod engine;
 pub mod format;
 pub mod normalize;
 
-pub use engine::{FrequencyState, RuleError, RuleFileError, RuleMatch, RuleSet};
+pub use engine::{
+    FrequencyState, RuleError, RuleFileError, RuleMatch, RuleSet, RuleSource, MAX_RULE_FILE_BYTES,
+};
 
 /// The built-in web attack rules.
 pub const WEB_RULES: &str = include_str!("../../rules/web-attacks.yml");

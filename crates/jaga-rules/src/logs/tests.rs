@@ -186,3 +186,118 @@ fn rule_errors_name_rule_and_line() {
         "line 2: rule c: parent 'nope' is not defined before this rule"
     );
 }
+
+const USER_FILE_BAD_LEVEL_ON_LINE_2: &str =
+    "rules:\n  - id: \"100001\"\n    level: 99\n    description: mine\n    match:\n      url: { literal: x }\n";
+
+#[test]
+fn error_in_a_user_file_after_the_builtin_rules_gives_its_own_line() {
+    let err = RuleSet::parse_sources(&[
+        RuleSource {
+            name: Some("built-in web-attacks.yml"),
+            text: WEB_RULES,
+        },
+        RuleSource {
+            name: Some("/etc/jaga/mine.yml"),
+            text: USER_FILE_BAD_LEVEL_ON_LINE_2,
+        },
+    ])
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "'/etc/jaga/mine.yml', line 2: rule 100001: level 99 is out of range 0..=15"
+    );
+}
+
+#[test]
+fn syntax_error_names_the_file_and_its_line() {
+    let err = RuleSet::parse_sources(&[
+        RuleSource {
+            name: Some("built-in"),
+            text: WEB_RULES,
+        },
+        RuleSource {
+            name: Some("mine.yml"),
+            text: "rules:\n  - id: x\n    level: [\n",
+        },
+    ])
+    .unwrap_err();
+    assert!(err.to_string().starts_with("'mine.yml', line "), "{err}");
+}
+
+#[test]
+fn duplicate_id_points_at_the_second_one() {
+    let rule =
+        "  - id: \"7\"\n    level: 3\n    description: d\n    match:\n      url: { literal: x }\n";
+    let err = RuleSet::parse(&format!("rules:\n{rule}{rule}")).unwrap_err();
+    assert_eq!(err.to_string(), "line 7: rule 7: duplicate rule id");
+}
+
+#[test]
+fn pattern_over_the_length_limit_is_refused_naming_rule_and_line() {
+    let long = "a".repeat(jaga_decode::pattern::MAX_PATTERN_BYTES + 1);
+    let text = format!(
+        "rules:\n  - id: \"100002\"\n    level: 5\n    description: long\n    match:\n      url: {{ regex: '{long}' }}\n"
+    );
+    let err = RuleSet::parse_sources(&[RuleSource {
+        name: Some("long.yml"),
+        text: &text,
+    }])
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "'long.yml', line 2: rule 100002: field 'url': regex refused: the pattern is {} bytes \
+             long, more than the limit of {}",
+            jaga_decode::pattern::MAX_PATTERN_BYTES + 1,
+            jaga_decode::pattern::MAX_PATTERN_BYTES
+        )
+    );
+}
+
+#[test]
+fn short_pattern_that_compiles_huge_is_refused_naming_rule() {
+    let text = "rules:\n  - id: \"100003\"\n    level: 5\n    description: huge\n    match:\n      url: { regex: '\\w{300}\\w{300}\\w{300}' }\n";
+    let err = RuleSet::parse(text).unwrap_err().to_string();
+    assert!(
+        err.starts_with("line 2: rule 100003: field 'url': invalid regex:"),
+        "{err}"
+    );
+    assert!(err.contains("exceeds size limit"), "{err}");
+}
+
+#[test]
+fn rule_file_over_the_size_limit_is_refused_before_parsing() {
+    let text = format!(
+        "# {}\nrules: []\n",
+        "x".repeat(MAX_RULE_FILE_BYTES as usize)
+    );
+    let err = RuleSet::parse_sources(&[RuleSource {
+        name: Some("big.yml"),
+        text: &text,
+    }])
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "'big.yml': the rule file is {} bytes, more than the limit of {MAX_RULE_FILE_BYTES}",
+            text.len()
+        )
+    );
+}
+
+#[test]
+fn decoder_error_names_the_file_and_line() {
+    let text =
+        "decoders:\n  - name: ok\n    prematch: '^ok'\n  - name: broken\n    prematch: '('\n";
+    let err = RuleSet::parse_sources(&[RuleSource {
+        name: Some("dec.yml"),
+        text,
+    }])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("'dec.yml', line 4: decoder 'broken': invalid prematch:"),
+        "{err}"
+    );
+}

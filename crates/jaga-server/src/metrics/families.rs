@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use jaga_model::{ContainerSnapshot, ContainerState, Sample, Snapshot};
+use jaga_model::{ContainerSnapshot, ContainerState, Sample, Snapshot, TaskHealth};
 
 use super::text::{Family, Kind, Label, Series, Value};
 use super::LabelOptions;
@@ -632,6 +632,12 @@ fn agent<'a>(snapshot: &'a Snapshot, out: &mut Vec<Family<'a>>) {
             vec![unlabelled(Value::Unsigned(listener.failures_total))],
         ));
         out.push(family(
+            "jaga_docker_listener_store_failures_total",
+            "Number of Docker events the store refused (a full disk), each read again later.",
+            Kind::Counter,
+            vec![unlabelled(Value::Unsigned(listener.store_failures_total))],
+        ));
+        out.push(family(
             "jaga_docker_listener_gave_up",
             "1 when the listener stopped retrying after too many failures.",
             Kind::Gauge,
@@ -812,6 +818,38 @@ fn http_server(http: &HttpStats, out: &mut Vec<Family<'_>>) {
             value: Value::Unsigned(n),
         })
         .collect(),
+    ));
+}
+
+/// `jaga_task_up` and `jaga_task_last_progress_seconds`, one series per
+/// supervised task of `jaga serve`.
+pub(crate) fn tasks<'a>(tasks: &'a [TaskHealth], out: &mut Vec<Family<'a>>) {
+    if tasks.is_empty() {
+        return;
+    }
+    out.push(family(
+        "jaga_task_up",
+        "Whether a task of the agent runs and makes progress (1) or is dead or stalled (0).",
+        Kind::Gauge,
+        tasks
+            .iter()
+            .map(|t| Series {
+                labels: vec![label("task", t.name.as_str())],
+                value: Value::Unsigned(u64::from(t.up)),
+            })
+            .collect(),
+    ));
+    out.push(family(
+        "jaga_task_last_progress_seconds",
+        "Seconds since a task of the agent last showed progress.",
+        Kind::Gauge,
+        tasks
+            .iter()
+            .map(|t| Series {
+                labels: vec![label("task", t.name.as_str())],
+                value: Value::Float(t.last_progress_age_seconds),
+            })
+            .collect(),
     ));
 }
 

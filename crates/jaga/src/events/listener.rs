@@ -6,6 +6,14 @@
 //! while the daemon restarted, is replayed; the store drops what it already
 //! has by identity. Nothing twice: the event, its alerts and the cursor go
 //! into the store in one transaction.
+//!
+//! A failed commit (a full disk) stops reading: the listener reconnects
+//! from the stored cursor, which did not move, after its `interval`, so the
+//! event is asked for again until the store takes it. Reading on would let
+//! the next stored event move the cursor past it, losing it for good.
+//! These failures are counted apart and do not count towards `attempts`,
+//! which is about the Docker event stream: a full disk must not make the
+//! listener give up for good.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -19,6 +27,7 @@ use jaga_store::EventStore;
 use tokio::sync::{watch, Notify};
 
 use super::{alerts_for, enrich};
+use crate::clock::unix_ms;
 
 /// Inspecting a started container must not hold the stream up for long.
 const INSPECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -43,10 +52,14 @@ impl Listener {
         if !self.config.run_on_start && self.pause(&mut shutdown).await {
             return;
         }
+        // When the first connection was made, for reconnections before any
+        // event is stored: they must not start from "now" either.
+        let mut first_connected: Option<i64> = None;
         loop {
-            match self.follow(&mut shutdown).await {
+            match self.follow(&mut shutdown, &mut first_connected).await {
                 Ok(Followed::Shutdown) => return,
                 Ok(Followed::Ended) => self.failed("the event stream ended (daemon stopped?)"),
+                Ok(Followed::NotStored(error)) => self.not_stored(&error),
                 Err(error) => self.failed(&error),
             }
             let gave_up = {
@@ -77,7 +90,11 @@ impl Listener {
         }
     }
 
-    async fn follow(&self, shutdown: &mut watch::Receiver<bool>) -> Result<Followed, String> {
+    async fn follow(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+        first_connected: &mut Option<i64>,
+    ) -> Result<Followed, String> {
         // The stream is lazy: ask the daemon something first, so a daemon
         // that is down counts as a failed attempt at once.
         self.engine
@@ -87,9 +104,10 @@ impl Listener {
         let store = Arc::clone(&self.store);
         let cursor = tokio::task::block_in_place(|| store.cursor()).map_err(|e| e.to_string())?;
         let query = EventQuery {
-            since: cursor.map(engine_time),
+            since: cursor.or(*first_connected).map(engine_time),
             ..EventQuery::default()
         };
+        first_connected.get_or_insert_with(|| unix_ms().saturating_mul(1_000_000));
         tracing::info!(since = ?query.since, "following Docker events");
         self.update(|s| {
             s.state = "connected".to_owned();
@@ -105,14 +123,19 @@ impl Listener {
                 _ = shutdown.changed() => return Ok(Followed::Shutdown),
             };
             match next {
-                Some(Ok(event)) => self.handle(event).await,
+                Some(Ok(event)) => {
+                    if let Err(error) = self.handle(event).await {
+                        return Ok(Followed::NotStored(error));
+                    }
+                }
                 Some(Err(error)) => return Err(error.to_string()),
                 None => return Ok(Followed::Ended),
             }
         }
     }
 
-    async fn handle(&self, docker: DockerEvent) {
+    /// Stores one event and its alerts; `Err` when the store refused them.
+    async fn handle(&self, docker: DockerEvent) -> Result<(), String> {
         let mut event = enrich(docker);
         if event.docker.kind == "container" && event.docker.action == "start" {
             let inspected = tokio::time::timeout(
@@ -181,11 +204,26 @@ impl Listener {
             }
             Ok((false, _)) => self.update(|s| s.duplicates_total += 1),
             Err(error) => {
-                // Not stored, so the cursor did not move: a reconnection replays it.
-                tracing::warn!(error = %escape_control(&error.to_string()), event = %escape_control(&event.docker.identity()), "cannot store event");
-                self.update(|s| s.last_error = Some(error.to_string()));
+                return Err(format!(
+                    "cannot store event {}: {error}",
+                    event.docker.identity()
+                ))
             }
         }
+        Ok(())
+    }
+
+    /// The store refused an event: reading on would let a later event move
+    /// the cursor past it, so the stream is dropped and asked again from
+    /// the stored cursor after `interval`.
+    fn not_stored(&self, error: &str) {
+        tracing::warn!(error = %escape_control(error), retry_in = ?self.config.interval, "event not stored; reading it again from the stored cursor");
+        self.update(|s| {
+            s.state = "retrying".to_owned();
+            s.connected = false;
+            s.store_failures_total += 1;
+            s.last_error = Some(error.to_owned());
+        });
     }
 
     fn failed(&self, error: &str) {
@@ -207,4 +245,6 @@ impl Listener {
 enum Followed {
     Shutdown,
     Ended,
+    /// The store refused an event (a full disk): read again from the cursor.
+    NotStored(String),
 }

@@ -153,6 +153,11 @@ fn table_line(event: &Event, alerts: &[Alert]) -> String {
 /// duration before now (`10m`). The Engine takes Unix seconds.
 pub fn engine_time_arg(text: &str, now_unix: f64) -> anyhow::Result<String> {
     if let Ok(seconds) = text.parse::<f64>() {
+        // `NaN`, `inf` and negative numbers parse as f64 but are no time.
+        anyhow::ensure!(
+            seconds.is_finite() && seconds >= 0.0,
+            "Unix seconds must be a number from 0 on"
+        );
         return Ok(format!("{seconds:.9}"));
     }
     if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
@@ -163,7 +168,9 @@ pub fn engine_time_arg(text: &str, now_unix: f64) -> anyhow::Result<String> {
         ));
     }
     if let Ok(ago) = humantime::parse_duration(text) {
-        return Ok(format!("{:.9}", now_unix - ago.as_secs_f64()));
+        let at = now_unix - ago.as_secs_f64();
+        anyhow::ensure!(at >= 0.0, "that duration ago is before 1970");
+        return Ok(format!("{at:.9}"));
     }
     anyhow::bail!("use RFC 3339 (2026-11-23T10:00:00Z), Unix seconds or a duration such as 10m")
 }
@@ -225,6 +232,18 @@ mod tests {
         assert!(!line.contains('\x1b') && !line.contains('\x07'), "{line}");
         assert!(line.contains("\\x1b]0;pwned\\x07"), "{line}");
         assert_eq!(line.lines().count(), 1 + alerts.len());
+    }
+
+    #[test]
+    fn time_arguments_that_are_no_time_are_refused() {
+        for text in ["NaN", "inf", "-5", "1e400"] {
+            let err = engine_time_arg(text, 1000.0).unwrap_err().to_string();
+            assert_eq!(err, "Unix seconds must be a number from 0 on", "{text}");
+        }
+        let err = engine_time_arg("1000years", 1000.0)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "that duration ago is before 1970");
     }
 
     #[test]

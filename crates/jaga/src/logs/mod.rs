@@ -7,38 +7,62 @@ pub mod watch;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use jaga_decode::{decode, Fields};
 use jaga_engine::Redaction;
 use jaga_model::{Alert, AlertAgent, AlertRule, EventContainer};
-use jaga_rules::logs::{FrequencyState, RuleMatch, RuleSet, WEB_RULES};
+use jaga_rules::logs::{
+    FrequencyState, RuleMatch, RuleSet, RuleSource, MAX_RULE_FILE_BYTES, WEB_RULES,
+};
 
 use crate::events::{fnv1a, rfc3339_ms};
 
-/// The built-in rules and the user's files, compiled into one set.
+/// What errors call the built-in rules.
+const BUILTIN_RULES_NAME: &str = "built-in web-attacks.yml";
+
+/// The built-in rules and the user's files, compiled into one set; an
+/// error names the file and the line in it.
 pub fn load_rules(files: &[PathBuf]) -> anyhow::Result<RuleSet> {
-    let mut texts = vec![WEB_RULES.to_owned()];
+    let mut texts = Vec::with_capacity(files.len());
     for file in files {
-        texts.push(
-            std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read rule file '{}'", file.display()))?,
-        );
+        texts.push(read_rule_file(file)?);
     }
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    RuleSet::parse_all(&refs).map_err(|e| {
-        let which = if files.is_empty() {
-            "the built-in rules".to_owned()
-        } else {
-            files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        anyhow::anyhow!("invalid rules in {which}: {e}")
-    })
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let mut sources = vec![RuleSource {
+        name: Some(BUILTIN_RULES_NAME),
+        text: WEB_RULES,
+    }];
+    sources.extend(names.iter().zip(&texts).map(|(name, text)| RuleSource {
+        name: Some(name),
+        text,
+    }));
+    RuleSet::parse_sources(&sources).map_err(|e| anyhow::anyhow!("invalid rules: {e}"))
+}
+
+/// A rule file's text, refused when it is not a regular file or is larger
+/// than the rules engine takes (checked before reading it all).
+fn read_rule_file(path: &Path) -> anyhow::Result<String> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read rule file '{}'", path.display()))?;
+    anyhow::ensure!(
+        meta.is_file(),
+        "rule file '{}' is not a regular file",
+        path.display()
+    );
+    anyhow::ensure!(
+        meta.len() <= MAX_RULE_FILE_BYTES,
+        "rule file '{}' is {} bytes, more than the limit of {MAX_RULE_FILE_BYTES}",
+        path.display(),
+        meta.len()
+    );
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_RULE_FILE_BYTES + 1).read_to_string(&mut text))
+        .with_context(|| format!("cannot read rule file '{}'", path.display()))?;
+    Ok(text)
 }
 
 /// Decoding plus matching, with the frequency windows that span lines.

@@ -6,6 +6,7 @@ mod collector;
 mod figures;
 pub mod filesystem;
 mod http;
+pub mod supervise;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,6 +32,7 @@ use crate::clock::unix_ms;
 use crate::sampler::Sampler;
 use collector::{follow_events, Collector};
 use filesystem::{FsState, SharedFsState, WalkBudget};
+use supervise::{Supervisor, STALL_AFTER};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -38,7 +40,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Time between collection passes, e.g. 1s, 500ms [config: serve.interval, default 1s]
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = jaga_config::parse_period)]
     pub interval: Option<Duration>,
     /// Directory of the embedded history [config: serve.data_dir, default ./jaga-data]
     #[arg(long, value_name = "DIR")]
@@ -55,7 +57,7 @@ pub async fn run(
     if let Some(listen) = args.listen {
         config.serve.listen = listen;
     }
-    if let Some(interval) = args.interval.filter(|i| !i.is_zero()) {
+    if let Some(interval) = args.interval {
         config.serve.interval = interval;
     }
     if let Some(dir) = args.data_dir {
@@ -63,6 +65,13 @@ pub async fn run(
     }
     let serve = config.serve.clone();
     let http = http::prepare(&serve)?;
+    // Rule files are checked before anything starts: a bad one must not
+    // leave an audit run and alerts written behind it.
+    let log_rules = if config.logs.disabled || config.docker_listener.disabled {
+        None
+    } else {
+        Some(crate::logs::load_rules(&config.logs.rules)?)
+    };
 
     let retention = Retention {
         raw: config.history.raw,
@@ -112,6 +121,7 @@ pub async fn run(
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     http::reload_on_sighup(&http, shutdown_rx.clone())?;
+    let supervisor = Supervisor::new();
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot {
         machine: machine.clone(),
         ..Snapshot::default()
@@ -165,7 +175,11 @@ pub async fn run(
                 report: audit_tx,
                 alerts_written: Arc::clone(&alerts_written),
             };
-            event_tasks.push(tokio::spawn(audit.run(shutdown_rx.clone())));
+            event_tasks.push(supervisor.spawn(
+                "audit",
+                STALL_AFTER,
+                audit.run(shutdown_rx.clone()),
+            ));
         }
         let listener = Listener {
             engine: Arc::new(engine.clone()),
@@ -177,22 +191,29 @@ pub async fn run(
             alerts_written: Arc::clone(&alerts_written),
             starts: audit_enabled.then_some(starts_tx),
         };
-        event_tasks.push(tokio::spawn(listener.run(shutdown_rx.clone())));
+        event_tasks.push(supervisor.spawn(
+            "docker_listener",
+            STALL_AFTER,
+            listener.run(shutdown_rx.clone()),
+        ));
         if !config.alerts.file.as_os_str().is_empty() {
             let file = AlertFile::new(
                 serve.data_dir.join(&config.alerts.file),
                 config.alerts.max_file_bytes,
                 config.alerts.max_files,
             );
-            event_tasks.push(tokio::spawn(write_alerts(
-                Arc::clone(store),
-                file,
-                Arc::clone(&alerts_written),
-                shutdown_rx.clone(),
-            )));
+            event_tasks.push(supervisor.spawn(
+                "alerts_file",
+                STALL_AFTER,
+                write_alerts(
+                    Arc::clone(store),
+                    file,
+                    Arc::clone(&alerts_written),
+                    shutdown_rx.clone(),
+                ),
+            ));
         }
-        if !config.logs.disabled {
-            let rules = crate::logs::load_rules(&config.logs.rules)?;
+        if let Some(rules) = log_rules {
             let watch = LogWatch {
                 engine: Arc::new(engine.clone()),
                 store: Arc::clone(store),
@@ -203,13 +224,17 @@ pub async fn run(
                 stats: Arc::clone(&log_stats),
                 alerts_written: Arc::clone(&alerts_written),
             };
-            event_tasks.push(tokio::spawn(watch.run(shutdown_rx.clone())));
+            event_tasks.push(supervisor.spawn("logs", STALL_AFTER, watch.run(shutdown_rx.clone())));
         }
-        event_tasks.push(tokio::spawn(trim_events(
-            Arc::clone(store),
-            config.alerts.retention,
-            shutdown_rx.clone(),
-        )));
+        event_tasks.push(supervisor.spawn(
+            "trim",
+            STALL_AFTER,
+            trim_events(
+                Arc::clone(store),
+                config.alerts.retention,
+                shutdown_rx.clone(),
+            ),
+        ));
     }
     let fs_state: SharedFsState = Arc::new(std::sync::Mutex::new(FsState::default()));
     let engine = Arc::new(engine);
@@ -229,21 +254,26 @@ pub async fn run(
         listener: listener_stats.clone(),
         logs: logs_enabled.then(|| Arc::clone(&log_stats)),
     };
-    let collector_task = tokio::spawn(collector.run(shutdown_rx.clone()));
-    let events_task = tokio::spawn(follow_events(
-        Arc::clone(&engine),
-        notice_tx,
-        shutdown_rx.clone(),
-    ));
+    let collector_task =
+        supervisor.spawn("collector", STALL_AFTER, collector.run(shutdown_rx.clone()));
+    let events_task = supervisor.spawn(
+        "inventory_events",
+        STALL_AFTER,
+        follow_events(Arc::clone(&engine), notice_tx, shutdown_rx.clone()),
+    );
     let fs_task = (!config.filesystem.disabled).then(|| {
-        tokio::spawn(measure_files(
-            host_root,
-            daemon.docker_root_dir.clone(),
-            config.filesystem.clone(),
-            details_rx,
-            fs_state,
-            shutdown_rx.clone(),
-        ))
+        supervisor.spawn(
+            "filesystem",
+            STALL_AFTER,
+            measure_files(
+                host_root,
+                daemon.docker_root_dir.clone(),
+                config.filesystem.clone(),
+                details_rx,
+                fs_state,
+                shutdown_rx.clone(),
+            ),
+        )
     });
 
     let state = Arc::new(ServerState {
@@ -258,18 +288,29 @@ pub async fn run(
         audit: audit_enabled.then_some(audit_rx),
         auth: Arc::clone(&http.tokens),
         http: Arc::clone(&http.counters),
+        tasks: Some({
+            let supervisor = Arc::clone(&supervisor);
+            Arc::new(move || supervisor.report())
+        }),
     });
-    let server_task = tokio::spawn(jaga_server::listen::serve(
-        listener,
+    let (router, limits, tls, counters) = (
         router(state),
         http.limits,
         http.tls.clone(),
         Arc::clone(&http.counters),
-        shutdown_rx.clone(),
-    ));
+    );
+    let http_shutdown = shutdown_rx.clone();
+    let server_task = supervisor.spawn("http", STALL_AFTER, async move {
+        let served =
+            jaga_server::listen::serve(listener, router, limits, tls, counters, http_shutdown);
+        if let Err(error) = served.await {
+            tracing::error!(%error, "HTTP server stopped with an error");
+        }
+    });
 
     let signal = wait_for_signal().await?;
     tracing::info!(signal, "stopping: finishing the pass in hand");
+    supervisor.stopping();
     let _ = shutdown_tx.send(true);
     collector_task
         .await
@@ -288,10 +329,11 @@ pub async fn run(
         task.abort();
     }
     // Open HTTP connections get a moment to finish, not forever.
-    match tokio::time::timeout(Duration::from_secs(5), server_task).await {
-        Ok(Ok(Err(error))) => tracing::warn!(%error, "HTTP server stopped with an error"),
-        Ok(_) => {}
-        Err(_) => tracing::warn!("HTTP connections still open after 5 s; closing"),
+    if tokio::time::timeout(Duration::from_secs(5), server_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP connections still open after 5 s; closing");
     }
     let flush = Arc::clone(&store);
     tokio::task::spawn_blocking(move || flush.checkpoint())
