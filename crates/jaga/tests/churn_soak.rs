@@ -28,11 +28,13 @@ const WARM_UP: usize = 50;
 /// at that moment, SQLite journals. A leak of even one descriptor per
 /// container would show as 300.
 const FD_SLACK: usize = 16;
-/// RSS growth allowed over the churn. Before the fix the agent grew by about
-/// 380 KB per churned container (114 MB for 300); a leak of 17 descriptors
-/// and their map entries, or of 64 KB per container, would add 300 × 64 KB =
-/// 19 MB beyond it. Measured after the fix: 2–8 MB (allocator retention).
-const RSS_GROWTH_BOUND_KB: u64 = 16 * 1024;
+/// RSS growth allowed over the churn. Before the fix this test saw +271 MB
+/// (903 KB per container: the audit kept every started container's findings
+/// and re-serialised the growing report at each start); any leak of 110 KB
+/// or more per container exceeds the bound. Descriptor leaks (17 cgroup
+/// files each) are caught above, not here. Measured after the fix, debug
+/// build: +11 to +14 MB (malloc arenas warming up and keeping freed pages).
+const RSS_GROWTH_BOUND_KB: u64 = 32 * 1024;
 
 #[test]
 fn container_churn_returns_fds_and_memory_to_baseline() {
