@@ -10,9 +10,13 @@
 //!
 //! A handle that fails (its cgroup was removed: `ENODEV`; its process
 //! exited: `ESRCH`) is dropped and the caller's path is opened anew, so
-//! errors are classified exactly as without the cache. Handles unused for
-//! [`IDLE`] are closed, and at most a quarter of the process's file limit is
-//! held, so the cache cannot starve the rest of the agent of descriptors.
+//! errors are classified exactly as without the cache. When a container
+//! goes, its owner calls [`release_under`] with its cgroup directories: an
+//! open file of a removed cgroup keeps a descriptor and pins the dying
+//! cgroup in the kernel. As a backstop, handles unused for [`IDLE`] are
+//! closed on the next read of any file, and at most a quarter of the
+//! process's file limit is held, so the cache cannot starve the rest of the
+//! agent of descriptors.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -62,6 +66,14 @@ fn capacity_for_fd_limit() -> usize {
 pub(crate) fn read_optional(path: &Path) -> io::Result<Option<String>> {
     let mut guard = handles().lock().unwrap_or_else(PoisonError::into_inner);
     let now = Instant::now();
+    // Before the lookup: when only cached files are read (the host's
+    // `/proc/stat` with no container left), this is the only sweep.
+    if now.duration_since(guard.last_sweep) >= SWEEP_EVERY {
+        guard.last_sweep = now;
+        guard
+            .files
+            .retain(|_, handle| now.duration_since(handle.last_used) < IDLE);
+    }
     if let Some(handle) = guard.files.get_mut(path) {
         let Some(file) = &handle.file else {
             handle.last_used = now;
@@ -77,12 +89,6 @@ pub(crate) fn read_optional(path: &Path) -> io::Result<Option<String>> {
                 guard.files.remove(path);
             }
         }
-    }
-    if now.duration_since(guard.last_sweep) >= SWEEP_EVERY {
-        guard.last_sweep = now;
-        guard
-            .files
-            .retain(|_, handle| now.duration_since(handle.last_used) < IDLE);
     }
     let (file, text) = match File::open(path) {
         Ok(file) => {
@@ -111,6 +117,17 @@ pub(crate) fn read_optional(path: &Path) -> io::Result<Option<String>> {
         );
     }
     Ok(text)
+}
+
+/// Closes the kept handles of files under any of `dirs` (a container's
+/// cgroup directories, once it is gone). Returns how many were closed.
+pub(crate) fn release_under(dirs: &[&Path]) -> usize {
+    let mut guard = handles().lock().unwrap_or_else(PoisonError::into_inner);
+    let before = guard.files.len();
+    guard
+        .files
+        .retain(|path, _| !dirs.iter().any(|dir| path.starts_with(dir)));
+    before - guard.files.len()
 }
 
 /// Like [`read_optional`], for files that must exist.
@@ -178,6 +195,25 @@ mod tests {
             read_to_string(&other).unwrap_err().kind(),
             io::ErrorKind::NotFound
         );
+    }
+
+    #[test]
+    fn released_cgroup_files_are_closed_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("docker/gone");
+        let kept = dir.path().join("docker/kept");
+        for cgroup in [&gone, &kept] {
+            std::fs::create_dir_all(cgroup).unwrap();
+            for file in ["memory.stat", "cpu.stat"] {
+                std::fs::write(cgroup.join(file), "1\n").unwrap();
+                read_to_string(&cgroup.join(file)).unwrap();
+            }
+        }
+        // Remembered absent files are forgotten too.
+        assert_eq!(read_optional(&gone.join("pids.max")).unwrap(), None);
+        assert_eq!(release_under(&[&gone]), 3);
+        assert_eq!(release_under(&[&gone]), 0);
+        assert_eq!(release_under(&[&kept]), 2);
     }
 
     #[test]

@@ -152,6 +152,37 @@ impl ContainerCgroups {
             ContainerCgroups::V2 { .. } => CgroupVersion::V2,
         }
     }
+
+    /// Every directory read for this container.
+    pub fn dirs(&self) -> Vec<&Path> {
+        match self {
+            ContainerCgroups::V1 {
+                cpu,
+                cpuacct,
+                memory,
+                blkio,
+                pids,
+            } => [
+                Some(cpu),
+                Some(cpuacct),
+                Some(memory),
+                blkio.as_ref(),
+                pids.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(PathBuf::as_path)
+            .collect(),
+            ContainerCgroups::V2 { dir } => vec![dir.as_path()],
+        }
+    }
+
+    /// Closes the files kept open for reading this container's cgroups; call
+    /// it once the container is gone (they would stay open otherwise, until
+    /// the idle sweep). Returns how many were closed.
+    pub fn release_handles(&self) -> usize {
+        handles::release_under(&self.dirs())
+    }
 }
 
 impl CgroupReader {

@@ -56,15 +56,29 @@ impl Sampler {
             .reader
             .read_sample(&cgroups, pid, container.uses_host_network());
         if result.is_err() {
-            // The container went away or restarted: find its cgroups afresh next time.
+            // The container went away or restarted: find its cgroups afresh
+            // next time, and close what was kept open for the old ones.
             self.lock().remove(&key);
+            cgroups.release_handles();
         }
         result
     }
 
-    /// Forgets containers not in `alive`, so the cache cannot grow without bound.
-    pub fn retain(&self, alive: impl Fn(&ContainerId) -> bool) {
-        self.lock().retain(|(id, _), _| alive(id));
+    /// Forgets the (container, pid) pairs for which `current` is false (a
+    /// container gone, or the pid before a restart) and closes their cgroup
+    /// files, so neither the cache nor the open descriptors grow with churn.
+    pub fn retain(&self, current: impl Fn(&ContainerId, u32) -> bool) {
+        let mut gone = Vec::new();
+        self.lock().retain(|(id, pid), cgroups| {
+            let keep = current(id, *pid);
+            if !keep {
+                gone.push(cgroups.clone());
+            }
+            keep
+        });
+        for cgroups in gone {
+            cgroups.release_handles();
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(ContainerId, u32), ContainerCgroups>> {

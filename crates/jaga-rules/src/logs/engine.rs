@@ -146,13 +146,96 @@ pub struct RuleMatch {
 }
 
 /// Per-rule, per-key sliding windows of frequency rules.
-#[derive(Debug, Default)]
+///
+/// Keys come from log lines (`same: srcip`), so anyone who can reach a
+/// logged service can mint new ones: windows past their rule's timeframe are
+/// dropped every [`Self::EXPIRE_EVERY`] seconds of log time, and at most
+/// `max_keys` are held; beyond that the least recently updated eighth is
+/// evicted (counted in [`Self::evicted_total`]).
+#[derive(Debug)]
 pub struct FrequencyState {
     windows: HashMap<(usize, String), VecDeque<u64>>,
+    max_keys: usize,
+    /// Log time (seconds) of the last expiry pass.
+    last_expiry: u64,
+    evicted_total: u64,
+}
+
+impl Default for FrequencyState {
+    fn default() -> Self {
+        Self::with_max_keys(Self::MAX_KEYS)
+    }
 }
 
 impl FrequencyState {
-    const MAX_KEYS: usize = 100_000;
+    /// ~100 bytes a window with a short key: about 10 MB at the cap.
+    pub const MAX_KEYS: usize = 100_000;
+    pub const EXPIRE_EVERY: u64 = 60;
+
+    pub fn with_max_keys(max_keys: usize) -> Self {
+        Self {
+            windows: HashMap::new(),
+            max_keys: max_keys.max(1),
+            last_expiry: 0,
+            evicted_total: 0,
+        }
+    }
+
+    /// Windows held now.
+    pub fn len(&self) -> usize {
+        self.windows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty()
+    }
+
+    /// Windows dropped while still open because the cap was reached.
+    pub fn evicted_total(&self) -> u64 {
+        self.evicted_total
+    }
+
+    /// Drops windows with no event inside their rule's timeframe
+    /// (`timeframe_of(rule index)`), and those emptied by firing.
+    fn expire(&mut self, now: u64, timeframe_of: impl Fn(usize) -> u64) {
+        self.last_expiry = self.last_expiry.max(now);
+        self.windows.retain(|(rule, _), window| {
+            window
+                .back()
+                .is_some_and(|last| now.saturating_sub(*last) < timeframe_of(*rule))
+        });
+    }
+
+    /// Makes room for one more window: expired ones first, then the least
+    /// recently updated eighth.
+    fn make_room(&mut self, now: u64, timeframe_of: impl Fn(usize) -> u64) {
+        self.expire(now, timeframe_of);
+        if self.windows.len() < self.max_keys {
+            return;
+        }
+        let evict = (self.max_keys / 8).max(1);
+        let mut lasts: Vec<u64> = self
+            .windows
+            .values()
+            .map(|w| w.back().copied().unwrap_or(0))
+            .collect();
+        let (_, threshold, _) = lasts.select_nth_unstable(evict - 1);
+        let threshold = *threshold;
+        let older = lasts.iter().filter(|last| **last < threshold).count();
+        let mut ties = evict - older;
+        self.windows.retain(|_, window| {
+            let last = window.back().copied().unwrap_or(0);
+            if last < threshold {
+                return false;
+            }
+            if last == threshold && ties > 0 {
+                ties -= 1;
+                return false;
+            }
+            true
+        });
+        self.evicted_total += evict as u64;
+    }
 }
 
 #[derive(Debug)]
@@ -341,6 +424,14 @@ impl RuleSet {
         self.rules.is_empty()
     }
 
+    /// The timeframe of rule `index`'s frequency window (0: it has none).
+    fn timeframe_of(&self, index: usize) -> u64 {
+        self.rules
+            .get(index)
+            .and_then(|rule| rule.frequency.as_ref())
+            .map_or(0, |f| f.timeframe)
+    }
+
     /// The rules `fields` match at time `now` (seconds), in rule order.
     pub fn evaluate(
         &self,
@@ -367,6 +458,15 @@ impl RuleSet {
             .iter()
             .map(|s| text_of(&s.field, s.normalized).map(|t| (s.set.matches(&t), t)))
             .collect();
+        // Log time, not the clock: windows are in log time. A line older
+        // than the last pass (a file read from its start) waits for the next.
+        if now
+            >= state
+                .last_expiry
+                .saturating_add(FrequencyState::EXPIRE_EVERY)
+        {
+            state.expire(now, |rule| self.timeframe_of(rule));
+        }
         let mut matched = vec![false; self.rules.len()];
         let mut out = Vec::new();
         for (index, rule) in self.rules.iter().enumerate() {
@@ -403,13 +503,8 @@ impl RuleSet {
                         .unwrap_or("")
                         .to_owned(),
                 );
-                if state.windows.len() >= FrequencyState::MAX_KEYS
-                    && !state.windows.contains_key(&key)
-                {
-                    state.windows.retain(|_, w| {
-                        w.back()
-                            .is_some_and(|t| now.saturating_sub(*t) < f.timeframe)
-                    });
+                if state.windows.len() >= state.max_keys && !state.windows.contains_key(&key) {
+                    state.make_room(now, |rule| self.timeframe_of(rule));
                 }
                 let window = state.windows.entry(key).or_default();
                 window.push_back(now);

@@ -301,3 +301,51 @@ fn decoder_error_names_the_file_and_line() {
         "{err}"
     );
 }
+
+fn burst_line(srcip: &str, i: u64) -> String {
+    format!(r#"{srcip} - - [23/Nov/2026:03:24:25 +0000] "GET /nope{i} HTTP/1.1" 404 0 "-" "x""#)
+}
+
+#[test]
+fn frequency_windows_keyed_by_source_ip_stay_bounded_and_expire() {
+    let rules = builtin().unwrap();
+    let mut state = FrequencyState::with_max_keys(64);
+    // A scan from ever new source addresses, all within one timeframe.
+    for i in 0..1_000u64 {
+        let fields = decode(
+            &burst_line(&format!("198.51.{}.{}", i / 256, i % 256), i),
+            &UserDecoders::default(),
+        );
+        rules.evaluate(&fields, 1_000, &mut state);
+        assert!(
+            state.len() <= 64,
+            "{} windows after {i} sources",
+            state.len()
+        );
+    }
+    assert!(state.evicted_total() >= 1_000 - 64);
+    // One source keeps its window while others come and go: a burst from it
+    // still fires once it reaches the rule's count.
+    let mut fired = 0;
+    for i in 0..20u64 {
+        let fields = decode(&burst_line("203.0.113.9", i), &UserDecoders::default());
+        fired += rules
+            .evaluate(&fields, 1_001, &mut state)
+            .iter()
+            .filter(|m| m.id == "93190")
+            .count();
+    }
+    assert_eq!(fired, 1);
+    // Past the 60 s timeframe every window is dropped on the next line.
+    let fields = decode(&access("/", "x", 200), &UserDecoders::default());
+    rules.evaluate(
+        &fields,
+        1_000 + 2 * FrequencyState::EXPIRE_EVERY,
+        &mut state,
+    );
+    assert!(
+        state.is_empty(),
+        "{} windows left after expiry",
+        state.len()
+    );
+}

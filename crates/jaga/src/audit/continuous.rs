@@ -1,6 +1,8 @@
 //! The audit inside `jaga serve`: a full audit at start and every interval,
 //! a container's own checks whenever it starts, an alert for each finding
-//! not seen before, and the latest report for `/api/v1/audit`.
+//! not seen before, and the latest report for `/api/v1/audit`. A destroyed
+//! container's findings leave the report at once, not at the next full
+//! audit: under churn they would pile up for a whole interval.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,8 +24,8 @@ pub struct ContinuousAudit {
     pub paths: HostPaths,
     pub interval: Duration,
     pub agent: AlertAgent,
-    /// Container ids that just started.
-    pub starts: mpsc::UnboundedReceiver<String>,
+    /// Containers that just started or were destroyed.
+    pub lifecycle: mpsc::UnboundedReceiver<ContainerLifecycle>,
     pub report: watch::Sender<Arc<serde_json::Value>>,
     pub alerts_written: Arc<Notify>,
 }
@@ -47,22 +49,44 @@ impl ContinuousAudit {
                         Err(error) => tracing::warn!(error = %format!("{error:#}"), "audit failed"),
                     }
                 }
-                Some(id) = self.starts.recv() => {
-                    match inspect_container(&self.engine, &id).await {
-                        Ok(Some(container)) => {
-                            let input = AuditInput { containers: vec![container], now_unix: unix_secs(), ..AuditInput::default() };
-                            let fresh = jaga_audit::run(&input, &Selection { containers: vec![id.clone()], ..Selection::default() });
-                            findings.retain(|f| !(f.object.kind == "container" && f.object.id == id));
-                            findings.extend(fresh.iter().cloned());
-                            self.publish(&findings);
-                            self.raise(&fresh);
-                        }
-                        Ok(None) => {}
-                        Err(error) => tracing::debug!(error = %format!("{error:#}"), container = %id, "cannot audit started container"),
-                    }
-                }
+                Some(change) = self.lifecycle.recv() => self.follow(change, &mut findings).await,
                 _ = shutdown.changed() => return,
             }
+        }
+    }
+
+    /// A started container gets its own checks; a destroyed one leaves the report.
+    async fn follow(&self, change: ContainerLifecycle, findings: &mut Vec<Finding>) {
+        match change {
+            ContainerLifecycle::Destroyed(id) => {
+                let before = findings.len();
+                findings.retain(|f| !is_about(f, &id));
+                if findings.len() != before {
+                    self.publish(findings);
+                }
+            }
+            ContainerLifecycle::Started(id) => match inspect_container(&self.engine, &id).await {
+                Ok(Some(container)) => {
+                    let input = AuditInput {
+                        containers: vec![container],
+                        now_unix: unix_secs(),
+                        ..AuditInput::default()
+                    };
+                    let selection = Selection {
+                        containers: vec![id.clone()],
+                        ..Selection::default()
+                    };
+                    let fresh = jaga_audit::run(&input, &selection);
+                    findings.retain(|f| !is_about(f, &id));
+                    findings.extend(fresh.iter().cloned());
+                    self.publish(findings);
+                    self.raise(&fresh);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::debug!(error = %format!("{error:#}"), container = %id, "cannot audit started container")
+                }
+            },
         }
     }
 
@@ -93,6 +117,31 @@ impl ContinuousAudit {
             self.alerts_written.notify_one();
         }
     }
+}
+
+/// What the event listener tells the audit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerLifecycle {
+    Started(String),
+    Destroyed(String),
+}
+
+impl ContainerLifecycle {
+    pub fn of(event: &jaga_model::DockerEvent) -> Option<Self> {
+        if event.kind != "container" {
+            return None;
+        }
+        let id = event.actor_id.clone();
+        match event.action.as_str() {
+            "start" => Some(Self::Started(id)),
+            "destroy" => Some(Self::Destroyed(id)),
+            _ => None,
+        }
+    }
+}
+
+fn is_about(finding: &Finding, container_id: &str) -> bool {
+    finding.object.kind == "container" && finding.object.id == container_id
 }
 
 pub fn alert_for(finding: &Finding, agent: &AlertAgent) -> Alert {

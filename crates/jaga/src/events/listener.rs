@@ -27,6 +27,7 @@ use jaga_store::EventStore;
 use tokio::sync::{watch, Notify};
 
 use super::{alerts_for, enrich};
+use crate::audit::continuous::ContainerLifecycle;
 use crate::clock::unix_ms;
 
 /// Inspecting a started container must not hold the stream up for long.
@@ -42,8 +43,9 @@ pub struct Listener {
     pub agent: AlertAgent,
     pub stats: SharedListenerStats,
     pub alerts_written: Arc<Notify>,
-    /// Told the id of each container that starts (the audit checks it).
-    pub starts: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// Told of each container that starts (the audit checks it) or is
+    /// destroyed (the audit forgets it).
+    pub lifecycle: Option<tokio::sync::mpsc::UnboundedSender<ContainerLifecycle>>,
 }
 
 impl Listener {
@@ -181,9 +183,9 @@ impl Listener {
         });
         match outcome {
             Ok((true, alerts)) => {
-                if event.docker.kind == "container" && event.docker.action == "start" {
-                    if let Some(starts) = &self.starts {
-                        let _ = starts.send(event.docker.actor_id.clone());
+                if let Some(lifecycle) = &self.lifecycle {
+                    if let Some(change) = ContainerLifecycle::of(&event.docker) {
+                        let _ = lifecycle.send(change);
                     }
                 }
                 for alert in &alerts {

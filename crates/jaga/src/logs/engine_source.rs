@@ -4,7 +4,7 @@
 //! processed; on resume the Engine is asked from that second on, and lines
 //! already seen are dropped by their alert ids.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bollard::query_parameters::{InspectContainerOptions, LogsOptions};
@@ -34,6 +34,11 @@ pub struct EngineSources {
 }
 
 impl EngineSources {
+    /// Whether this container's logs are being followed through the Engine.
+    pub fn follows(&self, container_id: &str) -> bool {
+        self.followed.contains_key(container_id)
+    }
+
     /// Starts following running containers that log through another driver.
     /// `since_secs` gives each one's checkpoint (seconds), if any.
     pub async fn discover(
@@ -48,6 +53,9 @@ impl EngineSources {
         let Ok(listed) = engine.list_containers(false).await else {
             return;
         };
+        // Forget containers no longer running, or the map grows with churn.
+        let running: HashSet<String> = listed.iter().map(|l| l.id.to_string()).collect();
+        self.skipped.retain(|id, _| running.contains(id));
         for listing in listed {
             let id = listing.id.to_string();
             if self.followed.contains_key(&id) || self.skipped.contains_key(&id) {

@@ -1,7 +1,7 @@
 //! The log source of `jaga serve`: follows the json-file logs, analyses
 //! each message, and stores the alerts with the file's checkpoint.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -216,9 +216,14 @@ impl LogWatch {
                     }
                 }
             });
+            // Forget the names of containers no longer followed (removed):
+            // the map would otherwise grow with every container ever seen.
+            let followed = tailer.followed();
+            let with_file: HashSet<String> = followed.iter().map(|p| container_id_of(p)).collect();
+            containers.retain(|id, _| with_file.contains(id) || sources.follows(id));
             {
                 let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
-                stats.files_followed = tailer.followed().len() as u64;
+                stats.files_followed = followed.len() as u64;
                 stats.alerts_total += new_alerts as u64;
             }
             if new_alerts > 0 {

@@ -307,6 +307,14 @@ impl Collector {
 
     /// Reads every tracked container; returns the ids read this pass.
     fn sample_all(&self, state: &mut State) -> HashSet<ContainerId> {
+        // Departed containers' cgroup files are closed here, first, so a
+        // failed host read below cannot keep them open.
+        let tracked = &state.tracked;
+        self.sampler.retain(|id, pid| {
+            tracked
+                .get(id)
+                .is_some_and(|t| t.details.container.pid == Some(pid))
+        });
         let mut sampled = HashSet::with_capacity(state.tracked.len());
         let host = match self.sampler.host_counters() {
             Ok(host) => host,
@@ -347,8 +355,6 @@ impl Collector {
             // Stopped or restarted between two passes: look again.
             state.changed.insert(id);
         }
-        let alive: HashSet<&ContainerId> = state.tracked.keys().collect();
-        self.sampler.retain(|id| alive.contains(id));
         sampled
     }
 

@@ -156,7 +156,7 @@ pub async fn run(
     let audit_enabled = events_store.is_some() && !config.audit.disabled;
     if let (Some(store), Some(stats)) = (&events_store, &listener_stats) {
         let alerts_written = Arc::new(Notify::new());
-        let (starts_tx, starts_rx) = mpsc::unbounded_channel();
+        let (lifecycle_tx, lifecycle_rx) = mpsc::unbounded_channel();
         let agent = AlertAgent {
             id: daemon.name.clone(),
             name: crate::events::view::hostname(),
@@ -171,7 +171,7 @@ pub async fn run(
                 },
                 interval: config.audit.interval,
                 agent: agent.clone(),
-                starts: starts_rx,
+                lifecycle: lifecycle_rx,
                 report: audit_tx,
                 alerts_written: Arc::clone(&alerts_written),
             };
@@ -189,7 +189,7 @@ pub async fn run(
             agent: agent.clone(),
             stats: Arc::clone(stats),
             alerts_written: Arc::clone(&alerts_written),
-            starts: audit_enabled.then_some(starts_tx),
+            lifecycle: audit_enabled.then_some(lifecycle_tx),
         };
         event_tasks.push(supervisor.spawn(
             "docker_listener",

@@ -144,9 +144,12 @@ impl View {
                 }
             })
             .collect();
-        let alive: std::collections::HashSet<&ContainerId> =
-            self.tracked.iter().map(|t| &t.container.id).collect();
-        sampler.retain(|id| alive.contains(id));
+        let current: std::collections::HashSet<(&ContainerId, u32)> = self
+            .tracked
+            .iter()
+            .filter_map(|t| Some((&t.container.id, t.container.pid?)))
+            .collect();
+        sampler.retain(|id, pid| current.contains(&(id, pid)));
         Ok(())
     }
 
