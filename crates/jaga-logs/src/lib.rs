@@ -1,18 +1,37 @@
-//! Following Docker's json-file logs: files found by a glob, new ones picked
-//! up on each poll, rotation by rename (the old file is read to its end
-//! first) and truncation handled, Docker's 16 KiB partial lines put back
-//! together, and a checkpoint (inode + offset) that only ever points after
-//! lines that were handed out whole. The caller stores the checkpoint once
-//! it has processed those lines. No rule is known here.
+//! Following Docker's json-file logs. Files are found by a glob; each is
+//! followed with the generations Docker rotated away from it (`.1` … `.N`),
+//! read oldest first, so a rotation faster than a poll loses nothing while
+//! the rotated files are still on disk. A file being read stays open, so a
+//! generation deleted meanwhile is still read to its end. Truncation is
+//! handled, Docker's 16 KiB partial lines are put back together (across
+//! generations too), and a checkpoint (inode + offset, and a fingerprint of
+//! that file) only ever points after lines that were handed out whole.
+//!
+//! What could not be read (deleted before it was opened, for example while
+//! the agent was down) is reported as a [`Loss`]: the bytes of a file seen
+//! and then gone are known exactly; when files may have come and gone
+//! unseen, the bytes are estimated from Docker's times — the write rate of
+//! the oldest file still present times the span between the last line read
+//! and that file's first line (an overestimate if the container was idle in
+//! that span). Lines are bytes divided by the mean line length.
+//!
+//! The caller stores each batch's checkpoint with what its lines raised and
+//! then calls [`Tailer::commit`], or [`Tailer::rewind`] when storing failed
+//! so the lines are read again. Non-regular files (FIFOs, devices) and
+//! symlinks are never opened nor followed. No rule is known here.
 
-use std::collections::HashMap;
+mod generations;
+
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use jaga_decode::docker::{Message, Reassembler};
 use jaga_decode::DockerLine;
+
+use generations::{FileId, Generation, OpenError};
 
 /// Where to start in a file seen for the first time with no checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,8 +45,9 @@ pub struct TailConfig {
     /// A message (after reassembly) longer than this is cut; a raw line
     /// longer than twice this with no newline is skipped.
     pub max_message_bytes: usize,
-    /// Most bytes read from one file in one poll, so one busy file cannot
-    /// starve the others.
+    /// Most bytes read from one log in one poll, so one busy log cannot
+    /// starve the others; what is left is reported as a backlog for the
+    /// caller to poll again at once.
     pub max_read_per_poll: usize,
 }
 
@@ -40,45 +60,189 @@ impl Default for TailConfig {
     }
 }
 
-/// Lines of one file from one poll, and the checkpoint after them.
+/// Where reading a log resumes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The generation (live or rotated) to resume in.
+    pub inode: u64,
+    pub offset: u64,
+    /// Hash of that file's first line, so a later file given the same inode
+    /// number is not taken for it; 0 when the file was empty.
+    pub head_hash: u64,
+    /// Lines Docker stamped before this time (nanoseconds since the epoch)
+    /// were read; 0 when unknown. Bounds the span of a loss.
+    pub seen_until_ns: u64,
+}
+
+/// Lines of one log from one poll, and the checkpoint after them.
 #[derive(Debug)]
 pub struct Batch {
+    /// The live file's path, whatever generation the lines came from: the
+    /// location of their alerts and the key of the checkpoint.
     pub path: PathBuf,
-    pub inode: u64,
-    /// Resume here: after every line handed out whole (and before a message
-    /// whose start was read but not its end).
-    pub checkpoint: u64,
+    pub checkpoint: Checkpoint,
     pub messages: Vec<Message>,
     /// Lines skipped: not Docker JSON, too long, ...
     pub skipped: Vec<Skip>,
+    /// What was gone before it could be read.
+    pub lost: Vec<Loss>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Skip {
     NotJson,
     TooLong,
     InvalidUtf8,
     Truncated,
+    /// A FIFO, socket, device or directory where a log file was expected.
+    NotRegularFile,
+    /// A symlink (or a path through a symlinked directory): never followed.
+    Symlink,
 }
 
-struct Tracked {
+impl Skip {
+    /// The `reason` label of the skip counter.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Skip::NotJson => "not_json",
+            Skip::TooLong => "too_long",
+            Skip::InvalidUtf8 => "invalid_utf8",
+            Skip::Truncated => "truncated",
+            Skip::NotRegularFile => "not_regular_file",
+            Skip::Symlink => "symlink",
+        }
+    }
+}
+
+/// Log content that was gone before it could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loss {
+    /// The file it was in, when known (files rotated away unseen have none).
+    pub inode: Option<u64>,
+    /// First byte lost in that file.
+    pub from: u64,
+    /// End of the file when last seen, when known.
+    pub to: Option<u64>,
+    pub bytes: u64,
+    /// `bytes` divided by the mean line length.
+    pub lines: u64,
+    /// `bytes` is an estimate from Docker's times, not a known file size.
+    pub estimated: bool,
+}
+
+/// What one poll found.
+#[derive(Debug, Default)]
+pub struct Poll {
+    pub batches: Vec<Batch>,
+    /// Paths refused (not regular files, symlinks), each reported once.
+    pub refused: Vec<(PathBuf, Skip)>,
+    /// Some log has more to read than one poll's budget: poll again soon.
+    pub backlog: bool,
+}
+
+/// How a log is begun when no file of it is open.
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    /// A stored checkpoint (after a restart or a rewind).
+    Stored(Checkpoint),
+    /// The end of the live file: only new lines.
+    End,
+    /// The oldest generation still on disk, from its first byte.
+    Oldest,
+}
+
+/// The generation being read.
+struct OpenFile {
     file: File,
-    inode: u64,
-    /// Where the next read starts.
+    id: FileId,
+    head_hash: u64,
+    /// Where the next line starts (the carry begins here).
     offset: u64,
     /// Bytes read but not yet ending in a newline.
     carry: Vec<u8>,
     /// Discarding a too-long line until its newline.
     skipping: bool,
+}
+
+/// One log: its live file and rotated generations.
+struct Log {
+    start: Start,
+    open: Option<OpenFile>,
     reassembler: Reassembler,
-    /// Offset where the message held by the reassembler started.
-    pending_start: Option<u64>,
+    /// Where the message held by the reassembler starts.
+    pending: Option<Checkpoint>,
+    /// The generations as last listed, oldest first: which file follows which.
+    order: Vec<Generation>,
+    /// The checkpoint the caller stored last; a rewind returns here.
+    committed: Option<Checkpoint>,
+    /// The checkpoint of the last batch handed out.
+    handed: Option<Checkpoint>,
+    handed_at: Option<Instant>,
+    seen_until_ns: u64,
+    /// The last position computed, kept when no file is open any more.
+    last: Option<Checkpoint>,
+    /// For the mean line length.
+    bytes_read: u64,
+    lines_read: u64,
+}
+
+impl Log {
+    fn new(start: Start, max_message_bytes: usize) -> Self {
+        Self {
+            start,
+            open: None,
+            reassembler: Reassembler::new(max_message_bytes),
+            pending: None,
+            order: Vec::new(),
+            committed: None,
+            handed: None,
+            handed_at: None,
+            seen_until_ns: match start {
+                Start::Stored(checkpoint) => checkpoint.seen_until_ns,
+                Start::End | Start::Oldest => 0,
+            },
+            last: None,
+            bytes_read: 0,
+            lines_read: 0,
+        }
+    }
+
+    fn mean_line_bytes(&self) -> Option<u64> {
+        (self.lines_read > 0).then(|| (self.bytes_read / self.lines_read).max(1))
+    }
+
+    fn checkpoint(&mut self) -> Option<Checkpoint> {
+        if let Some(pending) = self.pending {
+            return Some(pending);
+        }
+        let Some(open) = self.open.as_mut() else {
+            return self.last;
+        };
+        if open.head_hash == 0 && open.offset > 0 {
+            open.head_hash = generations::head_hash(&mut open.file);
+        }
+        self.last = Some(Checkpoint {
+            inode: open.id.inode,
+            offset: open.offset,
+            head_hash: open.head_hash,
+            seen_until_ns: self.seen_until_ns,
+        });
+        self.last
+    }
+}
+
+struct Pattern {
+    glob: String,
+    /// The directory before the first wildcard: nothing below it may be a symlink.
+    base: PathBuf,
 }
 
 pub struct Tailer {
-    patterns: Vec<String>,
+    patterns: Vec<Pattern>,
     config: TailConfig,
-    files: HashMap<PathBuf, Tracked>,
+    logs: HashMap<PathBuf, Log>,
+    /// Paths refused and reported, until they disappear.
+    refused: HashSet<PathBuf>,
     first_scan: bool,
     start_at: StartAt,
 }
@@ -86,172 +250,452 @@ pub struct Tailer {
 impl Tailer {
     pub fn new(patterns: Vec<String>, start_at: StartAt, config: TailConfig) -> Self {
         Self {
-            patterns,
+            patterns: patterns
+                .into_iter()
+                .map(|glob| Pattern {
+                    base: generations::pattern_base(&glob),
+                    glob,
+                })
+                .collect(),
             config,
-            files: HashMap::new(),
+            logs: HashMap::new(),
+            refused: HashSet::new(),
             first_scan: true,
             start_at,
         }
     }
 
-    /// Files currently followed.
+    /// Logs currently followed (their live paths).
     pub fn followed(&self) -> Vec<PathBuf> {
-        let mut paths: Vec<PathBuf> = self.files.keys().cloned().collect();
+        let mut paths: Vec<PathBuf> = self.logs.keys().cloned().collect();
         paths.sort();
         paths
     }
 
-    /// Finds files, reads what is new, returns it per file. `checkpoint`
-    /// tells where a file seen for the first time was left.
-    pub fn poll(&mut self, checkpoint: &mut dyn FnMut(&Path) -> Option<(u64, u64)>) -> Vec<Batch> {
-        let mut found: Vec<PathBuf> = Vec::new();
-        for pattern in &self.patterns {
-            match glob::glob(pattern) {
-                Ok(paths) => found.extend(paths.flatten()),
-                Err(error) => tracing::warn!(%pattern, %error, "invalid log path pattern"),
+    /// Finds logs, reads what is new in each, returns it per log.
+    /// `checkpoint` tells where a log seen for the first time was left.
+    pub fn poll(&mut self, checkpoint: &mut dyn FnMut(&Path) -> Option<Checkpoint>) -> Poll {
+        let mut poll = Poll::default();
+        let mut found: Vec<(PathBuf, usize)> = Vec::new();
+        for (index, pattern) in self.patterns.iter().enumerate() {
+            match glob::glob(&pattern.glob) {
+                Ok(paths) => found.extend(paths.flatten().map(|p| (p, index))),
+                Err(error) => {
+                    tracing::warn!(pattern = %pattern.glob, %error, "invalid log path pattern")
+                }
             }
         }
         found.sort();
-        found.dedup();
+        found.dedup_by(|a, b| a.0 == b.0);
         let first_scan = std::mem::replace(&mut self.first_scan, false);
-        for path in &found {
-            if !self.files.contains_key(path) {
-                if let Some(tracked) = self.open(path, checkpoint(path), first_scan) {
-                    self.files.insert(path.clone(), tracked);
-                }
+        let mut still_refused = HashSet::new();
+        for (path, index) in &found {
+            if self.logs.contains_key(path) {
+                continue;
             }
+            let base = &self.patterns[*index].base;
+            if let Err(skip) = generations::check_path(path, base) {
+                if !self.refused.contains(path) {
+                    poll.refused.push((path.clone(), skip));
+                }
+                still_refused.insert(path.clone());
+                continue;
+            }
+            let start = match checkpoint(path) {
+                Some(stored) => Start::Stored(stored),
+                None if first_scan && self.start_at == StartAt::End => Start::End,
+                None => Start::Oldest,
+            };
+            self.logs
+                .insert(path.clone(), Log::new(start, self.config.max_message_bytes));
         }
-        let mut batches = Vec::new();
-        let paths: Vec<PathBuf> = self.files.keys().cloned().collect();
+        let paths: Vec<PathBuf> = self.logs.keys().cloned().collect();
         for path in paths {
-            let Some(batch) = self.read_file(&path) else {
-                // Gone for good: forget it.
-                self.files.remove(&path);
+            let Some(log) = self.logs.get_mut(&path) else {
                 continue;
             };
-            if !batch.messages.is_empty() || !batch.skipped.is_empty() || batch.checkpoint > 0 {
-                batches.push(batch);
+            let outcome = poll_log(&path, log, &self.config);
+            for (refused, skip) in outcome.refused {
+                if !self.refused.contains(&refused) {
+                    poll.refused.push((refused.clone(), skip));
+                }
+                still_refused.insert(refused);
+            }
+            poll.backlog |= outcome.backlog;
+            if let Some(batch) = outcome.batch {
+                poll.batches.push(batch);
+            }
+            if outcome.finished {
+                // Gone for good, with everything that could be read.
+                self.logs.remove(&path);
             }
         }
-        batches
+        self.refused = still_refused;
+        poll.batches.sort_by(|a, b| a.path.cmp(&b.path));
+        poll
     }
 
-    fn open(
-        &self,
-        path: &Path,
-        checkpoint: Option<(u64, u64)>,
-        first_scan: bool,
-    ) -> Option<Tracked> {
-        let file = File::open(path).ok()?;
-        let meta = file.metadata().ok()?;
-        let inode = meta.ino();
-        let offset = match checkpoint {
-            // Same file, not shrunk: resume.
-            Some((ino, offset)) if ino == inode && offset <= meta.len() => offset,
-            // A different file under the name (rotated while we were away), or truncated.
-            Some(_) => 0,
-            None if first_scan && self.start_at == StartAt::End => meta.len(),
-            None => 0,
-        };
-        Some(Tracked {
-            file,
-            inode,
-            offset,
-            carry: Vec::new(),
-            skipping: false,
-            reassembler: Reassembler::new(self.config.max_message_bytes),
-            pending_start: None,
-        })
-    }
-
-    fn read_file(&mut self, path: &Path) -> Option<Batch> {
-        let config = self.config;
-        let current = std::fs::metadata(path).ok().map(|m| (m.ino(), m.len()));
-        let tracked = self.files.get_mut(path)?;
-        let mut batch = Batch {
-            path: path.to_path_buf(),
-            inode: tracked.inode,
-            checkpoint: tracked.offset,
-            messages: Vec::new(),
-            skipped: Vec::new(),
-        };
-        // Truncated in place: start over.
-        if let Ok(meta) = tracked.file.metadata() {
-            if meta.len() < tracked.offset {
-                tracked.offset = 0;
-                tracked.carry.clear();
-                tracked.pending_start = None;
-                tracked.reassembler = Reassembler::new(config.max_message_bytes);
-                batch.skipped.push(Skip::Truncated);
-            }
+    /// The caller stored the last batch of `path` (its alerts and
+    /// checkpoint): a later rewind returns no further back than this.
+    pub fn commit(&mut self, path: &Path) {
+        if let Some(log) = self.logs.get_mut(path) {
+            log.committed = log.handed.or(log.committed);
         }
-        read_new(tracked, &config, &mut batch);
-        match current {
-            // Rotated: the old file is read to its end (above); follow the new one.
-            Some((inode, _)) if inode != tracked.inode => {
-                let file = File::open(path).ok()?;
-                *tracked = Tracked {
-                    file,
-                    inode,
-                    offset: 0,
-                    carry: Vec::new(),
-                    skipping: false,
-                    reassembler: Reassembler::new(config.max_message_bytes),
-                    pending_start: None,
-                };
-                let mut next = Batch {
-                    path: path.to_path_buf(),
-                    inode,
-                    checkpoint: 0,
-                    messages: Vec::new(),
-                    skipped: Vec::new(),
-                };
-                read_new(tracked, &config, &mut next);
-                batch.messages.extend(next.messages);
-                batch.skipped.extend(next.skipped);
-                batch.inode = inode;
-                batch.checkpoint = next.checkpoint;
-                Some(batch)
-            }
-            Some(_) => Some(batch),
-            // Deleted: whatever was read is handed out, then the file is dropped.
-            None => {
-                if batch.messages.is_empty() {
-                    None
-                } else {
-                    Some(batch)
+    }
+
+    /// Storing the last batch of `path` failed: forget everything read since
+    /// the last commit, so the next poll reads those lines again.
+    pub fn rewind(&mut self, path: &Path) {
+        let Some(log) = self.logs.get_mut(path) else {
+            return;
+        };
+        let start = match log.committed {
+            Some(committed) => Start::Stored(committed),
+            None => log.start,
+        };
+        let mut fresh = Log::new(start, self.config.max_message_bytes);
+        fresh.committed = log.committed;
+        fresh.bytes_read = log.bytes_read;
+        fresh.lines_read = log.lines_read;
+        *log = fresh;
+    }
+}
+
+struct LogOutcome {
+    batch: Option<Batch>,
+    refused: Vec<(PathBuf, Skip)>,
+    backlog: bool,
+    finished: bool,
+}
+
+/// How often a checkpoint that only moved in time is handed out again, so
+/// a loss after a restart is bounded by a recent time.
+const REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn poll_log(path: &Path, log: &mut Log, config: &TailConfig) -> LogOutcome {
+    let (listing, refused) = generations::list(path);
+    let mut batch = Batch {
+        path: path.to_path_buf(),
+        checkpoint: Checkpoint::default(),
+        messages: Vec::new(),
+        skipped: Vec::new(),
+        lost: Vec::new(),
+    };
+    if log.open.is_none() {
+        begin(path, log, &listing, &mut batch);
+    }
+    let mut budget = config.max_read_per_poll as u64;
+    let mut backlog = false;
+    let live = listing.iter().find(|g| g.number == 0).map(|g| g.id);
+    while let Some(open) = log.open.as_mut() {
+        if live.is_some_and(|live| live.same(open.id)) {
+            // Truncated in place: start over.
+            if let Ok(meta) = open.file.metadata() {
+                if meta.len() < open.offset + open.carry.len() as u64 {
+                    open.offset = 0;
+                    open.carry.clear();
+                    open.head_hash = 0;
+                    log.pending = None;
+                    log.reassembler = Reassembler::new(config.max_message_bytes);
+                    batch.skipped.push(Skip::Truncated);
                 }
             }
+        }
+        let read = read_new(log, config, budget, &mut batch);
+        budget = budget.saturating_sub(read.bytes);
+        if read.more {
+            backlog = true;
+            break;
+        }
+        let Some(open) = log.open.as_mut() else {
+            break;
+        };
+        if live.is_some_and(|live| live.same(open.id)) {
+            if open.carry.is_empty() && log.pending.is_none() {
+                log.seen_until_ns = log.seen_until_ns.max(now_ns());
+            }
+            break;
+        }
+        // A rotated generation read to its end: Docker writes no more to it.
+        if !open.carry.is_empty() {
+            batch.skipped.push(Skip::NotJson);
+        }
+        let finished = open.id;
+        log.checkpoint();
+        log.open = next_generation(path, log, &listing, finished, &mut batch);
+    }
+    // Remember who follows whom, unless the file being read is no longer
+    // listed: then the older order still tells what comes after it.
+    let open_id = log.open.as_ref().map(|o| o.id);
+    if open_id.is_none_or(|id| listing.iter().any(|g| g.id.same(id))) {
+        log.order = listing.clone();
+    }
+    let finished = log.open.is_none() && listing.is_empty();
+    let checkpoint = log.checkpoint();
+    if let Some(checkpoint) = checkpoint {
+        batch.checkpoint = checkpoint;
+    }
+    let moved = checkpoint.is_some_and(|c| {
+        let position_moved = log
+            .handed
+            .is_none_or(|h| (h.inode, h.offset) != (c.inode, c.offset));
+        let time_moved = log
+            .handed
+            .is_some_and(|h| h.seen_until_ns != c.seen_until_ns)
+            && log.handed_at.is_none_or(|t| t.elapsed() >= REFRESH);
+        position_moved || time_moved
+    });
+    let has_news =
+        !batch.messages.is_empty() || !batch.skipped.is_empty() || !batch.lost.is_empty();
+    let batch = if (has_news || moved) && checkpoint.is_some() {
+        log.handed = checkpoint;
+        log.handed_at = Some(Instant::now());
+        Some(batch)
+    } else {
+        None
+    };
+    LogOutcome {
+        batch,
+        refused,
+        backlog,
+        finished,
+    }
+}
+
+/// Opens the first file of a log that has none open, per its start.
+fn begin(path: &Path, log: &mut Log, listing: &[Generation], batch: &mut Batch) {
+    let Some(oldest) = listing.first() else {
+        return;
+    };
+    let opened = match log.start {
+        Start::End => listing
+            .iter()
+            .find(|g| g.number == 0)
+            .and_then(|live| open_generation(path, live).ok())
+            .map(|mut open| {
+                open.offset = open.file.metadata().map(|m| m.len()).unwrap_or(0);
+                log.seen_until_ns = now_ns();
+                open
+            }),
+        Start::Oldest => open_generation(path, oldest).ok(),
+        Start::Stored(stored) => resume(path, log, listing, stored, batch),
+    };
+    if let Some(open) = opened {
+        log.open = Some(open);
+        if log.committed.is_none() {
+            log.committed = log.checkpoint();
         }
     }
 }
 
-fn read_new(tracked: &mut Tracked, config: &TailConfig, batch: &mut Batch) {
-    if tracked
+/// Reopens the generation a stored checkpoint points into; if it is gone,
+/// counts what was lost and begins with the oldest generation left.
+fn resume(
+    path: &Path,
+    log: &mut Log,
+    listing: &[Generation],
+    stored: Checkpoint,
+    batch: &mut Batch,
+) -> Option<OpenFile> {
+    if let Some(generation) = listing.iter().find(|g| g.id.inode == stored.inode) {
+        if let Ok(mut open) = open_generation(path, generation) {
+            let same_file =
+                stored.head_hash == 0 || generations::head_hash(&mut open.file) == stored.head_hash;
+            if same_file {
+                if stored.offset <= generation.size {
+                    open.offset = stored.offset;
+                } else {
+                    batch.skipped.push(Skip::Truncated);
+                }
+                return Some(open);
+            }
+        }
+    }
+    // The checkpoint's file is gone: rotated away and deleted while nobody read it.
+    let mut oldest = None;
+    for generation in listing {
+        if let Ok(open) = open_generation(path, generation) {
+            oldest = Some(open);
+            break;
+        }
+    }
+    let mut open = oldest?;
+    let mean = log.mean_line_bytes();
+    let mut loss = estimate_gap(log.seen_until_ns, &mut open.file, mean);
+    loss.inode = Some(stored.inode);
+    loss.from = stored.offset;
+    batch.lost.push(loss);
+    Some(open)
+}
+
+/// The generation after `finished` (read to its end), opened; the ones
+/// gone in between are counted as lost.
+fn next_generation(
+    path: &Path,
+    log: &Log,
+    listing: &[Generation],
+    finished: FileId,
+    batch: &mut Batch,
+) -> Option<OpenFile> {
+    let mean = log.mean_line_bytes();
+    // Each candidate with whether it is known to follow `finished` with no
+    // file unseen between them: from the fresh listing if the finished file
+    // is in it, else from the order listed before it left.
+    let candidates: Vec<(&Generation, bool)> =
+        match listing.iter().position(|g| g.id.same(finished)) {
+            Some(i) => listing[i + 1..].iter().map(|g| (g, true)).collect(),
+            None => {
+                let mut list: Vec<(&Generation, bool)> = log
+                    .order
+                    .iter()
+                    .position(|g| g.id.same(finished))
+                    .map(|j| log.order[j + 1..].iter().map(|g| (g, true)).collect())
+                    .unwrap_or_default();
+                for g in listing {
+                    if !list.iter().any(|(known, _)| known.id.same(g.id)) {
+                        list.push((g, false));
+                    }
+                }
+                list
+            }
+        };
+    let mut gone: Vec<Loss> = Vec::new();
+    for (candidate, known) in candidates {
+        let Ok(mut open) = open_generation(path, candidate) else {
+            gone.push(Loss {
+                inode: Some(candidate.id.inode),
+                from: 0,
+                to: Some(candidate.size),
+                bytes: candidate.size,
+                lines: candidate.size / mean.unwrap_or(1),
+                estimated: false,
+            });
+            continue;
+        };
+        let known_bytes: u64 = gone.iter().map(|l| l.bytes).sum();
+        batch.lost.append(&mut gone);
+        if !known {
+            // Files may have come and gone unseen: the time estimate, where
+            // it says more than the files known to be gone.
+            let estimate = estimate_gap(log.seen_until_ns, &mut open.file, mean);
+            if estimate.bytes > known_bytes {
+                let bytes = estimate.bytes - known_bytes;
+                let lines =
+                    u128::from(estimate.lines) * u128::from(bytes) / u128::from(estimate.bytes);
+                batch.lost.push(Loss {
+                    bytes,
+                    lines: lines as u64,
+                    ..estimate
+                });
+            }
+        }
+        return Some(open);
+    }
+    batch.lost.append(&mut gone);
+    None
+}
+
+/// What was written between `seen_until_ns` and the first line of `next`
+/// (the oldest file left), estimated from `next`'s own write rate.
+fn estimate_gap(seen_until_ns: u64, next: &mut File, mean_line: Option<u64>) -> Loss {
+    let mut loss = Loss {
+        inode: None,
+        from: 0,
+        to: None,
+        bytes: 0,
+        lines: 0,
+        estimated: true,
+    };
+    let Some(spread) = generations::spread(next) else {
+        return loss;
+    };
+    let span = spread.last_ns.saturating_sub(spread.first_ns);
+    let gap = spread.first_ns.saturating_sub(seen_until_ns);
+    if seen_until_ns == 0 || span == 0 || gap == 0 {
+        return loss;
+    }
+    let bytes = (u128::from(spread.size) * u128::from(gap) / u128::from(span)) as u64;
+    loss.bytes = bytes;
+    loss.lines = bytes / mean_line.unwrap_or(spread.mean_line_bytes).max(1);
+    loss
+}
+
+/// Opens a listed generation, following it if a rotation renamed it since
+/// the listing; an error when it is gone.
+fn open_generation(live: &Path, wanted: &Generation) -> Result<OpenFile, OpenError> {
+    let mut path = wanted.path.clone();
+    for _ in 0..3 {
+        match generations::open_regular(&path) {
+            Ok((file, id)) if id.same(wanted.id) => {
+                return Ok(OpenFile {
+                    file,
+                    id,
+                    head_hash: 0,
+                    offset: 0,
+                    carry: Vec::new(),
+                    skipping: false,
+                });
+            }
+            Err(OpenError::Refused(skip)) => return Err(OpenError::Refused(skip)),
+            // Renamed meanwhile: look for it under its new name.
+            Ok(_) | Err(OpenError::Gone) => {}
+        }
+        let (listing, _) = generations::list(live);
+        match listing.iter().find(|g| g.id.same(wanted.id)) {
+            Some(moved) => path = moved.path.clone(),
+            None => return Err(OpenError::Gone),
+        }
+    }
+    Err(OpenError::Gone)
+}
+
+struct ReadOutcome {
+    bytes: u64,
+    /// Stopped at the budget, not at the end of the file.
+    more: bool,
+}
+
+fn read_new(log: &mut Log, config: &TailConfig, budget: u64, batch: &mut Batch) -> ReadOutcome {
+    let nothing = ReadOutcome {
+        bytes: 0,
+        more: false,
+    };
+    let Some(open) = log.open.as_mut() else {
+        return nothing;
+    };
+    if budget == 0 {
+        return ReadOutcome {
+            bytes: 0,
+            more: true,
+        };
+    }
+    if open
         .file
-        .seek(SeekFrom::Start(tracked.offset + tracked.carry.len() as u64))
+        .seek(SeekFrom::Start(open.offset + open.carry.len() as u64))
         .is_err()
     {
-        return;
+        return nothing;
     }
     let mut buf = Vec::new();
-    let limit = config.max_read_per_poll as u64;
-    if (&mut tracked.file)
-        .take(limit)
-        .read_to_end(&mut buf)
-        .is_err()
-    {
-        return;
+    if (&mut open.file).take(budget).read_to_end(&mut buf).is_err() {
+        return nothing;
     }
-    let mut data = std::mem::take(&mut tracked.carry);
+    let read = ReadOutcome {
+        bytes: buf.len() as u64,
+        more: buf.len() as u64 == budget,
+    };
+    let mut data = std::mem::take(&mut open.carry);
     data.extend_from_slice(&buf);
     let mut consumed = 0usize;
+    let mut last_time = None;
     while let Some(newline) = data[consumed..].iter().position(|b| *b == b'\n') {
-        let line_start = tracked.offset + consumed as u64;
+        let line_start = open.offset + consumed as u64;
         let line = &data[consumed..consumed + newline];
         consumed += newline + 1;
-        if tracked.skipping {
-            tracked.skipping = false;
+        log.bytes_read += newline as u64 + 1;
+        log.lines_read += 1;
+        if open.skipping {
+            open.skipping = false;
             continue;
         }
         let text = match std::str::from_utf8(line) {
@@ -263,32 +707,50 @@ fn read_new(tracked: &mut Tracked, config: &TailConfig, batch: &mut Batch) {
         };
         match DockerLine::parse(&text) {
             Ok(entry) => {
-                if tracked.pending_start.is_none() {
-                    tracked.pending_start = Some(line_start);
+                if log.pending.is_none() {
+                    if open.head_hash == 0 {
+                        open.head_hash = generations::head_hash(&mut open.file);
+                    }
+                    log.pending = Some(Checkpoint {
+                        inode: open.id.inode,
+                        offset: line_start,
+                        head_hash: open.head_hash,
+                        seen_until_ns: log.seen_until_ns,
+                    });
                 }
-                if let Some(message) = tracked.reassembler.push(entry) {
-                    tracked.pending_start = None;
+                if let Some(message) = log.reassembler.push(entry) {
+                    log.pending = None;
                     if message.truncated {
                         batch.skipped.push(Skip::TooLong);
                     }
+                    last_time = Some(message.time.clone());
                     batch.messages.push(message);
                 }
             }
             Err(_) => batch.skipped.push(Skip::NotJson),
         }
     }
-    tracked.offset += consumed as u64;
+    open.offset += consumed as u64;
     let mut rest = data.split_off(consumed);
     if rest.len() > config.max_message_bytes * 2 {
         // A line with no end in sight: drop what we hold and skip to its newline.
-        tracked.offset += rest.len() as u64;
+        open.offset += rest.len() as u64;
         rest.clear();
-        tracked.skipping = true;
+        open.skipping = true;
         batch.skipped.push(Skip::TooLong);
     }
-    tracked.carry = rest;
-    batch.inode = tracked.inode;
-    batch.checkpoint = tracked.pending_start.unwrap_or(tracked.offset);
+    open.carry = rest;
+    if let Some(time) = last_time.as_deref().and_then(generations::parse_time_ns) {
+        log.seen_until_ns = log.seen_until_ns.max(time);
+    }
+    read
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 
 use super::*;
 
@@ -32,11 +33,51 @@ fn append(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
-fn texts(batches: &[Batch]) -> Vec<String> {
-    batches
+fn texts(poll: &Poll) -> Vec<String> {
+    poll.batches
         .iter()
         .flat_map(|b| b.messages.iter().map(|m| m.text.clone()))
         .collect()
+}
+
+/// What Docker's json-file driver does at `max-file`: drop the oldest,
+/// shift `.N` to `.N+1`, the live file to `.1`, start a new live file.
+fn rotate(live: &Path, max_file: u32) {
+    let name = |n: u32| PathBuf::from(format!("{}.{n}", live.display()));
+    let _ = std::fs::remove_file(name(max_file - 1));
+    for n in (1..max_file - 1).rev() {
+        let _ = std::fs::rename(name(n), name(n + 1));
+    }
+    std::fs::rename(live, name(1)).unwrap();
+    std::fs::write(live, "").unwrap();
+}
+
+fn numbered(from: usize, to: usize) -> Vec<String> {
+    (from..to).map(|i| format!("line {i}")).collect()
+}
+
+fn write_numbered(live: &Path, from: usize, to: usize) {
+    let text: String = numbered(from, to)
+        .iter()
+        .map(|l| entry(&format!("{l}\n")))
+        .collect();
+    append(live, &text);
+}
+
+fn small_budget(dir: &Path, budget: usize) -> Tailer {
+    Tailer::new(
+        vec![format!("{}/*/*-json.log", dir.display())],
+        StartAt::Beginning,
+        TailConfig {
+            max_message_bytes: 1 << 20,
+            max_read_per_poll: budget,
+        },
+    )
+}
+
+fn log_dir(dir: &Path, name: &str) -> PathBuf {
+    std::fs::create_dir(dir.join(name)).unwrap();
+    dir.join(name).join(format!("{name}-json.log"))
 }
 
 fn tailer(dir: &Path) -> Tailer {
@@ -81,12 +122,12 @@ fn incomplete_lines_wait_and_partials_are_joined() {
     let batches = t.poll(&mut none);
     assert_eq!(texts(&batches), vec!["abc"]);
     // The checkpoint stays before the half message.
-    assert_eq!(batches[0].checkpoint, full.len() as u64);
+    assert_eq!(batches.batches[0].checkpoint.offset, full.len() as u64);
     append(&log, &entry("second half\n"));
     let batches = t.poll(&mut none);
     assert_eq!(texts(&batches), vec!["first half second half"]);
     assert_eq!(
-        batches[0].checkpoint,
+        batches.batches[0].checkpoint.offset,
         std::fs::metadata(&log).unwrap().len()
     );
 }
@@ -118,7 +159,7 @@ fn truncation_starts_over() {
     std::fs::write(&log, entry("x\n")).unwrap();
     let batches = t.poll(&mut none);
     assert_eq!(texts(&batches), vec!["x"]);
-    assert!(batches[0].skipped.contains(&Skip::Truncated));
+    assert!(batches.batches[0].skipped.contains(&Skip::Truncated));
 }
 
 #[test]
@@ -148,12 +189,19 @@ fn checkpoints_resume_and_bad_input_is_skipped() {
             max_read_per_poll: 64 << 20,
         },
     );
-    let mut from_store = |_: &Path| Some((inode, resume_at));
+    let mut from_store = |_: &Path| {
+        Some(Checkpoint {
+            inode,
+            offset: resume_at,
+            head_hash: 0,
+            seen_until_ns: 0,
+        })
+    };
     let batches = t.poll(&mut from_store);
     let got = texts(&batches);
     assert_eq!(got.last().map(String::as_str), Some("new"));
     assert!(!got.contains(&"old".to_owned()));
-    let skipped = &batches[0].skipped;
+    let skipped = &batches.batches[0].skipped;
     assert!(skipped.contains(&Skip::NotJson), "{skipped:?}");
     assert!(
         skipped.contains(&Skip::InvalidUtf8)
@@ -174,4 +222,305 @@ fn deleted_files_are_dropped() {
     std::fs::remove_file(&log).unwrap();
     t.poll(&mut none);
     assert!(t.followed().is_empty());
+}
+
+#[test]
+fn rotations_faster_than_a_poll_are_all_read_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 10);
+    let mut t = tailer(dir.path());
+    let mut none = |_: &Path| None;
+    assert_eq!(texts(&t.poll(&mut none)), numbered(0, 10));
+    t.commit(&live);
+    // Three rotations between two polls (max-file=5 keeps four rotated files).
+    write_numbered(&live, 10, 20);
+    rotate(&live, 5);
+    write_numbered(&live, 20, 30);
+    rotate(&live, 5);
+    write_numbered(&live, 30, 40);
+    rotate(&live, 5);
+    write_numbered(&live, 40, 45);
+    let poll = t.poll(&mut none);
+    assert_eq!(texts(&poll), numbered(10, 45));
+    assert!(
+        poll.batches[0].lost.is_empty(),
+        "{:?}",
+        poll.batches[0].lost
+    );
+    let live_inode = std::fs::metadata(&live).unwrap().ino();
+    assert_eq!(poll.batches[0].checkpoint.inode, live_inode);
+    assert_eq!(texts(&t.poll(&mut none)), Vec::<String>::new());
+}
+
+#[test]
+fn a_restart_resumes_in_the_rotated_generation_of_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 10);
+    let mut t = tailer(dir.path());
+    let mut none = |_: &Path| None;
+    let poll = t.poll(&mut none);
+    let stored = poll.batches[0].checkpoint;
+    drop(t);
+    // While the agent is down: more lines, two rotations.
+    write_numbered(&live, 10, 20);
+    rotate(&live, 5);
+    write_numbered(&live, 20, 30);
+    rotate(&live, 5);
+    write_numbered(&live, 30, 35);
+    let mut t = tailer(dir.path());
+    let mut from_store = |_: &Path| Some(stored);
+    let poll = t.poll(&mut from_store);
+    assert_eq!(texts(&poll), numbered(10, 35));
+    assert!(poll.batches[0].lost.is_empty());
+}
+
+#[test]
+fn a_generation_deleted_while_open_is_still_read_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 100);
+    // A budget that reads only part of the file per poll.
+    let mut t = small_budget(dir.path(), 1000);
+    let mut none = |_: &Path| None;
+    let first = t.poll(&mut none);
+    assert!(first.backlog);
+    let mut got = texts(&first);
+    assert!(got.len() < 100);
+    rotate(&live, 2);
+    // max-file=2: the next rotation deletes the file being read.
+    write_numbered(&live, 100, 110);
+    rotate(&live, 2);
+    write_numbered(&live, 110, 120);
+    for _ in 0..100 {
+        let poll = t.poll(&mut none);
+        got.extend(texts(&poll));
+        if !poll.backlog {
+            break;
+        }
+    }
+    assert_eq!(got, numbered(0, 120));
+}
+
+#[test]
+fn generations_gone_before_they_were_opened_are_counted_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 100);
+    let mut t = small_budget(dir.path(), 1000);
+    let mut none = |_: &Path| None;
+    let mut got = texts(&t.poll(&mut none));
+    // Seen in a listing while the first file is still being read.
+    rotate(&live, 3);
+    write_numbered(&live, 100, 150);
+    let gone_size = std::fs::metadata(&live).unwrap().len();
+    let gone_inode = std::fs::metadata(&live).unwrap().ino();
+    got.extend(texts(&t.poll(&mut none)));
+    // Three more rotations with max-file=3: the file being read (held open)
+    // and the one after it (50 lines) are deleted.
+    rotate(&live, 3);
+    write_numbered(&live, 150, 160);
+    rotate(&live, 3);
+    rotate(&live, 3);
+    write_numbered(&live, 160, 170);
+    let mut lost = Vec::new();
+    for _ in 0..100 {
+        let poll = t.poll(&mut none);
+        got.extend(texts(&poll));
+        lost.extend(poll.batches.iter().flat_map(|b| b.lost.clone()));
+        if !poll.backlog {
+            break;
+        }
+    }
+    let mut expected = numbered(0, 100);
+    expected.extend(numbered(150, 170));
+    assert_eq!(got, expected);
+    let known: Vec<&Loss> = lost.iter().filter(|l| !l.estimated).collect();
+    assert_eq!(known.len(), 1, "{lost:?}");
+    assert_eq!(known[0].inode, Some(gone_inode));
+    assert_eq!((known[0].from, known[0].to), (0, Some(gone_size)));
+    assert_eq!(known[0].bytes, gone_size);
+    // Lines: its bytes over the mean line length read so far.
+    assert!((45..=55).contains(&known[0].lines), "{known:?}");
+}
+
+#[test]
+fn a_checkpoint_whose_file_is_gone_counts_an_estimated_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    let line = |i: usize, tenth: usize| {
+        format!(
+            "{{\"log\":\"line {i}\\n\",\"stream\":\"stdout\",\"time\":\"2026-11-23T03:00:{:02}.{}00000000Z\"}}\n",
+            tenth / 10,
+            tenth % 10
+        )
+    };
+    // 10 lines a second for 3 seconds, each line the same length.
+    let mut text = String::new();
+    for i in 0..30 {
+        text.push_str(&line(100 + i, i));
+    }
+    append(&live, &text);
+    let inode = std::fs::metadata(&live).unwrap().ino();
+    // The checkpoint was in a file gone since, with lines seen up to 2026-11-23T02:59:57Z.
+    let seen_until_ns = generations::parse_time_ns("2026-11-23T02:59:57Z").unwrap();
+    let stored = Checkpoint {
+        inode: inode + 1_000_000,
+        offset: 500,
+        head_hash: 0,
+        seen_until_ns,
+    };
+    let mut t = tailer(dir.path());
+    let mut from_store = |_: &Path| Some(stored);
+    let poll = t.poll(&mut from_store);
+    assert_eq!(texts(&poll).len(), 30);
+    let lost = &poll.batches[0].lost;
+    assert_eq!(lost.len(), 1);
+    assert!(lost[0].estimated);
+    assert_eq!(lost[0].inode, Some(stored.inode));
+    assert_eq!(lost[0].from, 500);
+    // 3 s at ~10 lines/s (the rate of the file left, over its 2.9 s span).
+    assert!((28..=35).contains(&lost[0].lines), "{lost:?}");
+}
+
+#[test]
+fn a_later_file_with_the_checkpoints_inode_is_not_taken_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 10);
+    let inode = std::fs::metadata(&live).unwrap().ino();
+    let stored = Checkpoint {
+        inode,
+        offset: 300,
+        head_hash: 12345,
+        seen_until_ns: 0,
+    };
+    let mut t = tailer(dir.path());
+    let mut from_store = |_: &Path| Some(stored);
+    assert_eq!(texts(&t.poll(&mut from_store)), numbered(0, 10));
+}
+
+#[test]
+fn a_rewind_reads_the_uncommitted_lines_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 5);
+    let mut t = tailer(dir.path());
+    let mut none = |_: &Path| None;
+    assert_eq!(texts(&t.poll(&mut none)), numbered(0, 5));
+    t.commit(&live);
+    write_numbered(&live, 5, 10);
+    rotate(&live, 5);
+    write_numbered(&live, 10, 15);
+    assert_eq!(texts(&t.poll(&mut none)), numbered(5, 15));
+    // Storing failed.
+    t.rewind(&live);
+    assert_eq!(texts(&t.poll(&mut none)), numbered(5, 15));
+    t.commit(&live);
+    t.rewind(&live);
+    assert_eq!(texts(&t.poll(&mut none)), Vec::<String>::new());
+    // Nothing committed yet: a rewind goes back to where reading began.
+    let mut fresh = tailer(dir.path());
+    assert_eq!(texts(&fresh.poll(&mut none)), numbered(0, 15));
+    fresh.rewind(&live);
+    assert_eq!(texts(&fresh.poll(&mut none)), numbered(0, 15));
+}
+
+#[test]
+fn a_partial_message_split_by_a_rotation_is_joined_and_checkpointed_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    append(&live, &entry("whole\n"));
+    let split_at = std::fs::metadata(&live).unwrap().len();
+    append(&live, &entry("first half "));
+    let mut t = tailer(dir.path());
+    let mut none = |_: &Path| None;
+    let poll = t.poll(&mut none);
+    assert_eq!(texts(&poll), vec!["whole"]);
+    let inode = std::fs::metadata(&live).unwrap().ino();
+    assert_eq!(
+        (
+            poll.batches[0].checkpoint.inode,
+            poll.batches[0].checkpoint.offset
+        ),
+        (inode, split_at)
+    );
+    rotate(&live, 5);
+    append(&live, &entry("second half\n"));
+    assert_eq!(texts(&t.poll(&mut none)), vec!["first half second half"]);
+}
+
+#[test]
+fn fifos_and_symlinks_are_refused_once_and_never_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("shadow");
+    std::fs::write(&secret, entry("root:secret-marker\n")).unwrap();
+    let fifo = log_dir(dir.path(), "fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let link = log_dir(dir.path(), "link");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    // A symlinked directory component.
+    std::fs::create_dir(outside.path().join("dirlink")).unwrap();
+    std::fs::copy(&secret, outside.path().join("dirlink/dirlink-json.log")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("dirlink"), dir.path().join("dirlink")).unwrap();
+    // A rotated sibling that is a FIFO.
+    let good = log_dir(dir.path(), "good");
+    write_numbered(&good, 0, 3);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        PathBuf::from(format!("{}.1", good.display())),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let mut t = tailer(dir.path());
+    let mut none = |_: &Path| None;
+    let poll = t.poll(&mut none);
+    assert_eq!(texts(&poll), numbered(0, 3));
+    let mut refused: Vec<(String, Skip)> = poll
+        .refused
+        .iter()
+        .map(|(p, s)| (p.file_name().unwrap().to_string_lossy().into_owned(), *s))
+        .collect();
+    refused.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        refused,
+        vec![
+            ("dirlink-json.log".to_owned(), Skip::Symlink),
+            ("fifo-json.log".to_owned(), Skip::NotRegularFile),
+            ("good-json.log.1".to_owned(), Skip::NotRegularFile),
+            ("link-json.log".to_owned(), Skip::Symlink),
+        ]
+    );
+    assert_eq!(t.followed(), vec![good.clone()]);
+    let again = t.poll(&mut none);
+    assert!(again.refused.is_empty(), "{:?}", again.refused);
+}
+
+#[test]
+fn open_regular_does_not_block_on_a_fifo() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    assert_eq!(
+        generations::open_regular(&fifo).err(),
+        Some(generations::OpenError::Refused(Skip::NotRegularFile))
+    );
 }

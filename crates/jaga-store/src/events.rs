@@ -48,13 +48,27 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY NOT NULL, value NOT NULL) 
 CREATE TABLE IF NOT EXISTS log_checkpoints (
     path TEXT PRIMARY KEY NOT NULL,
     inode INTEGER NOT NULL,
-    offset INTEGER NOT NULL
+    offset INTEGER NOT NULL,
+    head_hash INTEGER NOT NULL DEFAULT 0,
+    seen_until_ns INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit_findings (
     identity TEXT PRIMARY KEY NOT NULL,
     first_seen_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
+
+/// Where reading a log resumes: the file (inode, and a hash of its first
+/// line to tell it from a later file given the same inode) and the offset
+/// in it, and the time up to which its lines were read. For logs read
+/// through the Engine, `offset` is the time of the last line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogCheckpoint {
+    pub inode: u64,
+    pub offset: u64,
+    pub head_hash: u64,
+    pub seen_until_ns: u64,
+}
 
 /// Which events to return; every field narrows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -108,6 +122,7 @@ impl EventStore {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
+        add_log_checkpoint_columns(&conn).map_err(open_err)?;
         Ok(Self {
             path,
             conn: Mutex::new(conn),
@@ -167,15 +182,14 @@ impl EventStore {
             .map_err(|e| self.err(format!("recording event {}", event.docker.identity()), e))
     }
 
-    /// Alerts raised from the lines of a log file up to `offset`, and the
-    /// checkpoint after them, in one transaction: the checkpoint never runs
-    /// ahead of what the lines raised. Alerts already stored (a replay) are
+    /// Alerts raised from the lines of a log file up to its checkpoint, and
+    /// the checkpoint, in one transaction: the checkpoint never runs ahead
+    /// of what the lines raised. Alerts already stored (a replay) are
     /// skipped by id. Returns the alerts newly stored.
     pub fn record_log_batch(
         &self,
         path: &str,
-        inode: u64,
-        offset: u64,
+        checkpoint: &LogCheckpoint,
         alerts: &[Alert],
     ) -> Result<usize, StoreError> {
         let rows = encode_alerts(alerts)?;
@@ -188,9 +202,17 @@ impl EventStore {
                 new += insert_alert(&tx, alert, json, time_ms)?;
             }
             tx.execute(
-                "INSERT INTO log_checkpoints (path, inode, offset) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (path) DO UPDATE SET inode = excluded.inode, offset = excluded.offset",
-                params![path, inode as i64, offset as i64],
+                "INSERT INTO log_checkpoints (path, inode, offset, head_hash, seen_until_ns) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (path) DO UPDATE SET \
+                 inode = excluded.inode, offset = excluded.offset, \
+                 head_hash = excluded.head_hash, seen_until_ns = excluded.seen_until_ns",
+                params![
+                    path,
+                    checkpoint.inode as i64,
+                    checkpoint.offset as i64,
+                    checkpoint.head_hash as i64,
+                    checkpoint.seen_until_ns as i64
+                ],
             )?;
             tx.commit()?;
             Ok(new)
@@ -203,13 +225,20 @@ impl EventStore {
         })
     }
 
-    /// The checkpoint of a log file: (inode, offset).
-    pub fn log_checkpoint(&self, path: &str) -> Result<Option<(u64, u64)>, StoreError> {
+    /// The checkpoint of a log file.
+    pub fn log_checkpoint(&self, path: &str) -> Result<Option<LogCheckpoint>, StoreError> {
         let conn = self.lock();
         conn.query_row(
-            "SELECT inode, offset FROM log_checkpoints WHERE path = ?1",
+            "SELECT inode, offset, head_hash, seen_until_ns FROM log_checkpoints WHERE path = ?1",
             [path],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            |r| {
+                Ok(LogCheckpoint {
+                    inode: r.get::<_, i64>(0)? as u64,
+                    offset: r.get::<_, i64>(1)? as u64,
+                    head_hash: r.get::<_, i64>(2)? as u64,
+                    seen_until_ns: r.get::<_, i64>(3)? as u64,
+                })
+            },
         )
         .optional()
         .map_err(|e| self.err(format!("reading the checkpoint of '{path}'"), e))
@@ -483,6 +512,24 @@ fn insert_alert(
     )
 }
 
+/// Databases made before `head_hash` and `seen_until_ns` existed get them.
+fn add_log_checkpoint_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let mut columns = Vec::new();
+    let mut statement = conn.prepare("SELECT name FROM pragma_table_info('log_checkpoints')")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        columns.push(row.get::<_, String>(0)?);
+    }
+    for column in ["head_hash", "seen_until_ns"] {
+        if !columns.iter().any(|c| c == column) {
+            conn.execute_batch(&format!(
+                "ALTER TABLE log_checkpoints ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+            ))?;
+        }
+    }
+    Ok(())
+}
+
 fn chrono_free_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -694,5 +741,30 @@ mod tests {
         store.mark_in_file(pending[0].0).unwrap();
         assert!(store.alerts_for_file(10).unwrap().is_empty());
         assert_eq!(store.trim(1_500_000).unwrap(), (1, 1));
+    }
+
+    #[test]
+    fn log_checkpoints_of_an_older_database_gain_their_new_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(EVENTS_FILE_NAME)).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE log_checkpoints (path TEXT PRIMARY KEY NOT NULL, \
+                 inode INTEGER NOT NULL, offset INTEGER NOT NULL) WITHOUT ROWID; \
+                 INSERT INTO log_checkpoints VALUES ('/a-json.log', 7, 42);",
+            )
+            .unwrap();
+        }
+        let store = EventStore::open(dir.path()).unwrap();
+        let old = store.log_checkpoint("/a-json.log").unwrap().unwrap();
+        assert_eq!((old.inode, old.offset, old.head_hash), (7, 42, 0));
+        let new = LogCheckpoint {
+            inode: 8,
+            offset: 9,
+            head_hash: u64::MAX - 1,
+            seen_until_ns: 1_700_000_000_000_000_000,
+        };
+        store.record_log_batch("/a-json.log", &new, &[]).unwrap();
+        assert_eq!(store.log_checkpoint("/a-json.log").unwrap(), Some(new));
     }
 }

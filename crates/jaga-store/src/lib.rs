@@ -19,6 +19,6 @@ mod schema;
 mod store;
 
 pub use error::StoreError;
-pub use events::{AlertFilter, EventFilter, EventStore, EVENTS_FILE_NAME};
+pub use events::{AlertFilter, EventFilter, EventStore, LogCheckpoint, EVENTS_FILE_NAME};
 pub use schema::SCHEMA_VERSION;
 pub use store::{HistoryStore, Retention, StoredContainer, TrimReport, FILE_NAME};
