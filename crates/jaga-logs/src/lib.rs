@@ -21,17 +21,20 @@
 //! symlinks are never opened nor followed. No rule is known here.
 
 mod generations;
+mod holding;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use jaga_decode::docker::{Message, Reassembler};
 use jaga_decode::DockerLine;
 
 use generations::{FileId, Generation, OpenError};
+use holding::Holding;
 
 /// Where to start in a file seen for the first time with no checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +49,8 @@ pub struct TailConfig {
     /// longer than twice this with no newline is skipped.
     pub max_message_bytes: usize,
     /// Most bytes read from one log in one poll, so one busy log cannot
-    /// starve the others; what is left is reported as a backlog for the
-    /// caller to poll again at once.
+    /// starve the others and one batch is stored quickly; what is left is
+    /// reported as a backlog for the caller to poll again at once.
     pub max_read_per_poll: usize,
 }
 
@@ -55,7 +58,7 @@ impl Default for TailConfig {
     fn default() -> Self {
         Self {
             max_message_bytes: 1 << 20,
-            max_read_per_poll: 8 << 20,
+            max_read_per_poll: 1 << 20,
         }
     }
 }
@@ -151,10 +154,10 @@ enum Start {
     Oldest,
 }
 
-/// The generation being read.
-struct OpenFile {
-    file: File,
-    id: FileId,
+/// An open generation.
+pub(crate) struct OpenFile {
+    pub file: File,
+    pub id: FileId,
     head_hash: u64,
     /// Where the next line starts (the carry begins here).
     offset: u64,
@@ -164,20 +167,31 @@ struct OpenFile {
     skipping: bool,
 }
 
+impl OpenFile {
+    pub fn size(&self) -> u64 {
+        self.file.metadata().map(|m| m.len()).unwrap_or(0)
+    }
+}
+
 /// One log: its live file and rotated generations.
 struct Log {
     start: Start,
+    /// Read to their end since the last commit, kept for a rewind.
+    done: VecDeque<OpenFile>,
+    /// The generation being read.
     open: Option<OpenFile>,
+    /// The newer generations, held open; shared with the holder thread.
+    holding: Arc<Mutex<Holding>>,
     reassembler: Reassembler,
     /// Where the message held by the reassembler starts.
     pending: Option<Checkpoint>,
-    /// The generations as last listed, oldest first: which file follows which.
-    order: Vec<Generation>,
     /// The checkpoint the caller stored last; a rewind returns here.
     committed: Option<Checkpoint>,
     /// The checkpoint of the last batch handed out.
     handed: Option<Checkpoint>,
     handed_at: Option<Instant>,
+    /// The losses of the last batch, handed out again after a rewind.
+    handed_lost: Vec<Loss>,
     seen_until_ns: u64,
     /// The last position computed, kept when no file is open any more.
     last: Option<Checkpoint>,
@@ -190,13 +204,15 @@ impl Log {
     fn new(start: Start, max_message_bytes: usize) -> Self {
         Self {
             start,
+            done: VecDeque::new(),
             open: None,
+            holding: Arc::new(Mutex::new(Holding::default())),
             reassembler: Reassembler::new(max_message_bytes),
             pending: None,
-            order: Vec::new(),
             committed: None,
             handed: None,
             handed_at: None,
+            handed_lost: Vec::new(),
             seen_until_ns: match start {
                 Start::Stored(checkpoint) => checkpoint.seen_until_ns,
                 Start::End | Start::Oldest => 0,
@@ -229,6 +245,27 @@ impl Log {
         });
         self.last
     }
+
+    fn holding(&self) -> MutexGuard<'_, Holding> {
+        self.holding.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts reading `open`.
+    fn set_open(&mut self, open: OpenFile) {
+        self.holding().opened(&open);
+        self.open = Some(open);
+    }
+
+    /// Moves on from the generation read to its end to the next one held.
+    fn advance(&mut self) {
+        let Some(next) = self.holding().next() else {
+            return;
+        };
+        if let Some(finished) = self.open.replace(next) {
+            self.holding().finished(finished.id);
+            self.done.push_back(finished);
+        }
+    }
 }
 
 struct Pattern {
@@ -237,10 +274,14 @@ struct Pattern {
     base: PathBuf,
 }
 
+/// The holdings of every log, for the holder thread.
+type Holdings = HashMap<PathBuf, Arc<Mutex<Holding>>>;
+
 pub struct Tailer {
     patterns: Vec<Pattern>,
     config: TailConfig,
     logs: HashMap<PathBuf, Log>,
+    holdings: Arc<Mutex<Holdings>>,
     /// Paths refused and reported, until they disappear.
     refused: HashSet<PathBuf>,
     first_scan: bool,
@@ -259,6 +300,7 @@ impl Tailer {
                 .collect(),
             config,
             logs: HashMap::new(),
+            holdings: Arc::new(Mutex::new(HashMap::new())),
             refused: HashSet::new(),
             first_scan: true,
             start_at,
@@ -306,8 +348,10 @@ impl Tailer {
                 None if first_scan && self.start_at == StartAt::End => Start::End,
                 None => Start::Oldest,
             };
-            self.logs
-                .insert(path.clone(), Log::new(start, self.config.max_message_bytes));
+            let log = Log::new(start, self.config.max_message_bytes);
+            self.holdings()
+                .insert(path.clone(), Arc::clone(&log.holding));
+            self.logs.insert(path.clone(), log);
         }
         let paths: Vec<PathBuf> = self.logs.keys().cloned().collect();
         for path in paths {
@@ -328,6 +372,7 @@ impl Tailer {
             if outcome.finished {
                 // Gone for good, with everything that could be read.
                 self.logs.remove(&path);
+                self.holdings().remove(&path);
             }
         }
         self.refused = still_refused;
@@ -338,26 +383,126 @@ impl Tailer {
     /// The caller stored the last batch of `path` (its alerts and
     /// checkpoint): a later rewind returns no further back than this.
     pub fn commit(&mut self, path: &Path) {
-        if let Some(log) = self.logs.get_mut(path) {
-            log.committed = log.handed.or(log.committed);
+        let Some(log) = self.logs.get_mut(path) else {
+            return;
+        };
+        log.committed = log.handed.or(log.committed);
+        log.handed_lost.clear();
+        // Files before the committed one are not needed for a rewind.
+        if let Some(committed) = log.committed {
+            match log.done.iter().position(|f| f.id.inode == committed.inode) {
+                Some(k) => {
+                    log.done.drain(..k);
+                }
+                None => log.done.clear(),
+            }
         }
     }
 
     /// Storing the last batch of `path` failed: forget everything read since
     /// the last commit, so the next poll reads those lines again.
     pub fn rewind(&mut self, path: &Path) {
+        let max_message_bytes = self.config.max_message_bytes;
         let Some(log) = self.logs.get_mut(path) else {
             return;
         };
+        let mut files: VecDeque<OpenFile> = log.done.drain(..).collect();
+        files.extend(log.open.take());
+        let shared = Arc::clone(&log.holding);
+        let mut holding = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        files.extend(holding.held.drain(..));
         let start = match log.committed {
             Some(committed) => Start::Stored(committed),
             None => log.start,
         };
-        let mut fresh = Log::new(start, self.config.max_message_bytes);
+        // Still holding the committed file: resume in it, hold what follows.
+        let committed_at = log.committed.and_then(|c| {
+            files
+                .iter()
+                .position(|f| f.id.inode == c.inode)
+                .map(|k| (c, k))
+        });
+        let mut resumed = None;
+        if let Some((committed, k)) = committed_at {
+            files.drain(..k);
+            if let Some(mut first) = files.pop_front() {
+                first.offset = committed.offset;
+                first.carry.clear();
+                first.skipping = false;
+                // Read again from their start.
+                for later in &mut files {
+                    later.offset = 0;
+                    later.carry.clear();
+                    later.skipping = false;
+                }
+                holding.held = files;
+                holding.lost.append(&mut log.handed_lost);
+                resumed = Some(first);
+            }
+        } else {
+            holding.forget();
+        }
+        drop(holding);
+        let mut fresh = Log::new(start, max_message_bytes);
+        fresh.holding = shared;
         fresh.committed = log.committed;
         fresh.bytes_read = log.bytes_read;
         fresh.lines_read = log.lines_read;
+        fresh.open = resumed;
         *log = fresh;
+    }
+
+    /// Opens the generations rotated since the last poll, so that a
+    /// rotation cannot delete them before they are read.
+    pub fn hold_new_generations(&mut self) {
+        hold_moved(&self.holdings());
+    }
+
+    /// Starts a thread that, every `every`, opens the generations rotated
+    /// since it last looked (a stat of each live file, a directory listing
+    /// for those that moved), so a writer faster than the caller's analysis
+    /// cannot rotate files away unread. It stops when the tailer is dropped.
+    pub fn hold_in_background(&self, every: Duration) {
+        let holdings = Arc::downgrade(&self.holdings);
+        let spawned = std::thread::Builder::new()
+            .name("jaga-log-holder".to_owned())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                let Some(holdings) = holdings.upgrade() else {
+                    return;
+                };
+                // Each log's lock is taken on its own: a log being read
+                // does not hold up the others.
+                let logs: Vec<(PathBuf, Arc<Mutex<Holding>>)> = holdings
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .iter()
+                    .map(|(path, holding)| (path.clone(), Arc::clone(holding)))
+                    .collect();
+                for (path, holding) in logs {
+                    holding
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .hold_if_moved(&path);
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot start the log holder thread; rotated log files are opened at each poll only");
+        }
+    }
+
+    fn holdings(&self) -> MutexGuard<'_, Holdings> {
+        self.holdings.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Holds the new generations of every log whose live file moved.
+fn hold_moved(holdings: &Holdings) {
+    for (path, holding) in holdings {
+        holding
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .hold_if_moved(path);
     }
 }
 
@@ -370,7 +515,7 @@ struct LogOutcome {
 
 /// How often a checkpoint that only moved in time is handed out again, so
 /// a loss after a restart is bounded by a recent time.
-const REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+const REFRESH: Duration = Duration::from_millis(200);
 
 fn poll_log(path: &Path, log: &mut Log, config: &TailConfig) -> LogOutcome {
     let (listing, refused) = generations::list(path);
@@ -384,11 +529,13 @@ fn poll_log(path: &Path, log: &mut Log, config: &TailConfig) -> LogOutcome {
     if log.open.is_none() {
         begin(path, log, &listing, &mut batch);
     }
+    log.holding().hold_new(path, &listing);
     let mut budget = config.max_read_per_poll as u64;
     let mut backlog = false;
     let live = listing.iter().find(|g| g.number == 0).map(|g| g.id);
     while let Some(open) = log.open.as_mut() {
-        if live.is_some_and(|live| live.same(open.id)) {
+        let is_live = live.is_some_and(|live| live.same(open.id));
+        if is_live {
             // Truncated in place: start over.
             if let Ok(meta) = open.file.metadata() {
                 if meta.len() < open.offset + open.carry.len() as u64 {
@@ -410,25 +557,34 @@ fn poll_log(path: &Path, log: &mut Log, config: &TailConfig) -> LogOutcome {
         let Some(open) = log.open.as_mut() else {
             break;
         };
-        if live.is_some_and(|live| live.same(open.id)) {
+        if is_live {
             if open.carry.is_empty() && log.pending.is_none() {
                 log.seen_until_ns = log.seen_until_ns.max(now_ns());
             }
             break;
         }
-        // A rotated generation read to its end: Docker writes no more to it.
-        if !open.carry.is_empty() {
+        // Not the live file when listed, and read to its end since: Docker
+        // writes no more to it.
+        let torn = !open.carry.is_empty();
+        if log.holding().held.is_empty() {
+            if listing.is_empty() {
+                // The log is gone (container removed): nothing follows.
+                log.checkpoint();
+                log.open = None;
+            }
+            break;
+        }
+        if torn {
             batch.skipped.push(Skip::NotJson);
         }
-        let finished = open.id;
-        log.checkpoint();
-        log.open = next_generation(path, log, &listing, finished, &mut batch);
+        log.advance();
     }
-    // Remember who follows whom, unless the file being read is no longer
-    // listed: then the older order still tells what comes after it.
-    let open_id = log.open.as_ref().map(|o| o.id);
-    if open_id.is_none_or(|id| listing.iter().any(|g| g.id.same(id))) {
-        log.order = listing.clone();
+    {
+        let mean_line_bytes = log.mean_line_bytes();
+        let mut holding = log.holding();
+        batch.lost.append(&mut holding.lost);
+        holding.mean_line_bytes = mean_line_bytes;
+        holding.seen_until_ns = log.seen_until_ns;
     }
     let finished = log.open.is_none() && listing.is_empty();
     let checkpoint = log.checkpoint();
@@ -450,8 +606,10 @@ fn poll_log(path: &Path, log: &mut Log, config: &TailConfig) -> LogOutcome {
     let batch = if (has_news || moved) && checkpoint.is_some() {
         log.handed = checkpoint;
         log.handed_at = Some(Instant::now());
+        log.handed_lost = batch.lost.clone();
         Some(batch)
     } else {
+        log.holding().lost = batch.lost;
         None
     };
     LogOutcome {
@@ -473,7 +631,7 @@ fn begin(path: &Path, log: &mut Log, listing: &[Generation], batch: &mut Batch) 
             .find(|g| g.number == 0)
             .and_then(|live| open_generation(path, live).ok())
             .map(|mut open| {
-                open.offset = open.file.metadata().map(|m| m.len()).unwrap_or(0);
+                open.offset = open.size();
                 log.seen_until_ns = now_ns();
                 open
             }),
@@ -481,7 +639,7 @@ fn begin(path: &Path, log: &mut Log, listing: &[Generation], batch: &mut Batch) 
         Start::Stored(stored) => resume(path, log, listing, stored, batch),
     };
     if let Some(open) = opened {
-        log.open = Some(open);
+        log.set_open(open);
         if log.committed.is_none() {
             log.committed = log.checkpoint();
         }
@@ -512,92 +670,19 @@ fn resume(
         }
     }
     // The checkpoint's file is gone: rotated away and deleted while nobody read it.
-    let mut oldest = None;
-    for generation in listing {
-        if let Ok(open) = open_generation(path, generation) {
-            oldest = Some(open);
-            break;
-        }
-    }
-    let mut open = oldest?;
-    let mean = log.mean_line_bytes();
-    let mut loss = estimate_gap(log.seen_until_ns, &mut open.file, mean);
+    let mut open = listing
+        .iter()
+        .find_map(|generation| open_generation(path, generation).ok())?;
+    let mut loss = estimate_gap(log.seen_until_ns, &mut open.file, log.mean_line_bytes());
     loss.inode = Some(stored.inode);
     loss.from = stored.offset;
     batch.lost.push(loss);
     Some(open)
 }
 
-/// The generation after `finished` (read to its end), opened; the ones
-/// gone in between are counted as lost.
-fn next_generation(
-    path: &Path,
-    log: &Log,
-    listing: &[Generation],
-    finished: FileId,
-    batch: &mut Batch,
-) -> Option<OpenFile> {
-    let mean = log.mean_line_bytes();
-    // Each candidate with whether it is known to follow `finished` with no
-    // file unseen between them: from the fresh listing if the finished file
-    // is in it, else from the order listed before it left.
-    let candidates: Vec<(&Generation, bool)> =
-        match listing.iter().position(|g| g.id.same(finished)) {
-            Some(i) => listing[i + 1..].iter().map(|g| (g, true)).collect(),
-            None => {
-                let mut list: Vec<(&Generation, bool)> = log
-                    .order
-                    .iter()
-                    .position(|g| g.id.same(finished))
-                    .map(|j| log.order[j + 1..].iter().map(|g| (g, true)).collect())
-                    .unwrap_or_default();
-                for g in listing {
-                    if !list.iter().any(|(known, _)| known.id.same(g.id)) {
-                        list.push((g, false));
-                    }
-                }
-                list
-            }
-        };
-    let mut gone: Vec<Loss> = Vec::new();
-    for (candidate, known) in candidates {
-        let Ok(mut open) = open_generation(path, candidate) else {
-            gone.push(Loss {
-                inode: Some(candidate.id.inode),
-                from: 0,
-                to: Some(candidate.size),
-                bytes: candidate.size,
-                lines: candidate.size / mean.unwrap_or(1),
-                estimated: false,
-            });
-            continue;
-        };
-        let known_bytes: u64 = gone.iter().map(|l| l.bytes).sum();
-        batch.lost.append(&mut gone);
-        if !known {
-            // Files may have come and gone unseen: the time estimate, where
-            // it says more than the files known to be gone.
-            let estimate = estimate_gap(log.seen_until_ns, &mut open.file, mean);
-            if estimate.bytes > known_bytes {
-                let bytes = estimate.bytes - known_bytes;
-                let lines =
-                    u128::from(estimate.lines) * u128::from(bytes) / u128::from(estimate.bytes);
-                batch.lost.push(Loss {
-                    bytes,
-                    lines: lines as u64,
-                    ..estimate
-                });
-            }
-        }
-        return Some(open);
-    }
-    batch.lost.append(&mut gone);
-    None
-}
-
 /// What was written between `seen_until_ns` and the first line of `next`
 /// (the oldest file left), estimated from `next`'s own write rate.
-fn estimate_gap(seen_until_ns: u64, next: &mut File, mean_line: Option<u64>) -> Loss {
+pub(crate) fn estimate_gap(seen_until_ns: u64, next: &mut File, mean_line: Option<u64>) -> Loss {
     let mut loss = Loss {
         inode: None,
         from: 0,
@@ -622,7 +707,7 @@ fn estimate_gap(seen_until_ns: u64, next: &mut File, mean_line: Option<u64>) -> 
 
 /// Opens a listed generation, following it if a rotation renamed it since
 /// the listing; an error when it is gone.
-fn open_generation(live: &Path, wanted: &Generation) -> Result<OpenFile, OpenError> {
+pub(crate) fn open_generation(live: &Path, wanted: &Generation) -> Result<OpenFile, OpenError> {
     let mut path = wanted.path.clone();
     for _ in 0..3 {
         match generations::open_regular(&path) {

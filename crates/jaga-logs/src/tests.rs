@@ -304,24 +304,23 @@ fn a_generation_deleted_while_open_is_still_read_to_its_end() {
 }
 
 #[test]
-fn generations_gone_before_they_were_opened_are_counted_exactly() {
+fn generations_rotated_while_reading_are_held_open_until_read() {
     let dir = tempfile::tempdir().unwrap();
     let live = log_dir(dir.path(), "c");
     write_numbered(&live, 0, 100);
     let mut t = small_budget(dir.path(), 1000);
     let mut none = |_: &Path| None;
     let mut got = texts(&t.poll(&mut none));
-    // Seen in a listing while the first file is still being read.
+    // Listed (and so held) while the first file is still being read.
     rotate(&live, 3);
     write_numbered(&live, 100, 150);
-    let gone_size = std::fs::metadata(&live).unwrap().len();
-    let gone_inode = std::fs::metadata(&live).unwrap().ino();
     got.extend(texts(&t.poll(&mut none)));
-    // Three more rotations with max-file=3: the file being read (held open)
-    // and the one after it (50 lines) are deleted.
+    // Three more rotations with max-file=3 delete the file being read and
+    // the one after it; the reader holds both.
     rotate(&live, 3);
     write_numbered(&live, 150, 160);
     rotate(&live, 3);
+    t.hold_new_generations();
     rotate(&live, 3);
     write_numbered(&live, 160, 170);
     let mut lost = Vec::new();
@@ -333,16 +332,88 @@ fn generations_gone_before_they_were_opened_are_counted_exactly() {
             break;
         }
     }
+    assert_eq!(got, numbered(0, 170));
+    assert!(lost.is_empty(), "{lost:?}");
+}
+
+#[test]
+fn generations_held_past_the_bound_are_let_go_and_counted_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 100);
+    let mut t = small_budget(dir.path(), 1000);
+    let mut none = |_: &Path| None;
+    let mut got = texts(&t.poll(&mut none));
+    // 36 rotations before the next look: 35 files of lines and an empty
+    // live one, 4 more than can be held.
+    let mut sizes = Vec::new();
+    for k in 0..35 {
+        rotate(&live, 40);
+        write_numbered(&live, 100 + k * 10, 110 + k * 10);
+        let meta = std::fs::metadata(&live).unwrap();
+        sizes.push((meta.ino(), meta.len()));
+    }
+    rotate(&live, 40);
+    let mut lost = Vec::new();
+    for _ in 0..100 {
+        let poll = t.poll(&mut none);
+        got.extend(texts(&poll));
+        lost.extend(poll.batches.iter().flat_map(|b| b.lost.clone()));
+        if !poll.backlog {
+            break;
+        }
+    }
     let mut expected = numbered(0, 100);
-    expected.extend(numbered(150, 170));
+    expected.extend(numbered(140, 450));
     assert_eq!(got, expected);
-    let known: Vec<&Loss> = lost.iter().filter(|l| !l.estimated).collect();
-    assert_eq!(known.len(), 1, "{lost:?}");
-    assert_eq!(known[0].inode, Some(gone_inode));
-    assert_eq!((known[0].from, known[0].to), (0, Some(gone_size)));
-    assert_eq!(known[0].bytes, gone_size);
-    // Lines: its bytes over the mean line length read so far.
-    assert!((45..=55).contains(&known[0].lines), "{known:?}");
+    let let_go: Vec<(Option<u64>, u64, Option<u64>)> =
+        lost.iter().map(|l| (l.inode, l.from, l.to)).collect();
+    let wanted: Vec<(Option<u64>, u64, Option<u64>)> = sizes[..4]
+        .iter()
+        .map(|(inode, size)| (Some(*inode), 0, Some(*size)))
+        .collect();
+    assert_eq!(let_go, wanted);
+    assert!(lost
+        .iter()
+        .all(|l| !l.estimated && l.bytes == l.to.unwrap()));
+    let lines: u64 = lost.iter().map(|l| l.lines).sum();
+    assert!((36..=44).contains(&lines), "{lost:?}");
+}
+
+#[test]
+fn generations_that_came_and_went_unseen_are_estimated_from_log_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    // Ten lines per file, 100 ms apart, one file a second.
+    let write_second = |second: usize| {
+        let mut text = String::new();
+        for tenth in 0..10 {
+            text.push_str(&format!(
+                "{{\"log\":\"second {second} line {tenth}\\n\",\"stream\":\"stdout\",\"time\":\"2026-11-23T03:00:{second:02}.{tenth}00000000Z\"}}\n"
+            ));
+        }
+        append(&live, &text);
+    };
+    write_second(0);
+    let mut t = tailer(dir.path());
+    let mut none = |_: &Path| None;
+    assert_eq!(texts(&t.poll(&mut none)).len(), 10);
+    // max-file=2: seconds 1 and 2 are written and deleted between two looks.
+    for second in 1..4 {
+        rotate(&live, 2);
+        write_second(second);
+    }
+    rotate(&live, 2);
+    write_second(4);
+    let poll = t.poll(&mut none);
+    let got = texts(&poll);
+    assert_eq!(got.len(), 20, "{got:?}");
+    assert!(got[0].starts_with("second 3 "), "{got:?}");
+    let lost = &poll.batches[0].lost;
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert!(lost[0].estimated);
+    // Seconds 1 and 2: 20 lines, from the gap between 03:00:00.9 and 03:00:03.0.
+    assert!((18..=24).contains(&lost[0].lines), "{lost:?}");
 }
 
 #[test]

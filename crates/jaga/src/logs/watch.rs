@@ -43,6 +43,8 @@ impl LogWatch {
                 ..TailConfig::default()
             },
         );
+        // Rotations faster than the analysis: opened by a thread of their own.
+        tailer.hold_in_background(std::time::Duration::from_millis(50));
         let mut containers: HashMap<String, EventContainer> = HashMap::new();
         let (engine_tx, mut engine_rx) = tokio::sync::mpsc::channel::<EngineLine>(10_000);
         let mut sources = EngineSources::default();
