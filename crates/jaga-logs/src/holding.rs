@@ -26,6 +26,8 @@ pub(crate) struct Holding {
     /// The newest generation opened (held, or being read), with a
     /// descriptor of its own: the files listed after it are newer.
     newest: Option<(FileId, File)>,
+    /// The generation being read.
+    reading: Option<FileId>,
     /// Newer generations than the one being read, oldest first.
     pub held: VecDeque<OpenFile>,
     finished: VecDeque<FileId>,
@@ -41,6 +43,7 @@ pub(crate) struct Holding {
 impl Holding {
     /// The reader (re)started with `open`.
     pub fn opened(&mut self, open: &OpenFile) {
+        self.reading = Some(open.id);
         let newer_than_held = self.held.is_empty();
         if newer_than_held {
             self.newest = open.file.try_clone().ok().map(|file| (open.id, file));
@@ -49,7 +52,9 @@ impl Holding {
 
     /// The next generation to read, if one is held.
     pub fn next(&mut self) -> Option<OpenFile> {
-        self.held.pop_front()
+        let next = self.held.pop_front()?;
+        self.reading = Some(next.id);
+        Some(next)
     }
 
     /// The reader read `id` to its end.
@@ -62,6 +67,7 @@ impl Holding {
 
     /// The reader starts over from a stored checkpoint: nothing is held.
     pub fn forget(&mut self) {
+        self.reading = None;
         self.newest = None;
         self.held.clear();
         self.looked = None;
@@ -89,26 +95,22 @@ impl Holding {
         let Some(newest) = self.newest.as_ref().map(|(id, _)| *id) else {
             return;
         };
-        let mut listing = listing.to_vec();
-        let mut position = listing.iter().position(|g| g.id.same(newest));
-        // A listing taken in the middle of a rotation can miss a file
-        // being renamed: look again before deciding it is gone.
-        for _ in 0..2 {
-            if position.is_some() {
-                break;
-            }
-            listing = generations::list(live).0;
-            position = listing.iter().position(|g| g.id.same(newest));
-        }
-        let newer: Vec<Generation> = match position {
+        let newer: Vec<Generation> = match listing.iter().position(|g| g.id.same(newest)) {
             Some(p) => listing[p + 1..].to_vec(),
+            None if self.newest_still_linked() => {
+                // Renamed while the directory was read (a rotation in
+                // progress): look again next time.
+                self.looked = None;
+                return;
+            }
             None => {
-                // Gone from the names (deleted or compressed) while held:
-                // everything listed is newer, and files may have come and
-                // gone unseen in between.
+                // Deleted (or compressed away) while held: everything
+                // listed is newer, and files may have come and gone unseen
+                // in between.
                 let newer: Vec<Generation> = listing
-                    .into_iter()
-                    .filter(|g| !self.finished.iter().any(|f| f.same(g.id)))
+                    .iter()
+                    .filter(|g| !self.known(g.id))
+                    .cloned()
                     .collect();
                 if let Some(first) = newer.first() {
                     self.count_unseen(live, first);
@@ -129,6 +131,22 @@ impl Holding {
             }
         }
         self.let_go_of_excess();
+    }
+
+    /// The newest file opened still has a name on disk.
+    fn newest_still_linked(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.newest
+            .as_ref()
+            .and_then(|(_, file)| file.metadata().ok())
+            .is_some_and(|meta| meta.nlink() > 0)
+    }
+
+    /// `id` is being read, held, or was read to its end lately.
+    fn known(&self, id: FileId) -> bool {
+        self.reading.is_some_and(|r| r.same(id))
+            || self.held.iter().any(|h| h.id.same(id))
+            || self.finished.iter().any(|f| f.same(id))
     }
 
     /// Estimates what was written between the last line of the newest file

@@ -436,6 +436,7 @@ impl Tailer {
                     later.skipping = false;
                 }
                 holding.held = files;
+                holding.opened(&first);
                 holding.lost.append(&mut log.handed_lost);
                 resumed = Some(first);
             }
@@ -515,7 +516,7 @@ struct LogOutcome {
 
 /// How often a checkpoint that only moved in time is handed out again, so
 /// a loss after a restart is bounded by a recent time.
-const REFRESH: Duration = Duration::from_millis(200);
+const REFRESH: Duration = Duration::from_secs(1);
 
 fn poll_log(path: &Path, log: &mut Log, config: &TailConfig) -> LogOutcome {
     let (listing, refused) = generations::list(path);
