@@ -353,8 +353,7 @@ fn full_disk_rewinds_and_the_lines_are_analysed_once_space_is_back() {
         let mut f = std::fs::File::create(&filler).unwrap();
         let block = vec![0u8; 1 << 16];
         while f.write_all(&block).is_ok() {}
-        let mut byte = [0u8; 1];
-        while f.write_all(&mut byte).is_ok() {}
+        while f.write_all(&[0u8]).is_ok() {}
     }
     append_attacks(&log, 10, LINES);
     wait_for(Duration::from_secs(60), || {
