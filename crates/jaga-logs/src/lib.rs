@@ -701,35 +701,49 @@ pub(crate) fn estimate_gap(seen_until_ns: u64, next: &mut File, mean_line: Optio
         return loss;
     }
     let bytes = (u128::from(spread.size) * u128::from(gap) / u128::from(span)) as u64;
-    loss.bytes = bytes;
-    loss.lines = bytes / mean_line.unwrap_or(spread.mean_line_bytes).max(1);
+    let lines = bytes / mean_line.unwrap_or(spread.mean_line_bytes).max(1);
+    // A gap of a line or so is the time between two lines, not a loss (a
+    // file compressed away right after it was read leaves such a gap).
+    if lines >= 2 {
+        loss.bytes = bytes;
+        loss.lines = lines;
+    }
     loss
 }
 
-/// Opens a listed generation, following it if a rotation renamed it since
-/// the listing; an error when it is gone.
+/// Opens a listed generation, following it if rotations renamed it since
+/// the listing (`.N` becomes `.N+1`); an error when it is gone. Names are
+/// tried directly: a directory listing taken during a rotation can miss a
+/// file being renamed.
 pub(crate) fn open_generation(live: &Path, wanted: &Generation) -> Result<OpenFile, OpenError> {
-    let mut path = wanted.path.clone();
-    for _ in 0..3 {
-        match generations::open_regular(&path) {
-            Ok((file, id)) if id.same(wanted.id) => {
-                return Ok(OpenFile {
-                    file,
-                    id,
-                    head_hash: 0,
-                    offset: 0,
-                    carry: Vec::new(),
-                    skipping: false,
-                });
-            }
-            Err(OpenError::Refused(skip)) => return Err(OpenError::Refused(skip)),
-            // Renamed meanwhile: look for it under its new name.
-            Ok(_) | Err(OpenError::Gone) => {}
+    const SHIFTS: u32 = 8;
+    for round in 0..3 {
+        if round > 0 {
+            // Let a rotation in progress finish its renames.
+            std::thread::sleep(Duration::from_millis(1));
         }
-        let (listing, _) = generations::list(live);
-        match listing.iter().find(|g| g.id.same(wanted.id)) {
-            Some(moved) => path = moved.path.clone(),
-            None => return Err(OpenError::Gone),
+        for number in wanted.number..=wanted.number + SHIFTS {
+            let path = if number == 0 {
+                live.to_path_buf()
+            } else {
+                PathBuf::from(format!("{}.{number}", live.display()))
+            };
+            match generations::open_regular(&path) {
+                Ok((file, id)) if id.same(wanted.id) => {
+                    return Ok(OpenFile {
+                        file,
+                        id,
+                        head_hash: 0,
+                        offset: 0,
+                        carry: Vec::new(),
+                        skipping: false,
+                    });
+                }
+                Err(OpenError::Refused(skip)) if number == wanted.number && round == 0 => {
+                    return Err(OpenError::Refused(skip));
+                }
+                _ => {}
+            }
         }
     }
     Err(OpenError::Gone)
