@@ -38,9 +38,40 @@ pub(crate) struct Holding {
     /// From the reader, for the loss estimates.
     pub mean_line_bytes: Option<u64>,
     pub seen_until_ns: u64,
+    /// The reader has taken this log on; before, its files were opened
+    /// ahead of the reader's first look (a new container flooding at once).
+    pub adopted: bool,
 }
 
 impl Holding {
+    /// Opens every generation of a log the reader has not looked at yet,
+    /// oldest first.
+    pub fn prehold(&mut self, live: &Path) {
+        let (listing, _) = generations::list(live);
+        for generation in listing {
+            if let Ok(open) = open_generation(live, &generation) {
+                self.newest = open.file.try_clone().ok().map(|file| (open.id, file));
+                self.held.push_back(open);
+            }
+        }
+    }
+
+    /// On the reader's first look: the file held ahead of it to begin with,
+    /// if any — the one with `inode` when given (dropping the older ones),
+    /// else the oldest; `true` when it is the one with `inode`.
+    pub fn adopt(&mut self, inode: Option<u64>) -> Option<(OpenFile, bool)> {
+        if std::mem::replace(&mut self.adopted, true) {
+            return None;
+        }
+        let at = inode.and_then(|inode| self.held.iter().position(|h| h.id.inode == inode));
+        if let Some(at) = at {
+            self.held.drain(..at);
+        }
+        let first = self.held.pop_front()?;
+        self.reading = Some(first.id);
+        Some((first, at.is_some()))
+    }
+
     /// The reader (re)started with `open`.
     pub fn opened(&mut self, open: &OpenFile) {
         self.reading = Some(open.id);

@@ -268,6 +268,7 @@ impl Log {
     }
 }
 
+#[derive(Clone)]
 struct Pattern {
     glob: String,
     /// The directory before the first wildcard: nothing below it may be a symlink.
@@ -348,9 +349,12 @@ impl Tailer {
                 None if first_scan && self.start_at == StartAt::End => Start::End,
                 None => Start::Oldest,
             };
-            let log = Log::new(start, self.config.max_message_bytes);
-            self.holdings()
-                .insert(path.clone(), Arc::clone(&log.holding));
+            let mut log = Log::new(start, self.config.max_message_bytes);
+            log.holding = Arc::clone(
+                self.holdings()
+                    .entry(path.clone())
+                    .or_insert_with(|| Arc::clone(&log.holding)),
+            );
             self.logs.insert(path.clone(), log);
         }
         let paths: Vec<PathBuf> = self.logs.keys().cloned().collect();
@@ -465,6 +469,8 @@ impl Tailer {
     /// cannot rotate files away unread. It stops when the tailer is dropped.
     pub fn hold_in_background(&self, every: Duration) {
         let holdings = Arc::downgrade(&self.holdings);
+        let patterns = self.patterns.clone();
+        let mut ticks = 0u32;
         let spawned = std::thread::Builder::new()
             .name("jaga-log-holder".to_owned())
             .spawn(move || loop {
@@ -472,6 +478,11 @@ impl Tailer {
                 let Some(holdings) = holdings.upgrade() else {
                     return;
                 };
+                // New logs too, less often (a glob costs a directory listing each).
+                if ticks.is_multiple_of(DISCOVER_EVERY_TICKS) {
+                    discover(&patterns, &holdings);
+                }
+                ticks = ticks.wrapping_add(1);
                 // Each log's lock is taken on its own: a log being read
                 // does not hold up the others.
                 let logs: Vec<(PathBuf, Arc<Mutex<Holding>>)> = holdings
@@ -494,6 +505,41 @@ impl Tailer {
 
     fn holdings(&self) -> MutexGuard<'_, Holdings> {
         self.holdings.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// How often the holder thread looks for new logs, in its ticks.
+const DISCOVER_EVERY_TICKS: u32 = 5;
+
+/// Opens the files of logs the reader has not looked at yet, so a new
+/// container flooding before the next poll loses nothing; forgets those
+/// that went away unread.
+fn discover(patterns: &[Pattern], holdings: &Mutex<Holdings>) {
+    let mut found = HashSet::new();
+    for pattern in patterns {
+        let Ok(paths) = glob::glob(&pattern.glob) else {
+            continue;
+        };
+        for path in paths.flatten() {
+            if generations::check_path(&path, &pattern.base).is_ok() {
+                found.insert(path);
+            }
+        }
+    }
+    let mut holdings = holdings.lock().unwrap_or_else(PoisonError::into_inner);
+    holdings.retain(|path, holding| {
+        found.contains(path)
+            || holding
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .adopted
+    });
+    for path in found {
+        holdings.entry(path).or_insert_with_key(|path| {
+            let mut holding = Holding::default();
+            holding.prehold(path);
+            Arc::new(Mutex::new(holding))
+        });
     }
 }
 
@@ -626,6 +672,46 @@ fn begin(path: &Path, log: &mut Log, listing: &[Generation], batch: &mut Batch) 
     let Some(oldest) = listing.first() else {
         return;
     };
+    // Files opened ahead of this first look (the holder thread found the
+    // log first): begin with them.
+    let ahead = match log.start {
+        Start::End => {
+            let mut holding = log.holding();
+            holding.adopted = true;
+            holding.forget();
+            None
+        }
+        Start::Oldest => log.holding().adopt(None).map(|(open, _)| open),
+        Start::Stored(stored) => {
+            let adopted = log.holding().adopt(Some(stored.inode));
+            match adopted {
+                Some((mut open, found)) => {
+                    let same_file = found
+                        && (stored.head_hash == 0
+                            || generations::head_hash(&mut open.file) == stored.head_hash);
+                    if same_file {
+                        open.offset = stored.offset;
+                    } else {
+                        // The checkpoint's file is gone; the files held begin later.
+                        let mut loss =
+                            estimate_gap(log.seen_until_ns, &mut open.file, log.mean_line_bytes());
+                        loss.inode = Some(stored.inode);
+                        loss.from = stored.offset;
+                        batch.lost.push(loss);
+                    }
+                    Some(open)
+                }
+                None => None,
+            }
+        }
+    };
+    if let Some(open) = ahead {
+        log.open = Some(open);
+        if log.committed.is_none() {
+            log.committed = log.checkpoint();
+        }
+        return;
+    }
     let opened = match log.start {
         Start::End => listing
             .iter()

@@ -595,3 +595,74 @@ fn open_regular_does_not_block_on_a_fifo() {
         Some(generations::OpenError::Refused(Skip::NotRegularFile))
     );
 }
+
+#[test]
+fn a_new_log_rotating_before_the_first_poll_is_held_by_the_holder_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = tailer(dir.path());
+    let mut none = |_: &Path| None;
+    assert!(t.poll(&mut none).batches.is_empty());
+    t.hold_in_background(Duration::from_millis(5));
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 10);
+    // The holder looks for new logs every 5 ticks; give it many.
+    std::thread::sleep(Duration::from_millis(500));
+    // max-file=2: the first file is deleted before the reader's first look.
+    rotate(&live, 2);
+    write_numbered(&live, 10, 20);
+    std::thread::sleep(Duration::from_millis(500));
+    rotate(&live, 2);
+    write_numbered(&live, 20, 30);
+    assert_eq!(texts(&t.poll(&mut none)), numbered(0, 30));
+}
+
+#[test]
+fn a_restart_with_a_small_budget_and_the_holder_thread_reads_every_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 1000);
+    let mut t = small_budget(dir.path(), 4000);
+    let mut none = |_: &Path| None;
+    let mut got = Vec::new();
+    let mut stored = None;
+    for _ in 0..1000 {
+        let poll = t.poll(&mut none);
+        got.extend(texts(&poll));
+        if let Some(b) = poll.batches.last() {
+            stored = Some(b.checkpoint);
+        }
+        if !poll.backlog {
+            break;
+        }
+    }
+    assert_eq!(got.len(), 1000);
+    drop(t);
+    write_numbered(&live, 1000, 2000);
+    rotate(&live, 5);
+    write_numbered(&live, 2000, 3000);
+    rotate(&live, 5);
+    write_numbered(&live, 3000, 4000);
+    rotate(&live, 5);
+    write_numbered(&live, 4000, 5000);
+    let mut t = small_budget(dir.path(), 4000);
+    t.hold_in_background(Duration::from_millis(5));
+    let mut from_store = |_: &Path| stored;
+    let mut got = Vec::new();
+    for _ in 0..1000 {
+        let poll = t.poll(&mut from_store);
+        got.extend(texts(&poll));
+        for b in &poll.batches {
+            assert!(b.lost.is_empty(), "{:?}", b.lost);
+        }
+        t.commit(&live);
+        if !poll.backlog {
+            std::thread::sleep(Duration::from_millis(20));
+            let again = t.poll(&mut from_store);
+            got.extend(texts(&again));
+            if !again.backlog {
+                break;
+            }
+        }
+    }
+    assert_eq!(got, numbered(1000, 5000));
+}

@@ -47,8 +47,14 @@ impl LogWatch {
         tailer.hold_in_background(std::time::Duration::from_millis(50));
         let mut containers: HashMap<String, EventContainer> = HashMap::new();
         let (engine_tx, mut engine_rx) = tokio::sync::mpsc::channel::<EngineLine>(10_000);
-        let mut sources = EngineSources::default();
-        let mut last_discovery: Option<std::time::Instant> = None;
+        // Containers on other log drivers, every 2 s, in a task of their
+        // own: a slow Engine must not hold up reading the files.
+        tokio::spawn(discover_engine_sources(
+            Arc::clone(&self.engine),
+            Arc::clone(&self.store),
+            engine_tx,
+            shutdown.clone(),
+        ));
         let mut ticker = tokio::time::interval(self.config.poll);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // More to read than one poll's budget: read on without waiting for
@@ -68,22 +74,6 @@ impl LogWatch {
                     _ = ticker.tick() => {}
                     _ = shutdown.changed() => return,
                 }
-            }
-            // Containers on other log drivers, every 2 s.
-            if last_discovery.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(2)) {
-                let first = last_discovery.is_none();
-                last_discovery = Some(std::time::Instant::now());
-                let store = Arc::clone(&self.store);
-                let mut since = |id: &str| -> Option<i64> {
-                    store
-                        .log_checkpoint(&engine_source::location(id))
-                        .ok()
-                        .flatten()
-                        .map(|checkpoint| (checkpoint.offset / 1_000_000_000) as i64)
-                };
-                sources
-                    .discover(&self.engine, &engine_tx, &shutdown, &mut since, first)
-                    .await;
             }
             let mut engine_lines: Vec<EngineLine> = std::mem::take(&mut engine_retry);
             while let Ok(line) = engine_rx.try_recv() {
@@ -282,6 +272,35 @@ impl LogWatch {
             ));
         }
         alerts
+    }
+}
+
+/// Follows containers on other log drivers through the Engine, looking
+/// for new ones every 2 s until shutdown.
+async fn discover_engine_sources(
+    engine: Arc<Engine>,
+    store: Arc<EventStore>,
+    lines: tokio::sync::mpsc::Sender<EngineLine>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut sources = EngineSources::default();
+    let mut first = true;
+    loop {
+        let mut since = |id: &str| -> Option<i64> {
+            store
+                .log_checkpoint(&engine_source::location(id))
+                .ok()
+                .flatten()
+                .map(|checkpoint| (checkpoint.offset / 1_000_000_000) as i64)
+        };
+        sources
+            .discover(&engine, &lines, &shutdown, &mut since, first)
+            .await;
+        first = false;
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            _ = shutdown.changed() => return,
+        }
     }
 }
 
