@@ -191,7 +191,7 @@ impl Holding {
         let Ok(mut next_file) = open_generation(live, next) else {
             return;
         };
-        let loss = estimate_gap(since, &mut next_file.file, self.mean_line_bytes);
+        let loss = estimate_gap(since, &mut next_file.file, live, self.mean_line_bytes);
         if loss.bytes > 0 {
             self.lost.push(loss);
         }

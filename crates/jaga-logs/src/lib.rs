@@ -693,8 +693,12 @@ fn begin(path: &Path, log: &mut Log, listing: &[Generation], batch: &mut Batch) 
                         open.offset = stored.offset;
                     } else {
                         // The checkpoint's file is gone; the files held begin later.
-                        let mut loss =
-                            estimate_gap(log.seen_until_ns, &mut open.file, log.mean_line_bytes());
+                        let mut loss = estimate_gap(
+                            log.seen_until_ns,
+                            &mut open.file,
+                            path,
+                            log.mean_line_bytes(),
+                        );
                         loss.inode = Some(stored.inode);
                         loss.from = stored.offset;
                         batch.lost.push(loss);
@@ -760,7 +764,12 @@ fn resume(
     let mut open = listing
         .iter()
         .find_map(|generation| open_generation(path, generation).ok())?;
-    let mut loss = estimate_gap(log.seen_until_ns, &mut open.file, log.mean_line_bytes());
+    let mut loss = estimate_gap(
+        log.seen_until_ns,
+        &mut open.file,
+        path,
+        log.mean_line_bytes(),
+    );
     loss.inode = Some(stored.inode);
     loss.from = stored.offset;
     batch.lost.push(loss);
@@ -768,8 +777,15 @@ fn resume(
 }
 
 /// What was written between `seen_until_ns` and the first line of `next`
-/// (the oldest file left), estimated from `next`'s own write rate.
-pub(crate) fn estimate_gap(seen_until_ns: u64, next: &mut File, mean_line: Option<u64>) -> Loss {
+/// (the oldest file left), estimated from the write rate over the files of
+/// the log still on disk (all of them: the rate over one file of a flood
+/// swings with how Docker stamped its lines).
+pub(crate) fn estimate_gap(
+    seen_until_ns: u64,
+    next: &mut File,
+    live: &Path,
+    mean_line: Option<u64>,
+) -> Loss {
     let mut loss = Loss {
         inode: None,
         from: 0,
@@ -778,16 +794,30 @@ pub(crate) fn estimate_gap(seen_until_ns: u64, next: &mut File, mean_line: Optio
         lines: 0,
         estimated: true,
     };
-    let Some(spread) = generations::spread(next) else {
+    let Some(next_spread) = generations::spread(next) else {
         return loss;
     };
-    let span = spread.last_ns.saturating_sub(spread.first_ns);
-    let gap = spread.first_ns.saturating_sub(seen_until_ns);
+    let (listing, _) = generations::list(live);
+    let spread_of = |g: Option<&Generation>| {
+        g.and_then(|g| open_generation(live, g).ok())
+            .and_then(|mut open| generations::spread(&mut open.file))
+    };
+    let oldest = spread_of(listing.first()).unwrap_or(next_spread);
+    let newest = spread_of(listing.last()).unwrap_or(next_spread);
+    let first_ns = oldest.first_ns.min(next_spread.first_ns);
+    let last_ns = newest.last_ns.max(next_spread.last_ns);
+    let size: u64 = listing
+        .iter()
+        .map(|g| g.size)
+        .sum::<u64>()
+        .max(next_spread.size);
+    let span = last_ns.saturating_sub(first_ns);
+    let gap = next_spread.first_ns.saturating_sub(seen_until_ns);
     if seen_until_ns == 0 || span == 0 || gap == 0 {
         return loss;
     }
-    let bytes = (u128::from(spread.size) * u128::from(gap) / u128::from(span)) as u64;
-    let lines = bytes / mean_line.unwrap_or(spread.mean_line_bytes).max(1);
+    let bytes = (u128::from(size) * u128::from(gap) / u128::from(span)) as u64;
+    let lines = bytes / mean_line.unwrap_or(next_spread.mean_line_bytes).max(1);
     // A gap of a line or so is the time between two lines, not a loss (a
     // file compressed away right after it was read leaves such a gap).
     if lines >= 2 {
