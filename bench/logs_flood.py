@@ -21,6 +21,7 @@ Needs scripts/testbed.sh; builds `cargo build --release -p jaga` unless
 """
 
 import argparse
+import datetime
 import os
 import shutil
 import socket
@@ -96,6 +97,18 @@ class Agent:
         return 0.0
 
 
+def container_seconds(container_id):
+    """How long the container ran (the flood), from the Engine's times."""
+    times = docker("inspect", "-f", "{{.State.StartedAt}} {{.State.FinishedAt}}", container_id).split()
+
+    def parse(text):
+        # 2026-11-30T18:13:14.123456789Z: Python parses at most microseconds.
+        head, _, frac = text.rstrip("Z").partition(".")
+        return datetime.datetime.fromisoformat(head).timestamp() + float("0." + (frac or "0"))
+
+    return parse(times[1]) - parse(times[0])
+
+
 def stored(data_dir, container_id):
     try:
         conn = sqlite3.connect(f"file:{os.path.join(data_dir, 'events.sqlite3')}?mode=ro", uri=True, timeout=10)
@@ -137,7 +150,7 @@ def run_once(args):
             time.sleep(args.down)
             agent.start()
         docker("wait", container_id)
-        flood_seconds = time.time() - started
+        flood_seconds = container_seconds(container_id)
         alerts, distinct = settle(data_dir, container_id)
         lost = agent.metric("jaga_log_lines_lost_total")
         bytes_lost = agent.metric("jaga_log_bytes_lost_total")

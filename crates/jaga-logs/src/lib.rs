@@ -256,6 +256,22 @@ impl Log {
         self.open = Some(open);
     }
 
+    /// The first file is open: where a rewind returns, and (when nothing
+    /// was read before) the time from which a loss would be counted — just
+    /// before this file's first line, since what came earlier was never ours.
+    fn began(&mut self) {
+        if self.seen_until_ns == 0 {
+            if let Some(open) = self.open.as_mut() {
+                if let Some(spread) = generations::spread(&mut open.file) {
+                    self.seen_until_ns = spread.first_ns.saturating_sub(1);
+                }
+            }
+        }
+        if self.committed.is_none() {
+            self.committed = self.checkpoint();
+        }
+    }
+
     /// Moves on from the generation read to its end to the next one held.
     fn advance(&mut self) {
         let Some(next) = self.holding().next() else {
@@ -711,9 +727,7 @@ fn begin(path: &Path, log: &mut Log, listing: &[Generation], batch: &mut Batch) 
     };
     if let Some(open) = ahead {
         log.open = Some(open);
-        if log.committed.is_none() {
-            log.committed = log.checkpoint();
-        }
+        log.began();
         return;
     }
     let opened = match log.start {
@@ -731,9 +745,7 @@ fn begin(path: &Path, log: &mut Log, listing: &[Generation], batch: &mut Batch) 
     };
     if let Some(open) = opened {
         log.set_open(open);
-        if log.committed.is_none() {
-            log.committed = log.checkpoint();
-        }
+        log.began();
     }
 }
 
