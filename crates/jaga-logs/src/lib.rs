@@ -234,7 +234,9 @@ impl Log {
         let Some(open) = self.open.as_mut() else {
             return self.last;
         };
-        if open.head_hash == 0 && open.offset > 0 {
+        // Also at offset 0: the file is told from a later one given its
+        // inode number as soon as it has a first line.
+        if open.head_hash == 0 {
             open.head_hash = generations::head_hash(&mut open.file);
         }
         self.last = Some(Checkpoint {
