@@ -1,18 +1,40 @@
-//! Following Docker's json-file logs: files found by a glob, new ones picked
-//! up on each poll, rotation by rename (the old file is read to its end
-//! first) and truncation handled, Docker's 16 KiB partial lines put back
-//! together, and a checkpoint (inode + offset) that only ever points after
-//! lines that were handed out whole. The caller stores the checkpoint once
-//! it has processed those lines. No rule is known here.
+//! Following Docker's json-file logs. Files are found by a glob; each is
+//! followed with the generations Docker rotated away from it (`.1` … `.N`),
+//! read oldest first, so a rotation faster than a poll loses nothing while
+//! the rotated files are still on disk. A file being read stays open, so a
+//! generation deleted meanwhile is still read to its end. Truncation is
+//! handled, Docker's 16 KiB partial lines are put back together (across
+//! generations too), and a checkpoint (inode + offset, and a fingerprint of
+//! that file) only ever points after lines that were handed out whole.
+//!
+//! What could not be read (deleted before it was opened, for example while
+//! the agent was down) is reported as a [`Loss`]: the bytes of a file seen
+//! and then gone are known exactly; when files may have come and gone
+//! unseen, the bytes are estimated from Docker's times — the write rate of
+//! the oldest file still present times the span between the last line read
+//! and that file's first line (an overestimate if the container was idle in
+//! that span). Lines are bytes divided by the mean line length.
+//!
+//! The caller stores each batch's checkpoint with what its lines raised and
+//! then calls [`Tailer::commit`], or [`Tailer::rewind`] when storing failed
+//! so the lines are read again. Non-regular files (FIFOs, devices) and
+//! symlinks are never opened nor followed. No rule is known here.
 
-use std::collections::HashMap;
+mod generations;
+mod holding;
+
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use jaga_decode::docker::{Message, Reassembler};
 use jaga_decode::DockerLine;
+
+use generations::{FileId, Generation, OpenError};
+use holding::Holding;
 
 /// Where to start in a file seen for the first time with no checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,8 +48,9 @@ pub struct TailConfig {
     /// A message (after reassembly) longer than this is cut; a raw line
     /// longer than twice this with no newline is skipped.
     pub max_message_bytes: usize,
-    /// Most bytes read from one file in one poll, so one busy file cannot
-    /// starve the others.
+    /// Most bytes read from one log in one poll, so one busy log cannot
+    /// starve the others and one batch is stored quickly; what is left is
+    /// reported as a backlog for the caller to poll again at once.
     pub max_read_per_poll: usize,
 }
 
@@ -35,50 +58,251 @@ impl Default for TailConfig {
     fn default() -> Self {
         Self {
             max_message_bytes: 1 << 20,
-            max_read_per_poll: 8 << 20,
+            max_read_per_poll: 1 << 20,
         }
     }
 }
 
-/// Lines of one file from one poll, and the checkpoint after them.
+/// Where reading a log resumes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The generation (live or rotated) to resume in.
+    pub inode: u64,
+    pub offset: u64,
+    /// Hash of that file's first line, so a later file given the same inode
+    /// number is not taken for it; 0 when the file was empty.
+    pub head_hash: u64,
+    /// Lines Docker stamped before this time (nanoseconds since the epoch)
+    /// were read; 0 when unknown. Bounds the span of a loss.
+    pub seen_until_ns: u64,
+}
+
+/// Lines of one log from one poll, and the checkpoint after them.
 #[derive(Debug)]
 pub struct Batch {
+    /// The live file's path, whatever generation the lines came from: the
+    /// location of their alerts and the key of the checkpoint.
     pub path: PathBuf,
-    pub inode: u64,
-    /// Resume here: after every line handed out whole (and before a message
-    /// whose start was read but not its end).
-    pub checkpoint: u64,
+    pub checkpoint: Checkpoint,
     pub messages: Vec<Message>,
     /// Lines skipped: not Docker JSON, too long, ...
     pub skipped: Vec<Skip>,
+    /// What was gone before it could be read.
+    pub lost: Vec<Loss>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Skip {
     NotJson,
     TooLong,
     InvalidUtf8,
     Truncated,
+    /// A FIFO, socket, device or directory where a log file was expected.
+    NotRegularFile,
+    /// A symlink (or a path through a symlinked directory): never followed.
+    Symlink,
 }
 
-struct Tracked {
-    file: File,
-    inode: u64,
-    /// Where the next read starts.
+impl Skip {
+    /// The `reason` label of the skip counter.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Skip::NotJson => "not_json",
+            Skip::TooLong => "too_long",
+            Skip::InvalidUtf8 => "invalid_utf8",
+            Skip::Truncated => "truncated",
+            Skip::NotRegularFile => "not_regular_file",
+            Skip::Symlink => "symlink",
+        }
+    }
+}
+
+/// Log content that was gone before it could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loss {
+    /// The file it was in, when known (files rotated away unseen have none).
+    pub inode: Option<u64>,
+    /// First byte lost in that file.
+    pub from: u64,
+    /// End of the file when last seen, when known.
+    pub to: Option<u64>,
+    pub bytes: u64,
+    /// `bytes` divided by the mean line length.
+    pub lines: u64,
+    /// `bytes` is an estimate from Docker's times, not a known file size.
+    pub estimated: bool,
+}
+
+/// What one poll found.
+#[derive(Debug, Default)]
+pub struct Poll {
+    pub batches: Vec<Batch>,
+    /// Paths refused (not regular files, symlinks), each reported once.
+    pub refused: Vec<(PathBuf, Skip)>,
+    /// Some log has more to read than one poll's budget: poll again soon.
+    pub backlog: bool,
+}
+
+/// How a log is begun when no file of it is open.
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    /// A stored checkpoint (after a restart or a rewind).
+    Stored(Checkpoint),
+    /// The end of the live file: only new lines.
+    End,
+    /// The oldest generation still on disk, from its first byte.
+    Oldest,
+}
+
+/// An open generation.
+pub(crate) struct OpenFile {
+    pub file: File,
+    pub id: FileId,
+    head_hash: u64,
+    /// Where the next line starts (the carry begins here).
     offset: u64,
     /// Bytes read but not yet ending in a newline.
     carry: Vec<u8>,
     /// Discarding a too-long line until its newline.
     skipping: bool,
-    reassembler: Reassembler,
-    /// Offset where the message held by the reassembler started.
-    pending_start: Option<u64>,
 }
 
+impl OpenFile {
+    pub fn size(&self) -> u64 {
+        self.file.metadata().map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+/// One log: its live file and rotated generations.
+struct Log {
+    start: Start,
+    /// Read to their end since the last commit, kept for a rewind.
+    done: VecDeque<OpenFile>,
+    /// The generation being read.
+    open: Option<OpenFile>,
+    /// The newer generations, held open; shared with the holder thread.
+    holding: Arc<Mutex<Holding>>,
+    reassembler: Reassembler,
+    /// Where the message held by the reassembler starts.
+    pending: Option<Checkpoint>,
+    /// The checkpoint the caller stored last; a rewind returns here.
+    committed: Option<Checkpoint>,
+    /// The checkpoint of the last batch handed out.
+    handed: Option<Checkpoint>,
+    handed_at: Option<Instant>,
+    /// The losses of the last batch, handed out again after a rewind.
+    handed_lost: Vec<Loss>,
+    seen_until_ns: u64,
+    /// The last position computed, kept when no file is open any more.
+    last: Option<Checkpoint>,
+    /// For the mean line length.
+    bytes_read: u64,
+    lines_read: u64,
+}
+
+impl Log {
+    fn new(start: Start, max_message_bytes: usize) -> Self {
+        Self {
+            start,
+            done: VecDeque::new(),
+            open: None,
+            holding: Arc::new(Mutex::new(Holding::default())),
+            reassembler: Reassembler::new(max_message_bytes),
+            pending: None,
+            committed: None,
+            handed: None,
+            handed_at: None,
+            handed_lost: Vec::new(),
+            seen_until_ns: match start {
+                Start::Stored(checkpoint) => checkpoint.seen_until_ns,
+                Start::End | Start::Oldest => 0,
+            },
+            last: None,
+            bytes_read: 0,
+            lines_read: 0,
+        }
+    }
+
+    fn mean_line_bytes(&self) -> Option<u64> {
+        (self.lines_read > 0).then(|| (self.bytes_read / self.lines_read).max(1))
+    }
+
+    fn checkpoint(&mut self) -> Option<Checkpoint> {
+        if let Some(pending) = self.pending {
+            return Some(pending);
+        }
+        let Some(open) = self.open.as_mut() else {
+            return self.last;
+        };
+        // Also at offset 0: the file is told from a later one given its
+        // inode number as soon as it has a first line.
+        if open.head_hash == 0 {
+            open.head_hash = generations::head_hash(&mut open.file);
+        }
+        self.last = Some(Checkpoint {
+            inode: open.id.inode,
+            offset: open.offset,
+            head_hash: open.head_hash,
+            seen_until_ns: self.seen_until_ns,
+        });
+        self.last
+    }
+
+    fn holding(&self) -> MutexGuard<'_, Holding> {
+        self.holding.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts reading `open`.
+    fn set_open(&mut self, open: OpenFile) {
+        self.holding().opened(&open);
+        self.open = Some(open);
+    }
+
+    /// The first file is open: where a rewind returns, and (when nothing
+    /// was read before) the time from which a loss would be counted — just
+    /// before this file's first line, since what came earlier was never ours.
+    fn began(&mut self) {
+        if self.seen_until_ns == 0 {
+            if let Some(open) = self.open.as_mut() {
+                if let Some(spread) = generations::spread(&mut open.file) {
+                    self.seen_until_ns = spread.first_ns.saturating_sub(1);
+                }
+            }
+        }
+        if self.committed.is_none() {
+            self.committed = self.checkpoint();
+        }
+    }
+
+    /// Moves on from the generation read to its end to the next one held.
+    fn advance(&mut self) {
+        let Some(next) = self.holding().next() else {
+            return;
+        };
+        if let Some(finished) = self.open.replace(next) {
+            self.holding().finished(finished.id);
+            self.done.push_back(finished);
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Pattern {
+    glob: String,
+    /// The directory before the first wildcard: nothing below it may be a symlink.
+    base: PathBuf,
+}
+
+/// The holdings of every log, for the holder thread.
+type Holdings = HashMap<PathBuf, Arc<Mutex<Holding>>>;
+
 pub struct Tailer {
-    patterns: Vec<String>,
+    patterns: Vec<Pattern>,
     config: TailConfig,
-    files: HashMap<PathBuf, Tracked>,
+    logs: HashMap<PathBuf, Log>,
+    holdings: Arc<Mutex<Holdings>>,
+    /// Paths refused and reported, until they disappear.
+    refused: HashSet<PathBuf>,
     first_scan: bool,
     start_at: StartAt,
 }
@@ -86,172 +310,622 @@ pub struct Tailer {
 impl Tailer {
     pub fn new(patterns: Vec<String>, start_at: StartAt, config: TailConfig) -> Self {
         Self {
-            patterns,
+            patterns: patterns
+                .into_iter()
+                .map(|glob| Pattern {
+                    base: generations::pattern_base(&glob),
+                    glob,
+                })
+                .collect(),
             config,
-            files: HashMap::new(),
+            logs: HashMap::new(),
+            holdings: Arc::new(Mutex::new(HashMap::new())),
+            refused: HashSet::new(),
             first_scan: true,
             start_at,
         }
     }
 
-    /// Files currently followed.
+    /// Logs currently followed (their live paths).
     pub fn followed(&self) -> Vec<PathBuf> {
-        let mut paths: Vec<PathBuf> = self.files.keys().cloned().collect();
+        let mut paths: Vec<PathBuf> = self.logs.keys().cloned().collect();
         paths.sort();
         paths
     }
 
-    /// Finds files, reads what is new, returns it per file. `checkpoint`
-    /// tells where a file seen for the first time was left.
-    pub fn poll(&mut self, checkpoint: &mut dyn FnMut(&Path) -> Option<(u64, u64)>) -> Vec<Batch> {
-        let mut found: Vec<PathBuf> = Vec::new();
-        for pattern in &self.patterns {
-            match glob::glob(pattern) {
-                Ok(paths) => found.extend(paths.flatten()),
-                Err(error) => tracing::warn!(%pattern, %error, "invalid log path pattern"),
+    /// Finds logs, reads what is new in each, returns it per log.
+    /// `checkpoint` tells where a log seen for the first time was left.
+    pub fn poll(&mut self, checkpoint: &mut dyn FnMut(&Path) -> Option<Checkpoint>) -> Poll {
+        let mut poll = Poll::default();
+        let mut found: Vec<(PathBuf, usize)> = Vec::new();
+        for (index, pattern) in self.patterns.iter().enumerate() {
+            match glob::glob(&pattern.glob) {
+                Ok(paths) => found.extend(paths.flatten().map(|p| (p, index))),
+                Err(error) => {
+                    tracing::warn!(pattern = %pattern.glob, %error, "invalid log path pattern")
+                }
             }
         }
         found.sort();
-        found.dedup();
+        found.dedup_by(|a, b| a.0 == b.0);
         let first_scan = std::mem::replace(&mut self.first_scan, false);
-        for path in &found {
-            if !self.files.contains_key(path) {
-                if let Some(tracked) = self.open(path, checkpoint(path), first_scan) {
-                    self.files.insert(path.clone(), tracked);
-                }
+        let mut still_refused = HashSet::new();
+        for (path, index) in &found {
+            if self.logs.contains_key(path) {
+                continue;
             }
+            let base = &self.patterns[*index].base;
+            if let Err(skip) = generations::check_path(path, base) {
+                if !self.refused.contains(path) {
+                    poll.refused.push((path.clone(), skip));
+                }
+                still_refused.insert(path.clone());
+                continue;
+            }
+            let start = match checkpoint(path) {
+                Some(stored) => Start::Stored(stored),
+                None if first_scan && self.start_at == StartAt::End => Start::End,
+                None => Start::Oldest,
+            };
+            let mut log = Log::new(start, self.config.max_message_bytes);
+            log.holding = Arc::clone(
+                self.holdings()
+                    .entry(path.clone())
+                    .or_insert_with(|| Arc::clone(&log.holding)),
+            );
+            self.logs.insert(path.clone(), log);
         }
-        let mut batches = Vec::new();
-        let paths: Vec<PathBuf> = self.files.keys().cloned().collect();
+        let paths: Vec<PathBuf> = self.logs.keys().cloned().collect();
         for path in paths {
-            let Some(batch) = self.read_file(&path) else {
-                // Gone for good: forget it.
-                self.files.remove(&path);
+            let Some(log) = self.logs.get_mut(&path) else {
                 continue;
             };
-            if !batch.messages.is_empty() || !batch.skipped.is_empty() || batch.checkpoint > 0 {
-                batches.push(batch);
-            }
-        }
-        batches
-    }
-
-    fn open(
-        &self,
-        path: &Path,
-        checkpoint: Option<(u64, u64)>,
-        first_scan: bool,
-    ) -> Option<Tracked> {
-        let file = File::open(path).ok()?;
-        let meta = file.metadata().ok()?;
-        let inode = meta.ino();
-        let offset = match checkpoint {
-            // Same file, not shrunk: resume.
-            Some((ino, offset)) if ino == inode && offset <= meta.len() => offset,
-            // A different file under the name (rotated while we were away), or truncated.
-            Some(_) => 0,
-            None if first_scan && self.start_at == StartAt::End => meta.len(),
-            None => 0,
-        };
-        Some(Tracked {
-            file,
-            inode,
-            offset,
-            carry: Vec::new(),
-            skipping: false,
-            reassembler: Reassembler::new(self.config.max_message_bytes),
-            pending_start: None,
-        })
-    }
-
-    fn read_file(&mut self, path: &Path) -> Option<Batch> {
-        let config = self.config;
-        let current = std::fs::metadata(path).ok().map(|m| (m.ino(), m.len()));
-        let tracked = self.files.get_mut(path)?;
-        let mut batch = Batch {
-            path: path.to_path_buf(),
-            inode: tracked.inode,
-            checkpoint: tracked.offset,
-            messages: Vec::new(),
-            skipped: Vec::new(),
-        };
-        // Truncated in place: start over.
-        if let Ok(meta) = tracked.file.metadata() {
-            if meta.len() < tracked.offset {
-                tracked.offset = 0;
-                tracked.carry.clear();
-                tracked.pending_start = None;
-                tracked.reassembler = Reassembler::new(config.max_message_bytes);
-                batch.skipped.push(Skip::Truncated);
-            }
-        }
-        read_new(tracked, &config, &mut batch);
-        match current {
-            // Rotated: the old file is read to its end (above); follow the new one.
-            Some((inode, _)) if inode != tracked.inode => {
-                let file = File::open(path).ok()?;
-                *tracked = Tracked {
-                    file,
-                    inode,
-                    offset: 0,
-                    carry: Vec::new(),
-                    skipping: false,
-                    reassembler: Reassembler::new(config.max_message_bytes),
-                    pending_start: None,
-                };
-                let mut next = Batch {
-                    path: path.to_path_buf(),
-                    inode,
-                    checkpoint: 0,
-                    messages: Vec::new(),
-                    skipped: Vec::new(),
-                };
-                read_new(tracked, &config, &mut next);
-                batch.messages.extend(next.messages);
-                batch.skipped.extend(next.skipped);
-                batch.inode = inode;
-                batch.checkpoint = next.checkpoint;
-                Some(batch)
-            }
-            Some(_) => Some(batch),
-            // Deleted: whatever was read is handed out, then the file is dropped.
-            None => {
-                if batch.messages.is_empty() {
-                    None
-                } else {
-                    Some(batch)
+            let outcome = poll_log(&path, log, &self.config);
+            for (refused, skip) in outcome.refused {
+                if !self.refused.contains(&refused) {
+                    poll.refused.push((refused.clone(), skip));
                 }
+                still_refused.insert(refused);
+            }
+            poll.backlog |= outcome.backlog;
+            if let Some(batch) = outcome.batch {
+                poll.batches.push(batch);
+            }
+            if outcome.finished {
+                // Gone for good, with everything that could be read.
+                self.logs.remove(&path);
+                self.holdings().remove(&path);
             }
         }
+        self.refused = still_refused;
+        poll.batches.sort_by(|a, b| a.path.cmp(&b.path));
+        poll
+    }
+
+    /// The caller stored the last batch of `path` (its alerts and
+    /// checkpoint): a later rewind returns no further back than this.
+    pub fn commit(&mut self, path: &Path) {
+        let Some(log) = self.logs.get_mut(path) else {
+            return;
+        };
+        log.committed = log.handed.or(log.committed);
+        log.handed_lost.clear();
+        // Files before the committed one are not needed for a rewind.
+        if let Some(committed) = log.committed {
+            match log.done.iter().position(|f| f.id.inode == committed.inode) {
+                Some(k) => {
+                    log.done.drain(..k);
+                }
+                None => log.done.clear(),
+            }
+        }
+    }
+
+    /// Storing the last batch of `path` failed: forget everything read since
+    /// the last commit, so the next poll reads those lines again.
+    pub fn rewind(&mut self, path: &Path) {
+        let max_message_bytes = self.config.max_message_bytes;
+        let Some(log) = self.logs.get_mut(path) else {
+            return;
+        };
+        let mut files: VecDeque<OpenFile> = log.done.drain(..).collect();
+        files.extend(log.open.take());
+        let shared = Arc::clone(&log.holding);
+        let mut holding = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        files.extend(holding.held.drain(..));
+        let start = match log.committed {
+            Some(committed) => Start::Stored(committed),
+            None => log.start,
+        };
+        // Still holding the committed file: resume in it, hold what follows.
+        let committed_at = log.committed.and_then(|c| {
+            files
+                .iter()
+                .position(|f| f.id.inode == c.inode)
+                .map(|k| (c, k))
+        });
+        let mut resumed = None;
+        if let Some((committed, k)) = committed_at {
+            files.drain(..k);
+            if let Some(mut first) = files.pop_front() {
+                first.offset = committed.offset;
+                first.carry.clear();
+                first.skipping = false;
+                // Read again from their start.
+                for later in &mut files {
+                    later.offset = 0;
+                    later.carry.clear();
+                    later.skipping = false;
+                }
+                holding.held = files;
+                holding.opened(&first);
+                holding.lost.append(&mut log.handed_lost);
+                resumed = Some(first);
+            }
+        } else {
+            holding.forget();
+        }
+        drop(holding);
+        let mut fresh = Log::new(start, max_message_bytes);
+        fresh.holding = shared;
+        fresh.committed = log.committed;
+        fresh.bytes_read = log.bytes_read;
+        fresh.lines_read = log.lines_read;
+        fresh.open = resumed;
+        *log = fresh;
+    }
+
+    /// Opens the generations rotated since the last poll, so that a
+    /// rotation cannot delete them before they are read.
+    pub fn hold_new_generations(&mut self) {
+        hold_moved(&self.holdings());
+    }
+
+    /// Starts a thread that, every `every`, opens the generations rotated
+    /// since it last looked (a stat of each live file, a directory listing
+    /// for those that moved), so a writer faster than the caller's analysis
+    /// cannot rotate files away unread. It stops when the tailer is dropped.
+    pub fn hold_in_background(&self, every: Duration) {
+        let holdings = Arc::downgrade(&self.holdings);
+        let patterns = self.patterns.clone();
+        let mut ticks = 0u32;
+        let spawned = std::thread::Builder::new()
+            .name("jaga-log-holder".to_owned())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                let Some(holdings) = holdings.upgrade() else {
+                    return;
+                };
+                // New logs too, less often (a glob costs a directory listing each).
+                if ticks.is_multiple_of(DISCOVER_EVERY_TICKS) {
+                    discover(&patterns, &holdings);
+                }
+                ticks = ticks.wrapping_add(1);
+                // Each log's lock is taken on its own: a log being read
+                // does not hold up the others.
+                let logs: Vec<(PathBuf, Arc<Mutex<Holding>>)> = holdings
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .iter()
+                    .map(|(path, holding)| (path.clone(), Arc::clone(holding)))
+                    .collect();
+                for (path, holding) in logs {
+                    holding
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .hold_if_moved(&path);
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot start the log holder thread; rotated log files are opened at each poll only");
+        }
+    }
+
+    fn holdings(&self) -> MutexGuard<'_, Holdings> {
+        self.holdings.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-fn read_new(tracked: &mut Tracked, config: &TailConfig, batch: &mut Batch) {
-    if tracked
+/// How often the holder thread looks for new logs, in its ticks.
+const DISCOVER_EVERY_TICKS: u32 = 5;
+
+/// Opens the files of logs the reader has not looked at yet, so a new
+/// container flooding before the next poll loses nothing; forgets those
+/// that went away unread.
+fn discover(patterns: &[Pattern], holdings: &Mutex<Holdings>) {
+    let mut found = HashSet::new();
+    for pattern in patterns {
+        let Ok(paths) = glob::glob(&pattern.glob) else {
+            continue;
+        };
+        for path in paths.flatten() {
+            if generations::check_path(&path, &pattern.base).is_ok() {
+                found.insert(path);
+            }
+        }
+    }
+    let mut holdings = holdings.lock().unwrap_or_else(PoisonError::into_inner);
+    holdings.retain(|path, holding| {
+        found.contains(path)
+            || holding
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .adopted
+    });
+    for path in found {
+        holdings.entry(path).or_insert_with_key(|path| {
+            let mut holding = Holding::default();
+            holding.prehold(path);
+            Arc::new(Mutex::new(holding))
+        });
+    }
+}
+
+/// Holds the new generations of every log whose live file moved.
+fn hold_moved(holdings: &Holdings) {
+    for (path, holding) in holdings {
+        holding
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .hold_if_moved(path);
+    }
+}
+
+struct LogOutcome {
+    batch: Option<Batch>,
+    refused: Vec<(PathBuf, Skip)>,
+    backlog: bool,
+    finished: bool,
+}
+
+/// How often a checkpoint that only moved in time is handed out again, so
+/// a loss after a restart is bounded by a recent time.
+const REFRESH: Duration = Duration::from_secs(1);
+
+fn poll_log(path: &Path, log: &mut Log, config: &TailConfig) -> LogOutcome {
+    let (listing, refused) = generations::list(path);
+    let mut batch = Batch {
+        path: path.to_path_buf(),
+        checkpoint: Checkpoint::default(),
+        messages: Vec::new(),
+        skipped: Vec::new(),
+        lost: Vec::new(),
+    };
+    if log.open.is_none() {
+        begin(path, log, &listing, &mut batch);
+    }
+    log.holding().hold_new(path, &listing);
+    let mut budget = config.max_read_per_poll as u64;
+    let mut backlog = false;
+    let live = listing.iter().find(|g| g.number == 0).map(|g| g.id);
+    while let Some(open) = log.open.as_mut() {
+        let is_live = live.is_some_and(|live| live.same(open.id));
+        if is_live {
+            // Truncated in place: start over.
+            if let Ok(meta) = open.file.metadata() {
+                if meta.len() < open.offset + open.carry.len() as u64 {
+                    open.offset = 0;
+                    open.carry.clear();
+                    open.head_hash = 0;
+                    log.pending = None;
+                    log.reassembler = Reassembler::new(config.max_message_bytes);
+                    batch.skipped.push(Skip::Truncated);
+                }
+            }
+        }
+        let read = read_new(log, config, budget, &mut batch);
+        budget = budget.saturating_sub(read.bytes);
+        if read.more {
+            backlog = true;
+            break;
+        }
+        let Some(open) = log.open.as_mut() else {
+            break;
+        };
+        if is_live {
+            if open.carry.is_empty() && log.pending.is_none() {
+                log.seen_until_ns = log.seen_until_ns.max(now_ns());
+            }
+            break;
+        }
+        // Not the live file when listed, and read to its end since: Docker
+        // writes no more to it.
+        let torn = !open.carry.is_empty();
+        if log.holding().held.is_empty() {
+            if listing.is_empty() {
+                // The log is gone (container removed): nothing follows.
+                log.checkpoint();
+                log.open = None;
+            }
+            break;
+        }
+        if torn {
+            batch.skipped.push(Skip::NotJson);
+        }
+        log.advance();
+    }
+    {
+        let mean_line_bytes = log.mean_line_bytes();
+        let mut holding = log.holding();
+        batch.lost.append(&mut holding.lost);
+        holding.mean_line_bytes = mean_line_bytes;
+        holding.seen_until_ns = log.seen_until_ns;
+    }
+    let finished = log.open.is_none() && listing.is_empty();
+    let checkpoint = log.checkpoint();
+    if let Some(checkpoint) = checkpoint {
+        batch.checkpoint = checkpoint;
+    }
+    let moved = checkpoint.is_some_and(|c| {
+        let position_moved = log
+            .handed
+            .is_none_or(|h| (h.inode, h.offset) != (c.inode, c.offset));
+        let time_moved = log
+            .handed
+            .is_some_and(|h| h.seen_until_ns != c.seen_until_ns)
+            && log.handed_at.is_none_or(|t| t.elapsed() >= REFRESH);
+        position_moved || time_moved
+    });
+    let has_news =
+        !batch.messages.is_empty() || !batch.skipped.is_empty() || !batch.lost.is_empty();
+    let batch = if (has_news || moved) && checkpoint.is_some() {
+        log.handed = checkpoint;
+        log.handed_at = Some(Instant::now());
+        log.handed_lost = batch.lost.clone();
+        Some(batch)
+    } else {
+        log.holding().lost = batch.lost;
+        None
+    };
+    LogOutcome {
+        batch,
+        refused,
+        backlog,
+        finished,
+    }
+}
+
+/// Opens the first file of a log that has none open, per its start.
+fn begin(path: &Path, log: &mut Log, listing: &[Generation], batch: &mut Batch) {
+    let Some(oldest) = listing.first() else {
+        return;
+    };
+    // Files opened ahead of this first look (the holder thread found the
+    // log first): begin with them.
+    let ahead = match log.start {
+        Start::End => {
+            let mut holding = log.holding();
+            holding.adopted = true;
+            holding.forget();
+            None
+        }
+        Start::Oldest => log.holding().adopt(None).map(|(open, _)| open),
+        Start::Stored(stored) => {
+            let adopted = log.holding().adopt(Some(stored.inode));
+            match adopted {
+                Some((mut open, found)) => {
+                    let same_file = found
+                        && (stored.head_hash == 0
+                            || generations::head_hash(&mut open.file) == stored.head_hash);
+                    if same_file {
+                        open.offset = stored.offset;
+                    } else {
+                        // The checkpoint's file is gone; the files held begin later.
+                        let mut loss = estimate_gap(
+                            log.seen_until_ns,
+                            &mut open.file,
+                            path,
+                            log.mean_line_bytes(),
+                        );
+                        loss.inode = Some(stored.inode);
+                        loss.from = stored.offset;
+                        batch.lost.push(loss);
+                    }
+                    Some(open)
+                }
+                None => None,
+            }
+        }
+    };
+    if let Some(open) = ahead {
+        log.open = Some(open);
+        log.began();
+        return;
+    }
+    let opened = match log.start {
+        Start::End => listing
+            .iter()
+            .find(|g| g.number == 0)
+            .and_then(|live| open_generation(path, live).ok())
+            .map(|mut open| {
+                open.offset = open.size();
+                log.seen_until_ns = now_ns();
+                open
+            }),
+        Start::Oldest => open_generation(path, oldest).ok(),
+        Start::Stored(stored) => resume(path, log, listing, stored, batch),
+    };
+    if let Some(open) = opened {
+        log.set_open(open);
+        log.began();
+    }
+}
+
+/// Reopens the generation a stored checkpoint points into; if it is gone,
+/// counts what was lost and begins with the oldest generation left.
+fn resume(
+    path: &Path,
+    log: &mut Log,
+    listing: &[Generation],
+    stored: Checkpoint,
+    batch: &mut Batch,
+) -> Option<OpenFile> {
+    if let Some(generation) = listing.iter().find(|g| g.id.inode == stored.inode) {
+        if let Ok(mut open) = open_generation(path, generation) {
+            let same_file =
+                stored.head_hash == 0 || generations::head_hash(&mut open.file) == stored.head_hash;
+            if same_file {
+                if stored.offset <= generation.size {
+                    open.offset = stored.offset;
+                } else {
+                    batch.skipped.push(Skip::Truncated);
+                }
+                return Some(open);
+            }
+        }
+    }
+    // The checkpoint's file is gone: rotated away and deleted while nobody read it.
+    let mut open = listing
+        .iter()
+        .find_map(|generation| open_generation(path, generation).ok())?;
+    let mut loss = estimate_gap(
+        log.seen_until_ns,
+        &mut open.file,
+        path,
+        log.mean_line_bytes(),
+    );
+    loss.inode = Some(stored.inode);
+    loss.from = stored.offset;
+    batch.lost.push(loss);
+    Some(open)
+}
+
+/// What was written between `seen_until_ns` and the first line of `next`
+/// (the oldest file left), estimated from the write rate over the files of
+/// the log still on disk (all of them: the rate over one file of a flood
+/// swings with how Docker stamped its lines).
+pub(crate) fn estimate_gap(
+    seen_until_ns: u64,
+    next: &mut File,
+    live: &Path,
+    mean_line: Option<u64>,
+) -> Loss {
+    let mut loss = Loss {
+        inode: None,
+        from: 0,
+        to: None,
+        bytes: 0,
+        lines: 0,
+        estimated: true,
+    };
+    let Some(next_spread) = generations::spread(next) else {
+        return loss;
+    };
+    let (listing, _) = generations::list(live);
+    let spread_of = |g: Option<&Generation>| {
+        g.and_then(|g| open_generation(live, g).ok())
+            .and_then(|mut open| generations::spread(&mut open.file))
+    };
+    let oldest = spread_of(listing.first()).unwrap_or(next_spread);
+    let newest = spread_of(listing.last()).unwrap_or(next_spread);
+    let first_ns = oldest.first_ns.min(next_spread.first_ns);
+    let last_ns = newest.last_ns.max(next_spread.last_ns);
+    let size: u64 = listing
+        .iter()
+        .map(|g| g.size)
+        .sum::<u64>()
+        .max(next_spread.size);
+    let span = last_ns.saturating_sub(first_ns);
+    let gap = next_spread.first_ns.saturating_sub(seen_until_ns);
+    if seen_until_ns == 0 || span == 0 || gap == 0 {
+        return loss;
+    }
+    let bytes = (u128::from(size) * u128::from(gap) / u128::from(span)) as u64;
+    let lines = bytes / mean_line.unwrap_or(next_spread.mean_line_bytes).max(1);
+    // A gap of a line or so is the time between two lines, not a loss (a
+    // file compressed away right after it was read leaves such a gap).
+    if lines >= 2 {
+        loss.bytes = bytes;
+        loss.lines = lines;
+    }
+    loss
+}
+
+/// Opens a listed generation, following it if rotations renamed it since
+/// the listing (`.N` becomes `.N+1`); an error when it is gone. Names are
+/// tried directly: a directory listing taken during a rotation can miss a
+/// file being renamed.
+pub(crate) fn open_generation(live: &Path, wanted: &Generation) -> Result<OpenFile, OpenError> {
+    const SHIFTS: u32 = 8;
+    for round in 0..3 {
+        if round > 0 {
+            // Let a rotation in progress finish its renames.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for number in wanted.number..=wanted.number + SHIFTS {
+            let path = if number == 0 {
+                live.to_path_buf()
+            } else {
+                PathBuf::from(format!("{}.{number}", live.display()))
+            };
+            match generations::open_regular(&path) {
+                Ok((file, id)) if id.same(wanted.id) => {
+                    return Ok(OpenFile {
+                        file,
+                        id,
+                        head_hash: 0,
+                        offset: 0,
+                        carry: Vec::new(),
+                        skipping: false,
+                    });
+                }
+                Err(OpenError::Refused(skip)) if number == wanted.number && round == 0 => {
+                    return Err(OpenError::Refused(skip));
+                }
+                _ => {}
+            }
+        }
+    }
+    Err(OpenError::Gone)
+}
+
+struct ReadOutcome {
+    bytes: u64,
+    /// Stopped at the budget, not at the end of the file.
+    more: bool,
+}
+
+fn read_new(log: &mut Log, config: &TailConfig, budget: u64, batch: &mut Batch) -> ReadOutcome {
+    let nothing = ReadOutcome {
+        bytes: 0,
+        more: false,
+    };
+    let Some(open) = log.open.as_mut() else {
+        return nothing;
+    };
+    if budget == 0 {
+        return ReadOutcome {
+            bytes: 0,
+            more: true,
+        };
+    }
+    if open
         .file
-        .seek(SeekFrom::Start(tracked.offset + tracked.carry.len() as u64))
+        .seek(SeekFrom::Start(open.offset + open.carry.len() as u64))
         .is_err()
     {
-        return;
+        return nothing;
     }
     let mut buf = Vec::new();
-    let limit = config.max_read_per_poll as u64;
-    if (&mut tracked.file)
-        .take(limit)
-        .read_to_end(&mut buf)
-        .is_err()
-    {
-        return;
+    if (&mut open.file).take(budget).read_to_end(&mut buf).is_err() {
+        return nothing;
     }
-    let mut data = std::mem::take(&mut tracked.carry);
+    let read = ReadOutcome {
+        bytes: buf.len() as u64,
+        more: buf.len() as u64 == budget,
+    };
+    let mut data = std::mem::take(&mut open.carry);
     data.extend_from_slice(&buf);
     let mut consumed = 0usize;
+    let mut last_time = None;
     while let Some(newline) = data[consumed..].iter().position(|b| *b == b'\n') {
-        let line_start = tracked.offset + consumed as u64;
+        let line_start = open.offset + consumed as u64;
         let line = &data[consumed..consumed + newline];
         consumed += newline + 1;
-        if tracked.skipping {
-            tracked.skipping = false;
+        log.bytes_read += newline as u64 + 1;
+        log.lines_read += 1;
+        if open.skipping {
+            open.skipping = false;
             continue;
         }
         let text = match std::str::from_utf8(line) {
@@ -263,32 +937,50 @@ fn read_new(tracked: &mut Tracked, config: &TailConfig, batch: &mut Batch) {
         };
         match DockerLine::parse(&text) {
             Ok(entry) => {
-                if tracked.pending_start.is_none() {
-                    tracked.pending_start = Some(line_start);
+                if log.pending.is_none() {
+                    if open.head_hash == 0 {
+                        open.head_hash = generations::head_hash(&mut open.file);
+                    }
+                    log.pending = Some(Checkpoint {
+                        inode: open.id.inode,
+                        offset: line_start,
+                        head_hash: open.head_hash,
+                        seen_until_ns: log.seen_until_ns,
+                    });
                 }
-                if let Some(message) = tracked.reassembler.push(entry) {
-                    tracked.pending_start = None;
+                if let Some(message) = log.reassembler.push(entry) {
+                    log.pending = None;
                     if message.truncated {
                         batch.skipped.push(Skip::TooLong);
                     }
+                    last_time = Some(message.time.clone());
                     batch.messages.push(message);
                 }
             }
             Err(_) => batch.skipped.push(Skip::NotJson),
         }
     }
-    tracked.offset += consumed as u64;
+    open.offset += consumed as u64;
     let mut rest = data.split_off(consumed);
     if rest.len() > config.max_message_bytes * 2 {
         // A line with no end in sight: drop what we hold and skip to its newline.
-        tracked.offset += rest.len() as u64;
+        open.offset += rest.len() as u64;
         rest.clear();
-        tracked.skipping = true;
+        open.skipping = true;
         batch.skipped.push(Skip::TooLong);
     }
-    tracked.carry = rest;
-    batch.inode = tracked.inode;
-    batch.checkpoint = tracked.pending_start.unwrap_or(tracked.offset);
+    open.carry = rest;
+    if let Some(time) = last_time.as_deref().and_then(generations::parse_time_ns) {
+        log.seen_until_ns = log.seen_until_ns.max(time);
+    }
+    read
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 
 use super::*;
 
@@ -32,11 +33,51 @@ fn append(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
-fn texts(batches: &[Batch]) -> Vec<String> {
-    batches
+fn texts(poll: &Poll) -> Vec<String> {
+    poll.batches
         .iter()
         .flat_map(|b| b.messages.iter().map(|m| m.text.clone()))
         .collect()
+}
+
+/// What Docker's json-file driver does at `max-file`: drop the oldest,
+/// shift `.N` to `.N+1`, the live file to `.1`, start a new live file.
+fn rotate(live: &Path, max_file: u32) {
+    let name = |n: u32| PathBuf::from(format!("{}.{n}", live.display()));
+    let _ = std::fs::remove_file(name(max_file - 1));
+    for n in (1..max_file - 1).rev() {
+        let _ = std::fs::rename(name(n), name(n + 1));
+    }
+    std::fs::rename(live, name(1)).unwrap();
+    std::fs::write(live, "").unwrap();
+}
+
+fn numbered(from: usize, to: usize) -> Vec<String> {
+    (from..to).map(|i| format!("line {i}")).collect()
+}
+
+fn write_numbered(live: &Path, from: usize, to: usize) {
+    let text: String = numbered(from, to)
+        .iter()
+        .map(|l| entry(&format!("{l}\n")))
+        .collect();
+    append(live, &text);
+}
+
+fn small_budget(dir: &Path, budget: usize) -> Tailer {
+    Tailer::new(
+        vec![format!("{}/*/*-json.log", dir.display())],
+        StartAt::Beginning,
+        TailConfig {
+            max_message_bytes: 1 << 20,
+            max_read_per_poll: budget,
+        },
+    )
+}
+
+fn log_dir(dir: &Path, name: &str) -> PathBuf {
+    std::fs::create_dir(dir.join(name)).unwrap();
+    dir.join(name).join(format!("{name}-json.log"))
 }
 
 fn tailer(dir: &Path) -> Tailer {
@@ -81,12 +122,12 @@ fn incomplete_lines_wait_and_partials_are_joined() {
     let batches = t.poll(&mut none);
     assert_eq!(texts(&batches), vec!["abc"]);
     // The checkpoint stays before the half message.
-    assert_eq!(batches[0].checkpoint, full.len() as u64);
+    assert_eq!(batches.batches[0].checkpoint.offset, full.len() as u64);
     append(&log, &entry("second half\n"));
     let batches = t.poll(&mut none);
     assert_eq!(texts(&batches), vec!["first half second half"]);
     assert_eq!(
-        batches[0].checkpoint,
+        batches.batches[0].checkpoint.offset,
         std::fs::metadata(&log).unwrap().len()
     );
 }
@@ -118,7 +159,7 @@ fn truncation_starts_over() {
     std::fs::write(&log, entry("x\n")).unwrap();
     let batches = t.poll(&mut none);
     assert_eq!(texts(&batches), vec!["x"]);
-    assert!(batches[0].skipped.contains(&Skip::Truncated));
+    assert!(batches.batches[0].skipped.contains(&Skip::Truncated));
 }
 
 #[test]
@@ -148,12 +189,19 @@ fn checkpoints_resume_and_bad_input_is_skipped() {
             max_read_per_poll: 64 << 20,
         },
     );
-    let mut from_store = |_: &Path| Some((inode, resume_at));
+    let mut from_store = |_: &Path| {
+        Some(Checkpoint {
+            inode,
+            offset: resume_at,
+            head_hash: 0,
+            seen_until_ns: 0,
+        })
+    };
     let batches = t.poll(&mut from_store);
     let got = texts(&batches);
     assert_eq!(got.last().map(String::as_str), Some("new"));
     assert!(!got.contains(&"old".to_owned()));
-    let skipped = &batches[0].skipped;
+    let skipped = &batches.batches[0].skipped;
     assert!(skipped.contains(&Skip::NotJson), "{skipped:?}");
     assert!(
         skipped.contains(&Skip::InvalidUtf8)
@@ -174,4 +222,447 @@ fn deleted_files_are_dropped() {
     std::fs::remove_file(&log).unwrap();
     t.poll(&mut none);
     assert!(t.followed().is_empty());
+}
+
+#[test]
+fn rotations_faster_than_a_poll_are_all_read_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 10);
+    let mut t = tailer(dir.path());
+    let mut none = |_: &Path| None;
+    assert_eq!(texts(&t.poll(&mut none)), numbered(0, 10));
+    t.commit(&live);
+    // Three rotations between two polls (max-file=5 keeps four rotated files).
+    write_numbered(&live, 10, 20);
+    rotate(&live, 5);
+    write_numbered(&live, 20, 30);
+    rotate(&live, 5);
+    write_numbered(&live, 30, 40);
+    rotate(&live, 5);
+    write_numbered(&live, 40, 45);
+    let poll = t.poll(&mut none);
+    assert_eq!(texts(&poll), numbered(10, 45));
+    assert!(
+        poll.batches[0].lost.is_empty(),
+        "{:?}",
+        poll.batches[0].lost
+    );
+    let live_inode = std::fs::metadata(&live).unwrap().ino();
+    assert_eq!(poll.batches[0].checkpoint.inode, live_inode);
+    assert_eq!(texts(&t.poll(&mut none)), Vec::<String>::new());
+}
+
+#[test]
+fn a_restart_resumes_in_the_rotated_generation_of_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 10);
+    let mut t = tailer(dir.path());
+    let mut none = |_: &Path| None;
+    let poll = t.poll(&mut none);
+    let stored = poll.batches[0].checkpoint;
+    drop(t);
+    // While the agent is down: more lines, two rotations.
+    write_numbered(&live, 10, 20);
+    rotate(&live, 5);
+    write_numbered(&live, 20, 30);
+    rotate(&live, 5);
+    write_numbered(&live, 30, 35);
+    let mut t = tailer(dir.path());
+    let mut from_store = |_: &Path| Some(stored);
+    let poll = t.poll(&mut from_store);
+    assert_eq!(texts(&poll), numbered(10, 35));
+    assert!(poll.batches[0].lost.is_empty());
+}
+
+#[test]
+fn a_generation_deleted_while_open_is_still_read_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 100);
+    // A budget that reads only part of the file per poll.
+    let mut t = small_budget(dir.path(), 1000);
+    let mut none = |_: &Path| None;
+    let first = t.poll(&mut none);
+    assert!(first.backlog);
+    let mut got = texts(&first);
+    assert!(got.len() < 100);
+    rotate(&live, 2);
+    // max-file=2: the next rotation deletes the file being read.
+    write_numbered(&live, 100, 110);
+    rotate(&live, 2);
+    write_numbered(&live, 110, 120);
+    for _ in 0..100 {
+        let poll = t.poll(&mut none);
+        got.extend(texts(&poll));
+        if !poll.backlog {
+            break;
+        }
+    }
+    assert_eq!(got, numbered(0, 120));
+}
+
+#[test]
+fn generations_rotated_while_reading_are_held_open_until_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 100);
+    let mut t = small_budget(dir.path(), 1000);
+    let mut none = |_: &Path| None;
+    let mut got = texts(&t.poll(&mut none));
+    // Listed (and so held) while the first file is still being read.
+    rotate(&live, 3);
+    write_numbered(&live, 100, 150);
+    got.extend(texts(&t.poll(&mut none)));
+    // Three more rotations with max-file=3 delete the file being read and
+    // the one after it; the reader holds both.
+    rotate(&live, 3);
+    write_numbered(&live, 150, 160);
+    rotate(&live, 3);
+    t.hold_new_generations();
+    rotate(&live, 3);
+    write_numbered(&live, 160, 170);
+    let mut lost = Vec::new();
+    for _ in 0..100 {
+        let poll = t.poll(&mut none);
+        got.extend(texts(&poll));
+        lost.extend(poll.batches.iter().flat_map(|b| b.lost.clone()));
+        if !poll.backlog {
+            break;
+        }
+    }
+    assert_eq!(got, numbered(0, 170));
+    assert!(lost.is_empty(), "{lost:?}");
+}
+
+#[test]
+fn generations_held_past_the_bound_are_let_go_and_counted_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 100);
+    let mut t = small_budget(dir.path(), 1000);
+    let mut none = |_: &Path| None;
+    let mut got = texts(&t.poll(&mut none));
+    // 36 rotations before the next look: 35 files of lines and an empty
+    // live one, 4 more than can be held.
+    let mut sizes = Vec::new();
+    for k in 0..35 {
+        rotate(&live, 40);
+        write_numbered(&live, 100 + k * 10, 110 + k * 10);
+        let meta = std::fs::metadata(&live).unwrap();
+        sizes.push((meta.ino(), meta.len()));
+    }
+    rotate(&live, 40);
+    let mut lost = Vec::new();
+    for _ in 0..100 {
+        let poll = t.poll(&mut none);
+        got.extend(texts(&poll));
+        lost.extend(poll.batches.iter().flat_map(|b| b.lost.clone()));
+        if !poll.backlog {
+            break;
+        }
+    }
+    let mut expected = numbered(0, 100);
+    expected.extend(numbered(140, 450));
+    assert_eq!(got, expected);
+    let let_go: Vec<(Option<u64>, u64, Option<u64>)> =
+        lost.iter().map(|l| (l.inode, l.from, l.to)).collect();
+    let wanted: Vec<(Option<u64>, u64, Option<u64>)> = sizes[..4]
+        .iter()
+        .map(|(inode, size)| (Some(*inode), 0, Some(*size)))
+        .collect();
+    assert_eq!(let_go, wanted);
+    assert!(lost
+        .iter()
+        .all(|l| !l.estimated && l.bytes == l.to.unwrap()));
+    let lines: u64 = lost.iter().map(|l| l.lines).sum();
+    assert!((36..=44).contains(&lines), "{lost:?}");
+}
+
+#[test]
+fn generations_that_came_and_went_unseen_are_estimated_from_log_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    // Ten lines per file, 100 ms apart, one file a second.
+    let write_second = |second: usize| {
+        let mut text = String::new();
+        for tenth in 0..10 {
+            text.push_str(&format!(
+                "{{\"log\":\"second {second} line {tenth}\\n\",\"stream\":\"stdout\",\"time\":\"2026-11-23T03:00:{second:02}.{tenth}00000000Z\"}}\n"
+            ));
+        }
+        append(&live, &text);
+    };
+    write_second(0);
+    let mut t = tailer(dir.path());
+    let mut none = |_: &Path| None;
+    assert_eq!(texts(&t.poll(&mut none)).len(), 10);
+    // max-file=2: seconds 1 and 2 are written and deleted between two looks.
+    for second in 1..4 {
+        rotate(&live, 2);
+        write_second(second);
+    }
+    rotate(&live, 2);
+    write_second(4);
+    let poll = t.poll(&mut none);
+    let got = texts(&poll);
+    assert_eq!(got.len(), 20, "{got:?}");
+    assert!(got[0].starts_with("second 3 "), "{got:?}");
+    let lost = &poll.batches[0].lost;
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert!(lost[0].estimated);
+    // Seconds 1 and 2: 20 lines, from the gap between 03:00:00.9 and 03:00:03.0.
+    assert!((18..=24).contains(&lost[0].lines), "{lost:?}");
+}
+
+#[test]
+fn a_checkpoint_whose_file_is_gone_counts_an_estimated_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    let line = |i: usize, tenth: usize| {
+        format!(
+            "{{\"log\":\"line {i}\\n\",\"stream\":\"stdout\",\"time\":\"2026-11-23T03:00:{:02}.{}00000000Z\"}}\n",
+            tenth / 10,
+            tenth % 10
+        )
+    };
+    // 10 lines a second for 3 seconds, each line the same length.
+    let mut text = String::new();
+    for i in 0..30 {
+        text.push_str(&line(100 + i, i));
+    }
+    append(&live, &text);
+    let inode = std::fs::metadata(&live).unwrap().ino();
+    // The checkpoint was in a file gone since, with lines seen up to 2026-11-23T02:59:57Z.
+    let seen_until_ns = generations::parse_time_ns("2026-11-23T02:59:57Z").unwrap();
+    let stored = Checkpoint {
+        inode: inode + 1_000_000,
+        offset: 500,
+        head_hash: 0,
+        seen_until_ns,
+    };
+    let mut t = tailer(dir.path());
+    let mut from_store = |_: &Path| Some(stored);
+    let poll = t.poll(&mut from_store);
+    assert_eq!(texts(&poll).len(), 30);
+    let lost = &poll.batches[0].lost;
+    assert_eq!(lost.len(), 1);
+    assert!(lost[0].estimated);
+    assert_eq!(lost[0].inode, Some(stored.inode));
+    assert_eq!(lost[0].from, 500);
+    // 3 s at ~10 lines/s (the rate of the file left, over its 2.9 s span).
+    assert!((28..=35).contains(&lost[0].lines), "{lost:?}");
+}
+
+#[test]
+fn a_later_file_with_the_checkpoints_inode_is_not_taken_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 10);
+    let inode = std::fs::metadata(&live).unwrap().ino();
+    let stored = Checkpoint {
+        inode,
+        offset: 300,
+        head_hash: 12345,
+        seen_until_ns: 0,
+    };
+    let mut t = tailer(dir.path());
+    let mut from_store = |_: &Path| Some(stored);
+    assert_eq!(texts(&t.poll(&mut from_store)), numbered(0, 10));
+}
+
+#[test]
+fn a_rewind_reads_the_uncommitted_lines_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 5);
+    let mut t = tailer(dir.path());
+    let mut none = |_: &Path| None;
+    assert_eq!(texts(&t.poll(&mut none)), numbered(0, 5));
+    t.commit(&live);
+    write_numbered(&live, 5, 10);
+    rotate(&live, 5);
+    write_numbered(&live, 10, 15);
+    assert_eq!(texts(&t.poll(&mut none)), numbered(5, 15));
+    // Storing failed.
+    t.rewind(&live);
+    assert_eq!(texts(&t.poll(&mut none)), numbered(5, 15));
+    t.commit(&live);
+    t.rewind(&live);
+    assert_eq!(texts(&t.poll(&mut none)), Vec::<String>::new());
+    // Nothing committed yet: a rewind goes back to where reading began.
+    let mut fresh = tailer(dir.path());
+    assert_eq!(texts(&fresh.poll(&mut none)), numbered(0, 15));
+    fresh.rewind(&live);
+    assert_eq!(texts(&fresh.poll(&mut none)), numbered(0, 15));
+}
+
+#[test]
+fn a_partial_message_split_by_a_rotation_is_joined_and_checkpointed_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    append(&live, &entry("whole\n"));
+    let split_at = std::fs::metadata(&live).unwrap().len();
+    append(&live, &entry("first half "));
+    let mut t = tailer(dir.path());
+    let mut none = |_: &Path| None;
+    let poll = t.poll(&mut none);
+    assert_eq!(texts(&poll), vec!["whole"]);
+    let inode = std::fs::metadata(&live).unwrap().ino();
+    assert_eq!(
+        (
+            poll.batches[0].checkpoint.inode,
+            poll.batches[0].checkpoint.offset
+        ),
+        (inode, split_at)
+    );
+    rotate(&live, 5);
+    append(&live, &entry("second half\n"));
+    assert_eq!(texts(&t.poll(&mut none)), vec!["first half second half"]);
+}
+
+#[test]
+fn fifos_and_symlinks_are_refused_once_and_never_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("shadow");
+    std::fs::write(&secret, entry("root:secret-marker\n")).unwrap();
+    let fifo = log_dir(dir.path(), "fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let link = log_dir(dir.path(), "link");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    // A symlinked directory component.
+    std::fs::create_dir(outside.path().join("dirlink")).unwrap();
+    std::fs::copy(&secret, outside.path().join("dirlink/dirlink-json.log")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("dirlink"), dir.path().join("dirlink")).unwrap();
+    // A rotated sibling that is a FIFO.
+    let good = log_dir(dir.path(), "good");
+    write_numbered(&good, 0, 3);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        PathBuf::from(format!("{}.1", good.display())),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let mut t = tailer(dir.path());
+    let mut none = |_: &Path| None;
+    let poll = t.poll(&mut none);
+    assert_eq!(texts(&poll), numbered(0, 3));
+    let mut refused: Vec<(String, Skip)> = poll
+        .refused
+        .iter()
+        .map(|(p, s)| (p.file_name().unwrap().to_string_lossy().into_owned(), *s))
+        .collect();
+    refused.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        refused,
+        vec![
+            ("dirlink-json.log".to_owned(), Skip::Symlink),
+            ("fifo-json.log".to_owned(), Skip::NotRegularFile),
+            ("good-json.log.1".to_owned(), Skip::NotRegularFile),
+            ("link-json.log".to_owned(), Skip::Symlink),
+        ]
+    );
+    assert_eq!(t.followed(), vec![good.clone()]);
+    let again = t.poll(&mut none);
+    assert!(again.refused.is_empty(), "{:?}", again.refused);
+}
+
+#[test]
+fn open_regular_does_not_block_on_a_fifo() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    assert_eq!(
+        generations::open_regular(&fifo).err(),
+        Some(generations::OpenError::Refused(Skip::NotRegularFile))
+    );
+}
+
+#[test]
+fn a_new_log_rotating_before_the_first_poll_is_held_by_the_holder_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = tailer(dir.path());
+    let mut none = |_: &Path| None;
+    assert!(t.poll(&mut none).batches.is_empty());
+    t.hold_in_background(Duration::from_millis(5));
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 10);
+    // The holder looks for new logs every 5 ticks; give it many.
+    std::thread::sleep(Duration::from_millis(500));
+    // max-file=2: the first file is deleted before the reader's first look.
+    rotate(&live, 2);
+    write_numbered(&live, 10, 20);
+    std::thread::sleep(Duration::from_millis(500));
+    rotate(&live, 2);
+    write_numbered(&live, 20, 30);
+    assert_eq!(texts(&t.poll(&mut none)), numbered(0, 30));
+}
+
+#[test]
+fn a_restart_with_a_small_budget_and_the_holder_thread_reads_every_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 1000);
+    let mut t = small_budget(dir.path(), 4000);
+    let mut none = |_: &Path| None;
+    let mut got = Vec::new();
+    let mut stored = None;
+    for _ in 0..1000 {
+        let poll = t.poll(&mut none);
+        got.extend(texts(&poll));
+        if let Some(b) = poll.batches.last() {
+            stored = Some(b.checkpoint);
+        }
+        if !poll.backlog {
+            break;
+        }
+    }
+    assert_eq!(got.len(), 1000);
+    drop(t);
+    write_numbered(&live, 1000, 2000);
+    rotate(&live, 5);
+    write_numbered(&live, 2000, 3000);
+    rotate(&live, 5);
+    write_numbered(&live, 3000, 4000);
+    rotate(&live, 5);
+    write_numbered(&live, 4000, 5000);
+    let mut t = small_budget(dir.path(), 4000);
+    t.hold_in_background(Duration::from_millis(5));
+    let mut from_store = |_: &Path| stored;
+    let mut got = Vec::new();
+    for _ in 0..1000 {
+        let poll = t.poll(&mut from_store);
+        got.extend(texts(&poll));
+        for b in &poll.batches {
+            assert!(b.lost.is_empty(), "{:?}", b.lost);
+        }
+        t.commit(&live);
+        if !poll.backlog {
+            std::thread::sleep(Duration::from_millis(20));
+            let again = t.poll(&mut from_store);
+            got.extend(texts(&again));
+            if !again.backlog {
+                break;
+            }
+        }
+    }
+    assert_eq!(got, numbered(1000, 5000));
 }

@@ -137,9 +137,22 @@ pub struct ListenerStats {
 pub struct LogStats {
     pub files_followed: u64,
     pub messages_total: u64,
-    /// Lines skipped, by reason: not_json, invalid_utf8, too_long, truncated.
+    /// Lines skipped, by reason: not_json, invalid_utf8, too_long,
+    /// truncated; and files refused, by reason: not_regular_file, symlink.
     pub skipped_total: BTreeMap<String, u64>,
     pub alerts_total: u64,
+    /// Log content deleted (rotated away) before it could be read: bytes
+    /// (exact for files seen, estimated from Docker's times for files that
+    /// may have come and gone unseen) and lines (bytes over the mean line
+    /// length).
+    #[serde(default)]
+    pub bytes_lost_total: u64,
+    #[serde(default)]
+    pub lines_lost_total: u64,
+    /// Batches whose alerts and checkpoint could not be stored (their lines
+    /// are read again).
+    #[serde(default)]
+    pub store_failures_total: u64,
 }
 
 /// One long-running task of `jaga serve`, as its supervisor sees it.

@@ -99,7 +99,15 @@ async fn every_alert_is_read_once_with_after_and_to_filters_on_the_shown_time() 
             .map(|(i, t)| log_alert(batch * 200 + i, *t))
             .collect();
         store
-            .record_log_batch("/logs/a", 1, batch as u64, &alerts)
+            .record_log_batch(
+                "/logs/a",
+                &jaga_store::LogCheckpoint {
+                    inode: 1,
+                    offset: batch as u64,
+                    ..Default::default()
+                },
+                &alerts,
+            )
             .unwrap();
     }
     for i in 0..1_200i64 {

@@ -29,6 +29,18 @@ pub struct Sequenced<T> {
     pub record: T,
 }
 
+/// Where reading a log resumes: the file (inode, and a hash of its first
+/// line to tell it from a later file given the same inode) and the offset
+/// in it, and the time up to which its lines were read. For logs read
+/// through the Engine, `offset` is the time of the last line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogCheckpoint {
+    pub inode: u64,
+    pub offset: u64,
+    pub head_hash: u64,
+    pub seen_until_ns: u64,
+}
+
 /// Which events to return; every field narrows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
@@ -146,15 +158,14 @@ impl EventStore {
             .map_err(|e| self.err(format!("recording event {}", event.docker.identity()), e))
     }
 
-    /// Alerts raised from the lines of a log file up to `offset`, and the
-    /// checkpoint after them, in one transaction: the checkpoint never runs
-    /// ahead of what the lines raised. Alerts already stored (a replay) are
+    /// Alerts raised from the lines of a log file up to its checkpoint, and
+    /// the checkpoint, in one transaction: the checkpoint never runs ahead
+    /// of what the lines raised. Alerts already stored (a replay) are
     /// skipped by id. Returns the alerts newly stored.
     pub fn record_log_batch(
         &self,
         path: &str,
-        inode: u64,
-        offset: u64,
+        checkpoint: &LogCheckpoint,
         alerts: &[Alert],
     ) -> Result<usize, StoreError> {
         let rows = encode_alerts(alerts)?;
@@ -166,9 +177,17 @@ impl EventStore {
                 new += insert_alert(&tx, alert, json)?;
             }
             tx.execute(
-                "INSERT INTO log_checkpoints (path, inode, offset) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (path) DO UPDATE SET inode = excluded.inode, offset = excluded.offset",
-                params![path, inode as i64, offset as i64],
+                "INSERT INTO log_checkpoints (path, inode, offset, head_hash, seen_until_ns) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (path) DO UPDATE SET \
+                 inode = excluded.inode, offset = excluded.offset, \
+                 head_hash = excluded.head_hash, seen_until_ns = excluded.seen_until_ns",
+                params![
+                    path,
+                    checkpoint.inode as i64,
+                    checkpoint.offset as i64,
+                    checkpoint.head_hash as i64,
+                    checkpoint.seen_until_ns as i64
+                ],
             )?;
             tx.commit()?;
             Ok(new)
@@ -181,13 +200,20 @@ impl EventStore {
         })
     }
 
-    /// The checkpoint of a log file: (inode, offset).
-    pub fn log_checkpoint(&self, path: &str) -> Result<Option<(u64, u64)>, StoreError> {
+    /// The checkpoint of a log file.
+    pub fn log_checkpoint(&self, path: &str) -> Result<Option<LogCheckpoint>, StoreError> {
         let conn = self.lock();
         conn.query_row(
-            "SELECT inode, offset FROM log_checkpoints WHERE path = ?1",
+            "SELECT inode, offset, head_hash, seen_until_ns FROM log_checkpoints WHERE path = ?1",
             [path],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            |r| {
+                Ok(LogCheckpoint {
+                    inode: r.get::<_, i64>(0)? as u64,
+                    offset: r.get::<_, i64>(1)? as u64,
+                    head_hash: r.get::<_, i64>(2)? as u64,
+                    seen_until_ns: r.get::<_, i64>(3)? as u64,
+                })
+            },
         )
         .optional()
         .map_err(|e| self.err(format!("reading the checkpoint of '{path}'"), e))
@@ -492,6 +518,7 @@ fn insert_alert(
     )
 }
 
+/// Databases made before `head_hash` and `seen_until_ns` existed get them.
 fn chrono_free_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -726,7 +753,12 @@ mod tests {
                 a
             })
             .collect();
-        store.record_log_batch(path, 1, 100, &alerts).unwrap();
+        let checkpoint = LogCheckpoint {
+            inode: 1,
+            offset: 100,
+            ..LogCheckpoint::default()
+        };
+        store.record_log_batch(path, &checkpoint, &alerts).unwrap();
     }
 
     #[test]
@@ -901,7 +933,8 @@ CREATE TABLE IF NOT EXISTS audit_findings (
         }
         let store = EventStore::open(dir.path()).unwrap();
         assert_eq!(store.cursor().unwrap(), Some(3_000_000_000_000));
-        assert_eq!(store.log_checkpoint("/logs/a").unwrap(), Some((7, 4096)));
+        let checkpoint = store.log_checkpoint("/logs/a").unwrap().unwrap();
+        assert_eq!((checkpoint.inode, checkpoint.offset), (7, 4096));
         // Events numbered in time order.
         let events = store
             .events(&EventFilter {
@@ -968,5 +1001,30 @@ CREATE TABLE IF NOT EXISTS audit_findings (
         drop(conn);
         let error = EventStore::open(dir.path()).unwrap_err().to_string();
         assert!(error.contains("'99'"), "{error}");
+    }
+
+    #[test]
+    fn log_checkpoints_of_an_older_database_gain_their_new_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(EVENTS_FILE_NAME)).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE log_checkpoints (path TEXT PRIMARY KEY NOT NULL, \
+                 inode INTEGER NOT NULL, offset INTEGER NOT NULL) WITHOUT ROWID; \
+                 INSERT INTO log_checkpoints VALUES ('/a-json.log', 7, 42);",
+            )
+            .unwrap();
+        }
+        let store = EventStore::open(dir.path()).unwrap();
+        let old = store.log_checkpoint("/a-json.log").unwrap().unwrap();
+        assert_eq!((old.inode, old.offset, old.head_hash), (7, 42, 0));
+        let new = LogCheckpoint {
+            inode: 8,
+            offset: 9,
+            head_hash: u64::MAX - 1,
+            seen_until_ns: 1_700_000_000_000_000_000,
+        };
+        store.record_log_batch("/a-json.log", &new, &[]).unwrap();
+        assert_eq!(store.log_checkpoint("/a-json.log").unwrap(), Some(new));
     }
 }

@@ -105,6 +105,13 @@ ALTER TABLE alerts_v1 RENAME TO alerts;
 CREATE INDEX alerts_by_time ON alerts (time_ms);
 CREATE INDEX alerts_to_file ON alerts (seq) WHERE in_file = 0;
 ",
+    // 2: a log checkpoint also names its file by a hash of its first line
+    // (a deleted file's inode number is soon given to a new one) and keeps
+    // the time up to which lines were read, which bounds a later loss.
+    "
+ALTER TABLE log_checkpoints ADD COLUMN head_hash INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE log_checkpoints ADD COLUMN seen_until_ns INTEGER NOT NULL DEFAULT 0;
+",
 ];
 
 /// Brings the open file at `path` to [`EVENTS_SCHEMA_VERSION`].

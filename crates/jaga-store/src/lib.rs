@@ -20,7 +20,9 @@ mod schema;
 mod store;
 
 pub use error::StoreError;
-pub use events::{AlertFilter, EventFilter, EventStore, Sequenced, EVENTS_FILE_NAME};
+pub use events::{
+    AlertFilter, EventFilter, EventStore, LogCheckpoint, Sequenced, EVENTS_FILE_NAME,
+};
 pub use events_schema::EVENTS_SCHEMA_VERSION;
 pub use schema::SCHEMA_VERSION;
 pub use store::{HistoryStore, Retention, StoredContainer, TrimReport, FILE_NAME};

@@ -678,15 +678,21 @@ fn agent<'a>(snapshot: &'a Snapshot, out: &mut Vec<Family<'a>>) {
             Kind::Counter,
             vec![unlabelled(Value::Unsigned(logs.messages_total))],
         ));
-        let mut skipped: BTreeMap<&str, u64> =
-            ["invalid_utf8", "not_json", "too_long", "truncated"]
-                .iter()
-                .map(|k| (*k, 0))
-                .collect();
+        let mut skipped: BTreeMap<&str, u64> = [
+            "invalid_utf8",
+            "not_json",
+            "not_regular_file",
+            "symlink",
+            "too_long",
+            "truncated",
+        ]
+        .iter()
+        .map(|k| (*k, 0))
+        .collect();
         skipped.extend(logs.skipped_total.iter().map(|(k, v)| (k.as_str(), *v)));
         out.push(family(
             "jaga_log_lines_skipped_total",
-            "Number of container log lines skipped, by reason.",
+            "Number of container log lines skipped, by reason (not_regular_file and symlink count files refused).",
             Kind::Counter,
             skipped
                 .into_iter()
@@ -701,6 +707,24 @@ fn agent<'a>(snapshot: &'a Snapshot, out: &mut Vec<Family<'a>>) {
             "Number of alerts raised from container logs.",
             Kind::Counter,
             vec![unlabelled(Value::Unsigned(logs.alerts_total))],
+        ));
+        out.push(family(
+            "jaga_log_lines_lost_total",
+            "Number of container log lines deleted by rotation before they could be read (bytes lost over the mean line length).",
+            Kind::Counter,
+            vec![unlabelled(Value::Unsigned(logs.lines_lost_total))],
+        ));
+        out.push(family(
+            "jaga_log_bytes_lost_total",
+            "Number of container log bytes deleted by rotation before they could be read (estimated from log times when files came and went unseen).",
+            Kind::Counter,
+            vec![unlabelled(Value::Unsigned(logs.bytes_lost_total))],
+        ));
+        out.push(family(
+            "jaga_log_store_failures_total",
+            "Number of times log alerts and checkpoints could not be stored; their lines are read again.",
+            Kind::Counter,
+            vec![unlabelled(Value::Unsigned(logs.store_failures_total))],
         ));
     }
 

@@ -34,9 +34,9 @@ pub struct EngineSources {
 }
 
 impl EngineSources {
-    /// Whether this container's logs are being followed through the Engine.
-    pub fn follows(&self, container_id: &str) -> bool {
-        self.followed.contains_key(container_id)
+    /// The containers whose logs are being followed through the Engine.
+    pub fn followed_ids(&self) -> HashSet<String> {
+        self.followed.keys().cloned().collect()
     }
 
     /// Starts following running containers that log through another driver.

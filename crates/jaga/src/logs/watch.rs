@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use jaga_config::LogsConfig;
 use jaga_engine::Engine;
-use jaga_logs::{Skip, StartAt, TailConfig, Tailer};
-use jaga_model::{AlertAgent, EventContainer, LogStats};
-use jaga_store::EventStore;
+use jaga_logs::{Batch, Checkpoint, Loss, StartAt, TailConfig, Tailer};
+use jaga_model::{Alert, AlertAgent, EventContainer, LogStats};
+use jaga_store::{EventStore, LogCheckpoint};
 use tokio::sync::{watch, Notify};
 
 use super::engine_source::{self, EngineLine, EngineSources};
@@ -43,34 +43,41 @@ impl LogWatch {
                 ..TailConfig::default()
             },
         );
+        // Rotations faster than the analysis: opened by a thread of their own.
+        tailer.hold_in_background(std::time::Duration::from_millis(50));
         let mut containers: HashMap<String, EventContainer> = HashMap::new();
         let (engine_tx, mut engine_rx) = tokio::sync::mpsc::channel::<EngineLine>(10_000);
-        let mut sources = EngineSources::default();
-        let mut last_discovery: Option<std::time::Instant> = None;
+        // Containers on other log drivers, every 2 s, in a task of their
+        // own: a slow Engine must not hold up reading the files.
+        let (engine_followed_tx, engine_followed) = watch::channel(HashSet::new());
+        tokio::spawn(discover_engine_sources(
+            Arc::clone(&self.engine),
+            Arc::clone(&self.store),
+            engine_tx,
+            engine_followed_tx,
+            shutdown.clone(),
+        ));
         let mut ticker = tokio::time::interval(self.config.poll);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // More to read than one poll's budget: read on without waiting for
+        // the tick, so a fast writer does not outrun Docker's rotation.
+        let mut backlog = false;
+        // Lines through the Engine whose alerts could not be stored yet.
+        let mut engine_retry: Vec<EngineLine> = Vec::new();
+        let mut store_failing = false;
         loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                _ = shutdown.changed() => return,
+            if backlog {
+                if !matches!(shutdown.has_changed(), Ok(false)) {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            } else {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = shutdown.changed() => return,
+                }
             }
-            // Containers on other log drivers, every 2 s.
-            if last_discovery.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(2)) {
-                let first = last_discovery.is_none();
-                last_discovery = Some(std::time::Instant::now());
-                let store = Arc::clone(&self.store);
-                let mut since = |id: &str| -> Option<i64> {
-                    store
-                        .log_checkpoint(&engine_source::location(id))
-                        .ok()
-                        .flatten()
-                        .map(|(_, nanos)| (nanos / 1_000_000_000) as i64)
-                };
-                sources
-                    .discover(&self.engine, &engine_tx, &shutdown, &mut since, first)
-                    .await;
-            }
-            let mut engine_lines: Vec<EngineLine> = Vec::new();
+            let mut engine_lines: Vec<EngineLine> = std::mem::take(&mut engine_retry);
             while let Ok(line) = engine_rx.try_recv() {
                 engine_lines.push(line);
                 if engine_lines.len() >= 10_000 {
@@ -78,15 +85,21 @@ impl LogWatch {
                 }
             }
             let store = Arc::clone(&self.store);
-            let batches = tokio::task::block_in_place(|| {
+            let poll = tokio::task::block_in_place(|| {
                 tailer.poll(&mut |path: &Path| match store.log_checkpoint(&path.display().to_string()) {
-                    Ok(checkpoint) => checkpoint,
+                    Ok(checkpoint) => checkpoint.map(|c| Checkpoint {
+                        inode: c.inode,
+                        offset: c.offset,
+                        head_hash: c.head_hash,
+                        seen_until_ns: c.seen_until_ns,
+                    }),
                     Err(error) => {
                         tracing::warn!(%error, "cannot read log checkpoint; reading the file from its start");
                         None
                     }
                 })
             });
+            let batches = &poll.batches;
             // Names of containers seen for the first time.
             let ids: Vec<String> = batches
                 .iter()
@@ -115,6 +128,7 @@ impl LogWatch {
                 }
             }
             let mut new_alerts = 0usize;
+            let mut failed = false;
             tokio::task::block_in_place(|| {
                 // Lines through the Engine, grouped by container, in order.
                 let mut by_container: Vec<(String, Vec<&EngineLine>)> = Vec::new();
@@ -152,75 +166,81 @@ impl LogWatch {
                         ));
                         last = last.max(line.time_nano);
                     }
-                    match self
-                        .store
-                        .record_log_batch(&location, 0, last.max(0) as u64, &alerts)
-                    {
-                        Ok(n) => new_alerts += n,
+                    let checkpoint = LogCheckpoint {
+                        offset: last.max(0) as u64,
+                        ..LogCheckpoint::default()
+                    };
+                    let stored = self.store.record_log_batch(&location, &checkpoint, &alerts);
+                    let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
+                    match stored {
+                        Ok(n) => {
+                            new_alerts += n;
+                            stats.messages_total += lines.len() as u64;
+                        }
                         Err(error) => {
-                            tracing::warn!(%error, container = %id, "cannot store log alerts")
+                            stats.store_failures_total += 1;
+                            failed = true;
+                            if !store_failing {
+                                tracing::warn!(%error, container = %id, "cannot store log alerts; the lines are kept and analysed again at the next poll");
+                            }
+                            // Bounded: a store down for long drops the oldest, counted.
+                            let room = ENGINE_RETRY_MAX.saturating_sub(engine_retry.len());
+                            let dropped = lines.len().saturating_sub(room);
+                            if dropped > 0 {
+                                stats.lines_lost_total += dropped as u64;
+                                tracing::warn!(container = %id, lines = dropped, "log lines from the Engine dropped: the store has failed for too long");
+                            }
+                            engine_retry.extend(lines.iter().skip(dropped).map(|l| (*l).clone()));
                         }
                     }
-                    let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
-                    stats.messages_total += lines.len() as u64;
                 }
-                for batch in &batches {
+                for batch in batches {
                     let id = container_id_of(&batch.path);
-                    let container = containers.get(&id);
+                    let alerts = self.alerts_of(batch, containers.get(&id));
+                    let checkpoint = LogCheckpoint {
+                        inode: batch.checkpoint.inode,
+                        offset: batch.checkpoint.offset,
+                        head_hash: batch.checkpoint.head_hash,
+                        seen_until_ns: batch.checkpoint.seen_until_ns,
+                    };
                     let location = batch.path.display().to_string();
-                    let mut alerts = Vec::new();
-                    for message in &batch.messages {
-                        let log_time_ms = chrono::DateTime::parse_from_rfc3339(&message.time)
-                            .map(|t| t.timestamp_millis())
-                            .unwrap_or_else(|_| crate::clock::unix_secs() * 1000);
-                        let now_secs = (log_time_ms / 1000).max(0) as u64;
-                        let name = container.map(|c| c.name.as_str());
-                        let (fields, matches) =
-                            self.analyzer.analyze(&message.text, name, now_secs);
-                        alerts.extend(alerts_for(
-                            &fields,
-                            &matches,
-                            container,
-                            &location,
-                            log_time_ms,
-                            &message.text,
-                            &self.agent,
-                            self.min_level,
-                        ));
-                    }
-                    match self.store.record_log_batch(
-                        &location,
-                        batch.inode,
-                        batch.checkpoint,
-                        &alerts,
-                    ) {
-                        Ok(n) => new_alerts += n,
-                        Err(error) => {
-                            tracing::warn!(%error, path = %location, "cannot store log alerts; the lines will be read again")
-                        }
-                    }
+                    let stored = self.store.record_log_batch(&location, &checkpoint, &alerts);
                     let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
-                    stats.messages_total += batch.messages.len() as u64;
-                    for skip in &batch.skipped {
-                        let reason = match skip {
-                            Skip::NotJson => "not_json",
-                            Skip::InvalidUtf8 => "invalid_utf8",
-                            Skip::TooLong => "too_long",
-                            Skip::Truncated => "truncated",
-                        };
-                        let counter = stats.skipped_total.entry(reason.to_owned()).or_default();
-                        if *counter == 0 {
-                            tracing::warn!(path = %location, reason, "skipped a log line (logged once per reason)");
+                    match stored {
+                        Ok(n) => {
+                            tailer.commit(&batch.path);
+                            new_alerts += n;
+                            count_batch(&mut stats, batch, &id);
                         }
-                        *counter += 1;
+                        Err(error) => {
+                            // Read again from the last stored checkpoint, so
+                            // the lines are analysed once the store works.
+                            tailer.rewind(&batch.path);
+                            stats.store_failures_total += 1;
+                            failed = true;
+                            if !store_failing {
+                                tracing::warn!(%error, path = %location, "cannot store log alerts; the lines will be read again from the last stored checkpoint");
+                            }
+                        }
                     }
+                }
+                let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
+                for (path, skip) in &poll.refused {
+                    *stats
+                        .skipped_total
+                        .entry(skip.reason().to_owned())
+                        .or_default() += 1;
+                    tracing::warn!(path = %path.display(), reason = skip.reason(), "log file refused: not a regular file, or reached through a symlink; it is not read");
                 }
             });
             // Forget the names of containers no longer followed (removed):
             // the map would otherwise grow with every container ever seen.
             let followed = tailer.followed();
             let with_file: HashSet<String> = followed.iter().map(|p| container_id_of(p)).collect();
-            containers.retain(|id, _| with_file.contains(id) || sources.follows(id));
+            {
+                let through_engine = engine_followed.borrow();
+                containers.retain(|id, _| with_file.contains(id) || through_engine.contains(id));
+            }
             {
                 let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
                 stats.files_followed = followed.len() as u64;
@@ -229,7 +249,110 @@ impl LogWatch {
             if new_alerts > 0 {
                 self.alerts_written.notify_one();
             }
+            if store_failing && !failed {
+                tracing::info!("storing log alerts works again");
+            }
+            store_failing = failed;
+            backlog = poll.backlog && !failed;
         }
+    }
+
+    /// The alerts the messages of one file batch raise; their location is
+    /// the live file's path whatever generation a line came from, so alert
+    /// ids stay the same when a line is read again.
+    fn alerts_of(&mut self, batch: &Batch, container: Option<&EventContainer>) -> Vec<Alert> {
+        let location = batch.path.display().to_string();
+        let mut alerts = Vec::new();
+        for message in &batch.messages {
+            let log_time_ms = chrono::DateTime::parse_from_rfc3339(&message.time)
+                .map(|t| t.timestamp_millis())
+                .unwrap_or_else(|_| crate::clock::unix_secs() * 1000);
+            let now_secs = (log_time_ms / 1000).max(0) as u64;
+            let name = container.map(|c| c.name.as_str());
+            let (fields, matches) = self.analyzer.analyze(&message.text, name, now_secs);
+            alerts.extend(alerts_for(
+                &fields,
+                &matches,
+                container,
+                &location,
+                log_time_ms,
+                &message.text,
+                &self.agent,
+                self.min_level,
+            ));
+        }
+        alerts
+    }
+}
+
+/// Follows containers on other log drivers through the Engine, looking
+/// for new ones every 2 s until shutdown.
+async fn discover_engine_sources(
+    engine: Arc<Engine>,
+    store: Arc<EventStore>,
+    lines: tokio::sync::mpsc::Sender<EngineLine>,
+    followed: watch::Sender<HashSet<String>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut sources = EngineSources::default();
+    let mut first = true;
+    loop {
+        let mut since = |id: &str| -> Option<i64> {
+            store
+                .log_checkpoint(&engine_source::location(id))
+                .ok()
+                .flatten()
+                .map(|checkpoint| (checkpoint.offset / 1_000_000_000) as i64)
+        };
+        sources
+            .discover(&engine, &lines, &shutdown, &mut since, first)
+            .await;
+        followed.send_replace(sources.followed_ids());
+        first = false;
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Most lines from the Engine held for a store that fails.
+const ENGINE_RETRY_MAX: usize = 100_000;
+
+/// Counts a stored batch: its messages, skipped lines and losses (each loss
+/// logged with the container and the byte range).
+fn count_batch(stats: &mut LogStats, batch: &Batch, container_id: &str) {
+    stats.messages_total += batch.messages.len() as u64;
+    for skip in &batch.skipped {
+        let reason = skip.reason();
+        let counter = stats.skipped_total.entry(reason.to_owned()).or_default();
+        if *counter == 0 {
+            tracing::warn!(path = %batch.path.display(), reason, "skipped a log line (logged once per reason)");
+        }
+        *counter += 1;
+    }
+    for loss in &batch.lost {
+        stats.bytes_lost_total += loss.bytes;
+        stats.lines_lost_total += loss.lines;
+        log_loss(batch, loss, container_id);
+    }
+}
+
+fn log_loss(batch: &Batch, loss: &Loss, container_id: &str) {
+    let path = batch.path.display();
+    let to = loss
+        .to
+        .map_or_else(|| "its end".to_owned(), |to| to.to_string());
+    match loss.inode {
+        Some(inode) => tracing::warn!(
+            container_id, %path, inode, from = loss.from, %to, bytes = loss.bytes,
+            lines = loss.lines, estimated = loss.estimated,
+            "log lines lost: a rotated log file was deleted before it could be read"
+        ),
+        None => tracing::warn!(
+            container_id, %path, bytes = loss.bytes, lines = loss.lines,
+            "log lines lost: rotated log files came and went unseen (estimated from log times)"
+        ),
     }
 }
 

@@ -1,0 +1,280 @@
+//! The files of one log on disk: the live `<id>-json.log` and the
+//! generations Docker rotated away from it (`.1` newest … `.N` oldest),
+//! opened without blocking and without following symlinks.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
+
+use crate::Skip;
+
+/// Which file: its inode number, and its birth time where the filesystem
+/// keeps one, since a deleted file's inode number is soon given to a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileId {
+    pub inode: u64,
+    /// 0 when unknown.
+    pub born_ns: u64,
+}
+
+impl FileId {
+    pub fn of(meta: &std::fs::Metadata) -> Self {
+        let born_ns = meta
+            .created()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        Self {
+            inode: meta.ino(),
+            born_ns,
+        }
+    }
+
+    pub fn same(self, other: Self) -> bool {
+        self.inode == other.inode
+            && (self.born_ns == 0 || other.born_ns == 0 || self.born_ns == other.born_ns)
+    }
+}
+
+/// One file of a log as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Generation {
+    pub path: PathBuf,
+    pub id: FileId,
+    pub size: u64,
+    /// 0 for the live file, N for `<live>.N`.
+    pub number: u32,
+}
+
+/// The files of the log at `live`, oldest first (the live file last).
+/// Anything under those names that is not a regular file is returned apart,
+/// never opened.
+pub(crate) fn list(live: &Path) -> (Vec<Generation>, Vec<(PathBuf, Skip)>) {
+    let mut files = Vec::new();
+    let mut refused = Vec::new();
+    let (Some(dir), Some(name)) = (live.parent(), live.file_name()) else {
+        return (files, refused);
+    };
+    let name = name.to_string_lossy();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (files, refused);
+    };
+    for entry in entries.flatten() {
+        let entry_name = entry.file_name();
+        let entry_name = entry_name.to_string_lossy();
+        let number = if entry_name == name {
+            0
+        } else {
+            match entry_name
+                .strip_prefix(name.as_ref())
+                .and_then(|rest| rest.strip_prefix('.'))
+                .and_then(|n| n.parse::<u32>().ok())
+            {
+                Some(n) if n > 0 => n,
+                // `.N.gz` (compress=true) and anything else: not ours to read.
+                _ => continue,
+            }
+        };
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        match kind_of(&meta) {
+            Some(skip) => refused.push((path, skip)),
+            None => files.push(Generation {
+                path,
+                id: FileId::of(&meta),
+                size: meta.len(),
+                number,
+            }),
+        }
+    }
+    files.sort_by(|a, b| match (a.number, b.number) {
+        (0, 0) => std::cmp::Ordering::Equal,
+        (0, _) => std::cmp::Ordering::Greater,
+        (_, 0) => std::cmp::Ordering::Less,
+        (a, b) => b.cmp(&a),
+    });
+    (files, refused)
+}
+
+/// Why a file is not read, or `None` for a regular file.
+fn kind_of(meta: &std::fs::Metadata) -> Option<Skip> {
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        Some(Skip::Symlink)
+    } else if kind.is_file() {
+        None
+    } else {
+        Some(Skip::NotRegularFile)
+    }
+}
+
+/// Refuses a matched path whose directories below `base` (the part of the
+/// pattern before its first wildcard) include a symlink, or which is not a
+/// regular file itself.
+pub(crate) fn check_path(path: &Path, base: &Path) -> Result<(), Skip> {
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d == base || !d.starts_with(base) {
+            break;
+        }
+        match std::fs::symlink_metadata(d) {
+            Ok(meta) if meta.file_type().is_symlink() => return Err(Skip::Symlink),
+            _ => {}
+        }
+        dir = d.parent();
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => kind_of(&meta).map_or(Ok(()), Err),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The literal directory a glob pattern starts from.
+pub(crate) fn pattern_base(pattern: &str) -> PathBuf {
+    let mut base = PathBuf::new();
+    for part in Path::new(pattern).components() {
+        if part.as_os_str().to_string_lossy().contains(['*', '?', '[']) {
+            break;
+        }
+        base.push(part);
+    }
+    if base.as_os_str() == pattern {
+        // No wildcard: the pattern is the file itself.
+        base.pop();
+    }
+    base
+}
+
+/// Why a file could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OpenError {
+    /// Not there (any more), or not readable.
+    Gone,
+    /// There, but not something to read.
+    Refused(Skip),
+}
+
+/// Opens `path` for reading only if it is a regular file, never blocking
+/// (a FIFO would block `open` until a writer comes) and never following a
+/// symlink in its last component.
+pub(crate) fn open_regular(path: &Path) -> Result<(File, FileId), OpenError> {
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| {
+        if errno == rustix::io::Errno::LOOP {
+            OpenError::Refused(Skip::Symlink)
+        } else {
+            OpenError::Gone
+        }
+    })?;
+    let file = File::from(fd);
+    let meta = file.metadata().map_err(|_| OpenError::Gone)?;
+    if !meta.file_type().is_file() {
+        return Err(OpenError::Refused(Skip::NotRegularFile));
+    }
+    Ok((file, FileId::of(&meta)))
+}
+
+/// A cheap fingerprint of a file: a hash of its first line (up to 256
+/// bytes), which holds Docker's nanosecond time. It tells a generation from
+/// a later file that was given the same inode number. 0: the file is empty.
+pub(crate) fn head_hash(file: &mut File) -> u64 {
+    let mut head = [0u8; 256];
+    let mut len = 0;
+    if file.seek(SeekFrom::Start(0)).is_err() {
+        return 0;
+    }
+    while len < head.len() {
+        match file.read(&mut head[len..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => len += n,
+        }
+    }
+    let line = head[..len]
+        .split(|b| *b == b'\n')
+        .next()
+        .unwrap_or_default();
+    if line.is_empty() {
+        return 0;
+    }
+    // FNV-1a, 64 bits.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in line {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash.max(1)
+}
+
+/// How a file's lines are spread in time: Docker's times of its first and
+/// last whole lines, and the mean length of a line in its head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Spread {
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub mean_line_bytes: u64,
+    pub size: u64,
+}
+
+/// Reads the head and the tail of `file` (64 KiB each) to see its spread.
+pub(crate) fn spread(file: &mut File) -> Option<Spread> {
+    const WINDOW: u64 = 64 << 10;
+    let size = file.metadata().ok()?.len();
+    let head = read_at(file, 0, WINDOW)?;
+    let head_lines: Vec<&[u8]> = complete_lines(&head);
+    let first_ns = time_of_line(head_lines.first()?)?;
+    let head_bytes: usize = head_lines.iter().map(|l| l.len() + 1).sum();
+    let mean_line_bytes = (head_bytes / head_lines.len()).max(1) as u64;
+    let tail_start = size.saturating_sub(WINDOW);
+    let tail = read_at(file, tail_start, WINDOW)?;
+    let tail_lines = complete_lines(&tail);
+    // The first line of the tail window may be cut at its start.
+    let last_ns = tail_lines
+        .iter()
+        .rev()
+        .find_map(|l| time_of_line(l))
+        .unwrap_or(first_ns);
+    Some(Spread {
+        first_ns,
+        last_ns,
+        mean_line_bytes,
+        size,
+    })
+}
+
+fn read_at(file: &mut File, offset: u64, len: u64) -> Option<Vec<u8>> {
+    file.seek(SeekFrom::Start(offset)).ok()?;
+    let mut buf = Vec::new();
+    file.take(len).read_to_end(&mut buf).ok()?;
+    Some(buf)
+}
+
+/// The lines of `buf` that end in a newline (without it).
+fn complete_lines(buf: &[u8]) -> Vec<&[u8]> {
+    let end = buf.iter().rposition(|b| *b == b'\n').unwrap_or(0);
+    buf[..end]
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn time_of_line(line: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(line).ok()?;
+    let entry = jaga_decode::DockerLine::parse(text).ok()?;
+    parse_time_ns(&entry.time)
+}
+
+/// Docker's RFC 3339 time in nanoseconds since the epoch.
+pub(crate) fn parse_time_ns(time: &str) -> Option<u64> {
+    let parsed = chrono::DateTime::parse_from_rfc3339(time).ok()?;
+    u64::try_from(parsed.timestamp_nanos_opt()?).ok()
+}
