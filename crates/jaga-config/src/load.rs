@@ -481,7 +481,9 @@ mod tests {
         assert!(err.contains("key 'serve.tls.key_file'"), "{err}");
         let err = parse_err("[serve.http]\nheader_read_timeout = \"0s\"\n");
         assert!(
-            err.contains("line 2, key 'serve.http.header_read_timeout': must be longer than 0s"),
+            err.contains(
+                "line 2, key 'serve.http.header_read_timeout': '0s' is too short: use at least 1ms"
+            ),
             "{err}"
         );
     }

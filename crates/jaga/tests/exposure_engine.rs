@@ -214,6 +214,15 @@ fn read_bytes(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_default()
 }
 
+/// Waits until the agent's API knows the container: its page comes from the
+/// collector's pass, which may come after the exec alert.
+fn wait_for_container_page(agent: &Agent, name: &str) {
+    wait_for(Duration::from_secs(30), || {
+        (agent.get(&format!("/api/v1/containers/{name}")).0 == 200).then_some(())
+    })
+    .unwrap_or_else(|| panic!("container {name} not in the API within 30 s"));
+}
+
 #[test]
 fn secret_label_and_exec_passwords_appear_nowhere_unless_keep_raw() {
     require_engine();
@@ -264,6 +273,7 @@ fn secret_label_and_exec_passwords_appear_nowhere_unless_keep_raw() {
             .then_some(())
     })
     .expect("exec alert in alerts.json within 30 s");
+    wait_for_container_page(&redacting, &c.name);
     let mut shown: Vec<(String, Vec<u8>)> = vec![
         ("/metrics".to_owned(), metrics.into_bytes()),
         ("alerts.json".to_owned(), read_bytes(&alerts_file)),
@@ -325,6 +335,7 @@ fn secret_label_and_exec_passwords_appear_nowhere_unless_keep_raw() {
     let command = alert["data"]["command"].as_str().unwrap();
     assert!(command.contains(secrets.mysql_password), "{command}");
     assert!(command.contains(secrets.pg_password), "{command}");
+    wait_for_container_page(&raw, &c.name);
     let container = raw.json(&format!("/api/v1/containers/{}", c.name));
     assert_eq!(
         container["labels"]["com.example.token"],

@@ -51,14 +51,16 @@ pub struct Listener {
 impl Listener {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         self.update(|s| s.state = "starting".to_owned());
+        // With nothing stored yet, events are asked for from the agent's
+        // start, not from whenever the stream connects: a container created
+        // while the first connection is made, or before a reconnection, is
+        // not missed.
+        let started_ns = unix_ms().saturating_mul(1_000_000);
         if !self.config.run_on_start && self.pause(&mut shutdown).await {
             return;
         }
-        // When the first connection was made, for reconnections before any
-        // event is stored: they must not start from "now" either.
-        let mut first_connected: Option<i64> = None;
         loop {
-            match self.follow(&mut shutdown, &mut first_connected).await {
+            match self.follow(&mut shutdown, started_ns).await {
                 Ok(Followed::Shutdown) => return,
                 Ok(Followed::Ended) => self.failed("the event stream ended (daemon stopped?)"),
                 Ok(Followed::NotStored(error)) => self.not_stored(&error),
@@ -95,7 +97,7 @@ impl Listener {
     async fn follow(
         &self,
         shutdown: &mut watch::Receiver<bool>,
-        first_connected: &mut Option<i64>,
+        started_ns: i64,
     ) -> Result<Followed, String> {
         // The stream is lazy: ask the daemon something first, so a daemon
         // that is down counts as a failed attempt at once.
@@ -106,10 +108,9 @@ impl Listener {
         let store = Arc::clone(&self.store);
         let cursor = tokio::task::block_in_place(|| store.cursor()).map_err(|e| e.to_string())?;
         let query = EventQuery {
-            since: cursor.or(*first_connected).map(engine_time),
+            since: Some(engine_time(cursor.unwrap_or(started_ns))),
             ..EventQuery::default()
         };
-        first_connected.get_or_insert_with(|| unix_ms().saturating_mul(1_000_000));
         tracing::info!(since = ?query.since, "following Docker events");
         self.update(|s| {
             s.state = "connected".to_owned();
