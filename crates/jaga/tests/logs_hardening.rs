@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::agent::{series_value, Agent};
+use common::tmpfs::{fill, Tmpfs};
 use common::*;
 
 /// An nginx-combined line the built-in rule 93100 (SQL injection) matches;
@@ -178,9 +179,19 @@ fn files_size(live: &Path) -> u64 {
         .sum()
 }
 
+/// These tests flood at full speed: run side by side on two cores they
+/// starve each other's agent and the engine, which is another test than
+/// the one each means to be. They take turns.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn flood_rotating_faster_than_a_poll_loses_no_line() {
     require_engine();
+    let _alone = one_at_a_time();
     const LINES: usize = 100_000;
     let data = tempfile::tempdir().unwrap();
     let flooder = create_flooder("flood", &attack_lines(0, LINES), None);
@@ -212,6 +223,7 @@ fn flood_rotating_faster_than_a_poll_loses_no_line() {
 #[test]
 fn sigkill_with_several_rotations_while_down_loses_nothing() {
     require_engine();
+    let _alone = one_at_a_time();
     const BEFORE: usize = 1_000;
     // ~3 MiB: three rotations, fewer than max-file=5 keeps.
     const WHILE_DOWN: usize = 15_000;
@@ -253,6 +265,7 @@ fn sigkill_with_several_rotations_while_down_loses_nothing() {
 #[test]
 fn sigkill_with_more_rotations_than_max_file_counts_what_was_lost() {
     require_engine();
+    let _alone = one_at_a_time();
     // ~30 MiB: far more than the 5 MiB that max-file=5 keeps.
     const LINES: usize = 150_000;
     let data = tempfile::tempdir().unwrap();
@@ -284,40 +297,6 @@ fn sigkill_with_more_rotations_than_max_file_counts_what_was_lost() {
         lost >= missing * 0.3 && lost <= missing * 3.0,
         "written {LINES}, stored {alerts}: {missing} missing but {lost} counted lost"
     );
-}
-
-/// A tmpfs mounted on a directory for the test, unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "cannot mount a tmpfs (the tests run as root)"
-        );
-        Self { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
 }
 
 /// Appends Docker json-file lines `from..to` of the SQL injection flood.
@@ -356,6 +335,7 @@ fn synthetic_config(logs: &Path, extra_paths: &[String]) -> String {
 #[test]
 fn full_disk_rewinds_and_the_lines_are_analysed_once_space_is_back() {
     require_engine();
+    let _alone = one_at_a_time();
     const LINES: usize = 20_000;
     // Room for the 20,000 alerts (database and WAL) once the filler is gone.
     let data = Tmpfs::mount("256m");
@@ -370,13 +350,7 @@ fn full_disk_rewinds_and_the_lines_are_analysed_once_space_is_back() {
     .expect("the first lines are stored");
     // Fill the filesystem to its last byte.
     let filler = data.path().join("filler");
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&filler).unwrap();
-        let block = vec![0u8; 1 << 16];
-        while f.write_all(&block).is_ok() {}
-        while f.write_all(&[0u8]).is_ok() {}
-    }
+    fill(&filler);
     append_attacks(&log, 10, LINES);
     wait_for(Duration::from_secs(60), || {
         (metric(&agent, "jaga_log_store_failures_total") >= 3.0).then_some(())
@@ -403,6 +377,7 @@ fn full_disk_rewinds_and_the_lines_are_analysed_once_space_is_back() {
 #[test]
 fn fifo_in_log_directory_does_not_block_other_containers_and_symlinks_are_not_followed() {
     require_engine();
+    let _alone = one_at_a_time();
     let data = tempfile::tempdir().unwrap();
     let logs = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();

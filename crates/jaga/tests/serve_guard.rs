@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::tmpfs::{fill, Tmpfs};
 use common::{require_engine, wait_for};
 
 /// Runs `jaga ARGS` with `config` as its config file, waiting at most 60 s.
@@ -272,49 +273,6 @@ fn alerts_file_on_a_fifo_without_reader_turns_healthz_to_503_naming_it() {
     assert_eq!(series("jaga_task_up", "collector"), Some(1.0), "{metrics}");
     let age = series("jaga_task_last_progress_seconds", "alerts_file").expect("progress series");
     assert!(age > 30.0, "alerts_file progress age {age}");
-}
-
-/// A small tmpfs mounted for one test, unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Self {
-        let dir = tempfile::tempdir().expect("mount point");
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .expect("run mount");
-        assert!(status.success(), "cannot mount a tmpfs (run as root)");
-        Self { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
-/// Writes zeros to `path` until the filesystem is full.
-fn fill(path: &Path) {
-    let mut file = std::fs::File::create(path).expect("create filler");
-    let chunk = vec![0u8; 1 << 20];
-    loop {
-        if let Err(error) = file.write_all(&chunk).and_then(|()| file.sync_all()) {
-            assert_eq!(error.raw_os_error(), Some(28), "filling: {error}");
-            return;
-        }
-    }
 }
 
 fn listener_stat(agent: &common::agent::Agent, key: &str) -> u64 {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod tmpfs;
 
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
