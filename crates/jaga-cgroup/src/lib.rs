@@ -342,27 +342,7 @@ impl CgroupReader {
         };
 
         // A process that is exiting may still name a cgroup already removed.
-        let dirs: Vec<&Path> = match &cgroups {
-            ContainerCgroups::V1 {
-                cpu,
-                cpuacct,
-                memory,
-                blkio,
-                pids,
-            } => [
-                Some(cpu),
-                Some(cpuacct),
-                Some(memory),
-                blkio.as_ref(),
-                pids.as_ref(),
-            ]
-            .into_iter()
-            .flatten()
-            .map(PathBuf::as_path)
-            .collect(),
-            ContainerCgroups::V2 { dir } => vec![dir.as_path()],
-        };
-        if let Some(gone) = dirs.into_iter().find(|dir| !dir.is_dir()) {
+        if let Some(gone) = cgroups.dirs().into_iter().find(|dir| !dir.is_dir()) {
             return Err(CgroupError::CgroupGone {
                 path: gone.to_path_buf(),
             });

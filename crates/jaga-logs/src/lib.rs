@@ -704,22 +704,13 @@ fn begin(path: &Path, log: &mut Log, listing: &[Generation], batch: &mut Batch) 
             let adopted = log.holding().adopt(Some(stored.inode));
             match adopted {
                 Some((mut open, found)) => {
-                    let same_file = found
-                        && (stored.head_hash == 0
-                            || generations::head_hash(&mut open.file) == stored.head_hash);
-                    if same_file {
+                    if found && is_checkpoint_file(stored, &mut open.file) {
                         open.offset = stored.offset;
                     } else {
                         // The checkpoint's file is gone; the files held begin later.
-                        let mut loss = estimate_gap(
-                            log.seen_until_ns,
-                            &mut open.file,
-                            path,
-                            log.mean_line_bytes(),
-                        );
-                        loss.inode = Some(stored.inode);
-                        loss.from = stored.offset;
-                        batch.lost.push(loss);
+                        batch
+                            .lost
+                            .push(lost_after(log, stored, &mut open.file, path));
                     }
                     Some(open)
                 }
@@ -762,9 +753,7 @@ fn resume(
 ) -> Option<OpenFile> {
     if let Some(generation) = listing.iter().find(|g| g.id.inode == stored.inode) {
         if let Ok(mut open) = open_generation(path, generation) {
-            let same_file =
-                stored.head_hash == 0 || generations::head_hash(&mut open.file) == stored.head_hash;
-            if same_file {
+            if is_checkpoint_file(stored, &mut open.file) {
                 if stored.offset <= generation.size {
                     open.offset = stored.offset;
                 } else {
@@ -778,16 +767,25 @@ fn resume(
     let mut open = listing
         .iter()
         .find_map(|generation| open_generation(path, generation).ok())?;
-    let mut loss = estimate_gap(
-        log.seen_until_ns,
-        &mut open.file,
-        path,
-        log.mean_line_bytes(),
-    );
+    batch
+        .lost
+        .push(lost_after(log, stored, &mut open.file, path));
+    Some(open)
+}
+
+/// Whether `file` (found under the checkpoint's inode number) is the
+/// checkpoint's file: inode numbers are reused, its first line is not.
+fn is_checkpoint_file(stored: Checkpoint, file: &mut File) -> bool {
+    stored.head_hash == 0 || generations::head_hash(file) == stored.head_hash
+}
+
+/// What was lost after `stored`, whose file is gone, up to `next`: the
+/// oldest file left.
+fn lost_after(log: &Log, stored: Checkpoint, next: &mut File, live: &Path) -> Loss {
+    let mut loss = estimate_gap(log.seen_until_ns, next, live, log.mean_line_bytes());
     loss.inode = Some(stored.inode);
     loss.from = stored.offset;
-    batch.lost.push(loss);
-    Some(open)
+    loss
 }
 
 /// What was written between `seen_until_ns` and the first line of `next`
