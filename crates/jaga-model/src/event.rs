@@ -126,4 +126,30 @@ pub struct Alert {
     /// The event as received, for events alerts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<DockerEvent>,
+    /// For a condition that holds for a while (metric rules): the episode
+    /// this alert opens (`firing`) or closes (`resolved`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episode: Option<AlertEpisode>,
+}
+
+/// One episode of a condition: from the alert that fires to the one that
+/// resolves it. Both carry the same `key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertEpisode {
+    /// Stable for the rule and the subject (container or host) of this
+    /// episode: receivers such as Alertmanager group on it.
+    pub key: String,
+    pub status: EpisodeStatus,
+    /// RFC 3339, when the condition started to hold for its `for` duration.
+    pub started_at: String,
+    /// RFC 3339, when it stopped holding; only on `resolved`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EpisodeStatus {
+    Firing,
+    Resolved,
 }

@@ -10,7 +10,8 @@ pub mod text;
 
 pub use container::{ContainerId, ContainerRef, ContainerState, DANGEROUS_CAPABILITIES};
 pub use event::{
-    Alert, AlertAgent, AlertRule, ContainerRuntimeConfig, DockerEvent, Event, EventContainer,
+    Alert, AlertAgent, AlertEpisode, AlertRule, ContainerRuntimeConfig, DockerEvent, EpisodeStatus,
+    Event, EventContainer,
 };
 pub use finding::{Finding, FindingObject, Practice, Severity, Threat};
 pub use history::{HistoryPoint, RollupPoint, HISTORY_SERIES};

@@ -65,6 +65,7 @@ fn log_alert(n: usize, time_ms: i64) -> Alert {
         data: BTreeMap::new(),
         location: "/var/lib/docker/containers/x/x-json.log".to_owned(),
         event: None,
+        episode: None,
     }
 }
 

@@ -578,6 +578,7 @@ mod tests {
             data: BTreeMap::from([("action".to_owned(), event.docker.action.clone())]),
             location: "docker-events".to_owned(),
             event: Some(event.docker.clone()),
+            episode: None,
         }
     }
 

@@ -185,5 +185,6 @@ pub fn alert_for(finding: &Finding, agent: &AlertAgent) -> Alert {
         ]),
         location: "audit".to_owned(),
         event: None,
+        episode: None,
     }
 }

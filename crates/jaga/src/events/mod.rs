@@ -69,6 +69,7 @@ pub fn alerts_for(
             data: m.data,
             location: "docker-events".to_owned(),
             event: Some(event.docker.clone()),
+            episode: None,
         })
         .collect()
 }

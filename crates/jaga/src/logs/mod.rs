@@ -180,6 +180,7 @@ pub fn alerts_for(
                 data,
                 location: location.to_owned(),
                 event: None,
+                episode: None,
             }
         })
         .collect()
