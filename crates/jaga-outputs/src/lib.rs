@@ -11,6 +11,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub mod secret;
+
+pub use secret::{Secret, SecretError};
+
 use jaga_model::Alert;
 use serde::{Deserialize, Serialize};
 
@@ -94,6 +98,13 @@ pub trait Output: Send + Sync {
     /// Hands one message to the receiver. Must time out on its own (no
     /// call may hang the runner) and must not retry: the runner does.
     fn deliver<'a>(&'a self, message: &'a Message) -> DeliveryFuture<'a>;
+
+    /// Receivers that forget an alert unless told again while it holds
+    /// (Alertmanager) ask the runner to deliver every episode still firing
+    /// this often.
+    fn resend_firing_every(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// The part of an `[[outputs]]` entry that depends on its `type`.
