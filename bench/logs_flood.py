@@ -56,22 +56,27 @@ def flood_script(lines):
 
 
 class Agent:
-    def __init__(self, jaga, data_dir, container_id):
+    def __init__(self, jaga, data_dir, container_id, log_path=None, default_config=False):
         self.jaga = jaga
+        self.log_path = log_path
         self.data_dir = data_dir
         self.port = free_port()
         self.config = os.path.join(data_dir, "jaga.toml")
         with open(self.config, "w") as f:
-            f.write(f'[serve]\nlisten = "127.0.0.1:{self.port}"\ndata_dir = "{data_dir}"\n'
-                    '[audit]\ndisabled = true\n'
-                    f'[logs]\nread_from = "beginning"\n'
-                    f'paths = ["/var/lib/docker/containers/{container_id}/*-json.log"]\n')
+            f.write(f'[serve]\nlisten = "127.0.0.1:{self.port}"\ndata_dir = "{data_dir}"\n')
+            if not default_config:
+                f.write('[audit]\ndisabled = true\n'
+                        f'[logs]\nread_from = "beginning"\n'
+                        f'paths = ["/var/lib/docker/containers/{container_id}/*-json.log"]\n')
         self.process = None
 
     def start(self):
+        # With --agent-log, the agent's log goes there at RUST_LOG's level.
+        log = open(self.log_path, "a") if self.log_path else subprocess.DEVNULL
+        level = os.environ.get("RUST_LOG", "warn") if self.log_path else "warn"
         self.process = subprocess.Popen([self.jaga, "--config", self.config, "serve"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        env={**os.environ, "RUST_LOG": "warn"})
+                                        stdout=subprocess.DEVNULL, stderr=log,
+                                        env={**os.environ, "RUST_LOG": level})
         deadline = time.time() + 30
         while True:
             try:
@@ -139,7 +144,7 @@ def run_once(args):
     container_id = docker("create", "--name", name, "--network", "none", "--log-opt", "max-size=1m",
                           "--log-opt", "max-file=5", IMAGE, "sh", "-c", flood_script(args.lines))
     data_dir = tempfile.mkdtemp(prefix="jaga-bench-flood-")
-    agent = Agent(args.jaga, data_dir, container_id)
+    agent = Agent(args.jaga, data_dir, container_id, args.agent_log, args.default_config)
     try:
         agent.start()
         started = time.time()
@@ -170,6 +175,10 @@ def main():
     parser.add_argument("--kill-after", type=float, default=None,
                         help="SIGKILL the agent this many seconds after the flood starts")
     parser.add_argument("--down", type=float, default=3.0, help="seconds the agent stays down")
+    parser.add_argument("--default-config", action="store_true",
+                        help="run the agent with its defaults (every container's log, audit on) "
+                             "instead of following only the flood's log")
+    parser.add_argument("--agent-log", default=None, help="append the agent's log (RUST_LOG) to this file")
     parser.add_argument("--jaga", default=None, help="jaga binary (default: build the release one)")
     args = parser.parse_args()
     if args.jaga is None:

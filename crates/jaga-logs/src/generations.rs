@@ -118,7 +118,18 @@ fn kind_of(meta: &std::fs::Metadata) -> Option<Skip> {
 /// pattern before its first wildcard) include a symlink, or which is not a
 /// regular file itself.
 pub(crate) fn check_path(path: &Path, base: &Path) -> Result<(), Skip> {
-    let mut dir = path.parent();
+    if let Some(parent) = path.parent() {
+        check_dir(parent, base)?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => kind_of(&meta).map_or(Ok(()), Err),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Whether `dir` (at or below `base`) is reached without a symlink.
+pub(crate) fn check_dir(dir: &Path, base: &Path) -> Result<(), Skip> {
+    let mut dir = Some(dir);
     while let Some(d) = dir {
         if d == base || !d.starts_with(base) {
             break;
@@ -129,10 +140,7 @@ pub(crate) fn check_path(path: &Path, base: &Path) -> Result<(), Skip> {
         }
         dir = d.parent();
     }
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) => kind_of(&meta).map_or(Ok(()), Err),
-        Err(_) => Ok(()),
-    }
+    Ok(())
 }
 
 /// The literal directory a glob pattern starts from.

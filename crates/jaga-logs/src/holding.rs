@@ -13,8 +13,11 @@ use crate::{estimate_gap, open_generation, Loss, OpenFile};
 
 /// Most generations of one log held open ahead of the one being read, and
 /// most bytes in them: past either, the oldest held is let go (counted as
-/// lost), so a reader that cannot keep up does not pin unbounded disk.
-const MAX_HELD_FILES: usize = 32;
+/// lost), so a reader that cannot keep up does not pin unbounded disk. The
+/// bytes bind first at Docker's usual sizes (a 200,000-line flood at
+/// `max-size=1m` rotates through 43 files faster than they are analysed);
+/// the file count bounds descriptors when files are tiny.
+pub(crate) const MAX_HELD_FILES: usize = 256;
 const MAX_HELD_BYTES: u64 = 256 << 20;
 
 /// How many files read to their end are remembered, so that a listing
@@ -57,13 +60,21 @@ impl Holding {
     }
 
     /// On the reader's first look: the file held ahead of it to begin with,
-    /// if any — the one with `inode` when given (dropping the older ones),
-    /// else the oldest; `true` when it is the one with `inode`.
-    pub fn adopt(&mut self, inode: Option<u64>) -> Option<(OpenFile, bool)> {
+    /// if any — the first for which `is_checkpoint_file(file, is_oldest)`
+    /// holds (dropping the older ones), else the oldest; `true` when it is
+    /// the checkpoint's file.
+    pub fn adopt(
+        &mut self,
+        mut is_checkpoint_file: impl FnMut(&mut OpenFile, bool) -> bool,
+    ) -> Option<(OpenFile, bool)> {
         if std::mem::replace(&mut self.adopted, true) {
             return None;
         }
-        let at = inode.and_then(|inode| self.held.iter().position(|h| h.id.inode == inode));
+        let at = self
+            .held
+            .iter_mut()
+            .enumerate()
+            .position(|(index, held)| is_checkpoint_file(held, index == 0));
         if let Some(at) = at {
             self.held.drain(..at);
         }

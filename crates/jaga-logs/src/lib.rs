@@ -22,6 +22,7 @@
 
 mod generations;
 mod holding;
+mod watcher;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
@@ -75,6 +76,10 @@ pub struct Checkpoint {
     /// Lines Docker stamped before this time (nanoseconds since the epoch)
     /// were read; 0 when unknown. Bounds the span of a loss.
     pub seen_until_ns: u64,
+    /// The file's birth time, where the filesystem keeps one (0 if not):
+    /// tells a file checkpointed while empty from a later one reusing its
+    /// inode number.
+    pub born_ns: u64,
 }
 
 /// Lines of one log from one poll, and the checkpoint after them.
@@ -244,6 +249,7 @@ impl Log {
             offset: open.offset,
             head_hash: open.head_hash,
             seen_until_ns: self.seen_until_ns,
+            born_ns: open.id.born_ns,
         });
         self.last
     }
@@ -291,6 +297,23 @@ struct Pattern {
     glob: String,
     /// The directory before the first wildcard: nothing below it may be a symlink.
     base: PathBuf,
+    /// `glob`, compiled to match the names the directory watcher reports.
+    matcher: Option<glob::Pattern>,
+}
+
+impl Pattern {
+    /// The directories logs are in: the glob of the pattern's parent.
+    fn dirs(&self) -> Option<String> {
+        Path::new(&self.glob)
+            .parent()
+            .map(|parent| parent.display().to_string())
+    }
+
+    fn matches(&self, path: &Path) -> bool {
+        self.matcher
+            .as_ref()
+            .is_some_and(|matcher| matcher.matches_path(path))
+    }
 }
 
 /// The holdings of every log, for the holder thread.
@@ -314,6 +337,7 @@ impl Tailer {
                 .into_iter()
                 .map(|glob| Pattern {
                     base: generations::pattern_base(&glob),
+                    matcher: glob::Pattern::new(&glob).ok(),
                     glob,
                 })
                 .collect(),
@@ -481,41 +505,19 @@ impl Tailer {
         hold_moved(&self.holdings());
     }
 
-    /// Starts a thread that, every `every`, opens the generations rotated
-    /// since it last looked (a stat of each live file, a directory listing
-    /// for those that moved), so a writer faster than the caller's analysis
-    /// cannot rotate files away unread. It stops when the tailer is dropped.
-    pub fn hold_in_background(&self, every: Duration) {
+    /// Starts a thread that opens the generations of every log as soon as
+    /// they appear (woken by inotify on the log directories; every `every`
+    /// where it cannot watch), so a writer faster than the caller's analysis
+    /// cannot rotate files away unread, and a new log is held from its
+    /// first file. `on_new_log` is called when it finds a log the reader
+    /// has not seen, so the reader can take it on (and checkpoint it) at
+    /// once. It stops when the tailer is dropped.
+    pub fn hold_in_background(&self, every: Duration, on_new_log: impl Fn() + Send + 'static) {
         let holdings = Arc::downgrade(&self.holdings);
         let patterns = self.patterns.clone();
-        let mut ticks = 0u32;
         let spawned = std::thread::Builder::new()
             .name("jaga-log-holder".to_owned())
-            .spawn(move || loop {
-                std::thread::sleep(every);
-                let Some(holdings) = holdings.upgrade() else {
-                    return;
-                };
-                // New logs too, less often (a glob costs a directory listing each).
-                if ticks.is_multiple_of(DISCOVER_EVERY_TICKS) {
-                    discover(&patterns, &holdings);
-                }
-                ticks = ticks.wrapping_add(1);
-                // Each log's lock is taken on its own: a log being read
-                // does not hold up the others.
-                let logs: Vec<(PathBuf, Arc<Mutex<Holding>>)> = holdings
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .iter()
-                    .map(|(path, holding)| (path.clone(), Arc::clone(holding)))
-                    .collect();
-                for (path, holding) in logs {
-                    holding
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .hold_if_moved(&path);
-                }
-            });
+            .spawn(move || Holder::new(patterns, every).run(&holdings, &on_new_log));
         if let Err(error) = spawned {
             tracing::warn!(%error, "cannot start the log holder thread; rotated log files are opened at each poll only");
         }
@@ -526,13 +528,134 @@ impl Tailer {
     }
 }
 
-/// How often the holder thread looks for new logs, in its ticks.
-const DISCOVER_EVERY_TICKS: u32 = 5;
+/// The holder thread's state.
+struct Holder {
+    patterns: Vec<Pattern>,
+    /// How often to look when changes cannot be watched.
+    every: Duration,
+    watcher: Option<watcher::DirWatcher>,
+    last_full_look: Option<Instant>,
+}
+
+/// With every directory watched, a full look (a glob, a stat of each log)
+/// is only a safety net against a lost event.
+const FULL_LOOK_WATCHED: Duration = Duration::from_secs(10);
+/// Without inotify, how often to look for new logs: a glob costs a
+/// directory listing per container.
+const FULL_LOOK_UNWATCHED: Duration = Duration::from_millis(250);
+
+impl Holder {
+    fn new(patterns: Vec<Pattern>, every: Duration) -> Self {
+        Self {
+            patterns,
+            every,
+            watcher: watcher::DirWatcher::new(),
+            last_full_look: None,
+        }
+    }
+
+    fn run(mut self, holdings: &std::sync::Weak<Mutex<Holdings>>, on_new_log: &dyn Fn()) {
+        // The first look is a full one (watches set up), before any wait.
+        let mut changes = watcher::Changes::default();
+        loop {
+            let Some(holdings) = holdings.upgrade() else {
+                return;
+            };
+            if self.look(&holdings, &changes) {
+                on_new_log();
+            }
+            drop(holdings);
+            changes = match self.watcher.as_mut() {
+                Some(watcher) if watcher.complete() => watcher.wait(FULL_LOOK_WATCHED),
+                Some(watcher) => watcher.wait(self.every),
+                None => {
+                    std::thread::sleep(self.every);
+                    watcher::Changes::default()
+                }
+            };
+        }
+    }
+
+    /// Holds what changed: everything when a full look is due. `true` when
+    /// a new log was found.
+    fn look(&mut self, holdings: &Mutex<Holdings>, changes: &watcher::Changes) -> bool {
+        let full_look_every = match &self.watcher {
+            Some(watcher) if watcher.complete() => FULL_LOOK_WATCHED,
+            _ => FULL_LOOK_UNWATCHED,
+        };
+        let due = self
+            .last_full_look
+            .is_none_or(|at| at.elapsed() >= full_look_every);
+        if due || changes.rescan {
+            self.last_full_look = Some(Instant::now());
+            self.watch_log_dirs();
+            let found = discover(&self.patterns, holdings);
+            hold_moved(&self.logs(holdings));
+            return found;
+        }
+        if changes.names.is_empty() {
+            if self.watcher.as_ref().is_none_or(|w| !w.complete()) {
+                hold_moved(&self.logs(holdings));
+            }
+            return false;
+        }
+        // Only the logs whose directories changed: a rotation, or a new log.
+        let lives: HashSet<PathBuf> = changes
+            .names
+            .iter()
+            .map(|name| watcher::live_of(name))
+            .collect();
+        let known = self.logs(holdings);
+        let new_log = lives
+            .iter()
+            .any(|live| !known.contains_key(live) && self.patterns.iter().any(|p| p.matches(live)));
+        let found = new_log && discover(&self.patterns, holdings);
+        let moved: Holdings = self
+            .logs(holdings)
+            .into_iter()
+            .filter(|(path, _)| lives.contains(path))
+            .collect();
+        hold_moved(&moved);
+        found
+    }
+
+    /// Each log's holding, taken out of the shared map so that a log being
+    /// read does not hold up the others.
+    fn logs(&self, holdings: &Mutex<Holdings>) -> Holdings {
+        holdings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(path, holding)| (path.clone(), Arc::clone(holding)))
+            .collect()
+    }
+
+    /// Watches each pattern's base and the directories its logs are in.
+    fn watch_log_dirs(&mut self) {
+        let Some(watcher) = self.watcher.as_mut() else {
+            return;
+        };
+        for pattern in &self.patterns {
+            watcher.watch(&pattern.base);
+            let Some(dirs) = pattern.dirs() else {
+                continue;
+            };
+            let Ok(found) = glob::glob(&dirs) else {
+                continue;
+            };
+            for dir in found.flatten() {
+                if generations::check_dir(&dir, &pattern.base).is_ok() {
+                    watcher.watch(&dir);
+                }
+            }
+        }
+    }
+}
 
 /// Opens the files of logs the reader has not looked at yet, so a new
 /// container flooding before the next poll loses nothing; forgets those
-/// that went away unread.
-fn discover(patterns: &[Pattern], holdings: &Mutex<Holdings>) {
+/// that went away unread. `true` when a log was new.
+fn discover(patterns: &[Pattern], holdings: &Mutex<Holdings>) -> bool {
     let mut found = HashSet::new();
     for pattern in patterns {
         let Ok(paths) = glob::glob(&pattern.glob) else {
@@ -552,13 +675,16 @@ fn discover(patterns: &[Pattern], holdings: &Mutex<Holdings>) {
                 .unwrap_or_else(PoisonError::into_inner)
                 .adopted
     });
+    let mut new = false;
     for path in found {
         holdings.entry(path).or_insert_with_key(|path| {
+            new = true;
             let mut holding = Holding::default();
             holding.prehold(path);
             Arc::new(Mutex::new(holding))
         });
     }
+    new
 }
 
 /// Holds the new generations of every log whose live file moved.
@@ -699,12 +825,14 @@ fn begin(path: &Path, log: &mut Log, listing: &[Generation], batch: &mut Batch) 
             holding.forget();
             None
         }
-        Start::Oldest => log.holding().adopt(None).map(|(open, _)| open),
+        Start::Oldest => log.holding().adopt(|_, _| false).map(|(open, _)| open),
         Start::Stored(stored) => {
-            let adopted = log.holding().adopt(Some(stored.inode));
+            let adopted = log
+                .holding()
+                .adopt(|open, oldest| is_checkpoint_file(stored, open, oldest));
             match adopted {
                 Some((mut open, found)) => {
-                    if found && is_checkpoint_file(stored, &mut open.file) {
+                    if found {
                         open.offset = stored.offset;
                     } else {
                         // The checkpoint's file is gone; the files held begin later.
@@ -719,6 +847,7 @@ fn begin(path: &Path, log: &mut Log, listing: &[Generation], batch: &mut Batch) 
         }
     };
     if let Some(open) = ahead {
+        tracing::debug!(path = %path.display(), start = ?log.start, inode = open.id.inode, offset = open.offset, lost = ?batch.lost, "reading a log from a file held ahead");
         log.open = Some(open);
         log.began();
         return;
@@ -736,6 +865,7 @@ fn begin(path: &Path, log: &mut Log, listing: &[Generation], batch: &mut Batch) 
         Start::Oldest => open_generation(path, oldest).ok(),
         Start::Stored(stored) => resume(path, log, listing, stored, batch),
     };
+    tracing::debug!(path = %path.display(), start = ?log.start, generations = listing.len(), inode = opened.as_ref().map(|o| o.id.inode), offset = opened.as_ref().map(|o| o.offset), lost = ?batch.lost, "reading a log");
     if let Some(open) = opened {
         log.set_open(open);
         log.began();
@@ -751,9 +881,10 @@ fn resume(
     stored: Checkpoint,
     batch: &mut Batch,
 ) -> Option<OpenFile> {
-    if let Some(generation) = listing.iter().find(|g| g.id.inode == stored.inode) {
-        if let Ok(mut open) = open_generation(path, generation) {
-            if is_checkpoint_file(stored, &mut open.file) {
+    if let Some(at) = listing.iter().position(|g| g.id.inode == stored.inode) {
+        if let Ok(mut open) = open_generation(path, &listing[at]) {
+            if is_checkpoint_file(stored, &mut open, at == 0) {
+                let generation = &listing[at];
                 if stored.offset <= generation.size {
                     open.offset = stored.offset;
                 } else {
@@ -773,10 +904,25 @@ fn resume(
     Some(open)
 }
 
-/// Whether `file` (found under the checkpoint's inode number) is the
-/// checkpoint's file: inode numbers are reused, its first line is not.
-fn is_checkpoint_file(stored: Checkpoint, file: &mut File) -> bool {
-    stored.head_hash == 0 || generations::head_hash(file) == stored.head_hash
+/// Whether `open` is the checkpoint's file. Inode numbers are soon reused
+/// by later files (a flood rotating while jaga is down), so the inode alone
+/// does not say it: the birth time does, where the filesystem keeps one,
+/// and so does the first line. A file checkpointed while still empty has no
+/// first line; without a birth time it is taken for the checkpoint's file
+/// only when it is the oldest generation (`oldest`), so no older file is
+/// skipped unread on the word of an inode number.
+fn is_checkpoint_file(stored: Checkpoint, open: &mut OpenFile, oldest: bool) -> bool {
+    if open.id.inode != stored.inode {
+        return false;
+    }
+    let born_known = stored.born_ns != 0 && open.id.born_ns != 0;
+    if born_known && stored.born_ns != open.id.born_ns {
+        return false;
+    }
+    if stored.head_hash != 0 {
+        return generations::head_hash(&mut open.file) == stored.head_hash;
+    }
+    born_known || oldest
 }
 
 /// What was lost after `stored`, whose file is gone, up to `next`: the
@@ -944,6 +1090,7 @@ fn read_new(log: &mut Log, config: &TailConfig, budget: u64, batch: &mut Batch) 
                         offset: line_start,
                         head_hash: open.head_hash,
                         seen_until_ns: log.seen_until_ns,
+                        born_ns: open.id.born_ns,
                     });
                 }
                 if let Some(message) = log.reassembler.push(entry) {

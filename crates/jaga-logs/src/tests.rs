@@ -195,6 +195,7 @@ fn checkpoints_resume_and_bad_input_is_skipped() {
             offset: resume_at,
             head_hash: 0,
             seen_until_ns: 0,
+            born_ns: 0,
         })
     };
     let batches = t.poll(&mut from_store);
@@ -344,18 +345,19 @@ fn generations_held_past_the_bound_are_let_go_and_counted_exactly() {
     let mut t = small_budget(dir.path(), 1000);
     let mut none = |_: &Path| None;
     let mut got = texts(&t.poll(&mut none));
-    // 36 rotations before the next look: 35 files of lines and an empty
-    // live one, 4 more than can be held.
+    // Rotations before the next look: files of lines and an empty live
+    // one, 4 more than can be held.
+    let files = holding::MAX_HELD_FILES + 3;
     let mut sizes = Vec::new();
-    for k in 0..35 {
-        rotate(&live, 40);
+    for k in 0..files {
+        rotate(&live, files as u32 + 8);
         write_numbered(&live, 100 + k * 10, 110 + k * 10);
         let meta = std::fs::metadata(&live).unwrap();
         sizes.push((meta.ino(), meta.len()));
     }
-    rotate(&live, 40);
+    rotate(&live, files as u32 + 8);
     let mut lost = Vec::new();
-    for _ in 0..100 {
+    for _ in 0..10_000 {
         let poll = t.poll(&mut none);
         got.extend(texts(&poll));
         lost.extend(poll.batches.iter().flat_map(|b| b.lost.clone()));
@@ -364,7 +366,7 @@ fn generations_held_past_the_bound_are_let_go_and_counted_exactly() {
         }
     }
     let mut expected = numbered(0, 100);
-    expected.extend(numbered(140, 450));
+    expected.extend(numbered(140, 100 + files * 10));
     assert_eq!(got, expected);
     let let_go: Vec<(Option<u64>, u64, Option<u64>)> =
         lost.iter().map(|l| (l.inode, l.from, l.to)).collect();
@@ -441,6 +443,7 @@ fn a_checkpoint_whose_file_is_gone_counts_an_estimated_loss() {
         offset: 500,
         head_hash: 0,
         seen_until_ns,
+        born_ns: 0,
     };
     let mut t = tailer(dir.path());
     let mut from_store = |_: &Path| Some(stored);
@@ -466,6 +469,7 @@ fn a_later_file_with_the_checkpoints_inode_is_not_taken_for_it() {
         offset: 300,
         head_hash: 12345,
         seen_until_ns: 0,
+        born_ns: 0,
     };
     let mut t = tailer(dir.path());
     let mut from_store = |_: &Path| Some(stored);
@@ -602,10 +606,10 @@ fn a_new_log_rotating_before_the_first_poll_is_held_by_the_holder_thread() {
     let mut t = tailer(dir.path());
     let mut none = |_: &Path| None;
     assert!(t.poll(&mut none).batches.is_empty());
-    t.hold_in_background(Duration::from_millis(5));
+    t.hold_in_background(Duration::from_millis(5), || {});
     let live = log_dir(dir.path(), "c");
     write_numbered(&live, 0, 10);
-    // The holder looks for new logs every 5 ticks; give it many.
+    // Give the holder time to find the new log.
     std::thread::sleep(Duration::from_millis(500));
     // max-file=2: the first file is deleted before the reader's first look.
     rotate(&live, 2);
@@ -645,7 +649,7 @@ fn a_restart_with_a_small_budget_and_the_holder_thread_reads_every_generation() 
     rotate(&live, 5);
     write_numbered(&live, 4000, 5000);
     let mut t = small_budget(dir.path(), 4000);
-    t.hold_in_background(Duration::from_millis(5));
+    t.hold_in_background(Duration::from_millis(5), || {});
     let mut from_store = |_: &Path| stored;
     let mut got = Vec::new();
     for _ in 0..1000 {
@@ -665,4 +669,96 @@ fn a_restart_with_a_small_budget_and_the_holder_thread_reads_every_generation() 
         }
     }
     assert_eq!(got, numbered(1000, 5000));
+}
+
+/// A checkpoint taken while the live file was still empty (the agent
+/// started with a new container and was SIGKILLed before its first line)
+/// names the file by inode number and birth time only. A flood rotating
+/// while the agent is down hands that inode number to a later generation:
+/// taken for the checkpoint's file, it made the agent skip every older
+/// generation unread and count no loss.
+#[test]
+fn a_file_reusing_the_inode_of_an_empty_checkpoint_is_not_taken_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 10);
+    rotate(&live, 5);
+    write_numbered(&live, 10, 20);
+    rotate(&live, 5);
+    write_numbered(&live, 20, 25);
+    // The checkpoint names `.1` by its inode number, but another birth time.
+    let reused = std::fs::metadata(format!("{}.1", live.display())).unwrap();
+    let born_ns = generations::FileId::of(&reused).born_ns;
+    let seen_until_ns = generations::parse_time_ns("2026-11-23T02:59:00Z").unwrap();
+    let stored = Checkpoint {
+        inode: reused.ino(),
+        offset: 0,
+        head_hash: 0,
+        seen_until_ns,
+        born_ns: born_ns.wrapping_sub(1_000_000_000).max(1),
+    };
+    let mut t = tailer(dir.path());
+    let mut from_store = |_: &Path| Some(stored);
+    let poll = t.poll(&mut from_store);
+    assert_eq!(texts(&poll), numbered(0, 25));
+    // Where the filesystem keeps no birth time, an empty checkpoint's file is
+    // only taken for it when no older generation would be skipped.
+    let no_birth_time = Checkpoint {
+        born_ns: 0,
+        ..stored
+    };
+    let mut t = tailer(dir.path());
+    let mut from_store = |_: &Path| Some(no_birth_time);
+    assert_eq!(texts(&t.poll(&mut from_store)), numbered(0, 25));
+}
+
+#[test]
+fn a_file_checkpointed_while_empty_is_resumed_by_its_birth_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 10);
+    rotate(&live, 5);
+    let meta = std::fs::metadata(&live).unwrap();
+    let stored = Checkpoint {
+        inode: meta.ino(),
+        offset: 0,
+        head_hash: 0,
+        seen_until_ns: 0,
+        born_ns: generations::FileId::of(&meta).born_ns,
+    };
+    write_numbered(&live, 10, 20);
+    let mut t = tailer(dir.path());
+    let mut from_store = |_: &Path| Some(stored);
+    let poll = t.poll(&mut from_store);
+    if stored.born_ns == 0 {
+        // No birth time here: the live file is not the oldest, so reading
+        // starts over from the oldest rather than skip it.
+        assert_eq!(texts(&poll), numbered(0, 20));
+    } else {
+        assert_eq!(texts(&poll), numbered(10, 20));
+    }
+}
+
+/// A new container flooding from its first line rotated its first files
+/// away before the holder's next look for new logs (every 250 ms): the
+/// holder is now woken by the directory changes themselves.
+#[test]
+fn a_new_log_is_held_from_its_first_file_without_waiting_for_a_look() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = tailer(dir.path());
+    let mut none = |_: &Path| None;
+    assert!(t.poll(&mut none).batches.is_empty());
+    // Looks only once a minute: only the directory watch can be in time.
+    t.hold_in_background(Duration::from_secs(60), || {});
+    std::thread::sleep(Duration::from_millis(200));
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 10);
+    std::thread::sleep(Duration::from_secs(1));
+    rotate(&live, 2);
+    write_numbered(&live, 10, 20);
+    std::thread::sleep(Duration::from_secs(1));
+    // The first file is deleted here, before the reader's first look.
+    rotate(&live, 2);
+    write_numbered(&live, 20, 30);
+    assert_eq!(texts(&t.poll(&mut none)), numbered(0, 30));
 }

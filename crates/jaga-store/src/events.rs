@@ -39,6 +39,9 @@ pub struct LogCheckpoint {
     pub offset: u64,
     pub head_hash: u64,
     pub seen_until_ns: u64,
+    /// The file's birth time (nanoseconds since the epoch); 0 when the
+    /// filesystem keeps none.
+    pub born_ns: u64,
 }
 
 /// Which events to return; every field narrows.
@@ -177,16 +180,18 @@ impl EventStore {
                 new += insert_alert(&tx, alert, json)?;
             }
             tx.execute(
-                "INSERT INTO log_checkpoints (path, inode, offset, head_hash, seen_until_ns) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (path) DO UPDATE SET \
+                "INSERT INTO log_checkpoints (path, inode, offset, head_hash, seen_until_ns, born_ns) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (path) DO UPDATE SET \
                  inode = excluded.inode, offset = excluded.offset, \
-                 head_hash = excluded.head_hash, seen_until_ns = excluded.seen_until_ns",
+                 head_hash = excluded.head_hash, seen_until_ns = excluded.seen_until_ns, \
+                 born_ns = excluded.born_ns",
                 params![
                     path,
                     checkpoint.inode as i64,
                     checkpoint.offset as i64,
                     checkpoint.head_hash as i64,
-                    checkpoint.seen_until_ns as i64
+                    checkpoint.seen_until_ns as i64,
+                    checkpoint.born_ns as i64
                 ],
             )?;
             tx.commit()?;
@@ -204,7 +209,8 @@ impl EventStore {
     pub fn log_checkpoint(&self, path: &str) -> Result<Option<LogCheckpoint>, StoreError> {
         let conn = self.lock();
         conn.query_row(
-            "SELECT inode, offset, head_hash, seen_until_ns FROM log_checkpoints WHERE path = ?1",
+            "SELECT inode, offset, head_hash, seen_until_ns, born_ns FROM log_checkpoints \
+             WHERE path = ?1",
             [path],
             |r| {
                 Ok(LogCheckpoint {
@@ -212,6 +218,7 @@ impl EventStore {
                     offset: r.get::<_, i64>(1)? as u64,
                     head_hash: r.get::<_, i64>(2)? as u64,
                     seen_until_ns: r.get::<_, i64>(3)? as u64,
+                    born_ns: r.get::<_, i64>(4)? as u64,
                 })
             },
         )
@@ -1018,12 +1025,16 @@ CREATE TABLE IF NOT EXISTS audit_findings (
         }
         let store = EventStore::open(dir.path()).unwrap();
         let old = store.log_checkpoint("/a-json.log").unwrap().unwrap();
-        assert_eq!((old.inode, old.offset, old.head_hash), (7, 42, 0));
+        assert_eq!(
+            (old.inode, old.offset, old.head_hash, old.born_ns),
+            (7, 42, 0, 0)
+        );
         let new = LogCheckpoint {
             inode: 8,
             offset: 9,
             head_hash: u64::MAX - 1,
             seen_until_ns: 1_700_000_000_000_000_000,
+            born_ns: 1_700_000_000_000_000_001,
         };
         store.record_log_batch("/a-json.log", &new, &[]).unwrap();
         assert_eq!(store.log_checkpoint("/a-json.log").unwrap(), Some(new));

@@ -112,6 +112,12 @@ CREATE INDEX alerts_to_file ON alerts (seq) WHERE in_file = 0;
 ALTER TABLE log_checkpoints ADD COLUMN head_hash INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE log_checkpoints ADD COLUMN seen_until_ns INTEGER NOT NULL DEFAULT 0;
 ",
+    // 3: and by its birth time, where the filesystem keeps one: a file
+    // checkpointed while still empty has no first line to tell it from the
+    // later file that reuses its inode number.
+    "
+ALTER TABLE log_checkpoints ADD COLUMN born_ns INTEGER NOT NULL DEFAULT 0;
+",
 ];
 
 /// Brings the open file at `path` to [`EVENTS_SCHEMA_VERSION`].

@@ -43,8 +43,14 @@ impl LogWatch {
                 ..TailConfig::default()
             },
         );
-        // Rotations faster than the analysis: opened by a thread of their own.
-        tailer.hold_in_background(std::time::Duration::from_millis(50));
+        // Rotations faster than the analysis: opened by a thread of their
+        // own, which also wakes this loop for a new log, so that it is
+        // checkpointed (and a crash after it counts what it loses) at once.
+        let new_log = Arc::new(tokio::sync::Notify::new());
+        let wake = Arc::clone(&new_log);
+        tailer.hold_in_background(std::time::Duration::from_millis(50), move || {
+            wake.notify_one()
+        });
         let mut containers: HashMap<String, EventContainer> = HashMap::new();
         let (engine_tx, mut engine_rx) = tokio::sync::mpsc::channel::<EngineLine>(10_000);
         // Containers on other log drivers, every 2 s, in a task of their
@@ -74,6 +80,7 @@ impl LogWatch {
             } else {
                 tokio::select! {
                     _ = ticker.tick() => {}
+                    _ = new_log.notified() => {}
                     _ = shutdown.changed() => return,
                 }
             }
@@ -92,6 +99,7 @@ impl LogWatch {
                         offset: c.offset,
                         head_hash: c.head_hash,
                         seen_until_ns: c.seen_until_ns,
+                        born_ns: c.born_ns,
                     }),
                     Err(error) => {
                         tracing::warn!(%error, "cannot read log checkpoint; reading the file from its start");
@@ -202,6 +210,7 @@ impl LogWatch {
                         offset: batch.checkpoint.offset,
                         head_hash: batch.checkpoint.head_hash,
                         seen_until_ns: batch.checkpoint.seen_until_ns,
+                        born_ns: batch.checkpoint.born_ns,
                     };
                     let location = batch.path.display().to_string();
                     let stored = self.store.record_log_batch(&location, &checkpoint, &alerts);
