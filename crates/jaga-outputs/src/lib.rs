@@ -9,11 +9,22 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
+pub mod alertmanager;
+pub mod format;
+mod http;
 pub mod secret;
+pub mod slack;
+pub mod smtp;
+pub mod syslog;
 
+pub use alertmanager::{AlertmanagerOutput, AlertmanagerSettings};
 pub use secret::{Secret, SecretError};
+pub use slack::{SlackOutput, SlackSettings};
+pub use smtp::{SmtpOutput, SmtpSettings, SmtpTls};
+pub use syslog::{SyslogOutput, SyslogSettings};
 
 use jaga_model::Alert;
 use serde::{Deserialize, Serialize};
@@ -105,6 +116,45 @@ pub trait Output: Send + Sync {
     fn resend_firing_every(&self) -> Option<Duration> {
         None
     }
+
+    /// Messages this output had to cut to fit its receiver (syslog over
+    /// UDP) since it was built, for the runner's metrics.
+    fn truncated_messages(&self) -> u64 {
+        0
+    }
+}
+
+/// Why an output could not be built from its settings.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{kind} output: '{key}' is not valid: {reason}")]
+    Invalid {
+        kind: &'static str,
+        key: &'static str,
+        reason: String,
+    },
+    #[error("{kind} output: cannot read '{key}': {source}")]
+    Secret {
+        kind: &'static str,
+        key: &'static str,
+        source: SecretError,
+    },
+    #[error("{kind} output: not built here yet")]
+    NotBuiltHere { kind: &'static str },
+}
+
+/// The output an `[[outputs]]` entry describes, ready to deliver.
+pub fn build(settings: &OutputSettings) -> Result<Arc<dyn Output>, BuildError> {
+    match settings {
+        OutputSettings::File(_) => Err(BuildError::NotBuiltHere { kind: "file" }),
+        OutputSettings::Webhook(_) => Err(BuildError::NotBuiltHere { kind: "webhook" }),
+        OutputSettings::Slack(slack) => Ok(Arc::new(SlackOutput::new(slack)?)),
+        OutputSettings::Smtp(smtp) => Ok(Arc::new(SmtpOutput::new(smtp)?)),
+        OutputSettings::Alertmanager(alertmanager) => {
+            Ok(Arc::new(AlertmanagerOutput::new(alertmanager)?))
+        }
+        OutputSettings::Syslog(syslog) => Ok(Arc::new(SyslogOutput::new(syslog)?)),
+    }
 }
 
 /// The part of an `[[outputs]]` entry that depends on its `type`.
@@ -143,11 +193,3 @@ impl OutputSettings {
 pub struct FileSettings {}
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct WebhookSettings {}
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct SlackSettings {}
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct SmtpSettings {}
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct AlertmanagerSettings {}
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct SyslogSettings {}
