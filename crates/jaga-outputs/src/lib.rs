@@ -193,3 +193,95 @@ impl OutputSettings {
 pub struct FileSettings {}
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct WebhookSettings {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The commented `[[outputs]]` examples of `jaga.example.toml`, without
+    /// the keys every entry shares (`name`), as TOML texts.
+    fn documented_examples() -> Vec<String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../jaga.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut examples: Vec<String> = Vec::new();
+        let mut current: Option<String> = None;
+        for line in text.lines() {
+            let Some(uncommented) = line.strip_prefix("# ") else {
+                examples.extend(current.take());
+                continue;
+            };
+            if uncommented == "[[outputs]]" {
+                examples.extend(current.replace(String::new()));
+            } else if let Some(example) = current.as_mut() {
+                if !uncommented.starts_with("name = ") {
+                    example.push_str(uncommented);
+                    example.push('\n');
+                }
+            }
+        }
+        examples.extend(current);
+        examples
+    }
+
+    #[test]
+    fn the_documented_examples_parse() {
+        let examples = documented_examples();
+        let kinds: Vec<&str> = examples
+            .iter()
+            .map(|example| match toml::from_str::<OutputSettings>(example) {
+                Ok(settings) => settings.kind(),
+                Err(error) => panic!("{example}\n{error}"),
+            })
+            .collect();
+        for kind in ["slack", "smtp", "alertmanager", "syslog"] {
+            assert!(kinds.contains(&kind), "no {kind} example in {kinds:?}");
+        }
+    }
+
+    #[test]
+    fn settings_flatten_into_an_entry_with_shared_keys() {
+        // As the runner's `[[outputs]]` entry holds them.
+        #[derive(Debug, Deserialize)]
+        struct Entry {
+            name: String,
+            #[serde(flatten)]
+            settings: OutputSettings,
+        }
+        let entry: Entry =
+            toml::from_str("name = \"chat\"\ntype = \"slack\"\nurl = \"https://x/\"").unwrap();
+        assert_eq!(entry.name, "chat");
+        assert_eq!(entry.settings.kind(), "slack");
+        let typo =
+            toml::from_str::<Entry>("name = \"c\"\ntype = \"slack\"\nurl = \"x\"\nchanel = \"#a\"");
+        assert!(typo.is_err(), "{typo:?}");
+    }
+
+    #[test]
+    fn building_reads_secrets_and_names_the_missing_one() {
+        let settings: OutputSettings =
+            toml::from_str("type = \"slack\"\nurl = { env = \"JAGA_TEST_NO_SUCH_SLACK_URL\" }")
+                .unwrap();
+        let error = build(&settings).err().unwrap().to_string();
+        assert!(
+            error.starts_with("slack output: cannot read 'url'")
+                && error.contains("JAGA_TEST_NO_SUCH_SLACK_URL"),
+            "{error}"
+        );
+        let webhook: OutputSettings = toml::from_str("type = \"webhook\"").unwrap();
+        assert!(build(&webhook).is_err());
+    }
+
+    #[test]
+    fn every_kind_of_this_crate_builds() {
+        for text in [
+            "type = \"slack\"\nurl = \"https://hooks.example/T/B/x\"",
+            "type = \"smtp\"\nhost = \"mail.example\"\nfrom = \"j@example.org\"\nto = [\"o@example.org\"]",
+            "type = \"alertmanager\"\nurls = [\"http://127.0.0.1:9093\"]",
+            "type = \"syslog\"\naddress = \"127.0.0.1:514\"\ntransport = \"tcp\"",
+        ] {
+            let settings: OutputSettings = toml::from_str(text).unwrap();
+            let output = build(&settings).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(output.kind(), settings.kind());
+        }
+    }
+}
