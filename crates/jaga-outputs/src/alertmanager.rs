@@ -21,7 +21,8 @@ use tokio::task::JoinSet;
 
 use crate::format::{self, clean, Severity};
 use crate::{
-    http, BuildError, DeliveryError, DeliveryFuture, Message, Output, Receipt, Secret, StoredAlert,
+    http, BuildError, BuildKind, DeliveryError, DeliveryFuture, Message, Output, Receipt, Secret,
+    StoredAlert,
 };
 
 /// `type = "alertmanager"`.
@@ -89,27 +90,13 @@ pub struct AlertmanagerOutput {
     resolve_after: Duration,
 }
 
-fn invalid(key: &'static str, reason: String) -> BuildError {
-    BuildError::Invalid {
-        kind: "alertmanager",
-        key,
-        reason,
-    }
-}
-
-fn reveal(key: &'static str, secret: &Secret) -> Result<String, BuildError> {
-    secret.reveal().map_err(|source| BuildError::Secret {
-        kind: "alertmanager",
-        key,
-        source,
-    })
-}
+const KIND: BuildKind = BuildKind("alertmanager");
 
 fn endpoint(base: &str) -> Result<Endpoint, BuildError> {
     let mut url = reqwest::Url::parse(base)
-        .map_err(|error| invalid("urls", format!("'{base}' is not a URL ({error})")))?;
+        .map_err(|error| KIND.invalid("urls", format!("'{base}' is not a URL ({error})")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid(
+        return Err(KIND.invalid(
             "urls",
             format!("'{base}': scheme '{}' is not http or https", url.scheme()),
         ));
@@ -127,48 +114,31 @@ fn endpoint(base: &str) -> Result<Endpoint, BuildError> {
 impl AlertmanagerOutput {
     pub fn new(settings: &AlertmanagerSettings) -> Result<Self, BuildError> {
         if settings.urls.is_empty() {
-            return Err(invalid("urls", "no Alertmanager URL".to_string()));
+            return Err(KIND.invalid("urls", "no Alertmanager URL"));
         }
         let endpoints = settings
             .urls
             .iter()
             .map(|base| endpoint(base))
             .collect::<Result<Vec<_>, _>>()?;
-        let auth = match (
-            &settings.username,
-            &settings.password,
-            &settings.bearer_token,
-        ) {
-            (None, None, None) => Auth::None,
-            (Some(username), Some(password), None) => Auth::Basic {
-                username: username.clone(),
-                password: reveal("password", password)?,
-            },
-            (None, None, Some(token)) => Auth::Bearer(reveal("bearer_token", token)?),
-            (_, _, Some(_)) => {
-                return Err(invalid(
+        let login = KIND.login(&settings.username, &settings.password)?;
+        let auth = match (login, &settings.bearer_token) {
+            (None, None) => Auth::None,
+            (Some((username, password)), None) => Auth::Basic { username, password },
+            (None, Some(token)) => Auth::Bearer(KIND.reveal("bearer_token", token)?),
+            (Some(_), Some(_)) => {
+                return Err(KIND.invalid(
                     "bearer_token",
-                    "give either a bearer token or a username and password".to_string(),
-                ))
-            }
-            (Some(_), None, None) => {
-                return Err(invalid(
-                    "password",
-                    "a username needs a password".to_string(),
-                ))
-            }
-            (None, Some(_), None) => {
-                return Err(invalid(
-                    "username",
-                    "a password needs a username".to_string(),
+                    "give either a bearer token or a username and password",
                 ))
             }
         };
         if settings.resend_every.is_zero() {
-            return Err(invalid("resend_every", "it must be above zero".to_string()));
+            return Err(KIND.invalid("resend_every", "it must be above zero"));
         }
-        let client = http::client(settings.timeout)
-            .map_err(|error| invalid("urls", format!("cannot build an HTTP client: {error}")))?;
+        let client = http::client(settings.timeout).map_err(|error| {
+            KIND.invalid("urls", format!("cannot build an HTTP client: {error}"))
+        })?;
         Ok(Self {
             client,
             endpoints,

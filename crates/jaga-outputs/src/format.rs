@@ -203,43 +203,19 @@ pub fn alert_ids(message: &Message) -> Vec<&str> {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::collections::BTreeMap;
-
-    use jaga_model::{AlertAgent, AlertRule, EventContainer};
-
     use super::*;
     use crate::StoredAlert;
 
-    /// An alert as the event rules raise it, for the modules' tests.
+    /// An alert as the event rules raise it (the one the integration
+    /// tests send too), for the modules' tests.
     pub(crate) fn sample_alert(id: &str, container: &str) -> StoredAlert {
-        StoredAlert {
-            seq: 7,
-            alert: Alert {
-                id: id.to_string(),
-                timestamp: "2024-05-01T10:00:00.123Z".to_string(),
-                rule: AlertRule {
-                    id: "91011".to_string(),
-                    level: 12,
-                    description: "Privileged container started".to_string(),
-                    groups: vec!["docker".to_string(), "privilege".to_string()],
-                    mitre: vec!["T1611".to_string()],
-                },
-                agent: AlertAgent {
-                    id: "daemon1".to_string(),
-                    name: "host1".to_string(),
-                },
-                container: Some(EventContainer {
-                    id: "0123456789abcdef0123".to_string(),
-                    name: container.to_string(),
-                    image: "nginx:1.25".to_string(),
-                    ..EventContainer::default()
-                }),
-                data: BTreeMap::from([("action".to_string(), "start".to_string())]),
-                location: "docker-events".to_string(),
-                event: None,
-                episode: None,
-            },
+        let mut alert: Alert =
+            serde_json::from_str(include_str!("../tests/fixtures/alert.json")).unwrap();
+        alert.id = id.to_string();
+        if let Some(found) = alert.container.as_mut() {
+            found.name = container.to_string();
         }
+        StoredAlert { seq: 7, alert }
     }
 
     #[test]

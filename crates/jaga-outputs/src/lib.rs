@@ -143,6 +143,44 @@ pub enum BuildError {
     NotBuiltHere { kind: &'static str },
 }
 
+/// Builds the errors of one kind of output, which each module names once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BuildKind(pub &'static str);
+
+impl BuildKind {
+    pub(crate) fn invalid(self, key: &'static str, reason: impl Into<String>) -> BuildError {
+        BuildError::Invalid {
+            kind: self.0,
+            key,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn reveal(self, key: &'static str, secret: &Secret) -> Result<String, BuildError> {
+        secret.reveal().map_err(|source| BuildError::Secret {
+            kind: self.0,
+            key,
+            source,
+        })
+    }
+
+    /// `username` and `password`: both or neither.
+    pub(crate) fn login(
+        self,
+        username: &Option<String>,
+        password: &Option<Secret>,
+    ) -> Result<Option<(String, String)>, BuildError> {
+        match (username, password) {
+            (Some(username), Some(password)) => {
+                Ok(Some((username.clone(), self.reveal("password", password)?)))
+            }
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(self.invalid("password", "a username needs a password")),
+            (None, Some(_)) => Err(self.invalid("username", "a password needs a username")),
+        }
+    }
+}
+
 /// The output an `[[outputs]]` entry describes, ready to deliver.
 pub fn build(settings: &OutputSettings) -> Result<Arc<dyn Output>, BuildError> {
     match settings {

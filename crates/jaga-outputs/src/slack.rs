@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::format::{self, Severity};
-use crate::{http, BuildError, DeliveryFuture, Message, Output, Secret};
+use crate::{http, BuildError, BuildKind, DeliveryFuture, Message, Output, Secret};
 
 /// `type = "slack"`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -42,6 +42,8 @@ fn default_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
+const KIND: BuildKind = BuildKind("slack");
+
 /// A value longer than this is cut in the message.
 const MAX_VALUE_BYTES: usize = 1000;
 
@@ -55,28 +57,18 @@ pub struct SlackOutput {
 
 impl SlackOutput {
     pub fn new(settings: &SlackSettings) -> Result<Self, BuildError> {
-        let url = settings.url.reveal().map_err(|source| BuildError::Secret {
-            kind: "slack",
-            key: "url",
-            source,
-        })?;
+        let url = KIND.reveal("url", &settings.url)?;
         // The URL is not quoted in the error: it holds the token.
-        let url = reqwest::Url::parse(&url).map_err(|error| BuildError::Invalid {
-            kind: "slack",
-            key: "url",
-            reason: format!("not a URL ({error})"),
-        })?;
+        let url = reqwest::Url::parse(&url)
+            .map_err(|error| KIND.invalid("url", format!("not a URL ({error})")))?;
         if !matches!(url.scheme(), "https" | "http") {
-            return Err(BuildError::Invalid {
-                kind: "slack",
-                key: "url",
-                reason: format!("scheme '{}' is not http or https", url.scheme()),
-            });
+            return Err(KIND.invalid(
+                "url",
+                format!("scheme '{}' is not http or https", url.scheme()),
+            ));
         }
-        let client = http::client(settings.timeout).map_err(|error| BuildError::Invalid {
-            kind: "slack",
-            key: "url",
-            reason: format!("cannot build an HTTP client: {error}"),
+        let client = http::client(settings.timeout).map_err(|error| {
+            KIND.invalid("url", format!("cannot build an HTTP client: {error}"))
         })?;
         Ok(Self {
             what: format!("slack webhook at {}", url.host_str().unwrap_or("?")),

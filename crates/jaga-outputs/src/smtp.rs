@@ -13,7 +13,9 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 
 use crate::format::{self, shorten};
-use crate::{BuildError, DeliveryError, DeliveryFuture, Message, Output, Receipt, Secret};
+use crate::{
+    BuildError, BuildKind, DeliveryError, DeliveryFuture, Message, Output, Receipt, Secret,
+};
 
 /// How the connection to the mail server is protected.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -89,24 +91,18 @@ pub struct SmtpOutput {
     server: String,
 }
 
-fn invalid(key: &'static str, reason: String) -> BuildError {
-    BuildError::Invalid {
-        kind: "smtp",
-        key,
-        reason,
-    }
-}
+const KIND: BuildKind = BuildKind("smtp");
 
 fn mailbox(key: &'static str, address: &str) -> Result<Mailbox, BuildError> {
     address
         .parse()
-        .map_err(|error| invalid(key, format!("'{address}' is not a mail address ({error})")))
+        .map_err(|error| KIND.invalid(key, format!("'{address}' is not a mail address ({error})")))
 }
 
 impl SmtpOutput {
     pub fn new(settings: &SmtpSettings) -> Result<Self, BuildError> {
         if settings.host.trim().is_empty() {
-            return Err(invalid("host", "it is empty".to_string()));
+            return Err(KIND.invalid("host", "it is empty"));
         }
         let from = mailbox("from", &settings.from)?;
         let to = settings
@@ -115,35 +111,15 @@ impl SmtpOutput {
             .map(|address| mailbox("to", address))
             .collect::<Result<Vec<_>, _>>()?;
         if to.is_empty() {
-            return Err(invalid("to", "no recipient".to_string()));
+            return Err(KIND.invalid("to", "no recipient"));
         }
         let port = settings.port.unwrap_or(settings.tls.default_port());
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
             .port(port)
             .timeout(Some(settings.timeout))
             .tls(tls(settings)?);
-        match (&settings.username, &settings.password) {
-            (Some(username), Some(password)) => {
-                let password = password.reveal().map_err(|source| BuildError::Secret {
-                    kind: "smtp",
-                    key: "password",
-                    source,
-                })?;
-                builder = builder.credentials(Credentials::new(username.clone(), password));
-            }
-            (None, None) => {}
-            (Some(_), None) => {
-                return Err(invalid(
-                    "password",
-                    "a username needs a password".to_string(),
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(invalid(
-                    "username",
-                    "a password needs a username".to_string(),
-                ))
-            }
+        if let Some((username, password)) = KIND.login(&settings.username, &settings.password)? {
+            builder = builder.credentials(Credentials::new(username, password));
         }
         Ok(Self {
             transport: builder.build(),
@@ -179,13 +155,13 @@ fn tls(settings: &SmtpSettings) -> Result<Tls, BuildError> {
     let mut parameters = TlsParameters::builder(settings.host.clone());
     if let Some(path) = &settings.ca_file {
         let pem = std::fs::read(path).map_err(|error| {
-            invalid(
+            KIND.invalid(
                 "ca_file",
                 format!("cannot read '{}': {error}", path.display()),
             )
         })?;
         let certificate = Certificate::from_pem(&pem).map_err(|error| {
-            invalid(
+            KIND.invalid(
                 "ca_file",
                 format!("'{}' holds no PEM certificate: {error}", path.display()),
             )
@@ -194,7 +170,7 @@ fn tls(settings: &SmtpSettings) -> Result<Tls, BuildError> {
     }
     let parameters = parameters
         .build_rustls()
-        .map_err(|error| invalid("tls", format!("cannot set up TLS: {error}")))?;
+        .map_err(|error| KIND.invalid("tls", format!("cannot set up TLS: {error}")))?;
     Ok(match settings.tls {
         SmtpTls::Tls => Tls::Wrapper(parameters),
         _ => Tls::Required(parameters),

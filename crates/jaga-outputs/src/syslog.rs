@@ -25,7 +25,7 @@ use tokio::sync::Mutex;
 use tokio_rustls::TlsConnector;
 
 use crate::format::{self, clean, Severity};
-use crate::{BuildError, DeliveryError, DeliveryFuture, Message, Output, Receipt};
+use crate::{BuildError, BuildKind, DeliveryError, DeliveryFuture, Message, Output, Receipt};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -119,13 +119,7 @@ pub const SD_ID: &str = "jaga@32473";
 /// The smallest size a message may be cut to: the header and SD fit.
 const MIN_MESSAGE_BYTES: usize = 480;
 
-fn invalid(key: &'static str, reason: String) -> BuildError {
-    BuildError::Invalid {
-        kind: "syslog",
-        key,
-        reason,
-    }
-}
+const KIND: BuildKind = BuildKind("syslog");
 
 /// `host:port`, `[v6]:port`, or a host alone with `default_port`.
 fn split_address(address: &str, default_port: u16) -> Result<(String, u16), String> {
@@ -190,14 +184,14 @@ fn tls_connector(
             let certificates = CertificateDer::pem_file_iter(path)
                 .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
                 .map_err(|error| {
-                    invalid(
+                    KIND.invalid(
                         "ca_file",
                         format!("cannot read '{}': {error}", path.display()),
                     )
                 })?;
             let (added, _) = roots.add_parsable_certificates(certificates);
             if added == 0 {
-                return Err(invalid(
+                return Err(KIND.invalid(
                     "ca_file",
                     format!("'{}' holds no usable certificate", path.display()),
                 ));
@@ -207,10 +201,9 @@ fn tls_connector(
             let (added, _) =
                 roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
             if added == 0 {
-                return Err(invalid(
+                return Err(KIND.invalid(
                     "ca_file",
-                    "the system has no CA certificates: give the receiver's CA in 'ca_file'"
-                        .to_string(),
+                    "the system has no CA certificates: give the receiver's CA in 'ca_file'",
                 ));
             }
         }
@@ -218,12 +211,12 @@ fn tls_connector(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|error| invalid("transport", format!("cannot set up TLS: {error}")))?
+        .map_err(|error| KIND.invalid("transport", format!("cannot set up TLS: {error}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     let name = settings.server_name.as_deref().unwrap_or(host).to_string();
     let server_name = ServerName::try_from(name.clone())
-        .map_err(|_| invalid("server_name", format!("'{name}' is not a DNS name or IP")))?;
+        .map_err(|_| KIND.invalid("server_name", format!("'{name}' is not a DNS name or IP")))?;
     Ok((TlsConnector::from(Arc::new(config)), server_name))
 }
 
@@ -233,8 +226,8 @@ impl SyslogOutput {
             SyslogTransport::Tls => 6514,
             _ => 514,
         };
-        let (host, port) =
-            split_address(&settings.address, default_port).map_err(|e| invalid("address", e))?;
+        let (host, port) = split_address(&settings.address, default_port)
+            .map_err(|e| KIND.invalid("address", e))?;
         let transport = match settings.transport {
             SyslogTransport::Udp => Transport::Udp(Mutex::new(None)),
             SyslogTransport::Tcp => Transport::Stream {
@@ -253,7 +246,7 @@ impl SyslogOutput {
                 _ => 8192,
             });
         if max_message_bytes < MIN_MESSAGE_BYTES {
-            return Err(invalid(
+            return Err(KIND.invalid(
                 "max_message_bytes",
                 format!("{max_message_bytes} is below {MIN_MESSAGE_BYTES}"),
             ));

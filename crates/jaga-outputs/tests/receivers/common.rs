@@ -2,14 +2,13 @@
 //! 127.0.0.1 in a temp dir and killed at the end, free ports, certificates
 //! made at test time, and alerts to send.
 
-use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jaga_model::{Alert, AlertAgent, AlertRule, EventContainer};
+use jaga_model::Alert;
 use jaga_outputs::{Output, OutputSettings, StoredAlert};
 
 /// Generous: the machine is shared with other builds.
@@ -226,34 +225,15 @@ pub fn output(toml_text: &str) -> Arc<dyn Output> {
     jaga_outputs::build(&settings).unwrap_or_else(|error| panic!("cannot build: {error}"))
 }
 
-/// An alert as the event rules raise it.
+/// The alert of `tests/fixtures/alert.json` (the one the unit tests use),
+/// raised now, with this id, on this container.
 pub fn alert(id: &str, container: &str) -> StoredAlert {
-    StoredAlert {
-        seq: 1,
-        alert: Alert {
-            id: id.to_string(),
-            timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            rule: AlertRule {
-                id: "91011".to_string(),
-                level: 12,
-                description: "Privileged container started".to_string(),
-                groups: vec!["docker".to_string(), "privilege".to_string()],
-                mitre: vec!["T1611".to_string()],
-            },
-            agent: AlertAgent {
-                id: "daemon1".to_string(),
-                name: "host1".to_string(),
-            },
-            container: Some(EventContainer {
-                id: "0123456789abcdef".to_string(),
-                name: container.to_string(),
-                image: "nginx:1.25".to_string(),
-                ..EventContainer::default()
-            }),
-            data: BTreeMap::from([("action".to_string(), "start".to_string())]),
-            location: "docker-events".to_string(),
-            event: None,
-            episode: None,
-        },
+    let text = std::fs::read_to_string(fixture("alert.json")).unwrap();
+    let mut alert: Alert = serde_json::from_str(&text).unwrap();
+    alert.id = id.to_string();
+    alert.timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    if let Some(found) = alert.container.as_mut() {
+        found.name = container.to_string();
     }
+    StoredAlert { seq: 1, alert }
 }
