@@ -181,8 +181,9 @@ pub fn facts(message: &Message, max_value_bytes: usize) -> Vec<(String, String)>
     facts
 }
 
-/// An error with its sources, `a: b: c`: reqwest and lettre keep the
-/// useful part (connection refused, certificate unknown) in them.
+/// An error with its sources, `a: b: c`, escaped: reqwest and lettre keep
+/// the useful part (connection refused, certificate unknown) in them, and
+/// a server's answer may be in it.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -194,7 +195,7 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         }
         source = inner.source();
     }
-    text
+    clean(&text)
 }
 
 pub fn alert_ids(message: &Message) -> Vec<&str> {

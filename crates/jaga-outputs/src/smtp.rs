@@ -210,7 +210,7 @@ impl Output for SmtpOutput {
 /// 5xx answers are the server refusing this mail: permanent, with its
 /// answer. 4xx, connection and TLS failures may pass: transient.
 fn judge(server: &str, error: &lettre::transport::smtp::Error) -> DeliveryError {
-    let text = format::clean(&format::error_chain(error));
+    let text = format::error_chain(error);
     if error.is_permanent() {
         DeliveryError::Permanent {
             reason: format!("smtp server {server} rejected the mail"),

@@ -26,6 +26,7 @@ fn start_cli(dir: &Path, extra: &[String]) -> MailServer {
     let mut command = Command::new(python);
     command
         .env("PYTHONPATH", common::fixture(""))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .current_dir(dir)
         .args(["-m", "aiosmtpd", "-n", "-l"])
         .arg(format!("127.0.0.1:{port}"))
@@ -48,6 +49,7 @@ fn start_with_auth(dir: &Path, password: &str) -> MailServer {
     let maildir = dir.join("mail");
     let mut command = Command::new(python);
     command
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .current_dir(dir)
         .arg(common::fixture("smtp_receiver.py"))
         .arg("--listen")
