@@ -32,6 +32,9 @@ need_component clippy clippy
 step "preparing test bed"
 bash scripts/testbed.sh
 
+step "installing alert receivers (Alertmanager, rsyslog, aiosmtpd)"
+bash scripts/receivers.sh
+
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check || die "formatting differs: run 'cargo fmt --all'"
 

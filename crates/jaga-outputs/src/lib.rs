@@ -9,11 +9,22 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
+pub mod alertmanager;
+pub mod format;
+mod http;
 pub mod secret;
+pub mod slack;
+pub mod smtp;
+pub mod syslog;
 
+pub use alertmanager::{AlertmanagerOutput, AlertmanagerSettings};
 pub use secret::{Secret, SecretError};
+pub use slack::{SlackOutput, SlackSettings};
+pub use smtp::{SmtpOutput, SmtpSettings, SmtpTls};
+pub use syslog::{SyslogOutput, SyslogSettings};
 
 use jaga_model::Alert;
 use serde::{Deserialize, Serialize};
@@ -105,6 +116,83 @@ pub trait Output: Send + Sync {
     fn resend_firing_every(&self) -> Option<Duration> {
         None
     }
+
+    /// Messages this output had to cut to fit its receiver (syslog over
+    /// UDP) since it was built, for the runner's metrics.
+    fn truncated_messages(&self) -> u64 {
+        0
+    }
+}
+
+/// Why an output could not be built from its settings.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{kind} output: '{key}' is not valid: {reason}")]
+    Invalid {
+        kind: &'static str,
+        key: &'static str,
+        reason: String,
+    },
+    #[error("{kind} output: cannot read '{key}': {source}")]
+    Secret {
+        kind: &'static str,
+        key: &'static str,
+        source: SecretError,
+    },
+    #[error("{kind} output: not built here yet")]
+    NotBuiltHere { kind: &'static str },
+}
+
+/// Builds the errors of one kind of output, which each module names once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BuildKind(pub &'static str);
+
+impl BuildKind {
+    pub(crate) fn invalid(self, key: &'static str, reason: impl Into<String>) -> BuildError {
+        BuildError::Invalid {
+            kind: self.0,
+            key,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn reveal(self, key: &'static str, secret: &Secret) -> Result<String, BuildError> {
+        secret.reveal().map_err(|source| BuildError::Secret {
+            kind: self.0,
+            key,
+            source,
+        })
+    }
+
+    /// `username` and `password`: both or neither.
+    pub(crate) fn login(
+        self,
+        username: &Option<String>,
+        password: &Option<Secret>,
+    ) -> Result<Option<(String, String)>, BuildError> {
+        match (username, password) {
+            (Some(username), Some(password)) => {
+                Ok(Some((username.clone(), self.reveal("password", password)?)))
+            }
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(self.invalid("password", "a username needs a password")),
+            (None, Some(_)) => Err(self.invalid("username", "a password needs a username")),
+        }
+    }
+}
+
+/// The output an `[[outputs]]` entry describes, ready to deliver.
+pub fn build(settings: &OutputSettings) -> Result<Arc<dyn Output>, BuildError> {
+    match settings {
+        OutputSettings::File(_) => Err(BuildError::NotBuiltHere { kind: "file" }),
+        OutputSettings::Webhook(_) => Err(BuildError::NotBuiltHere { kind: "webhook" }),
+        OutputSettings::Slack(slack) => Ok(Arc::new(SlackOutput::new(slack)?)),
+        OutputSettings::Smtp(smtp) => Ok(Arc::new(SmtpOutput::new(smtp)?)),
+        OutputSettings::Alertmanager(alertmanager) => {
+            Ok(Arc::new(AlertmanagerOutput::new(alertmanager)?))
+        }
+        OutputSettings::Syslog(syslog) => Ok(Arc::new(SyslogOutput::new(syslog)?)),
+    }
 }
 
 /// The part of an `[[outputs]]` entry that depends on its `type`.
@@ -143,11 +231,95 @@ impl OutputSettings {
 pub struct FileSettings {}
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct WebhookSettings {}
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct SlackSettings {}
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct SmtpSettings {}
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct AlertmanagerSettings {}
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct SyslogSettings {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The commented `[[outputs]]` examples of `jaga.example.toml`, without
+    /// the keys every entry shares (`name`), as TOML texts.
+    fn documented_examples() -> Vec<String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../jaga.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut examples: Vec<String> = Vec::new();
+        let mut current: Option<String> = None;
+        for line in text.lines() {
+            let Some(uncommented) = line.strip_prefix("# ") else {
+                examples.extend(current.take());
+                continue;
+            };
+            if uncommented == "[[outputs]]" {
+                examples.extend(current.replace(String::new()));
+            } else if let Some(example) = current.as_mut() {
+                if !uncommented.starts_with("name = ") {
+                    example.push_str(uncommented);
+                    example.push('\n');
+                }
+            }
+        }
+        examples.extend(current);
+        examples
+    }
+
+    #[test]
+    fn the_documented_examples_parse() {
+        let examples = documented_examples();
+        let kinds: Vec<&str> = examples
+            .iter()
+            .map(|example| match toml::from_str::<OutputSettings>(example) {
+                Ok(settings) => settings.kind(),
+                Err(error) => panic!("{example}\n{error}"),
+            })
+            .collect();
+        for kind in ["slack", "smtp", "alertmanager", "syslog"] {
+            assert!(kinds.contains(&kind), "no {kind} example in {kinds:?}");
+        }
+    }
+
+    #[test]
+    fn settings_flatten_into_an_entry_with_shared_keys() {
+        // As the runner's `[[outputs]]` entry holds them.
+        #[derive(Debug, Deserialize)]
+        struct Entry {
+            name: String,
+            #[serde(flatten)]
+            settings: OutputSettings,
+        }
+        let entry: Entry =
+            toml::from_str("name = \"chat\"\ntype = \"slack\"\nurl = \"https://x/\"").unwrap();
+        assert_eq!(entry.name, "chat");
+        assert_eq!(entry.settings.kind(), "slack");
+        let typo =
+            toml::from_str::<Entry>("name = \"c\"\ntype = \"slack\"\nurl = \"x\"\nchanel = \"#a\"");
+        assert!(typo.is_err(), "{typo:?}");
+    }
+
+    #[test]
+    fn building_reads_secrets_and_names_the_missing_one() {
+        let settings: OutputSettings =
+            toml::from_str("type = \"slack\"\nurl = { env = \"JAGA_TEST_NO_SUCH_SLACK_URL\" }")
+                .unwrap();
+        let error = build(&settings).err().unwrap().to_string();
+        assert!(
+            error.starts_with("slack output: cannot read 'url'")
+                && error.contains("JAGA_TEST_NO_SUCH_SLACK_URL"),
+            "{error}"
+        );
+        let webhook: OutputSettings = toml::from_str("type = \"webhook\"").unwrap();
+        assert!(build(&webhook).is_err());
+    }
+
+    #[test]
+    fn every_kind_of_this_crate_builds() {
+        for text in [
+            "type = \"slack\"\nurl = \"https://hooks.example/T/B/x\"",
+            "type = \"smtp\"\nhost = \"mail.example\"\nfrom = \"j@example.org\"\nto = [\"o@example.org\"]",
+            "type = \"alertmanager\"\nurls = [\"http://127.0.0.1:9093\"]",
+            "type = \"syslog\"\naddress = \"127.0.0.1:514\"\ntransport = \"tcp\"",
+        ] {
+            let settings: OutputSettings = toml::from_str(text).unwrap();
+            let output = build(&settings).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(output.kind(), settings.kind());
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! What every receiver test needs: real receiver programs started on
+//! 127.0.0.1 in a temp dir and killed at the end, free ports, certificates
+//! made at test time, and alerts to send.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jaga_model::Alert;
+use jaga_outputs::{Output, OutputSettings, StoredAlert};
+
+/// Generous: the machine is shared with other builds.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The path of a receiver program, or a failure that says how to get it.
+pub fn require_program(path: &str) -> PathBuf {
+    let path = PathBuf::from(path);
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/receivers.sh (it installs the test receivers with apt)",
+        path.display()
+    );
+    path
+}
+
+/// Debian's python3 with aiosmtpd (not whatever `python3` is first on PATH).
+pub fn require_aiosmtpd() -> PathBuf {
+    let python = require_program("/usr/bin/python3");
+    let found = Command::new(&python)
+        .args(["-c", "import aiosmtpd"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    assert!(
+        found,
+        "python3-aiosmtpd is missing: run scripts/receivers.sh (it installs the test receivers with apt)"
+    );
+    python
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A running receiver, killed (and its log shown on failure) when dropped.
+pub struct Receiver {
+    pub name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Receiver {
+    /// Starts `command` with stdout and stderr to `dir/NAME.log`.
+    pub fn start(name: &'static str, mut command: Command, dir: &Path) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {name}: {error}"));
+        Self { name, child, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until it accepts TCP connections on `port`.
+    pub fn wait_for_port(&mut self, port: u16) {
+        let name = self.name;
+        let log = self.log.clone();
+        wait_for(&format!("{name} listening on {port}"), || {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "{name} exited with {status}:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+    }
+
+    /// Kills it and waits until it is gone (its sockets closed).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("--- {} log ---\n{}", self.name, self.log());
+        }
+    }
+}
+
+/// Polls `probe` until it gives a value, failing after [`DEADLINE`].
+pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(start.elapsed() < DEADLINE, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The async flavour, for waits inside a tokio test.
+pub async fn wait_for_async<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(start.elapsed() < DEADLINE, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A CA and a server certificate it signed for 127.0.0.1 and localhost,
+/// made with openssl: `ca.pem`, `server.pem`, `server.key` in `dir`.
+pub fn make_certificates(dir: &Path) {
+    let openssl = require_program("/usr/bin/openssl");
+    let run = |args: &[&str]| {
+        let output = Command::new(&openssl)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=jaga test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+}
+
+/// The output an `[[outputs]]` entry in TOML describes, built as the
+/// runner builds it.
+pub fn output(toml_text: &str) -> Arc<dyn Output> {
+    let settings: OutputSettings = toml::from_str(toml_text)
+        .unwrap_or_else(|error| panic!("bad settings {toml_text}: {error}"));
+    jaga_outputs::build(&settings).unwrap_or_else(|error| panic!("cannot build: {error}"))
+}
+
+/// The alert of `tests/fixtures/alert.json` (the one the unit tests use),
+/// raised now, with this id, on this container.
+pub fn alert(id: &str, container: &str) -> StoredAlert {
+    let text = std::fs::read_to_string(fixture("alert.json")).unwrap();
+    let mut alert: Alert = serde_json::from_str(&text).unwrap();
+    alert.id = id.to_string();
+    alert.timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    if let Some(found) = alert.container.as_mut() {
+        found.name = container.to_string();
+    }
+    StoredAlert { seq: 1, alert }
+}
