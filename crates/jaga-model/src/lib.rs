@@ -4,6 +4,7 @@ pub mod container;
 pub mod event;
 pub mod finding;
 pub mod history;
+pub mod metric_state;
 pub mod sample;
 pub mod snapshot;
 pub mod text;
@@ -15,6 +16,7 @@ pub use event::{
 };
 pub use finding::{Finding, FindingObject, Practice, Severity, Threat};
 pub use history::{HistoryPoint, RollupPoint, HISTORY_SERIES};
+pub use metric_state::{MetricRuleState, MetricStateChange, MetricStatus};
 pub use sample::{
     BlockDeviceIo, CgroupVersion, CpuStats, HostCounters, InterfaceStats, MemoryStats,
     NetworkStats, PidsStats, Sample,

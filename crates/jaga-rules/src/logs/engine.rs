@@ -699,14 +699,28 @@ fn payload_of(
 }
 
 /// The line of the `occurrence`-th (from 0) `key: value` (quoted or not,
-/// maybe a list item) in the text.
-fn line_of_value(text: &str, key: &str, value: &str, occurrence: usize) -> Option<usize> {
+/// maybe a list item, maybe first in a flow mapping `- {key: value, ...}`)
+/// in the text.
+pub(crate) fn line_of_value(
+    text: &str,
+    key: &str,
+    value: &str,
+    occurrence: usize,
+) -> Option<usize> {
     text.lines()
         .enumerate()
         .filter(|(_, line)| {
             let t = line.trim().trim_start_matches("- ").trim();
+            let (t, flow) = match t.strip_prefix('{') {
+                Some(inner) => (inner.trim_start(), true),
+                None => (t, false),
+            };
             t.strip_prefix(key)
                 .and_then(|rest| rest.trim_start().strip_prefix(':'))
+                .map(|v| match flow {
+                    true => v.split([',', '}']).next().unwrap_or_default(),
+                    false => v,
+                })
                 .map(|v| v.trim().trim_matches('"').trim_matches('\''))
                 .is_some_and(|v| v == value)
         })
