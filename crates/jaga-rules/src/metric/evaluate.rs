@@ -121,7 +121,12 @@ fn container_subject(container: &ContainerRef) -> String {
 struct Subject<'a> {
     id: String,
     container: Option<&'a ContainerRef>,
+    /// `None`: the figure does not apply (no limit, no health check).
     value: Option<f64>,
+    /// No reading yet (a container just started or tracked again after a
+    /// restart of jaga, a disk pass still to come): its state is kept as it
+    /// is, neither held nor ended.
+    unknown: bool,
 }
 
 impl MetricRules {
@@ -139,6 +144,10 @@ impl MetricRules {
         for rule in &self.rules {
             for subject in subjects(rule, observed) {
                 let key = episode_key(&rule.id, &subject.id);
+                if subject.unknown {
+                    visited.insert(key);
+                    continue;
+                }
                 let holds = subject.value.is_some_and(|v| rule.condition.holds(v));
                 step(
                     rule, &key, &subject, holds, now_ms, observed, state, &mut out,
@@ -407,6 +416,7 @@ fn subjects<'a>(rule: &MetricRule, observed: &Observation<'a>) -> Vec<Subject<'a
                 (root.capacity_bytes > 0)
                     .then(|| root.used_bytes as f64 / root.capacity_bytes as f64 * 100.0)
             }),
+            unknown: snapshot.data_root.is_none(),
         }];
     }
     let mut out = Vec::new();
@@ -419,6 +429,7 @@ fn subjects<'a>(rule: &MetricRule, observed: &Observation<'a>) -> Vec<Subject<'a
             id: container_subject(container),
             container: Some(container),
             value: container_value(rule, Some(running), container, observed),
+            unknown: no_reading_yet(rule.figure, running),
         });
     }
     if !rule.figure.needs_running() {
@@ -430,6 +441,7 @@ fn subjects<'a>(rule: &MetricRule, observed: &Observation<'a>) -> Vec<Subject<'a
                 id: container_subject(container),
                 container: Some(container),
                 value: container_value(rule, None, container, observed),
+                unknown: false,
             });
         }
     }
@@ -440,6 +452,23 @@ fn subjects<'a>(rule: &MetricRule, observed: &Observation<'a>) -> Vec<Subject<'a
 /// one those whose restart policy says they should run.
 fn applies(rule: &MetricRule, container: &ContainerRef) -> bool {
     rule.figure != Figure::NotRunning || !rule.selector.is_empty() || container.should_run()
+}
+
+/// Whether the reading `figure` comes from is still to come.
+fn no_reading_yet(figure: Figure, running: &ContainerSnapshot) -> bool {
+    match figure {
+        Figure::CpuPercent
+        | Figure::CpuLimitPercent
+        | Figure::NetworkRxBytesPerSecond
+        | Figure::NetworkTxBytesPerSecond => running.sample.is_none() || running.figures.is_none(),
+        Figure::MemoryLimitPercent | Figure::MemoryWorkingSetBytes | Figure::PidsLimitPercent => {
+            running.sample.is_none()
+        }
+        Figure::WritableLayerBytes | Figure::VolumeBytes => running.fs.is_none(),
+        Figure::DataRootUsedPercent | Figure::Restarts | Figure::Health | Figure::NotRunning => {
+            false
+        }
+    }
 }
 
 fn series(running: &ContainerSnapshot, name: &str) -> Option<f64> {

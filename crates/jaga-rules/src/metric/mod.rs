@@ -33,14 +33,21 @@ pub fn builtin() -> Result<MetricRules, RuleFileError> {
 
 /// Whether a rule file holds metric rules (a rule with `metric:`) rather
 /// than log rules: `jaga rules check` takes both.
+/// A file that is not valid YAML is judged by its lines, so that its
+/// syntax error is reported by the parser of its kind.
 pub fn is_metric_rule_file(text: &str) -> bool {
-    let Ok(value) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else {
-        return false;
-    };
-    value
-        .get("rules")
-        .and_then(|rules| rules.as_sequence())
-        .is_some_and(|rules| rules.iter().any(|rule| rule.get("metric").is_some()))
+    match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) {
+        Ok(value) => value
+            .get("rules")
+            .and_then(|rules| rules.as_sequence())
+            .is_some_and(|rules| rules.iter().any(|rule| rule.get("metric").is_some())),
+        Err(_) => text.lines().any(|line| {
+            let key = line.trim_start().trim_start_matches("- ").trim_start();
+            key.trim_start_matches('{')
+                .trim_start()
+                .starts_with("metric:")
+        }),
+    }
 }
 
 #[cfg(test)]

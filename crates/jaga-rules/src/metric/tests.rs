@@ -601,3 +601,19 @@ fn prometheus_export_of_the_defaults_and_selectors() {
         ]
     );
 }
+
+#[test]
+fn a_missing_reading_keeps_the_state_as_it_is() {
+    let mut h = Harness::new(CPU_RULE);
+    let busy = snapshot(vec![running("web", 48.0)]);
+    h.at(T0, &busy);
+    h.at(T0 + 5 * MINUTE, &busy);
+    // Tracked again after a restart of jaga: one reading, no rate yet.
+    let mut first_reading = running("web", 0.0);
+    first_reading.figures = None;
+    assert!(h
+        .at(T0 + 6 * MINUTE, &snapshot(vec![first_reading]))
+        .is_empty());
+    assert_eq!(h.state.firing(), 1);
+    assert!(h.at(T0 + 7 * MINUTE, &busy).is_empty());
+}
