@@ -127,6 +127,21 @@ impl ContainerRef {
     }
 }
 
+/// A Docker label key as cAdvisor names it in a metric label (after
+/// `container_label_`), its `sanitizeLabelName`: every character outside
+/// `[a-zA-Z0-9_]` becomes `_`.
+pub fn cadvisor_label_name(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// Capabilities whose addition opens a way from a container to the host;
 /// the event rules and the audit both judge `--cap-add` by this list.
 pub const DANGEROUS_CAPABILITIES: &[&str] = &[

@@ -9,7 +9,9 @@ pub mod sample;
 pub mod snapshot;
 pub mod text;
 
-pub use container::{ContainerId, ContainerRef, ContainerState, DANGEROUS_CAPABILITIES};
+pub use container::{
+    cadvisor_label_name, ContainerId, ContainerRef, ContainerState, DANGEROUS_CAPABILITIES,
+};
 pub use event::{
     Alert, AlertAgent, AlertEpisode, AlertRule, ContainerRuntimeConfig, DockerEvent, EpisodeStatus,
     Event, EventContainer,

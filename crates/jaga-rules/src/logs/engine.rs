@@ -258,19 +258,7 @@ impl RuleSet {
         let mut decoders: Vec<(usize, UserDecoderSpec)> = Vec::new();
         let mut rules: Vec<(usize, RuleSpec)> = Vec::new();
         for (index, source) in sources.iter().enumerate() {
-            let file = source.name.map(str::to_owned);
-            if source.text.len() as u64 > MAX_RULE_FILE_BYTES {
-                return Err(RuleFileError::TooLarge {
-                    file,
-                    bytes: source.text.len() as u64,
-                });
-            }
-            let parsed: RuleFile =
-                serde_yaml_ng::from_str(source.text).map_err(|e| RuleFileError::Syntax {
-                    file,
-                    line: e.location().map(|l| l.line()),
-                    message: e.to_string(),
-                })?;
+            let parsed: RuleFile = parse_yaml(source)?;
             decoders.extend(parsed.decoders.into_iter().map(|d| (index, d)));
             rules.extend(parsed.rules.into_iter().map(|r| (index, r)));
         }
@@ -696,6 +684,25 @@ fn payload_of(
         }
     }
     (None, None)
+}
+
+/// One rule file's YAML, refused whole when larger than
+/// [`MAX_RULE_FILE_BYTES`]; a syntax error names the file and the line.
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
+    source: &RuleSource<'_>,
+) -> Result<T, RuleFileError> {
+    let file = source.name.map(str::to_owned);
+    if source.text.len() as u64 > MAX_RULE_FILE_BYTES {
+        return Err(RuleFileError::TooLarge {
+            file,
+            bytes: source.text.len() as u64,
+        });
+    }
+    serde_yaml_ng::from_str(source.text).map_err(|e| RuleFileError::Syntax {
+        file,
+        line: e.location().map(|l| l.line()),
+        message: e.to_string(),
+    })
 }
 
 /// The line of the `occurrence`-th (from 0) `key: value` (quoted or not,

@@ -211,7 +211,7 @@ fn matchers(selector: &Selector) -> String {
         parts.push(matcher("image", glob));
     }
     if let Some((key, value)) = &selector.label {
-        let name = format!("{LABEL_PREFIX}{}", sanitize_label_name(key));
+        let name = format!("{LABEL_PREFIX}{}", jaga_model::cadvisor_label_name(key));
         parts.push(match value {
             Some(glob) => matcher(&name, glob),
             None => format!("{name}!=\"\""),
@@ -264,19 +264,6 @@ fn promql_string(text: &str) -> String {
     }
     out.push('"');
     out
-}
-
-/// As cAdvisor names a label key: anything but ASCII letters, digits and `_` becomes `_`.
-fn sanitize_label_name(key: &str) -> String {
-    key.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// `5m`, `90s`, `1500ms`: the largest unit that divides it.

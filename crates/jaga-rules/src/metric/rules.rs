@@ -8,8 +8,8 @@ use std::time::Duration;
 use jaga_model::ContainerRef;
 
 use super::format::{MetricRuleFile, MetricRuleSpec, SelectorSpec};
-use crate::logs::engine::line_of_value;
-use crate::logs::{RuleError, RuleFileError, RuleSource, MAX_RULE_FILE_BYTES};
+use crate::logs::engine::{line_of_value, parse_yaml};
+use crate::logs::{RuleError, RuleFileError, RuleSource};
 
 /// The longest `for` or `window` accepted: longer would outlive any
 /// history jaga keeps of it.
@@ -299,18 +299,7 @@ impl MetricRules {
         let mut ids: HashMap<String, ()> = HashMap::new();
         for source in sources {
             let file = source.name.map(str::to_owned);
-            if source.text.len() as u64 > MAX_RULE_FILE_BYTES {
-                return Err(RuleFileError::TooLarge {
-                    file,
-                    bytes: source.text.len() as u64,
-                });
-            }
-            let parsed: MetricRuleFile =
-                serde_yaml_ng::from_str(source.text).map_err(|e| RuleFileError::Syntax {
-                    file: file.clone(),
-                    line: e.location().map(|l| l.line()),
-                    message: e.to_string(),
-                })?;
+            let parsed: MetricRuleFile = parse_yaml(source)?;
             let mut seen: HashMap<String, usize> = HashMap::new();
             for spec in &parsed.rules {
                 let id = spec.id.text();

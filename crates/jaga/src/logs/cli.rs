@@ -194,32 +194,28 @@ pub fn logtest(args: LogtestArgs, redaction: Redaction) -> anyhow::Result<()> {
 pub fn rules(args: RulesArgs, config: &jaga_config::MetricRulesConfig) -> anyhow::Result<()> {
     match args.command {
         RulesCommand::Check { file } => {
+            // Errors are escaped where they are printed (main). Checked with the built-in rules, as `serve` and
+            // `logtest` load them: a parent or a duplicate id may be one of theirs.
             let texts = super::RuleFiles::read(std::slice::from_ref(&file))?;
-            if texts
+            let metric = texts
                 .texts()
                 .first()
-                .is_some_and(|text| jaga_rules::metric::is_metric_rule_file(text))
-            {
-                // With the built-in defaults, whose ids a file must not reuse.
-                let with_file = load_metric_rules(std::slice::from_ref(&file), true)?;
+                .is_some_and(|text| jaga_rules::metric::is_metric_rule_file(text));
+            let (kind, with_file, builtin) = if metric {
                 let builtin = jaga_rules::metric::builtin()
                     .map_err(|e| anyhow::anyhow!("invalid built-in metric rules: {e}"))?;
-                println!(
-                    "{}: {} metric rule(s) OK",
-                    escape_control(&file.display().to_string()),
-                    with_file.len() - builtin.len()
-                );
-                return Ok(());
-            }
-            // Errors are escaped where they are printed (main). Checked with the built-in rules, as `serve` and
-            // `logtest` load it: a parent or a duplicate id may be one of theirs.
-            let with_file = load_rules(std::slice::from_ref(&file))?;
-            let builtin = jaga_rules::logs::builtin()
-                .map_err(|e| anyhow::anyhow!("invalid built-in rules: {e}"))?;
+                let with_file = load_metric_rules(std::slice::from_ref(&file), true)?;
+                ("metric rule(s)", with_file.len(), builtin.len())
+            } else {
+                let builtin = jaga_rules::logs::builtin()
+                    .map_err(|e| anyhow::anyhow!("invalid built-in rules: {e}"))?;
+                let with_file = load_rules(std::slice::from_ref(&file))?;
+                ("rule(s)", with_file.len(), builtin.len())
+            };
             println!(
-                "{}: {} rule(s) OK",
+                "{}: {} {kind} OK",
                 escape_control(&file.display().to_string()),
-                with_file.len() - builtin.len()
+                with_file - builtin
             );
             Ok(())
         }
