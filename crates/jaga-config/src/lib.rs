@@ -29,7 +29,35 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub audit: AuditConfig,
     pub logs: LogsConfig,
+    pub metric_rules: MetricRulesConfig,
     pub redaction: RedactionConfig,
+}
+
+/// Metric rules in `jaga serve`: conditions on container and host figures
+/// that must hold a while before they fire, and resolve when they end.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricRulesConfig {
+    pub disabled: bool,
+    /// Rule files (YAML) used with the built-in defaults.
+    pub rules: Vec<PathBuf>,
+    /// Leave out the built-in defaults, keeping only `rules`.
+    pub no_defaults: bool,
+    /// Evaluate the latest collection at most this often (every collection
+    /// when it is shorter than `serve.interval`).
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for MetricRulesConfig {
+    fn default() -> Self {
+        Self {
+            disabled: false,
+            rules: Vec::new(),
+            no_defaults: false,
+            interval: Duration::from_secs(1),
+        }
+    }
 }
 
 /// Secrets in what jaga stores and shows: label values, exec command lines,

@@ -126,6 +126,12 @@ fn check_values(config: &Config) -> Result<(), (&'static str, &'static str, Stri
         ("alerts", "retention", Retention, config.alerts.retention),
         ("audit", "interval", Period, config.audit.interval),
         ("logs", "poll", Period, config.logs.poll),
+        (
+            "metric_rules",
+            "interval",
+            Period,
+            config.metric_rules.interval,
+        ),
     ];
     for (section, key, kind, value) in durations {
         check_duration(kind, value).map_err(|why| (section, key, why))?;
@@ -377,7 +383,7 @@ mod tests {
 
     #[test]
     fn every_duration_key_is_found() {
-        assert_eq!(duration_keys().len(), 14, "{:?}", duration_keys());
+        assert_eq!(duration_keys().len(), 15, "{:?}", duration_keys());
     }
 
     #[test]

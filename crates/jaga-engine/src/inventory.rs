@@ -92,6 +92,22 @@ pub(crate) fn container_from_inspect(
         .pid
         .filter(|pid| *pid > 0)
         .and_then(|pid| u32::try_from(pid).ok());
+    let health = state
+        .health
+        .as_ref()
+        .and_then(|h| h.status)
+        .map(|s| s.to_string())
+        .filter(|s| !s.is_empty() && s != "none");
+    let exit_code = (!status.has_processes())
+        .then_some(state.exit_code)
+        .flatten();
+    let host_config = response.host_config.unwrap_or_default();
+    let restart_policy = host_config
+        .restart_policy
+        .as_ref()
+        .and_then(|p| p.name)
+        .map(|n| n.to_string())
+        .map(|n| if n.is_empty() { "no".to_owned() } else { n });
     let config = response.config.unwrap_or_default();
     let started_at = state
         .started_at
@@ -109,12 +125,12 @@ pub(crate) fn container_from_inspect(
         labels: into_sorted(config.labels, redaction),
         state: status,
         pid,
-        network_mode: response
-            .host_config
-            .and_then(|h| h.network_mode)
-            .unwrap_or_default(),
+        network_mode: host_config.network_mode.unwrap_or_default(),
         created: response.created.map(|c| c.timestamp()).unwrap_or_default(),
         started_at,
+        restart_policy,
+        health,
+        exit_code,
     })
 }
 

@@ -96,6 +96,17 @@ pub struct ContainerRef {
     pub created: i64,
     /// Unix seconds the container last started, when known.
     pub started_at: Option<i64>,
+    /// `HostConfig.RestartPolicy.Name` (`no`, `always`, `unless-stopped`,
+    /// `on-failure`), when the container was inspected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<String>,
+    /// `State.Health.Status` (`starting`, `healthy`, `unhealthy`); `None`
+    /// without a health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    /// `State.ExitCode` of a container that is not running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
 }
 
 impl ContainerRef {
@@ -104,6 +115,31 @@ impl ContainerRef {
     pub fn uses_host_network(&self) -> bool {
         self.network_mode == "host"
     }
+
+    /// Whether Docker is meant to keep it running: its restart policy is
+    /// `always` or `unless-stopped`, or `on-failure` and it failed.
+    pub fn should_run(&self) -> bool {
+        match self.restart_policy.as_deref() {
+            Some("always" | "unless-stopped") => true,
+            Some("on-failure") => self.exit_code != Some(0),
+            _ => false,
+        }
+    }
+}
+
+/// A Docker label key as cAdvisor names it in a metric label (after
+/// `container_label_`), its `sanitizeLabelName`: every character outside
+/// `[a-zA-Z0-9_]` becomes `_`.
+pub fn cadvisor_label_name(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Capabilities whose addition opens a way from a container to the host;

@@ -4,17 +4,21 @@ pub mod container;
 pub mod event;
 pub mod finding;
 pub mod history;
+pub mod metric_state;
 pub mod sample;
 pub mod snapshot;
 pub mod text;
 
-pub use container::{ContainerId, ContainerRef, ContainerState, DANGEROUS_CAPABILITIES};
+pub use container::{
+    cadvisor_label_name, ContainerId, ContainerRef, ContainerState, DANGEROUS_CAPABILITIES,
+};
 pub use event::{
     Alert, AlertAgent, AlertEpisode, AlertRule, ContainerRuntimeConfig, DockerEvent, EpisodeStatus,
     Event, EventContainer,
 };
 pub use finding::{Finding, FindingObject, Practice, Severity, Threat};
 pub use history::{HistoryPoint, RollupPoint, HISTORY_SERIES};
+pub use metric_state::{MetricRuleState, MetricStateChange, MetricStatus};
 pub use sample::{
     BlockDeviceIo, CgroupVersion, CpuStats, HostCounters, InterfaceStats, MemoryStats,
     NetworkStats, PidsStats, Sample,

@@ -108,6 +108,10 @@ pub struct Snapshot {
     pub machine: MachineInfo,
     pub data_root: Option<DataRootUsage>,
     pub containers: Vec<ContainerSnapshot>,
+    /// Containers the Engine knows that are not running (exited, dead,
+    /// created, restarting between two runs), as last inspected.
+    #[serde(default)]
+    pub stopped: Vec<ContainerRef>,
     pub agent: AgentStats,
 }
 

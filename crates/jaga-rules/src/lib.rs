@@ -3,5 +3,6 @@
 
 pub mod events;
 pub mod logs;
+pub mod metric;
 
 pub use events::{EventMatch, EventRule, EVENT_RULES, RESTART_LOOP};

@@ -56,6 +56,10 @@ pub enum StoreError {
         source: serde_json::Error,
     },
 
+    /// A row this version cannot read back.
+    #[error("{what}, in '{}'", path.display())]
+    Corrupt { path: PathBuf, what: String },
+
     /// A prefix matched more than one container id.
     #[error("container '{query}' is ambiguous: {count} container ids start with it")]
     AmbiguousContainer { query: String, count: usize },

@@ -15,7 +15,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use jaga_model::{Alert, Event};
+use std::collections::HashMap;
+
+use jaga_model::{Alert, Event, MetricRuleState, MetricStateChange, MetricStatus};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::{events_schema, StoreError};
@@ -282,6 +284,157 @@ impl EventStore {
                 e,
             )
         })
+    }
+
+    /// Stored events of `action` per container id with a time in
+    /// `[from_nano, to_nano]`: one query for every container.
+    pub fn count_actions_by_container(
+        &self,
+        action: &str,
+        from_nano: i64,
+        to_nano: i64,
+    ) -> Result<HashMap<String, u32>, StoreError> {
+        let conn = self.lock();
+        let run = || -> rusqlite::Result<HashMap<String, u32>> {
+            let mut stmt = conn.prepare_cached(
+                "SELECT container_id, COUNT(*) FROM events WHERE action = ?1 \
+                 AND time_nano >= ?2 AND time_nano <= ?3 AND container_id IS NOT NULL \
+                 GROUP BY container_id",
+            )?;
+            let rows = stmt.query_map(params![action, from_nano, to_nano], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            rows.collect()
+        };
+        run().map_err(|e| self.err(format!("counting '{action}' events by container"), e))
+    }
+
+    /// The state changes of metric rules and the alerts they raised, in one
+    /// transaction: the state never runs ahead of the alerts (a `firing`
+    /// stored without its alert would never be raised again), nor behind
+    /// them. Alerts already stored (a replay) are skipped by id. Returns the
+    /// alerts newly stored.
+    pub fn record_metric_transitions(
+        &self,
+        changes: &[MetricStateChange],
+        alerts: &[Alert],
+    ) -> Result<usize, StoreError> {
+        let rows = encode_alerts(alerts)?;
+        let states = changes
+            .iter()
+            .map(|change| match change {
+                MetricStateChange::Set(state) => {
+                    let alert = state.firing_alert.as_ref().map(encode_alert).transpose()?;
+                    Ok((change.key(), Some((state.as_ref(), alert))))
+                }
+                MetricStateChange::Clear { key } => Ok((key.as_str(), None)),
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut conn = self.lock();
+        let run = |conn: &mut Connection| -> rusqlite::Result<usize> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for (key, set) in &states {
+                match set {
+                    Some((state, alert_json)) => {
+                        tx.execute(
+                            "INSERT INTO metric_rule_state (key, rule_id, subject, status, \
+                             pending_since_ms, firing_since_ms, last_value, alert_json) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (key) DO UPDATE SET \
+                             rule_id = excluded.rule_id, subject = excluded.subject, \
+                             status = excluded.status, pending_since_ms = excluded.pending_since_ms, \
+                             firing_since_ms = excluded.firing_since_ms, \
+                             last_value = excluded.last_value, alert_json = excluded.alert_json",
+                            params![
+                                key,
+                                state.rule_id,
+                                state.subject,
+                                state.status.as_str(),
+                                state.pending_since_ms,
+                                state.firing_since_ms,
+                                state.last_value,
+                                alert_json
+                            ],
+                        )?;
+                    }
+                    None => {
+                        tx.execute("DELETE FROM metric_rule_state WHERE key = ?1", [key])?;
+                    }
+                }
+            }
+            let mut new = 0;
+            for (alert, json) in &rows {
+                new += insert_alert(&tx, alert, json)?;
+            }
+            tx.commit()?;
+            Ok(new)
+        };
+        run(&mut conn).map_err(|e| self.err("recording metric rule transitions", e))
+    }
+
+    /// Every stored metric rule state, by key. A row that cannot be read
+    /// back (a status or alert from another version) is an error naming it.
+    pub fn metric_rule_states(&self) -> Result<Vec<MetricRuleState>, StoreError> {
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            i64,
+            Option<i64>,
+            Option<f64>,
+            Option<String>,
+        );
+        let conn = self.lock();
+        let run = || -> rusqlite::Result<Vec<Row>> {
+            let mut stmt = conn.prepare(
+                "SELECT key, rule_id, subject, status, pending_since_ms, firing_since_ms, \
+                 last_value, alert_json FROM metric_rule_state ORDER BY key",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            })?;
+            rows.collect()
+        };
+        let rows = run().map_err(|e| self.err("reading metric rule states", e))?;
+        rows.into_iter()
+            .map(
+                |(key, rule_id, subject, status, pending, firing, value, alert)| {
+                    let status =
+                        MetricStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+                            path: self.path.clone(),
+                            what: format!(
+                                "metric rule state '{key}' has unknown status '{status}'"
+                            ),
+                        })?;
+                    let firing_alert = alert
+                        .map(|json| serde_json::from_str::<Alert>(&json))
+                        .transpose()
+                        .map_err(|source| StoreError::Encode {
+                            what: format!("the alert of metric rule state '{key}'"),
+                            source,
+                        })?;
+                    Ok(MetricRuleState {
+                        key,
+                        rule_id,
+                        subject,
+                        status,
+                        pending_since_ms: pending,
+                        firing_since_ms: firing,
+                        last_value: value,
+                        firing_alert,
+                    })
+                },
+            )
+            .collect()
     }
 
     /// Alerts not yet in the JSON-lines file, oldest first: (seq, json).
@@ -1038,5 +1191,98 @@ CREATE TABLE IF NOT EXISTS audit_findings (
         };
         store.record_log_batch("/a-json.log", &new, &[]).unwrap();
         assert_eq!(store.log_checkpoint("/a-json.log").unwrap(), Some(new));
+    }
+
+    fn metric_state(key: &str, status: MetricStatus, alert: Option<Alert>) -> MetricRuleState {
+        MetricRuleState {
+            key: key.to_owned(),
+            rule_id: "92000".to_owned(),
+            subject: "container/id-web".to_owned(),
+            status,
+            pending_since_ms: 1_000,
+            firing_since_ms: alert.as_ref().map(|_| 2_000),
+            last_value: Some(95.5),
+            firing_alert: alert,
+        }
+    }
+
+    #[test]
+    fn metric_transitions_are_stored_with_their_alerts_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(dir.path()).unwrap();
+        let e = event(2_000_000_000, "start", "web");
+        let firing = alert(&e, "92000", 7, "CPU high: web");
+        let pending = metric_state("92000/container/id-web", MetricStatus::Pending, None);
+        let other = metric_state("92001/container/id-web", MetricStatus::Pending, None);
+        store
+            .record_metric_transitions(
+                &[
+                    MetricStateChange::Set(Box::new(pending.clone())),
+                    MetricStateChange::Set(Box::new(other.clone())),
+                ],
+                &[],
+            )
+            .unwrap();
+        assert_eq!(
+            store.metric_rule_states().unwrap(),
+            vec![pending, other.clone()]
+        );
+        let fired = metric_state(
+            "92000/container/id-web",
+            MetricStatus::Firing,
+            Some(firing.clone()),
+        );
+        let change = [
+            MetricStateChange::Set(Box::new(fired.clone())),
+            MetricStateChange::Clear {
+                key: other.key.clone(),
+            },
+        ];
+        assert_eq!(
+            store
+                .record_metric_transitions(&change, std::slice::from_ref(&firing))
+                .unwrap(),
+            1
+        );
+        // A replay stores the alert once.
+        assert_eq!(
+            store
+                .record_metric_transitions(&change, std::slice::from_ref(&firing))
+                .unwrap(),
+            0
+        );
+        drop(store);
+        let store = EventStore::open(dir.path()).unwrap();
+        assert_eq!(store.metric_rule_states().unwrap(), vec![fired]);
+        let stored = store
+            .alerts(&AlertFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].record, firing);
+    }
+
+    #[test]
+    fn exits_are_counted_per_container_in_a_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(dir.path()).unwrap();
+        for (time, action, name) in [
+            (1_000, "die", "web"),
+            (2_000, "die", "web"),
+            (3_000, "die", "db"),
+            (3_500, "start", "db"),
+            (9_000, "die", "web"),
+        ] {
+            store.record(&event(time, action, name), &[]).unwrap();
+        }
+        let counts = store
+            .count_actions_by_container("die", 1_500, 9_000)
+            .unwrap();
+        assert_eq!(
+            counts,
+            HashMap::from([("id-web".to_owned(), 2), ("id-db".to_owned(), 1)])
+        );
     }
 }

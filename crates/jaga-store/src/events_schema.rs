@@ -118,6 +118,23 @@ ALTER TABLE log_checkpoints ADD COLUMN seen_until_ns INTEGER NOT NULL DEFAULT 0;
     "
 ALTER TABLE log_checkpoints ADD COLUMN born_ns INTEGER NOT NULL DEFAULT 0;
 ",
+    // 4: metric rules: where each rule stands on each subject (pending since,
+    // firing since, and the alert it fired with, from which its resolved
+    // alert is made), so a restart neither fires an episode twice nor
+    // loses its resolution. Self-contained: it may be ordered after any
+    // other migration.
+    "
+CREATE TABLE metric_rule_state (
+    key TEXT PRIMARY KEY NOT NULL,
+    rule_id TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    status TEXT NOT NULL,
+    pending_since_ms INTEGER NOT NULL,
+    firing_since_ms INTEGER,
+    last_value REAL,
+    alert_json TEXT
+) WITHOUT ROWID;
+",
 ];
 
 /// Brings the open file at `path` to [`EVENTS_SCHEMA_VERSION`].

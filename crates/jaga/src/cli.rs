@@ -59,7 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     // Commands that need no Docker engine.
     match cli.command {
         Command::Logtest(args) => return logs::cli::logtest(args, redaction(&config)),
-        Command::Rules(args) => return logs::cli::rules(args),
+        Command::Rules(args) => return logs::cli::rules(args, &config.metric_rules),
         Command::Token(args) => return token::run(args),
         _ => {}
     }

@@ -258,19 +258,7 @@ impl RuleSet {
         let mut decoders: Vec<(usize, UserDecoderSpec)> = Vec::new();
         let mut rules: Vec<(usize, RuleSpec)> = Vec::new();
         for (index, source) in sources.iter().enumerate() {
-            let file = source.name.map(str::to_owned);
-            if source.text.len() as u64 > MAX_RULE_FILE_BYTES {
-                return Err(RuleFileError::TooLarge {
-                    file,
-                    bytes: source.text.len() as u64,
-                });
-            }
-            let parsed: RuleFile =
-                serde_yaml_ng::from_str(source.text).map_err(|e| RuleFileError::Syntax {
-                    file,
-                    line: e.location().map(|l| l.line()),
-                    message: e.to_string(),
-                })?;
+            let parsed: RuleFile = parse_yaml(source)?;
             decoders.extend(parsed.decoders.into_iter().map(|d| (index, d)));
             rules.extend(parsed.rules.into_iter().map(|r| (index, r)));
         }
@@ -698,15 +686,48 @@ fn payload_of(
     (None, None)
 }
 
+/// One rule file's YAML, refused whole when larger than
+/// [`MAX_RULE_FILE_BYTES`]; a syntax error names the file and the line.
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
+    source: &RuleSource<'_>,
+) -> Result<T, RuleFileError> {
+    let file = source.name.map(str::to_owned);
+    if source.text.len() as u64 > MAX_RULE_FILE_BYTES {
+        return Err(RuleFileError::TooLarge {
+            file,
+            bytes: source.text.len() as u64,
+        });
+    }
+    serde_yaml_ng::from_str(source.text).map_err(|e| RuleFileError::Syntax {
+        file,
+        line: e.location().map(|l| l.line()),
+        message: e.to_string(),
+    })
+}
+
 /// The line of the `occurrence`-th (from 0) `key: value` (quoted or not,
-/// maybe a list item) in the text.
-fn line_of_value(text: &str, key: &str, value: &str, occurrence: usize) -> Option<usize> {
+/// maybe a list item, maybe first in a flow mapping `- {key: value, ...}`)
+/// in the text.
+pub(crate) fn line_of_value(
+    text: &str,
+    key: &str,
+    value: &str,
+    occurrence: usize,
+) -> Option<usize> {
     text.lines()
         .enumerate()
         .filter(|(_, line)| {
             let t = line.trim().trim_start_matches("- ").trim();
+            let (t, flow) = match t.strip_prefix('{') {
+                Some(inner) => (inner.trim_start(), true),
+                None => (t, false),
+            };
             t.strip_prefix(key)
                 .and_then(|rest| rest.trim_start().strip_prefix(':'))
+                .map(|v| match flow {
+                    true => v.split([',', '}']).next().unwrap_or_default(),
+                    false => v,
+                })
                 .map(|v| v.trim().trim_matches('"').trim_matches('\''))
                 .is_some_and(|v| v == value)
         })

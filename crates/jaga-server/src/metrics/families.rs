@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
+use jaga_model::cadvisor_label_name as sanitize_label_name;
 use jaga_model::{ContainerSnapshot, ContainerState, Sample, Snapshot, TaskHealth};
 
 use super::text::{Family, Kind, Label, Series, Value};
@@ -126,19 +127,6 @@ fn container_labels<'a>(c: &'a ContainerSnapshot, options: &LabelOptions) -> Vec
     }
     labels.sort_by(|a, b| a.0.cmp(&b.0));
     labels
-}
-
-/// cAdvisor's `sanitizeLabelName`: every character outside `[a-zA-Z0-9_]` becomes `_`.
-fn sanitize_label_name(key: &str) -> String {
-    key.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// The container's labels plus the series' own, sorted by name.

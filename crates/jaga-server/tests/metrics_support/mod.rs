@@ -33,6 +33,9 @@ pub fn container_ref(id: &str, name: &str, image: &str, network_mode: &str) -> C
         network_mode: network_mode.to_owned(),
         created: 1_699_999_000,
         started_at: Some(1_700_000_000),
+        restart_policy: None,
+        health: None,
+        exit_code: None,
     }
 }
 
@@ -219,6 +222,7 @@ pub fn snapshot(containers: Vec<ContainerSnapshot>) -> Snapshot {
             available_bytes: 30_000_000_000,
         }),
         containers,
+        stopped: Vec::new(),
         agent: AgentStats {
             version: "0.1.0".to_owned(),
             started_unix: 1_699_990_000,

@@ -49,6 +49,9 @@ fn container_ref(id: &ContainerId, name: &str, state: ContainerState) -> Contain
         network_mode: "bridge".to_owned(),
         created: 0,
         started_at: None,
+        restart_policy: None,
+        health: None,
+        exit_code: None,
     }
 }
 

@@ -8,7 +8,7 @@ use jaga_engine::Redaction;
 use jaga_model::{escape_control, escape_control_json};
 use serde::Serialize;
 
-use super::{load_rules, Analyzer};
+use super::{load_metric_rules, load_rules, Analyzer};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LogtestArgs {
@@ -37,10 +37,22 @@ pub struct RulesArgs {
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum RulesCommand {
-    /// Validate a rule file: each error names its rule id and line
+    /// Validate a rule file (log rules, or metric rules: rules with `metric:`); each error names its rule id and line
     Check {
         #[arg(value_name = "FILE")]
         file: PathBuf,
+    },
+    /// Print the metric rules (built-in defaults, [metric_rules] rules, --rules) in another tool's format
+    Export {
+        /// As a Prometheus alerting rules file over the metrics `jaga serve` exports
+        #[arg(long, required = true)]
+        prometheus: bool,
+        /// Extra metric rule files (YAML), after those of [metric_rules] rules
+        #[arg(long = "rules", value_name = "FILE")]
+        rules: Vec<PathBuf>,
+        /// Leave out the built-in defaults [config: metric_rules.no_defaults]
+        #[arg(long)]
+        no_defaults: bool,
     },
 }
 
@@ -179,19 +191,49 @@ pub fn logtest(args: LogtestArgs, redaction: Redaction) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn rules(args: RulesArgs) -> anyhow::Result<()> {
+pub fn rules(args: RulesArgs, config: &jaga_config::MetricRulesConfig) -> anyhow::Result<()> {
     match args.command {
         RulesCommand::Check { file } => {
             // Errors are escaped where they are printed (main). Checked with the built-in rules, as `serve` and
-            // `logtest` load it: a parent or a duplicate id may be one of theirs.
-            let with_file = load_rules(std::slice::from_ref(&file))?;
-            let builtin = jaga_rules::logs::builtin()
-                .map_err(|e| anyhow::anyhow!("invalid built-in rules: {e}"))?;
+            // `logtest` load them: a parent or a duplicate id may be one of theirs.
+            let texts = super::RuleFiles::read(std::slice::from_ref(&file))?;
+            let metric = texts
+                .texts()
+                .first()
+                .is_some_and(|text| jaga_rules::metric::is_metric_rule_file(text));
+            let (kind, with_file, builtin) = if metric {
+                let builtin = jaga_rules::metric::builtin()
+                    .map_err(|e| anyhow::anyhow!("invalid built-in metric rules: {e}"))?;
+                let with_file = load_metric_rules(std::slice::from_ref(&file), true)?;
+                ("metric rule(s)", with_file.len(), builtin.len())
+            } else {
+                let builtin = jaga_rules::logs::builtin()
+                    .map_err(|e| anyhow::anyhow!("invalid built-in rules: {e}"))?;
+                let with_file = load_rules(std::slice::from_ref(&file))?;
+                ("rule(s)", with_file.len(), builtin.len())
+            };
             println!(
-                "{}: {} rule(s) OK",
+                "{}: {} {kind} OK",
                 escape_control(&file.display().to_string()),
-                with_file.len() - builtin.len()
+                with_file - builtin
             );
+            Ok(())
+        }
+        RulesCommand::Export {
+            prometheus: _,
+            rules,
+            no_defaults,
+        } => {
+            let mut files = config.rules.clone();
+            files.extend(rules);
+            let loaded = load_metric_rules(&files, !(no_defaults || config.no_defaults))?;
+            let text = jaga_rules::metric::prometheus_rules(&loaded)
+                .context("cannot write the metric rules as Prometheus rules")?;
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+                .context("cannot write to standard output")?;
             Ok(())
         }
     }

@@ -17,6 +17,7 @@ use jaga_model::{Alert, AlertAgent, AlertRule, EventContainer};
 use jaga_rules::logs::{
     FrequencyState, RuleMatch, RuleSet, RuleSource, MAX_RULE_FILE_BYTES, WEB_RULES,
 };
+use jaga_rules::metric::MetricRules;
 
 use crate::events::{fnv1a, rfc3339_ms};
 
@@ -26,20 +27,60 @@ const BUILTIN_RULES_NAME: &str = "built-in web-attacks.yml";
 /// The built-in rules and the user's files, compiled into one set; an
 /// error names the file and the line in it.
 pub fn load_rules(files: &[PathBuf]) -> anyhow::Result<RuleSet> {
-    let mut texts = Vec::with_capacity(files.len());
-    for file in files {
-        texts.push(read_rule_file(file)?);
-    }
-    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    let mut sources = vec![RuleSource {
-        name: Some(BUILTIN_RULES_NAME),
-        text: WEB_RULES,
-    }];
-    sources.extend(names.iter().zip(&texts).map(|(name, text)| RuleSource {
-        name: Some(name),
-        text,
-    }));
+    let files = RuleFiles::read(files)?;
+    let sources = files.sources((BUILTIN_RULES_NAME, WEB_RULES));
     RuleSet::parse_sources(&sources).map_err(|e| anyhow::anyhow!("invalid rules: {e}"))
+}
+
+/// The built-in metric rules (unless `defaults` is false) and the user's
+/// files, compiled into one set; an error names the file and the line in it.
+pub fn load_metric_rules(files: &[PathBuf], defaults: bool) -> anyhow::Result<MetricRules> {
+    use jaga_rules::metric::{DEFAULT_RULES, DEFAULT_RULES_NAME};
+    let files = RuleFiles::read(files)?;
+    let mut sources = files.sources((DEFAULT_RULES_NAME, DEFAULT_RULES));
+    if !defaults {
+        sources.remove(0);
+    }
+    MetricRules::parse_sources(&sources).map_err(|e| anyhow::anyhow!("invalid metric rules: {e}"))
+}
+
+/// Rule files read, with the names errors give them.
+pub(crate) struct RuleFiles {
+    names: Vec<String>,
+    texts: Vec<String>,
+}
+
+impl RuleFiles {
+    pub(crate) fn read(files: &[PathBuf]) -> anyhow::Result<Self> {
+        let mut texts = Vec::with_capacity(files.len());
+        for file in files {
+            texts.push(read_rule_file(file)?);
+        }
+        let names = files.iter().map(|f| f.display().to_string()).collect();
+        Ok(Self { names, texts })
+    }
+
+    /// The built-in file `(name, text)` first, then these.
+    fn sources<'a>(&'a self, builtin: (&'a str, &'a str)) -> Vec<RuleSource<'a>> {
+        let mut sources = vec![RuleSource {
+            name: Some(builtin.0),
+            text: builtin.1,
+        }];
+        sources.extend(
+            self.names
+                .iter()
+                .zip(&self.texts)
+                .map(|(name, text)| RuleSource {
+                    name: Some(name),
+                    text,
+                }),
+        );
+        sources
+    }
+
+    pub(crate) fn texts(&self) -> &[String] {
+        &self.texts
+    }
 }
 
 /// A rule file's text, refused when it is not a regular file or is larger

@@ -75,6 +75,9 @@ struct State {
     last_metadata: Instant,
     /// Containers that left since the last metadata write, with their state.
     departed: Vec<jaga_model::ContainerRef>,
+    /// Containers the Engine lists that are not running, as last inspected
+    /// (metric rules ask whether one that should run is not).
+    stopped: BTreeMap<ContainerId, jaga_model::ContainerRef>,
 }
 
 impl Collector {
@@ -95,6 +98,7 @@ impl Collector {
             last_maintenance: Instant::now(),
             last_metadata: Instant::now(),
             departed: Vec::new(),
+            stopped: BTreeMap::new(),
         };
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -202,10 +206,10 @@ impl Collector {
         self.publish(state, now);
     }
 
-    /// Lists running containers and inspects the ones not known yet or whose
+    /// Lists all containers and inspects the ones not known yet or whose
     /// state changed. Returns whether the inventory changed.
     async fn resync(&self, state: &mut State) -> bool {
-        let listed = match self.engine.list_containers(false).await {
+        let listed = match self.engine.list_containers(true).await {
             Ok(listed) => listed,
             Err(error) => {
                 count(&mut state.agent, "engine");
@@ -226,13 +230,12 @@ impl Collector {
         for id in gone {
             depart(state, &id, ContainerState::Exited);
         }
+        state.stopped.retain(|id, _| listed_ids.contains(id));
         let mut to_inspect: Vec<ContainerId> = listed
             .iter()
             .filter(|l| {
-                state
-                    .tracked
-                    .get(&l.id)
-                    .is_none_or(|t| t.details.container.state != l.state)
+                let known = state.tracked.get(&l.id).map(|t| t.details.container.state);
+                known.or_else(|| state.stopped.get(&l.id).map(|c| c.state)) != Some(l.state)
             })
             .map(|l| l.id.clone())
             .collect();
@@ -265,8 +268,10 @@ impl Collector {
                 Ok(details) if details.container.state.has_processes() => {
                     let Some(pid) = details.container.pid else {
                         depart(state, &id, details.container.state);
+                        state.stopped.insert(id, details.container);
                         continue;
                     };
+                    state.stopped.remove(&id);
                     let cgroup_path = match self.sampler.reader().cgroup_name(pid) {
                         Ok(path) => path,
                         Err(error) => {
@@ -293,8 +298,14 @@ impl Collector {
                         },
                     );
                 }
-                Ok(details) => depart(state, &id, details.container.state),
-                Err(e) if e.is_no_such_container() => depart(state, &id, ContainerState::Exited),
+                Ok(details) => {
+                    depart(state, &id, details.container.state);
+                    state.stopped.insert(id, details.container);
+                }
+                Err(e) if e.is_no_such_container() => {
+                    depart(state, &id, ContainerState::Exited);
+                    state.stopped.remove(&id);
+                }
                 Err(error) => {
                     count(&mut state.agent, "engine");
                     tracing::warn!(container = %id.short(), %error, "cannot inspect container");
@@ -427,6 +438,7 @@ impl Collector {
             machine: self.machine.clone(),
             data_root: fs.data_root.clone(),
             containers,
+            stopped: state.stopped.values().cloned().collect(),
             agent: state.agent.clone(),
         };
         drop(fs);
@@ -501,20 +513,21 @@ pub async fn follow_events(
     }
 }
 
-/// Actions after which a container's state, process or name may differ.
+/// Actions after which a container's state, process, name or health may differ.
 fn matters_for_inventory(action: &str) -> bool {
-    matches!(
-        action,
-        "start"
-            | "restart"
-            | "die"
-            | "stop"
-            | "kill"
-            | "destroy"
-            | "pause"
-            | "unpause"
-            | "rename"
-            | "update"
-            | "oom"
-    )
+    action.starts_with("health_status")
+        || matches!(
+            action,
+            "start"
+                | "restart"
+                | "die"
+                | "stop"
+                | "kill"
+                | "destroy"
+                | "pause"
+                | "unpause"
+                | "rename"
+                | "update"
+                | "oom"
+        )
 }

@@ -6,6 +6,7 @@ mod collector;
 mod figures;
 pub mod filesystem;
 mod http;
+mod metric_rules;
 pub mod supervise;
 
 use std::net::SocketAddr;
@@ -72,6 +73,7 @@ pub async fn run(
     } else {
         Some(crate::logs::load_rules(&config.logs.rules)?)
     };
+    let metric_rules = metric_rules::load(&config)?;
 
     let retention = Retention {
         raw: config.history.raw,
@@ -225,6 +227,21 @@ pub async fn run(
                 alerts_written: Arc::clone(&alerts_written),
             };
             event_tasks.push(supervisor.spawn("logs", STALL_AFTER, watch.run(shutdown_rx.clone())));
+        }
+        if let Some(rules) = metric_rules {
+            let task = metric_rules::MetricRulesTask {
+                rules,
+                store: Arc::clone(store),
+                snapshots: snapshot_rx.clone(),
+                agent: agent.clone(),
+                interval: config.metric_rules.interval,
+                alerts_written: Arc::clone(&alerts_written),
+            };
+            event_tasks.push(supervisor.spawn(
+                "metric_rules",
+                STALL_AFTER,
+                task.run(shutdown_rx.clone()),
+            ));
         }
         event_tasks.push(supervisor.spawn(
             "trim",

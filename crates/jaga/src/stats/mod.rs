@@ -278,5 +278,8 @@ async fn resolve_listing(
         network_mode: listing.network_mode,
         created: listing.created,
         started_at: None,
+        restart_policy: None,
+        health: None,
+        exit_code: None,
     })
 }
