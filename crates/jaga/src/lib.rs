@@ -5,6 +5,7 @@ pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod events;
+pub mod heap;
 pub mod logs;
 pub mod sampler;
 pub mod serve;

@@ -7,6 +7,8 @@ use clap::Parser;
 use jaga::cli;
 
 fn main() -> ExitCode {
+    // Before any thread starts: they take their arenas at their first allocation.
+    jaga::heap::limit_arenas();
     let cli = cli::Cli::parse();
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
