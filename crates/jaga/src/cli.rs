@@ -7,8 +7,8 @@ use clap::{Parser, Subcommand};
 use jaga_config::{Config, LogFormat};
 use jaga_engine::{ConnectionSettings, Engine, Redaction};
 
-use crate::sampler::Sampler;
 use crate::{audit, events, logs, serve, stats, token};
+use jaga_agent::sampler::Sampler;
 
 /// jaga watches a Docker host: container metrics, security events, log
 /// attacks and posture, in one binary.

@@ -8,7 +8,7 @@ use jaga_engine::Redaction;
 use jaga_model::{escape_control, escape_control_json};
 use serde::Serialize;
 
-use super::{load_rules, Analyzer};
+use jaga_agent::sources::logs::{load_rules, Analyzer};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LogtestArgs {
@@ -92,7 +92,7 @@ pub fn logtest(args: LogtestArgs, redaction: Redaction) -> anyhow::Result<()> {
         } else {
             raw.to_owned()
         };
-        let now = crate::clock::unix_secs().max(0) as u64;
+        let now = jaga_agent::clock::unix_secs().max(0) as u64;
         let (fields, matches) = analyzer.analyze(&text, None, now);
         if args.summary {
             *decoders.entry(fields.decoder.clone()).or_default() += 1;

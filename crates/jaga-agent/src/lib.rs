@@ -1,14 +1,15 @@
-//! `jaga serve`: the long-running agent. Collects every container each
-//! interval, keeps history on disk, serves `/metrics`, `/healthz` and
+//! The long-running agent behind `jaga serve`. Collects every container
+//! each interval, keeps history on disk, serves `/metrics`, `/healthz` and
 //! `/api/v1`, and stops cleanly on SIGTERM or SIGINT.
 
-mod collector;
-mod figures;
-pub mod filesystem;
+pub mod clock;
 mod http;
+pub mod outputs;
+pub mod sampler;
+pub mod sources;
+pub mod stats_entry;
 pub mod supervise;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,48 +22,25 @@ use jaga_server::{router, LabelOptions, ServerState};
 use jaga_store::{EventStore, HistoryStore, Retention};
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::audit::continuous::ContinuousAudit;
-use crate::audit::gather::HostPaths;
-use crate::events::alert_file::{write_alerts, AlertFile};
-use crate::events::listener::{Listener, SharedListenerStats};
-use crate::logs::watch::{LogWatch, SharedLogStats};
-use crate::logs::Analyzer;
+use crate::outputs::alert_file::{write_alerts, AlertFile};
+use crate::sources::audit::continuous::ContinuousAudit;
+use crate::sources::audit::gather::HostPaths;
+use crate::sources::docker_events::listener::{Listener, SharedListenerStats};
+use crate::sources::logs::watch::{LogWatch, SharedLogStats};
+use crate::sources::logs::Analyzer;
 
 use crate::clock::unix_ms;
 use crate::sampler::Sampler;
-use collector::{follow_events, Collector};
-use filesystem::{FsState, SharedFsState, WalkBudget};
+use crate::sources::collector::{follow_events, Collector};
+use crate::sources::filesystem::{self as filesystem, FsState, SharedFsState, WalkBudget};
 use supervise::{Supervisor, STALL_AFTER};
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct ServeArgs {
-    /// Address to serve /metrics, /healthz and /api/v1 on; off loopback it needs [serve.auth] tokens [config: serve.listen, default 127.0.0.1:9808]
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
-    /// Time between collection passes, e.g. 1s, 500ms [config: serve.interval, default 1s]
-    #[arg(long, value_name = "DURATION", value_parser = jaga_config::parse_period)]
-    pub interval: Option<Duration>,
-    /// Directory of the embedded history [config: serve.data_dir, default ./jaga-data]
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-}
-
 pub async fn run(
-    mut config: Config,
+    config: Config,
     engine: Engine,
     sampler: Sampler,
     host_root: PathBuf,
-    args: ServeArgs,
 ) -> anyhow::Result<()> {
-    if let Some(listen) = args.listen {
-        config.serve.listen = listen;
-    }
-    if let Some(interval) = args.interval {
-        config.serve.interval = interval;
-    }
-    if let Some(dir) = args.data_dir {
-        config.serve.data_dir = dir;
-    }
     let serve = config.serve.clone();
     let http = http::prepare(&serve)?;
     // Rule files are checked before anything starts: a bad one must not
@@ -70,7 +48,7 @@ pub async fn run(
     let log_rules = if config.logs.disabled || config.docker_listener.disabled {
         None
     } else {
-        Some(crate::logs::load_rules(&config.logs.rules)?)
+        Some(crate::sources::logs::load_rules(&config.logs.rules)?)
     };
 
     let retention = Retention {
@@ -159,7 +137,7 @@ pub async fn run(
         let (lifecycle_tx, lifecycle_rx) = mpsc::unbounded_channel();
         let agent = AlertAgent {
             id: daemon.name.clone(),
-            name: crate::events::view::hostname(),
+            name: crate::sources::docker_events::hostname(),
         };
         if audit_enabled {
             let audit = ContinuousAudit {

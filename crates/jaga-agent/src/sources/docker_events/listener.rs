@@ -27,8 +27,8 @@ use jaga_store::EventStore;
 use tokio::sync::{watch, Notify};
 
 use super::{alerts_for, enrich};
-use crate::audit::continuous::ContainerLifecycle;
 use crate::clock::unix_ms;
+use crate::sources::audit::continuous::ContainerLifecycle;
 
 /// Inspecting a started container must not hold the stream up for long.
 const INSPECT_TIMEOUT: Duration = Duration::from_secs(3);

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use super::gather::{gather, inspect_container, HostPaths};
 use crate::clock::unix_secs;
-use crate::events::{fnv1a, rfc3339_ms};
+use crate::sources::docker_events::{fnv1a, rfc3339_ms};
 
 pub struct ContinuousAudit {
     pub engine: Arc<Engine>,

@@ -1,7 +1,6 @@
 //! Container log analysis: decode each message, match the rules, raise
 //! alerts with source IP, URL, payload, timestamp, rule and level.
 
-pub mod cli;
 pub mod engine_source;
 pub mod watch;
 
@@ -18,7 +17,7 @@ use jaga_rules::logs::{
     FrequencyState, RuleMatch, RuleSet, RuleSource, MAX_RULE_FILE_BYTES, WEB_RULES,
 };
 
-use crate::events::{fnv1a, rfc3339_ms};
+use crate::sources::docker_events::{fnv1a, rfc3339_ms};
 
 /// What errors call the built-in rules.
 const BUILTIN_RULES_NAME: &str = "built-in web-attacks.yml";

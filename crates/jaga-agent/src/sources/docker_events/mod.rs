@@ -1,9 +1,7 @@
 //! Docker events as security events: enrichment, alerts, the listener of
 //! `jaga serve`, the alerts file, and the `jaga events` view.
 
-pub mod alert_file;
 pub mod listener;
-pub mod view;
 
 use std::collections::BTreeMap;
 
@@ -72,6 +70,13 @@ pub fn alerts_for(
             episode: None,
         })
         .collect()
+}
+
+/// The host's name, as the kernel has it.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// `2026-11-23T10:00:00.123Z`.

@@ -1,0 +1,3 @@
+//! Where alerts go once stored.
+
+pub mod alert_file;
