@@ -8,12 +8,18 @@
 //! [`OutputSettings`].
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
+pub mod file;
 pub mod secret;
+pub mod webhook;
 
+pub use file::{FileOutput, FileSettings};
 pub use secret::{Secret, SecretError};
+pub use webhook::{WebhookOutput, WebhookSettings};
 
 use jaga_model::Alert;
 use serde::{Deserialize, Serialize};
@@ -138,11 +144,47 @@ impl OutputSettings {
     }
 }
 
-// Per-kind settings. Each is filled in by the module that delivers it.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct FileSettings {}
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct WebhookSettings {}
+/// Why an output cannot be set up from its settings.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("{what}")]
+    Invalid { what: String },
+    #[error("outputs of type '{kind}' are not available in this build of jaga")]
+    NotAvailable { kind: &'static str },
+}
+
+/// The output an `[[outputs]]` entry describes; `base_dir` is where
+/// relative paths live (`serve.data_dir`). Secrets are read now.
+pub fn build(settings: &OutputSettings, base_dir: &Path) -> Result<Arc<dyn Output>, BuildError> {
+    match settings {
+        OutputSettings::File(file) => Ok(Arc::new(FileOutput::new(file, base_dir))),
+        OutputSettings::Webhook(hook) => Ok(Arc::new(WebhookOutput::new(hook)?)),
+        // Each kind below gets its arm with its module.
+        OutputSettings::Slack(_)
+        | OutputSettings::Smtp(_)
+        | OutputSettings::Alertmanager(_)
+        | OutputSettings::Syslog(_) => Err(BuildError::NotAvailable {
+            kind: settings.kind(),
+        }),
+    }
+}
+
+/// A `Retry-After` value: delay-seconds or an HTTP date (RFC 9110),
+/// relative to `now`. A date in the past is no wait.
+pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - now;
+    Some(wait.to_std().unwrap_or_default())
+}
+
+// Per-kind settings of the outputs not written yet. Each is filled in by
+// the module that delivers it.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct SlackSettings {}
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -151,3 +193,84 @@ pub struct SmtpSettings {}
 pub struct AlertmanagerSettings {}
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct SyslogSettings {}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// An alert stored at `seq` with id `id`.
+    pub(crate) fn stored(seq: i64, id: &str) -> StoredAlert {
+        StoredAlert {
+            seq,
+            alert: jaga_model::Alert {
+                id: id.to_owned(),
+                timestamp: "2024-01-01T00:00:00.000Z".to_owned(),
+                rule: jaga_model::AlertRule {
+                    id: "91011".to_owned(),
+                    level: 6,
+                    description: "Command run in container web".to_owned(),
+                    groups: vec!["docker".to_owned()],
+                    mitre: Vec::new(),
+                },
+                agent: jaga_model::AlertAgent::default(),
+                container: None,
+                data: BTreeMap::new(),
+                location: "docker-events".to_owned(),
+                event: None,
+                episode: None,
+            },
+        }
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_a_date() {
+        let now = chrono::DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn settings_are_read_by_type_and_unknown_keys_refused() {
+        let file: OutputSettings = toml::from_str("type = \"file\"\npath = \"x.json\"\n").unwrap();
+        assert_eq!(
+            file,
+            OutputSettings::File(FileSettings {
+                path: "x.json".into(),
+                ..FileSettings::default()
+            })
+        );
+        let hook: OutputSettings =
+            toml::from_str("type = \"webhook\"\nurl = { env = \"HOOK_URL\" }\ntimeout = \"3s\"\n")
+                .unwrap();
+        match hook {
+            OutputSettings::Webhook(h) => {
+                assert_eq!(h.timeout, Duration::from_secs(3));
+                assert_eq!(
+                    h.url,
+                    Secret::Env {
+                        env: "HOOK_URL".into()
+                    }
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let error = toml::from_str::<OutputSettings>("type = \"file\"\npaht = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("paht"), "{error}");
+    }
+}

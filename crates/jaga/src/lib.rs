@@ -11,6 +11,7 @@ pub mod logs {
     //! `jaga logtest` and `jaga rules`.
     pub mod cli;
 }
+pub mod outputs;
 pub mod serve;
 pub mod stats;
 pub mod token;

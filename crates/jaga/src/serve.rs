@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use jaga_agent::sampler::Sampler;
+use jaga_agent::Agent;
 use jaga_config::Config;
 use jaga_engine::Engine;
 
@@ -37,5 +39,18 @@ pub async fn run(
     if let Some(dir) = args.data_dir {
         config.serve.data_dir = dir;
     }
-    jaga_agent::run(config, engine, sampler, host_root).await
+    use tokio::signal::unix::{signal, SignalKind};
+    // Watched before anything starts, so an early signal is not lost.
+    let mut term = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch for SIGINT")?;
+    let agent = Agent::build(config, engine, sampler, host_root).await?;
+    agent
+        .run(async move {
+            let signal = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            tracing::info!(signal, "stopping: finishing the pass in hand");
+        })
+        .await
 }

@@ -79,20 +79,7 @@ pub fn hostname() -> String {
         .unwrap_or_default()
 }
 
-/// `2026-11-23T10:00:00.123Z`.
-pub fn rfc3339_ms(unix_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(unix_ms)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-        .unwrap_or_default()
-}
-
-/// A stable 64-bit hash (FNV-1a): alert ids must not change between
-/// releases, which `std`'s hasher does not promise.
-pub(crate) fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
+pub use crate::sink::{fnv1a, rfc3339_ms};
 
 #[cfg(test)]
 mod tests {
