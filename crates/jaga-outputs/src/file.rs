@@ -73,18 +73,29 @@ impl Output for FileOutput {
                 reason: format!("cannot encode alert {}: {e}", message.idempotency_key()),
                 answer: String::new(),
             })?;
-            // Disk writes block: off the async workers.
-            let written = tokio::task::spawn_blocking(move || {
+            let write = move || {
                 let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
                 file.append(&lines)
                     .map(|()| file.path().display().to_string())
                     .map_err(|e| format!("cannot write '{}': {e}", file.path().display()))
-            })
-            .await
-            .map_err(|e| DeliveryError::Transient {
-                reason: format!("writing the alerts file stopped: {e}"),
-                retry_after: None,
-            })?;
+            };
+            // Disk writes block. In the agent they block in place: a write
+            // that never returns (a FIFO without reader) holds this output's
+            // task, which its supervisor then reports stalled; on a
+            // single-threaded runtime (`jaga outputs test`) they go to the
+            // blocking pool.
+            let written = if tokio::runtime::Handle::current().runtime_flavor()
+                == tokio::runtime::RuntimeFlavor::MultiThread
+            {
+                tokio::task::block_in_place(write)
+            } else {
+                tokio::task::spawn_blocking(write)
+                    .await
+                    .map_err(|e| DeliveryError::Transient {
+                        reason: format!("writing the alerts file stopped: {e}"),
+                        retry_after: None,
+                    })?
+            };
             // A full disk or a removed directory may heal: tried again.
             let path = written.map_err(|reason| DeliveryError::Transient {
                 reason,
