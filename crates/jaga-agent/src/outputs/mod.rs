@@ -160,3 +160,89 @@ impl jaga_server::OutputsView for Outputs {
         Outputs::delivery(self, alerts)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jaga_store::{Consumed, DeadLetter, DeadLetterKind};
+
+    fn alert(id: &str, level: u8) -> Alert {
+        Alert {
+            id: id.to_owned(),
+            timestamp: "2024-01-01T00:00:00.000Z".to_owned(),
+            rule: jaga_model::AlertRule {
+                id: "r".to_owned(),
+                level,
+                description: String::new(),
+                groups: Vec::new(),
+                mitre: Vec::new(),
+            },
+            agent: Default::default(),
+            container: None,
+            data: Default::default(),
+            location: String::new(),
+            event: None,
+            episode: None,
+        }
+    }
+
+    #[test]
+    fn each_alert_shows_its_delivery_state_per_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EventStore::open(dir.path()).unwrap());
+        let config = jaga_config::parse(
+            "[[outputs]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/x\"\nmin_level = 5\n",
+            Path::new("jaga.toml"),
+        )
+        .unwrap();
+        let outputs = Outputs::build(&config, dir.path(), Arc::clone(&store)).unwrap();
+        assert_eq!(outputs.names(), ["hook", "alerts_file"]);
+        store
+            .commit(&[alert("old", 9)], &Consumed::Nothing)
+            .unwrap();
+        store.open_output_cursor("hook", "webhook").unwrap();
+        let raised: Vec<Alert> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|id| alert(id, if *id == "b" { 3 } else { 9 }))
+            .collect();
+        store.commit(&raised, &Consumed::Nothing).unwrap();
+        let letter = DeadLetter {
+            output: "hook".to_owned(),
+            kind: DeadLetterKind::Refused,
+            first_seq: 4,
+            last_seq: 4,
+            seqs: vec![4],
+            alert_ids: vec!["c".to_owned()],
+            count: 1,
+            at_ms: 0,
+            error: "HTTP 400".to_owned(),
+            answer: String::new(),
+        };
+        store.move_output_cursor("hook", 4, Some(&letter)).unwrap();
+        let all = store
+            .alerts(&jaga_store::AlertFilter {
+                after_seq: Some(0),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        let states: Vec<(String, String)> = outputs
+            .delivery(&all)
+            .into_iter()
+            .map(|s| (s["hook"].clone(), s["alerts_file"].clone()))
+            .collect();
+        let hook: Vec<&str> = states.iter().map(|s| s.0.as_str()).collect();
+        assert_eq!(
+            hook,
+            [
+                "before_output",
+                "delivered",
+                "filtered",
+                "dead_lettered",
+                "pending"
+            ]
+        );
+        // The alerts file's runner has not opened its cursor yet.
+        assert!(states.iter().all(|s| s.1 == "pending"));
+    }
+}

@@ -9,9 +9,10 @@
 //! order. A transient failure is tried again after a jittered exponential
 //! backoff (or the receiver's `Retry-After`), for as long as it takes; a
 //! permanent one is kept as a dead letter with the receiver's answer. The
-//! cursor moves after each message the receiver took, to just before the
-//! oldest alert still held: delivery is at least once, and a restart sends
-//! again at most what was in flight. Each runner is its own task, so a slow
+//! cursor moves after the messages the receiver took, to just before the
+//! oldest alert still held (stored after each message when they come one
+//! by one, every 256 messages or second in a burst): delivery is at least
+//! once, and a restart sends again at most what came since. Each runner is its own task, so a slow
 //! or dead receiver holds back nothing but its own cursor.
 
 use std::collections::VecDeque;
@@ -40,6 +41,12 @@ const STORE_RETRY: Duration = Duration::from_secs(5);
 const IDLE_TICK: Duration = Duration::from_secs(30);
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// In a burst the cursor is stored every this many messages or this long,
+/// whichever comes first, and whenever the runner runs out of work: a
+/// transaction per alert would cost the sources their share of the store.
+/// A crash re-sends at most what came since (delivery is at least once).
+const PERSIST_EVERY_MESSAGES: u32 = 256;
+const PERSIST_EVERY: Duration = Duration::from_secs(1);
 /// A delivery the output did not end by itself (outputs time out on their
 /// own; this is the net under them).
 const DELIVERY_GUARD: Duration = Duration::from_secs(600);
@@ -103,12 +110,16 @@ struct State {
     cursor: i64,
     pending: VecDeque<Pending>,
     held: u64,
-    /// Alerts of the message being delivered.
+    /// Alerts of the message being delivered, and its first sequence number.
     in_flight: u64,
+    in_flight_first: Option<i64>,
     bucket: Option<TokenBucket>,
     next_resend: Option<Instant>,
     /// Dead letters the store did not take yet.
     unsaved: Vec<DeadLetter>,
+    /// Messages done since the cursor was last stored, and when that was.
+    unpersisted: u32,
+    persisted_at: Instant,
 }
 
 enum Outcome {
@@ -129,12 +140,15 @@ impl Runner {
             pending: VecDeque::new(),
             held: 0,
             in_flight: 0,
+            in_flight_first: None,
             bucket: self
                 .settings
                 .rate_limit
                 .map(|r| TokenBucket::per_minute(r, Instant::now())),
             next_resend: resend.map(|every| Instant::now() + every),
             unsaved: Vec::new(),
+            unpersisted: 0,
+            persisted_at: Instant::now(),
         };
         self.show(&st, "idle");
         loop {
@@ -154,13 +168,15 @@ impl Runner {
                     st.next_resend = Some(Instant::now() + every);
                 }
             }
-            let more_to_read = st.held < self.read_ahead() && st.read_seq < *self.latest.borrow();
+            // Committed while reading: read it before anything waits.
+            if st.held < self.read_ahead() && st.read_seq < *self.latest.borrow() {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let room = st.held < self.read_ahead();
             let Some(head) = st.pending.front() else {
                 self.persist(&mut st).await;
                 self.show(&st, "idle");
-                if more_to_read {
-                    continue;
-                }
                 let until_resend = st.next_resend.map_or(IDLE_TICK, |due| {
                     due.saturating_duration_since(Instant::now())
                 });
@@ -176,22 +192,17 @@ impl Runner {
             if wait_ms > 0 {
                 // New alerts may join the groups meanwhile.
                 let wait = Duration::from_millis(wait_ms as u64);
-                if self.wait(!more_to_read, wait, &mut shutdown).await {
+                self.persist_done(&mut st).await;
+                if self.wait(room, wait, &mut shutdown).await {
                     break;
                 }
                 continue;
             }
             if let Some(bucket) = st.bucket.as_mut() {
                 if let Err(wait) = bucket.take(Instant::now()) {
+                    self.persist_done(&mut st).await;
                     self.show(&st, "rate_limited");
-                    if self
-                        .wait(
-                            !more_to_read && st.held < self.read_ahead(),
-                            wait,
-                            &mut shutdown,
-                        )
-                        .await
-                    {
+                    if self.wait(room, wait, &mut shutdown).await {
                         break;
                     }
                     continue;
@@ -203,8 +214,10 @@ impl Runner {
             let count = head.message.alerts.len() as u64;
             st.held -= count;
             st.in_flight = count;
+            st.in_flight_first = Some(head.first_seq());
             let outcome = self.deliver(&mut st, &head.message, &mut shutdown).await;
             st.in_flight = 0;
+            st.in_flight_first = None;
             match outcome {
                 Outcome::Shutdown => break,
                 Outcome::Delivered(receipt) => Delivered {
@@ -224,7 +237,13 @@ impl Runner {
                         .push(refused(&self.settings.name, &head.message, reason, answer));
                 }
             }
-            self.persist(&mut st).await;
+            st.unpersisted += 1;
+            if !st.unsaved.is_empty()
+                || st.unpersisted >= PERSIST_EVERY_MESSAGES
+                || st.persisted_at.elapsed() >= PERSIST_EVERY
+            {
+                self.persist(&mut st).await;
+            }
         }
         self.persist(&mut st).await;
         self.show(&st, "stopped");
@@ -462,13 +481,26 @@ impl Runner {
         }
     }
 
+    /// Stores the cursor when messages were done since it was last stored
+    /// (before the runner waits).
+    async fn persist_done(&self, st: &mut State) {
+        if st.unpersisted > 0 || !st.unsaved.is_empty() {
+            self.persist(st).await;
+        }
+    }
+
     /// Moves the stored cursor to just before the oldest alert still held,
     /// with the dead letters not stored yet.
     async fn persist(&self, st: &mut State) {
+        // Never past a message in flight or held.
+        let held = st.pending.front().map(Pending::first_seq);
         let target = st
-            .pending
-            .front()
-            .map_or(st.read_seq, |p| p.first_seq() - 1)
+            .in_flight_first
+            .into_iter()
+            .chain(held)
+            .map(|first| first - 1)
+            .min()
+            .unwrap_or(st.read_seq)
             .max(st.cursor);
         if target == st.cursor && st.unsaved.is_empty() {
             return;
@@ -493,7 +525,11 @@ impl Runner {
         .await;
         st.unsaved.extend(unsaved);
         match result {
-            Ok(()) => st.cursor = target,
+            Ok(()) => {
+                st.cursor = target;
+                st.unpersisted = 0;
+                st.persisted_at = Instant::now();
+            }
             Err(error) => {
                 // Delivered stays delivered; the cursor catches up at the
                 // next move, and letters not stored are stored then.
