@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use jaga_outputs::OutputSettings;
 use serde::{Deserialize, Serialize};
 
 pub use duration::{check_duration, parse_period, DurationKind};
@@ -31,6 +32,130 @@ pub struct Config {
     pub logs: LogsConfig,
     pub metric_rules: MetricRulesConfig,
     pub redaction: RedactionConfig,
+    /// Where alerts are delivered: any number of `[[outputs]]` entries.
+    pub outputs: Vec<OutputConfig>,
+}
+
+/// The name of the file output implied by `[alerts] file`.
+pub const IMPLIED_FILE_OUTPUT: &str = "alerts_file";
+
+impl Config {
+    /// The outputs that run: the `[[outputs]]` entries, and the alerts
+    /// file of `[alerts]` as a file output named `alerts_file` when no
+    /// entry is a file and `[alerts] file` is set (so a config from before
+    /// `[[outputs]]` keeps its file).
+    pub fn outputs_in_effect(&self) -> Vec<OutputConfig> {
+        let mut outputs = self.outputs.clone();
+        let has_file = outputs
+            .iter()
+            .any(|o| matches!(o.settings, OutputSettings::File(_)));
+        if !has_file && !self.alerts.file.as_os_str().is_empty() {
+            outputs.push(OutputConfig::new(
+                IMPLIED_FILE_OUTPUT,
+                OutputSettings::File(jaga_outputs::FileSettings {
+                    path: self.alerts.file.clone(),
+                    max_file_bytes: self.alerts.max_file_bytes,
+                    max_files: self.alerts.max_files,
+                }),
+            ));
+        }
+        outputs
+    }
+}
+
+/// One `[[outputs]]` entry: where alerts go, which of them, and how.
+/// The keys of its `type` sit beside these (see `jaga.example.toml`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct OutputConfig {
+    /// Unique; names the output in metrics, the API and `jaga outputs`,
+    /// and keys its delivery cursor: renaming an output starts it afresh.
+    pub name: String,
+    /// Alerts below this level are not sent here.
+    #[serde(default)]
+    pub min_level: u8,
+    /// Only alerts of a rule in one of these groups; empty: any.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Only alerts of these rule ids; empty: any.
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// Only alerts about a container whose name matches one of these globs
+    /// (`*`, `?`); empty: any alert, with a container or not.
+    #[serde(default)]
+    pub containers: Vec<String>,
+    /// Alerts of the same rule on the same container raised within this
+    /// window go out as one message; "0s": each alone. Default: 1m for
+    /// people (slack, smtp), off for machines.
+    #[serde(
+        default,
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub group_window: Option<Duration>,
+    /// Most messages per minute (a token bucket, bursts up to it); 0: no
+    /// limit. Default: 20 for people (slack, smtp), none for machines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u32>,
+    /// Most undelivered alerts kept for this output; past it the oldest
+    /// are skipped, counted in `jaga_output_dropped_total` and recorded as
+    /// a dead letter.
+    #[serde(default = "default_max_backlog")]
+    pub max_backlog: u64,
+    /// First wait before trying a failed delivery again; it doubles (with
+    /// jitter) up to `backoff_max`. A receiver's `Retry-After` wins.
+    #[serde(default = "default_backoff_min", with = "humantime_serde")]
+    pub backoff_min: Duration,
+    #[serde(default = "default_backoff_max", with = "humantime_serde")]
+    pub backoff_max: Duration,
+    #[serde(flatten)]
+    pub settings: OutputSettings,
+}
+
+fn default_max_backlog() -> u64 {
+    100_000
+}
+
+fn default_backoff_min() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_backoff_max() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// Grouping and rate limit when the entry does not say, for people.
+const PEOPLE_GROUP_WINDOW: Duration = Duration::from_secs(60);
+const PEOPLE_RATE_LIMIT: u32 = 20;
+
+impl OutputConfig {
+    /// An entry with every key at its default.
+    pub fn new(name: &str, settings: OutputSettings) -> Self {
+        Self {
+            name: name.to_owned(),
+            min_level: 0,
+            groups: Vec::new(),
+            rules: Vec::new(),
+            containers: Vec::new(),
+            group_window: None,
+            rate_limit: None,
+            max_backlog: default_max_backlog(),
+            backoff_min: default_backoff_min(),
+            backoff_max: default_backoff_max(),
+            settings,
+        }
+    }
+
+    /// The grouping window that applies; `None`: every alert alone.
+    pub fn group_window_in_effect(&self) -> Option<Duration> {
+        let people = self.settings.for_people().then_some(PEOPLE_GROUP_WINDOW);
+        self.group_window.or(people).filter(|w| !w.is_zero())
+    }
+
+    /// The messages per minute allowed; `None`: no limit.
+    pub fn rate_limit_in_effect(&self) -> Option<u32> {
+        let people = self.settings.for_people().then_some(PEOPLE_RATE_LIMIT);
+        self.rate_limit.or(people).filter(|r| *r > 0)
+    }
 }
 
 /// Metric rules in `jaga serve`: conditions on container and host figures

@@ -79,7 +79,129 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         key: format!("{section}.{key}"),
         message,
     })?;
+    check_outputs(&config).map_err(|(index, key, message)| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line: line_of_output_key(text, index, key),
+        key: format!("outputs[{index}].{key}"),
+        message,
+    })?;
     Ok(config)
+}
+
+/// `[[outputs]]` values that parse but cannot work: (index, key, why).
+fn check_outputs(config: &Config) -> Result<(), (usize, &'static str, String)> {
+    use jaga_outputs::OutputSettings;
+    use DurationKind::Period;
+    let mut names = std::collections::HashSet::new();
+    let implied = !config.alerts.file.as_os_str().is_empty()
+        && !config
+            .outputs
+            .iter()
+            .any(|o| matches!(o.settings, OutputSettings::File(_)));
+    for (index, output) in config.outputs.iter().enumerate() {
+        let name = output.name.as_str();
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        {
+            return Err((
+                index,
+                "name",
+                format!(
+                    "'{}' is not a name: use letters, digits, '_', '-' and '.'",
+                    jaga_model_escape(name)
+                ),
+            ));
+        }
+        if !names.insert(name) {
+            return Err((index, "name", format!("'{name}' names two outputs")));
+        }
+        if implied && name == crate::IMPLIED_FILE_OUTPUT {
+            return Err((
+                index,
+                "name",
+                format!("'{name}' is the alerts file of [alerts] file: pick another name, or set [alerts] file = \"\""),
+            ));
+        }
+        if output.min_level > 15 {
+            return Err((index, "min_level", "levels go from 0 to 15".to_owned()));
+        }
+        if output.max_backlog == 0 {
+            return Err((index, "max_backlog", "must be at least 1".to_owned()));
+        }
+        if output.rate_limit.is_some_and(|r| r > 60_000) {
+            return Err((
+                index,
+                "rate_limit",
+                "at most 60000 messages per minute; 0 for no limit".to_owned(),
+            ));
+        }
+        let mut durations = vec![
+            ("backoff_min", output.backoff_min),
+            ("backoff_max", output.backoff_max),
+        ];
+        // "0s" turns grouping off.
+        if let Some(window) = output.group_window.filter(|w| !w.is_zero()) {
+            durations.push(("group_window", window));
+        }
+        if let OutputSettings::Webhook(hook) = &output.settings {
+            durations.push(("timeout", hook.timeout));
+        }
+        for (key, value) in durations {
+            check_duration(Period, value).map_err(|why| (index, key, why))?;
+        }
+        if output.backoff_max < output.backoff_min {
+            return Err((
+                index,
+                "backoff_max",
+                "must be at least as long as backoff_min".to_owned(),
+            ));
+        }
+        if let OutputSettings::File(file) = &output.settings {
+            if file.path.as_os_str().is_empty() {
+                return Err((index, "path", "must not be empty".to_owned()));
+            }
+            if file.max_file_bytes < 4096 {
+                return Err((index, "max_file_bytes", "must be at least 4096".to_owned()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Control characters of a name shown back.
+fn jaga_model_escape(text: &str) -> String {
+    text.chars().flat_map(char::escape_default).collect()
+}
+
+/// The line where `key` is set in the `index`-th `[[outputs]]` entry; the
+/// entry's header line when the key is not written.
+fn line_of_output_key(text: &str, index: usize, key: &str) -> usize {
+    let mut seen = 0;
+    let mut in_entry = false;
+    let mut header_line = 1;
+    for (number, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            in_entry = trimmed.replace(' ', "") == "[[outputs]]" && {
+                seen += 1;
+                seen == index + 1
+            };
+            if in_entry {
+                header_line = number + 1;
+            }
+            continue;
+        }
+        if in_entry {
+            if let Some((name, _)) = trimmed.split_once('=') {
+                if name.trim() == key {
+                    return number + 1;
+                }
+            }
+        }
+    }
+    header_line
 }
 
 /// Values that parse but cannot work: (section, key, why).
@@ -492,6 +614,90 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    fn hook(name: &str) -> String {
+        format!(
+            "[[outputs]]\nname = \"{name}\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/x\"\n"
+        )
+    }
+
+    #[test]
+    fn outputs_are_read_with_their_type_and_defaults_for_people_and_machines() {
+        let text = format!(
+            "{}min_level = 7\ncontainers = [\"web-*\"]\nbackoff_max = \"1m\"\n\
+             [[outputs]]\nname = \"team\"\ntype = \"slack\"\nurl = \"https://hooks.example/T/B/x\"\n\
+             [[outputs]]\nname = \"quiet\"\ntype = \"smtp\"\nhost = \"mail.example\"\n\
+             from = \"j@example.org\"\nto = [\"o@example.org\"]\ngroup_window = \"0s\"\nrate_limit = 0\n",
+            hook("siem")
+        );
+        let config = parse(&text, Path::new("jaga.toml")).unwrap();
+        let [siem, team, quiet] = config.outputs.as_slice() else {
+            panic!("{:?}", config.outputs)
+        };
+        assert_eq!(siem.settings.kind(), "webhook");
+        assert_eq!(
+            (siem.min_level, siem.containers.as_slice()),
+            (7, &["web-*".to_owned()][..])
+        );
+        assert_eq!(siem.backoff_max, Duration::from_secs(60));
+        assert_eq!(
+            (siem.group_window_in_effect(), siem.rate_limit_in_effect()),
+            (None, None)
+        );
+        assert_eq!(team.group_window_in_effect(), Some(Duration::from_secs(60)));
+        assert_eq!(team.rate_limit_in_effect(), Some(20));
+        assert_eq!(
+            (quiet.group_window_in_effect(), quiet.rate_limit_in_effect()),
+            (None, None)
+        );
+        // The alerts file of [alerts] is implied: no entry is a file.
+        let names: Vec<String> = config
+            .outputs_in_effect()
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        assert_eq!(names, ["siem", "team", "quiet", "alerts_file"]);
+    }
+
+    #[test]
+    fn the_alerts_file_is_not_implied_when_an_entry_is_a_file_or_it_is_off() {
+        let text =
+            "[[outputs]]\nname = \"archive\"\ntype = \"file\"\npath = \"/var/log/jaga.json\"\n";
+        let config = parse(text, Path::new("jaga.toml")).unwrap();
+        assert_eq!(config.outputs_in_effect().len(), 1);
+        let config = parse("[alerts]\nfile = \"\"\n", Path::new("jaga.toml")).unwrap();
+        assert!(config.outputs_in_effect().is_empty());
+        let config = parse("", Path::new("jaga.toml")).unwrap();
+        let implied = &config.outputs_in_effect()[0];
+        assert_eq!(implied.name, "alerts_file");
+        assert_eq!(implied.settings.kind(), "file");
+    }
+
+    #[test]
+    fn output_mistakes_name_the_entry_key_and_line() {
+        let twice = format!("{}{}", hook("a"), hook("a"));
+        assert_eq!(
+            parse_err(&twice),
+            "config file 'jaga.toml', line 6, key 'outputs[1].name': 'a' names two outputs"
+        );
+        let err = parse_err(&format!("{}backoff_min = \"0s\"\n", hook("a")));
+        assert!(
+            err.contains("line 5, key 'outputs[0].backoff_min': '0s' is too short"),
+            "{err}"
+        );
+        let err = parse_err(&format!("{}backoff_min = \"10m\"\n", hook("a")));
+        assert!(err.contains("key 'outputs[0].backoff_max'"), "{err}");
+        let err = parse_err(&hook("alerts_file"));
+        assert!(err.contains("is the alerts file of [alerts] file"), "{err}");
+        let err = parse_err(&hook("a b"));
+        assert!(err.contains("'a b' is not a name"), "{err}");
+        let err = parse_err("[[outputs]]\nname = \"x\"\ntype = \"pager\"\n");
+        assert!(err.contains("pager"), "{err}");
+        let err = parse_err(
+            "[[outputs]]\nname = \"x\"\ntype = \"webhook\"\nurl = \"http://h\"\nsecert = \"k\"\n",
+        );
+        assert!(err.contains("secert"), "{err}");
     }
 
     #[test]

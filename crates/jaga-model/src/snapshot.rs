@@ -171,3 +171,43 @@ pub struct TaskHealth {
     /// Seconds since the task last showed progress.
     pub last_progress_age_seconds: f64,
 }
+
+/// One `[[outputs]]` entry as its delivery runner sees it, for
+/// `/api/v1/outputs` and the `jaga_output_*` metrics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OutputStats {
+    pub name: String,
+    /// `file`, `webhook`, `slack`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `starting`, `idle`, `delivering`, `retrying` (the receiver failed;
+    /// waiting before the next attempt), `stopped`.
+    pub state: String,
+    /// Every alert up to this sequence number is done for this output.
+    pub cursor: i64,
+    /// Alerts stored after the cursor, not yet done.
+    pub backlog: u64,
+    pub delivered_total: u64,
+    /// Alerts in the messages delivered.
+    pub delivered_alerts_total: u64,
+    /// Attempts that failed and were tried again.
+    pub retried_total: u64,
+    /// Alerts in messages the receiver refused for good.
+    pub dead_lettered_total: u64,
+    /// Alerts skipped undelivered because the backlog passed `max_backlog`.
+    pub dropped_total: u64,
+    /// Alerts left out by the output's filters.
+    pub filtered_total: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error_unix_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_delivery_unix_ms: Option<i64>,
+    /// What the receiver answered to the last delivery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_answer: Option<String>,
+    /// Seconds from an alert stored to the receiver's answer, over the
+    /// latest deliveries: (quantile, seconds) for 0.5, 0.9, 0.99 and 1.
+    pub latency_seconds: Vec<(f64, f64)>,
+}

@@ -8,23 +8,28 @@
 //! [`OutputSettings`].
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub mod alertmanager;
+pub mod file;
 pub mod format;
 mod http;
 pub mod secret;
 pub mod slack;
 pub mod smtp;
 pub mod syslog;
+pub mod webhook;
 
 pub use alertmanager::{AlertmanagerOutput, AlertmanagerSettings};
+pub use file::{FileOutput, FileSettings};
 pub use secret::{Secret, SecretError};
 pub use slack::{SlackOutput, SlackSettings};
 pub use smtp::{SmtpOutput, SmtpSettings, SmtpTls};
 pub use syslog::{SyslogOutput, SyslogSettings};
+pub use webhook::{WebhookOutput, WebhookSettings};
 
 use jaga_model::Alert;
 use serde::{Deserialize, Serialize};
@@ -139,8 +144,6 @@ pub enum BuildError {
         key: &'static str,
         source: SecretError,
     },
-    #[error("{kind} output: not built here yet")]
-    NotBuiltHere { kind: &'static str },
 }
 
 /// Builds the errors of one kind of output, which each module names once.
@@ -182,10 +185,10 @@ impl BuildKind {
 }
 
 /// The output an `[[outputs]]` entry describes, ready to deliver.
-pub fn build(settings: &OutputSettings) -> Result<Arc<dyn Output>, BuildError> {
+pub fn build(settings: &OutputSettings, base_dir: &Path) -> Result<Arc<dyn Output>, BuildError> {
     match settings {
-        OutputSettings::File(_) => Err(BuildError::NotBuiltHere { kind: "file" }),
-        OutputSettings::Webhook(_) => Err(BuildError::NotBuiltHere { kind: "webhook" }),
+        OutputSettings::File(file) => Ok(Arc::new(FileOutput::new(file, base_dir))),
+        OutputSettings::Webhook(hook) => Ok(Arc::new(WebhookOutput::new(hook)?)),
         OutputSettings::Slack(slack) => Ok(Arc::new(SlackOutput::new(slack)?)),
         OutputSettings::Smtp(smtp) => Ok(Arc::new(SmtpOutput::new(smtp)?)),
         OutputSettings::Alertmanager(alertmanager) => {
@@ -226,18 +229,52 @@ impl OutputSettings {
     }
 }
 
-// Per-kind settings. Each is filled in by the module that delivers it.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct FileSettings {}
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct WebhookSettings {}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    /// An alert stored at `seq` with id `id`.
+    pub(crate) fn stored(seq: i64, id: &str) -> StoredAlert {
+        StoredAlert {
+            seq,
+            alert: jaga_model::Alert {
+                id: id.to_owned(),
+                timestamp: "2024-01-01T00:00:00.000Z".to_owned(),
+                rule: jaga_model::AlertRule {
+                    id: "91011".to_owned(),
+                    level: 6,
+                    description: "Command run in container web".to_owned(),
+                    groups: vec!["docker".to_owned()],
+                    mitre: Vec::new(),
+                },
+                agent: jaga_model::AlertAgent::default(),
+                container: None,
+                data: BTreeMap::new(),
+                location: "docker-events".to_owned(),
+                event: None,
+                episode: None,
+            },
+        }
+    }
+
+    /// Keys every `[[outputs]]` entry has whatever its type (jaga-config's
+    /// `OutputConfig`): not part of the per-kind settings.
+    const SHARED_KEYS: &[&str] = &[
+        "name",
+        "min_level",
+        "groups",
+        "rules",
+        "containers",
+        "group_window",
+        "rate_limit",
+        "max_backlog",
+        "backoff_min",
+        "backoff_max",
+    ];
 
     /// The commented `[[outputs]]` examples of `jaga.example.toml`, without
-    /// the keys every entry shares (`name`), as TOML texts.
+    /// the keys every entry shares, as TOML texts.
     fn documented_examples() -> Vec<String> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../jaga.example.toml");
         let text = std::fs::read_to_string(path).unwrap();
@@ -251,7 +288,8 @@ mod tests {
             if uncommented == "[[outputs]]" {
                 examples.extend(current.replace(String::new()));
             } else if let Some(example) = current.as_mut() {
-                if !uncommented.starts_with("name = ") {
+                let key = uncommented.split(['=', ' ']).next().unwrap_or_default();
+                if !SHARED_KEYS.contains(&key) {
                     example.push_str(uncommented);
                     example.push('\n');
                 }
@@ -299,14 +337,12 @@ mod tests {
         let settings: OutputSettings =
             toml::from_str("type = \"slack\"\nurl = { env = \"JAGA_TEST_NO_SUCH_SLACK_URL\" }")
                 .unwrap();
-        let error = build(&settings).err().unwrap().to_string();
+        let error = build(&settings, Path::new(".")).err().unwrap().to_string();
         assert!(
             error.starts_with("slack output: cannot read 'url'")
                 && error.contains("JAGA_TEST_NO_SUCH_SLACK_URL"),
             "{error}"
         );
-        let webhook: OutputSettings = toml::from_str("type = \"webhook\"").unwrap();
-        assert!(build(&webhook).is_err());
     }
 
     #[test]
@@ -318,8 +354,39 @@ mod tests {
             "type = \"syslog\"\naddress = \"127.0.0.1:514\"\ntransport = \"tcp\"",
         ] {
             let settings: OutputSettings = toml::from_str(text).unwrap();
-            let output = build(&settings).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let output = build(&settings, Path::new(".")).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(output.kind(), settings.kind());
         }
+    }
+
+    #[test]
+    fn settings_are_read_by_type_and_unknown_keys_refused() {
+        let file: OutputSettings = toml::from_str("type = \"file\"\npath = \"x.json\"\n").unwrap();
+        assert_eq!(
+            file,
+            OutputSettings::File(FileSettings {
+                path: "x.json".into(),
+                ..FileSettings::default()
+            })
+        );
+        let hook: OutputSettings =
+            toml::from_str("type = \"webhook\"\nurl = { env = \"HOOK_URL\" }\ntimeout = \"3s\"\n")
+                .unwrap();
+        match hook {
+            OutputSettings::Webhook(h) => {
+                assert_eq!(h.timeout, Duration::from_secs(3));
+                assert_eq!(
+                    h.url,
+                    Secret::Env {
+                        env: "HOOK_URL".into()
+                    }
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let error = toml::from_str::<OutputSettings>("type = \"file\"\npaht = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("paht"), "{error}");
     }
 }

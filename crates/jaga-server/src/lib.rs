@@ -42,6 +42,20 @@ pub struct ServerState {
     pub http: Arc<listen::HttpCounters>,
     /// The agent's long-running tasks, read at each request; `None`: not supervised.
     pub tasks: Option<TaskHealthSource>,
+    /// The delivery of alerts to the `[[outputs]]`; `None`: no outputs run.
+    pub outputs: Option<Arc<dyn OutputsView>>,
+}
+
+/// What the agent's delivery runners show: `/api/v1/outputs`, the
+/// `jaga_output_*` metrics, and each alert's delivery state.
+pub trait OutputsView: Send + Sync {
+    fn outputs(&self) -> Vec<jaga_model::OutputStats>;
+    /// For each alert, its state per output name (`delivered`, `pending`,
+    /// `dead_lettered`, ...). Blocking: it may read the store.
+    fn delivery(
+        &self,
+        alerts: &[jaga_store::Sequenced<jaga_model::Alert>],
+    ) -> Vec<BTreeMap<String, String>>;
 }
 
 /// Reads the health of the agent's tasks (see `jaga serve`'s supervisor).
@@ -66,6 +80,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/api/v1/containers/{container}/history", get(api::history))
         .route("/api/v1/events", get(api::events::events))
         .route("/api/v1/alerts", get(api::events::alerts))
+        .route("/api/v1/outputs", get(api::events::outputs))
         .route("/api/v1/audit", get(audit))
         .fallback(|| async { api::ApiError::not_found("no such path: see /api/v1/openapi.json") })
         .layer(axum::middleware::from_fn_with_state(
@@ -87,10 +102,18 @@ async fn metrics_handler(
     let format = ExpositionFormat::from_accept(accept);
     let snapshot = state.snapshot();
     let tasks = state.tasks.as_ref().map(|read| read()).unwrap_or_default();
+    let outputs = state
+        .outputs
+        .as_ref()
+        .map(|view| view.outputs())
+        .unwrap_or_default();
     let body = render_served(
         &snapshot,
         Some(&state.http.stats()),
-        &tasks,
+        metrics::Served {
+            tasks: &tasks,
+            outputs: &outputs,
+        },
         format,
         &state.labels,
     );

@@ -54,7 +54,7 @@
 mod families;
 mod text;
 
-use jaga_model::{Snapshot, TaskHealth};
+use jaga_model::Snapshot;
 
 use crate::listen::HttpStats;
 
@@ -143,22 +143,32 @@ impl LabelOptions {
 
 /// Renders the snapshot as a complete `/metrics` body in the given format.
 pub fn render(snapshot: &Snapshot, format: ExpositionFormat, options: &LabelOptions) -> String {
-    render_served(snapshot, None, &[], format, options)
+    render_served(snapshot, None, Served::default(), format, options)
+}
+
+/// What only the serving agent knows, read at each scrape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Served<'a> {
+    /// Its supervised tasks: `jaga_task_*`.
+    pub tasks: &'a [jaga_model::TaskHealth],
+    /// Its outputs' delivery: `jaga_output_*`.
+    pub outputs: &'a [jaga_model::OutputStats],
 }
 
 /// [`render`], with what only the serving agent knows: its HTTP server's
-/// `jaga_http_*` counters as they are at this instant, and its supervised
-/// tasks' `jaga_task_*` families.
+/// `jaga_http_*` counters as they are at this instant, its supervised
+/// tasks' `jaga_task_*` families and its outputs' `jaga_output_*`.
 pub fn render_served(
     snapshot: &Snapshot,
     http: Option<&HttpStats>,
-    tasks: &[TaskHealth],
+    served: Served<'_>,
     format: ExpositionFormat,
     options: &LabelOptions,
 ) -> String {
     let mut writer = text::Writer::new(format);
     let mut all = families::collect(snapshot, http, options);
-    families::tasks(tasks, &mut all);
+    families::tasks(served.tasks, &mut all);
+    families::outputs(served.outputs, &mut all);
     for family in all {
         writer.family(&family);
     }

@@ -31,6 +31,7 @@ fn app(dir: &std::path::Path, events: Arc<EventStore>) -> axum::Router {
         auth: Arc::new(jaga_server::auth::Tokens::open()),
         http: Arc::default(),
         tasks: None,
+        outputs: None,
     }))
 }
 

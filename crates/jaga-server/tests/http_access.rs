@@ -41,6 +41,7 @@ fn state(dir: &std::path::Path, tokens: Tokens, counters: Arc<HttpCounters>) -> 
         auth: Arc::new(tokens),
         http: counters,
         tasks: None,
+        outputs: None,
     })
 }
 

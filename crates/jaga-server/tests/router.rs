@@ -45,6 +45,7 @@ fn app_with_tasks(
         auth: Arc::new(jaga_server::auth::Tokens::open()),
         http: Arc::default(),
         tasks,
+        outputs: None,
     }))
 }
 

@@ -7,6 +7,10 @@ use std::path::PathBuf;
 /// container when one is involved.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The blocking task doing store work ended abnormally.
+    #[error("store work stopped: {0}")]
+    Stopped(String),
+
     #[error("cannot create history directory '{}': {source}", path.display())]
     CreateDir {
         path: PathBuf,

@@ -4,8 +4,9 @@
 //! primary key, so a replay after a restart, or a reconnection that
 //! delivers events again, adds nothing. The event, its alerts and the
 //! cursor (the newest event time) are written in one transaction, so the
-//! cursor never runs ahead of what is stored. Alerts carry an outbox flag
-//! that the JSON-lines writer clears once they are in the file.
+//! cursor never runs ahead of what is stored; every source commits its
+//! alerts with what it consumed the same way ([`EventStore::commit`]).
+//! Outputs read the alerts through a cursor each (the `delivery` module).
 //!
 //! Every event and alert gets a sequence number when stored, never reused:
 //! a reader pages through everything with `after` (see [`EventFilter`]).
@@ -21,6 +22,10 @@ use jaga_model::{Alert, Event, MetricRuleState, MetricStateChange, MetricStatus}
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::{events_schema, StoreError};
+
+mod delivery;
+
+pub use delivery::{DeadLetter, DeadLetterKind, OutputCursor, QueuedAlert};
 
 pub const EVENTS_FILE_NAME: &str = "events.sqlite3";
 
@@ -44,6 +49,55 @@ pub struct LogCheckpoint {
     /// The file's birth time (nanoseconds since the epoch); 0 when the
     /// filesystem keeps none.
     pub born_ns: u64,
+}
+
+/// What a source read to raise the alerts it commits, written in the
+/// same transaction as them. A new source kind that keeps a cursor adds a
+/// variant here and its table in `events_schema`.
+#[derive(Debug, Clone, Copy)]
+pub enum Consumed<'a> {
+    /// A Docker event: stored once by identity; moves the listener's cursor.
+    Event(&'a Event),
+    /// Lines of a log up to `checkpoint` (file path, or the Engine's
+    /// location for a container on another log driver).
+    LogBatch {
+        location: &'a str,
+        checkpoint: LogCheckpoint,
+    },
+    /// An audit finding, alerted once by identity.
+    Finding { identity: &'a str },
+    /// Metric rule states that changed (pending, firing, resolved): the
+    /// firing state survives a restart with the alerts it raised.
+    MetricTransitions(&'a [MetricStateChange]),
+    /// Nothing to remember: the alerts alone (tests, `jaga outputs test`).
+    Nothing,
+}
+
+impl Consumed<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Consumed::Event(event) => format!("event {}", event.docker.identity()),
+            Consumed::LogBatch { location, .. } => {
+                format!("log alerts and checkpoint of '{location}'")
+            }
+            Consumed::Finding { identity } => format!("audit finding {identity}"),
+            Consumed::MetricTransitions(changes) => {
+                format!("{} metric rule state changes", changes.len())
+            }
+            Consumed::Nothing => "alerts".to_owned(),
+        }
+    }
+}
+
+/// What a commit wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// `false`: the event or finding was stored before; nothing was written.
+    pub consumed_new: bool,
+    /// Alerts stored now (not before, by id).
+    pub new_alerts: usize,
+    /// The sequence number of the last alert stored now.
+    pub last_seq: Option<i64>,
 }
 
 /// Which events to return; every field narrows.
@@ -114,97 +168,68 @@ impl EventStore {
         &self.path
     }
 
+    /// Stores `alerts` and what their source `consumed` to raise them in
+    /// one transaction: the source's cursor (event cursor, log checkpoint,
+    /// finding identity) never runs ahead of the alerts, and the alert rows
+    /// are at once the queue of every output (see the `delivery` module).
+    /// Alerts already stored (a replay) are skipped by id; an event or a
+    /// finding stored before writes nothing at all.
+    pub fn commit(&self, alerts: &[Alert], consumed: &Consumed) -> Result<Committed, StoreError> {
+        let alert_rows = encode_alerts(alerts)?;
+        let event_json = match consumed {
+            Consumed::Event(event) => {
+                Some(
+                    serde_json::to_string(event).map_err(|source| StoreError::Encode {
+                        what: format!("event {}", event.docker.identity()),
+                        source,
+                    })?,
+                )
+            }
+            _ => None,
+        };
+        let stored_ms = chrono_free_now_ms();
+        let mut conn = self.lock();
+        let run = |conn: &mut Connection| -> rusqlite::Result<Committed> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if !consume(&tx, consumed, event_json.as_deref(), stored_ms)? {
+                return Ok(Committed::default());
+            }
+            let mut committed = Committed {
+                consumed_new: true,
+                ..Committed::default()
+            };
+            for (alert, json) in &alert_rows {
+                if let Some(seq) = insert_alert(&tx, alert, json, stored_ms)? {
+                    committed.new_alerts += 1;
+                    committed.last_seq = Some(seq);
+                }
+            }
+            tx.commit()?;
+            Ok(committed)
+        };
+        run(&mut conn).map_err(|e| self.err(format!("recording {}", consumed.describe()), e))
+    }
+
     /// Stores `event` and `alerts` in one transaction and moves the cursor.
     /// `false`: the event was stored before; nothing was written.
     pub fn record(&self, event: &Event, alerts: &[Alert]) -> Result<bool, StoreError> {
-        let event_json = serde_json::to_string(event).map_err(|source| StoreError::Encode {
-            what: format!("event {}", event.docker.identity()),
-            source,
-        })?;
-        let alert_rows = encode_alerts(alerts)?;
-        let mut conn = self.lock();
-        let run = |conn: &mut Connection| -> rusqlite::Result<bool> {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let docker = &event.docker;
-            let (container_id, container_name) = match &event.container {
-                Some(c) => (Some(c.id.as_str()), Some(c.name.as_str())),
-                None => (None, None),
-            };
-            let inserted = tx.execute(
-                "INSERT OR IGNORE INTO events \
-                 (identity, time_nano, type, action, actor, container_id, container_name, json) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    docker.identity(),
-                    docker.time_nano,
-                    docker.kind,
-                    docker.action,
-                    docker.actor_id,
-                    container_id,
-                    container_name,
-                    event_json
-                ],
-            )?;
-            if inserted == 0 {
-                return Ok(false);
-            }
-            for (alert, json) in &alert_rows {
-                insert_alert(&tx, alert, json)?;
-            }
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('cursor_nano', ?1) \
-                 ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)",
-                [docker.time_nano],
-            )?;
-            tx.commit()?;
-            Ok(true)
-        };
-        run(&mut conn)
-            .map_err(|e| self.err(format!("recording event {}", event.docker.identity()), e))
+        Ok(self.commit(alerts, &Consumed::Event(event))?.consumed_new)
     }
 
     /// Alerts raised from the lines of a log file up to its checkpoint, and
     /// the checkpoint, in one transaction: the checkpoint never runs ahead
-    /// of what the lines raised. Alerts already stored (a replay) are
-    /// skipped by id. Returns the alerts newly stored.
+    /// of what the lines raised. Returns the alerts newly stored.
     pub fn record_log_batch(
         &self,
         path: &str,
         checkpoint: &LogCheckpoint,
         alerts: &[Alert],
     ) -> Result<usize, StoreError> {
-        let rows = encode_alerts(alerts)?;
-        let mut conn = self.lock();
-        let run = |conn: &mut Connection| -> rusqlite::Result<usize> {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut new = 0;
-            for (alert, json) in &rows {
-                new += insert_alert(&tx, alert, json)?;
-            }
-            tx.execute(
-                "INSERT INTO log_checkpoints (path, inode, offset, head_hash, seen_until_ns, born_ns) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (path) DO UPDATE SET \
-                 inode = excluded.inode, offset = excluded.offset, \
-                 head_hash = excluded.head_hash, seen_until_ns = excluded.seen_until_ns, \
-                 born_ns = excluded.born_ns",
-                params![
-                    path,
-                    checkpoint.inode as i64,
-                    checkpoint.offset as i64,
-                    checkpoint.head_hash as i64,
-                    checkpoint.seen_until_ns as i64,
-                    checkpoint.born_ns as i64
-                ],
-            )?;
-            tx.commit()?;
-            Ok(new)
+        let consumed = Consumed::LogBatch {
+            location: path,
+            checkpoint: *checkpoint,
         };
-        run(&mut conn).map_err(|e| {
-            self.err(
-                format!("recording log alerts and checkpoint of '{path}'"),
-                e,
-            )
-        })
+        Ok(self.commit(alerts, &consumed)?.new_alerts)
     }
 
     /// The checkpoint of a log file.
@@ -231,23 +256,9 @@ impl EventStore {
     /// Remembers an audit finding by identity; the first time, stores its
     /// alert too (one transaction). `true`: the finding is new.
     pub fn record_finding(&self, identity: &str, alert: &Alert) -> Result<bool, StoreError> {
-        let json = encode_alert(alert)?;
-        let mut conn = self.lock();
-        let run = |conn: &mut Connection| -> rusqlite::Result<bool> {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let time_ms = chrono_free_now_ms();
-            let inserted = tx.execute(
-                "INSERT OR IGNORE INTO audit_findings (identity, first_seen_ms) VALUES (?1, ?2)",
-                params![identity, time_ms],
-            )?;
-            if inserted == 0 {
-                return Ok(false);
-            }
-            insert_alert(&tx, alert, &json)?;
-            tx.commit()?;
-            Ok(true)
-        };
-        run(&mut conn).map_err(|e| self.err(format!("recording audit finding {identity}"), e))
+        let committed =
+            self.commit(std::slice::from_ref(alert), &Consumed::Finding { identity })?;
+        Ok(committed.consumed_new)
     }
 
     /// Time of the newest stored event, nanoseconds; `None` before the first.
@@ -319,56 +330,9 @@ impl EventStore {
         changes: &[MetricStateChange],
         alerts: &[Alert],
     ) -> Result<usize, StoreError> {
-        let rows = encode_alerts(alerts)?;
-        let states = changes
-            .iter()
-            .map(|change| match change {
-                MetricStateChange::Set(state) => {
-                    let alert = state.firing_alert.as_ref().map(encode_alert).transpose()?;
-                    Ok((change.key(), Some((state.as_ref(), alert))))
-                }
-                MetricStateChange::Clear { key } => Ok((key.as_str(), None)),
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let mut conn = self.lock();
-        let run = |conn: &mut Connection| -> rusqlite::Result<usize> {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            for (key, set) in &states {
-                match set {
-                    Some((state, alert_json)) => {
-                        tx.execute(
-                            "INSERT INTO metric_rule_state (key, rule_id, subject, status, \
-                             pending_since_ms, firing_since_ms, last_value, alert_json) \
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (key) DO UPDATE SET \
-                             rule_id = excluded.rule_id, subject = excluded.subject, \
-                             status = excluded.status, pending_since_ms = excluded.pending_since_ms, \
-                             firing_since_ms = excluded.firing_since_ms, \
-                             last_value = excluded.last_value, alert_json = excluded.alert_json",
-                            params![
-                                key,
-                                state.rule_id,
-                                state.subject,
-                                state.status.as_str(),
-                                state.pending_since_ms,
-                                state.firing_since_ms,
-                                state.last_value,
-                                alert_json
-                            ],
-                        )?;
-                    }
-                    None => {
-                        tx.execute("DELETE FROM metric_rule_state WHERE key = ?1", [key])?;
-                    }
-                }
-            }
-            let mut new = 0;
-            for (alert, json) in &rows {
-                new += insert_alert(&tx, alert, json)?;
-            }
-            tx.commit()?;
-            Ok(new)
-        };
-        run(&mut conn).map_err(|e| self.err("recording metric rule transitions", e))
+        Ok(self
+            .commit(alerts, &Consumed::MetricTransitions(changes))?
+            .new_alerts)
     }
 
     /// Every stored metric rule state, by key. A row that cannot be read
@@ -436,31 +400,6 @@ impl EventStore {
             )
             .collect()
     }
-
-    /// Alerts not yet in the JSON-lines file, oldest first: (seq, json).
-    pub fn alerts_for_file(&self, limit: usize) -> Result<Vec<(i64, String)>, StoreError> {
-        let conn = self.lock();
-        let run = || -> rusqlite::Result<Vec<(i64, String)>> {
-            let mut stmt = conn.prepare_cached(
-                "SELECT seq, json FROM alerts WHERE in_file = 0 ORDER BY seq LIMIT ?1",
-            )?;
-            let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect()
-        };
-        run().map_err(|e| self.err("reading alerts for the alerts file", e))
-    }
-
-    /// Marks alerts up to `seq` as written to the file.
-    pub fn mark_in_file(&self, up_to_seq: i64) -> Result<(), StoreError> {
-        let conn = self.lock();
-        conn.execute(
-            "UPDATE alerts SET in_file = 1 WHERE in_file = 0 AND seq <= ?1",
-            [up_to_seq],
-        )
-        .map(|_| ())
-        .map_err(|e| self.err("marking alerts as written", e))
-    }
-
     /// Events matching `filter`: newest first, or after a sequence number
     /// oldest first.
     pub fn events(&self, filter: &EventFilter) -> Result<Vec<Sequenced<Event>>, StoreError> {
@@ -545,17 +484,30 @@ impl EventStore {
         decode_rows(rows, "a stored alert")
     }
 
-    /// Deletes events and alerts older than `before_ms` (alerts only once
-    /// they are in the file). Returns (events, alerts) deleted.
-    pub fn trim(&self, before_ms: i64) -> Result<(usize, usize), StoreError> {
+    /// Deletes events older than `before_ms`, and alerts older than it
+    /// that every output in `outputs` has passed (its cursor is at or past
+    /// them); cursors of outputs no longer configured hold nothing back.
+    /// Returns (events, alerts) deleted.
+    pub fn trim(&self, before_ms: i64, outputs: &[String]) -> Result<(usize, usize), StoreError> {
         let conn = self.lock();
         let run = || -> rusqlite::Result<(usize, usize)> {
             let events = conn.execute(
                 "DELETE FROM events WHERE time_nano < ?1",
                 [before_ms.saturating_mul(1_000_000)],
             )?;
+            let names = serde_json::to_string(outputs).unwrap_or_else(|_| "[]".to_owned());
+            let passed: i64 = conn.query_row(
+                "SELECT COALESCE(MIN(seq), 9223372036854775807) FROM output_cursors \
+                 WHERE name IN (SELECT value FROM json_each(?1))",
+                [names],
+                |r| r.get(0),
+            )?;
             let alerts = conn.execute(
-                "DELETE FROM alerts WHERE time_ms < ?1 AND in_file = 1",
+                "DELETE FROM alerts WHERE time_ms < ?1 AND seq <= ?2",
+                [before_ms, passed],
+            )?;
+            conn.execute(
+                "DELETE FROM output_dead_letters WHERE at_ms < ?1",
                 [before_ms],
             )?;
             Ok((events, alerts))
@@ -638,12 +590,14 @@ fn shown_time_ms(alert: &Alert) -> i64 {
 }
 
 /// One alert row; the searchable text is its description, container name
-/// and data values, lowercased.
+/// and data values, lowercased. The sequence number it got, or `None` when
+/// an alert with its id is stored already.
 fn insert_alert(
     tx: &rusqlite::Transaction<'_>,
     alert: &Alert,
     json: &str,
-) -> rusqlite::Result<usize> {
+    stored_ms: i64,
+) -> rusqlite::Result<Option<i64>> {
     let time_ms = shown_time_ms(alert);
     let (container_id, container_name) = match &alert.container {
         Some(c) => (Some(c.id.as_str()), Some(c.name.as_str())),
@@ -661,10 +615,18 @@ fn insert_alert(
             .join(" ")
     )
     .to_lowercase();
-    tx.execute(
+    let (episode_key, episode_firing) = match &alert.episode {
+        Some(episode) => (
+            Some(episode.key.as_str()),
+            episode.status == jaga_model::EpisodeStatus::Firing,
+        ),
+        None => (None, false),
+    };
+    let inserted = tx.execute(
         "INSERT OR IGNORE INTO alerts \
-         (id, time_ms, rule_id, level, container_id, container_name, text, json) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         (id, time_ms, rule_id, level, container_id, container_name, text, json, \
+          stored_ms, episode_key, episode_firing) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             alert.id,
             time_ms,
@@ -673,9 +635,131 @@ fn insert_alert(
             container_id,
             container_name,
             text,
-            json
+            json,
+            stored_ms,
+            episode_key,
+            episode_firing
         ],
-    )
+    )?;
+    Ok((inserted > 0).then(|| tx.last_insert_rowid()))
+}
+
+/// Writes what a source consumed; `false` when it was consumed before
+/// (an event or finding already stored), and nothing is to be written.
+fn consume(
+    tx: &rusqlite::Transaction<'_>,
+    consumed: &Consumed,
+    event_json: Option<&str>,
+    now_ms: i64,
+) -> rusqlite::Result<bool> {
+    match consumed {
+        Consumed::Event(event) => {
+            let docker = &event.docker;
+            let (container_id, container_name) = match &event.container {
+                Some(c) => (Some(c.id.as_str()), Some(c.name.as_str())),
+                None => (None, None),
+            };
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO events \
+                 (identity, time_nano, type, action, actor, container_id, container_name, json) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    docker.identity(),
+                    docker.time_nano,
+                    docker.kind,
+                    docker.action,
+                    docker.actor_id,
+                    container_id,
+                    container_name,
+                    event_json.unwrap_or("{}")
+                ],
+            )?;
+            if inserted == 0 {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('cursor_nano', ?1) \
+                 ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)",
+                [docker.time_nano],
+            )?;
+            Ok(true)
+        }
+        Consumed::LogBatch {
+            location,
+            checkpoint,
+        } => {
+            tx.execute(
+                "INSERT INTO log_checkpoints (path, inode, offset, head_hash, seen_until_ns, born_ns) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (path) DO UPDATE SET \
+                 inode = excluded.inode, offset = excluded.offset, \
+                 head_hash = excluded.head_hash, seen_until_ns = excluded.seen_until_ns, \
+                 born_ns = excluded.born_ns",
+                params![
+                    location,
+                    checkpoint.inode as i64,
+                    checkpoint.offset as i64,
+                    checkpoint.head_hash as i64,
+                    checkpoint.seen_until_ns as i64,
+                    checkpoint.born_ns as i64
+                ],
+            )?;
+            Ok(true)
+        }
+        Consumed::Finding { identity } => {
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO audit_findings (identity, first_seen_ms) VALUES (?1, ?2)",
+                params![identity, now_ms],
+            )?;
+            Ok(inserted > 0)
+        }
+        Consumed::MetricTransitions(changes) => {
+            write_metric_states(tx, changes)?;
+            Ok(true)
+        }
+        Consumed::Nothing => Ok(true),
+    }
+}
+
+/// Writes metric rule states that changed; a cleared one is deleted.
+fn write_metric_states(
+    tx: &rusqlite::Transaction<'_>,
+    changes: &[MetricStateChange],
+) -> rusqlite::Result<()> {
+    for change in changes {
+        match change {
+            MetricStateChange::Set(state) => {
+                let alert_json = state
+                    .firing_alert
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                tx.execute(
+                    "INSERT INTO metric_rule_state (key, rule_id, subject, status, \
+                     pending_since_ms, firing_since_ms, last_value, alert_json) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (key) DO UPDATE SET \
+                     rule_id = excluded.rule_id, subject = excluded.subject, \
+                     status = excluded.status, pending_since_ms = excluded.pending_since_ms, \
+                     firing_since_ms = excluded.firing_since_ms, \
+                     last_value = excluded.last_value, alert_json = excluded.alert_json",
+                    params![
+                        change.key(),
+                        state.rule_id,
+                        state.subject,
+                        state.status.as_str(),
+                        state.pending_since_ms,
+                        state.firing_since_ms,
+                        state.last_value,
+                        alert_json
+                    ],
+                )?;
+            }
+            MetricStateChange::Clear { key } => {
+                tx.execute("DELETE FROM metric_rule_state WHERE key = ?1", [key])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Databases made before `head_hash` and `seen_until_ns` existed get them.
@@ -880,22 +964,111 @@ mod tests {
     }
 
     #[test]
-    fn file_outbox_hands_out_each_alert_until_marked() {
+    fn an_output_cursor_starts_at_the_latest_alert_and_only_moves_forward() {
         let dir = tempfile::tempdir().unwrap();
         let store = EventStore::open(dir.path()).unwrap();
         let e1 = event(1_000_000_000_000, "start", "web");
-        let e2 = event(2_000_000_000_000, "stop", "web");
         store.record(&e1, &[alert(&e1, "91001", 3, "a")]).unwrap();
+        let cursor = store.open_output_cursor("hook", "webhook").unwrap();
+        assert_eq!((cursor.seq, cursor.start_seq), (1, 1));
+        let e2 = event(2_000_000_000_000, "stop", "web");
         store.record(&e2, &[alert(&e2, "91002", 3, "b")]).unwrap();
-        let pending = store.alerts_for_file(10).unwrap();
-        assert_eq!(pending.len(), 2);
-        store.mark_in_file(pending[0].0).unwrap();
-        let pending = store.alerts_for_file(10).unwrap();
-        assert_eq!(pending.len(), 1);
-        assert!(pending[0].1.contains("\"91002\""));
-        store.mark_in_file(pending[0].0).unwrap();
-        assert!(store.alerts_for_file(10).unwrap().is_empty());
-        assert_eq!(store.trim(1_500_000).unwrap(), (1, 1));
+        let queued = store.alerts_after(cursor.seq, 10).unwrap();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].alert.rule.id, "91002");
+        assert!(queued[0].stored_ms > 0);
+        store.move_output_cursor("hook", 2, None).unwrap();
+        store.move_output_cursor("hook", 1, None).unwrap();
+        assert_eq!(store.open_output_cursor("hook", "webhook").unwrap().seq, 2);
+        assert!(store.alerts_after(2, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn trim_keeps_old_alerts_until_every_configured_output_passed_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(dir.path()).unwrap();
+        store.open_output_cursor("fast", "file").unwrap();
+        store.open_output_cursor("slow", "webhook").unwrap();
+        store.open_output_cursor("removed", "webhook").unwrap();
+        log_alerts(&store, "/logs/a", &[1_000, 2_000, 3_000]);
+        store.move_output_cursor("fast", 3, None).unwrap();
+        store.move_output_cursor("slow", 1, None).unwrap();
+        let configured = ["fast".to_owned(), "slow".to_owned()];
+        // All three are old; only the one the slow output passed goes.
+        assert_eq!(store.trim(i64::MAX, &configured).unwrap().1, 1);
+        let left: Vec<i64> = store
+            .alerts_after(0, 10)
+            .unwrap()
+            .iter()
+            .map(|a| a.seq)
+            .collect();
+        assert_eq!(left, [2, 3]);
+        // The cursor of an output no longer configured holds nothing back.
+        assert_eq!(store.trim(i64::MAX, &configured[..1]).unwrap().1, 2);
+    }
+
+    #[test]
+    fn a_refused_message_is_kept_as_a_dead_letter_with_the_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(dir.path()).unwrap();
+        store.open_output_cursor("hook", "webhook").unwrap();
+        log_alerts(&store, "/logs/a", &[1_000, 2_000, 3_000]);
+        let letter = DeadLetter {
+            output: "hook".to_owned(),
+            kind: DeadLetterKind::Refused,
+            first_seq: 1,
+            last_seq: 3,
+            seqs: vec![1, 3],
+            alert_ids: vec!["log.1000".to_owned(), "log.3000".to_owned()],
+            count: 2,
+            at_ms: 5,
+            error: "permanent delivery failure: HTTP 400".to_owned(),
+            answer: "HTTP 400 Bad Request: {\"error\":\"no\"}".to_owned(),
+        };
+        store.move_output_cursor("hook", 3, Some(&letter)).unwrap();
+        let letters = store.dead_letters(Some("hook"), 0, 10, 10).unwrap();
+        assert_eq!(letters, vec![letter]);
+        assert!(letters[0].holds(3) && !letters[0].holds(2));
+        assert!(store
+            .dead_letters(Some("other"), 0, 10, 10)
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.seq_keeping_newest(0, 1).unwrap(), Some(2));
+        assert_eq!(store.seq_keeping_newest(0, 3).unwrap(), None);
+        assert_eq!(store.alerts_count_after(1).unwrap(), 2);
+    }
+
+    #[test]
+    fn only_episodes_whose_latest_alert_fires_are_firing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(dir.path()).unwrap();
+        let e = event(1_000_000_000_000, "log", "web");
+        let episode = |id: &str, key: &str, status| {
+            let mut a = alert(&e, "cpu", 7, "CPU high");
+            a.id = id.to_owned();
+            a.episode = Some(jaga_model::AlertEpisode {
+                key: key.to_owned(),
+                status,
+                started_at: "2024-01-01T00:00:00.000Z".to_owned(),
+                ended_at: None,
+            });
+            a
+        };
+        use jaga_model::EpisodeStatus::{Firing, Resolved};
+        let alerts = [
+            episode("1", "cpu/web", Firing),
+            episode("2", "cpu/db", Firing),
+            episode("3", "cpu/web", Resolved),
+            episode("4", "mem/web", Firing),
+        ];
+        store.commit(&alerts, &Consumed::Nothing).unwrap();
+        let firing: Vec<String> = store
+            .firing_episodes()
+            .unwrap()
+            .into_iter()
+            .map(|a| a.alert.id)
+            .collect();
+        assert_eq!(firing, ["2", "4"]);
     }
 
     /// `record_log_batch` with one alert per line at `times_ms`.
@@ -1004,9 +1177,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = EventStore::open(dir.path()).unwrap();
         log_alerts(&store, "/logs/a", &[1_000, 2_000]);
-        let first = store.alerts_for_file(10).unwrap();
-        store.mark_in_file(first[1].0).unwrap();
-        store.trim(i64::MAX).unwrap();
+        store.trim(i64::MAX, &[]).unwrap();
         log_alerts(&store, "/logs/a", &[3_000]);
         let all = store
             .alerts(&AlertFilter {
@@ -1015,7 +1186,8 @@ mod tests {
             })
             .unwrap();
         assert_eq!(all.len(), 1);
-        assert!(all[0].seq > first[1].0);
+        assert_eq!(all[0].seq, 3);
+        assert_eq!(store.latest_alert_seq().unwrap(), 3);
     }
 
     /// The layout the first releases wrote, frozen here as they made it.

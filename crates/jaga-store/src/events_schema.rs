@@ -135,6 +135,46 @@ CREATE TABLE metric_rule_state (
     alert_json TEXT
 ) WITHOUT ROWID;
 ",
+    // 5: delivery to outputs by a cursor per output over the alert sequence
+    // (the design is argued in `events/delivery.rs`), in place of the
+    // `in_file` flag: the alerts file's cursor starts after the last alert
+    // it held. Dead letters keep what a receiver refused, with its answer.
+    // Alerts remember when they were stored (delivery latency) and the
+    // episode they belong to (re-sending what still fires).
+    "
+CREATE TABLE output_cursors (
+    name TEXT PRIMARY KEY NOT NULL,
+    kind TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    start_seq INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO output_cursors (name, kind, seq, start_seq, updated_ms)
+    SELECT 'alerts_file', 'file', COALESCE(MAX(seq), 0), 0, 0 FROM alerts WHERE in_file = 1;
+CREATE TABLE output_dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    output TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    seqs TEXT NOT NULL,
+    alert_ids TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    error TEXT NOT NULL,
+    answer TEXT NOT NULL
+);
+CREATE INDEX dead_letters_by_output ON output_dead_letters (output, last_seq);
+ALTER TABLE alerts ADD COLUMN stored_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE alerts ADD COLUMN episode_key TEXT;
+ALTER TABLE alerts ADD COLUMN episode_firing INTEGER NOT NULL DEFAULT 0;
+UPDATE alerts SET stored_ms = time_ms,
+    episode_key = json_extract(json, '$.episode.key'),
+    episode_firing = COALESCE(json_extract(json, '$.episode.status') = 'firing', 0);
+CREATE INDEX alerts_by_episode ON alerts (episode_key, seq) WHERE episode_key IS NOT NULL;
+DROP INDEX alerts_to_file;
+ALTER TABLE alerts DROP COLUMN in_file;
+",
 ];
 
 /// Brings the open file at `path` to [`EVENTS_SCHEMA_VERSION`].
@@ -178,5 +218,60 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
             to = version + 1,
             "events database schema migrated"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EventStore, EVENTS_FILE_NAME};
+
+    /// A file at version 2, as the release before delivery cursors wrote
+    /// it, with `alerts` rows `(id, in_file)`.
+    fn version_2_file(dir: &Path, alerts: &[(&str, bool)]) {
+        let conn = Connection::open(dir.join(EVENTS_FILE_NAME)).unwrap();
+        conn.execute_batch(SCHEMA_V0).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        for (i, (id, in_file)) in alerts.iter().enumerate() {
+            let json = format!(
+                "{{\"id\":\"{id}\",\"timestamp\":\"2024-01-01T00:00:0{i}.000Z\",\
+                 \"rule\":{{\"id\":\"91001\",\"level\":3,\"description\":\"d\",\"groups\":[],\"mitre\":[]}},\
+                 \"agent\":{{\"id\":\"a\",\"name\":\"a\"}},\"data\":{{}},\"location\":\"docker-events\"}}"
+            );
+            conn.execute(
+                "INSERT INTO alerts (id, time_ms, rule_id, level, text, json, in_file) \
+                 VALUES (?1, ?2, '91001', 3, 'd', ?3, ?4)",
+                rusqlite::params![id, 1_704_067_200_000_i64 + i as i64 * 1000, json, in_file],
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn version_2_alerts_in_the_file_become_the_file_outputs_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        version_2_file(dir.path(), &[("a", true), ("b", true), ("c", false)]);
+        let store = EventStore::open(dir.path()).unwrap();
+        let cursor = store.open_output_cursor("alerts_file", "file").unwrap();
+        assert_eq!(cursor.seq, 2);
+        let pending = store.alerts_after(cursor.seq, 10).unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].alert.id, "c");
+        // Alerts from before keep their shown time as their stored time.
+        assert_eq!(pending[0].stored_ms, 1_704_067_202_000);
+        // A new output starts after them.
+        assert_eq!(store.open_output_cursor("hook", "webhook").unwrap().seq, 3);
+    }
+
+    #[test]
+    fn version_2_with_nothing_in_the_file_yet_writes_every_alert() {
+        let dir = tempfile::tempdir().unwrap();
+        version_2_file(dir.path(), &[("a", false), ("b", false)]);
+        let store = EventStore::open(dir.path()).unwrap();
+        let cursor = store.open_output_cursor("alerts_file", "file").unwrap();
+        assert_eq!(cursor.seq, 0);
+        assert_eq!(store.alerts_after(0, 10).unwrap().len(), 2);
     }
 }

@@ -21,7 +21,8 @@ mod store;
 
 pub use error::StoreError;
 pub use events::{
-    AlertFilter, EventFilter, EventStore, LogCheckpoint, Sequenced, EVENTS_FILE_NAME,
+    AlertFilter, Committed, Consumed, DeadLetter, DeadLetterKind, EventFilter, EventStore,
+    LogCheckpoint, OutputCursor, QueuedAlert, Sequenced, EVENTS_FILE_NAME,
 };
 pub use events_schema::EVENTS_SCHEMA_VERSION;
 pub use schema::SCHEMA_VERSION;

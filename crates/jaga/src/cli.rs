@@ -7,8 +7,8 @@ use clap::{Parser, Subcommand};
 use jaga_config::{Config, LogFormat};
 use jaga_engine::{ConnectionSettings, Engine, Redaction};
 
-use crate::sampler::Sampler;
-use crate::{audit, events, logs, serve, stats, token};
+use crate::{audit, events, logs, outputs, serve, stats, token};
+use jaga_agent::sampler::Sampler;
 
 /// jaga watches a Docker host: container metrics, security events, log
 /// attacks and posture, in one binary.
@@ -50,6 +50,8 @@ pub enum Command {
     Rules(logs::cli::RulesArgs),
     /// Make API tokens for `jaga serve` ([serve.auth])
     Token(token::TokenArgs),
+    /// List the [[outputs]] alerts are delivered to, or send one a test alert
+    Outputs(outputs::OutputsArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -61,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logtest(args) => return logs::cli::logtest(args, redaction(&config)),
         Command::Rules(args) => return logs::cli::rules(args, &config.metric_rules),
         Command::Token(args) => return token::run(args),
+        Command::Outputs(args) => return outputs::run(args, &config),
         _ => {}
     }
     // Two workers: the collector reads cgroup files on one (block_in_place)
@@ -92,7 +95,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 Ok(())
             }
-            Command::Logtest(_) | Command::Rules(_) | Command::Token(_) => Ok(()),
+            Command::Logtest(_) | Command::Rules(_) | Command::Token(_) | Command::Outputs(_) => {
+                Ok(())
+            }
         }
     });
     // A filesystem walk still running must not hold the exit up.

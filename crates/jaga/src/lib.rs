@@ -1,13 +1,18 @@
 //! jaga's command-line front end as a library, so integration tests reach the
-//! same code the binary runs.
+//! same code the binary runs. The agent itself is `jaga-agent`.
 
 pub mod audit;
 pub mod cli;
-pub mod clock;
-pub mod events;
+pub mod events {
+    //! `jaga events`: Docker events live, with the alerts their rules raise.
+    pub mod view;
+}
+pub mod logs {
+    //! `jaga logtest` and `jaga rules`.
+    pub mod cli;
+}
 pub mod heap;
-pub mod logs;
-pub mod sampler;
+pub mod outputs;
 pub mod serve;
 pub mod stats;
 pub mod token;

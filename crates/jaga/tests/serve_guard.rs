@@ -252,7 +252,7 @@ fn alerts_file_on_a_fifo_without_reader_turns_healthz_to_503_naming_it() {
     let health = wait_for(Duration::from_secs(120), || {
         last = agent.get("/healthz");
         let health: serde_json::Value = serde_json::from_str(&last.1).ok()?;
-        let task = health["tasks"]["alerts_file"].as_str()?.to_owned();
+        let task = health["tasks"]["output/alerts_file"].as_str()?.to_owned();
         (last.0 == 503 && task.starts_with("stalled: ")).then_some(health)
     })
     .unwrap_or_else(|| panic!("healthz never named the stalled alerts file; last: {last:?}"));
@@ -266,12 +266,13 @@ fn alerts_file_on_a_fifo_without_reader_turns_healthz_to_503_naming_it() {
         common::agent::series_value(&metrics, family, &[&format!("task=\"{task}\"")])
     };
     assert_eq!(
-        series("jaga_task_up", "alerts_file"),
+        series("jaga_task_up", "output/alerts_file"),
         Some(0.0),
         "{metrics}"
     );
     assert_eq!(series("jaga_task_up", "collector"), Some(1.0), "{metrics}");
-    let age = series("jaga_task_last_progress_seconds", "alerts_file").expect("progress series");
+    let age =
+        series("jaga_task_last_progress_seconds", "output/alerts_file").expect("progress series");
     assert!(age > 30.0, "alerts_file progress age {age}");
 }
 

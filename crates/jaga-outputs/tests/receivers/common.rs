@@ -222,7 +222,8 @@ pub fn make_certificates(dir: &Path) {
 pub fn output(toml_text: &str) -> Arc<dyn Output> {
     let settings: OutputSettings = toml::from_str(toml_text)
         .unwrap_or_else(|error| panic!("bad settings {toml_text}: {error}"));
-    jaga_outputs::build(&settings).unwrap_or_else(|error| panic!("cannot build: {error}"))
+    jaga_outputs::build(&settings, std::path::Path::new("."))
+        .unwrap_or_else(|error| panic!("cannot build: {error}"))
 }
 
 /// The alert of `tests/fixtures/alert.json` (the one the unit tests use),

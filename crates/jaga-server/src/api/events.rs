@@ -3,7 +3,7 @@
 //! stored after a sequence number, oldest first, so a client reads it all
 //! by asking again with the last `seq` it got.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
@@ -23,6 +23,9 @@ const MAX_LIMIT: usize = 10_000;
 #[derive(Serialize)]
 pub struct WithSeq<T> {
     pub seq: i64,
+    /// For alerts: the delivery state per output name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<BTreeMap<String, String>>,
     #[serde(flatten)]
     pub record: T,
 }
@@ -31,9 +34,22 @@ fn with_seq<T>(rows: Vec<Sequenced<T>>) -> Vec<WithSeq<T>> {
     rows.into_iter()
         .map(|row| WithSeq {
             seq: row.seq,
+            delivery: None,
             record: row.record,
         })
         .collect()
+}
+
+/// `/api/v1/outputs`: each output's state, cursor, backlog, counters, last
+/// error and last delivery.
+pub async fn outputs(State(state): State<Arc<ServerState>>) -> Json<Vec<jaga_model::OutputStats>> {
+    Json(
+        state
+            .outputs
+            .as_ref()
+            .map(|view| view.outputs())
+            .unwrap_or_default(),
+    )
 }
 
 pub async fn events(
@@ -105,11 +121,23 @@ pub async fn alerts(
         text: query.get("q").cloned().filter(|q| !q.is_empty()),
         limit: limit(&query)?,
     };
-    let alerts = tokio::task::spawn_blocking(move || store.alerts(&filter))
-        .await
-        .map_err(|e| ApiError::internal(format!("alert query stopped: {e}")))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(Json(with_seq(alerts)))
+    let outputs = state.outputs.clone();
+    let served = tokio::task::spawn_blocking(move || {
+        let alerts = store.alerts(&filter)?;
+        let delivery = outputs.map(|view| view.delivery(&alerts));
+        Ok::<_, jaga_store::StoreError>((alerts, delivery))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("alert query stopped: {e}")))?
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let (alerts, delivery) = served;
+    let mut rows = with_seq(alerts);
+    if let Some(delivery) = delivery {
+        for (row, states) in rows.iter_mut().zip(delivery) {
+            row.delivery = Some(states);
+        }
+    }
+    Ok(Json(rows))
 }
 
 fn store(state: &ServerState) -> Result<Arc<jaga_store::EventStore>, ApiError> {

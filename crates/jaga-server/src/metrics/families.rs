@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use jaga_model::cadvisor_label_name as sanitize_label_name;
-use jaga_model::{ContainerSnapshot, ContainerState, Sample, Snapshot, TaskHealth};
+use jaga_model::{ContainerSnapshot, ContainerState, OutputStats, Sample, Snapshot, TaskHealth};
 
 use super::text::{Family, Kind, Label, Series, Value};
 use super::LabelOptions;
@@ -860,6 +860,93 @@ pub(crate) fn tasks<'a>(tasks: &'a [TaskHealth], out: &mut Vec<Family<'a>>) {
             .map(|t| Series {
                 labels: vec![label("task", t.name.as_str())],
                 value: Value::Float(t.last_progress_age_seconds),
+            })
+            .collect(),
+    ));
+}
+
+/// How one figure of an output is read.
+type OutputFigure = fn(&OutputStats) -> Value;
+
+/// `jaga_output_*`, one series per output (label `output`).
+pub(crate) fn outputs<'a>(outputs: &'a [OutputStats], out: &mut Vec<Family<'a>>) {
+    if outputs.is_empty() {
+        return;
+    }
+    let per_output = |value: OutputFigure| -> Vec<Series<'a>> {
+        outputs
+            .iter()
+            .map(|o| Series {
+                labels: vec![
+                    label("output", o.name.as_str()),
+                    label("type", o.kind.as_str()),
+                ],
+                value: value(o),
+            })
+            .collect()
+    };
+    let counters: [(&'static str, &'static str, OutputFigure); 6] = [
+        (
+            "jaga_output_delivered_total",
+            "Messages an output's receiver took (a grouped message counts once).",
+            |o| Value::Unsigned(o.delivered_total),
+        ),
+        (
+            "jaga_output_delivered_alerts_total",
+            "Alerts in the messages an output's receiver took.",
+            |o| Value::Unsigned(o.delivered_alerts_total),
+        ),
+        (
+            "jaga_output_retried_total",
+            "Deliveries that failed for a reason that may pass (timeout, 5xx, 429) and were tried again.",
+            |o| Value::Unsigned(o.retried_total),
+        ),
+        (
+            "jaga_output_dead_lettered_total",
+            "Alerts in messages a receiver refused for good, kept as dead letters.",
+            |o| Value::Unsigned(o.dead_lettered_total),
+        ),
+        (
+            "jaga_output_dropped_total",
+            "Alerts skipped undelivered because an output's backlog passed its max_backlog.",
+            |o| Value::Unsigned(o.dropped_total),
+        ),
+        (
+            "jaga_output_filtered_total",
+            "Alerts an output's filters left out.",
+            |o| Value::Unsigned(o.filtered_total),
+        ),
+    ];
+    for (name, help, value) in counters {
+        out.push(family(name, help, Kind::Counter, per_output(value)));
+    }
+    out.push(family(
+        "jaga_output_queued",
+        "Alerts stored and not yet done for an output (its backlog).",
+        Kind::Gauge,
+        per_output(|o| Value::Unsigned(o.backlog)),
+    ));
+    out.push(family(
+        "jaga_output_up",
+        "1 while an output's last delivery attempt did not fail (it is not retrying).",
+        Kind::Gauge,
+        per_output(|o| Value::Unsigned(u64::from(o.state != "retrying" && o.state != "stopped"))),
+    ));
+    out.push(family(
+        "jaga_output_delivery_latency_seconds",
+        "Seconds from an alert stored to its receiver's answer, over the latest deliveries, by quantile.",
+        Kind::Gauge,
+        outputs
+            .iter()
+            .flat_map(|o| {
+                o.latency_seconds.iter().map(|(quantile, seconds)| Series {
+                    labels: vec![
+                        label("output", o.name.as_str()),
+                        label("quantile", quantile.to_string()),
+                        label("type", o.kind.as_str()),
+                    ],
+                    value: Value::Float(*seconds),
+                })
             })
             .collect(),
     ));

@@ -1,9 +1,6 @@
 //! `jaga audit`: the posture of this Docker host, as a table, JSON or SARIF,
 //! with an exit code for CI gates.
 
-pub mod continuous;
-pub mod gather;
-
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -59,6 +56,7 @@ pub async fn run(engine: &Engine, host_root: PathBuf, args: AuditArgs) -> anyhow
             args.format
         );
     }
+    use jaga_agent::sources::audit::gather;
     let paths = gather::HostPaths {
         root: host_root,
         daemon_json: args.daemon_json.clone(),

@@ -11,7 +11,7 @@ use jaga_model::{escape_control, escape_control_json, Alert, AlertAgent, Event};
 use jaga_rules::events::{evaluate, RESTART_LOOP};
 use serde::Serialize;
 
-use super::{alerts_for, enrich, rfc3339_ms};
+use jaga_agent::sources::docker_events::{alerts_for, enrich, hostname, rfc3339_ms};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EventsArgs {
@@ -187,12 +187,6 @@ fn parse_filters(filters: &[String]) -> anyhow::Result<BTreeMap<String, Vec<Stri
             .push(value.trim().to_owned());
     }
     Ok(parsed)
-}
-
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use jaga_engine::Redaction;
 use jaga_model::{escape_control, escape_control_json};
 use serde::Serialize;
 
-use super::{load_metric_rules, load_rules, Analyzer};
+use jaga_agent::sources::logs::{load_metric_rules, load_rules, Analyzer};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LogtestArgs {
@@ -104,7 +104,7 @@ pub fn logtest(args: LogtestArgs, redaction: Redaction) -> anyhow::Result<()> {
         } else {
             raw.to_owned()
         };
-        let now = crate::clock::unix_secs().max(0) as u64;
+        let now = jaga_agent::clock::unix_secs().max(0) as u64;
         let (fields, matches) = analyzer.analyze(&text, None, now);
         if args.summary {
             *decoders.entry(fields.decoder.clone()).or_default() += 1;
@@ -196,7 +196,7 @@ pub fn rules(args: RulesArgs, config: &jaga_config::MetricRulesConfig) -> anyhow
         RulesCommand::Check { file } => {
             // Errors are escaped where they are printed (main). Checked with the built-in rules, as `serve` and
             // `logtest` load them: a parent or a duplicate id may be one of theirs.
-            let texts = super::RuleFiles::read(std::slice::from_ref(&file))?;
+            let texts = jaga_agent::sources::logs::RuleFiles::read(std::slice::from_ref(&file))?;
             let metric = texts
                 .texts()
                 .first()

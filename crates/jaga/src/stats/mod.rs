@@ -1,6 +1,5 @@
 //! `jaga stats`: docker stats, read straight from cgroups.
 
-mod entry;
 mod template;
 mod units;
 
@@ -13,8 +12,8 @@ use futures_util::stream::{self, StreamExt};
 use jaga_engine::{ContainerListing, Engine, EngineError};
 use jaga_model::{ContainerId, ContainerRef, ContainerState};
 
-use crate::sampler::Sampler;
-pub use entry::{cpu_percent, memory_limit, Reading, StatsEntry};
+use jaga_agent::sampler::Sampler;
+pub use jaga_agent::stats_entry::{cpu_percent, memory_limit, Reading, StatsEntry};
 pub use template::Template;
 
 /// The sampling window: docker's daemon samples once a second.

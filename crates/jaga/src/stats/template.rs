@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use jaga_model::escape_control;
 
-use super::entry::StatsEntry;
 use super::units::{binary_size, decimal_size, percent};
+use super::StatsEntry;
 
 /// docker's default `stats` table.
 pub const DEFAULT_TABLE: &str =

@@ -9,23 +9,22 @@ use jaga_config::LogsConfig;
 use jaga_engine::Engine;
 use jaga_logs::{Batch, Checkpoint, Loss, StartAt, TailConfig, Tailer};
 use jaga_model::{Alert, AlertAgent, EventContainer, LogStats};
-use jaga_store::{EventStore, LogCheckpoint};
-use tokio::sync::{watch, Notify};
+use jaga_store::{Consumed, EventStore, LogCheckpoint};
+use tokio::sync::watch;
 
 use super::engine_source::{self, EngineLine, EngineSources};
 use super::{alerts_for, Analyzer};
+use crate::sink::AlertSink;
 
 pub type SharedLogStats = Arc<Mutex<LogStats>>;
 
 pub struct LogWatch {
     pub engine: Arc<Engine>,
-    pub store: Arc<EventStore>,
+    pub sink: Arc<AlertSink>,
     pub config: LogsConfig,
     pub analyzer: Analyzer,
     pub agent: AlertAgent,
-    pub min_level: u8,
     pub stats: SharedLogStats,
-    pub alerts_written: Arc<Notify>,
 }
 
 impl LogWatch {
@@ -58,7 +57,7 @@ impl LogWatch {
         let (engine_followed_tx, engine_followed) = watch::channel(HashSet::new());
         tokio::spawn(discover_engine_sources(
             Arc::clone(&self.engine),
-            Arc::clone(&self.store),
+            Arc::clone(self.sink.store()),
             engine_tx,
             engine_followed_tx,
             shutdown.clone(),
@@ -91,7 +90,7 @@ impl LogWatch {
                     break;
                 }
             }
-            let store = Arc::clone(&self.store);
+            let store = Arc::clone(self.sink.store());
             let poll = tokio::task::block_in_place(|| {
                 tailer.poll(&mut |path: &Path| match store.log_checkpoint(&path.display().to_string()) {
                     Ok(checkpoint) => checkpoint.map(|c| Checkpoint {
@@ -170,7 +169,7 @@ impl LogWatch {
                             log_time_ms,
                             &line.text,
                             &self.agent,
-                            self.min_level,
+                            0, // `[alerts] min_level` is the sink's to apply
                         ));
                         last = last.max(line.time_nano);
                     }
@@ -178,7 +177,7 @@ impl LogWatch {
                         offset: last.max(0) as u64,
                         ..LogCheckpoint::default()
                     };
-                    let stored = self.store.record_log_batch(&location, &checkpoint, &alerts);
+                    let stored = self.commit(&location, checkpoint, alerts);
                     let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
                     match stored {
                         Ok(n) => {
@@ -213,7 +212,7 @@ impl LogWatch {
                         born_ns: batch.checkpoint.born_ns,
                     };
                     let location = batch.path.display().to_string();
-                    let stored = self.store.record_log_batch(&location, &checkpoint, &alerts);
+                    let stored = self.commit(&location, checkpoint, alerts);
                     let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
                     match stored {
                         Ok(n) => {
@@ -255,15 +254,26 @@ impl LogWatch {
                 stats.files_followed = followed.len() as u64;
                 stats.alerts_total += new_alerts as u64;
             }
-            if new_alerts > 0 {
-                self.alerts_written.notify_one();
-            }
             if store_failing && !failed {
                 tracing::info!("storing log alerts works again");
             }
             store_failing = failed;
             backlog = poll.backlog && !failed;
         }
+    }
+
+    /// Stores a batch's alerts with its checkpoint: the new alerts.
+    fn commit(
+        &self,
+        location: &str,
+        checkpoint: LogCheckpoint,
+        alerts: Vec<Alert>,
+    ) -> Result<usize, jaga_store::StoreError> {
+        let consumed = Consumed::LogBatch {
+            location,
+            checkpoint,
+        };
+        Ok(self.sink.commit(alerts, &consumed)?.new_alerts)
     }
 
     /// The alerts the messages of one file batch raise; their location is
@@ -287,7 +297,7 @@ impl LogWatch {
                 log_time_ms,
                 &message.text,
                 &self.agent,
-                self.min_level,
+                0, // `[alerts] min_level` is the sink's to apply
             ));
         }
         alerts

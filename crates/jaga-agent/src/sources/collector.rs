@@ -21,7 +21,7 @@ use super::figures::history_point;
 use super::filesystem::{self, SharedFsState};
 use crate::clock::unix_ms;
 use crate::sampler::Sampler;
-use crate::stats::Reading;
+use crate::stats_entry::Reading;
 
 const ENGINE_CONCURRENCY: usize = 8;
 /// How often complete minutes are rolled up and old history trimmed.
@@ -51,8 +51,8 @@ pub struct Collector {
     pub snapshot_tx: watch::Sender<Arc<Snapshot>>,
     pub notices: mpsc::UnboundedReceiver<InventoryNotice>,
     /// The event listener's figures, for `jaga_*` metrics and `/healthz`.
-    pub listener: Option<crate::events::listener::SharedListenerStats>,
-    pub logs: Option<crate::logs::watch::SharedLogStats>,
+    pub listener: Option<crate::sources::docker_events::listener::SharedListenerStats>,
+    pub logs: Option<crate::sources::logs::watch::SharedLogStats>,
 }
 
 struct Tracked {

@@ -1,9 +1,7 @@
 //! Docker events as security events: enrichment, alerts, the listener of
 //! `jaga serve`, the alerts file, and the `jaga events` view.
 
-pub mod alert_file;
 pub mod listener;
-pub mod view;
 
 use std::collections::BTreeMap;
 
@@ -74,20 +72,14 @@ pub fn alerts_for(
         .collect()
 }
 
-/// `2026-11-23T10:00:00.123Z`.
-pub fn rfc3339_ms(unix_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(unix_ms)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+/// The host's name, as the kernel has it.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
         .unwrap_or_default()
 }
 
-/// A stable 64-bit hash (FNV-1a): alert ids must not change between
-/// releases, which `std`'s hasher does not promise.
-pub(crate) fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
+pub use crate::sink::{fnv1a, rfc3339_ms};
 
 #[cfg(test)]
 mod tests {

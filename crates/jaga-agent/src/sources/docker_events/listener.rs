@@ -23,12 +23,13 @@ use jaga_config::DockerListenerConfig;
 use jaga_engine::{engine_time, Engine, EventQuery};
 use jaga_model::{escape_control, AlertAgent, DockerEvent, ListenerStats};
 use jaga_rules::events::{evaluate, RESTART_LOOP};
-use jaga_store::EventStore;
-use tokio::sync::{watch, Notify};
+use jaga_store::Consumed;
+use tokio::sync::watch;
 
 use super::{alerts_for, enrich};
-use crate::audit::continuous::ContainerLifecycle;
 use crate::clock::unix_ms;
+use crate::sink::AlertSink;
+use crate::sources::audit::continuous::ContainerLifecycle;
 
 /// Inspecting a started container must not hold the stream up for long.
 const INSPECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -37,12 +38,10 @@ pub type SharedListenerStats = Arc<Mutex<ListenerStats>>;
 
 pub struct Listener {
     pub engine: Arc<Engine>,
-    pub store: Arc<EventStore>,
+    pub sink: Arc<AlertSink>,
     pub config: DockerListenerConfig,
-    pub min_level: u8,
     pub agent: AlertAgent,
     pub stats: SharedListenerStats,
-    pub alerts_written: Arc<Notify>,
     /// Told of each container that starts (the audit checks it) or is
     /// destroyed (the audit forgets it).
     pub lifecycle: Option<tokio::sync::mpsc::UnboundedSender<ContainerLifecycle>>,
@@ -105,7 +104,7 @@ impl Listener {
             .server_version()
             .await
             .map_err(|e| e.to_string())?;
-        let store = Arc::clone(&self.store);
+        let store = Arc::clone(self.sink.store());
         let cursor = tokio::task::block_in_place(|| store.cursor()).map_err(|e| e.to_string())?;
         let query = EventQuery {
             since: Some(engine_time(cursor.unwrap_or(started_ns))),
@@ -160,7 +159,7 @@ impl Listener {
                 }
             }
         }
-        let store = Arc::clone(&self.store);
+        let store = Arc::clone(self.sink.store());
         let outcome = tokio::task::block_in_place(|| {
             let time = event.docker.time_nano;
             let container_id = event.docker.actor_id.clone();
@@ -179,18 +178,21 @@ impl Listener {
             if let Some(error) = count_error {
                 tracing::warn!(%error, "cannot count recent exits; restart-loop rule skipped");
             }
-            let alerts = alerts_for(&event, matches, &self.agent, self.min_level);
-            store.record(&event, &alerts).map(|new| (new, alerts))
+            // `[alerts] min_level` is the sink's to apply.
+            let alerts = alerts_for(&event, matches, &self.agent, 0);
+            self.sink
+                .commit(alerts.clone(), &Consumed::Event(&event))
+                .map(|committed| (committed.consumed_new, committed.new_alerts, alerts))
         });
         match outcome {
-            Ok((true, alerts)) => {
+            Ok((true, new_alerts, alerts)) => {
                 if let Some(lifecycle) = &self.lifecycle {
                     if let Some(change) = ContainerLifecycle::of(&event.docker) {
                         let _ = lifecycle.send(change);
                     }
                 }
                 for alert in &alerts {
-                    if alert.rule.level >= 7 {
+                    if alert.rule.level >= 7 && new_alerts > 0 {
                         tracing::warn!(rule = %alert.rule.id, level = alert.rule.level, "{}", escape_control(&alert.rule.description));
                     } else {
                         tracing::debug!(rule = %alert.rule.id, level = alert.rule.level, "{}", escape_control(&alert.rule.description));
@@ -198,14 +200,11 @@ impl Listener {
                 }
                 self.update(|s| {
                     s.events_total += 1;
-                    s.alerts_total += alerts.len() as u64;
+                    s.alerts_total += new_alerts as u64;
                     s.cursor_nano = Some(s.cursor_nano.unwrap_or(0).max(event.docker.time_nano));
                 });
-                if !alerts.is_empty() {
-                    self.alerts_written.notify_one();
-                }
             }
-            Ok((false, _)) => self.update(|s| s.duplicates_total += 1),
+            Ok((false, _, _)) => self.update(|s| s.duplicates_total += 1),
             Err(error) => {
                 return Err(format!(
                     "cannot store event {}: {error}",

@@ -12,31 +12,32 @@ use std::time::{Duration, Instant};
 use jaga_config::Config;
 use jaga_model::{AlertAgent, Snapshot};
 use jaga_rules::metric::{split, FiringState, MetricRules, Observation, RestartCounts};
-use jaga_store::EventStore;
-use tokio::sync::{watch, Notify};
+use jaga_store::Consumed;
+use tokio::sync::watch;
+
+use crate::sink::AlertSink;
 
 /// Wait before reading the stored state again after the store failed.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// The rules `serve` evaluates: the defaults and the user's files, those
-/// below `[alerts] min_level` left out; `None` when metric rules are off
-/// (or the event store that keeps their state is).
+/// below `[alerts] min_level` left out; `None` when metric rules are off.
+/// (Without the Docker event listener, `restarts` rules count nothing.)
 pub fn load(config: &Config) -> anyhow::Result<Option<MetricRules>> {
     let section = &config.metric_rules;
-    if section.disabled || config.docker_listener.disabled {
+    if section.disabled {
         return Ok(None);
     }
-    let rules = crate::logs::load_metric_rules(&section.rules, !section.no_defaults)?;
+    let rules = crate::sources::logs::load_metric_rules(&section.rules, !section.no_defaults)?;
     Ok(Some(rules.at_least_level(config.alerts.min_level)))
 }
 
 pub struct MetricRulesTask {
     pub rules: MetricRules,
-    pub store: Arc<EventStore>,
+    pub sink: Arc<AlertSink>,
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     pub agent: AlertAgent,
     pub interval: Duration,
-    pub alerts_written: Arc<Notify>,
 }
 
 impl MetricRulesTask {
@@ -95,17 +96,13 @@ impl MetricRulesTask {
                 tracing::debug!(rule = %alert.rule.id, key = %episode.key, status = ?episode.status, "metric rule episode");
             }
         }
-        let store = Arc::clone(&self.store);
-        let stored =
-            tokio::task::spawn_blocking(move || store.record_metric_transitions(&changes, &alerts))
-                .await;
+        let sink = Arc::clone(&self.sink);
+        let stored = tokio::task::spawn_blocking(move || {
+            sink.commit(alerts, &Consumed::MetricTransitions(&changes))
+        })
+        .await;
         match stored {
-            Ok(Ok(new)) => {
-                if new > 0 {
-                    self.alerts_written.notify_one();
-                }
-                true
-            }
+            Ok(Ok(_)) => true,
             Ok(Err(error)) => {
                 tracing::warn!(%error, "cannot store metric rule transitions; evaluating again from the stored state");
                 false
@@ -120,7 +117,7 @@ impl MetricRulesTask {
     /// Exits per container in each window the rules use, from stored events.
     async fn count_restarts(&self, now_ms: i64) -> Result<RestartCounts, jaga_store::StoreError> {
         let windows = self.rules.restart_windows();
-        let store = Arc::clone(&self.store);
+        let store = Arc::clone(self.sink.store());
         let now_nano = now_ms.saturating_mul(1_000_000);
         let counted = tokio::task::spawn_blocking(move || {
             let mut counts = RestartCounts::default();
@@ -146,7 +143,7 @@ impl MetricRulesTask {
     /// answers; `None` when shutdown came first.
     async fn restore(&self, shutdown: &mut watch::Receiver<bool>) -> Option<FiringState> {
         loop {
-            let store = Arc::clone(&self.store);
+            let store = Arc::clone(self.sink.store());
             match tokio::task::spawn_blocking(move || store.metric_rule_states()).await {
                 Ok(Ok(states)) => {
                     let state = FiringState::restore(states);

@@ -1,7 +1,6 @@
 //! Container log analysis: decode each message, match the rules, raise
 //! alerts with source IP, URL, payload, timestamp, rule and level.
 
-pub mod cli;
 pub mod engine_source;
 pub mod watch;
 
@@ -19,7 +18,7 @@ use jaga_rules::logs::{
 };
 use jaga_rules::metric::MetricRules;
 
-use crate::events::{fnv1a, rfc3339_ms};
+use crate::sources::docker_events::{fnv1a, rfc3339_ms};
 
 /// What errors call the built-in rules.
 const BUILTIN_RULES_NAME: &str = "built-in web-attacks.yml";
@@ -45,13 +44,13 @@ pub fn load_metric_rules(files: &[PathBuf], defaults: bool) -> anyhow::Result<Me
 }
 
 /// Rule files read, with the names errors give them.
-pub(crate) struct RuleFiles {
+pub struct RuleFiles {
     names: Vec<String>,
     texts: Vec<String>,
 }
 
 impl RuleFiles {
-    pub(crate) fn read(files: &[PathBuf]) -> anyhow::Result<Self> {
+    pub fn read(files: &[PathBuf]) -> anyhow::Result<Self> {
         let mut texts = Vec::with_capacity(files.len());
         for file in files {
             texts.push(read_rule_file(file)?);
@@ -78,7 +77,7 @@ impl RuleFiles {
         sources
     }
 
-    pub(crate) fn texts(&self) -> &[String] {
+    pub fn texts(&self) -> &[String] {
         &self.texts
     }
 }

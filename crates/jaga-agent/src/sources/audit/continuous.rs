@@ -11,23 +11,22 @@ use std::time::Duration;
 use jaga_audit::{AuditInput, Report, Selection};
 use jaga_engine::Engine;
 use jaga_model::{Alert, AlertAgent, AlertRule, EventContainer, Finding};
-use jaga_store::EventStore;
-use tokio::sync::{mpsc, watch, Notify};
+use jaga_store::Consumed;
+use tokio::sync::{mpsc, watch};
 
 use super::gather::{gather, inspect_container, HostPaths};
 use crate::clock::unix_secs;
-use crate::events::{fnv1a, rfc3339_ms};
+use crate::sink::{fnv1a, rfc3339_ms, AlertSink};
 
 pub struct ContinuousAudit {
     pub engine: Arc<Engine>,
-    pub store: Arc<EventStore>,
+    pub sink: Arc<AlertSink>,
     pub paths: HostPaths,
     pub interval: Duration,
     pub agent: AlertAgent,
     /// Containers that just started or were destroyed.
     pub lifecycle: mpsc::UnboundedReceiver<ContainerLifecycle>,
     pub report: watch::Sender<Arc<serde_json::Value>>,
-    pub alerts_written: Arc<Notify>,
 }
 
 impl ContinuousAudit {
@@ -104,17 +103,17 @@ impl ContinuousAudit {
         let mut new = 0;
         for finding in findings {
             let alert = alert_for(finding, &self.agent);
-            match tokio::task::block_in_place(|| {
-                self.store.record_finding(&finding.identity(), &alert)
-            }) {
-                Ok(true) => new += 1,
-                Ok(false) => {}
+            let identity = finding.identity();
+            let consumed = Consumed::Finding {
+                identity: &identity,
+            };
+            match tokio::task::block_in_place(|| self.sink.commit(vec![alert], &consumed)) {
+                Ok(committed) => new += committed.new_alerts,
                 Err(error) => tracing::warn!(%error, "cannot record audit finding"),
             }
         }
         if new > 0 {
             tracing::info!(new, "new audit findings raised alerts");
-            self.alerts_written.notify_one();
         }
     }
 }

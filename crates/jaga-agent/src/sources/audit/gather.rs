@@ -15,7 +15,7 @@ use bollard::query_parameters::{
 use jaga_audit::{AuditInput, DaemonFacts, ImageFacts, SocketFacts, UnusedNetwork, UnusedVolume};
 use jaga_engine::Engine;
 
-use crate::serve::filesystem::{disk_usage, WalkBudget};
+use crate::sources::filesystem::{disk_usage, WalkBudget};
 
 /// Where to look on the host.
 #[derive(Debug, Clone)]

@@ -37,7 +37,7 @@ pub struct Supervisor {
 
 /// What the supervisor keeps of one task.
 struct Slot {
-    name: &'static str,
+    name: String,
     stall_after: Duration,
     /// Milliseconds since the supervisor's epoch at the last heartbeat.
     last_beat_ms: AtomicU64,
@@ -79,7 +79,7 @@ impl Supervisor {
     /// thread for `stall_after`. Aborting the handle aborts the task.
     pub fn spawn<F>(
         self: &Arc<Self>,
-        name: &'static str,
+        name: impl Into<String>,
         stall_after: Duration,
         task: F,
     ) -> JoinHandle<()>
@@ -87,7 +87,7 @@ impl Supervisor {
         F: Future<Output = ()> + Send + 'static,
     {
         let slot = Arc::new(Slot {
-            name,
+            name: name.into(),
             stall_after,
             last_beat_ms: AtomicU64::new(self.epoch.now_ms()),
             ended: Mutex::new(None),
@@ -102,11 +102,11 @@ impl Supervisor {
             let ended = match outcome {
                 Ok(()) if supervisor.stopping.load(Ordering::Relaxed) => Ended::Stopped,
                 Ok(()) => {
-                    tracing::error!(task = name, "task ended before shutdown");
+                    tracing::error!(task = %slot.name, "task ended before shutdown");
                     Ended::Returned
                 }
                 Err(message) => {
-                    tracing::error!(task = name, panic = %message, "task panicked");
+                    tracing::error!(task = %slot.name, panic = %message, "task panicked");
                     Ended::Panicked(message)
                 }
             };
@@ -166,7 +166,7 @@ impl Supervisor {
                     Some(Ended::Panicked(message)) => (false, format!("dead: panicked: {message}")),
                 };
                 TaskHealth {
-                    name: slot.name.to_owned(),
+                    name: slot.name.clone(),
                     up,
                     state,
                     last_progress_age_seconds: age.as_secs_f64(),

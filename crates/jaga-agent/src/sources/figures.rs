@@ -2,7 +2,7 @@
 
 use jaga_model::HistoryPoint;
 
-use crate::stats::{cpu_percent, memory_limit, Reading};
+use crate::stats_entry::{cpu_percent, memory_limit, Reading};
 
 /// One history point from the reading before and this one: CPU % as docker
 /// computes it, memory as `docker stats` shows it, per-second rates of the
