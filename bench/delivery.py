@@ -51,12 +51,21 @@ class Receiver:
         self.bad_signatures = 0
         self.lock = threading.Lock()
         self.server = None
+        self.connections = set()
 
     def start(self):
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as two writes: without this, Nagle
+            # and the client's delayed ACK hold each answer 40 ms.
+            disable_nagle_algorithm = True
+
+            def setup(self):
+                super().setup()
+                with receiver.lock:
+                    receiver.connections.add(self.connection)
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -79,14 +88,23 @@ class Receiver:
                 pass
 
         http.server.ThreadingHTTPServer.allow_reuse_address = True
+        http.server.ThreadingHTTPServer.daemon_threads = True
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self):
+        """Down for real: kept-alive connections are cut too."""
         if self.server:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        with self.lock:
+            for connection in self.connections:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self.connections.clear()
 
     def count(self):
         with self.lock:
@@ -201,6 +219,8 @@ max_backlog = {max(args.backlog * 2, 100000)}
             log.write(per_tick)
             next_tick += per_tick / args.rate
             time.sleep(max(0, next_tick - time.time()))
+        if os.environ.get("BENCH_DEBUG"):
+            print(json.dumps(output_stats(api)), receiver.count(), log.n, file=sys.stderr)
         wait("steady alerts received", lambda: receiver.count() >= log.n, 120)
         cpu = (cpu_seconds(agent.pid) - cpu0) / (time.time() - t0) * 100
         metrics = get(api, "/metrics")
@@ -227,7 +247,13 @@ max_backlog = {max(args.backlog * 2, 100000)}
         base = output_stats(api)["delivered_alerts_total"]
         for _ in range(args.backlog // 1000):
             log.write(1000)
-        wait("backlog stored", lambda: output_stats(api)["backlog"] >= args.backlog, 600)
+        def stored_backlog():
+            stats = output_stats(api)
+            if os.environ.get("BENCH_DEBUG"):
+                print(json.dumps(stats), file=sys.stderr)
+                time.sleep(1)
+            return stats["backlog"] >= args.backlog
+        wait("backlog stored", stored_backlog, 600)
         retried = output_stats(api)["retried_total"]
         receiver.start()
         start = time.time()
