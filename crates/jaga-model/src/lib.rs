@@ -27,4 +27,4 @@ pub use snapshot::{
     AgentStats, ContainerSnapshot, DataRootUsage, FsUsage, ListenerStats, LogStats, MachineInfo,
     OutputStats, Snapshot, TaskHealth, VolumeUsage,
 };
-pub use text::{escape_control, escape_control_json};
+pub use text::{escape_control, escape_control_json, glob_matches};

@@ -2,6 +2,7 @@
 //! (`rules`) and container name globs (`containers`). Empty lists take any.
 
 use jaga_config::OutputConfig;
+use jaga_model::glob_matches;
 use jaga_model::Alert;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,36 +42,6 @@ impl Filter {
         }
         true
     }
-}
-
-/// `*` any run of characters, `?` any one; everything else literal.
-pub fn glob_matches(glob: &str, text: &str) -> bool {
-    let glob: Vec<char> = glob.chars().collect();
-    let text: Vec<char> = text.chars().collect();
-    // Linear backtracking over the last `*`: no exponential blow-up.
-    let (mut g, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match glob.get(g) {
-            Some('*') => {
-                star = Some((g, t));
-                g += 1;
-            }
-            Some(&c) if c == '?' || c == text[t] => {
-                g += 1;
-                t += 1;
-            }
-            _ => match star {
-                Some((star_g, star_t)) => {
-                    g = star_g + 1;
-                    t = star_t + 1;
-                    star = Some((star_g, star_t + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    glob[g..].iter().all(|c| *c == '*')
 }
 
 #[cfg(test)]

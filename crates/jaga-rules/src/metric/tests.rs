@@ -7,9 +7,9 @@ use jaga_model::{
     MetricStatus, NetworkStats, PidsStats, Sample, Snapshot,
 };
 
-use super::rules::glob_matches;
 use super::*;
 use crate::logs::{RuleFileError, RuleSource};
+use jaga_model::glob_matches;
 
 const CPU_RULE: &str = "
 rules:
