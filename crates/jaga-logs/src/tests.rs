@@ -52,6 +52,21 @@ fn rotate(live: &Path, max_file: u32) {
     std::fs::write(live, "").unwrap();
 }
 
+/// Polls until a poll leaves no backlog: the lines and the losses read.
+fn read_to_end(t: &mut Tailer) -> (Vec<String>, Vec<Loss>) {
+    let mut none = |_: &Path| None;
+    let (mut got, mut lost) = (Vec::new(), Vec::new());
+    for _ in 0..10_000 {
+        let poll = t.poll(&mut none);
+        got.extend(texts(&poll));
+        lost.extend(poll.batches.iter().flat_map(|b| b.lost.clone()));
+        if !poll.backlog {
+            break;
+        }
+    }
+    (got, lost)
+}
+
 fn numbered(from: usize, to: usize) -> Vec<String> {
     (from..to).map(|i| format!("line {i}")).collect()
 }
@@ -294,13 +309,7 @@ fn a_generation_deleted_while_open_is_still_read_to_its_end() {
     write_numbered(&live, 100, 110);
     rotate(&live, 2);
     write_numbered(&live, 110, 120);
-    for _ in 0..100 {
-        let poll = t.poll(&mut none);
-        got.extend(texts(&poll));
-        if !poll.backlog {
-            break;
-        }
-    }
+    got.extend(read_to_end(&mut t).0);
     assert_eq!(got, numbered(0, 120));
 }
 
@@ -324,15 +333,8 @@ fn generations_rotated_while_reading_are_held_open_until_read() {
     t.hold_new_generations();
     rotate(&live, 3);
     write_numbered(&live, 160, 170);
-    let mut lost = Vec::new();
-    for _ in 0..100 {
-        let poll = t.poll(&mut none);
-        got.extend(texts(&poll));
-        lost.extend(poll.batches.iter().flat_map(|b| b.lost.clone()));
-        if !poll.backlog {
-            break;
-        }
-    }
+    let (rest, lost) = read_to_end(&mut t);
+    got.extend(rest);
     assert_eq!(got, numbered(0, 170));
     assert!(lost.is_empty(), "{lost:?}");
 }
@@ -356,15 +358,8 @@ fn generations_held_past_the_bound_are_let_go_and_counted_exactly() {
         sizes.push((meta.ino(), meta.len()));
     }
     rotate(&live, files as u32 + 8);
-    let mut lost = Vec::new();
-    for _ in 0..10_000 {
-        let poll = t.poll(&mut none);
-        got.extend(texts(&poll));
-        lost.extend(poll.batches.iter().flat_map(|b| b.lost.clone()));
-        if !poll.backlog {
-            break;
-        }
-    }
+    let (rest, lost) = read_to_end(&mut t);
+    got.extend(rest);
     let mut expected = numbered(0, 100);
     expected.extend(numbered(140, 100 + files * 10));
     assert_eq!(got, expected);
