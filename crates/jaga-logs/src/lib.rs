@@ -605,16 +605,20 @@ impl Holder {
             .iter()
             .map(|name| watcher::live_of(name))
             .collect();
-        let known = self.logs(holdings);
-        let new_log = lives
-            .iter()
-            .any(|live| !known.contains_key(live) && self.patterns.iter().any(|p| p.matches(live)));
-        let found = new_log && discover(&self.patterns, holdings);
-        let moved: Holdings = self
-            .logs(holdings)
-            .into_iter()
-            .filter(|(path, _)| lives.contains(path))
-            .collect();
+        let (moved, unknown): (Holdings, _) = {
+            let known = holdings.lock().unwrap_or_else(PoisonError::into_inner);
+            let moved = known
+                .iter()
+                .filter(|(path, _)| lives.contains(*path))
+                .map(|(path, holding)| (path.clone(), Arc::clone(holding)))
+                .collect();
+            let unknown = lives.iter().any(|live| {
+                !known.contains_key(live) && self.patterns.iter().any(|p| p.matches(live))
+            });
+            (moved, unknown)
+        };
+        // A log found now was listed and opened whole by `discover`.
+        let found = unknown && discover(&self.patterns, holdings);
         hold_moved(&moved);
         found
     }

@@ -24,7 +24,7 @@ use rustix::io::Errno;
 /// What woke the holder.
 #[derive(Debug, Default)]
 pub(crate) struct Changes {
-    /// Names created or moved into watched directories: `(dir, name)`.
+    /// Paths created or moved into watched directories.
     pub names: Vec<PathBuf>,
     /// A directory appeared, or events were dropped: look everywhere again.
     pub rescan: bool,
