@@ -227,7 +227,7 @@ max_backlog = {max(args.backlog * 2, 100000)}
         quantiles = {}
         for line in metrics.splitlines():
             if line.startswith("jaga_output_delivery_latency_seconds{"):
-                q = line.split('quantile="')[1].split('"')[0]
+                q = line.split('percentile="')[1].split('"')[0]
                 quantiles[q] = float(line.rsplit(" ", 1)[1])
         with receiver.lock:
             end_to_end = sorted(
@@ -237,8 +237,8 @@ max_backlog = {max(args.backlog * 2, 100000)}
         steady = log.n
         print(f"steady: {steady} alerts at {args.rate}/s for {args.seconds}s; jaga CPU {cpu:.1f}% of one core")
         print(f"  stored -> receiver answered (jaga_output_delivery_latency_seconds): "
-              f"p50 {quantiles.get('0.5', float('nan')) * 1000:.1f} ms, p99 {quantiles.get('0.99', float('nan')) * 1000:.1f} ms, "
-              f"max {quantiles.get('1', float('nan')) * 1000:.1f} ms")
+              f"p50 {quantiles.get('50', float('nan')) * 1000:.1f} ms, p99 {quantiles.get('99', float('nan')) * 1000:.1f} ms, "
+              f"max {quantiles.get('100', float('nan')) * 1000:.1f} ms")
         print(f"  line written -> received (includes the 100 ms log poll): "
               f"p50 {statistics.median(end_to_end) * 1000:.1f} ms, p99 {end_to_end[int(len(end_to_end) * 0.99) - 1] * 1000:.1f} ms")
 

@@ -934,7 +934,7 @@ pub(crate) fn outputs<'a>(outputs: &'a [OutputStats], out: &mut Vec<Family<'a>>)
     ));
     out.push(family(
         "jaga_output_delivery_latency_seconds",
-        "Seconds from an alert stored to its receiver's answer, over the latest deliveries, by quantile.",
+        "Seconds from an alert stored to its receiver's answer, over the latest deliveries, by percentile (100: the slowest).",
         Kind::Gauge,
         outputs
             .iter()
@@ -942,7 +942,8 @@ pub(crate) fn outputs<'a>(outputs: &'a [OutputStats], out: &mut Vec<Family<'a>>)
                 o.latency_seconds.iter().map(|(quantile, seconds)| Series {
                     labels: vec![
                         label("output", o.name.as_str()),
-                        label("quantile", quantile.to_string()),
+                        // `quantile` is reserved for summaries (promtool).
+                        label("percentile", format!("{:.0}", quantile * 100.0)),
                         label("type", o.kind.as_str()),
                     ],
                     value: Value::Float(*seconds),
