@@ -304,6 +304,7 @@ impl Agent {
                 analyzer: Analyzer::new(rules).with_redaction(engine.redaction()),
                 agent: agent.clone(),
                 stats: Arc::clone(stats),
+                inventory: details_rx.clone(),
             };
             source_tasks.push(supervisor.spawn(
                 "logs",

@@ -58,7 +58,7 @@ pub fn monotonic_now_ns() -> u64 {
     u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-fn unix_now_ms() -> i64 {
+pub fn unix_now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -424,6 +424,15 @@ impl CgroupReader {
             pids,
             network,
         })
+    }
+
+    /// The container's total CPU time alone, nanoseconds: the one counter
+    /// that moves whenever the container does anything.
+    pub fn read_cpu_usage_ns(&self, cgroups: &ContainerCgroups) -> Result<u64, CgroupError> {
+        match cgroups {
+            ContainerCgroups::V1 { cpuacct, .. } => v1::read_cpu_usage_ns(cpuacct),
+            ContainerCgroups::V2 { dir } => v2::read_cpu_usage_ns(dir),
+        }
     }
 
     /// Interfaces of `pid`'s network namespace, loopback excluded.

@@ -68,6 +68,15 @@ pub fn parse_io_stat(text: &str) -> Result<Vec<BlockDeviceIo>, ParseError> {
     Ok(devices.into_values().collect())
 }
 
+pub(crate) fn read_cpu_usage_ns(dir: &Path) -> Result<u64, CgroupError> {
+    let usage = parse_required(dir, "cpu.stat", |text| {
+        parse_flat_keyed(text)?
+            .get("usage_usec")
+            .ok_or_else(|| ParseError::whole("no 'usage_usec' line"))
+    })?;
+    Ok(us_to_ns(usage))
+}
+
 pub(crate) fn read_cpu(dir: &Path) -> Result<CpuStats, CgroupError> {
     let stat = parse_required(dir, "cpu.stat", |text| {
         let stat = parse_flat_keyed(text)?;

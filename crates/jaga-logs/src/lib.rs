@@ -203,6 +203,9 @@ struct Log {
     /// For the mean line length.
     bytes_read: u64,
     lines_read: u64,
+    /// What the last directory listing refused, reported again while the
+    /// directory is not read.
+    refused: Vec<(PathBuf, Skip)>,
 }
 
 impl Log {
@@ -225,6 +228,7 @@ impl Log {
             last: None,
             bytes_read: 0,
             lines_read: 0,
+            refused: Vec::new(),
         }
     }
 
@@ -328,6 +332,9 @@ pub struct Tailer {
     refused: HashSet<PathBuf>,
     first_scan: bool,
     start_at: StartAt,
+    /// A holder thread finds new logs: a poll need not list directories.
+    holder_runs: bool,
+    last_glob: Option<Instant>,
 }
 
 impl Tailer {
@@ -347,7 +354,40 @@ impl Tailer {
             refused: HashSet::new(),
             first_scan: true,
             start_at,
+            holder_runs: false,
+            last_glob: None,
         }
+    }
+
+    /// Every path the patterns match now, with its pattern's index.
+    fn glob(&self) -> Vec<(PathBuf, usize)> {
+        let mut found: Vec<(PathBuf, usize)> = Vec::new();
+        for (index, pattern) in self.patterns.iter().enumerate() {
+            match glob::glob(&pattern.glob) {
+                Ok(paths) => found.extend(paths.flatten().map(|p| (p, index))),
+                Err(error) => {
+                    tracing::warn!(pattern = %pattern.glob, %error, "invalid log path pattern")
+                }
+            }
+        }
+        found.sort();
+        found.dedup_by(|a, b| a.0 == b.0);
+        found
+    }
+
+    /// The logs the holder thread found that are not followed yet.
+    fn held_not_followed(&self) -> Vec<(PathBuf, usize)> {
+        let holdings = self.holdings();
+        let mut found: Vec<(PathBuf, usize)> = holdings
+            .keys()
+            .filter(|path| !self.logs.contains_key(*path))
+            .filter_map(|path| {
+                let index = self.patterns.iter().position(|p| p.matches(path))?;
+                Some((path.clone(), index))
+            })
+            .collect();
+        found.sort();
+        found
     }
 
     /// Logs currently followed (their live paths).
@@ -361,19 +401,22 @@ impl Tailer {
     /// `checkpoint` tells where a log seen for the first time was left.
     pub fn poll(&mut self, checkpoint: &mut dyn FnMut(&Path) -> Option<Checkpoint>) -> Poll {
         let mut poll = Poll::default();
-        let mut found: Vec<(PathBuf, usize)> = Vec::new();
-        for (index, pattern) in self.patterns.iter().enumerate() {
-            match glob::glob(&pattern.glob) {
-                Ok(paths) => found.extend(paths.flatten().map(|p| (p, index))),
-                Err(error) => {
-                    tracing::warn!(pattern = %pattern.glob, %error, "invalid log path pattern")
-                }
-            }
-        }
-        found.sort();
-        found.dedup_by(|a, b| a.0 == b.0);
-        let first_scan = std::mem::replace(&mut self.first_scan, false);
+        let glob_due = !self.holder_runs
+            || self
+                .last_glob
+                .is_none_or(|at| at.elapsed() >= FULL_LOOK_WATCHED);
         let mut still_refused = HashSet::new();
+        let found = if glob_due {
+            self.last_glob = Some(Instant::now());
+            self.glob()
+        } else {
+            // The holder thread finds new logs (woken by the directories
+            // changing) and holds them: take them from it rather than
+            // listing every container's directory at each poll.
+            still_refused.clone_from(&self.refused);
+            self.held_not_followed()
+        };
+        let first_scan = std::mem::replace(&mut self.first_scan, false);
         for (path, index) in &found {
             if self.logs.contains_key(path) {
                 continue;
@@ -512,14 +555,21 @@ impl Tailer {
     /// first file. `on_new_log` is called when it finds a log the reader
     /// has not seen, so the reader can take it on (and checkpoint it) at
     /// once. It stops when the tailer is dropped.
-    pub fn hold_in_background(&self, every: Duration, on_new_log: impl Fn() + Send + 'static) {
+    pub fn hold_in_background(
+        &mut self,
+        every: Duration,
+        on_new_log: impl Fn() + Send + 'static,
+    ) {
         let holdings = Arc::downgrade(&self.holdings);
         let patterns = self.patterns.clone();
         let spawned = std::thread::Builder::new()
             .name("jaga-log-holder".to_owned())
             .spawn(move || Holder::new(patterns, every).run(&holdings, &on_new_log));
-        if let Err(error) = spawned {
-            tracing::warn!(%error, "cannot start the log holder thread; rotated log files are opened at each poll only");
+        match spawned {
+            Ok(_) => self.holder_runs = true,
+            Err(error) => {
+                tracing::warn!(%error, "cannot start the log holder thread; rotated log files are opened at each poll only")
+            }
         }
     }
 
@@ -713,7 +763,14 @@ struct LogOutcome {
 const REFRESH: Duration = Duration::from_secs(1);
 
 fn poll_log(path: &Path, log: &mut Log, config: &TailConfig) -> LogOutcome {
-    let (listing, refused) = generations::list(path);
+    let (listing, refused) = match unrotated_listing(path, log) {
+        Some(listing) => (listing, log.refused.clone()),
+        None => {
+            let (listing, refused) = generations::list(path);
+            log.refused.clone_from(&refused);
+            (listing, refused)
+        }
+    };
     let mut batch = Batch {
         path: path.to_path_buf(),
         checkpoint: Checkpoint::default(),
@@ -727,13 +784,13 @@ fn poll_log(path: &Path, log: &mut Log, config: &TailConfig) -> LogOutcome {
     log.holding().hold_new(path, &listing);
     let mut budget = config.max_read_per_poll as u64;
     let mut backlog = false;
-    let live = listing.iter().find(|g| g.number == 0).map(|g| g.id);
+    let live = listing.iter().find(|g| g.number == 0);
     while let Some(open) = log.open.as_mut() {
-        let is_live = live.is_some_and(|live| live.same(open.id));
+        let is_live = live.is_some_and(|live| live.id.same(open.id));
         if is_live {
             // Truncated in place: start over.
-            if let Ok(meta) = open.file.metadata() {
-                if meta.len() < open.offset + open.carry.len() as u64 {
+            if let Some(live) = live {
+                if live.size < open.offset + open.carry.len() as u64 {
                     open.offset = 0;
                     open.carry.clear();
                     open.head_hash = 0;
@@ -813,6 +870,28 @@ fn poll_log(path: &Path, log: &mut Log, config: &TailConfig) -> LogOutcome {
         backlog,
         finished,
     }
+}
+
+/// The listing of a log still on the live file it has open, with nothing
+/// rotated since: one stat instead of reading its directory, which is most
+/// of an idle poll's cost (a container directory holds a dozen files).
+/// `None` when the directory must be read.
+fn unrotated_listing(path: &Path, log: &Log) -> Option<Vec<Generation>> {
+    let open = log.open.as_ref()?;
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.file_type().is_file() {
+        return None;
+    }
+    let id = FileId::of(&meta);
+    if !id.same(open.id) || !log.holding().held.is_empty() {
+        return None;
+    }
+    Some(vec![Generation {
+        path: path.to_path_buf(),
+        id,
+        size: meta.len(),
+        number: 0,
+    }])
 }
 
 /// Opens the first file of a log that has none open, per its start.

@@ -93,6 +93,10 @@ pub struct AgentStats {
     /// Containers seen in the last pass, by state.
     pub containers_seen: BTreeMap<String, u64>,
     pub history_points_written_total: u64,
+    /// Container readings taken from the CPU counter alone: the container
+    /// had done nothing since its last full reading.
+    #[serde(default)]
+    pub idle_samples_total: u64,
     /// The Docker event listener; `None` when it is disabled.
     #[serde(default)]
     pub listener: Option<ListenerStats>,

@@ -28,6 +28,12 @@ const ENGINE_CONCURRENCY: usize = 8;
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
 /// How often the store's container rows get their `last_seen` refreshed.
 const METADATA_EVERY: Duration = Duration::from_secs(60);
+/// How long an idle container's memory, block I/O, PIDs and network figures
+/// may be taken from its last full reading (cAdvisor's dynamic housekeeping
+/// allows 15 s): what changes them without the container's own CPU (reclaim,
+/// packets nobody reads, `docker update`, which also brings a new full read)
+/// is seen within this.
+const IDLE_FULL_READ_EVERY: Duration = Duration::from_secs(10);
 
 /// What the events follower tells the collector.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +67,9 @@ struct Tracked {
     previous: Option<Reading>,
     figures: Option<HistoryPoint>,
     last_seen_unix: i64,
+    /// When every file was last read; `None` forces a full read (a new
+    /// container, or one inspected again after an event).
+    full_read_at: Option<Instant>,
 }
 
 struct State {
@@ -295,6 +304,7 @@ impl Collector {
                             previous,
                             figures,
                             last_seen_unix: last_seen,
+                            full_read_at: None,
                         },
                     );
                 }
@@ -336,8 +346,31 @@ impl Collector {
             }
         };
         let mut errors: Vec<(&'static str, ContainerId)> = Vec::new();
+        let mut idle = 0u64;
         for (id, tracked) in state.tracked.iter_mut() {
-            match self.sampler.sample(&tracked.details.container) {
+            // cAdvisor's dynamic housekeeping: a container whose CPU counter
+            // has not moved did nothing that changes its other counters, so
+            // only that counter is read, and everything else now and then.
+            let unchanged = tracked
+                .full_read_at
+                .filter(|at| at.elapsed() < IDLE_FULL_READ_EVERY)
+                .and(tracked.previous.as_ref())
+                .and_then(|previous| {
+                    self.sampler
+                        .unchanged_since(&tracked.details.container, &previous.sample)
+                });
+            let result = match unchanged {
+                Some(sample) => {
+                    idle += 1;
+                    Ok(sample)
+                }
+                None => {
+                    let result = self.sampler.sample(&tracked.details.container);
+                    tracked.full_read_at = result.is_ok().then(Instant::now);
+                    result
+                }
+            };
+            match result {
                 Ok(sample) => {
                     let current = Reading { sample, host };
                     tracked.figures = tracked
@@ -361,6 +394,7 @@ impl Collector {
                 }
             }
         }
+        state.agent.idle_samples_total += idle;
         for (kind, id) in errors {
             count(&mut state.agent, kind);
             // Stopped or restarted between two passes: look again.

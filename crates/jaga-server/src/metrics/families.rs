@@ -586,6 +586,12 @@ fn agent<'a>(snapshot: &'a Snapshot, out: &mut Vec<Family<'a>>) {
         vec![unlabelled(Value::Unsigned(agent.collections_total))],
     ));
     out.push(family(
+        "jaga_collection_idle_reads_total",
+        "Container readings taken from the CPU counter alone, the container having used no CPU since its last full reading.",
+        Kind::Counter,
+        vec![unlabelled(Value::Unsigned(agent.idle_samples_total))],
+    ));
+    out.push(family(
         "jaga_collection_duration_seconds_last",
         "Duration of the last collection pass in seconds.",
         Kind::Gauge,

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use jaga_config::LogsConfig;
-use jaga_engine::Engine;
+use jaga_engine::{ContainerDetails, Engine};
 use jaga_logs::{Batch, Checkpoint, Loss, StartAt, TailConfig, Tailer};
 use jaga_model::{Alert, AlertAgent, EventContainer, LogStats};
 use jaga_store::{Consumed, EventStore, LogCheckpoint};
@@ -25,6 +25,9 @@ pub struct LogWatch {
     pub analyzer: Analyzer,
     pub agent: AlertAgent,
     pub stats: SharedLogStats,
+    /// The collector's containers: a change is when to look for containers
+    /// on other log drivers.
+    pub inventory: watch::Receiver<Arc<Vec<ContainerDetails>>>,
 }
 
 impl LogWatch {
@@ -60,6 +63,7 @@ impl LogWatch {
             Arc::clone(self.sink.store()),
             engine_tx,
             engine_followed_tx,
+            self.inventory.clone(),
             shutdown.clone(),
         ));
         let mut ticker = tokio::time::interval(self.config.poll);
@@ -305,14 +309,17 @@ impl LogWatch {
 }
 
 /// Follows containers on other log drivers through the Engine, looking
-/// for new ones every 2 s until shutdown.
+/// for new ones when the collector's inventory changes (and every 30 s,
+/// should a change be missed) until shutdown.
 async fn discover_engine_sources(
     engine: Arc<Engine>,
     store: Arc<EventStore>,
     lines: tokio::sync::mpsc::Sender<EngineLine>,
     followed: watch::Sender<HashSet<String>>,
+    mut inventory: watch::Receiver<Arc<Vec<ContainerDetails>>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut inventory_open = true;
     let mut sources = EngineSources::default();
     let mut first = true;
     loop {
@@ -329,11 +336,15 @@ async fn discover_engine_sources(
         followed.send_replace(sources.followed_ids());
         first = false;
         tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            changed = inventory.changed(), if inventory_open => inventory_open = changed.is_ok(),
+            _ = tokio::time::sleep(ENGINE_SOURCES_LOOK_EVERY) => {}
             _ = shutdown.changed() => return,
         }
     }
 }
+
+/// A look for containers on other log drivers without an inventory change.
+const ENGINE_SOURCES_LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Most lines from the Engine held for a store that fails.
 const ENGINE_RETRY_MAX: usize = 100_000;
