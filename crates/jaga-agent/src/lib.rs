@@ -64,6 +64,7 @@ pub struct Agent {
     snapshot_tx: watch::Sender<Arc<Snapshot>>,
     details: (watch::Sender<SharedDetails>, watch::Receiver<SharedDetails>),
     audit_tx: watch::Sender<Arc<serde_json::Value>>,
+    cves: Arc<jaga_audit::CveTable>,
     listener_stats: Option<SharedListenerStats>,
     log_stats: Option<SharedLogStats>,
 }
@@ -87,6 +88,7 @@ impl Agent {
             Some(crate::sources::logs::load_rules(&config.logs.rules)?)
         };
         let metric_rules = crate::sources::metric_rules::load(&config)?;
+        let cves = Arc::new(crate::sources::audit::load_cve_table(&config.audit)?);
 
         let retention = Retention {
             raw: config.history.raw,
@@ -198,6 +200,7 @@ impl Agent {
             snapshot_tx,
             details,
             audit_tx,
+            cves,
             listener_stats,
             log_stats,
         })
@@ -236,6 +239,7 @@ impl Agent {
             snapshot_tx,
             details: (details_tx, details_rx),
             audit_tx,
+            cves,
             listener_stats,
             log_stats,
         } = self;
@@ -269,7 +273,9 @@ impl Agent {
                 paths: HostPaths {
                     root: host_root.clone(),
                     daemon_json: config.audit.daemon_json.clone(),
+                    alpine_secfixes: config.audit.alpine_secfixes.clone(),
                 },
+                cves,
                 interval: config.audit.interval,
                 agent: agent.clone(),
                 lifecycle: lifecycle_rx,

@@ -9,7 +9,7 @@ use jaga_model::{Finding, FindingObject, Practice, Severity, Threat, DANGEROUS_C
 
 use crate::facts::{AuditInput, DaemonFacts, ImageFacts};
 use crate::secrets::{history_assignments, looks_secret, redacted};
-use crate::versions::{is_distribution_build, severity_of, threat_of, CveTable, CVE_DATA};
+use crate::versions::{decide, threat_of, CveTable, Outcome};
 
 /// Which checks and containers to run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -444,7 +444,16 @@ check!(
     ContainerEscape,
     KeepingDockerUpToDate,
     "Known container-escape vulnerability in the installed version",
-    "Upgrade the component to a fixed release (or confirm your distribution backported the fix)."
+    "Upgrade the component to a fixed release, or the distribution's package to one whose changelog names the fix."
+);
+check!(
+    FIXED_BY_DISTRIBUTION,
+    "jaga-1.1.2-backported",
+    Info,
+    ContainerEscape,
+    KeepingDockerUpToDate,
+    "Known vulnerability fixed by the distribution's package",
+    "Nothing to do: the distribution backported the fix into the installed package. Keep taking its security updates."
 );
 
 /// Host directories CIS 5.5 names, and Docker's own data.
@@ -514,6 +523,7 @@ pub const ALL_CHECKS: &[Check] = &[
     NO_IPTABLES,
     LOG_LEVEL,
     VULNERABLE_VERSION,
+    FIXED_BY_DISTRIBUTION,
 ];
 
 struct Out<'a> {
@@ -601,6 +611,14 @@ pub fn run(input: &AuditInput, selection: &Selection) -> Vec<Finding> {
             );
         }
         daemon_checks(&input.daemon, &mut out);
+        match &input.cves {
+            Some(table) => version_checks(table, &input.daemon, &mut out),
+            None => match CveTable::shipped() {
+                Ok(table) => version_checks(&table, &input.daemon, &mut out),
+                // The shipped table is tested to parse: unreachable in a build.
+                Err(error) => debug_assert!(false, "shipped CVE data: {error}"),
+            },
+        }
     }
     let mut findings = out.findings;
     findings.sort_by(|a, b| {
@@ -1151,7 +1169,6 @@ fn daemon_checks(daemon: &DaemonFacts, out: &mut Out<'_>) {
             format!("members: {}", daemon.docker_group_members.join(", ")),
         );
     }
-    version_checks(daemon, out);
     let Some(info) = &daemon.info else {
         return;
     };
@@ -1252,12 +1269,11 @@ fn daemon_checks(daemon: &DaemonFacts, out: &mut Out<'_>) {
     }
 }
 
-fn version_checks(daemon: &DaemonFacts, out: &mut Out<'_>) {
-    let Ok(table) = CveTable::parse(CVE_DATA) else {
-        return;
-    };
+/// The Engine, containerd and runc versions the daemon reports:
+/// (component, version).
+pub fn component_versions(daemon: &DaemonFacts) -> Vec<(String, String)> {
     let Some(version) = &daemon.version else {
-        return;
+        return Vec::new();
     };
     let mut components: Vec<(String, String)> = Vec::new();
     for component in version.components.clone().unwrap_or_default() {
@@ -1274,38 +1290,29 @@ fn version_checks(daemon: &DaemonFacts, out: &mut Out<'_>) {
             components.push(("engine".to_owned(), v.clone()));
         }
     }
-    for (component, installed) in components {
-        let object = FindingObject {
-            kind: component.clone(),
-            id: component.clone(),
-            name: format!("{component} {installed}"),
-        };
-        for entry in table.affecting(&component, &installed) {
-            let mut severity = severity_of(entry);
-            let mut evidence = format!(
-                "{} {installed} is affected by {}: {} (fixed in {}; source {})",
-                component,
-                entry.id,
-                entry.title,
-                entry.fixed.join(", "),
-                entry.source
-            );
-            if is_distribution_build(&installed) {
-                severity = match severity {
-                    Critical => High,
-                    High => Medium,
-                    Medium => Low,
-                    other => other,
-                };
-                evidence.push_str("; this is a distribution build, which may carry a backported fix: check the distribution's advisory for this CVE");
-            }
+    components
+}
+
+fn version_checks(table: &CveTable, daemon: &DaemonFacts, out: &mut Out<'_>) {
+    for (component, installed) in component_versions(daemon) {
+        let provenance = daemon.provenance_of(&component);
+        for entry in table.cve.iter().filter(|e| e.component == component) {
+            let decision = decide(entry, &installed, provenance);
+            let base = match decision.outcome {
+                Outcome::NotAffected => continue,
+                Outcome::Affected => VULNERABLE_VERSION,
+                Outcome::FixedByDistribution => FIXED_BY_DISTRIBUTION,
+            };
             let check = Check {
                 threat: threat_of(entry),
-                ..VULNERABLE_VERSION
+                ..base
             };
-            let mut finding_object = object.clone();
-            finding_object.id = format!("{component}/{}", entry.id);
-            out.add_with(&check, severity, &finding_object, evidence);
+            let object = FindingObject {
+                kind: component.clone(),
+                id: format!("{component}/{}", entry.id),
+                name: format!("{component} {installed}"),
+            };
+            out.add_with(&check, decision.severity, &object, decision.evidence);
         }
     }
 }

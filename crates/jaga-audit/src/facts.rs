@@ -1,8 +1,13 @@
 //! What the checks look at: Engine API answers and a few host facts.
 
+use std::sync::Arc;
+
 use bollard::models::{
     ContainerInspectResponse, ImageHistoryResponseItem, ImageInspect, SystemInfo, SystemVersion,
 };
+
+use crate::distro::{ComponentProvenance, Provenance};
+use crate::versions::CveTable;
 
 #[derive(Debug, Clone, Default)]
 pub struct AuditInput {
@@ -13,6 +18,8 @@ pub struct AuditInput {
     pub daemon: DaemonFacts,
     /// Unix seconds, for image age.
     pub now_unix: i64,
+    /// The CVE data to judge versions by; `None`: the shipped table.
+    pub cves: Option<Arc<CveTable>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -49,6 +56,19 @@ pub struct DaemonFacts {
     pub socket: Option<SocketFacts>,
     /// Members of the `docker` group (from /etc/group).
     pub docker_group_members: Vec<String>,
+    /// The package behind the Engine, containerd and runc binaries, and
+    /// its record of fixed CVEs; empty when not looked up.
+    pub packages: Vec<ComponentProvenance>,
+}
+
+impl DaemonFacts {
+    /// What is known of `component`'s package (`engine`, `containerd`, `runc`).
+    pub fn provenance_of(&self, component: &str) -> Option<&Provenance> {
+        self.packages
+            .iter()
+            .find(|p| p.component == component)
+            .map(|p| &p.provenance)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

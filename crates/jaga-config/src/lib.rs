@@ -238,6 +238,16 @@ pub struct AuditConfig {
     pub interval: Duration,
     /// The daemon's configuration file.
     pub daemon_json: PathBuf,
+    /// A CVE data file in the format of `data/container-escape-cves.toml`
+    /// whose entries extend jaga's (one with the id and component of a
+    /// shipped entry replaces it); empty: none.
+    pub cve_data: PathBuf,
+    /// The entries of `cve_data` alone, without jaga's.
+    pub cve_data_replaces: bool,
+    /// Alpine's record of fixed CVEs, which Alpine does not install: secdb
+    /// files (`main.json`, `community.json`) or APKBUILDs with a
+    /// `# secfixes:` block.
+    pub alpine_secfixes: Vec<PathBuf>,
 }
 
 impl Default for AuditConfig {
@@ -246,6 +256,9 @@ impl Default for AuditConfig {
             disabled: false,
             interval: Duration::from_secs(3600),
             daemon_json: PathBuf::from("/etc/docker/daemon.json"),
+            cve_data: PathBuf::new(),
+            cve_data_replaces: false,
+            alpine_secfixes: Vec::new(),
         }
     }
 }

@@ -90,7 +90,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Command::Events(args) => events::view::run(&engine, args).await,
             Command::Audit(args) => {
-                if audit::run(&engine, cli.host_root, args).await? {
+                if audit::run(&engine, cli.host_root, &config.audit, args).await? {
                     return Err(anyhow::Error::new(audit::FailOn));
                 }
                 Ok(())

@@ -3,11 +3,13 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use jaga_audit::{Report, Selection};
+use jaga_config::AuditConfig;
 use jaga_engine::Engine;
-use jaga_model::{escape_control_json, Severity};
+use jaga_model::{escape_control, escape_control_json, Severity};
 
 /// Exit code when findings reach `--fail-on`.
 pub const FAIL_EXIT_CODE: u8 = 3;
@@ -37,10 +39,18 @@ pub struct AuditArgs {
     /// The daemon's configuration file
     #[arg(long, value_name = "FILE", default_value = "/etc/docker/daemon.json")]
     pub daemon_json: PathBuf,
+    /// Print what jaga knows of this CVE and how it decided for this host, instead of the audit
+    #[arg(long, value_name = "CVE")]
+    pub explain: Option<String>,
 }
 
 /// Runs the audit and prints it; `Ok(true)` when `--fail-on` is reached.
-pub async fn run(engine: &Engine, host_root: PathBuf, args: AuditArgs) -> anyhow::Result<bool> {
+pub async fn run(
+    engine: &Engine,
+    host_root: PathBuf,
+    config: &AuditConfig,
+    args: AuditArgs,
+) -> anyhow::Result<bool> {
     let fail_on = args
         .fail_on
         .as_deref()
@@ -56,12 +66,29 @@ pub async fn run(engine: &Engine, host_root: PathBuf, args: AuditArgs) -> anyhow
             args.format
         );
     }
-    use jaga_agent::sources::audit::gather;
+    use jaga_agent::sources::audit::{gather, load_cve_table};
+    let cves = Arc::new(load_cve_table(config)?);
     let paths = gather::HostPaths {
         root: host_root,
         daemon_json: args.daemon_json.clone(),
+        alpine_secfixes: config.alpine_secfixes.clone(),
     };
-    let input = gather::gather(engine, &paths).await?;
+    if let Some(cve) = &args.explain {
+        let daemon = gather::gather_daemon(engine, &paths).await?;
+        let text = jaga_audit::explain(&cves, &daemon, cve).with_context(|| {
+            format!(
+                "jaga knows no '{}': not in its CVE data nor in [audit] cve_data",
+                escape_control(cve)
+            )
+        })?;
+        // Line by line: the lines stay, a control character in a changelog does not.
+        let escaped: Vec<_> = text.trim_end().lines().map(escape_control).collect();
+        writeln!(std::io::stdout().lock(), "{}", escaped.join("\n"))
+            .context("cannot write to standard output")?;
+        return Ok(false);
+    }
+    let mut input = gather::gather(engine, &paths).await?;
+    input.cves = Some(cves);
     let selection = Selection {
         containers: args.container.clone(),
         checks: args.check.clone(),

@@ -15,6 +15,7 @@ use bollard::query_parameters::{
 use jaga_audit::{AuditInput, DaemonFacts, ImageFacts, SocketFacts, UnusedNetwork, UnusedVolume};
 use jaga_engine::Engine;
 
+use super::packages::{component_provenance, PackageSources};
 use crate::sources::filesystem::{disk_usage, WalkBudget};
 
 /// Where to look on the host.
@@ -22,6 +23,9 @@ use crate::sources::filesystem::{disk_usage, WalkBudget};
 pub struct HostPaths {
     pub root: PathBuf,
     pub daemon_json: PathBuf,
+    /// Alpine secdb files or APKBUILDs (`[audit] alpine_secfixes`), in
+    /// jaga's own filesystem.
+    pub alpine_secfixes: Vec<PathBuf>,
 }
 
 fn under(root: &Path, path: &Path) -> PathBuf {
@@ -55,6 +59,7 @@ pub async fn gather(engine: &Engine, paths: &HostPaths) -> anyhow::Result<AuditI
         unused_networks,
         daemon,
         now_unix: crate::clock::unix_secs(),
+        cves: None,
     })
 }
 
@@ -204,7 +209,8 @@ async fn gather_networks(engine: &Engine) -> anyhow::Result<Vec<UnusedNetwork>> 
     Ok(unused)
 }
 
-async fn gather_daemon(engine: &Engine, paths: &HostPaths) -> anyhow::Result<DaemonFacts> {
+/// The daemon's facts alone (what `jaga audit --explain` needs).
+pub async fn gather_daemon(engine: &Engine, paths: &HostPaths) -> anyhow::Result<DaemonFacts> {
     let docker = engine.client();
     let info = docker
         .info()
@@ -229,6 +235,12 @@ async fn gather_daemon(engine: &Engine, paths: &HostPaths) -> anyhow::Result<Dae
         .endpoint()
         .strip_prefix("unix://")
         .and_then(|path| socket_facts(&paths.root, path));
+    let sources = PackageSources {
+        root: &paths.root,
+        alpine_secfixes: &paths.alpine_secfixes,
+    };
+    let local = engine.endpoint().starts_with("unix://");
+    let packages = component_provenance(&sources, &info, local).await;
     Ok(DaemonFacts {
         info: Some(info),
         version: Some(version),
@@ -237,6 +249,7 @@ async fn gather_daemon(engine: &Engine, paths: &HostPaths) -> anyhow::Result<Dae
         dockerd_args: dockerd_args(&paths.root),
         socket,
         docker_group_members: group_members(&paths.root, "docker"),
+        packages,
     })
 }
 
