@@ -701,6 +701,21 @@ mod tests {
     }
 
     #[test]
+    fn audit_cve_data_and_alpine_secfixes_are_read() {
+        let config = parse(
+            "[audit]\ncve_data = \"/etc/jaga/cves.toml\"\ncve_data_replaces = true\nalpine_secfixes = [\"/var/lib/jaga/community.json\"]\n",
+            Path::new("jaga.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.audit.cve_data, PathBuf::from("/etc/jaga/cves.toml"));
+        assert!(config.audit.cve_data_replaces);
+        assert_eq!(
+            config.audit.alpine_secfixes,
+            vec![PathBuf::from("/var/lib/jaga/community.json")]
+        );
+    }
+
+    #[test]
     fn example_file_parses_to_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../jaga.example.toml");
         let config = load_file(&path).unwrap();

@@ -302,6 +302,14 @@ mod tests {
     use super::*;
     use Ordering::{Equal, Greater, Less};
 
+    /// Each pair in both directions.
+    fn assert_orders(compare: fn(&str, &str) -> Ordering, cases: &[(&str, &str, Ordering)]) {
+        for (a, b, want) in cases {
+            assert_eq!(compare(a, b), *want, "{a} vs {b}");
+            assert_eq!(compare(b, a), want.reverse(), "{b} vs {a}");
+        }
+    }
+
     #[test]
     fn dpkg_orders_like_dpkg_compare_versions() {
         let cases = [
@@ -329,10 +337,7 @@ mod tests {
             ("1.10", "1.9", Greater),
             ("1.0", "1.0-0", Equal),
         ];
-        for (a, b, want) in cases {
-            assert_eq!(compare_dpkg(a, b), want, "{a} vs {b}");
-            assert_eq!(compare_dpkg(b, a), want.reverse(), "{b} vs {a}");
-        }
+        assert_orders(compare_dpkg, &cases);
         assert_eq!(dpkg_upstream("1:1.1.5+ds1-1+deb12u1"), "1.1.5+ds1");
         assert_eq!(dpkg_upstream("1.2-3-4"), "1.2-3");
     }
@@ -358,10 +363,7 @@ mod tests {
                 Greater,
             ),
         ];
-        for (a, b, want) in cases {
-            assert_eq!(compare_rpm(a, b), want, "{a} vs {b}");
-            assert_eq!(compare_rpm(b, a), want.reverse(), "{b} vs {a}");
-        }
+        assert_orders(compare_rpm, &cases);
         assert_eq!(rpm_version("4:1.1.12-1.el9"), "1.1.12");
     }
 
@@ -380,10 +382,7 @@ mod tests {
             ("0", "1.1.5-r0", Less),
             ("1.6.20-r3", "1.6.20-r3", Equal),
         ];
-        for (a, b, want) in cases {
-            assert_eq!(compare_apk(a, b), want, "{a} vs {b}");
-            assert_eq!(compare_apk(b, a), want.reverse(), "{b} vs {a}");
-        }
+        assert_orders(compare_apk, &cases);
         assert_eq!(apk_release("1.1.12-r3"), "1.1.12");
     }
 }

@@ -191,23 +191,23 @@ fn path_candidates(root: &Path, binary: &str) -> Vec<String> {
 async fn provenance_of(sources: &PackageSources<'_>, binary: &str) -> Provenance {
     let root = sources.root;
     let candidates = path_candidates(root, binary);
+    let owned = |package: InstalledPackage| {
+        Provenance::Packaged(InstalledPackage {
+            binary: binary.to_owned(),
+            ..package
+        })
+    };
     let mut searched = Vec::new();
     if under(root, "/var/lib/dpkg/status").is_file() {
         searched.push("dpkg");
         if let Some(package) = dpkg_owner(root, &candidates) {
-            return Provenance::Packaged(InstalledPackage {
-                binary: binary.to_owned(),
-                ..package
-            });
+            return owned(package);
         }
     }
     if under(root, "/lib/apk/db/installed").is_file() {
         searched.push("apk");
         if let Some(package) = apk_owner(sources, &candidates) {
-            return Provenance::Packaged(InstalledPackage {
-                binary: binary.to_owned(),
-                ..package
-            });
+            return owned(package);
         }
     }
     match rpm_owner(root, &candidates).await {
@@ -218,12 +218,7 @@ async fn provenance_of(sources: &PackageSources<'_>, binary: &str) -> Provenance
             }
         }
         RpmOwner::NotOwned => searched.push("rpm"),
-        RpmOwner::Owned(package) => {
-            return Provenance::Packaged(InstalledPackage {
-                binary: binary.to_owned(),
-                ..package
-            })
-        }
+        RpmOwner::Owned(package) => return owned(package),
     }
     if searched.is_empty() {
         Provenance::Unknown {
