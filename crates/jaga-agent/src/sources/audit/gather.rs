@@ -15,6 +15,7 @@ use bollard::query_parameters::{
 use jaga_audit::{AuditInput, DaemonFacts, ImageFacts, SocketFacts, UnusedNetwork, UnusedVolume};
 use jaga_engine::Engine;
 
+use crate::own_container;
 use crate::sources::filesystem::{disk_usage, WalkBudget};
 
 /// Where to look on the host.
@@ -58,7 +59,8 @@ pub async fn gather(engine: &Engine, paths: &HostPaths) -> anyhow::Result<AuditI
     })
 }
 
-/// One container, for the checks run when it starts. `None`: gone.
+/// One container, for the checks run when it starts. `None`: gone, or
+/// jaga's own container (see [`crate::own_container`]), which is not audited.
 pub async fn inspect_container(
     engine: &Engine,
     id: &str,
@@ -68,6 +70,10 @@ pub async fn inspect_container(
         .inspect_container(id, Some(InspectContainerOptions { size: true }))
         .await
     {
+        Ok(c) if own_container::is_own(&c, own_container::own_container_id()) => {
+            tracing::debug!(container_id = %id, "not auditing jaga's own container");
+            Ok(None)
+        }
         Ok(c) => Ok(Some(c)),
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
