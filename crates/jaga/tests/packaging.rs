@@ -87,20 +87,10 @@ impl JagaContainer {
             .unwrap()
             .trim()
             .to_owned();
-        let hash = Command::new(env!("CARGO_BIN_EXE_jaga"))
-            .args(["token", "hash"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write as _;
-                child.stdin.take().unwrap().write_all(token.as_bytes())?;
-                child.wait_with_output()
-            })
-            .unwrap();
+        let hash = common::jaga_token_hash(&token);
         let tokens = tempfile::tempdir().unwrap();
         let tokens_file = tokens.path().join("tokens");
-        std::fs::write(&tokens_file, &hash.stdout).unwrap();
+        std::fs::write(&tokens_file, format!("{hash}\n")).unwrap();
         let mut args: Vec<String> = Vec::new();
         for arg in documented_run_args() {
             let arg = match arg.as_str() {
@@ -568,4 +558,97 @@ fn the_deb_installs_verifies_and_keeps_config_and_data_across_remove() {
 
     ok("dpkg", &["--purge", "jaga"]);
     assert!(!Path::new(config).exists() && !Path::new("/var/lib/jaga").exists());
+}
+
+/// A copy of `packaging/compose` with the token files a user makes.
+fn compose_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let source = workspace().join("packaging/compose");
+    ok(
+        "cp",
+        &[
+            "-r",
+            &format!("{}/.", source.display()),
+            &dir.path().display().to_string(),
+        ],
+    );
+    std::fs::write(dir.path().join("jaga.token"), "jaga_test_token\n").unwrap();
+    let hash = "sha256:".to_owned() + &"0".repeat(64);
+    std::fs::write(dir.path().join("jaga-tokens"), format!("{hash}\n")).unwrap();
+    dir
+}
+
+#[test]
+fn the_compose_set_up_is_wired_and_its_configs_are_valid() {
+    let dir = compose_dir();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let compose: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(path("compose.yaml")).unwrap()).unwrap();
+    let services = &compose["services"];
+    for service in ["jaga", "prometheus", "alertmanager", "grafana"] {
+        assert!(services[service].is_mapping(), "no service {service}");
+    }
+    // Every file the services mount from here exists (the token files are the user's).
+    for service in ["jaga", "prometheus", "alertmanager", "grafana"] {
+        for volume in services[service]["volumes"].as_sequence().unwrap() {
+            let source = volume.as_str().unwrap().split(':').next().unwrap();
+            if let Some(local) = source.strip_prefix("./") {
+                assert!(
+                    dir.path().join(local).exists(),
+                    "{service} mounts missing ./{local}"
+                );
+            }
+        }
+    }
+    // jaga runs as documented for the image: least privilege, its label.
+    let jaga_service = &services["jaga"];
+    assert_eq!(jaga_service["cap_drop"][0].as_str(), Some("ALL"));
+    assert_eq!(jaga_service["read_only"].as_bool(), Some(true));
+    assert_eq!(
+        jaga_service["labels"]["org.jaga.self"].as_str(),
+        Some("true")
+    );
+    assert_eq!(
+        jaga_service["ports"][0].as_str(),
+        Some("127.0.0.1:9808:9808")
+    );
+
+    ok("promtool", &["check", "config", &path("prometheus.yml")]);
+    ok("amtool", &["check-config", &path("alertmanager.yml")]);
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(path("grafana/dashboards/jaga.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(dashboard["panels"]
+        .as_array()
+        .is_some_and(|p| !p.is_empty()));
+
+    // jaga's configs (compose and image), as `jaga serve` would take them,
+    // with the token file where this test put it.
+    let image_config = workspace().join("packaging/container/jaga.toml");
+    for config in [dir.path().join("jaga.toml"), image_config] {
+        let config_text = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("/run/secrets/jaga_tokens", &path("jaga-tokens"));
+        let checked = dir.path().join("checked.toml");
+        std::fs::write(&checked, config_text).unwrap();
+        let out = jaga(&[
+            "--config",
+            &checked.display().to_string(),
+            "config",
+            "check",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            config.display(),
+            text(&out)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("tokens required"),
+            "{}",
+            text(&out)
+        );
+    }
 }
