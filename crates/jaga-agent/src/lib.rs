@@ -5,6 +5,8 @@
 pub mod clock;
 mod http;
 pub mod outputs;
+pub mod own_container;
+pub mod preflight;
 pub mod sampler;
 pub mod sink;
 pub mod sources;
@@ -79,15 +81,11 @@ impl Agent {
         host_root: PathBuf,
     ) -> anyhow::Result<Self> {
         let serve = config.serve.clone();
-        let http = http::prepare(&serve)?;
-        // Rule files are checked before anything starts: a bad one must not
-        // leave an audit run and alerts written behind it.
-        let log_rules = if config.logs.disabled {
-            None
-        } else {
-            Some(crate::sources::logs::load_rules(&config.logs.rules)?)
-        };
-        let metric_rules = crate::sources::metric_rules::load(&config)?;
+        let preflight::Preflight {
+            http,
+            log_rules,
+            metric_rules,
+        } = preflight::preflight(&config)?;
         let cves = Arc::new(crate::sources::audit::load_cve_table(&config.audit)?);
 
         let retention = Retention {

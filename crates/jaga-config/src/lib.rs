@@ -61,6 +61,13 @@ impl Config {
         }
         outputs
     }
+
+    /// The config as TOML, every key with the value in effect (defaults
+    /// filled in), inline secrets redacted (see `jaga_outputs::Secret`):
+    /// what `jaga config show` prints, and text [`parse`] reads back.
+    pub fn render(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
 }
 
 /// One `[[outputs]]` entry: where alerts go, which of them, and how.

@@ -716,6 +716,41 @@ mod tests {
     }
 
     #[test]
+    fn the_rendered_config_reads_back_as_the_same_config() {
+        let defaults = Config::default().render().unwrap();
+        assert_eq!(
+            parse(&defaults, Path::new("shown")).unwrap(),
+            Config::default()
+        );
+        // Every section's shapes: outputs of each kind (flattened `type`),
+        // optional keys, durations, secret references.
+        let text = "[engine]\ncert_path = \"/etc/docker/certs\"\n\
+            [serve]\nlisten = \"[::1]:9900\"\n[serve.auth]\ntoken_file = \"/etc/jaga/tokens\"\n\
+            [[outputs]]\nname = \"siem\"\ntype = \"webhook\"\nurl = { env = \"SIEM_URL\" }\n\
+            secret = { file = \"/run/secrets/k\" }\ngroup_window = \"30s\"\nrate_limit = 5\n\
+            [[outputs]]\nname = \"am\"\ntype = \"alertmanager\"\nurls = [\"http://127.0.0.1:9093\"]\n\
+            [[outputs]]\nname = \"log\"\ntype = \"syslog\"\naddress = \"127.0.0.1:514\"\ntransport = \"tcp\"\n";
+        let config = parse(text, Path::new("jaga.toml")).unwrap();
+        let shown = config.render().unwrap();
+        assert_eq!(
+            parse(&shown, Path::new("shown")).unwrap(),
+            config,
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn an_inline_secret_is_not_rendered() {
+        let text = "[[outputs]]\nname = \"chat\"\ntype = \"slack\"\nurl = \"https://hooks.example/T0/B0/s3cr3tpath\"\n";
+        let shown = parse(text, Path::new("jaga.toml"))
+            .unwrap()
+            .render()
+            .unwrap();
+        assert!(!shown.contains("s3cr3tpath"), "{shown}");
+        assert!(shown.contains("url = \"<redacted, 38 chars>\""), "{shown}");
+    }
+
+    #[test]
     fn example_file_parses_to_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../jaga.example.toml");
         let config = load_file(&path).unwrap();

@@ -299,8 +299,16 @@ fn selection_and_fail_on_set_what_runs_and_the_exit_code() {
         String::from_utf8_lossy(&unknown.stderr).trim(),
         "Error: No such container: no-such-container-anywhere"
     );
+    // Usage errors, caught by clap before any Engine call: exit 2.
     let bad = jaga(&["audit", "--fail-on", "severe"]);
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2));
+    let bad = jaga(&["audit", "--format", "yaml"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("[possible values: table, json, sarif]"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -21,12 +21,12 @@ pub struct FailOn;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuditArgs {
-    /// table, json or sarif
-    #[arg(long, value_name = "FORMAT", default_value = "table")]
-    pub format: String,
-    /// Exit with code 3 when a finding is at least this severe: info, low, medium, high, critical
-    #[arg(long, value_name = "SEVERITY")]
-    pub fail_on: Option<String>,
+    /// A grouped table, JSON, or SARIF for code-scanning tools
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = AuditFormat::Table)]
+    pub format: AuditFormat,
+    /// Exit with code 3 when a finding is at least this severe
+    #[arg(long, value_name = "SEVERITY", value_parser = severity_arg())]
+    pub fail_on: Option<Severity>,
     /// Only this container's checks (name or id prefix; repeatable)
     #[arg(long, value_name = "CONTAINER")]
     pub container: Vec<String>,
@@ -44,6 +44,28 @@ pub struct AuditArgs {
     pub explain: Option<String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditFormat {
+    Table,
+    Json,
+    Sarif,
+}
+
+/// `--fail-on`: a severity, checked by clap (a bad one is usage error 2).
+fn severity_arg() -> impl clap::builder::TypedValueParser<Value = Severity> {
+    use clap::builder::TypedValueParser as _;
+    let names = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ]
+    .map(Severity::as_str);
+    clap::builder::PossibleValuesParser::new(names)
+        .map(|name| Severity::parse(&name).unwrap_or(Severity::Info))
+}
+
 /// Runs the audit and prints it; `Ok(true)` when `--fail-on` is reached.
 pub async fn run(
     engine: &Engine,
@@ -51,21 +73,7 @@ pub async fn run(
     config: &AuditConfig,
     args: AuditArgs,
 ) -> anyhow::Result<bool> {
-    let fail_on = args
-        .fail_on
-        .as_deref()
-        .map(|s| {
-            Severity::parse(s).with_context(|| {
-                format!("invalid --fail-on '{s}': use info, low, medium, high or critical")
-            })
-        })
-        .transpose()?;
-    if !matches!(args.format.as_str(), "table" | "json" | "sarif") {
-        anyhow::bail!(
-            "unknown --format '{}': use table, json or sarif",
-            args.format
-        );
-    }
+    let fail_on = args.fail_on;
     use jaga_agent::sources::audit::{gather, load_cve_table};
     let cves = Arc::new(load_cve_table(config)?);
     let paths = gather::HostPaths {
@@ -110,11 +118,11 @@ pub async fn run(
     let findings = jaga_audit::run(&input, &selection);
     let report = Report::new(&findings);
     let mut stdout = std::io::stdout().lock();
-    let text = match args.format.as_str() {
+    let text = match args.format {
         // JSON escapes C0 controls itself; C1 and bidi controls too, here.
-        "json" => escape_control_json(&report.json()).into_owned(),
-        "sarif" => escape_control_json(&report.sarif()).into_owned(),
-        _ => report.table(stdout.is_terminal()),
+        AuditFormat::Json => escape_control_json(&report.json()).into_owned(),
+        AuditFormat::Sarif => escape_control_json(&report.sarif()).into_owned(),
+        AuditFormat::Table => report.table(stdout.is_terminal()),
     };
     writeln!(stdout, "{}", text.trim_end()).context("cannot write to standard output")?;
     Ok(fail_on.is_some_and(|threshold| findings.iter().any(|f| f.severity >= threshold)))

@@ -18,15 +18,21 @@ pub struct LogtestArgs {
     /// Extra rule files (YAML), used after the built-in rules
     #[arg(long = "rules", value_name = "FILE")]
     pub rules: Vec<PathBuf>,
-    /// text, or json for one object per line
-    #[arg(long, value_name = "FORMAT", default_value = "text")]
-    pub format: String,
+    /// Text, or JSON: one object per line
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogtestFormat::Text)]
+    pub format: LogtestFormat,
     /// Lines are Docker json-file entries ({"log": ...}); unwrap them first
     #[arg(long)]
     pub docker_json: bool,
     /// Print only totals: lines, decoders, rules matched, lines per second
     #[arg(long)]
     pub summary: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogtestFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -65,11 +71,7 @@ struct Verdict<'a> {
 }
 
 pub fn logtest(args: LogtestArgs, redaction: Redaction) -> anyhow::Result<()> {
-    let json = match args.format.as_str() {
-        "text" => false,
-        "json" => true,
-        other => anyhow::bail!("unknown --format '{other}': use text or json"),
-    };
+    let json = args.format == LogtestFormat::Json;
     let mut analyzer = Analyzer::new(load_rules(&args.rules)?).with_redaction(redaction);
     let reader: Box<dyn BufRead> = match &args.file {
         Some(path) => Box::new(std::io::BufReader::new(

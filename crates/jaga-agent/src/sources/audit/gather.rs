@@ -16,6 +16,7 @@ use jaga_audit::{AuditInput, DaemonFacts, ImageFacts, SocketFacts, UnusedNetwork
 use jaga_engine::Engine;
 
 use super::packages::{component_provenance, PackageSources};
+use crate::own_container;
 use crate::sources::filesystem::{disk_usage, WalkBudget};
 
 /// Where to look on the host.
@@ -63,7 +64,8 @@ pub async fn gather(engine: &Engine, paths: &HostPaths) -> anyhow::Result<AuditI
     })
 }
 
-/// One container, for the checks run when it starts. `None`: gone.
+/// One container, for the checks run when it starts. `None`: gone, or
+/// jaga's own container (see [`crate::own_container`]), which is not audited.
 pub async fn inspect_container(
     engine: &Engine,
     id: &str,
@@ -73,6 +75,10 @@ pub async fn inspect_container(
         .inspect_container(id, Some(InspectContainerOptions { size: true }))
         .await
     {
+        Ok(c) if own_container::is_own(&c, own_container::own_container_id()) => {
+            tracing::debug!(container_id = %id, "not auditing jaga's own container");
+            Ok(None)
+        }
         Ok(c) => Ok(Some(c)),
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
