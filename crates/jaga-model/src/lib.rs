@@ -25,6 +25,6 @@ pub use sample::{
 };
 pub use snapshot::{
     AgentStats, ContainerSnapshot, DataRootUsage, FsUsage, ListenerStats, LogStats, MachineInfo,
-    OutputStats, Snapshot, TaskHealth, VolumeUsage,
+    OutputStats, ProcessStats, Snapshot, TaskHealth, VolumeUsage,
 };
 pub use text::{escape_control, escape_control_json, glob_matches};
