@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The monitor against the real Docker engine: executions inside a
 //! container are reported with their container, executable, arguments
 //! and parent, by the proc connector (with fanotify) and by the poller.
