@@ -12,6 +12,8 @@ pub mod secrets;
 pub mod versions;
 
 pub use checks::{run, Selection};
-pub use facts::{AuditInput, DaemonFacts, ImageFacts, SocketFacts, UnusedNetwork, UnusedVolume};
+pub use facts::{
+    AuditInput, DaemonFacts, ImageFacts, ProcessFacts, SocketFacts, UnusedNetwork, UnusedVolume,
+};
 pub use report::{scores, Report};
 pub use versions::{CveEntry, CveTable, CVE_DATA};

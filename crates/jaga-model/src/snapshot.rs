@@ -162,6 +162,24 @@ pub struct LogStats {
     pub store_failures_total: u64,
 }
 
+/// A process inside a container, as `jaga top` and the API show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerProcess {
+    pub pid: u32,
+    pub ppid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// The user's name in the container's /etc/passwd, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+    /// The arguments joined by spaces, else `[name]`.
+    pub command: String,
+    pub tty: bool,
+    pub started_unix_ms: i64,
+}
+
 /// How jaga sees processes inside containers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessStats {

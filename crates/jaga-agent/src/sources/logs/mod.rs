@@ -77,6 +77,14 @@ impl RuleFiles {
         sources
     }
 
+    /// Each file's name (as errors give it) and text.
+    pub fn named(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.names
+            .iter()
+            .map(String::as_str)
+            .zip(self.texts.iter().map(String::as_str))
+    }
+
     pub fn texts(&self) -> &[String] {
         &self.texts
     }
