@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use jaga_config::{Config, LogFormat};
 use jaga_engine::{ConnectionSettings, Engine, Redaction};
 
-use crate::{audit, events, logs, outputs, serve, stats, token};
+use crate::{audit, events, logs, outputs, serve, stats, token, top};
 use jaga_agent::sampler::Sampler;
 
 /// jaga watches a Docker host: container metrics, security events, log
@@ -52,6 +52,8 @@ pub enum Command {
     Token(token::TokenArgs),
     /// List the [[outputs]] alerts are delivered to, or send one a test alert
     Outputs(outputs::OutputsArgs),
+    /// Show the processes of a container (docker top), as the running agent tracks them
+    Top(top::TopArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -64,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rules(args) => return logs::cli::rules(args, &config.metric_rules),
         Command::Token(args) => return token::run(args),
         Command::Outputs(args) => return outputs::run(args, &config),
+        Command::Top(args) => return top::run(args, &config),
         _ => {}
     }
     // Two workers: the collector reads cgroup files on one (block_in_place)
@@ -95,9 +98,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 Ok(())
             }
-            Command::Logtest(_) | Command::Rules(_) | Command::Token(_) | Command::Outputs(_) => {
-                Ok(())
-            }
+            Command::Logtest(_)
+            | Command::Rules(_)
+            | Command::Token(_)
+            | Command::Outputs(_)
+            | Command::Top(_) => Ok(()),
         }
     });
     // A filesystem walk still running must not hold the exit up.

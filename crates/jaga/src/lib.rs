@@ -16,3 +16,4 @@ pub mod outputs;
 pub mod serve;
 pub mod stats;
 pub mod token;
+pub mod top;
