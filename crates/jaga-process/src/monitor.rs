@@ -343,11 +343,17 @@ impl Tracker {
         let read = procfs::read_process(&self.proc, pid);
         let opens: Vec<ExecOpen> = self.pending.remove(&pid).map(Vec::from).unwrap_or_default();
         let tracked = lock(&self.shared.table).get(pid).cloned();
-        let container_id = read
-            .container_id
-            .clone()
-            .or_else(|| opens.iter().find_map(|o| o.container_id.clone()))
-            .or_else(|| tracked.as_ref().map(|t| t.container_id.clone()));
+        // The cgroup, when it could be read, is the truth (a host process
+        // is on the host whatever else says); else fanotify's mark, else
+        // the parent's container copied at fork.
+        let container_id = if read.cgroup_read {
+            read.container_id.clone()
+        } else {
+            opens
+                .iter()
+                .find_map(|o| o.container_id.clone())
+                .or_else(|| tracked.as_ref().map(|t| t.container_id.clone()))
+        };
         let Some(container_id) = container_id else {
             // A host process (or one gone before anything could tell).
             lock(&self.shared.table).remove(pid);
@@ -474,6 +480,13 @@ impl Tracker {
             return;
         };
         let root = self.proc.join(pid.to_string()).join("root");
+        // A process joins its container's cgroup before it changes root
+        // (runc init): the host's filesystem must never be marked for it.
+        let dev_of = |path: &Path| rustix::fs::stat(path).ok().map(|s| s.st_dev);
+        let host = dev_of(&self.proc.join("1/root"));
+        if dev_of(&root).is_none_or(|dev| Some(dev) == host) {
+            return;
+        }
         match watch.mark_root(&root, container_id) {
             Ok(true) => tracing::debug!(container = %container_id, "container filesystem watched"),
             Ok(false) => {}
