@@ -25,14 +25,9 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// Process alerts of `rule` about `container` (a name).
 fn alerts(agent: &Agent, rule: &str, container: &str) -> Vec<serde_json::Value> {
     agent
-        .json(&format!(
-            "/api/v1/alerts?rule_id={rule}&container={container}&limit=1000"
-        ))
-        .as_array()
-        .unwrap()
-        .iter()
+        .alerts(rule, container)
+        .into_iter()
         .filter(|a| a["location"] == "process")
-        .cloned()
         .collect()
 }
 

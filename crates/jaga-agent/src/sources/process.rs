@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use jaga_engine::{ContainerDetails, Engine};
 use jaga_model::{
-    escape_control, Alert, AlertAgent, AlertRule, ContainerProcess, EventContainer, ProcessStats,
+    escape_control, Alert, AlertAgent, ContainerProcess, EventContainer, ProcessStats,
 };
 use jaga_process::{ExecRecord, Mode, Monitor, MonitorConfig, ProcessEntry};
 use jaga_rules::logs::{FrequencyState, RuleMatch, RuleSource};
@@ -226,7 +226,7 @@ impl ProcessTask {
         };
         match details {
             Some(details) => ContainerFacts {
-                container: event_container(&details),
+                container: EventContainer::of(&details.container),
                 upper_dir: details.upper_dir.clone(),
                 init_pid: details.container.pid,
                 users: None,
@@ -241,19 +241,6 @@ impl ProcessTask {
                 users: None,
             },
         }
-    }
-}
-
-fn event_container(details: &ContainerDetails) -> EventContainer {
-    let c = &details.container;
-    EventContainer {
-        id: c.id.0.clone(),
-        name: c.name.clone(),
-        image: c.image.clone(),
-        compose_project: c.labels.get("com.docker.compose.project").cloned(),
-        compose_service: c.labels.get("com.docker.compose.service").cloned(),
-        labels: c.labels.clone(),
-        runtime: None,
     }
 }
 
@@ -378,13 +365,7 @@ fn alerts_for(
             Alert {
                 id: alert_id("process", &identity, &m.id),
                 timestamp: rfc3339_ms(record.time_unix_ms),
-                rule: AlertRule {
-                    id: m.id.clone(),
-                    level: m.level,
-                    description: m.description.clone(),
-                    groups: m.groups.clone(),
-                    mitre: m.mitre.clone(),
-                },
+                rule: m.alert_rule(),
                 agent: agent.clone(),
                 container: Some(container.clone()),
                 data,
@@ -480,14 +461,17 @@ mod tests {
         assert_eq!(execution.exe_writable_layer, Some(true));
         assert_eq!(execution.user.as_deref(), Some("root"));
         let matches = rules.evaluate(&execution.fields(), "x", 0, &mut FrequencyState::default());
-        let alerts = alerts_for(
-            &record,
-            &execution,
-            &matches,
-            &rules,
-            &facts.container,
-            &AlertAgent::default(),
-        );
+        let raise = || {
+            alerts_for(
+                &record,
+                &execution,
+                &matches,
+                &rules,
+                &facts.container,
+                &AlertAgent::default(),
+            )
+        };
+        let alerts = raise();
         let ids: Vec<&str> = alerts.iter().map(|a| a.rule.id.as_str()).collect();
         assert_eq!(ids, ["96007", "96016", "96019"]);
         let shadow = &alerts[0];
@@ -497,15 +481,7 @@ mod tests {
         assert_eq!(shadow.container.as_ref().unwrap().name, "web");
         assert_eq!(shadow.location, "process");
         assert_eq!(shadow.timestamp, "2023-11-14T22:13:20.000Z");
-        let again = alerts_for(
-            &record,
-            &execution,
-            &matches,
-            &rules,
-            &facts.container,
-            &AlertAgent::default(),
-        );
-        assert_eq!(again[0].id, shadow.id);
+        assert_eq!(raise()[0].id, shadow.id);
         facts.upper_dir = Some(dir.path().join("elsewhere"));
         assert_eq!(
             execution_of(&record, &mut facts, Path::new("/")).exe_writable_layer,

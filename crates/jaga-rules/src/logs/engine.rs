@@ -145,6 +145,19 @@ pub struct RuleMatch {
     pub count: Option<u32>,
 }
 
+impl RuleMatch {
+    /// The rule as an alert names it.
+    pub fn alert_rule(&self) -> jaga_model::AlertRule {
+        jaga_model::AlertRule {
+            id: self.id.clone(),
+            level: self.level,
+            description: self.description.clone(),
+            groups: self.groups.clone(),
+            mitre: self.mitre.clone(),
+        }
+    }
+}
+
 /// Per-rule, per-key sliding windows of frequency rules.
 ///
 /// Keys come from log lines (`same: srcip`), so anyone who can reach a
