@@ -192,7 +192,8 @@ impl Default for MetricRulesConfig {
 pub struct ProcessConfig {
     pub disabled: bool,
     /// "auto": the proc connector (with fanotify) when jaga may use it
-    /// (CAP_NET_ADMIN in the host's network namespace), else polling /proc;
+    /// (from the host's network namespace; CAP_NET_ADMIN before Linux 6.6),
+    /// else polling /proc;
     /// "connector": the connector or fail; "poll": only polling.
     pub mode: String,
     /// fanotify exec events on each container's filesystem (CAP_SYS_ADMIN):

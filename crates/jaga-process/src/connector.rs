@@ -1,6 +1,7 @@
 //! The Linux process connector: a netlink socket on which the kernel
-//! multicasts fork, exec and exit of every process. Needs CAP_NET_ADMIN in
-//! the host's network namespace (and the initial user and pid namespaces).
+//! multicasts fork, exec and exit of every process. Works only from the
+//! host's network, user and pid namespaces; before Linux 6.6 it also needs
+//! CAP_NET_ADMIN.
 //!
 //! Messages are parsed from bytes by hand (no `unsafe`): `nlmsghdr` (16
 //! bytes), `cn_msg` (20), `proc_event` header (16) and its union.

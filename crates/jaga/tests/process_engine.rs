@@ -246,3 +246,100 @@ fn docker_exec_it_sh_raises_the_terminal_shell_rule() {
     assert_eq!(shell["data"]["falco_rule"], "Terminal shell in container");
     assert_eq!(shell["container"]["name"], c.name.as_str());
 }
+
+#[test]
+fn without_cap_sys_admin_jaga_says_fanotify_is_missing_and_still_sees_execs() {
+    require_engine();
+    let data = tempfile::tempdir().unwrap();
+    // Root without CAP_SYS_ADMIN (and CAP_NET_ADMIN, which the connector
+    // no longer needs from Linux 6.6): no fanotify.
+    let mut agent = Agent::spawn(
+        data.path(),
+        "[audit]\ndisabled = true\n",
+        common::agent::Launch {
+            wrapper: &["setpriv", "--bounding-set=-net_admin,-sys_admin"],
+            ..Default::default()
+        },
+    );
+    agent.wait_until("/healthz answers 200", |agent| {
+        agent.get("/healthz").0 == 200
+    });
+    let health = agent.json("/healthz");
+    let why = health["process"]["unavailable"]["fanotify"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{health}"));
+    assert!(why.contains("Operation not permitted"), "{why}");
+    let c = TestContainer::run(
+        "nofan",
+        &[
+            "--network",
+            "none",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "sleep 1; sleep 0.3 | /bin/cat /etc/shadow -; exec sleep 600",
+        ],
+    );
+    let shadow = wait_for(DEADLINE, || {
+        alerts(&agent, "96007", &c.name)
+            .into_iter()
+            .find(|a| a["data"]["cmdline"] == "/bin/cat /etc/shadow -")
+    })
+    .expect("cat /etc/shadow seen without fanotify");
+    assert_eq!(shadow["data"]["exe_from"], "proc");
+    wait_for(DEADLINE, || {
+        let metrics = agent.metrics();
+        (series_value(
+            &metrics,
+            "jaga_process_source_available",
+            &["source=\"fanotify\""],
+        ) == Some(0.0))
+        .then_some(())
+    })
+    .expect("jaga_process_source_available says fanotify is not used");
+}
+
+#[test]
+fn polling_says_so_and_sees_a_process_that_lives_long_enough() {
+    require_engine();
+    let data = tempfile::tempdir().unwrap();
+    let agent = Agent::start(
+        data.path(),
+        "[audit]\ndisabled = true\n[process]\nmode = \"poll\"\npoll_interval = \"100ms\"\n",
+    );
+    let health = agent.json("/healthz");
+    assert_eq!(health["process"]["mode"], "poll", "{health}");
+    assert!(
+        health["process"]["unavailable"]["connector"].is_string(),
+        "{health}"
+    );
+    let c = TestContainer::run(
+        "polled",
+        &[
+            "--network",
+            "none",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "sleep 1; cp /bin/busybox /tmp/sleep; /tmp/sleep 2; exec sleep 600",
+        ],
+    );
+    let dropped = wait_alert(&agent, "96016", &c.name);
+    assert_eq!(dropped["data"]["cmdline"], "/tmp/sleep 2");
+    assert_eq!(dropped["data"]["seen_by"], "poll");
+    wait_for(DEADLINE, || {
+        let metrics = agent.metrics();
+        (series_value(
+            &metrics,
+            "jaga_process_source_available",
+            &["source=\"poll\""],
+        ) == Some(1.0)
+            && series_value(
+                &metrics,
+                "jaga_process_source_available",
+                &["source=\"connector\""],
+            ) == Some(0.0))
+        .then_some(())
+    })
+    .expect("jaga_process_source_available says poll");
+}
