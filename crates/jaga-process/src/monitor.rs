@@ -340,9 +340,17 @@ impl Tracker {
     /// An exec: read `/proc` at once, complete it with fanotify and the
     /// table, and report it when it is inside a container.
     fn exec(&mut self, pid: u32) {
-        let read = procfs::read_process(&self.proc, pid);
+        let cgroup = procfs::read_cgroup(&self.proc, pid);
         let opens: Vec<ExecOpen> = self.pending.remove(&pid).map(Vec::from).unwrap_or_default();
         let tracked = lock(&self.shared.table).get(pid).cloned();
+        if matches!(cgroup, Some(None)) {
+            // On the host: nothing more to read.
+            if tracked.is_some() {
+                lock(&self.shared.table).remove(pid);
+            }
+            return;
+        }
+        let read = procfs::read_details(&self.proc, pid, cgroup);
         // The cgroup, when it could be read, is the truth (a host process
         // is on the host whatever else says); else fanotify's mark, else
         // the parent's container copied at fork.
@@ -378,6 +386,13 @@ impl Tracker {
             (None, None) => (None, "unknown"),
         };
         let mut entry = self.entry_of(&read, container_id, tracked.as_ref());
+        if read.stat.is_none() {
+            // Gone already: its name is its executable's, not the parent's
+            // copied at fork.
+            if let Some(name) = exe.as_deref().and_then(|e| e.rsplit('/').next()) {
+                entry.comm = name.to_owned();
+            }
+        }
         entry.exe = exe;
         self.report(entry, read.args.is_some(), exe_from, "connector");
     }

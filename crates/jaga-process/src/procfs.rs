@@ -91,14 +91,27 @@ pub fn proc_dir(root: &Path) -> PathBuf {
 }
 
 /// Reads what `/proc/<pid>` shows; never fails, missing parts are `None`.
-/// The command line is read first: it is what a short process loses first.
 pub fn read_process(proc: &Path, pid: u32) -> ProcRead {
+    let cgroup = read_cgroup(proc, pid);
+    read_details(proc, pid, cgroup)
+}
+
+/// `/proc/<pid>/cgroup`, read first: a host process (most executions on a
+/// busy host) costs this one read and no more. `None`: unreadable.
+pub fn read_cgroup(proc: &Path, pid: u32) -> Option<Option<String>> {
+    std::fs::read_to_string(proc.join(pid.to_string()).join("cgroup"))
+        .ok()
+        .map(|text| container_of_cgroup(&text))
+}
+
+/// The rest of a process, its cgroup's answer given. The command line is
+/// read first: it is what a short process loses first.
+pub fn read_details(proc: &Path, pid: u32, cgroup: Option<Option<String>>) -> ProcRead {
     let dir = proc.join(pid.to_string());
     let args = read_limited(&dir.join("cmdline"), MAX_CMDLINE_BYTES)
         .map(|bytes| split_cmdline(&bytes))
         .filter(|args| !args.is_empty());
     let exe = read_link(&dir.join("exe"));
-    let cgroup = std::fs::read_to_string(dir.join("cgroup")).ok();
     let stat = std::fs::read_to_string(dir.join("stat"))
         .ok()
         .and_then(|text| parse_stat(&text));
@@ -113,8 +126,8 @@ pub fn read_process(proc: &Path, pid: u32) -> ProcRead {
         args,
         cwd,
         uid,
-        container_id: cgroup.as_deref().and_then(container_of_cgroup),
         cgroup_read: cgroup.is_some(),
+        container_id: cgroup.flatten(),
     }
 }
 
