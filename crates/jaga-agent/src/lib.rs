@@ -34,6 +34,7 @@ use crate::sources::audit::gather::HostPaths;
 use crate::sources::docker_events::listener::{Listener, SharedListenerStats};
 use crate::sources::logs::watch::{LogWatch, SharedLogStats};
 use crate::sources::logs::Analyzer;
+use crate::sources::process::{ProcessTask, ProcessWatch, ProcessesOf};
 
 use crate::clock::unix_ms;
 use crate::sampler::Sampler;
@@ -69,6 +70,8 @@ pub struct Agent {
     cves: Arc<jaga_audit::CveTable>,
     listener_stats: Option<SharedListenerStats>,
     log_stats: Option<SharedLogStats>,
+    process: Option<(ProcessWatch, jaga_rules::process::ProcessRules)>,
+    process_alerts: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Agent {
@@ -87,6 +90,13 @@ impl Agent {
             metric_rules,
         } = preflight::preflight(&config)?;
         let cves = Arc::new(crate::sources::audit::load_cve_table(&config.audit)?);
+        let process = if config.process.disabled {
+            None
+        } else {
+            let rules = crate::sources::process::load_rules(&config.process.rules)?;
+            Some((ProcessWatch::start(&config.process, &host_root)?, rules))
+        };
+        let process_alerts = Arc::new(std::sync::atomic::AtomicU64::new(0));
 
         let retention = Retention {
             raw: config.history.raw,
@@ -177,6 +187,12 @@ impl Agent {
                 Arc::new(move || supervisor.report())
             }),
             outputs: Some(Arc::clone(&outputs) as Arc<dyn jaga_server::OutputsView>),
+            processes: process.as_ref().map(|(watch, _)| {
+                Arc::new(ProcessesOf {
+                    monitor: Arc::clone(&watch.monitor),
+                    host_root: host_root.clone(),
+                }) as Arc<dyn jaga_server::ProcessesView>
+            }),
         });
         Ok(Self {
             config,
@@ -201,6 +217,8 @@ impl Agent {
             cves,
             listener_stats,
             log_stats,
+            process,
+            process_alerts,
         })
     }
 
@@ -240,6 +258,8 @@ impl Agent {
             cves,
             listener_stats,
             log_stats,
+            process,
+            process_alerts,
         } = self;
         let serve = config.serve.clone();
         tracing::info!(
@@ -329,6 +349,32 @@ impl Agent {
                 task.run(shutdown_rx.clone()),
             ));
         }
+        let process_stats = process.as_ref().map(|(watch, _)| {
+            let monitor = Arc::clone(&watch.monitor);
+            let alerts = Arc::clone(&process_alerts);
+            Arc::new(move || {
+                let mut stats = monitor.stats();
+                stats.alerts_total = alerts.load(std::sync::atomic::Ordering::Relaxed);
+                stats
+            }) as crate::sources::collector::ProcessStatsSource
+        });
+        if let Some((watch, rules)) = process {
+            let task = ProcessTask {
+                watch,
+                rules,
+                engine: Arc::clone(&engine),
+                sink: Arc::clone(&sink),
+                agent: agent.clone(),
+                host_root: host_root.clone(),
+                details: details_rx.clone(),
+                alerts_total: Arc::clone(&process_alerts),
+            };
+            source_tasks.push(supervisor.spawn(
+                "process",
+                STALL_AFTER,
+                task.run(shutdown_rx.clone()),
+            ));
+        }
         // Outputs: a runner each, woken by every commit.
         let output_tasks = outputs.spawn(&supervisor, &sink.subscribe(), &shutdown_rx);
         let trim_task = supervisor.spawn(
@@ -357,6 +403,7 @@ impl Agent {
             notices: notice_rx,
             listener: listener_stats.clone(),
             logs: log_stats.clone(),
+            process: process_stats,
         };
         let collector_task =
             supervisor.spawn("collector", STALL_AFTER, collector.run(shutdown_rx.clone()));

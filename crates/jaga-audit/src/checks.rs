@@ -239,6 +239,15 @@ check!(
     "Mount propagation set to shared",
     "Use private (the default) mount propagation."
 );
+check!(
+    SSHD_IN_CONTAINER,
+    "5.6",
+    Medium,
+    ContainerHijacking,
+    AccessControl,
+    "sshd runs inside the container",
+    "Remove the SSH daemon from the image; use docker exec (with the daemon's access control) to get into a container."
+);
 check!(SECRET_IN_CONFIG, "jaga-secret", High, ContainerHijacking, DataConfig, "Secret in environment variables or labels", "Pass secrets as files (Docker secrets, a read-only mount, or *_FILE variables) rather than environment variables or labels, which docker inspect shows to anyone with API access.");
 // Images (CIS section 4).
 check!(
@@ -495,6 +504,7 @@ pub const ALL_CHECKS: &[Check] = &[
     NO_HEALTHCHECK,
     HOST_DEVICES,
     SHARED_PROPAGATION,
+    SSHD_IN_CONTAINER,
     SECRET_IN_CONFIG,
     IMAGE_ROOT,
     IMAGE_NO_HEALTHCHECK,
@@ -578,6 +588,10 @@ pub fn run(input: &AuditInput, selection: &Selection) -> Vec<Finding> {
         .filter(|c| selection.wants_container(c))
     {
         container_checks(container, userns_remap, &mut out);
+        if let Some(processes) = &input.processes {
+            let id = container.id.as_deref().unwrap_or_default();
+            sshd_check(container, processes.get(id).map(Vec::as_slice), &mut out);
+        }
     }
     if selection.containers.is_empty() {
         for image in &input.images {
@@ -628,6 +642,30 @@ pub fn run(input: &AuditInput, selection: &Selection) -> Vec<Finding> {
             .then_with(|| a.object.cmp(&b.object))
     });
     findings
+}
+
+/// CIS 5.6: an SSH daemon among the container's processes.
+fn sshd_check(
+    c: &ContainerInspectResponse,
+    processes: Option<&[crate::facts::ProcessFacts]>,
+    out: &mut Out<'_>,
+) {
+    let is_sshd = |p: &&crate::facts::ProcessFacts| {
+        let exe_name = p.exe.as_deref().and_then(|e| e.rsplit('/').next());
+        ["sshd", "dropbear"].contains(&p.name.as_str())
+            || exe_name.is_some_and(|n| n == "sshd" || n == "dropbear")
+    };
+    if let Some(found) = processes.unwrap_or_default().iter().find(is_sshd) {
+        out.add(
+            &SSHD_IN_CONTAINER,
+            &container_object(c),
+            format!(
+                "process {} ({}) is an SSH daemon",
+                found.pid,
+                found.exe.as_deref().unwrap_or(&found.name)
+            ),
+        );
+    }
 }
 
 fn container_object(c: &ContainerInspectResponse) -> FindingObject {

@@ -1,6 +1,7 @@
 //! What the checks look at: Engine API answers and a few host facts.
 
 use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use bollard::models::{
     ContainerInspectResponse, ImageHistoryResponseItem, ImageInspect, SystemInfo, SystemVersion,
@@ -20,6 +21,19 @@ pub struct AuditInput {
     pub now_unix: i64,
     /// The CVE data to judge versions by; `None`: the shipped table.
     pub cves: Option<Arc<CveTable>>,
+    /// The processes running in each container (container id → each
+    /// process's name and executable), from jaga's process table; `None`
+    /// when they could not be read (the checks on them do not run).
+    pub processes: Option<BTreeMap<String, Vec<ProcessFacts>>>,
+}
+
+/// A process inside a container, for the checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessFacts {
+    pub pid: u32,
+    /// The kernel's name for it (`comm`).
+    pub name: String,
+    pub exe: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -15,6 +15,8 @@ pub mod versions;
 
 pub use checks::{component_versions, run, Selection};
 pub use explain::explain;
-pub use facts::{AuditInput, DaemonFacts, ImageFacts, SocketFacts, UnusedNetwork, UnusedVolume};
+pub use facts::{
+    AuditInput, DaemonFacts, ImageFacts, ProcessFacts, SocketFacts, UnusedNetwork, UnusedVolume,
+};
 pub use report::{scores, Report};
 pub use versions::{decide, CveEntry, CveTable, Decision, Outcome, CVE_DATA};

@@ -24,7 +24,8 @@ use jaga_model::{HostCounters, NetworkStats, Sample};
 
 pub use error::{CgroupError, ParseError};
 pub use mounts::{
-    parse_mountinfo, parse_proc_cgroup, relative_to_mount_root, MountInfo, ProcCgroup,
+    docker_container_id, parse_mountinfo, parse_proc_cgroup, relative_to_mount_root, MountInfo,
+    ProcCgroup,
 };
 pub use parse::{count_lines, parse_flat_keyed, parse_i64, parse_max_or_u64, parse_u64, FlatKeyed};
 pub use procfs::{parse_meminfo_total, parse_net_dev, parse_partitions, parse_proc_stat, ProcStat};

@@ -31,6 +31,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub logs: LogsConfig,
     pub metric_rules: MetricRulesConfig,
+    pub process: ProcessConfig,
     pub redaction: RedactionConfig,
     /// Where alerts are delivered: any number of `[[outputs]]` entries.
     pub outputs: Vec<OutputConfig>,
@@ -188,6 +189,38 @@ impl Default for MetricRulesConfig {
             rules: Vec::new(),
             no_defaults: false,
             interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What runs inside containers: every execution, checked by process rules.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessConfig {
+    pub disabled: bool,
+    /// "auto": the proc connector (with fanotify) when jaga may use it
+    /// (from the host's network namespace; CAP_NET_ADMIN before Linux 6.6),
+    /// else polling /proc;
+    /// "connector": the connector or fail; "poll": only polling.
+    pub mode: String,
+    /// fanotify exec events on each container's filesystem (CAP_SYS_ADMIN):
+    /// the executable of a process gone before /proc is read.
+    pub fanotify: bool,
+    /// How often the poller lists /proc (poll mode only).
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Process rule files (YAML, `process_rules:`) used with the built-in rules.
+    pub rules: Vec<PathBuf>,
+}
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        Self {
+            disabled: false,
+            mode: "auto".to_owned(),
+            fanotify: true,
+            poll_interval: Duration::from_millis(250),
+            rules: Vec::new(),
         }
     }
 }

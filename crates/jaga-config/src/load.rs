@@ -254,6 +254,12 @@ fn check_values(config: &Config) -> Result<(), (&'static str, &'static str, Stri
             Period,
             config.metric_rules.interval,
         ),
+        (
+            "process",
+            "poll_interval",
+            Period,
+            config.process.poll_interval,
+        ),
     ];
     for (section, key, kind, value) in durations {
         check_duration(kind, value).map_err(|why| (section, key, why))?;
@@ -280,6 +286,13 @@ fn check_values(config: &Config) -> Result<(), (&'static str, &'static str, Stri
             "logs",
             "read_from",
             "use \"end\" or \"beginning\"".to_owned(),
+        ));
+    }
+    if !matches!(config.process.mode.as_str(), "auto" | "connector" | "poll") {
+        return Err((
+            "process",
+            "mode",
+            "use \"auto\", \"connector\" or \"poll\"".to_owned(),
         ));
     }
     check_serve_access(&config.serve)?;
@@ -505,7 +518,7 @@ mod tests {
 
     #[test]
     fn every_duration_key_is_found() {
-        assert_eq!(duration_keys().len(), 15, "{:?}", duration_keys());
+        assert_eq!(duration_keys().len(), 16, "{:?}", duration_keys());
     }
 
     #[test]
@@ -519,6 +532,22 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn process_mode_must_be_known() {
+        let err = parse_err("[process]\nmode = \"ebpf\"\n");
+        assert!(err.contains("key 'process.mode'"), "{err}");
+        assert!(
+            err.contains("use \"auto\", \"connector\" or \"poll\""),
+            "{err}"
+        );
+        let config = parse(
+            "[process]\nmode = \"poll\"\npoll_interval = \"100ms\"\n",
+            Path::new("jaga.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.process.poll_interval, Duration::from_millis(100));
     }
 
     #[test]

@@ -42,6 +42,7 @@ fn state(dir: &std::path::Path, tokens: Tokens, counters: Arc<HttpCounters>) -> 
         http: counters,
         tasks: None,
         outputs: None,
+        processes: None,
     })
 }
 

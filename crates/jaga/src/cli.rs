@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 use jaga_config::{Config, LogFormat};
 use jaga_engine::{ConnectionSettings, Engine, Redaction};
 
-use crate::{audit, config_cmd, events, health, logs, outputs, serve, shell, stats, token};
+use crate::{
+    audit, config_cmd, events, health, logs, outputs, serve, shell, stats, token, top,
+};
 use jaga_agent::sampler::Sampler;
 
 /// jaga watches a Docker host: container metrics, security events, log
@@ -60,6 +62,8 @@ pub enum Command {
     Completions(shell::CompletionsArgs),
     /// Print the man page, or write one per subcommand with --out-dir
     Man(shell::ManArgs),
+    /// Show the processes of a container (docker top), as the running agent tracks them
+    Top(top::TopArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -81,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Outputs(args) => return outputs::run(args, &config),
         Command::Config(args) => return config_cmd::run(args, config_file.as_deref(), &config),
         Command::Health(args) => return health::run(args, &config),
+        Command::Top(args) => return top::run(args, &config),
         _ => {}
     }
     // Two workers: the collector reads cgroup files on one (block_in_place)
@@ -119,7 +124,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Config(_)
             | Command::Health(_)
             | Command::Completions(_)
-            | Command::Man(_) => Ok(()),
+            | Command::Man(_)
+            | Command::Top(_) => Ok(()),
         }
     });
     // A filesystem walk still running must not hold the exit up.

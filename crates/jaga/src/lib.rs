@@ -19,3 +19,4 @@ pub mod serve;
 pub mod shell;
 pub mod stats;
 pub mod token;
+pub mod top;

@@ -145,6 +145,19 @@ pub struct RuleMatch {
     pub count: Option<u32>,
 }
 
+impl RuleMatch {
+    /// The rule as an alert names it.
+    pub fn alert_rule(&self) -> jaga_model::AlertRule {
+        jaga_model::AlertRule {
+            id: self.id.clone(),
+            level: self.level,
+            description: self.description.clone(),
+            groups: self.groups.clone(),
+            mitre: self.mitre.clone(),
+        }
+    }
+}
+
 /// Per-rule, per-key sliding windows of frequency rules.
 ///
 /// Keys come from log lines (`same: srcip`), so anyone who can reach a
@@ -257,18 +270,24 @@ impl RuleSet {
     pub fn parse_sources(sources: &[RuleSource<'_>]) -> Result<Self, RuleFileError> {
         let mut decoders: Vec<(usize, UserDecoderSpec)> = Vec::new();
         let mut rules: Vec<(usize, RuleSpec)> = Vec::new();
+        let mut lists = Lists::new();
         for (index, source) in sources.iter().enumerate() {
             let parsed: RuleFile = parse_yaml(source)?;
             decoders.extend(parsed.decoders.into_iter().map(|d| (index, d)));
             rules.extend(parsed.rules.into_iter().map(|r| (index, r)));
+            lists.extend(parsed.lists);
         }
-        Self::compile(sources, &decoders, &rules)
+        Self::compile(sources, &decoders, &rules, &lists)
     }
 
-    fn compile(
+    /// Compiles rules already parsed: `specs` with the index of the source
+    /// each came from, `lists` from all of them (a later file's list of
+    /// the same name replaces an earlier one).
+    pub(crate) fn compile(
         sources: &[RuleSource<'_>],
         decoder_specs: &[(usize, UserDecoderSpec)],
         specs: &[(usize, RuleSpec)],
+        lists: &Lists,
     ) -> Result<Self, RuleFileError> {
         let only_specs: Vec<UserDecoderSpec> =
             decoder_specs.iter().map(|(_, d)| d.clone()).collect();
@@ -332,7 +351,7 @@ impl RuleSet {
                                    fail: &mut dyn FnMut(String)| {
                 let mut out = Vec::new();
                 for (field, condition) in map {
-                    match compile_condition(field, condition, &mut patterns) {
+                    match compile_condition(field, condition, lists, &mut patterns) {
                         Ok(condition) => {
                             if let Matcher::Regex { set, .. } = &condition.matcher {
                                 pattern_rules.resize(patterns.len(), Vec::new());
@@ -546,9 +565,13 @@ fn rule_from(
     }
 }
 
+/// Named lists of values, by name.
+pub(crate) type Lists = std::collections::BTreeMap<String, Vec<String>>;
+
 fn compile_condition(
     field: &str,
     spec: &ConditionSpec,
+    lists: &Lists,
     patterns: &mut Vec<(String, bool, Vec<String>)>,
 ) -> Result<Condition, String> {
     let kinds = [
@@ -556,6 +579,7 @@ fn compile_condition(
         spec.literal.is_some(),
         spec.equals.is_some(),
         spec.any_of.is_some(),
+        spec.list.is_some(),
         spec.cidr.is_some(),
         spec.gt.is_some() || spec.ge.is_some() || spec.lt.is_some() || spec.le.is_some(),
     ]
@@ -564,7 +588,8 @@ fn compile_condition(
     .count();
     if kinds != 1 {
         return Err(
-            "give exactly one of regex, literal, equals, any_of, cidr, or gt/ge/lt/le".to_owned(),
+            "give exactly one of regex, literal, equals, any_of, list, cidr, or gt/ge/lt/le"
+                .to_owned(),
         );
     }
     let textual = spec.regex.is_some() || spec.literal.is_some();
@@ -598,6 +623,11 @@ fn compile_condition(
     } else if let Some(equals) = &spec.equals {
         Matcher::Equals(equals.to_lowercase())
     } else if let Some(list) = &spec.any_of {
+        Matcher::AnyOf(list.iter().map(|s| s.to_lowercase()).collect())
+    } else if let Some(name) = &spec.list {
+        let list = lists
+            .get(name)
+            .ok_or_else(|| format!("list '{name}' is not defined (lists: at the top of a file)"))?;
         Matcher::AnyOf(list.iter().map(|s| s.to_lowercase()).collect())
     } else if let Some(cidrs) = &spec.cidr {
         let nets = cidrs

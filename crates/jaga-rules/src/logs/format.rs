@@ -18,6 +18,7 @@
 //!       srcip: { cidr: [10.0.0.0/8], not: true }
 //!       method: { any_of: [GET, POST] }
 //!       user_agent: { literal: sqlmap }
+//!       tool: { list: scanners }   # one of `lists: { scanners: [...] }`
 //!     allow:                # optional: the rule stays quiet when one holds
 //!       - srcip: { cidr: [127.0.0.0/8] }
 //!     frequency: { count: 20, timeframe: 60, same: srcip }
@@ -39,6 +40,9 @@ pub struct RuleFile {
     pub decoders: Vec<UserDecoderSpec>,
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
+    /// Named lists of values, for conditions `{ list: NAME }`.
+    #[serde(default)]
+    pub lists: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -61,6 +65,9 @@ pub struct RuleSpec {
     pub allow: Vec<BTreeMap<String, ConditionSpec>>,
     #[serde(default)]
     pub frequency: Option<FrequencySpec>,
+    /// The Falco rule this one follows, by name (process rules).
+    #[serde(default)]
+    pub falco: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -72,6 +79,9 @@ pub struct ConditionSpec {
     /// Whole value, case-insensitive.
     pub equals: Option<String>,
     pub any_of: Option<Vec<String>>,
+    /// Whole value, case-insensitive, equal to one item of the named list
+    /// (`lists:` at the top of a file, any file of the set).
+    pub list: Option<String>,
     pub cidr: Option<Vec<String>>,
     pub gt: Option<f64>,
     pub ge: Option<f64>,

@@ -43,7 +43,7 @@ pub struct RulesArgs {
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum RulesCommand {
-    /// Validate a rule file (log rules, or metric rules: rules with `metric:`); each error names its rule id and line
+    /// Validate a rule file (log rules; metric rules: rules with `metric:`; process rules: `process_rules:`); each error names its rule id and line
     Check {
         #[arg(value_name = "FILE")]
         file: PathBuf,
@@ -203,7 +203,17 @@ pub fn rules(args: RulesArgs, config: &jaga_config::MetricRulesConfig) -> anyhow
                 .texts()
                 .first()
                 .is_some_and(|text| jaga_rules::metric::is_metric_rule_file(text));
-            let (kind, with_file, builtin) = if metric {
+            let process = texts
+                .texts()
+                .first()
+                .is_some_and(|text| jaga_rules::process::is_process_rule_file(text));
+            let (kind, with_file, builtin) = if process {
+                let builtin = jaga_rules::process::ProcessRules::builtin()
+                    .map_err(|e| anyhow::anyhow!("invalid built-in process rules: {e}"))?;
+                let with_file =
+                    jaga_agent::sources::process::load_rules(std::slice::from_ref(&file))?;
+                ("process rule(s)", with_file.len(), builtin.len())
+            } else if metric {
                 let builtin = jaga_rules::metric::builtin()
                     .map_err(|e| anyhow::anyhow!("invalid built-in metric rules: {e}"))?;
                 let with_file = load_metric_rules(std::slice::from_ref(&file), true)?;

@@ -53,6 +53,7 @@ pub async fn gather(engine: &Engine, paths: &HostPaths) -> anyhow::Result<AuditI
     let unused_volumes = gather_volumes(engine, &paths.root).await?;
     let unused_networks = gather_networks(engine).await?;
     let daemon = gather_daemon(engine, paths).await?;
+    let processes = gather_processes(&paths.root).await;
     Ok(AuditInput {
         containers,
         images,
@@ -61,7 +62,43 @@ pub async fn gather(engine: &Engine, paths: &HostPaths) -> anyhow::Result<AuditI
         daemon,
         now_unix: crate::clock::unix_secs(),
         cves: None,
+        processes,
     })
+}
+
+/// The processes of every container, from one look at the host's /proc
+/// (CIS 5.6); `None` when /proc cannot be listed.
+async fn gather_processes(
+    root: &Path,
+) -> Option<std::collections::BTreeMap<String, Vec<jaga_audit::ProcessFacts>>> {
+    let root = root.to_path_buf();
+    let scanned = tokio::task::spawn_blocking(move || jaga_process::scan_containers(&root)).await;
+    match scanned {
+        Ok(Ok(found)) => Some(
+            found
+                .into_iter()
+                .map(|(id, processes)| {
+                    let facts = processes
+                        .into_iter()
+                        .map(|p| jaga_audit::ProcessFacts {
+                            pid: p.pid,
+                            name: p.comm,
+                            exe: p.exe,
+                        })
+                        .collect();
+                    (id, facts)
+                })
+                .collect(),
+        ),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "cannot list processes; CIS 5.6 (sshd in containers) not checked");
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%error, "listing processes stopped; CIS 5.6 not checked");
+            None
+        }
+    }
 }
 
 /// One container, for the checks run when it starts. `None`: gone, or
