@@ -1,108 +1,278 @@
 //! What attackers do to slip past a pattern, undone before matching:
-//! repeated percent-encoding, `+` for space, `%uXXXX`, case, SQL comments,
-//! runs of whitespace.
+//! repeated percent-encoding, `+` for space, `%uXXXX`, HTML entities, case,
+//! SQL comments, runs of whitespace.
+//!
+//! The cost per byte does not depend on the text: runs of bytes that need
+//! no change are found with `memchr` and copied whole, case is folded for
+//! ASCII only (non-ASCII text is kept as it is), and each pass writes into
+//! one buffer sized once.
 
-/// Decodes percent-escapes up to three times over, `+` to space and
-/// `%uXXXX`, lowercases, blanks SQL comments and collapses whitespace.
+/// How many times percent-escapes and entities are undone at most
+/// (`%252527` needs three).
+const DECODE_PASSES: usize = 3;
+
+/// Decodes percent-escapes (and `%uXXXX`) and HTML entities up to three
+/// times over, `+` to space, lowercases ASCII, blanks SQL comments and
+/// collapses whitespace (and NUL) into one space.
 pub fn normalize(input: &str) -> String {
-    let mut text = input.to_owned();
-    for _ in 0..3 {
-        let decoded = percent_decode(&text);
-        if decoded == text {
+    let mut text = input.as_bytes().to_vec();
+    let mut scratch = Vec::with_capacity(text.len());
+    for pass in 0..DECODE_PASSES {
+        // `+` is a space only once: a `%2B` decoded in the first pass is a plus.
+        let outcome = decode_once(&text, &mut scratch, pass == 0);
+        if outcome.changed {
+            std::mem::swap(&mut text, &mut scratch);
+        }
+        if !outcome.may_hold_more {
             break;
         }
-        text = decoded;
     }
-    let lower = text.to_lowercase();
-    let without_comments = strip_sql_comments(&lower);
-    collapse_whitespace(&without_comments)
+    text.make_ascii_lowercase();
+    if needs_collapsing(&text) {
+        scratch.clear();
+        strip_comments_and_collapse(&text, &mut scratch);
+        text = scratch;
+    }
+    match String::from_utf8(text) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
 }
 
-fn hex(b: u8) -> Option<u32> {
-    (b as char).to_digit(16)
+/// Bytes that start an escape in a decoding pass.
+const ESCAPE_STARTS: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b'%' as usize] = true;
+    table[b'+' as usize] = true;
+    table[b'&' as usize] = true;
+    table
+};
+
+/// Whitespace (and NUL) that [`normalize`] turns into one space, and `/`
+/// which may open a comment.
+const SPECIAL_IN_COLLAPSE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_space(b as u8) || b == b'/' as usize;
+        b += 1;
+    }
+    table
+};
+
+struct Pass {
+    changed: bool,
+    /// An escape decoded into a byte that may start or complete another
+    /// (`%252e` -> `%2e`): another pass is worth it.
+    may_hold_more: bool,
 }
 
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn push_char(out: &mut Vec<u8>, code: u32) {
+    let c = char::from_u32(code).unwrap_or('\u{fffd}');
+    let mut buf = [0u8; 4];
+    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+}
+
+/// One pass of percent and entity decoding from `src` into `dst` (left
+/// as it was when nothing changed). Runs of bytes without an escape are
+/// copied whole.
+fn decode_once(src: &[u8], dst: &mut Vec<u8>, plus_is_space: bool) -> Pass {
+    let mut pass = Pass {
+        changed: false,
+        may_hold_more: false,
+    };
+    // Nothing to do: no `%`, `&` (and no `+` when it counts).
+    let first = match plus_is_space {
+        true => memchr::memchr3(b'%', b'&', b'+', src),
+        false => memchr::memchr2(b'%', b'&', src),
+    };
+    let Some(first) = first else {
+        return pass;
+    };
+    dst.clear();
+    dst.reserve(src.len());
+    dst.extend_from_slice(&src[..first]);
+    let mut i = first;
+    while i < src.len() {
+        let run = src[i..]
+            .iter()
+            .position(|b| ESCAPE_STARTS[usize::from(*b)])
+            .unwrap_or(src.len() - i);
+        dst.extend_from_slice(&src[i..i + run]);
+        i += run;
+        let Some(&b) = src.get(i) else {
+            break;
+        };
+        let before = dst.len();
+        let consumed = match b {
+            b'+' if plus_is_space => {
+                dst.push(b' ');
+                1
             }
-            b'%' => {
-                // %uXXXX (IIS-style unicode escape)
-                if matches!(bytes.get(i + 1), Some(b'u' | b'U')) {
-                    let digits = bytes.get(i + 2..i + 6);
-                    if let Some(code) = digits.and_then(|d| {
-                        d.iter()
-                            .try_fold(0u32, |acc, b| hex(*b).map(|h| acc * 16 + h))
-                    }) {
-                        let c = char::from_u32(code).unwrap_or('\u{fffd}');
-                        let mut buf = [0u8; 4];
-                        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                        i += 6;
-                        continue;
-                    }
-                }
-                match (
-                    bytes.get(i + 1).and_then(|b| hex(*b)),
-                    bytes.get(i + 2).and_then(|b| hex(*b)),
-                ) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 3;
-                    }
-                    _ => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            other => {
-                out.push(other);
-                i += 1;
+            b'%' => percent_escape(&src[i..], dst),
+            b'&' => entity(&src[i..], dst),
+            _ => 0,
+        };
+        if consumed == 0 {
+            dst.push(b);
+            i += 1;
+            continue;
+        }
+        pass.changed = true;
+        pass.may_hold_more |= dst[before..]
+            .iter()
+            .any(|d| matches!(d, b'%' | b'&' | b'#' | b';') || d.is_ascii_alphanumeric());
+        i += consumed;
+    }
+    pass
+}
+
+/// `%HH` or `%uXXXX` at the start of `text`, decoded into `dst`: the bytes
+/// consumed, 0 when it is not one.
+fn percent_escape(text: &[u8], dst: &mut Vec<u8>) -> usize {
+    if matches!(text.get(1), Some(b'u' | b'U')) {
+        if let Some(digits) = text.get(2..6) {
+            if let Some(code) = digits
+                .iter()
+                .try_fold(0u32, |acc, b| hex(*b).map(|h| acc * 16 + u32::from(h)))
+            {
+                push_char(dst, code);
+                return 6;
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    match (
+        text.get(1).and_then(|b| hex(*b)),
+        text.get(2).and_then(|b| hex(*b)),
+    ) {
+        (Some(high), Some(low)) => {
+            dst.push(high * 16 + low);
+            3
+        }
+        _ => 0,
+    }
 }
 
-/// `/*…*/` becomes a space (`UNION/**/SELECT`); an unclosed one runs to the end.
-fn strip_sql_comments(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("/*") {
-        out.push_str(&rest[..start]);
-        out.push(' ');
-        match rest[start + 2..].find("*/") {
-            Some(end) => rest = &rest[start + 2 + end + 2..],
-            None => {
-                rest = "";
-            }
+/// The longest entity decoded: `&#x0000003c;` with room to spare.
+const MAX_ENTITY: usize = 12;
+
+/// An HTML entity at the start of `text` (`&#60;`, `&#x3c;`, `&lt;`, the
+/// `;` optional after a number as browsers allow), decoded into `dst`:
+/// the bytes consumed, 0 when it is not one.
+fn entity(text: &[u8], dst: &mut Vec<u8>) -> usize {
+    let window = &text[..text.len().min(MAX_ENTITY)];
+    if let Some(rest) = window.strip_prefix(b"&#") {
+        let (radix, digits_at) = match rest.first() {
+            Some(b'x' | b'X') => (16, 3),
+            _ => (10, 2),
+        };
+        let digits = window[digits_at..]
+            .iter()
+            .take_while(|b| {
+                if radix == 16 {
+                    b.is_ascii_hexdigit()
+                } else {
+                    b.is_ascii_digit()
+                }
+            })
+            .count();
+        if digits == 0 || digits > 7 {
+            return 0;
+        }
+        let mut code = 0u32;
+        for b in &window[digits_at..digits_at + digits] {
+            code = code * radix + u32::from(hex(*b).unwrap_or(0));
+        }
+        push_char(dst, code);
+        let end = digits_at + digits;
+        return end + usize::from(window.get(end) == Some(&b';'));
+    }
+    for (name, byte) in [
+        (&b"&lt;"[..], b'<'),
+        (b"&gt;", b'>'),
+        (b"&quot;", b'"'),
+        (b"&apos;", b'\''),
+        (b"&amp;", b'&'),
+        (b"&lpar;", b'('),
+        (b"&rpar;", b')'),
+        (b"&colon;", b':'),
+        (b"&sol;", b'/'),
+        (b"&tab;", b'\t'),
+        (b"&newline;", b'\n'),
+    ] {
+        if window.len() >= name.len() && window[..name.len()].eq_ignore_ascii_case(name) {
+            dst.push(byte);
+            return name.len();
         }
     }
-    out.push_str(rest);
-    out
+    0
 }
 
-fn collapse_whitespace(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+const fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0)
+}
+
+/// Whether `text` holds a comment opener, whitespace other than a space,
+/// or two spaces in a row; most text holds none and is kept as it is.
+fn needs_collapsing(text: &[u8]) -> bool {
+    // Branch-free over chunks so that it is vectorized.
+    let control_space = text.chunks(64).any(|chunk| {
+        chunk
+            .iter()
+            .fold(false, |seen, b| seen | (is_space(*b) && *b != b' '))
+    });
+    control_space
+        || memchr::memmem::find(text, b"/*").is_some()
+        || memchr::memmem::find(text, b"  ").is_some()
+}
+
+/// `/*…*/` becomes a space (`UNION/**/SELECT`; an unclosed one runs to the
+/// end) and each run of whitespace one space, from `src` into `dst`.
+fn strip_comments_and_collapse(src: &[u8], dst: &mut Vec<u8>) {
+    dst.reserve(src.len());
     let mut in_space = false;
-    for c in text.chars() {
-        if c.is_whitespace() || c == '\0' {
+    let mut i = 0;
+    while i < src.len() {
+        // Plain bytes up to the next one that may need work, copied at once.
+        let plain = src[i..]
+            .iter()
+            .position(|b| SPECIAL_IN_COLLAPSE[usize::from(*b)])
+            .unwrap_or(src.len() - i);
+        if plain > 0 {
+            dst.extend_from_slice(&src[i..i + plain]);
+            in_space = false;
+            i += plain;
+            continue;
+        }
+        let b = src[i];
+        if b == b'/' && src.get(i + 1) == Some(&b'*') {
+            i = memchr::memmem::find(&src[i + 2..], b"*/").map_or(src.len(), |end| i + 2 + end + 2);
             if !in_space {
-                out.push(' ');
+                dst.push(b' ');
+                in_space = true;
             }
-            in_space = true;
+            continue;
+        }
+        if is_space(b) {
+            if !in_space {
+                dst.push(b' ');
+                in_space = true;
+            }
         } else {
-            out.push(c);
+            dst.push(b);
             in_space = false;
         }
+        i += 1;
     }
-    out
 }
 
 #[cfg(test)]
@@ -124,5 +294,35 @@ mod tests {
         assert_eq!(normalize("a \t\n  b"), "a b");
         assert_eq!(normalize("100%"), "100%");
         assert_eq!(normalize("%zz"), "%zz");
+        assert_eq!(normalize("/*unclosed"), " ");
+        assert_eq!(normalize("a/b/c"), "a/b/c");
+    }
+
+    #[test]
+    fn html_entities_are_undone_after_percent_escapes() {
+        assert_eq!(normalize("&#x24;{jndi:ldap://x}"), "${jndi:ldap://x}");
+        assert_eq!(normalize("%26%2360%3Bscript%26gt%3B"), "<script>");
+        assert_eq!(
+            normalize("&lt;svg onload&#61;alert&#40;1)"),
+            "<svg onload=alert(1)"
+        );
+        assert_eq!(normalize("a=1&amp;b=2&c"), "a=1&b=2&c");
+        assert_eq!(normalize("&#99999999;"), "&#99999999;");
+        assert_eq!(normalize("tom&jerry"), "tom&jerry");
+    }
+
+    #[test]
+    fn a_plus_decoded_from_percent_stays_a_plus() {
+        assert_eq!(normalize("%2BADw-script%2BAD4-"), "+adw-script+ad4-");
+        assert_eq!(normalize("1+1"), "1 1");
+    }
+
+    #[test]
+    fn non_latin_text_is_kept_and_not_folded() {
+        assert_eq!(
+            normalize("%D0%9F%D1%80%D0%B8%D0%B2%D0%B5%D1%82+ABC"),
+            "Привет abc"
+        );
+        assert_eq!(normalize("%c0%af"), "\u{fffd}\u{fffd}");
     }
 }

@@ -257,7 +257,7 @@ fn pattern_over_the_length_limit_is_refused_naming_rule_and_line() {
 
 #[test]
 fn short_pattern_that_compiles_huge_is_refused_naming_rule() {
-    let text = "rules:\n  - id: \"100003\"\n    level: 5\n    description: huge\n    match:\n      url: { regex: '\\w{300}\\w{300}\\w{300}' }\n";
+    let text = "rules:\n  - id: \"100003\"\n    level: 5\n    description: huge\n    match:\n      url: { regex: '(?u)\\w{300}\\w{300}\\w{300}' }\n";
     let err = RuleSet::parse(text).unwrap_err().to_string();
     assert!(
         err.starts_with("line 2: rule 100003: field 'url': invalid regex:"),
