@@ -150,16 +150,37 @@ fn percent_escape(text: &[u8], dst: &mut Vec<u8>) -> usize {
             }
         }
     }
-    match (
-        text.get(1).and_then(|b| hex(*b)),
-        text.get(2).and_then(|b| hex(*b)),
-    ) {
-        (Some(high), Some(low)) => {
-            dst.push(high * 16 + low);
-            3
+    let Some(first) = escaped_byte(text) else {
+        return 0;
+    };
+    // Overlong UTF-8 for an ASCII character (`%c0%af` is `/`): what
+    // lenient decoders made of it, and what traversal attempts rely on.
+    let continuation = |at: usize| escaped_byte(text.get(at..)?).filter(|b| b & 0xc0 == 0x80);
+    match first {
+        0xc0 | 0xc1 => {
+            if let Some(second) = continuation(3) {
+                dst.push(((first & 0x1f) << 6) | (second & 0x3f));
+                return 6;
+            }
         }
-        _ => 0,
+        0xe0 => {
+            if let (Some(second @ 0x80..=0x81), Some(third)) = (continuation(3), continuation(6)) {
+                dst.push(((second & 0x3f) << 6) | (third & 0x3f));
+                return 9;
+            }
+        }
+        _ => {}
     }
+    dst.push(first);
+    3
+}
+
+/// The byte of a `%HH` at the start of `text`.
+fn escaped_byte(text: &[u8]) -> Option<u8> {
+    if text.first() != Some(&b'%') {
+        return None;
+    }
+    Some(hex(*text.get(1)?)? * 16 + hex(*text.get(2)?)?)
 }
 
 /// The longest entity decoded: `&#x0000003c;` with room to spare.
@@ -235,18 +256,32 @@ fn needs_collapsing(text: &[u8]) -> bool {
         || memchr::memmem::find(text, b"  ").is_some()
 }
 
-/// `/*…*/` becomes a space (`UNION/**/SELECT`; an unclosed one runs to the
-/// end) and each run of whitespace one space, from `src` into `dst`.
+/// `/*…*/` becomes a space (`UNION/**/SELECT`), MySQL's executable
+/// `/*!50000 union*/` its contents between spaces, an unclosed `/*` a
+/// space (what follows it is kept: it may be the payload); each run of
+/// whitespace one space; from `src` into `dst`.
 fn strip_comments_and_collapse(src: &[u8], dst: &mut Vec<u8>) {
     dst.reserve(src.len());
     let mut in_space = false;
+    // Where the `*/` of the executable comment we are in starts.
+    let mut executable_end: Option<usize> = None;
     let mut i = 0;
     while i < src.len() {
+        if executable_end.is_some_and(|end| i >= end) {
+            executable_end = None;
+            i += 2;
+            if !in_space {
+                dst.push(b' ');
+                in_space = true;
+            }
+            continue;
+        }
         // Plain bytes up to the next one that may need work, copied at once.
-        let plain = src[i..]
+        let limit = executable_end.unwrap_or(src.len());
+        let plain = src[i..limit]
             .iter()
             .position(|b| SPECIAL_IN_COLLAPSE[usize::from(*b)])
-            .unwrap_or(src.len() - i);
+            .unwrap_or(limit - i);
         if plain > 0 {
             dst.extend_from_slice(&src[i..i + plain]);
             in_space = false;
@@ -255,7 +290,24 @@ fn strip_comments_and_collapse(src: &[u8], dst: &mut Vec<u8>) {
         }
         let b = src[i];
         if b == b'/' && src.get(i + 1) == Some(&b'*') {
-            i = memchr::memmem::find(&src[i + 2..], b"*/").map_or(src.len(), |end| i + 2 + end + 2);
+            let end = memchr::memmem::find(&src[i + 2..], b"*/").map(|end| i + 2 + end);
+            match end {
+                Some(end) if src.get(i + 2) == Some(&b'!') && executable_end.is_none() => {
+                    let version = src[i + 3..end]
+                        .iter()
+                        .take_while(|b| b.is_ascii_digit())
+                        .count();
+                    executable_end = Some(end);
+                    i += 3 + version;
+                }
+                Some(end) => {
+                    if executable_end == Some(end) {
+                        executable_end = None;
+                    }
+                    i = end + 2;
+                }
+                None => i += 2,
+            }
             if !in_space {
                 dst.push(b' ');
                 in_space = true;
@@ -294,7 +346,13 @@ mod tests {
         assert_eq!(normalize("a \t\n  b"), "a b");
         assert_eq!(normalize("100%"), "100%");
         assert_eq!(normalize("%zz"), "%zz");
-        assert_eq!(normalize("/*unclosed"), " ");
+        assert_eq!(normalize("/*unclosed"), " unclosed");
+        assert_eq!(
+            normalize("1 /*!50000UNION*/ /*!SELECT*/ 1"),
+            "1 union select 1"
+        );
+        assert_eq!(normalize("a/*!b/*c*/d"), "a b d");
+        assert_eq!(normalize("..%c0%af..%C1%9Cx%e0%80%ae"), "../..\\x.");
         assert_eq!(normalize("a/b/c"), "a/b/c");
     }
 
@@ -323,6 +381,7 @@ mod tests {
             normalize("%D0%9F%D1%80%D0%B8%D0%B2%D0%B5%D1%82+ABC"),
             "Привет abc"
         );
-        assert_eq!(normalize("%c0%af"), "\u{fffd}\u{fffd}");
+        assert_eq!(normalize("%c0%af"), "/");
+        assert_eq!(normalize("%c0x"), "\u{fffd}x");
     }
 }
