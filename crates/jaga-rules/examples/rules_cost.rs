@@ -82,6 +82,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "comments",
             line(&format!("/search?q={}", fill("/*", budget))),
         ),
+        (
+            "lookups",
+            line(&format!("/search?q={}", fill("${", budget))),
+        ),
+        (
+            "nested lookups",
+            line(&format!("/search?q={}", fill("${${j", budget))),
+        ),
+        (
+            "angles",
+            line(&format!("/search?q={}", fill("<a ", budget))),
+        ),
+        (
+            "entities",
+            line(&format!("/search?q={}", fill("&#x", budget))),
+        ),
+        (
+            "ampersands",
+            line(&format!("/search?q={}", fill("a=1&", budget))),
+        ),
+        (
+            "exec comments",
+            line(&format!("/search?q={}", fill("/*!", budget))),
+        ),
+        (
+            "semicolons",
+            line(&format!("/search?q={}", fill(";a", budget))),
+        ),
+        (
+            "agent",
+            format!(
+                r#"203.0.113.7 - - [23/Nov/2026:03:24:25 +0000] "GET / HTTP/1.1" 200 612 "-" "{}""#,
+                fill("Mozilla/5.0 (X; Y) ", budget)
+            ),
+        ),
         ("short", line("/index.html?a=1")),
     ];
     let user = UserDecoders::default();

@@ -16,10 +16,16 @@ const DECODE_PASSES: usize = 3;
 /// collapses whitespace (and NUL) into one space.
 pub fn normalize(input: &str) -> String {
     let mut text = input.as_bytes().to_vec();
+    // `+` is a space once, before decoding (a `%2B` is a plus); a plain
+    // loop the compiler vectorizes.
+    for b in text.iter_mut() {
+        if *b == b'+' {
+            *b = b' ';
+        }
+    }
     let mut scratch = Vec::with_capacity(text.len());
-    for pass in 0..DECODE_PASSES {
-        // `+` is a space only once: a `%2B` decoded in the first pass is a plus.
-        let outcome = decode_once(&text, &mut scratch, pass == 0);
+    for _ in 0..DECODE_PASSES {
+        let outcome = decode_once(&text, &mut scratch);
         if outcome.changed {
             std::mem::swap(&mut text, &mut scratch);
         }
@@ -43,7 +49,6 @@ pub fn normalize(input: &str) -> String {
 const ESCAPE_STARTS: [bool; 256] = {
     let mut table = [false; 256];
     table[b'%' as usize] = true;
-    table[b'+' as usize] = true;
     table[b'&' as usize] = true;
     table
 };
@@ -85,17 +90,12 @@ fn push_char(out: &mut Vec<u8>, code: u32) {
 /// One pass of percent and entity decoding from `src` into `dst` (left
 /// as it was when nothing changed). Runs of bytes without an escape are
 /// copied whole.
-fn decode_once(src: &[u8], dst: &mut Vec<u8>, plus_is_space: bool) -> Pass {
+fn decode_once(src: &[u8], dst: &mut Vec<u8>) -> Pass {
     let mut pass = Pass {
         changed: false,
         may_hold_more: false,
     };
-    // Nothing to do: no `%`, `&` (and no `+` when it counts).
-    let first = match plus_is_space {
-        true => memchr::memchr3(b'%', b'&', b'+', src),
-        false => memchr::memchr2(b'%', b'&', src),
-    };
-    let Some(first) = first else {
+    let Some(first) = memchr::memchr2(b'%', b'&', src) else {
         return pass;
     };
     dst.clear();
@@ -114,10 +114,6 @@ fn decode_once(src: &[u8], dst: &mut Vec<u8>, plus_is_space: bool) -> Pass {
         };
         let before = dst.len();
         let consumed = match b {
-            b'+' if plus_is_space => {
-                dst.push(b' ');
-                1
-            }
             b'%' => percent_escape(&src[i..], dst),
             b'&' => entity(&src[i..], dst),
             _ => 0,
@@ -217,6 +213,11 @@ fn entity(text: &[u8], dst: &mut Vec<u8>) -> usize {
         let end = digits_at + digits;
         return end + usize::from(window.get(end) == Some(&b';'));
     }
+    // Named ones all end in `;` within the window: most `&` (query
+    // separators) are ruled out here, before any name is compared.
+    if !window.contains(&b';') {
+        return 0;
+    }
     for (name, byte) in [
         (&b"&lt;"[..], b'<'),
         (b"&gt;", b'>'),
@@ -265,6 +266,9 @@ fn strip_comments_and_collapse(src: &[u8], dst: &mut Vec<u8>) {
     let mut in_space = false;
     // Where the `*/` of the executable comment we are in starts.
     let mut executable_end: Option<usize> = None;
+    // Past this offset there is no `*/`: a search from later would fail
+    // too, so `/*/*/*...` costs one search, not one per opener.
+    let mut no_closer_from = src.len();
     let mut i = 0;
     while i < src.len() {
         if executable_end.is_some_and(|end| i >= end) {
@@ -290,7 +294,13 @@ fn strip_comments_and_collapse(src: &[u8], dst: &mut Vec<u8>) {
         }
         let b = src[i];
         if b == b'/' && src.get(i + 1) == Some(&b'*') {
-            let end = memchr::memmem::find(&src[i + 2..], b"*/").map(|end| i + 2 + end);
+            let end = match i + 2 >= no_closer_from {
+                true => None,
+                false => memchr::memmem::find(&src[i + 2..], b"*/").map(|end| i + 2 + end),
+            };
+            if end.is_none() {
+                no_closer_from = no_closer_from.min(i + 2);
+            }
             match end {
                 Some(end) if src.get(i + 2) == Some(&b'!') && executable_end.is_none() => {
                     let version = src[i + 3..end]
