@@ -114,10 +114,13 @@ def public_attacks():
             path = os.path.join(lists, rel)
             if os.path.exists(path):
                 for l in open(path, encoding="utf-8", errors="replace"):
-                    l = l.rstrip("\n")
-                    # Single characters (`'`, `#`, `-`) are probes, not payloads any rule should alert on.
-                    if len(l.strip()) > 2:
-                        out.append((family, "wfuzz-" + rel.split("/")[-1][:-4].lower(), l))
+                    # The file to reach is a placeholder: one no rule knows by name.
+                    l = l.rstrip("\n").replace("{FILE}", "app/config.ini")
+                    # Comments; and single characters (`'`, `%21`, `asc`) are probes, not
+                    # payloads any rule should alert on.
+                    if l.startswith("# ") or len(urllib.parse.unquote(l).strip()) <= 3:
+                        continue
+                    out.append((family, "wfuzz-" + rel.split("/")[-1][:-4].lower(), l))
     return out
 
 

@@ -50,6 +50,7 @@ const ESCAPE_STARTS: [bool; 256] = {
     let mut table = [false; 256];
     table[b'%' as usize] = true;
     table[b'&' as usize] = true;
+    table[b'\\' as usize] = true;
     table
 };
 
@@ -95,7 +96,7 @@ fn decode_once(src: &[u8], dst: &mut Vec<u8>) -> Pass {
         changed: false,
         may_hold_more: false,
     };
-    let Some(first) = memchr::memchr2(b'%', b'&', src) else {
+    let Some(first) = memchr::memchr3(b'%', b'&', b'\\', src) else {
         return pass;
     };
     dst.clear();
@@ -116,6 +117,7 @@ fn decode_once(src: &[u8], dst: &mut Vec<u8>) -> Pass {
         let consumed = match b {
             b'%' => percent_escape(&src[i..], dst),
             b'&' => entity(&src[i..], dst),
+            b'\\' => hex_escape(&src[i..], dst),
             _ => 0,
         };
         if consumed == 0 {
@@ -141,7 +143,7 @@ fn percent_escape(text: &[u8], dst: &mut Vec<u8>) -> usize {
                 .iter()
                 .try_fold(0u32, |acc, b| hex(*b).map(|h| acc * 16 + u32::from(h)))
             {
-                push_char(dst, code);
+                push_char(dst, fold_fullwidth(code));
                 return 6;
             }
         }
@@ -158,6 +160,11 @@ fn percent_escape(text: &[u8], dst: &mut Vec<u8>) -> usize {
                 dst.push(((first & 0x1f) << 6) | (second & 0x3f));
                 return 6;
             }
+            // `%c0%2e`: decoders that drop the lead byte make it a dot.
+            if let Some(ascii) = escaped_byte(&text[3..]).filter(u8::is_ascii) {
+                dst.push(ascii);
+                return 6;
+            }
         }
         0xe0 => {
             if let (Some(second @ 0x80..=0x81), Some(third)) = (continuation(3), continuation(6)) {
@@ -169,6 +176,36 @@ fn percent_escape(text: &[u8], dst: &mut Vec<u8>) -> usize {
     }
     dst.push(first);
     3
+}
+
+/// IIS's `%uff0e` (fullwidth full stop) and `%u2215` (division slash):
+/// what it took for `.` and `/`. Only `%u` escapes are folded; fullwidth
+/// text written as UTF-8 (Japanese, Chinese) is left as it is.
+fn fold_fullwidth(code: u32) -> u32 {
+    match code {
+        0xff01..=0xff5e => code - 0xfee0,
+        0x2215 | 0x2044 => u32::from(b'/'),
+        0x2216 | 0x29f5 => u32::from(b'\\'),
+        _ => code,
+    }
+}
+
+/// `\xHH` for a printable ASCII character (`\x3cscript`, `\x27`), decoded
+/// into `dst`: the bytes consumed, 0 when it is not one.
+fn hex_escape(text: &[u8], dst: &mut Vec<u8>) -> usize {
+    if !matches!(text.get(1), Some(b'x' | b'X')) {
+        return 0;
+    }
+    match (
+        text.get(2).and_then(|b| hex(*b)),
+        text.get(3).and_then(|b| hex(*b)),
+    ) {
+        (Some(high), Some(low)) if (0x20..0x7f).contains(&(high * 16 + low)) => {
+            dst.push(high * 16 + low);
+            4
+        }
+        _ => 0,
+    }
 }
 
 /// The byte of a `%HH` at the start of `text`.
@@ -363,6 +400,12 @@ mod tests {
         );
         assert_eq!(normalize("a/*!b/*c*/d"), "a b d");
         assert_eq!(normalize("..%c0%af..%C1%9Cx%e0%80%ae"), "../..\\x.");
+        assert_eq!(normalize("%c0%2e%c0%2e%c0%2f"), "../");
+        assert_eq!(normalize("%uff0e%uff0e%u2215etc"), "../etc");
+        assert_eq!(
+            normalize("\\x27UNION\\x20SELECT \\x01 c:\\xyz"),
+            "'union select \\x01 c:\\xyz"
+        );
         assert_eq!(normalize("a/b/c"), "a/b/c");
     }
 
