@@ -13,7 +13,8 @@ large_client_header_buffers) built to find a cost per byte that depends on
 the text: long percent-encoded non-Latin queries (Hebrew, Cyrillic, CJK),
 raw non-Latin text, long runs of quotes, of one character, of `/*`, `${`,
 `&#x`, `a=1&`, and a long User-Agent. Each class is timed on its own file
-on one core; the goal is at least 100,000 lines/s for every class.
+on one core, by CPU time less the startup (compiling the rules); the goal
+is at least 100,000 lines/s for every class.
 
 Usage: python3 bench/logs_throughput.py [--lines 1000000] [--jaga PATH]
        [--adversarial-lines 20000] [--only-adversarial]
@@ -65,7 +66,8 @@ LINE_BYTES = 8 * 1024
 
 
 def fill(unit, budget):
-    return unit * max(1, budget // len(unit))
+    """`unit` repeated to at most `budget` bytes of UTF-8."""
+    return unit * max(1, budget // len(unit.encode()))
 
 
 def percent(text):
@@ -98,18 +100,24 @@ def adversarial_classes():
 
 
 def run_adversarial(jaga, lines, pin, work):
-    print(f"adversarial classes: {lines} lines each, up to {LINE_BYTES} bytes a line, one core")
+    print(f"adversarial classes: {lines} lines each, up to {LINE_BYTES} bytes a line, one core, "
+          "CPU time less startup")
     print(f"{'class':26} {'bytes/line':>10} {'lines/s':>12} {'MB/s':>8}")
     worst = None
     for name, (url, agent) in adversarial_classes().items():
         line = f'203.0.113.7 - - [23/Nov/2026:03:24:25 +0000] "GET {url} HTTP/1.1" 200 612 "-" "{agent}"\n'
         assert len(line.encode()) <= LINE_BYTES, (name, len(line.encode()))
         path = os.path.join(work, "adversarial.log")
+        # Startup (compiling the rules) timed on one line and taken off.
+        with open(path, "w") as f:
+            f.write(line)
+        _, _, startup = timed(pin + [jaga, "logtest", "--summary", "--file", path])
         with open(path, "w") as f:
             f.write(line * lines)
         out, wall, cpu = timed(pin + [jaga, "logtest", "--summary", "--file", path])
         if out.returncode != 0:
             sys.exit(out.stderr)
+        cpu -= startup
         rate = lines / cpu if cpu > 0 else float("inf")
         size = len(line.encode())
         print(f"{name:26} {size:10} {rate:12,.0f} {rate * size / 1e6:8.1f}")

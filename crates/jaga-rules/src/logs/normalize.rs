@@ -46,13 +46,17 @@ pub fn normalize(input: &str) -> String {
 }
 
 /// Bytes that start an escape in a decoding pass.
-const ESCAPE_STARTS: [bool; 256] = {
+const ESCAPE_STARTS: [bool; 256] = escape_starts(true);
+/// The same for a text that can hold no entity: `&` is a separator there.
+const ESCAPE_STARTS_NO_ENTITY: [bool; 256] = escape_starts(false);
+
+const fn escape_starts(entities: bool) -> [bool; 256] {
     let mut table = [false; 256];
     table[b'%' as usize] = true;
-    table[b'&' as usize] = true;
+    table[b'&' as usize] = entities;
     table[b'\\' as usize] = true;
     table
-};
+}
 
 /// Whitespace (and NUL) that [`normalize`] turns into one space, and `/`
 /// which may open a comment.
@@ -99,6 +103,13 @@ fn decode_once(src: &[u8], dst: &mut Vec<u8>) -> Pass {
     let Some(first) = memchr::memchr3(b'%', b'&', b'\\', src) else {
         return pass;
     };
+    // An entity ends in `;` or starts `&#`: a query of `a=1&b=2` holds
+    // neither, and its separators are then copied with the text around them.
+    let starts =
+        match memchr::memchr(b';', src).is_some() || memchr::memmem::find(src, b"&#").is_some() {
+            true => &ESCAPE_STARTS,
+            false => &ESCAPE_STARTS_NO_ENTITY,
+        };
     dst.clear();
     dst.reserve(src.len());
     dst.extend_from_slice(&src[..first]);
@@ -106,7 +117,7 @@ fn decode_once(src: &[u8], dst: &mut Vec<u8>) -> Pass {
     while i < src.len() {
         let run = src[i..]
             .iter()
-            .position(|b| ESCAPE_STARTS[usize::from(*b)])
+            .position(|b| starts[usize::from(*b)])
             .unwrap_or(src.len() - i);
         dst.extend_from_slice(&src[i..i + run]);
         i += run;
@@ -116,7 +127,7 @@ fn decode_once(src: &[u8], dst: &mut Vec<u8>) -> Pass {
         let before = dst.len();
         let consumed = match b {
             b'%' => percent_escape(&src[i..], dst),
-            b'&' => entity(&src[i..], dst),
+            b'&' if starts[usize::from(b'&')] => entity(&src[i..], dst),
             b'\\' => hex_escape(&src[i..], dst),
             _ => 0,
         };
@@ -294,6 +305,12 @@ fn needs_collapsing(text: &[u8]) -> bool {
         || memchr::memmem::find(text, b"  ").is_some()
 }
 
+/// Where the first `*/` in `text` starts: a `memchr` for `*`, cheaper than
+/// a substring searcher built for each of many short searches.
+fn comment_closer(text: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'*', text).find(|at| text.get(at + 1) == Some(&b'/'))
+}
+
 /// `/*…*/` becomes a space (`UNION/**/SELECT`), MySQL's executable
 /// `/*!50000 union*/` its contents between spaces, an unclosed `/*` a
 /// space (what follows it is kept: it may be the payload); each run of
@@ -333,7 +350,7 @@ fn strip_comments_and_collapse(src: &[u8], dst: &mut Vec<u8>) {
         if b == b'/' && src.get(i + 1) == Some(&b'*') {
             let end = match i + 2 >= no_closer_from {
                 true => None,
-                false => memchr::memmem::find(&src[i + 2..], b"*/").map(|end| i + 2 + end),
+                false => comment_closer(&src[i + 2..]).map(|end| i + 2 + end),
             };
             if end.is_none() {
                 no_closer_from = no_closer_from.min(i + 2);

