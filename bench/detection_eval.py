@@ -215,6 +215,8 @@ def benign_agents(python):
 
 def judge(jaga, lines):
     """For each line: the per-request attack rules that fired, as (id, field)."""
+    if not lines:
+        return []
     out = subprocess.run([jaga, "logtest", "--format", "json"], input="\n".join(lines) + "\n",
                          capture_output=True, text=True, check=True).stdout.splitlines()
     verdicts = [json.loads(l) for l in out if l.startswith("{")]
@@ -272,7 +274,8 @@ def sqlmap_lines(python):
             except Exception:
                 time.sleep(0.2)
         for i, tamper in enumerate(TAMPERS):
-            cmd = [f"{VENV}/bin/sqlmap", "-u", f"{base}/t{i}/?id=1", "--batch", "--level", "2", "--risk", "2",
+            # The tamper set's index rides in a parameter sqlmap leaves alone (-p id).
+            cmd = [f"{VENV}/bin/sqlmap", "-u", f"{base}/users/?t={i}&id=1", "-p", "id", "--batch", "--level", "2", "--risk", "2",
                    "--flush-session", "--random-agent", "--technique", "BEUSTQ", "-v", "0"]
             if tamper:
                 cmd += ["--tamper", tamper]
@@ -282,7 +285,7 @@ def sqlmap_lines(python):
         sh("docker", "rm", "-f", name, check=False)
     out = []
     for line in logs:
-        m = re.search(r'"GET /t(\d+)/\?(\S*) HTTP', line)
+        m = re.search(r'"GET /users/\?t=(\d+)&(\S*) HTTP', line)
         # sqlmap's baseline requests carry no payload.
         if m and urllib.parse.unquote_plus(m.group(2)) not in ("id=1", ""):
             out.append((TAMPERS[int(m.group(1))] or "none", line))
@@ -384,6 +387,8 @@ def main():
 
     if args.sqlmap:
         runs = sqlmap_lines(python)
+        if not runs:
+            sys.exit("sqlmap sent no request with a payload: is jaga-test/nginx answering on /users/?")
         verdicts = judge(args.jaga, [l for _, l in runs])
         per = collections.defaultdict(lambda: [0, 0])
         for (tamper, _), rules in zip(runs, verdicts):
