@@ -16,18 +16,15 @@ const DECODE_PASSES: usize = 3;
 /// collapses whitespace (and NUL) into one space.
 pub fn normalize(input: &str) -> String {
     let mut text = input.as_bytes().to_vec();
-    // `+` is a space once, before decoding (a `%2B` is a plus); a plain
-    // loop the compiler vectorizes.
-    for b in text.iter_mut() {
-        if *b == b'+' {
-            *b = b' ';
-        }
-    }
+    plus_to_space(&mut text);
     let mut scratch = Vec::with_capacity(text.len());
     for _ in 0..DECODE_PASSES {
         let outcome = decode_once(&text, &mut scratch);
         if outcome.changed {
             std::mem::swap(&mut text, &mut scratch);
+            // A `%2B` is a space too: tools encode the `+` they put for
+            // spaces (sqlmap's space2plus), and no rule needs a plus.
+            plus_to_space(&mut text);
         }
         if !outcome.may_hold_more {
             break;
@@ -42,6 +39,15 @@ pub fn normalize(input: &str) -> String {
     match String::from_utf8(text) {
         Ok(text) => text,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+/// A plain loop the compiler vectorizes.
+fn plus_to_space(text: &mut [u8]) {
+    for b in text.iter_mut() {
+        if *b == b'+' {
+            *b = b' ';
+        }
     }
 }
 
@@ -132,7 +138,20 @@ fn decode_once(src: &[u8], dst: &mut Vec<u8>) -> Pass {
             _ => 0,
         };
         if consumed == 0 {
-            dst.push(b);
+            // A `%` before a letter or digit that makes no escape (`%S%E%L%E%C%T`):
+            // ASP and IIS drop it, so attackers use it to break words.
+            // Not so before an escape of a hex digit: `%%32%65` is a `%2e`
+            // in two layers (IIS decoded twice), not a `%` to drop.
+            let dropped = b == b'%'
+                && src.get(i + 1).is_some_and(|next| {
+                    next.is_ascii_alphanumeric()
+                        || (*next == b'%'
+                            && !escaped_byte(&src[i + 1..]).is_some_and(|d| d.is_ascii_hexdigit()))
+                });
+            if !dropped {
+                dst.push(b);
+            }
+            pass.changed |= dropped;
             i += 1;
             continue;
         }
@@ -287,8 +306,10 @@ fn entity(text: &[u8], dst: &mut Vec<u8>) -> usize {
     0
 }
 
+/// Space and every C0 control: MSSQL takes any of them for a blank
+/// (sqlmap's space2mssqlblank), and none belongs in a value.
 const fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0)
+    b <= b' '
 }
 
 /// Whether `text` holds a comment opener, whitespace other than a space,
@@ -370,6 +391,14 @@ fn strip_comments_and_collapse(src: &[u8], dst: &mut Vec<u8>) {
                     }
                     i = end + 2;
                 }
+                // An unclosed executable comment runs to the end, and MySQL runs it.
+                None if src.get(i + 2) == Some(&b'!') => {
+                    let version = src[i + 3..]
+                        .iter()
+                        .take_while(|b| b.is_ascii_digit())
+                        .count();
+                    i += 3 + version;
+                }
                 None => i += 2,
             }
             if !in_space {
@@ -409,13 +438,17 @@ mod tests {
         assert_eq!(normalize("%u003cscript%u003e"), "<script>");
         assert_eq!(normalize("a \t\n  b"), "a b");
         assert_eq!(normalize("100%"), "100%");
-        assert_eq!(normalize("%zz"), "%zz");
+        assert_eq!(normalize("%zz"), "zz");
+        assert_eq!(normalize("%S%E%L%E%C%T"), "select");
+        assert_eq!(normalize("100% sure"), "100% sure");
+        assert_eq!(normalize("1%01and%1F2"), "1 and 2");
         assert_eq!(normalize("/*unclosed"), " unclosed");
         assert_eq!(
             normalize("1 /*!50000UNION*/ /*!SELECT*/ 1"),
             "1 union select 1"
         );
         assert_eq!(normalize("a/*!b/*c*/d"), "a b d");
+        assert_eq!(normalize("1)/*!0AND 1=2"), "1) and 1=2");
         assert_eq!(normalize("..%c0%af..%C1%9Cx%e0%80%ae"), "../..\\x.");
         assert_eq!(normalize("%c0%2e%c0%2e%c0%2f"), "../");
         assert_eq!(normalize("%uff0e%uff0e%u2215etc"), "../etc");
@@ -440,8 +473,11 @@ mod tests {
     }
 
     #[test]
-    fn a_plus_decoded_from_percent_stays_a_plus() {
-        assert_eq!(normalize("%2BADw-script%2BAD4-"), "+adw-script+ad4-");
+    fn pluses_are_spaces_however_encoded() {
+        assert_eq!(normalize("%2BADw-script%2BAD4-"), " adw-script ad4-");
+        assert_eq!(normalize("1%2BAND%2B1"), "1 and 1");
+        assert_eq!(normalize("%1%%27%%3B%S%E%L"), "1';sel");
+        assert_eq!(normalize("%%32%65%%32%65%%32%66"), "../");
         assert_eq!(normalize("1+1"), "1 1");
     }
 
