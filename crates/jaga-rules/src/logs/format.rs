@@ -14,6 +14,7 @@
 //!     parent: "93000"       # optional: only when that rule matched the line
 //!     match:                # every field condition must hold
 //!       url: { regex: '\bunion\b.{0,100}\bselect\b' }
+//!       user_agent|referer: { regex: 'sqlmap' }   # on any of these fields
 //!       status: { ge: 400, lt: 500 }
 //!       srcip: { cidr: [10.0.0.0/8], not: true }
 //!       method: { any_of: [GET, POST] }
@@ -26,7 +27,10 @@
 //!
 //! Field values are normalized (see `normalize`) before `regex` and
 //! `literal` unless the condition says `normalize: false`. Regexes are
-//! case-insensitive unless `case_sensitive: true`.
+//! case-insensitive unless `case_sensitive: true`; they match bytes, with
+//! ASCII classes and case folding (`(?u:...)` for Unicode ones). A
+//! condition on `a|b` holds when it holds on field `a` or on field `b`; a
+//! match's `payload_field` names the first of them that matched.
 
 use std::collections::BTreeMap;
 
