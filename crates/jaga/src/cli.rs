@@ -7,9 +7,7 @@ use clap::{Parser, Subcommand};
 use jaga_config::{Config, LogFormat};
 use jaga_engine::{ConnectionSettings, Engine, Redaction};
 
-use crate::{
-    audit, config_cmd, events, health, logs, outputs, serve, shell, stats, token, top,
-};
+use crate::{audit, config_cmd, events, health, logs, outputs, serve, shell, stats, token, top};
 use jaga_agent::sampler::Sampler;
 
 /// jaga watches a Docker host: container metrics, security events, log
