@@ -80,15 +80,9 @@ fn running_binary(root: &Path, component: &str, info: &SystemInfo) -> Result<Str
             if path.starts_with('/') {
                 return Ok(path);
             }
-            let search = process_pid(root, "dockerd")
-                .and_then(|pid| process_path_variable(root, &pid))
-                .unwrap_or_else(|| DEFAULT_PATH.to_owned());
-            search
-                .split(':')
-                .filter(|dir| dir.starts_with('/'))
-                .map(|dir| format!("{}/{path}", dir.trim_end_matches('/')))
-                .find(|candidate| under(root, candidate).is_file())
-                .ok_or_else(|| format!("runtime '{path}' is in no directory of PATH {search}"))
+            let dockerd = process_pid(root, "dockerd").unwrap_or_default();
+            find_in_path(root, &dockerd, &path)
+                .ok_or_else(|| format!("runtime '{path}' is in no directory of dockerd's PATH"))
         }
     }
 }
@@ -116,10 +110,26 @@ fn process_binary(root: &Path, comm: &str) -> Result<String, String> {
     let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
     let argv0 = String::from_utf8_lossy(argv0).into_owned();
     if argv0.starts_with('/') {
-        Ok(argv0)
-    } else {
-        Err(format!("cannot read the binary of {comm} (pid {pid})"))
+        return Ok(argv0);
     }
+    // Started by name (`dockerd`): found as its shell found it, through PATH.
+    if !argv0.is_empty() && !argv0.contains('/') {
+        if let Some(found) = find_in_path(root, &pid, &argv0) {
+            return Ok(found);
+        }
+    }
+    Err(format!("cannot read the binary of {comm} (pid {pid})"))
+}
+
+/// `name` in the first directory of the process's PATH (the usual one when
+/// its environment cannot be read) that holds it, as a host path.
+fn find_in_path(root: &Path, pid: &str, name: &str) -> Option<String> {
+    let search = process_path_variable(root, pid).unwrap_or_else(|| DEFAULT_PATH.to_owned());
+    search
+        .split(':')
+        .filter(|dir| dir.starts_with('/'))
+        .map(|dir| format!("{}/{name}", dir.trim_end_matches('/')))
+        .find(|candidate| under(root, candidate).is_file())
 }
 
 fn process_path_variable(root: &Path, pid: &str) -> Option<String> {

@@ -352,3 +352,21 @@ fn absolute_symlinks_resolve_under_the_host_root() {
         ]
     );
 }
+
+#[test]
+fn a_dockerd_started_by_name_is_found_through_path_when_its_exe_cannot_be_read() {
+    // In jaga's image (no CAP_SYS_PTRACE) /proc/<pid>/exe cannot be read, and
+    // the test bed starts the daemon as plain `dockerd`: the engine's package
+    // was then unknown and a backported CVE reported as a finding.
+    let root = tempfile::tempdir().unwrap();
+    write(root.path(), "proc/686/comm", b"dockerd\n");
+    write(root.path(), "proc/686/cmdline", b"dockerd\0--debug\0");
+    write(root.path(), "usr/sbin/dockerd", b"ELF");
+    assert_eq!(
+        process_binary(root.path(), "dockerd").unwrap(),
+        "/usr/sbin/dockerd"
+    );
+    write(root.path(), "proc/687/comm", b"containerd\n");
+    write(root.path(), "proc/687/cmdline", b"containerd\0");
+    assert!(process_binary(root.path(), "containerd").is_err());
+}
