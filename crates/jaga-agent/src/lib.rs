@@ -88,13 +88,13 @@ impl Agent {
             http,
             log_rules,
             metric_rules,
+            process_rules,
+            cves,
         } = preflight::preflight(&config)?;
-        let cves = Arc::new(crate::sources::audit::load_cve_table(&config.audit)?);
-        let process = if config.process.disabled {
-            None
-        } else {
-            let rules = crate::sources::process::load_rules(&config.process.rules)?;
-            Some((ProcessWatch::start(&config.process, &host_root)?, rules))
+        let cves = Arc::new(cves);
+        let process = match process_rules {
+            Some(rules) => Some((ProcessWatch::start(&config.process, &host_root)?, rules)),
+            None => None,
         };
         let process_alerts = Arc::new(std::sync::atomic::AtomicU64::new(0));
 

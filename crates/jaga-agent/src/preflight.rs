@@ -4,9 +4,11 @@
 
 use std::path::Path;
 
+use jaga_audit::CveTable;
 use jaga_config::Config;
 use jaga_rules::logs::RuleSet;
 use jaga_rules::metric::MetricRules;
+use jaga_rules::process::ProcessRules;
 
 use crate::http::{self, HttpSetup};
 use crate::outputs::build_output;
@@ -16,6 +18,9 @@ pub(crate) struct Preflight {
     pub http: HttpSetup,
     pub log_rules: Option<RuleSet>,
     pub metric_rules: Option<MetricRules>,
+    /// `None` when process monitoring is disabled.
+    pub process_rules: Option<ProcessRules>,
+    pub cves: CveTable,
 }
 
 /// Reads and compiles what the config names; nothing is opened or bound.
@@ -29,10 +34,18 @@ pub(crate) fn preflight(config: &Config) -> anyhow::Result<Preflight> {
         Some(crate::sources::logs::load_rules(&config.logs.rules)?)
     };
     let metric_rules = crate::sources::metric_rules::load(config)?;
+    let process_rules = if config.process.disabled {
+        None
+    } else {
+        Some(crate::sources::process::load_rules(&config.process.rules)?)
+    };
+    let cves = crate::sources::audit::load_cve_table(&config.audit)?;
     Ok(Preflight {
         http,
         log_rules,
         metric_rules,
+        process_rules,
+        cves,
     })
 }
 
