@@ -8,7 +8,16 @@ quotes and words like "select", long cookies in the referer), about 1 % attack
 requests (SQL injection, XSS, traversal, command injection, scanners), and
 404 bursts.
 
+Then the adversarial classes: lines of up to 8 KB (nginx's default
+large_client_header_buffers) built to find a cost per byte that depends on
+the text: long percent-encoded non-Latin queries (Hebrew, Cyrillic, CJK),
+raw non-Latin text, long runs of quotes, of one character, of `/*`, `${`,
+`&#x`, `a=1&`, and a long User-Agent. Each class is timed on its own file
+on one core, by CPU time less the startup (compiling the rules); the goal
+is at least 100,000 lines/s for every class.
+
 Usage: python3 bench/logs_throughput.py [--lines 1000000] [--jaga PATH]
+       [--adversarial-lines 20000] [--only-adversarial]
 Needs `cargo build --release -p jaga`; installs Debian's fail2ban if missing
 (its service is not started).
 """
@@ -53,6 +62,69 @@ def generate(path, lines, seed=7):
             f.write(f'{ip} - - [{ts}] "GET {url} HTTP/1.1" {status} {rnd.randrange(100, 90000)} "{referer}" "{agent}"\n')
 
 
+LINE_BYTES = 8 * 1024
+
+
+def fill(unit, budget):
+    """`unit` repeated to at most `budget` bytes of UTF-8."""
+    return unit * max(1, budget // len(unit.encode()))
+
+
+def percent(text):
+    return "".join(f"%{b:02X}" for b in text.encode())
+
+
+def adversarial_classes():
+    """name -> (url, agent), each line at most LINE_BYTES."""
+    room = LINE_BYTES - 200
+    latin = "hello world "
+    classes = {
+        "latin words (baseline)": ("/search?q=" + fill("hello+world+", room), AGENTS[0]),
+        "percent latin": ("/search?q=" + percent(fill(latin, room // 3)), AGENTS[0]),
+        "percent hebrew": ("/search?q=" + percent(fill("שלום עולם ", room // 3)), AGENTS[0]),
+        "percent cyrillic": ("/search?q=" + percent(fill("привет мир ", room // 3)), AGENTS[0]),
+        "percent cjk": ("/search?q=" + percent(fill("你好世界 ", room // 3)), AGENTS[0]),
+        "raw cyrillic": ("/search?q=" + fill("привет+мир+", room // 2), AGENTS[0]),
+        "single quotes": ("/search?q=" + fill("'", room), AGENTS[0]),
+        "encoded quotes": ("/search?q=" + fill("%22", room), AGENTS[0]),
+        "one character": ("/search?q=" + fill("a", room), AGENTS[0]),
+        "parentheses": ("/search?q=" + fill("(", room), AGENTS[0]),
+        "dots and slashes": ("/search?q=" + fill("../", room), AGENTS[0]),
+        "comment openers": ("/search?q=" + fill("/*", room), AGENTS[0]),
+        "lookups": ("/search?q=" + fill("${", room), AGENTS[0]),
+        "entities": ("/search?q=" + fill("&#x", room), AGENTS[0]),
+        "many parameters": ("/search?" + fill("a=1&", room), AGENTS[0]),
+        "long user agent": ("/", fill("Mozilla/5.0 (X11; Linux) ", room)),
+    }
+    return classes
+
+
+def run_adversarial(jaga, lines, pin, work):
+    print(f"adversarial classes: {lines} lines each, up to {LINE_BYTES} bytes a line, one core, "
+          "CPU time less startup")
+    print(f"{'class':26} {'bytes/line':>10} {'lines/s':>12} {'MB/s':>8}")
+    worst = None
+    for name, (url, agent) in adversarial_classes().items():
+        line = f'203.0.113.7 - - [23/Nov/2026:03:24:25 +0000] "GET {url} HTTP/1.1" 200 612 "-" "{agent}"\n'
+        assert len(line.encode()) <= LINE_BYTES, (name, len(line.encode()))
+        path = os.path.join(work, "adversarial.log")
+        # Startup (compiling the rules) timed on one line and taken off.
+        with open(path, "w") as f:
+            f.write(line)
+        _, _, startup = timed(pin + [jaga, "logtest", "--summary", "--file", path])
+        with open(path, "w") as f:
+            f.write(line * lines)
+        out, wall, cpu = timed(pin + [jaga, "logtest", "--summary", "--file", path])
+        if out.returncode != 0:
+            sys.exit(out.stderr)
+        cpu -= startup
+        rate = lines / cpu if cpu > 0 else float("inf")
+        size = len(line.encode())
+        print(f"{name:26} {size:10} {rate:12,.0f} {rate * size / 1e6:8.1f}")
+        worst = rate if worst is None else min(worst, rate)
+    print(f"slowest class: {worst:,.0f} lines/s (goal: 100,000)\n")
+
+
 def timed(cmd):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.time()
@@ -67,9 +139,19 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--jaga", default="target/release/jaga")
+    parser.add_argument("--adversarial-lines", type=int, default=20_000)
+    parser.add_argument("--only-adversarial", action="store_true")
     args = parser.parse_args()
     if not os.access(args.jaga, os.X_OK):
         sys.exit(f"{args.jaga} not found: run `cargo build --release -p jaga` first")
+    pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+    if args.only_adversarial:
+        work = tempfile.mkdtemp(prefix="jaga-bench-logs-")
+        try:
+            run_adversarial(args.jaga, args.adversarial_lines, pin, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     if not shutil.which("fail2ban-regex"):
         subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "fail2ban"],
                        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, check=True)
@@ -80,7 +162,7 @@ def main():
         size_mb = os.path.getsize(log) / 2**20
         print(f"{args.lines} lines, {size_mb:.0f} MiB of nginx combined log\n")
         # taskset: one core for each tool, as the goal is stated per core.
-        pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+        run_adversarial(args.jaga, args.adversarial_lines, pin, work)
         out, wall, cpu = timed(pin + [args.jaga, "logtest", "--summary", "--file", log])
         if out.returncode != 0:
             sys.exit(out.stderr)
@@ -88,7 +170,7 @@ def main():
         print("  " + "\n  ".join(out.stdout.strip().splitlines()))
         jaga_rate = args.lines / wall
         print(f"  wall {wall:.2f} s, cpu {cpu:.2f} s -> {jaga_rate:,.0f} lines/s\n")
-        results = [("jaga (16 rules, all decoders)", wall, cpu, jaga_rate)]
+        results = [("jaga (built-in rules, all decoders)", wall, cpu, jaga_rate)]
         for name in ["nginx-botsearch", "nginx-http-auth", "nginx-limit-req"]:
             filt = f"/etc/fail2ban/filter.d/{name}.conf"
             if not os.path.exists(filt):

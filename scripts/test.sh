@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/test.sh — jaga's test command: prepares the test bed (Docker engine +
-# offline images, see scripts/testbed.sh), then runs fmt, clippy and the tests.
+# offline images, see scripts/testbed.sh), then runs fmt, clippy, packaging
+# (scripts/package.sh) and the tests.
 # Extra arguments go to `cargo test`, e.g.  scripts/test.sh -p jaga-cgroup -- --nocapture
 set -euo pipefail
 
@@ -40,6 +41,12 @@ cargo fmt --all -- --check || die "formatting differs: run 'cargo fmt --all'"
 
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings || die "clippy reported problems"
+
+# The static release binary, built once and packed as the image jaga:latest
+# and target/package/jaga_*.deb, which crates/jaga/tests/packaging.rs runs
+# and installs. Costs one release build (~3-5 min on 2 cores).
+step "packaging (scripts/package.sh)"
+bash scripts/package.sh || die "packaging failed"
 
 step "cargo test --workspace $*"
 cargo test --workspace "$@" || die "tests failed"

@@ -5,6 +5,8 @@
 pub mod clock;
 mod http;
 pub mod outputs;
+pub mod own_container;
+pub mod preflight;
 pub mod sampler;
 pub mod sink;
 pub mod sources;
@@ -32,6 +34,7 @@ use crate::sources::audit::gather::HostPaths;
 use crate::sources::docker_events::listener::{Listener, SharedListenerStats};
 use crate::sources::logs::watch::{LogWatch, SharedLogStats};
 use crate::sources::logs::Analyzer;
+use crate::sources::process::{ProcessTask, ProcessWatch, ProcessesOf};
 
 use crate::clock::unix_ms;
 use crate::sampler::Sampler;
@@ -64,8 +67,11 @@ pub struct Agent {
     snapshot_tx: watch::Sender<Arc<Snapshot>>,
     details: (watch::Sender<SharedDetails>, watch::Receiver<SharedDetails>),
     audit_tx: watch::Sender<Arc<serde_json::Value>>,
+    cves: Arc<jaga_audit::CveTable>,
     listener_stats: Option<SharedListenerStats>,
     log_stats: Option<SharedLogStats>,
+    process: Option<(ProcessWatch, jaga_rules::process::ProcessRules)>,
+    process_alerts: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Agent {
@@ -78,15 +84,19 @@ impl Agent {
         host_root: PathBuf,
     ) -> anyhow::Result<Self> {
         let serve = config.serve.clone();
-        let http = http::prepare(&serve)?;
-        // Rule files are checked before anything starts: a bad one must not
-        // leave an audit run and alerts written behind it.
-        let log_rules = if config.logs.disabled {
-            None
-        } else {
-            Some(crate::sources::logs::load_rules(&config.logs.rules)?)
+        let preflight::Preflight {
+            http,
+            log_rules,
+            metric_rules,
+            process_rules,
+            cves,
+        } = preflight::preflight(&config)?;
+        let cves = Arc::new(cves);
+        let process = match process_rules {
+            Some(rules) => Some((ProcessWatch::start(&config.process, &host_root)?, rules)),
+            None => None,
         };
-        let metric_rules = crate::sources::metric_rules::load(&config)?;
+        let process_alerts = Arc::new(std::sync::atomic::AtomicU64::new(0));
 
         let retention = Retention {
             raw: config.history.raw,
@@ -177,6 +187,12 @@ impl Agent {
                 Arc::new(move || supervisor.report())
             }),
             outputs: Some(Arc::clone(&outputs) as Arc<dyn jaga_server::OutputsView>),
+            processes: process.as_ref().map(|(watch, _)| {
+                Arc::new(ProcessesOf {
+                    monitor: Arc::clone(&watch.monitor),
+                    host_root: host_root.clone(),
+                }) as Arc<dyn jaga_server::ProcessesView>
+            }),
         });
         Ok(Self {
             config,
@@ -198,8 +214,11 @@ impl Agent {
             snapshot_tx,
             details,
             audit_tx,
+            cves,
             listener_stats,
             log_stats,
+            process,
+            process_alerts,
         })
     }
 
@@ -236,8 +255,11 @@ impl Agent {
             snapshot_tx,
             details: (details_tx, details_rx),
             audit_tx,
+            cves,
             listener_stats,
             log_stats,
+            process,
+            process_alerts,
         } = self;
         let serve = config.serve.clone();
         tracing::info!(
@@ -269,7 +291,9 @@ impl Agent {
                 paths: HostPaths {
                     root: host_root.clone(),
                     daemon_json: config.audit.daemon_json.clone(),
+                    alpine_secfixes: config.audit.alpine_secfixes.clone(),
                 },
+                cves,
                 interval: config.audit.interval,
                 agent: agent.clone(),
                 lifecycle: lifecycle_rx,
@@ -326,6 +350,32 @@ impl Agent {
                 task.run(shutdown_rx.clone()),
             ));
         }
+        let process_stats = process.as_ref().map(|(watch, _)| {
+            let monitor = Arc::clone(&watch.monitor);
+            let alerts = Arc::clone(&process_alerts);
+            Arc::new(move || {
+                let mut stats = monitor.stats();
+                stats.alerts_total = alerts.load(std::sync::atomic::Ordering::Relaxed);
+                stats
+            }) as crate::sources::collector::ProcessStatsSource
+        });
+        if let Some((watch, rules)) = process {
+            let task = ProcessTask {
+                watch,
+                rules,
+                engine: Arc::clone(&engine),
+                sink: Arc::clone(&sink),
+                agent: agent.clone(),
+                host_root: host_root.clone(),
+                details: details_rx.clone(),
+                alerts_total: Arc::clone(&process_alerts),
+            };
+            source_tasks.push(supervisor.spawn(
+                "process",
+                STALL_AFTER,
+                task.run(shutdown_rx.clone()),
+            ));
+        }
         // Outputs: a runner each, woken by every commit.
         let output_tasks = outputs.spawn(&supervisor, &sink.subscribe(), &shutdown_rx);
         let trim_task = supervisor.spawn(
@@ -354,6 +404,7 @@ impl Agent {
             notices: notice_rx,
             listener: listener_stats.clone(),
             logs: log_stats.clone(),
+            process: process_stats,
         };
         let collector_task =
             supervisor.spawn("collector", STALL_AFTER, collector.run(shutdown_rx.clone()));

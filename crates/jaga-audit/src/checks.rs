@@ -9,7 +9,7 @@ use jaga_model::{Finding, FindingObject, Practice, Severity, Threat, DANGEROUS_C
 
 use crate::facts::{AuditInput, DaemonFacts, ImageFacts};
 use crate::secrets::{history_assignments, looks_secret, redacted};
-use crate::versions::{is_distribution_build, severity_of, threat_of, CveTable, CVE_DATA};
+use crate::versions::{decide, threat_of, CveTable, Outcome};
 
 /// Which checks and containers to run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -239,6 +239,15 @@ check!(
     "Mount propagation set to shared",
     "Use private (the default) mount propagation."
 );
+check!(
+    SSHD_IN_CONTAINER,
+    "5.6",
+    Medium,
+    ContainerHijacking,
+    AccessControl,
+    "sshd runs inside the container",
+    "Remove the SSH daemon from the image; use docker exec (with the daemon's access control) to get into a container."
+);
 check!(SECRET_IN_CONFIG, "jaga-secret", High, ContainerHijacking, DataConfig, "Secret in environment variables or labels", "Pass secrets as files (Docker secrets, a read-only mount, or *_FILE variables) rather than environment variables or labels, which docker inspect shows to anyone with API access.");
 // Images (CIS section 4).
 check!(
@@ -444,7 +453,16 @@ check!(
     ContainerEscape,
     KeepingDockerUpToDate,
     "Known container-escape vulnerability in the installed version",
-    "Upgrade the component to a fixed release (or confirm your distribution backported the fix)."
+    "Upgrade the component to a fixed release, or the distribution's package to one whose changelog names the fix."
+);
+check!(
+    FIXED_BY_DISTRIBUTION,
+    "jaga-1.1.2-backported",
+    Info,
+    ContainerEscape,
+    KeepingDockerUpToDate,
+    "Known vulnerability fixed by the distribution's package",
+    "Nothing to do: the distribution backported the fix into the installed package. Keep taking its security updates."
 );
 
 /// Host directories CIS 5.5 names, and Docker's own data.
@@ -486,6 +504,7 @@ pub const ALL_CHECKS: &[Check] = &[
     NO_HEALTHCHECK,
     HOST_DEVICES,
     SHARED_PROPAGATION,
+    SSHD_IN_CONTAINER,
     SECRET_IN_CONFIG,
     IMAGE_ROOT,
     IMAGE_NO_HEALTHCHECK,
@@ -514,6 +533,7 @@ pub const ALL_CHECKS: &[Check] = &[
     NO_IPTABLES,
     LOG_LEVEL,
     VULNERABLE_VERSION,
+    FIXED_BY_DISTRIBUTION,
 ];
 
 struct Out<'a> {
@@ -568,6 +588,10 @@ pub fn run(input: &AuditInput, selection: &Selection) -> Vec<Finding> {
         .filter(|c| selection.wants_container(c))
     {
         container_checks(container, userns_remap, &mut out);
+        if let Some(processes) = &input.processes {
+            let id = container.id.as_deref().unwrap_or_default();
+            sshd_check(container, processes.get(id).map(Vec::as_slice), &mut out);
+        }
     }
     if selection.containers.is_empty() {
         for image in &input.images {
@@ -601,6 +625,14 @@ pub fn run(input: &AuditInput, selection: &Selection) -> Vec<Finding> {
             );
         }
         daemon_checks(&input.daemon, &mut out);
+        match &input.cves {
+            Some(table) => version_checks(table, &input.daemon, &mut out),
+            None => match CveTable::shipped() {
+                Ok(table) => version_checks(&table, &input.daemon, &mut out),
+                // The shipped table is tested to parse: unreachable in a build.
+                Err(error) => debug_assert!(false, "shipped CVE data: {error}"),
+            },
+        }
     }
     let mut findings = out.findings;
     findings.sort_by(|a, b| {
@@ -610,6 +642,30 @@ pub fn run(input: &AuditInput, selection: &Selection) -> Vec<Finding> {
             .then_with(|| a.object.cmp(&b.object))
     });
     findings
+}
+
+/// CIS 5.6: an SSH daemon among the container's processes.
+fn sshd_check(
+    c: &ContainerInspectResponse,
+    processes: Option<&[crate::facts::ProcessFacts]>,
+    out: &mut Out<'_>,
+) {
+    let is_sshd = |p: &&crate::facts::ProcessFacts| {
+        let exe_name = p.exe.as_deref().and_then(|e| e.rsplit('/').next());
+        ["sshd", "dropbear"].contains(&p.name.as_str())
+            || exe_name.is_some_and(|n| n == "sshd" || n == "dropbear")
+    };
+    if let Some(found) = processes.unwrap_or_default().iter().find(is_sshd) {
+        out.add(
+            &SSHD_IN_CONTAINER,
+            &container_object(c),
+            format!(
+                "process {} ({}) is an SSH daemon",
+                found.pid,
+                found.exe.as_deref().unwrap_or(&found.name)
+            ),
+        );
+    }
 }
 
 fn container_object(c: &ContainerInspectResponse) -> FindingObject {
@@ -1151,7 +1207,6 @@ fn daemon_checks(daemon: &DaemonFacts, out: &mut Out<'_>) {
             format!("members: {}", daemon.docker_group_members.join(", ")),
         );
     }
-    version_checks(daemon, out);
     let Some(info) = &daemon.info else {
         return;
     };
@@ -1252,12 +1307,11 @@ fn daemon_checks(daemon: &DaemonFacts, out: &mut Out<'_>) {
     }
 }
 
-fn version_checks(daemon: &DaemonFacts, out: &mut Out<'_>) {
-    let Ok(table) = CveTable::parse(CVE_DATA) else {
-        return;
-    };
+/// The Engine, containerd and runc versions the daemon reports:
+/// (component, version).
+pub fn component_versions(daemon: &DaemonFacts) -> Vec<(String, String)> {
     let Some(version) = &daemon.version else {
-        return;
+        return Vec::new();
     };
     let mut components: Vec<(String, String)> = Vec::new();
     for component in version.components.clone().unwrap_or_default() {
@@ -1274,38 +1328,29 @@ fn version_checks(daemon: &DaemonFacts, out: &mut Out<'_>) {
             components.push(("engine".to_owned(), v.clone()));
         }
     }
-    for (component, installed) in components {
-        let object = FindingObject {
-            kind: component.clone(),
-            id: component.clone(),
-            name: format!("{component} {installed}"),
-        };
-        for entry in table.affecting(&component, &installed) {
-            let mut severity = severity_of(entry);
-            let mut evidence = format!(
-                "{} {installed} is affected by {}: {} (fixed in {}; source {})",
-                component,
-                entry.id,
-                entry.title,
-                entry.fixed.join(", "),
-                entry.source
-            );
-            if is_distribution_build(&installed) {
-                severity = match severity {
-                    Critical => High,
-                    High => Medium,
-                    Medium => Low,
-                    other => other,
-                };
-                evidence.push_str("; this is a distribution build, which may carry a backported fix: check the distribution's advisory for this CVE");
-            }
+    components
+}
+
+fn version_checks(table: &CveTable, daemon: &DaemonFacts, out: &mut Out<'_>) {
+    for (component, installed) in component_versions(daemon) {
+        let provenance = daemon.provenance_of(&component);
+        for entry in table.cve.iter().filter(|e| e.component == component) {
+            let decision = decide(entry, &installed, provenance);
+            let base = match decision.outcome {
+                Outcome::NotAffected => continue,
+                Outcome::Affected => VULNERABLE_VERSION,
+                Outcome::FixedByDistribution => FIXED_BY_DISTRIBUTION,
+            };
             let check = Check {
                 threat: threat_of(entry),
-                ..VULNERABLE_VERSION
+                ..base
             };
-            let mut finding_object = object.clone();
-            finding_object.id = format!("{component}/{}", entry.id);
-            out.add_with(&check, severity, &finding_object, evidence);
+            let object = FindingObject {
+                kind: component.clone(),
+                id: format!("{component}/{}", entry.id),
+                name: format!("{component} {installed}"),
+            };
+            out.add_with(&check, decision.severity, &object, decision.evidence);
         }
     }
 }

@@ -1,8 +1,14 @@
 //! What the checks look at: Engine API answers and a few host facts.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use bollard::models::{
     ContainerInspectResponse, ImageHistoryResponseItem, ImageInspect, SystemInfo, SystemVersion,
 };
+
+use crate::distro::{ComponentProvenance, Provenance};
+use crate::versions::CveTable;
 
 #[derive(Debug, Clone, Default)]
 pub struct AuditInput {
@@ -13,6 +19,21 @@ pub struct AuditInput {
     pub daemon: DaemonFacts,
     /// Unix seconds, for image age.
     pub now_unix: i64,
+    /// The CVE data to judge versions by; `None`: the shipped table.
+    pub cves: Option<Arc<CveTable>>,
+    /// The processes running in each container (container id → each
+    /// process's name and executable), from jaga's process table; `None`
+    /// when they could not be read (the checks on them do not run).
+    pub processes: Option<BTreeMap<String, Vec<ProcessFacts>>>,
+}
+
+/// A process inside a container, for the checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessFacts {
+    pub pid: u32,
+    /// The kernel's name for it (`comm`).
+    pub name: String,
+    pub exe: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -49,6 +70,19 @@ pub struct DaemonFacts {
     pub socket: Option<SocketFacts>,
     /// Members of the `docker` group (from /etc/group).
     pub docker_group_members: Vec<String>,
+    /// The package behind the Engine, containerd and runc binaries, and
+    /// its record of fixed CVEs; empty when not looked up.
+    pub packages: Vec<ComponentProvenance>,
+}
+
+impl DaemonFacts {
+    /// What is known of `component`'s package (`engine`, `containerd`, `runc`).
+    pub fn provenance_of(&self, component: &str) -> Option<&Provenance> {
+        self.packages
+            .iter()
+            .find(|p| p.component == component)
+            .map(|p| &p.provenance)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

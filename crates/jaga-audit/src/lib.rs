@@ -6,12 +6,17 @@
 //! so any I/O) is the caller's. Nothing here changes the host.
 
 pub mod checks;
+pub mod distro;
+pub mod explain;
 pub mod facts;
 pub mod report;
 pub mod secrets;
 pub mod versions;
 
-pub use checks::{run, Selection};
-pub use facts::{AuditInput, DaemonFacts, ImageFacts, SocketFacts, UnusedNetwork, UnusedVolume};
+pub use checks::{component_versions, run, Selection};
+pub use explain::explain;
+pub use facts::{
+    AuditInput, DaemonFacts, ImageFacts, ProcessFacts, SocketFacts, UnusedNetwork, UnusedVolume,
+};
 pub use report::{scores, Report};
-pub use versions::{CveEntry, CveTable, CVE_DATA};
+pub use versions::{decide, CveEntry, CveTable, Decision, Outcome, CVE_DATA};

@@ -6,8 +6,13 @@ use std::cmp::Ordering;
 use jaga_model::{Severity, Threat};
 use serde::Deserialize;
 
+use crate::distro::{InstalledPackage, Provenance, RecordSays};
+
 /// The CVE table shipped with jaga.
 pub const CVE_DATA: &str = include_str!("../../../data/container-escape-cves.toml");
+
+/// Where the shipped entries come from, as `--explain` says it.
+pub const SHIPPED_ORIGIN: &str = "data shipped with jaga";
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct CveEntry {
@@ -19,10 +24,15 @@ pub struct CveEntry {
     pub introduced: String,
     pub fixed: Vec<String>,
     pub source: String,
+    /// The file the entry was read from; [`SHIPPED_ORIGIN`] for jaga's own.
+    #[serde(skip)]
+    pub origin: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CveTable {
+    #[serde(default)]
     pub cve: Vec<CveEntry>,
 }
 
@@ -35,6 +45,45 @@ pub enum CveDataError {
 }
 
 impl CveTable {
+    /// The table shipped with jaga.
+    pub fn shipped() -> Result<Self, CveDataError> {
+        Self::parse_from(CVE_DATA, SHIPPED_ORIGIN)
+    }
+
+    /// The shipped table with the user's entries (`[audit] cve_data`): an
+    /// entry with the id and component of a shipped one replaces it, others
+    /// are added; with `replace`, the user's entries alone.
+    pub fn with_user_data(
+        user_text: &str,
+        origin: &str,
+        replace: bool,
+    ) -> Result<Self, CveDataError> {
+        let user = Self::parse_from(user_text, origin)?;
+        if replace {
+            return Ok(user);
+        }
+        let mut table = Self::shipped()?;
+        for entry in user.cve {
+            match table
+                .cve
+                .iter_mut()
+                .find(|e| e.id == entry.id && e.component == entry.component)
+            {
+                Some(shipped) => *shipped = entry,
+                None => table.cve.push(entry),
+            }
+        }
+        Ok(table)
+    }
+
+    fn parse_from(text: &str, origin: &str) -> Result<Self, CveDataError> {
+        let mut table = Self::parse(text)?;
+        for entry in &mut table.cve {
+            entry.origin = origin.to_owned();
+        }
+        Ok(table)
+    }
+
     pub fn parse(text: &str) -> Result<Self, CveDataError> {
         let table: CveTable = toml::from_str(text)?;
         for entry in &table.cve {
@@ -64,6 +113,14 @@ impl CveTable {
             }
         }
         Ok(table)
+    }
+
+    /// Entries with this id (one per component), case-insensitive.
+    pub fn find<'a>(&'a self, id: &str) -> Vec<&'a CveEntry> {
+        self.cve
+            .iter()
+            .filter(|e| e.id.eq_ignore_ascii_case(id))
+            .collect()
     }
 
     /// Entries whose ranges contain `version` of `component`.
@@ -100,6 +157,175 @@ pub fn is_distribution_build(version: &str) -> bool {
     ]
     .iter()
     .any(|mark| v.contains(mark))
+}
+
+/// One step lower: what a distribution build of unknown provenance gets,
+/// since it may carry a backported fix no record confirms.
+fn one_lower(severity: Severity) -> Severity {
+    match severity {
+        Severity::Critical => Severity::High,
+        Severity::High => Severity::Medium,
+        Severity::Medium => Severity::Low,
+        other => other,
+    }
+}
+
+/// What jaga concluded about one CVE for one installed component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub outcome: Outcome,
+    pub severity: Severity,
+    pub evidence: String,
+    /// How jaga decided, one line a step (for `jaga audit --explain`).
+    pub steps: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The installed version is outside the affected range.
+    NotAffected,
+    /// A finding at `severity`.
+    Affected,
+    /// The distribution's package names the CVE as fixed: an info line.
+    FixedByDistribution,
+}
+
+/// Decides `entry` for `component` at `installed` (the version the daemon
+/// reports), with what is known of the binary's package.
+pub fn decide(entry: &CveEntry, installed: &str, provenance: Option<&Provenance>) -> Decision {
+    let component = &entry.component;
+    let range = format!(
+        "introduced in {}, fixed in {}",
+        entry.introduced,
+        entry.fixed.join(", ")
+    );
+    let affected = Version::parse(installed).is_some_and(|v| is_affected(&v, entry));
+    let mut steps = vec![format!(
+        "{component} {installed} is {} by upstream versions ({range})",
+        if affected { "affected" } else { "not affected" }
+    )];
+    let severity = severity_of(entry);
+    if !affected {
+        return Decision {
+            outcome: Outcome::NotAffected,
+            severity,
+            evidence: steps.join("; "),
+            steps,
+        };
+    }
+    let base = format!(
+        "{component} {installed} is affected by {}: {} (fixed in {}; source {})",
+        entry.id,
+        entry.title,
+        entry.fixed.join(", "),
+        entry.source
+    );
+    let affected_with = |severity, note: String, mut steps: Vec<String>| {
+        steps.push(note.clone());
+        Decision {
+            outcome: Outcome::Affected,
+            severity,
+            evidence: format!("{base}; {note}"),
+            steps,
+        }
+    };
+    // Nothing read from a package: a distribution-looking version may
+    // still carry a backport, so one severity lower, and said so.
+    let unconfirmed = |why: String, steps: Vec<String>| {
+        if is_distribution_build(installed) {
+            affected_with(
+                one_lower(severity),
+                format!("{why}; the version is a distribution build, which may carry a backported fix: check the distribution's advisory for this CVE"),
+                steps,
+            )
+        } else {
+            affected_with(severity, format!("{why}; judged by its version"), steps)
+        }
+    };
+    let package = match provenance {
+        None => return unconfirmed("its package was not looked up".to_owned(), steps),
+        Some(Provenance::Unknown { why }) => {
+            return unconfirmed(format!("its package is unknown: {why}"), steps)
+        }
+        Some(Provenance::Unpackaged { binary }) => {
+            return affected_with(
+                severity,
+                format!(
+                    "{binary} belongs to no package (an upstream build): judged by its version"
+                ),
+                steps,
+            )
+        }
+        Some(Provenance::Packaged(package)) => package,
+    };
+    let owner = format!(
+        "{} is {} package {} {}",
+        package.binary,
+        package.manager.as_str(),
+        package.name,
+        package.version
+    );
+    if !runs_package_version(installed, package) {
+        return unconfirmed(
+            format!("{owner}, whose version is not the running {installed} (a bundled binary, or one upgraded since the daemon started): its record is not used"),
+            steps,
+        );
+    }
+    let record = match &package.fixes {
+        Ok(record) => record,
+        Err(why) => {
+            return unconfirmed(format!("{owner}, but no record of its fixes: {why}"), steps)
+        }
+    };
+    let source = &record.source;
+    match record.says(&entry.id, package.manager, &package.version) {
+        RecordSays::Fixed(fix) => {
+            let note = format!(
+                "{owner}; {} is named as fixed in {source}: {}",
+                entry.id,
+                fix.excerpt(&entry.id)
+            );
+            steps.push(format!(
+                "fixed by the distribution: named in {source} at or below the installed version: {}",
+                fix.excerpt(&entry.id)
+            ));
+            Decision {
+                outcome: Outcome::FixedByDistribution,
+                severity: Severity::Info,
+                evidence: format!("{component} {installed}: {note}"),
+                steps,
+            }
+        }
+        RecordSays::FixedLater(fix) => affected_with(
+            severity,
+            format!(
+                "{owner}; {} is named as fixed in {source} only in a later version: {}",
+                entry.id,
+                fix.excerpt(&entry.id)
+            ),
+            steps,
+        ),
+        RecordSays::NotNamed => affected_with(
+            severity,
+            format!(
+                "{owner}; {} is not named in {source}, which was checked",
+                entry.id
+            ),
+            steps,
+        ),
+    }
+}
+
+/// Whether the daemon's version of a component is the package's: its
+/// upstream part (`1.1.5+ds1` of Debian's `1.1.5+ds1-1+deb12u1`) or the
+/// whole version (Ubuntu's runc reports `1.1.12-0ubuntu2~22.04.1`).
+fn runs_package_version(installed: &str, package: &InstalledPackage) -> bool {
+    let installed = installed.trim().trim_start_matches('v');
+    let without_epoch = package
+        .version
+        .split_once(':')
+        .map_or(package.version.as_str(), |(_, v)| v);
+    installed == package.manager.upstream_of(&package.version) || installed == without_epoch
 }
 
 fn is_affected(version: &Version, entry: &CveEntry) -> bool {

@@ -24,7 +24,8 @@ use jaga_model::{HostCounters, NetworkStats, Sample};
 
 pub use error::{CgroupError, ParseError};
 pub use mounts::{
-    parse_mountinfo, parse_proc_cgroup, relative_to_mount_root, MountInfo, ProcCgroup,
+    docker_container_id, parse_mountinfo, parse_proc_cgroup, relative_to_mount_root, MountInfo,
+    ProcCgroup,
 };
 pub use parse::{count_lines, parse_flat_keyed, parse_i64, parse_max_or_u64, parse_u64, FlatKeyed};
 pub use procfs::{parse_meminfo_total, parse_net_dev, parse_partitions, parse_proc_stat, ProcStat};
@@ -185,16 +186,34 @@ impl ContainerCgroups {
     }
 }
 
+/// The mounts as the host sees them. On the host (`root` is `/`): jaga's
+/// own, `/proc/self/mountinfo`. Under a host root mounted into a container:
+/// the host's first process's, `{root}/proc/1/mountinfo`, since the
+/// container's own table names its cgroups relative to its own and the host
+/// root's mounts by their place in the container (`/host/sys/...`); its own
+/// when that cannot be read (fixture trees).
+pub fn host_mountinfo(root: &Path) -> Result<(PathBuf, String), CgroupError> {
+    if root != Path::new("/") {
+        let host = root.join("proc/1/mountinfo");
+        if let Ok(text) = read_host_file(&host) {
+            return Ok((host, text));
+        }
+    }
+    let own = root.join("proc/self/mountinfo");
+    let text = read_host_file(&own)?;
+    Ok((own, text))
+}
+
 impl CgroupReader {
-    /// Reads `{root}/proc/self/mountinfo`; finds the v1 controller mounts
-    /// (cpu, cpuacct — separate or co-mounted as `cpu,cpuacct` —, memory,
-    /// blkio, pids) and the cgroup2 mount. A host with any of cpu, cpuacct or
-    /// memory on v1 is V1, even with a cgroup2 mount beside them (hybrid:
-    /// `/sys/fs/cgroup/unified`); a host with only cgroup2 is V2.
+    /// Reads the host's mountinfo (see [`host_mountinfo`]); finds the v1
+    /// controller mounts (cpu, cpuacct — separate or co-mounted as
+    /// `cpu,cpuacct` —, memory, blkio, pids) and the cgroup2 mount. A host
+    /// with any of cpu, cpuacct or memory on v1 is V1, even with a cgroup2
+    /// mount beside them (hybrid: `/sys/fs/cgroup/unified`); a host with
+    /// only cgroup2 is V2.
     pub fn discover(root: impl Into<PathBuf>) -> Result<Self, CgroupError> {
         let root = root.into();
-        let path = root.join("proc/self/mountinfo");
-        let text = read_host_file(&path)?;
+        let (path, text) = host_mountinfo(&root)?;
         let mounts = parse_mountinfo(&text).map_err(|err| err.in_file(&path))?;
 
         let mut v1: [Option<CgroupMount>; 5] = Default::default();
@@ -497,6 +516,29 @@ mod tests {
         let err = CgroupReader::discover(dir.path()).unwrap_err();
         assert!(matches!(err, CgroupError::NoCgroupMount { .. }));
         assert!(err.to_string().contains("proc/self/mountinfo"), "{err}");
+    }
+
+    #[test]
+    fn in_a_container_the_host_mounts_come_from_the_hosts_first_process() {
+        // jaga in a container with the host's / at <root>: its own table has
+        // its cgroup's subtree and the host's hierarchy at /host/sys/...
+        let dir = tree(&[
+            (
+                "proc/self/mountinfo",
+                "4110 4109 0:29 /docker/abc /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n\
+                 4200 4109 0:29 / /host/sys/fs/cgroup ro - cgroup2 cgroup2 rw\n",
+            ),
+            (
+                "proc/1/mountinfo",
+                "32 31 0:29 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+            ),
+        ]);
+        let reader = CgroupReader::discover(dir.path()).unwrap();
+        let mount = reader.v2.as_ref().unwrap();
+        assert_eq!(
+            (mount.root.as_str(), mount.mount_point.as_str()),
+            ("/", "/sys/fs/cgroup")
+        );
     }
 
     #[test]

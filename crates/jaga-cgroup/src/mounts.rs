@@ -112,6 +112,24 @@ pub fn parse_proc_cgroup(text: &str) -> Result<Vec<ProcCgroup>, ParseError> {
     Ok(lines)
 }
 
+/// The Docker container id a cgroup path names: `/docker/<id>` (cgroupfs
+/// driver), `/system.slice/docker-<id>.scope` (systemd driver), or either
+/// nested below another path (`/kubepods/…/docker-<id>.scope`, Docker in
+/// Docker's `/docker/<a>/docker/<b>`: the innermost). `None` for a path
+/// that names no container (the host's, a cgroup namespace's `/`).
+pub fn docker_container_id(cgroup_path: &str) -> Option<&str> {
+    let parts: Vec<&str> = cgroup_path.split('/').collect();
+    parts.iter().enumerate().rev().find_map(|(index, part)| {
+        let candidate = match part.strip_prefix("docker-") {
+            Some(rest) => rest.strip_suffix(".scope").unwrap_or(rest),
+            None if index > 0 && parts[index - 1] == "docker" => part,
+            None => return None,
+        };
+        (candidate.len() == 64 && candidate.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then_some(candidate)
+    })
+}
+
 /// The part of `cgroup_path` below `mount_root`, without a leading slash,
 /// or `None` when the cgroup lies outside what the mount shows or the path
 /// tries to climb with `..`.
@@ -280,5 +298,33 @@ mod tests {
         );
         assert_eq!(relative_to_mount_root("/docker/abc", "/docker/other"), None);
         assert_eq!(relative_to_mount_root("/", "/../../docker/x"), None);
+    }
+
+    #[test]
+    fn container_ids_of_both_drivers_and_nested_paths() {
+        let id = "4f9d3c1e2b7a68d5c0e1f2a34f9d3c1e2b7a68d5c0e1f2a34f9d3c1e2b7a68d5";
+        assert_eq!(docker_container_id(&format!("/docker/{id}")), Some(id));
+        assert_eq!(
+            docker_container_id(&format!("/system.slice/docker-{id}.scope")),
+            Some(id)
+        );
+        assert_eq!(
+            docker_container_id(&format!(
+                "/kubepods/burstable/pod1/docker-{id}.scope/init.scope"
+            )),
+            Some(id)
+        );
+        let outer = "a".repeat(64);
+        assert_eq!(
+            docker_container_id(&format!("/docker/{outer}/docker/{id}")),
+            Some(id)
+        );
+        assert_eq!(docker_container_id("/"), None);
+        assert_eq!(
+            docker_container_id("/user.slice/user-0.slice/session-1.scope"),
+            None
+        );
+        assert_eq!(docker_container_id("/docker/not-an-id"), None);
+        assert_eq!(docker_container_id("/system.slice/docker.service"), None);
     }
 }

@@ -31,6 +31,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub logs: LogsConfig,
     pub metric_rules: MetricRulesConfig,
+    pub process: ProcessConfig,
     pub redaction: RedactionConfig,
     /// Where alerts are delivered: any number of `[[outputs]]` entries.
     pub outputs: Vec<OutputConfig>,
@@ -60,6 +61,13 @@ impl Config {
             ));
         }
         outputs
+    }
+
+    /// The config as TOML, every key with the value in effect (defaults
+    /// filled in), inline secrets redacted (see `jaga_outputs::Secret`):
+    /// what `jaga config show` prints, and text [`parse`] reads back.
+    pub fn render(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
     }
 }
 
@@ -185,6 +193,38 @@ impl Default for MetricRulesConfig {
     }
 }
 
+/// What runs inside containers: every execution, checked by process rules.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessConfig {
+    pub disabled: bool,
+    /// "auto": the proc connector (with fanotify) when jaga may use it
+    /// (from the host's network namespace; CAP_NET_ADMIN before Linux 6.6),
+    /// else polling /proc;
+    /// "connector": the connector or fail; "poll": only polling.
+    pub mode: String,
+    /// fanotify exec events on each container's filesystem (CAP_SYS_ADMIN):
+    /// the executable of a process gone before /proc is read.
+    pub fanotify: bool,
+    /// How often the poller lists /proc (poll mode only).
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Process rule files (YAML, `process_rules:`) used with the built-in rules.
+    pub rules: Vec<PathBuf>,
+}
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        Self {
+            disabled: false,
+            mode: "auto".to_owned(),
+            fanotify: true,
+            poll_interval: Duration::from_millis(250),
+            rules: Vec::new(),
+        }
+    }
+}
+
 /// Secrets in what jaga stores and shows: label values, exec command lines,
 /// credential shapes in log alerts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -238,6 +278,16 @@ pub struct AuditConfig {
     pub interval: Duration,
     /// The daemon's configuration file.
     pub daemon_json: PathBuf,
+    /// A CVE data file in the format of `data/container-escape-cves.toml`
+    /// whose entries extend jaga's (one with the id and component of a
+    /// shipped entry replaces it); empty: none.
+    pub cve_data: PathBuf,
+    /// The entries of `cve_data` alone, without jaga's.
+    pub cve_data_replaces: bool,
+    /// Alpine's record of fixed CVEs, which Alpine does not install: secdb
+    /// files (`main.json`, `community.json`) or APKBUILDs with a
+    /// `# secfixes:` block.
+    pub alpine_secfixes: Vec<PathBuf>,
 }
 
 impl Default for AuditConfig {
@@ -246,6 +296,9 @@ impl Default for AuditConfig {
             disabled: false,
             interval: Duration::from_secs(3600),
             daemon_json: PathBuf::from("/etc/docker/daemon.json"),
+            cve_data: PathBuf::new(),
+            cve_data_replaces: false,
+            alpine_secfixes: Vec::new(),
         }
     }
 }

@@ -254,6 +254,12 @@ fn check_values(config: &Config) -> Result<(), (&'static str, &'static str, Stri
             Period,
             config.metric_rules.interval,
         ),
+        (
+            "process",
+            "poll_interval",
+            Period,
+            config.process.poll_interval,
+        ),
     ];
     for (section, key, kind, value) in durations {
         check_duration(kind, value).map_err(|why| (section, key, why))?;
@@ -280,6 +286,13 @@ fn check_values(config: &Config) -> Result<(), (&'static str, &'static str, Stri
             "logs",
             "read_from",
             "use \"end\" or \"beginning\"".to_owned(),
+        ));
+    }
+    if !matches!(config.process.mode.as_str(), "auto" | "connector" | "poll") {
+        return Err((
+            "process",
+            "mode",
+            "use \"auto\", \"connector\" or \"poll\"".to_owned(),
         ));
     }
     check_serve_access(&config.serve)?;
@@ -505,7 +518,7 @@ mod tests {
 
     #[test]
     fn every_duration_key_is_found() {
-        assert_eq!(duration_keys().len(), 15, "{:?}", duration_keys());
+        assert_eq!(duration_keys().len(), 16, "{:?}", duration_keys());
     }
 
     #[test]
@@ -519,6 +532,22 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn process_mode_must_be_known() {
+        let err = parse_err("[process]\nmode = \"ebpf\"\n");
+        assert!(err.contains("key 'process.mode'"), "{err}");
+        assert!(
+            err.contains("use \"auto\", \"connector\" or \"poll\""),
+            "{err}"
+        );
+        let config = parse(
+            "[process]\nmode = \"poll\"\npoll_interval = \"100ms\"\n",
+            Path::new("jaga.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.process.poll_interval, Duration::from_millis(100));
     }
 
     #[test]
@@ -698,6 +727,56 @@ mod tests {
             "[[outputs]]\nname = \"x\"\ntype = \"webhook\"\nurl = \"http://h\"\nsecert = \"k\"\n",
         );
         assert!(err.contains("secert"), "{err}");
+    }
+
+    #[test]
+    fn audit_cve_data_and_alpine_secfixes_are_read() {
+        let config = parse(
+            "[audit]\ncve_data = \"/etc/jaga/cves.toml\"\ncve_data_replaces = true\nalpine_secfixes = [\"/var/lib/jaga/community.json\"]\n",
+            Path::new("jaga.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.audit.cve_data, PathBuf::from("/etc/jaga/cves.toml"));
+        assert!(config.audit.cve_data_replaces);
+        assert_eq!(
+            config.audit.alpine_secfixes,
+            vec![PathBuf::from("/var/lib/jaga/community.json")]
+        );
+    }
+
+    #[test]
+    fn the_rendered_config_reads_back_as_the_same_config() {
+        let defaults = Config::default().render().unwrap();
+        assert_eq!(
+            parse(&defaults, Path::new("shown")).unwrap(),
+            Config::default()
+        );
+        // Every section's shapes: outputs of each kind (flattened `type`),
+        // optional keys, durations, secret references.
+        let text = "[engine]\ncert_path = \"/etc/docker/certs\"\n\
+            [serve]\nlisten = \"[::1]:9900\"\n[serve.auth]\ntoken_file = \"/etc/jaga/tokens\"\n\
+            [[outputs]]\nname = \"siem\"\ntype = \"webhook\"\nurl = { env = \"SIEM_URL\" }\n\
+            secret = { file = \"/run/secrets/k\" }\ngroup_window = \"30s\"\nrate_limit = 5\n\
+            [[outputs]]\nname = \"am\"\ntype = \"alertmanager\"\nurls = [\"http://127.0.0.1:9093\"]\n\
+            [[outputs]]\nname = \"log\"\ntype = \"syslog\"\naddress = \"127.0.0.1:514\"\ntransport = \"tcp\"\n";
+        let config = parse(text, Path::new("jaga.toml")).unwrap();
+        let shown = config.render().unwrap();
+        assert_eq!(
+            parse(&shown, Path::new("shown")).unwrap(),
+            config,
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn an_inline_secret_is_not_rendered() {
+        let text = "[[outputs]]\nname = \"chat\"\ntype = \"slack\"\nurl = \"https://hooks.example/T0/B0/s3cr3tpath\"\n";
+        let shown = parse(text, Path::new("jaga.toml"))
+            .unwrap()
+            .render()
+            .unwrap();
+        assert!(!shown.contains("s3cr3tpath"), "{shown}");
+        assert!(shown.contains("url = \"<redacted, 38 chars>\""), "{shown}");
     }
 
     #[test]

@@ -58,20 +58,20 @@ pub fn decode(line: &str) -> Option<Fields> {
         fields.set("user", user);
     }
     fields.set("timestamp", timestamp);
-    // `GET /x HTTP/1.1`; a malformed request (scanners send those) stays whole.
-    let mut parts = request.splitn(3, ' ');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(method), Some(url), protocol)
-            if !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase()) =>
-        {
-            fields.set("method", method);
-            fields.set("url", url);
-            if let Some(protocol) = protocol {
+    match split_request(&request) {
+        Some(parts) => {
+            fields.set("method", parts.method);
+            fields.set("url", parts.target);
+            if let Some(protocol) = parts.protocol {
                 fields.set("protocol", protocol);
+            }
+            if parts.target.contains(' ') {
+                fields.set("request_anomaly", RAW_SPACE);
             }
             fields.split_url();
         }
-        _ => fields.set("request", request.clone()),
+        // Not a request line (TLS bytes, junk from scanners): kept whole.
+        None => fields.set("request", request.clone()),
     }
     fields.set("status", status);
     fields.set("bytes", if bytes == "-" { "0" } else { bytes });
@@ -84,35 +84,105 @@ pub fn decode(line: &str) -> Option<Fields> {
     Some(fields)
 }
 
+/// `request_anomaly` of a request line whose target holds a raw space.
+/// Clients encode spaces; scanners do not (`GET /a?id=1 union select 1
+/// HTTP/1.1`), and older nginx serves such lines while newer nginx answers
+/// 400 but logs them whole.
+pub const RAW_SPACE: &str = "raw_space";
+
+struct RequestLine<'a> {
+    method: &'a str,
+    target: &'a str,
+    protocol: Option<&'a str>,
+}
+
+/// `METHOD target [HTTP/x.y]`: the target is everything between the
+/// method and the protocol, raw spaces included.
+fn split_request(request: &str) -> Option<RequestLine<'_>> {
+    let (method, rest) = request.split_once(' ')?;
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let (target, protocol) = match rest.rsplit_once(' ') {
+        Some((target, protocol)) if is_protocol(protocol) => (target, Some(protocol)),
+        _ if is_protocol(rest) => return None,
+        _ => (rest, None),
+    };
+    (!target.is_empty()).then_some(RequestLine {
+        method,
+        target,
+        protocol,
+    })
+}
+
+/// `HTTP/1.1`, `HTTP/2.0`, `HTTP/1`.
+fn is_protocol(text: &str) -> bool {
+    text.strip_prefix("HTTP/").is_some_and(|version| {
+        !version.is_empty()
+            && version.len() <= 4
+            && version.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    })
+}
+
 fn take_until<'a>(rest: &mut &'a str, separator: char) -> Option<&'a str> {
     let (head, tail) = rest.split_once(separator)?;
     *rest = tail;
     Some(head)
 }
 
-/// A `"..."` field with `\"` and `\\` escapes, as nginx writes them.
+/// A `"..."` field with `\"` and `\\` escapes as apache writes them, and
+/// nginx's `\xHH` for a quote, a backslash and bytes past ASCII (kept as
+/// text for control bytes, so they never reach a field raw). Runs without
+/// an escape are copied whole.
 fn take_quoted(rest: &mut &str) -> Option<String> {
     let body = rest.strip_prefix('"')?;
-    let mut out = String::new();
-    let mut chars = body.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => {
-                if let Some((_, next)) = chars.next() {
-                    if next != '"' && next != '\\' {
-                        out.push('\\');
-                    }
-                    out.push(next);
+    let bytes = body.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len().min(1 << 16));
+    let mut i = 0;
+    loop {
+        let at = i + memchr::memchr2(b'"', b'\\', &bytes[i..])?;
+        out.extend_from_slice(&bytes[i..at]);
+        if bytes[at] == b'"' {
+            *rest = &body[at + 1..];
+            return Some(match String::from_utf8(out) {
+                Ok(text) => text,
+                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            });
+        }
+        match bytes.get(at + 1) {
+            Some(b'"') => {
+                out.push(b'"');
+                i = at + 2;
+            }
+            Some(b'\\') => {
+                out.push(b'\\');
+                i = at + 2;
+            }
+            Some(b'x') => match nginx_escape(bytes.get(at + 2..at + 4)) {
+                Some(byte) => {
+                    out.push(byte);
+                    i = at + 4;
                 }
+                None => {
+                    out.push(b'\\');
+                    i = at + 1;
+                }
+            },
+            Some(_) => {
+                out.push(b'\\');
+                i = at + 1;
             }
-            '"' => {
-                *rest = &body[i + 1..];
-                return Some(out);
-            }
-            other => out.push(other),
+            None => return None,
         }
     }
-    None
+}
+
+/// The byte of nginx's `\xHH` when it is a printable ASCII character or
+/// part of a UTF-8 sequence; control bytes stay escaped.
+fn nginx_escape(digits: Option<&[u8]>) -> Option<u8> {
+    let text = std::str::from_utf8(digits?).ok()?;
+    let byte = u8::from_str_radix(text, 16).ok()?;
+    (byte == b' ' || byte.is_ascii_graphic() || byte >= 0x80).then_some(byte)
 }
 
 fn looks_like_address(text: &str) -> bool {
@@ -159,7 +229,35 @@ mod tests {
             decode(r#"10.0.0.1 - - [01/Jan/2026:00:00:00 +0000] "\x16\x03\x01" 400 157 "-" "-""#)
                 .unwrap();
         assert_eq!(f.get("request"), Some(r"\x16\x03\x01"));
+        let f = decode(r#"10.0.0.1 - - [01/Jan/2026:00:00:00 +0000] "GET /?ua=\x22x\x5C\xD0\x9F\x01 HTTP/1.1" 200 1 "-" "\x22; id""#).unwrap();
+        assert_eq!(f.get("url"), Some("/?ua=\"x\\\u{41f}\\x01"));
+        assert_eq!(f.get("user_agent"), Some("\"; id"));
         assert!(decode("hello world").is_none());
         assert!(decode("").is_none());
+    }
+
+    #[test]
+    fn raw_spaces_in_the_request_target_are_kept_and_marked() {
+        let line = |request: &str| {
+            decode(&format!(
+                r#"10.0.0.1 - - [01/Jan/2026:00:00:00 +0000] "{request}" 400 150 "-" "x""#
+            ))
+            .unwrap()
+        };
+        let f = line("GET /a.php?id=1 union select 1,2-- HTTP/1.1");
+        assert_eq!(f.get("url"), Some("/a.php?id=1 union select 1,2--"));
+        assert_eq!(f.get("query"), Some("id=1 union select 1,2--"));
+        assert_eq!(f.get("protocol"), Some("HTTP/1.1"));
+        assert_eq!(f.get("request_anomaly"), Some(RAW_SPACE));
+        let f = line("GET /a b c");
+        assert_eq!(f.get("url"), Some("/a b c"));
+        assert_eq!(f.get("protocol"), None);
+        assert_eq!(f.get("request_anomaly"), Some(RAW_SPACE));
+        let f = line("GET /plain HTTP/1.0");
+        assert_eq!(f.get("url"), Some("/plain"));
+        assert_eq!(f.get("request_anomaly"), None);
+        let f = line("GET HTTP/1.1");
+        assert_eq!(f.get("request"), Some("GET HTTP/1.1"));
+        assert_eq!(f.get("url"), None);
     }
 }

@@ -13,16 +13,35 @@ pub fn json(line: &str) -> Option<Fields> {
     let object = value.as_object()?;
     let mut fields = Fields::new("json");
     flatten("", object, &mut fields, 0);
-    // Common names of access-log-like JSON onto jaga's fields.
+    // Common names of access-log-like JSON (nginx, ECS, pino, express
+    // loggers) onto jaga's fields; the first one present wins.
     for (from, to) in [
         ("remote_addr", "srcip"),
         ("client_ip", "srcip"),
         ("ip", "srcip"),
+        ("req.remoteAddress", "srcip"),
+        ("source.ip", "srcip"),
         ("request_method", "method"),
+        ("req.method", "method"),
+        ("http.request.method", "method"),
         ("request_uri", "url"),
         ("uri", "url"),
+        ("req.url", "url"),
+        ("request.url", "url"),
+        ("url.original", "url"),
+        ("request.uri", "url"),
+        ("url.path", "path"),
+        ("request.path", "path"),
+        ("url.query", "query"),
+        ("query_string", "query"),
+        ("args", "query"),
+        ("request.query", "query"),
         ("http_user_agent", "user_agent"),
+        ("user_agent.original", "user_agent"),
+        ("useragent", "user_agent"),
         ("http_referer", "referer"),
+        ("http.request.referrer", "referer"),
+        ("referrer", "referer"),
         ("time", "timestamp"),
         ("msg", "message"),
     ] {
@@ -32,10 +51,104 @@ pub fn json(line: &str) -> Option<Fields> {
             }
         }
     }
+    take_headers(object, &mut fields);
+    take_body(object, &mut fields);
     if fields.get("path").is_none() {
         fields.split_url();
     }
     Some(fields)
+}
+
+/// Where applications log request headers.
+const HEADER_OBJECTS: [&str; 5] = [
+    "headers",
+    "req.headers",
+    "request.headers",
+    "http.request.headers",
+    "request_headers",
+];
+
+/// Where applications log the request body.
+const BODY_MEMBERS: [&str; 6] = [
+    "body",
+    "request_body",
+    "req.body",
+    "request.body",
+    "http.request.body.content",
+    "payload",
+];
+
+/// The member at a dotted path.
+fn member<'a>(
+    object: &'a serde_json::Map<String, serde_json::Value>,
+    path: &str,
+) -> Option<&'a serde_json::Value> {
+    let mut parts = path.split('.');
+    let mut value = object.get(parts.next()?)?;
+    for part in parts {
+        value = value.as_object()?.get(part)?;
+    }
+    Some(value)
+}
+
+/// The value of a header, whichever case it was logged in.
+fn header<'a>(
+    headers: &'a serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.as_str())
+}
+
+/// `user_agent` and `referer` from a logged header object, and every other
+/// header as `headers`, one `name: value` a line (what an attacker sends in
+/// `X-Forwarded-For` or a cookie is matched there).
+fn take_headers(object: &serde_json::Map<String, serde_json::Value>, fields: &mut Fields) {
+    let Some(headers) = HEADER_OBJECTS
+        .iter()
+        .find_map(|path| member(object, path)?.as_object())
+    else {
+        return;
+    };
+    for (name, to) in [("user-agent", "user_agent"), ("referer", "referer")] {
+        if fields.get(to).is_none() {
+            if let Some(value) = header(headers, name) {
+                fields.set(to, value);
+            }
+        }
+    }
+    let mut joined = String::new();
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("user-agent") || name.eq_ignore_ascii_case("referer") {
+            continue;
+        }
+        let text = match value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        joined.push_str(name);
+        joined.push_str(": ");
+        joined.push_str(&text);
+        joined.push('\n');
+    }
+    if !joined.is_empty() {
+        fields.set("headers", joined);
+    }
+}
+
+/// The request body as one text: a string as it is, an object or array as
+/// its JSON (`{"user":{"$ne":null}}`).
+fn take_body(object: &serde_json::Map<String, serde_json::Value>, fields: &mut Fields) {
+    let Some(body) = BODY_MEMBERS.iter().find_map(|path| member(object, path)) else {
+        return;
+    };
+    match body {
+        serde_json::Value::String(s) => fields.set("body", s.clone()),
+        serde_json::Value::Null => {}
+        other => fields.set("body", other.to_string()),
+    }
 }
 
 fn flatten(
@@ -153,6 +266,22 @@ mod tests {
         assert_eq!(f.get("status"), Some("404"));
         assert_eq!(f.get("req.ua"), Some("x"));
         assert!(json("{not json").is_none());
+        let f = json(r#"{"req":{"method":"POST","url":"/login?a=1","headers":{"User-Agent":"ua","referer":"r","x-forwarded-for":"1.2.3.4","cookie":"s=1"},"body":{"user":{"$ne":null}}}}"#).unwrap();
+        assert_eq!(f.get("method"), Some("POST"));
+        assert_eq!(f.get("url"), Some("/login?a=1"));
+        assert_eq!(f.get("query"), Some("a=1"));
+        assert_eq!(f.get("user_agent"), Some("ua"));
+        assert_eq!(f.get("referer"), Some("r"));
+        assert_eq!(
+            f.get("headers"),
+            Some("cookie: s=1\nx-forwarded-for: 1.2.3.4\n")
+        );
+        assert_eq!(f.get("body"), Some(r#"{"user":{"$ne":null}}"#));
+        let f = json(r#"{"url":{"original":"/a?b=c","path":"/a","query":"b=c"},"user_agent":{"original":"curl"},"http":{"request":{"body":{"content":"x=1"}}}}"#).unwrap();
+        assert_eq!(f.get("url"), Some("/a?b=c"));
+        assert_eq!(f.get("path"), Some("/a"));
+        assert_eq!(f.get("user_agent"), Some("curl"));
+        assert_eq!(f.get("body"), Some("x=1"));
         assert!(json("[1,2]").is_none());
     }
 

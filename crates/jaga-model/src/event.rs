@@ -65,6 +65,21 @@ pub struct EventContainer {
     pub runtime: Option<ContainerRuntimeConfig>,
 }
 
+impl EventContainer {
+    /// What an alert says of a container the inventory knows.
+    pub fn of(container: &crate::ContainerRef) -> Self {
+        Self {
+            id: container.id.to_string(),
+            name: container.name.clone(),
+            image: container.image.clone(),
+            compose_project: container.labels.get("com.docker.compose.project").cloned(),
+            compose_service: container.labels.get("com.docker.compose.service").cloned(),
+            labels: container.labels.clone(),
+            runtime: None,
+        }
+    }
+}
+
 /// The parts of a container's configuration the event rules judge.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRuntimeConfig {

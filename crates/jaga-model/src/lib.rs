@@ -24,7 +24,7 @@ pub use sample::{
     NetworkStats, PidsStats, Sample,
 };
 pub use snapshot::{
-    AgentStats, ContainerSnapshot, DataRootUsage, FsUsage, ListenerStats, LogStats, MachineInfo,
-    OutputStats, Snapshot, TaskHealth, VolumeUsage,
+    AgentStats, ContainerProcess, ContainerSnapshot, DataRootUsage, FsUsage, ListenerStats,
+    LogStats, MachineInfo, OutputStats, ProcessStats, Snapshot, TaskHealth, VolumeUsage,
 };
 pub use text::{escape_control, escape_control_json, glob_matches};

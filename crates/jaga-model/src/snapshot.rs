@@ -103,6 +103,9 @@ pub struct AgentStats {
     /// Container log analysis; `None` when it is disabled.
     #[serde(default)]
     pub logs: Option<LogStats>,
+    /// What runs inside containers; `None` when `[process]` is disabled.
+    #[serde(default)]
+    pub process: Option<ProcessStats>,
 }
 
 /// Everything `/metrics` and the API show, taken at one instant.
@@ -161,6 +164,52 @@ pub struct LogStats {
     /// are read again).
     #[serde(default)]
     pub store_failures_total: u64,
+}
+
+/// A process inside a container, as `jaga top` and the API show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerProcess {
+    pub pid: u32,
+    pub ppid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// The user's name in the container's /etc/passwd, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+    /// The arguments joined by spaces, else `[name]`.
+    pub command: String,
+    pub tty: bool,
+    pub started_unix_ms: i64,
+}
+
+/// How jaga sees processes inside containers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessStats {
+    /// `connector+fanotify`, `connector`, or `poll` (the `/proc` poller).
+    pub mode: String,
+    /// Each event source that is not in use, and why (`connector`,
+    /// `fanotify`): no privilege, a kernel without it.
+    pub unavailable: BTreeMap<String, String>,
+    /// Executions inside containers seen.
+    pub execs_total: u64,
+    /// Executions whose executable could not be known / whose arguments
+    /// could not be read (the process was gone first).
+    pub exe_unknown_total: u64,
+    pub args_unknown_total: u64,
+    /// Events lost, by reason: `connector_overrun` (kernel buffer full,
+    /// count of overruns), `fanotify_overflow`, `malformed`, `queue_full`
+    /// (the rules fell behind), `poll_unseen` (pids handed out between two
+    /// polls that were never seen: processes or threads that lived less
+    /// than the interval, an upper bound).
+    pub lost_total: BTreeMap<String, u64>,
+    /// Processes inside containers tracked now.
+    pub processes_tracked: u64,
+    /// Container filesystems watched by fanotify.
+    pub fanotify_marks: u64,
+    /// Alerts raised by process rules.
+    pub alerts_total: u64,
 }
 
 /// One long-running task of `jaga serve`, as its supervisor sees it.

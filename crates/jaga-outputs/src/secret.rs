@@ -6,10 +6,13 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap as _;
+use serde::{Deserialize, Serialize, Serializer};
 
-/// Where a secret is read from. `Debug` never shows the value.
-#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+/// Where a secret is read from. Neither `Debug` nor `Serialize` (what
+/// `jaga config show` prints) ever shows an inline value: it is written as
+/// `<redacted, N chars>`, as every other secret jaga shows.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum Secret {
     Inline(String),
@@ -70,6 +73,24 @@ impl Secret {
     }
 }
 
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Secret::Inline(value) => serializer.serialize_str(&jaga_redact::redacted_value(value)),
+            Secret::File { file } => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("file", file)?;
+                map.end()
+            }
+            Secret::Env { env } => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("env", env)?;
+                map.end()
+            }
+        }
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Secret({})", self.describe())
@@ -116,6 +137,27 @@ mod tests {
         let secret = parse("secret = { env = \"JAGA_TEST_UNSET_SECRET_VAR\" }");
         let message = secret.reveal().unwrap_err().to_string();
         assert!(message.contains("JAGA_TEST_UNSET_SECRET_VAR"), "{message}");
+    }
+
+    #[test]
+    fn serializing_redacts_an_inline_value_and_keeps_references() {
+        #[derive(Serialize)]
+        struct Shown {
+            inline: Secret,
+            file: Secret,
+            env: Secret,
+        }
+        let shown = Shown {
+            inline: parse("secret = \"hunter2\""),
+            file: parse("secret = { file = \"/run/secrets/key\" }"),
+            env: parse("secret = { env = \"HOOK_URL\" }"),
+        };
+        let text = toml::to_string(&shown).unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("inline = \"<redacted, 7 chars>\""), "{text}");
+        let again: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(again["file"]["file"].as_str(), Some("/run/secrets/key"));
+        assert_eq!(again["env"]["env"].as_str(), Some("HOOK_URL"));
     }
 
     #[test]

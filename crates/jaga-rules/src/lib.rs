@@ -4,5 +4,6 @@
 pub mod events;
 pub mod logs;
 pub mod metric;
+pub mod process;
 
 pub use events::{EventMatch, EventRule, EVENT_RULES, RESTART_LOOP};

@@ -44,6 +44,14 @@ pub struct ServerState {
     pub tasks: Option<TaskHealthSource>,
     /// The delivery of alerts to the `[[outputs]]`; `None`: no outputs run.
     pub outputs: Option<Arc<dyn OutputsView>>,
+    /// The processes jaga tracks in each container; `None`: `[process]` is off.
+    pub processes: Option<Arc<dyn ProcessesView>>,
+}
+
+/// The processes the agent tracks (`/api/v1/containers/{c}/processes`, `jaga top`).
+pub trait ProcessesView: Send + Sync {
+    /// The processes of the container with this full id, by pid.
+    fn processes(&self, container_id: &str) -> Vec<jaga_model::ContainerProcess>;
 }
 
 /// What the agent's delivery runners show: `/api/v1/outputs`, the
@@ -78,6 +86,10 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/api/v1/containers/{container}", get(api::container))
         .route("/api/v1/containers/{container}/latest", get(api::latest))
         .route("/api/v1/containers/{container}/history", get(api::history))
+        .route(
+            "/api/v1/containers/{container}/processes",
+            get(api::processes),
+        )
         .route("/api/v1/events", get(api::events::events))
         .route("/api/v1/alerts", get(api::events::alerts))
         .route("/api/v1/outputs", get(api::events::outputs))
@@ -146,9 +158,19 @@ struct Health {
     collections_total: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     docker_listener: Option<jaga_model::ListenerStats>,
+    /// How processes are seen: the mode, and each event source not in use and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    process: Option<ProcessHealth>,
     /// Each supervised task's state: `running`, `stalled: …`, `dead: …`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     tasks: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct ProcessHealth {
+    mode: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    unavailable: BTreeMap<String, String>,
 }
 
 /// 200 while collection keeps up; 503 before the first pass, when the
@@ -182,6 +204,10 @@ async fn healthz(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
         last_collection_age_seconds: age_ms as f64 / 1000.0,
         collections_total: snapshot.agent.collections_total,
         docker_listener: snapshot.agent.listener.clone(),
+        process: snapshot.agent.process.as_ref().map(|p| ProcessHealth {
+            mode: p.mode.clone(),
+            unavailable: p.unavailable.clone(),
+        }),
         tasks: tasks.into_iter().map(|t| (t.name, t.state)).collect(),
     };
     (code, Json(body))

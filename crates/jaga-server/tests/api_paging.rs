@@ -32,6 +32,7 @@ fn app(dir: &std::path::Path, events: Arc<EventStore>) -> axum::Router {
         http: Arc::default(),
         tasks: None,
         outputs: None,
+        processes: None,
     }))
 }
 

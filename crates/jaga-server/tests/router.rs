@@ -46,6 +46,7 @@ fn app_with_tasks(
         http: Arc::default(),
         tasks,
         outputs: None,
+        processes: None,
     }))
 }
 

@@ -7,13 +7,13 @@ use clap::{Parser, Subcommand};
 use jaga_config::{Config, LogFormat};
 use jaga_engine::{ConnectionSettings, Engine, Redaction};
 
-use crate::{audit, events, logs, outputs, serve, stats, token};
+use crate::{audit, config_cmd, events, health, logs, outputs, serve, shell, stats, token, top};
 use jaga_agent::sampler::Sampler;
 
 /// jaga watches a Docker host: container metrics, security events, log
 /// attacks and posture, in one binary.
 #[derive(Debug, Parser)]
-#[command(name = "jaga", version, about, long_about = None)]
+#[command(name = "jaga", version = env!("JAGA_LONG_VERSION"), about, long_about = None)]
 pub struct Cli {
     /// Config file (default: $JAGA_CONFIG, ./jaga.toml, /etc/jaga/jaga.toml)
     #[arg(long, global = true, value_name = "FILE")]
@@ -52,10 +52,27 @@ pub enum Command {
     Token(token::TokenArgs),
     /// List the [[outputs]] alerts are delivered to, or send one a test alert
     Outputs(outputs::OutputsArgs),
+    /// Check the config file, or print the effective config
+    Config(config_cmd::ConfigArgs),
+    /// Ask a running `jaga serve` for /healthz: exit 0 when healthy (the container's HEALTHCHECK)
+    Health(health::HealthArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions(shell::CompletionsArgs),
+    /// Print the man page, or write one per subcommand with --out-dir
+    Man(shell::ManArgs),
+    /// Show the processes of a container (docker top), as the running agent tracks them
+    Top(top::TopArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = load_config(cli.config.as_deref())?;
+    // Generated from the definitions alone: a broken config must not stop them.
+    match cli.command {
+        Command::Completions(args) => return shell::completions(args),
+        Command::Man(args) => return shell::man(args),
+        _ => {}
+    }
+    let config_file = config_cmd::config_file(cli.config.as_deref());
+    let config = load_config(config_file.as_deref())?;
     init_logging(&config);
     raise_fd_limit();
     // Commands that need no Docker engine.
@@ -64,6 +81,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rules(args) => return logs::cli::rules(args, &config.metric_rules),
         Command::Token(args) => return token::run(args),
         Command::Outputs(args) => return outputs::run(args, &config),
+        Command::Config(args) => return config_cmd::run(args, config_file.as_deref(), &config),
+        Command::Health(args) => return health::run(args, &config),
+        Command::Top(args) => return top::run(args, &config),
         _ => {}
     }
     // Two workers: the collector reads cgroup files on one (block_in_place)
@@ -90,14 +110,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Command::Events(args) => events::view::run(&engine, args).await,
             Command::Audit(args) => {
-                if audit::run(&engine, cli.host_root, args).await? {
+                if audit::run(&engine, cli.host_root, &config.audit, args).await? {
                     return Err(anyhow::Error::new(audit::FailOn));
                 }
                 Ok(())
             }
-            Command::Logtest(_) | Command::Rules(_) | Command::Token(_) | Command::Outputs(_) => {
-                Ok(())
-            }
+            Command::Logtest(_)
+            | Command::Rules(_)
+            | Command::Token(_)
+            | Command::Outputs(_)
+            | Command::Config(_)
+            | Command::Health(_)
+            | Command::Completions(_)
+            | Command::Man(_)
+            | Command::Top(_) => Ok(()),
         }
     });
     // A filesystem walk still running must not hold the exit up.
@@ -131,10 +157,9 @@ fn raise_fd_limit() {
     }
 }
 
-fn load_config(explicit: Option<&Path>) -> anyhow::Result<Config> {
-    let found = jaga_config::find_config_file(explicit, |k| std::env::var(k).ok(), Path::exists);
-    match found {
-        Some(path) => Ok(jaga_config::load_file(&path)?),
+fn load_config(file: Option<&Path>) -> anyhow::Result<Config> {
+    match file {
+        Some(path) => Ok(jaga_config::load_file(path)?),
         None => Ok(Config::default()),
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod cli;
+pub mod config_cmd;
 pub mod events {
     //! `jaga events`: Docker events live, with the alerts their rules raise.
     pub mod view;
@@ -11,8 +12,11 @@ pub mod logs {
     //! `jaga logtest` and `jaga rules`.
     pub mod cli;
 }
+pub mod health;
 pub mod heap;
 pub mod outputs;
 pub mod serve;
+pub mod shell;
 pub mod stats;
 pub mod token;
+pub mod top;

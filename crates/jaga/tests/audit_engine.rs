@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -299,8 +299,16 @@ fn selection_and_fail_on_set_what_runs_and_the_exit_code() {
         String::from_utf8_lossy(&unknown.stderr).trim(),
         "Error: No such container: no-such-container-anywhere"
     );
+    // Usage errors, caught by clap before any Engine call: exit 2.
     let bad = jaga(&["audit", "--fail-on", "severe"]);
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2));
+    let bad = jaga(&["audit", "--format", "yaml"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("[possible values: table, json, sarif]"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -508,4 +516,157 @@ fn serve_audits_each_container_start_and_alerts_once_per_finding() {
     .expect("audit after restart");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(alerts_for(&agent).len(), 1);
+}
+
+/// The CVE findings of `jaga audit` (check 1.1.2 and its info line), by
+/// object id: (check id, severity, evidence).
+fn cve_findings(extra: &[&str]) -> BTreeMap<String, (String, String, String)> {
+    let mut args = vec!["--check", "1.1.2", "--check", "jaga-1.1.2"];
+    args.extend_from_slice(extra);
+    let report = audit_json(&args);
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let text = |k: &str| f[k].as_str().unwrap().to_owned();
+            (
+                f["object"]["id"].as_str().unwrap().to_owned(),
+                (text("check_id"), text("severity"), text("evidence")),
+            )
+        })
+        .collect()
+}
+
+/// Whether runc's Debian changelog names `cve`: read with zcat, apart
+/// from jaga's own reader.
+fn debian_changelog_names(cve: &str) -> bool {
+    let out = std::process::Command::new("zcat")
+        .arg("/usr/share/doc/runc/changelog.Debian.gz")
+        .output()
+        .expect("run zcat");
+    String::from_utf8_lossy(&out.stdout).contains(cve)
+}
+
+#[test]
+fn debian_runc_backport_is_fixed_by_the_distribution_and_the_2025_escapes_stay() {
+    require_engine();
+    let installed = std::process::Command::new("dpkg-query")
+        .args(["-W", "-f", "${Version}", "runc"])
+        .output()
+        .expect("run dpkg-query");
+    let installed = String::from_utf8_lossy(&installed.stdout).into_owned();
+    assert!(
+        installed.starts_with("1.1.5+ds1-1+deb12u"),
+        "this test needs Debian 12's runc package (1.1.5+ds1-1+deb12uN), found '{installed}'"
+    );
+    let found = cve_findings(&[]);
+
+    let (check, severity, evidence) = found.get("runc/CVE-2024-21626").expect("CVE-2024-21626");
+    assert_eq!(
+        (check.as_str(), severity.as_str()),
+        ("jaga-1.1.2-backported", "info")
+    );
+    assert!(
+        evidence.contains(&format!("/usr/sbin/runc is dpkg package runc {installed}"))
+            && evidence.contains("runc (1.1.5+ds1-1+deb12u1) bookworm-security: CVE-2024-21626: "),
+        "{evidence}"
+    );
+    for cve in ["CVE-2025-31133", "CVE-2025-52565", "CVE-2025-52881"] {
+        let (check, severity, evidence) = found.get(&format!("runc/{cve}")).expect(cve);
+        if debian_changelog_names(cve) {
+            // A later security upload fixed it: then it is no finding either.
+            assert_eq!(check, "jaga-1.1.2-backported", "{evidence}");
+        } else {
+            assert_eq!(
+                (check.as_str(), severity.as_str()),
+                ("1.1.2", "high"),
+                "{evidence}"
+            );
+            assert!(
+                evidence.ends_with(&format!(
+                    "{cve} is not named in /usr/share/doc/runc/changelog.Debian.gz, which was checked"
+                )),
+                "{evidence}"
+            );
+        }
+    }
+
+    let out = jaga(&["audit", "--explain", "CVE-2024-21626"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("  binary: /usr/sbin/runc, dpkg package runc {installed}; record of fixes: /usr/share/doc/runc/changelog.Debian.gz")),
+        "{text}"
+    );
+    assert!(
+        text.contains("  verdict: fixed by the distribution (info)"),
+        "{text}"
+    );
+    let out = jaga(&["audit", "--explain", "CVE-2000-0001"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("jaga knows no 'CVE-2000-0001'"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn cve_data_of_the_config_replaces_or_extends_jagas() {
+    require_engine();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cves.toml");
+    std::fs::write(
+        &data,
+        r#"[[cve]]
+id = "CVE-2099-0001"
+component = "runc"
+title = "a local advisory"
+severity = "medium"
+introduced = "1.0.0"
+fixed = ["1.1.99"]
+source = "https://example.org/local"
+"#,
+    )
+    .unwrap();
+    let config = |replaces: bool| {
+        let path = dir.path().join(format!("jaga-{replaces}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[audit]\ncve_data = '{}'\ncve_data_replaces = {replaces}\n",
+                data.display()
+            ),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    let extended = cve_findings(&["--config", &config(false)]);
+    let (check, severity, evidence) = extended.get("runc/CVE-2099-0001").expect("local CVE");
+    assert_eq!((check.as_str(), severity.as_str()), ("1.1.2", "medium"));
+    assert!(evidence.contains("is not named in"), "{evidence}");
+    assert!(extended.contains_key("runc/CVE-2024-21626"), "{extended:?}");
+
+    let replaced = cve_findings(&["--config", &config(true)]);
+    assert_eq!(
+        replaced.keys().collect::<Vec<_>>(),
+        vec!["runc/CVE-2099-0001"]
+    );
+
+    std::fs::write(&data, "[[cve]]\nid = \"CVE-2099-0002\"\n").unwrap();
+    let out = jaga(&["--config", &config(false), "audit"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "[audit] cve_data '{}' is not usable",
+            data.display()
+        )),
+        "{stderr}"
+    );
 }

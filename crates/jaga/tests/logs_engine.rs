@@ -23,13 +23,7 @@ fn nginx(prefix: &str) -> (TestContainer, u16) {
 }
 
 fn alerts(agent: &Agent, rule: &str, container: &str) -> Vec<serde_json::Value> {
-    agent
-        .json(&format!(
-            "/api/v1/alerts?rule_id={rule}&container={container}&limit=1000"
-        ))
-        .as_array()
-        .unwrap()
-        .clone()
+    agent.alerts(rule, container)
 }
 
 #[test]

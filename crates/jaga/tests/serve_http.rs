@@ -206,21 +206,7 @@ fn listening_on_0_0_0_0_without_a_token_is_refused_and_with_one_every_api_call_n
     );
 
     let (token, hash) = new_token();
-    let hashed = Command::new(env!("CARGO_BIN_EXE_jaga"))
-        .args(["token", "hash"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(format!("{token}\n").as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    assert_eq!(String::from_utf8(hashed.stdout).unwrap().trim(), hash);
+    assert_eq!(common::jaga_token_hash(&token), hash);
 
     let mut agent = Agent::spawn(
         data.path(),

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use jaga_config::Config;
+use jaga_config::{Config, OutputConfig};
 use jaga_model::{Alert, OutputStats};
 use jaga_outputs::Output;
 use jaga_store::{EventStore, Sequenced};
@@ -33,6 +33,18 @@ pub struct OutputSetupError {
     pub kind: &'static str,
     #[source]
     pub source: jaga_outputs::BuildError,
+}
+
+/// The output one `[[outputs]]` entry describes, its secrets read.
+pub fn build_output(
+    entry: &OutputConfig,
+    base_dir: &Path,
+) -> Result<Arc<dyn Output>, OutputSetupError> {
+    jaga_outputs::build(&entry.settings, base_dir).map_err(|source| OutputSetupError {
+        name: entry.name.clone(),
+        kind: entry.settings.kind(),
+        source,
+    })
 }
 
 struct Entry {
@@ -57,17 +69,10 @@ impl Outputs {
     ) -> Result<Self, OutputSetupError> {
         let mut entries = Vec::new();
         for entry in config.outputs_in_effect() {
-            let kind = entry.settings.kind();
-            let output = jaga_outputs::build(&entry.settings, base_dir).map_err(|source| {
-                OutputSetupError {
-                    name: entry.name.clone(),
-                    kind,
-                    source,
-                }
-            })?;
+            let output = build_output(&entry, base_dir)?;
             entries.push(Entry {
                 settings: RunnerSettings::of(&entry),
-                status: Arc::new(OutputStatus::new(&entry.name, kind)),
+                status: Arc::new(OutputStatus::new(&entry.name, entry.settings.kind())),
                 output,
             });
         }

@@ -44,6 +44,9 @@ pub enum InventoryNotice {
     Resync,
 }
 
+/// Reads the process monitor's figures at each collection.
+pub type ProcessStatsSource = std::sync::Arc<dyn Fn() -> jaga_model::ProcessStats + Send + Sync>;
+
 pub struct Collector {
     pub engine: Arc<Engine>,
     pub sampler: Arc<Sampler>,
@@ -59,6 +62,8 @@ pub struct Collector {
     /// The event listener's figures, for `jaga_*` metrics and `/healthz`.
     pub listener: Option<crate::sources::docker_events::listener::SharedListenerStats>,
     pub logs: Option<crate::sources::logs::watch::SharedLogStats>,
+    /// Reads the process monitor's figures; `None` when `[process]` is off.
+    pub process: Option<ProcessStatsSource>,
 }
 
 struct Tracked {
@@ -455,6 +460,7 @@ impl Collector {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone()
         });
+        state.agent.process = self.process.as_ref().map(|read| read());
         state.agent.listener = self.listener.as_ref().map(|shared| {
             shared
                 .lock()

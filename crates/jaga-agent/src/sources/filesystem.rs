@@ -181,8 +181,9 @@ pub fn data_root_usage(host_root: &Path, data_root: &Path) -> io::Result<DataRoo
     let capacity = stat.f_blocks.saturating_mul(fragment);
     let free = stat.f_bfree.saturating_mul(fragment);
     let available = stat.f_bavail.saturating_mul(fragment);
-    let mountinfo =
-        std::fs::read_to_string(host_root.join("proc/self/mountinfo")).unwrap_or_default();
+    let mountinfo = jaga_cgroup::host_mountinfo(host_root)
+        .map(|(_, text)| text)
+        .unwrap_or_default();
     Ok(DataRootUsage {
         path: data_root.display().to_string(),
         device: mount_source(&mountinfo, data_root).unwrap_or_default(),
@@ -193,7 +194,7 @@ pub fn data_root_usage(host_root: &Path, data_root: &Path) -> io::Result<DataRoo
 }
 
 /// The source device of the mount holding `path`: the mount point that is
-/// the longest prefix of it, from `/proc/self/mountinfo`.
+/// the longest prefix of it, from the host's mountinfo.
 pub fn mount_source(mountinfo: &str, path: &Path) -> Option<String> {
     let mut best: Option<(usize, String)> = None;
     for line in mountinfo.lines() {

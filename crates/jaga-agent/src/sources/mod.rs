@@ -8,3 +8,4 @@ pub mod figures;
 pub mod filesystem;
 pub mod logs;
 pub mod metric_rules;
+pub mod process;

@@ -1,4 +1,4 @@
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use bollard::models::{
@@ -421,4 +421,39 @@ fn scores_fall_with_findings() {
     let scores = crate::scores(&findings);
     assert_eq!(scores["container_escape"], 60);
     assert_eq!(scores["container_hijacking"], 100);
+}
+
+#[test]
+fn sshd_among_a_containers_processes_is_cis_5_6() {
+    let mut c = container("ssh", hardened_host(), hardened_config());
+    c.id = Some("abc".to_owned());
+    let audit = |processes: Option<Vec<crate::facts::ProcessFacts>>| {
+        let input = AuditInput {
+            containers: vec![c.clone()],
+            processes: processes.map(|p| BTreeMap::from([("abc".to_owned(), p)])),
+            ..Default::default()
+        };
+        run(&input, &Selection::default())
+            .into_iter()
+            .filter(|f| f.check_id == "5.6")
+            .map(|f| f.evidence)
+            .collect::<Vec<_>>()
+    };
+    let sshd = crate::facts::ProcessFacts {
+        pid: 31,
+        name: "sshd".to_owned(),
+        exe: Some("/usr/sbin/sshd".to_owned()),
+    };
+    let nginx = crate::facts::ProcessFacts {
+        pid: 7,
+        name: "nginx".to_owned(),
+        exe: Some("/usr/sbin/nginx".to_owned()),
+    };
+    assert_eq!(
+        audit(Some(vec![nginx.clone(), sshd])),
+        vec!["process 31 (/usr/sbin/sshd) is an SSH daemon"]
+    );
+    assert!(audit(Some(vec![nginx])).is_empty());
+    // Processes not read: the check does not run.
+    assert!(audit(None).is_empty());
 }

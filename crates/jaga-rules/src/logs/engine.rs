@@ -2,14 +2,21 @@
 //! `RegexSet` (linear time, one pass per field and line); rules then read
 //! which patterns matched, compare numbers, CIDRs and literals, follow
 //! parent/child links, apply allow-lists and count frequencies.
+//!
+//! Patterns are byte regexes with Unicode off: `\b`, `\w`, `\s`, `\d` and
+//! case folding are ASCII, so the regex engine keeps its fast DFA on any
+//! text (a Unicode `\b` makes it fall back to a ~100 times slower engine
+//! on the first non-ASCII byte). A pattern turns Unicode on where it needs
+//! it with `(?u:...)`.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use jaga_decode::pattern::{build_regex, check_length};
+use jaga_decode::pattern::{check_length, REGEX_DFA_SIZE_LIMIT, REGEX_SIZE_LIMIT};
 use jaga_decode::{Fields, UserDecoderSpec, UserDecoders};
-use regex::{Regex, RegexSet, RegexSetBuilder};
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use super::format::{ConditionSpec, RuleFile, RuleSpec};
 use super::normalize::normalize;
@@ -75,10 +82,11 @@ const MAX_PAYLOAD: usize = 256;
 
 #[derive(Debug)]
 enum Matcher {
-    /// Index into the field's pattern set, and the pattern alone (for the payload).
+    /// Where the pattern sits in the set of each field of the condition
+    /// (set, index; in the order of the fields), and the pattern alone (for
+    /// the payload).
     Regex {
-        set: usize,
-        index: usize,
+        slots: Vec<(usize, usize)>,
         regex: Regex,
     },
     Literal(String),
@@ -93,9 +101,11 @@ enum Matcher {
     },
 }
 
+/// A condition on one field, or on several written `url|user_agent`: it
+/// holds when it holds for any of them.
 #[derive(Debug)]
 struct Condition {
-    field: String,
+    fields: Vec<String>,
     normalized: bool,
     matcher: Matcher,
     not: bool,
@@ -122,12 +132,26 @@ struct Rule {
     frequency: Option<Frequency>,
 }
 
-/// The patterns of one field (normalized or raw), as one set.
+/// The patterns of one field (normalized or raw), as one set, and as one
+/// alternation that answers "any of them?" first: that search stops at the
+/// first match and runs the DFA's fast loop, where the set's search looks
+/// for every pattern to the end. Most lines match nothing.
 #[derive(Debug)]
 struct FieldSet {
     field: String,
     normalized: bool,
     set: RegexSet,
+    any: Regex,
+}
+
+impl FieldSet {
+    /// Which patterns match `text`; `None` when none does.
+    fn matches(&self, text: &[u8]) -> Option<regex::bytes::SetMatches> {
+        self.any
+            .is_match(text)
+            .then(|| self.set.matches(text))
+            .filter(|m| m.matched_any())
+    }
 }
 
 /// A rule that matched a line.
@@ -138,11 +162,25 @@ pub struct RuleMatch {
     pub description: String,
     pub groups: Vec<String>,
     pub mitre: Vec<String>,
-    /// The text its first regex (or literal) matched, normalized.
+    /// The text its first regex matched, normalized.
     pub payload: Option<String>,
+    /// The field that text is from (`url`, `user_agent`, ...).
     pub payload_field: Option<String>,
     /// For frequency rules: how many matches made it fire.
     pub count: Option<u32>,
+}
+
+impl RuleMatch {
+    /// The rule as an alert names it.
+    pub fn alert_rule(&self) -> jaga_model::AlertRule {
+        jaga_model::AlertRule {
+            id: self.id.clone(),
+            level: self.level,
+            description: self.description.clone(),
+            groups: self.groups.clone(),
+            mitre: self.mitre.clone(),
+        }
+    }
 }
 
 /// Per-rule, per-key sliding windows of frequency rules.
@@ -257,18 +295,24 @@ impl RuleSet {
     pub fn parse_sources(sources: &[RuleSource<'_>]) -> Result<Self, RuleFileError> {
         let mut decoders: Vec<(usize, UserDecoderSpec)> = Vec::new();
         let mut rules: Vec<(usize, RuleSpec)> = Vec::new();
+        let mut lists = Lists::new();
         for (index, source) in sources.iter().enumerate() {
             let parsed: RuleFile = parse_yaml(source)?;
             decoders.extend(parsed.decoders.into_iter().map(|d| (index, d)));
             rules.extend(parsed.rules.into_iter().map(|r| (index, r)));
+            lists.extend(parsed.lists);
         }
-        Self::compile(sources, &decoders, &rules)
+        Self::compile(sources, &decoders, &rules, &lists)
     }
 
-    fn compile(
+    /// Compiles rules already parsed: `specs` with the index of the source
+    /// each came from, `lists` from all of them (a later file's list of
+    /// the same name replaces an earlier one).
+    pub(crate) fn compile(
         sources: &[RuleSource<'_>],
         decoder_specs: &[(usize, UserDecoderSpec)],
         specs: &[(usize, RuleSpec)],
+        lists: &Lists,
     ) -> Result<Self, RuleFileError> {
         let only_specs: Vec<UserDecoderSpec> =
             decoder_specs.iter().map(|(_, d)| d.clone()).collect();
@@ -332,11 +376,13 @@ impl RuleSet {
                                    fail: &mut dyn FnMut(String)| {
                 let mut out = Vec::new();
                 for (field, condition) in map {
-                    match compile_condition(field, condition, &mut patterns) {
+                    match compile_condition(field, condition, lists, &mut patterns) {
                         Ok(condition) => {
-                            if let Matcher::Regex { set, .. } = &condition.matcher {
+                            if let Matcher::Regex { slots, .. } = &condition.matcher {
                                 pattern_rules.resize(patterns.len(), Vec::new());
-                                pattern_rules[*set].push(rules.len());
+                                for (set, _) in slots {
+                                    pattern_rules[*set].push(rules.len());
+                                }
                             }
                             out.push(condition)
                         }
@@ -366,15 +412,28 @@ impl RuleSet {
         }
         let mut sets = Vec::new();
         for (slot, (field, normalized, list)) in patterns.iter().enumerate() {
+            let alternation = list
+                .iter()
+                .map(|p| format!("(?:{p})"))
+                .collect::<Vec<_>>()
+                .join("|");
+            let any = RegexBuilder::new(&alternation)
+                .unicode(false)
+                .size_limit(SET_SIZE_LIMIT)
+                .dfa_size_limit(SET_SIZE_LIMIT)
+                .build();
             match RegexSetBuilder::new(list)
+                .unicode(false)
                 .size_limit(SET_SIZE_LIMIT)
                 .dfa_size_limit(SET_SIZE_LIMIT)
                 .build()
+                .and_then(|set| any.map(|any| (set, any)))
             {
-                Ok(set) => sets.push(FieldSet {
+                Ok((set, any)) => sets.push(FieldSet {
                     field: field.clone(),
                     normalized: *normalized,
                     set,
+                    any,
                 }),
                 Err(e) => {
                     // Named after the last rule that added a pattern: the one that tipped it.
@@ -427,25 +486,36 @@ impl RuleSet {
         now: u64,
         state: &mut FrequencyState,
     ) -> Vec<RuleMatch> {
-        // Field texts, normalized once each.
-        let mut normalized_cache: Vec<(String, String)> = Vec::new();
-        let mut text_of = |field: &str, normalized: bool| -> Option<String> {
-            let raw = fields.get(field)?;
-            if !normalized {
-                return Some(raw.to_owned());
-            }
-            if let Some((_, n)) = normalized_cache.iter().find(|(f, _)| f == field) {
-                return Some(n.clone());
-            }
-            let n = normalize(raw);
-            normalized_cache.push((field.to_owned(), n.clone()));
-            Some(n)
-        };
-        let set_matches: Vec<Option<(regex::SetMatches, String)>> = self
+        // Each field's text for its set, normalized once (a field has at
+        // most one set of normalized patterns).
+        let set_matches: Vec<Option<(Option<regex::bytes::SetMatches>, Cow<'_, str>)>> = self
             .sets
             .iter()
-            .map(|s| text_of(&s.field, s.normalized).map(|t| (s.set.matches(&t), t)))
+            .map(|s| {
+                let raw = fields.get(&s.field)?;
+                let text = match s.normalized {
+                    true => Cow::Owned(normalize(raw)),
+                    false => Cow::Borrowed(raw),
+                };
+                Some((s.matches(text.as_bytes()), text))
+            })
             .collect();
+        let mut text_of = |field: &str, normalized: bool| -> Option<Cow<'_, str>> {
+            let known = self
+                .sets
+                .iter()
+                .zip(&set_matches)
+                .find(|(s, _)| s.field == field && s.normalized == normalized)
+                .and_then(|(_, m)| m.as_ref());
+            if let Some((_, text)) = known {
+                return Some(Cow::Owned(text.to_string()));
+            }
+            let raw = fields.get(field)?;
+            Some(match normalized {
+                true => Cow::Owned(normalize(raw)),
+                false => Cow::Borrowed(raw),
+            })
+        };
         // Log time, not the clock: windows are in log time. A line older
         // than the last pass (a file read from its start) waits for the next.
         if now
@@ -546,16 +616,25 @@ fn rule_from(
     }
 }
 
+/// Named lists of values, by name.
+pub(crate) type Lists = std::collections::BTreeMap<String, Vec<String>>;
+
 fn compile_condition(
-    field: &str,
+    key: &str,
     spec: &ConditionSpec,
+    lists: &Lists,
     patterns: &mut Vec<(String, bool, Vec<String>)>,
 ) -> Result<Condition, String> {
+    let fields: Vec<String> = key.split('|').map(|f| f.trim().to_owned()).collect();
+    if fields.iter().any(String::is_empty) {
+        return Err("a field name is empty (write 'url|user_agent')".to_owned());
+    }
     let kinds = [
         spec.regex.is_some(),
         spec.literal.is_some(),
         spec.equals.is_some(),
         spec.any_of.is_some(),
+        spec.list.is_some(),
         spec.cidr.is_some(),
         spec.gt.is_some() || spec.ge.is_some() || spec.lt.is_some() || spec.le.is_some(),
     ]
@@ -564,7 +643,8 @@ fn compile_condition(
     .count();
     if kinds != 1 {
         return Err(
-            "give exactly one of regex, literal, equals, any_of, cidr, or gt/ge/lt/le".to_owned(),
+            "give exactly one of regex, literal, equals, any_of, list, cidr, or gt/ge/lt/le"
+                .to_owned(),
         );
     }
     let textual = spec.regex.is_some() || spec.literal.is_some();
@@ -576,28 +656,33 @@ fn compile_condition(
             format!("(?i){pattern}")
         };
         check_length(pattern).map_err(|e| format!("regex refused: {e}"))?;
-        let regex = build_regex(&full).map_err(|e| format!("invalid regex: {e}"))?;
-        let slot = match patterns
-            .iter()
-            .position(|(f, n, _)| f == field && *n == normalized)
-        {
-            Some(slot) => slot,
-            None => {
-                patterns.push((field.to_owned(), normalized, Vec::new()));
-                patterns.len() - 1
-            }
-        };
-        patterns[slot].2.push(full);
-        Matcher::Regex {
-            set: slot,
-            index: patterns[slot].2.len() - 1,
-            regex,
+        let regex = build_ascii_regex(&full).map_err(|e| format!("invalid regex: {e}"))?;
+        let mut slots = Vec::with_capacity(fields.len());
+        for field in &fields {
+            let slot = match patterns
+                .iter()
+                .position(|(f, n, _)| f == field && *n == normalized)
+            {
+                Some(slot) => slot,
+                None => {
+                    patterns.push((field.clone(), normalized, Vec::new()));
+                    patterns.len() - 1
+                }
+            };
+            patterns[slot].2.push(full.clone());
+            slots.push((slot, patterns[slot].2.len() - 1));
         }
+        Matcher::Regex { slots, regex }
     } else if let Some(literal) = &spec.literal {
         Matcher::Literal(literal.to_lowercase())
     } else if let Some(equals) = &spec.equals {
         Matcher::Equals(equals.to_lowercase())
     } else if let Some(list) = &spec.any_of {
+        Matcher::AnyOf(list.iter().map(|s| s.to_lowercase()).collect())
+    } else if let Some(name) = &spec.list {
+        let list = lists
+            .get(name)
+            .ok_or_else(|| format!("list '{name}' is not defined (lists: at the top of a file)"))?;
         Matcher::AnyOf(list.iter().map(|s| s.to_lowercase()).collect())
     } else if let Some(cidrs) = &spec.cidr {
         let nets = cidrs
@@ -618,68 +703,104 @@ fn compile_condition(
         }
     };
     Ok(Condition {
-        field: field.to_owned(),
+        fields,
         normalized,
         matcher,
         not: spec.not,
     })
 }
 
-fn holds(
+/// A compiled pattern in the dialect of rules: bytes, Unicode off.
+fn build_ascii_regex(pattern: &str) -> Result<Regex, String> {
+    check_length(pattern)?;
+    RegexBuilder::new(pattern)
+        .unicode(false)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
+        .build()
+        .map_err(|e| {
+            let text = e.to_string();
+            match text.contains("Unicode not allowed") {
+                true => format!(
+                    "{text} (rule patterns are ASCII: put non-ASCII text or Unicode classes \
+                     inside (?u:...))"
+                ),
+                false => text,
+            }
+        })
+}
+
+/// Per field set: the patterns that matched (`None`: none) and the text.
+type SetMatches<'a> = [Option<(Option<regex::bytes::SetMatches>, Cow<'a, str>)>];
+
+fn holds<'a>(
     condition: &Condition,
     fields: &Fields,
-    sets: &[Option<(regex::SetMatches, String)>],
-    text_of: &mut impl FnMut(&str, bool) -> Option<String>,
+    sets: &SetMatches<'a>,
+    text_of: &mut impl FnMut(&str, bool) -> Option<Cow<'a, str>>,
 ) -> bool {
+    let on_field = |field: &String, text_of: &mut dyn FnMut(&str, bool) -> Option<Cow<'a, str>>| {
+        let value = || fields.get(field);
+        match &condition.matcher {
+            Matcher::Regex { .. } => false,
+            Matcher::Literal(needle) => text_of(field, condition.normalized)
+                .is_some_and(|t| t.to_lowercase().contains(needle.as_str())),
+            Matcher::Equals(expected) => value().is_some_and(|v| v.eq_ignore_ascii_case(expected)),
+            Matcher::AnyOf(values) => {
+                value().is_some_and(|v| values.iter().any(|x| v.eq_ignore_ascii_case(x)))
+            }
+            Matcher::Cidr(nets) => value()
+                .and_then(|v| v.parse::<IpAddr>().ok())
+                .is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
+            Matcher::Number { gt, ge, lt, le } => value()
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .is_some_and(|n| {
+                    gt.is_none_or(|x| n > x)
+                        && ge.is_none_or(|x| n >= x)
+                        && lt.is_none_or(|x| n < x)
+                        && le.is_none_or(|x| n <= x)
+                }),
+        }
+    };
     let result = match &condition.matcher {
-        Matcher::Regex { set, index, .. } => sets
-            .get(*set)
-            .and_then(|s| s.as_ref())
-            .is_some_and(|(m, _)| m.matched(*index)),
-        Matcher::Literal(needle) => text_of(&condition.field, condition.normalized)
-            .is_some_and(|t| t.to_lowercase().contains(needle.as_str())),
-        Matcher::Equals(value) => fields
-            .get(&condition.field)
-            .is_some_and(|v| v.eq_ignore_ascii_case(value)),
-        Matcher::AnyOf(values) => fields
-            .get(&condition.field)
-            .is_some_and(|v| values.iter().any(|x| v.eq_ignore_ascii_case(x))),
-        Matcher::Cidr(nets) => fields
-            .get(&condition.field)
-            .and_then(|v| v.parse::<IpAddr>().ok())
-            .is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
-        Matcher::Number { gt, ge, lt, le } => fields
-            .get(&condition.field)
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .is_some_and(|n| {
-                gt.is_none_or(|x| n > x)
-                    && ge.is_none_or(|x| n >= x)
-                    && lt.is_none_or(|x| n < x)
-                    && le.is_none_or(|x| n <= x)
-            }),
+        Matcher::Regex { slots, .. } => slots.iter().any(|(set, index)| {
+            sets.get(*set)
+                .and_then(|s| s.as_ref())
+                .is_some_and(|(m, _)| m.as_ref().is_some_and(|m| m.matched(*index)))
+        }),
+        _ => condition.fields.iter().any(|f| on_field(f, text_of)),
     };
     result != condition.not
 }
 
+/// The text the rule's first regex matched, and its field: the first of
+/// the condition's fields (in the order written) that matched.
 fn payload_of(
     rule: &Rule,
-    set_matches: &[Option<(regex::SetMatches, String)>],
+    set_matches: &SetMatches<'_>,
     sets: &[FieldSet],
 ) -> (Option<String>, Option<String>) {
     for condition in rule.conditions.iter().filter(|c| !c.not) {
-        if let Matcher::Regex { set, regex, .. } = &condition.matcher {
-            if let Some(Some((_, text))) = set_matches.get(*set) {
-                if let Some(m) = regex.find(text) {
-                    let mut payload = m.as_str().to_owned();
-                    if payload.len() > MAX_PAYLOAD {
-                        let mut cut = MAX_PAYLOAD;
-                        while !payload.is_char_boundary(cut) {
-                            cut -= 1;
-                        }
-                        payload.truncate(cut);
+        let Matcher::Regex { slots, regex } = &condition.matcher else {
+            continue;
+        };
+        for (set, index) in slots {
+            let Some(Some((matches, text))) = set_matches.get(*set) else {
+                continue;
+            };
+            if !matches.as_ref().is_some_and(|m| m.matched(*index)) {
+                continue;
+            }
+            if let Some(m) = regex.find(text.as_bytes()) {
+                let mut payload = String::from_utf8_lossy(&text.as_bytes()[m.range()]).into_owned();
+                if payload.len() > MAX_PAYLOAD {
+                    let mut cut = MAX_PAYLOAD;
+                    while !payload.is_char_boundary(cut) {
+                        cut -= 1;
                     }
-                    return (Some(payload), sets.get(*set).map(|s| s.field.clone()));
+                    payload.truncate(cut);
                 }
+                return (Some(payload), sets.get(*set).map(|s| s.field.clone()));
             }
         }
     }

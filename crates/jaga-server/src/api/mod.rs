@@ -364,6 +364,44 @@ struct Resolved {
     live: Option<ContainerSnapshot>,
 }
 
+#[derive(Serialize)]
+pub struct ProcessesResponse {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub processes: Vec<jaga_model::ContainerProcess>,
+}
+
+/// The processes jaga tracks in a container (what `docker top` shows,
+/// without asking the Engine).
+pub async fn processes(
+    State(state): State<Arc<ServerState>>,
+    Path(query): Path<String>,
+) -> Result<Json<ProcessesResponse>, ApiError> {
+    let Some(view) = state.processes.clone() else {
+        return Err(ApiError::not_found(
+            "processes are not watched ([process] disabled = true)",
+        ));
+    };
+    let found = resolve(&state, &query).await?;
+    if found.live.is_none() {
+        return Err(ApiError::not_found(format!(
+            "container '{}' is not running",
+            found.view.name
+        )));
+    }
+    let id = found.view.id.clone();
+    let processes = tokio::task::spawn_blocking(move || view.processes(&id))
+        .await
+        .map_err(|e| ApiError::internal(format!("reading processes stopped: {e}")))?;
+    Ok(Json(ProcessesResponse {
+        id: found.view.id,
+        name: found.view.name,
+        image: found.view.image,
+        processes,
+    }))
+}
+
 /// A container by full id, name, or unique id prefix: the live ones first,
 /// then those the history remembers.
 async fn resolve(state: &ServerState, query: &str) -> Result<Resolved, ApiError> {

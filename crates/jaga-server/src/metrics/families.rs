@@ -722,6 +722,10 @@ fn agent<'a>(snapshot: &'a Snapshot, out: &mut Vec<Family<'a>>) {
         ));
     }
 
+    if let Some(process) = &agent.process {
+        process_families(process, out);
+    }
+
     let mut errors: BTreeMap<&str, u64> = ERROR_KINDS.iter().map(|k| (*k, 0)).collect();
     errors.extend(agent.errors_total.iter().map(|(k, v)| (k.as_str(), *v)));
     out.push(family(
@@ -964,6 +968,91 @@ fn unlabelled<'a>(value: Value) -> Series<'a> {
         labels: Vec::new(),
         value,
     }
+}
+
+/// `jaga_process_*`: how processes inside containers are seen.
+fn process_families<'a>(process: &'a jaga_model::ProcessStats, out: &mut Vec<Family<'a>>) {
+    let sources = ["connector", "fanotify", "poll"];
+    out.push(family(
+        "jaga_process_source_available",
+        "Whether each source of process events is in use (1) or not (0): connector (netlink, CAP_NET_ADMIN), fanotify (CAP_SYS_ADMIN), poll (/proc polling, the fallback).",
+        Kind::Gauge,
+        sources
+            .iter()
+            .map(|source| {
+                let used = match *source {
+                    "connector" => process.mode.starts_with("connector"),
+                    "fanotify" => process.mode.contains("fanotify"),
+                    _ => process.mode == "poll",
+                };
+                Series {
+                    labels: vec![label("source", *source)],
+                    value: Value::Unsigned(u64::from(used)),
+                }
+            })
+            .collect(),
+    ));
+    out.push(family(
+        "jaga_process_execs_total",
+        "Number of executions seen inside containers.",
+        Kind::Counter,
+        vec![unlabelled(Value::Unsigned(process.execs_total))],
+    ));
+    out.push(family(
+        "jaga_process_unknown_total",
+        "Number of executions inside containers whose executable (what=exe) or arguments (what=args) could not be known: the process was gone first.",
+        Kind::Counter,
+        vec![
+            Series {
+                labels: vec![label("what", "args")],
+                value: Value::Unsigned(process.args_unknown_total),
+            },
+            Series {
+                labels: vec![label("what", "exe")],
+                value: Value::Unsigned(process.exe_unknown_total),
+            },
+        ],
+    ));
+    let mut lost: BTreeMap<&str, u64> = [
+        "connector_overrun",
+        "fanotify_overflow",
+        "malformed",
+        "poll_unseen",
+        "queue_full",
+    ]
+    .iter()
+    .map(|k| (*k, 0))
+    .collect();
+    lost.extend(process.lost_total.iter().map(|(k, v)| (k.as_str(), *v)));
+    out.push(family(
+        "jaga_process_events_lost_total",
+        "Process events lost, by reason: connector_overrun (times the kernel's buffer overflowed), fanotify_overflow, malformed, queue_full (the rules fell behind), poll_unseen (pids handed out between two polls and never seen, processes or threads: an upper bound).",
+        Kind::Counter,
+        lost.into_iter()
+            .map(|(reason, n)| Series {
+                labels: vec![label("reason", reason)],
+                value: Value::Unsigned(n),
+            })
+            .collect(),
+    ));
+    out.push(family(
+        "jaga_process_tracked",
+        "Number of processes inside containers tracked now.",
+        Kind::Gauge,
+        vec![unlabelled(Value::Unsigned(process.processes_tracked))],
+    ));
+    out.push(family(
+        "jaga_process_fanotify_marks",
+        "Number of container filesystems watched by fanotify.",
+        Kind::Gauge,
+        vec![unlabelled(Value::Unsigned(process.fanotify_marks))],
+    ));
+    out.push(family(
+        "jaga_process_alerts_total",
+        "Number of alerts raised by process rules.",
+        Kind::Counter,
+        vec![unlabelled(Value::Unsigned(process.alerts_total))],
+    ));
 }
 
 #[cfg(test)]

@@ -234,6 +234,18 @@ pub fn snapshot(containers: Vec<ContainerSnapshot>) -> Snapshot {
             history_points_written_total: 84,
             listener: None,
             logs: None,
+            process: Some(jaga_model::ProcessStats {
+                mode: "poll".to_owned(),
+                unavailable: BTreeMap::from([(
+                    "connector".to_owned(),
+                    "proc connector unavailable: cannot join the proc connector group: Operation not permitted".to_owned(),
+                )]),
+                execs_total: 12,
+                args_unknown_total: 1,
+                lost_total: BTreeMap::from([("poll_unseen".to_owned(), 3)]),
+                processes_tracked: 4,
+                ..Default::default()
+            }),
         },
     }
 }

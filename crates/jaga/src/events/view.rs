@@ -27,9 +27,15 @@ pub struct EventsArgs {
     /// Only events whose alerts reach this level (0-15)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=15))]
     pub level: Option<u8>,
-    /// table, or json for one JSON object per event
-    #[arg(long, value_name = "FORMAT", default_value = "table")]
-    pub format: String,
+    /// A table, or JSON: one object per event
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = EventsFormat::Table)]
+    pub format: EventsFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventsFormat {
+    Table,
+    Json,
 }
 
 #[derive(Serialize)]
@@ -39,11 +45,7 @@ struct JsonLine<'a> {
 }
 
 pub async fn run(engine: &Engine, args: EventsArgs) -> anyhow::Result<()> {
-    let json = match args.format.as_str() {
-        "table" => false,
-        "json" => true,
-        other => anyhow::bail!("unknown --format '{other}': use table or json"),
-    };
+    let json = args.format == EventsFormat::Json;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())

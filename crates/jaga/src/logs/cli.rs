@@ -18,15 +18,21 @@ pub struct LogtestArgs {
     /// Extra rule files (YAML), used after the built-in rules
     #[arg(long = "rules", value_name = "FILE")]
     pub rules: Vec<PathBuf>,
-    /// text, or json for one object per line
-    #[arg(long, value_name = "FORMAT", default_value = "text")]
-    pub format: String,
+    /// Text, or JSON: one object per line
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogtestFormat::Text)]
+    pub format: LogtestFormat,
     /// Lines are Docker json-file entries ({"log": ...}); unwrap them first
     #[arg(long)]
     pub docker_json: bool,
     /// Print only totals: lines, decoders, rules matched, lines per second
     #[arg(long)]
     pub summary: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogtestFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -37,7 +43,7 @@ pub struct RulesArgs {
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum RulesCommand {
-    /// Validate a rule file (log rules, or metric rules: rules with `metric:`); each error names its rule id and line
+    /// Validate a rule file (log rules; metric rules: rules with `metric:`; process rules: `process_rules:`); each error names its rule id and line
     Check {
         #[arg(value_name = "FILE")]
         file: PathBuf,
@@ -65,11 +71,7 @@ struct Verdict<'a> {
 }
 
 pub fn logtest(args: LogtestArgs, redaction: Redaction) -> anyhow::Result<()> {
-    let json = match args.format.as_str() {
-        "text" => false,
-        "json" => true,
-        other => anyhow::bail!("unknown --format '{other}': use text or json"),
-    };
+    let json = args.format == LogtestFormat::Json;
     let mut analyzer = Analyzer::new(load_rules(&args.rules)?).with_redaction(redaction);
     let reader: Box<dyn BufRead> = match &args.file {
         Some(path) => Box::new(std::io::BufReader::new(
@@ -201,7 +203,17 @@ pub fn rules(args: RulesArgs, config: &jaga_config::MetricRulesConfig) -> anyhow
                 .texts()
                 .first()
                 .is_some_and(|text| jaga_rules::metric::is_metric_rule_file(text));
-            let (kind, with_file, builtin) = if metric {
+            let process = texts
+                .texts()
+                .first()
+                .is_some_and(|text| jaga_rules::process::is_process_rule_file(text));
+            let (kind, with_file, builtin) = if process {
+                let builtin = jaga_rules::process::ProcessRules::builtin()
+                    .map_err(|e| anyhow::anyhow!("invalid built-in process rules: {e}"))?;
+                let with_file =
+                    jaga_agent::sources::process::load_rules(std::slice::from_ref(&file))?;
+                ("process rule(s)", with_file.len(), builtin.len())
+            } else if metric {
                 let builtin = jaga_rules::metric::builtin()
                     .map_err(|e| anyhow::anyhow!("invalid built-in metric rules: {e}"))?;
                 let with_file = load_metric_rules(std::slice::from_ref(&file), true)?;

@@ -166,6 +166,18 @@ impl Drop for Agent {
     }
 }
 
+impl Agent {
+    /// The alerts of `rule` about `container` (a name or id), as the API serves them.
+    pub fn alerts(&self, rule: &str, container: &str) -> Vec<serde_json::Value> {
+        self.json(&format!(
+            "/api/v1/alerts?rule_id={rule}&container={container}&limit=1000"
+        ))
+        .as_array()
+        .expect("an array of alerts")
+        .clone()
+    }
+}
+
 /// GET with an optional Accept header; status 0 when nothing answers.
 pub fn get_url(url: &str, accept: Option<&str>) -> (u16, String) {
     let mut request = ureq::get(url).timeout(Duration::from_secs(10));

@@ -112,6 +112,25 @@ pub fn jaga(args: &[&str]) -> Output {
         .expect("run jaga")
 }
 
+/// `jaga token hash` of `token`, given on stdin as README.md shows.
+pub fn jaga_token_hash(token: &str) -> String {
+    use std::io::Write as _;
+    let out = Command::new(env!("CARGO_BIN_EXE_jaga"))
+        .args(["token", "hash"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            if let Some(mut stdin) = child.stdin.take() {
+                stdin.write_all(format!("{token}\n").as_bytes())?;
+            }
+            child.wait_with_output()
+        })
+        .expect("run jaga token hash");
+    assert!(out.status.success(), "jaga token hash: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// `jaga stats --no-stream --format json ARGS`, one JSON object per row.
 pub fn jaga_stats_json(args: &[&str]) -> Vec<serde_json::Value> {
     let mut full = vec!["stats", "--no-stream", "--format", "json"];

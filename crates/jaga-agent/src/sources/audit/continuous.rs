@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jaga_audit::{AuditInput, Report, Selection};
+use jaga_audit::{AuditInput, CveTable, Report, Selection};
 use jaga_engine::Engine;
 use jaga_model::{Alert, AlertAgent, AlertRule, EventContainer, Finding};
 use jaga_store::Consumed;
@@ -22,6 +22,8 @@ pub struct ContinuousAudit {
     pub engine: Arc<Engine>,
     pub sink: Arc<AlertSink>,
     pub paths: HostPaths,
+    /// The CVE data versions are judged by.
+    pub cves: Arc<CveTable>,
     pub interval: Duration,
     pub agent: AlertAgent,
     /// Containers that just started or were destroyed.
@@ -38,7 +40,8 @@ impl ContinuousAudit {
             tokio::select! {
                 _ = ticker.tick() => {
                     match gather(&self.engine, &self.paths).await {
-                        Ok(input) => {
+                        Ok(mut input) => {
+                            input.cves = Some(Arc::clone(&self.cves));
                             findings = jaga_audit::run(&input, &Selection::default());
                             tracing::info!(findings = findings.len(), "audit done");
                             // Served before alerted: whoever sees the alert finds it in the report.

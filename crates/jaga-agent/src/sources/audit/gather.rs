@@ -15,6 +15,8 @@ use bollard::query_parameters::{
 use jaga_audit::{AuditInput, DaemonFacts, ImageFacts, SocketFacts, UnusedNetwork, UnusedVolume};
 use jaga_engine::Engine;
 
+use super::packages::{component_provenance, PackageSources};
+use crate::own_container;
 use crate::sources::filesystem::{disk_usage, WalkBudget};
 
 /// Where to look on the host.
@@ -22,6 +24,9 @@ use crate::sources::filesystem::{disk_usage, WalkBudget};
 pub struct HostPaths {
     pub root: PathBuf,
     pub daemon_json: PathBuf,
+    /// Alpine secdb files or APKBUILDs (`[audit] alpine_secfixes`), in
+    /// jaga's own filesystem.
+    pub alpine_secfixes: Vec<PathBuf>,
 }
 
 fn under(root: &Path, path: &Path) -> PathBuf {
@@ -48,6 +53,7 @@ pub async fn gather(engine: &Engine, paths: &HostPaths) -> anyhow::Result<AuditI
     let unused_volumes = gather_volumes(engine, &paths.root).await?;
     let unused_networks = gather_networks(engine).await?;
     let daemon = gather_daemon(engine, paths).await?;
+    let processes = gather_processes(&paths.root).await;
     Ok(AuditInput {
         containers,
         images,
@@ -55,10 +61,48 @@ pub async fn gather(engine: &Engine, paths: &HostPaths) -> anyhow::Result<AuditI
         unused_networks,
         daemon,
         now_unix: crate::clock::unix_secs(),
+        cves: None,
+        processes,
     })
 }
 
-/// One container, for the checks run when it starts. `None`: gone.
+/// The processes of every container, from one look at the host's /proc
+/// (CIS 5.6); `None` when /proc cannot be listed.
+async fn gather_processes(
+    root: &Path,
+) -> Option<std::collections::BTreeMap<String, Vec<jaga_audit::ProcessFacts>>> {
+    let root = root.to_path_buf();
+    let scanned = tokio::task::spawn_blocking(move || jaga_process::scan_containers(&root)).await;
+    match scanned {
+        Ok(Ok(found)) => Some(
+            found
+                .into_iter()
+                .map(|(id, processes)| {
+                    let facts = processes
+                        .into_iter()
+                        .map(|p| jaga_audit::ProcessFacts {
+                            pid: p.pid,
+                            name: p.comm,
+                            exe: p.exe,
+                        })
+                        .collect();
+                    (id, facts)
+                })
+                .collect(),
+        ),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "cannot list processes; CIS 5.6 (sshd in containers) not checked");
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%error, "listing processes stopped; CIS 5.6 not checked");
+            None
+        }
+    }
+}
+
+/// One container, for the checks run when it starts. `None`: gone, or
+/// jaga's own container (see [`crate::own_container`]), which is not audited.
 pub async fn inspect_container(
     engine: &Engine,
     id: &str,
@@ -68,6 +112,10 @@ pub async fn inspect_container(
         .inspect_container(id, Some(InspectContainerOptions { size: true }))
         .await
     {
+        Ok(c) if own_container::is_own(&c, own_container::own_container_id()) => {
+            tracing::debug!(container_id = %id, "not auditing jaga's own container");
+            Ok(None)
+        }
         Ok(c) => Ok(Some(c)),
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
@@ -204,7 +252,8 @@ async fn gather_networks(engine: &Engine) -> anyhow::Result<Vec<UnusedNetwork>> 
     Ok(unused)
 }
 
-async fn gather_daemon(engine: &Engine, paths: &HostPaths) -> anyhow::Result<DaemonFacts> {
+/// The daemon's facts alone (what `jaga audit --explain` needs).
+pub async fn gather_daemon(engine: &Engine, paths: &HostPaths) -> anyhow::Result<DaemonFacts> {
     let docker = engine.client();
     let info = docker
         .info()
@@ -229,6 +278,12 @@ async fn gather_daemon(engine: &Engine, paths: &HostPaths) -> anyhow::Result<Dae
         .endpoint()
         .strip_prefix("unix://")
         .and_then(|path| socket_facts(&paths.root, path));
+    let sources = PackageSources {
+        root: &paths.root,
+        alpine_secfixes: &paths.alpine_secfixes,
+    };
+    let local = engine.endpoint().starts_with("unix://");
+    let packages = component_provenance(&sources, &info, local).await;
     Ok(DaemonFacts {
         info: Some(info),
         version: Some(version),
@@ -237,6 +292,7 @@ async fn gather_daemon(engine: &Engine, paths: &HostPaths) -> anyhow::Result<Dae
         dockerd_args: dockerd_args(&paths.root),
         socket,
         docker_group_members: group_members(&paths.root, "docker"),
+        packages,
     })
 }
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use jaga_decode::{decode, Fields};
 use jaga_engine::Redaction;
-use jaga_model::{Alert, AlertAgent, AlertRule, EventContainer};
+use jaga_model::{Alert, AlertAgent, EventContainer};
 use jaga_rules::logs::{
     FrequencyState, RuleMatch, RuleSet, RuleSource, MAX_RULE_FILE_BYTES, WEB_RULES,
 };
@@ -75,6 +75,14 @@ impl RuleFiles {
                 }),
         );
         sources
+    }
+
+    /// Each file's name (as errors give it) and text.
+    pub fn named(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.names
+            .iter()
+            .map(String::as_str)
+            .zip(self.texts.iter().map(String::as_str))
     }
 
     pub fn texts(&self) -> &[String] {
@@ -208,13 +216,7 @@ pub fn alerts_for(
             Alert {
                 id: format!("log.{line_id:016x}.{}", m.id),
                 timestamp: rfc3339_ms(log_time_ms),
-                rule: AlertRule {
-                    id: m.id.clone(),
-                    level: m.level,
-                    description: m.description.clone(),
-                    groups: m.groups.clone(),
-                    mitre: m.mitre.clone(),
-                },
+                rule: m.alert_rule(),
                 agent: agent.clone(),
                 container: container.cloned(),
                 data,

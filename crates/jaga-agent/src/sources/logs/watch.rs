@@ -120,15 +120,7 @@ impl LogWatch {
             for id in ids {
                 if !id.is_empty() && !containers.contains_key(&id) {
                     let container = match self.engine.inspect(&id).await {
-                        Ok(c) => EventContainer {
-                            id: c.id.to_string(),
-                            name: c.name.clone(),
-                            image: c.image.clone(),
-                            compose_project: c.labels.get("com.docker.compose.project").cloned(),
-                            compose_service: c.labels.get("com.docker.compose.service").cloned(),
-                            labels: c.labels.clone(),
-                            runtime: None,
-                        },
+                        Ok(c) => EventContainer::of(&c),
                         Err(_) => EventContainer {
                             id: id.clone(),
                             name: id.chars().take(12).collect(),

@@ -1,0 +1,148 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The monitor against the real Docker engine: executions inside a
+//! container are reported with their container, executable, arguments
+//! and parent, by the proc connector (with fanotify) and by the poller.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jaga_process::{ExecRecord, Mode, Monitor, MonitorConfig};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}
+
+fn run(script: &str) -> Container {
+    let out = Command::new("docker")
+        .args([
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "jaga-test/busybox",
+            "sh",
+            "-c",
+            script,
+        ])
+        .output()
+        .expect("docker run: is the engine up? (bash scripts/testbed.sh)");
+    assert!(
+        out.status.success(),
+        "docker run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Container(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn start(mode: Mode) -> (Monitor, Arc<Mutex<Vec<ExecRecord>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let monitor = Monitor::start(
+        MonitorConfig {
+            root: PathBuf::from("/"),
+            mode,
+            fanotify: true,
+            poll_interval: Duration::from_millis(100),
+        },
+        Box::new(move |record| {
+            sink.lock().unwrap().push(record);
+            true
+        }),
+    )
+    .expect("the monitor starts (run the tests as root)");
+    (monitor, seen)
+}
+
+fn wait_for(seen: &Mutex<Vec<ExecRecord>>, what: impl Fn(&ExecRecord) -> bool) -> ExecRecord {
+    let started = Instant::now();
+    loop {
+        if let Some(found) = seen.lock().unwrap().iter().find(|r| what(r)) {
+            return found.clone();
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "not seen within {DEADLINE:?}: {:#?}",
+            seen.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn connector_reports_a_copied_binary_with_container_args_and_parent() {
+    let (monitor, seen) = start(Mode::Connector);
+    assert_eq!(
+        monitor.stats().mode,
+        "connector+fanotify",
+        "{:?}",
+        monitor.stats()
+    );
+    // cat waits on its stdin a moment: arguments are read from /proc,
+    // which a process gone within a millisecond no longer shows.
+    let container = run("sleep 1; cp /bin/busybox /tmp/cat; sleep 0.3 | /tmp/cat /etc/hostname -; /bin/true quick; exec sleep 60");
+    let record = wait_for(&seen, |r| r.process.exe.as_deref() == Some("/tmp/cat"));
+    assert_eq!(record.process.container_id, container.0);
+    assert_eq!(record.process.args, vec!["/tmp/cat", "/etc/hostname", "-"]);
+    assert!(record.args_known);
+    assert_eq!(record.parent_exe.as_deref(), Some("/bin/busybox"));
+    assert!(!record.process.tty);
+    // A process gone at once still has its container and executable.
+    let quick = wait_for(&seen, |r| {
+        r.process.exe.as_deref() == Some("/bin/busybox")
+            && r.process
+                .args
+                .first()
+                .is_some_and(|a| a == "/bin/true" || a == "/bin/busybox")
+    });
+    assert_eq!(quick.process.container_id, container.0);
+    let sleeping = wait_for(&seen, |r| {
+        r.process.args.first().map(String::as_str) == Some("sleep")
+            && r.process.args.get(1).map(String::as_str) == Some("60")
+    });
+    assert_eq!(sleeping.process.container_id, container.0);
+    let started = Instant::now();
+    while !monitor
+        .processes(&container.0)
+        .iter()
+        .any(|p| p.args == ["sleep", "60"])
+    {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{:?}",
+            monitor.processes(&container.0)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn poller_reports_a_long_enough_process_and_counts_what_it_missed() {
+    let (monitor, seen) = start(Mode::Poll);
+    let stats = monitor.stats();
+    assert_eq!(stats.mode, "poll");
+    assert!(stats.unavailable.contains_key("connector"));
+    let container = run(
+        "sleep 1; /bin/sleep 2; for i in 1 2 3 4 5 6 7 8 9 10; do /bin/true; done; exec sleep 60",
+    );
+    let record = wait_for(&seen, |r| r.process.args == ["/bin/sleep", "2"]);
+    assert_eq!(record.process.container_id, container.0);
+    assert_eq!(record.seen_by, "poll");
+    wait_for(&seen, |r| r.process.args == ["sleep", "60"]);
+    assert!(
+        monitor
+            .stats()
+            .lost_total
+            .get("poll_unseen")
+            .is_some_and(|n| *n >= 10),
+        "{:?}",
+        monitor.stats()
+    );
+}

@@ -1,0 +1,149 @@
+//! Cost per line of decode + the built-in web rules, by kind of text: a
+//! micro-benchmark to find where time goes (`cargo run --release -p
+//! jaga-rules --example rules_cost`). Prints lines/s per class, and the
+//! time of normalization alone.
+
+use std::time::Instant;
+
+use jaga_decode::{decode, UserDecoders};
+use jaga_rules::logs::{builtin, normalize::normalize, FrequencyState};
+
+fn percent(text: &str) -> String {
+    text.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+fn line(url: &str) -> String {
+    format!(
+        r#"203.0.113.7 - - [23/Nov/2026:03:24:25 +0000] "GET {url} HTTP/1.1" 200 612 "https://example.com/" "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0""#
+    )
+}
+
+fn fill(unit: &str, bytes: usize) -> String {
+    let mut out = String::new();
+    while out.len() + unit.len() <= bytes {
+        out.push_str(unit);
+    }
+    out
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let rules = builtin()?;
+    let budget = 7_600;
+    let only = std::env::args().nth(1);
+    let classes: Vec<(&str, String)> = vec![
+        (
+            "latin words",
+            line(&format!("/search?q={}", fill("hello+world+", budget))),
+        ),
+        (
+            "percent latin",
+            line(&format!(
+                "/search?q={}",
+                percent(&fill("hello world ", budget / 3))
+            )),
+        ),
+        (
+            "percent hebrew",
+            line(&format!(
+                "/search?q={}",
+                percent(&fill("שלום עולם ", budget / 3))
+            )),
+        ),
+        (
+            "percent cyrillic",
+            line(&format!(
+                "/search?q={}",
+                percent(&fill("привет мир ", budget / 3))
+            )),
+        ),
+        (
+            "raw cyrillic",
+            line(&format!("/search?q={}", fill("привет+мир+", budget))),
+        ),
+        ("quotes", line(&format!("/search?q={}", fill("'", budget)))),
+        (
+            "double quotes",
+            line(&format!("/search?q={}", fill("%22", budget))),
+        ),
+        (
+            "one char",
+            line(&format!("/search?q={}", fill("a", budget))),
+        ),
+        ("parens", line(&format!("/search?q={}", fill("(", budget)))),
+        (
+            "dots slashes",
+            line(&format!("/search?q={}", fill("../", budget))),
+        ),
+        (
+            "percent percent",
+            line(&format!("/search?q={}", fill("%25", budget))),
+        ),
+        (
+            "comments",
+            line(&format!("/search?q={}", fill("/*", budget))),
+        ),
+        (
+            "lookups",
+            line(&format!("/search?q={}", fill("${", budget))),
+        ),
+        (
+            "nested lookups",
+            line(&format!("/search?q={}", fill("${${j", budget))),
+        ),
+        (
+            "angles",
+            line(&format!("/search?q={}", fill("<a ", budget))),
+        ),
+        (
+            "entities",
+            line(&format!("/search?q={}", fill("&#x", budget))),
+        ),
+        (
+            "ampersands",
+            line(&format!("/search?q={}", fill("a=1&", budget))),
+        ),
+        (
+            "exec comments",
+            line(&format!("/search?q={}", fill("/*!", budget))),
+        ),
+        (
+            "semicolons",
+            line(&format!("/search?q={}", fill(";a", budget))),
+        ),
+        (
+            "agent",
+            format!(
+                r#"203.0.113.7 - - [23/Nov/2026:03:24:25 +0000] "GET / HTTP/1.1" 200 612 "-" "{}""#,
+                fill("Mozilla/5.0 (X; Y) ", budget)
+            ),
+        ),
+        ("short", line("/index.html?a=1")),
+    ];
+    let user = UserDecoders::default();
+    for (name, text) in classes
+        .iter()
+        .filter(|(n, _)| only.as_deref().is_none_or(|o| n.contains(o)))
+    {
+        let mut state = FrequencyState::default();
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed().as_millis() < if only.is_some() { 3000 } else { 400 } {
+            let fields = decode(text, &user);
+            std::hint::black_box(rules.evaluate(&fields, 0, &mut state));
+            n += 1;
+        }
+        let rate = n as f64 / start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let mut m = 0u64;
+        while start.elapsed().as_millis() < 200 {
+            std::hint::black_box(normalize(text));
+            m += 1;
+        }
+        let norm = m as f64 / start.elapsed().as_secs_f64();
+        println!(
+            "{name:18} {:5} B {rate:>10.0} lines/s   normalize alone {norm:>10.0}/s",
+            text.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! `jaga top CONTAINER`: the processes of a container, as `docker top`
+//! shows them, from the running agent's own tracking (its
+//! `/api/v1/containers/{c}/processes`), with no Engine call.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use jaga_model::{escape_control, ContainerProcess};
+use serde::Deserialize;
+
+/// The agent must answer within this.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TopArgs {
+    /// Container name, id or id prefix
+    pub container: String,
+    /// The agent's address (default: from [serve] listen and tls)
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// File holding an API token, when the agent requires one ([serve.auth])
+    #[arg(long, value_name = "FILE", env = "JAGA_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    name: String,
+    processes: Vec<ContainerProcess>,
+}
+
+#[derive(Deserialize)]
+struct ErrorAnswer {
+    error: ErrorBody,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    message: String,
+}
+
+pub fn run(args: TopArgs, config: &jaga_config::Config) -> anyhow::Result<()> {
+    let base = args.url.clone().unwrap_or_else(|| {
+        let scheme = if config.serve.tls.cert_file.as_os_str().is_empty() {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{}", config.serve.listen)
+    });
+    let token = match &args.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the token file '{}'", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let url = format!(
+        "{}/api/v1/containers/{}/processes",
+        base.trim_end_matches('/'),
+        percent_encode(&args.container)
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let (status, body) = runtime.block_on(fetch(&url, token.as_deref()))?;
+    if !status.is_success() {
+        let message = serde_json::from_str::<ErrorAnswer>(&body)
+            .map(|e| e.error.message)
+            .unwrap_or(body);
+        anyhow::bail!("the agent at {base} answered {status}: {message}");
+    }
+    let answer: Answer = serde_json::from_str(&body)
+        .with_context(|| format!("cannot read the agent's answer from {url}"))?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(render(&answer.processes).as_bytes())?;
+    if answer.processes.is_empty() {
+        writeln!(
+            stdout,
+            "(no process tracked in {})",
+            escape_control(&answer.name)
+        )?;
+    }
+    stdout.flush().context("cannot write to standard output")?;
+    Ok(())
+}
+
+async fn fetch(url: &str, token: Option<&str>) -> anyhow::Result<(reqwest::StatusCode, String)> {
+    let client = reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .build()
+        .context("cannot set up the HTTP client")?;
+    let mut request = client.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the agent at {url} (is `jaga serve` running?)"))?;
+    let status = response.status();
+    let body = response
+        .text()
+        .await
+        .with_context(|| format!("cannot read the agent's answer from {url}"))?;
+    Ok((status, body))
+}
+
+/// The table `docker top` prints (ps -ef's columns jaga knows).
+pub fn render(processes: &[ContainerProcess]) -> String {
+    let rows: Vec<[String; 6]> = processes
+        .iter()
+        .map(|p| {
+            [
+                p.user
+                    .clone()
+                    .or_else(|| p.uid.map(|u| u.to_string()))
+                    .unwrap_or_else(|| "?".to_owned()),
+                p.pid.to_string(),
+                p.ppid.to_string(),
+                chrono::DateTime::from_timestamp_millis(p.started_unix_ms)
+                    .filter(|_| p.started_unix_ms > 0)
+                    .map_or("?".to_owned(), |t| t.format("%H:%M:%S").to_string()),
+                if p.tty { "pts" } else { "?" }.to_owned(),
+                escape_control(&p.command).into_owned(),
+            ]
+        })
+        .collect();
+    let header = ["UID", "PID", "PPID", "STIME", "TTY", "CMD"];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 6]| {
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        out.push('\n');
+        out
+    };
+    let mut text = line(header);
+    for row in &rows {
+        text.push_str(&line([
+            &row[0], &row[1], &row[2], &row[3], &row[4], &row[5],
+        ]));
+    }
+    text
+}
+
+/// A container name or id as one path segment.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_has_docker_tops_columns_and_escapes_commands() {
+        let processes = vec![
+            ContainerProcess {
+                pid: 4242,
+                ppid: 4200,
+                uid: Some(0),
+                user: Some("root".to_owned()),
+                exe: Some("/bin/busybox".to_owned()),
+                command: "sleep 60".to_owned(),
+                tty: false,
+                started_unix_ms: 1_700_000_000_000,
+            },
+            ContainerProcess {
+                pid: 4300,
+                ppid: 4242,
+                uid: Some(1000),
+                command: "sh -c \u{1b}[31m".to_owned(),
+                tty: true,
+                ..ContainerProcess::default()
+            },
+        ];
+        assert_eq!(
+            render(&processes),
+            "UID   PID   PPID  STIME     TTY  CMD\n\
+             root  4242  4200  22:13:20  ?    sleep 60\n\
+             1000  4300  4242  ?         pts  sh -c \\x1b[31m\n"
+        );
+        assert_eq!(percent_encode("web/1 x"), "web%2F1%20x");
+    }
+}

@@ -1,0 +1,210 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The command line people expect: `--version` with the commit, usage
+//! errors as exit 2, completions, man pages, `config check`/`config show`
+//! and `health`. Only `health` needs the Docker engine (a real agent).
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::agent::Agent;
+use common::{jaga, require_engine};
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `jaga ARGS` with this config text as `--config`.
+fn jaga_with_config(config: &str, args: &[&str]) -> Output {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), config).unwrap();
+    let path = file.path().display().to_string();
+    let mut all = vec!["--config", path.as_str()];
+    all.extend_from_slice(args);
+    jaga(&all)
+}
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let out = jaga(&["--version"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("jaga 0."), "{text}");
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    match head {
+        // In a checkout (CI): the very commit.
+        Ok(head) if head.status.success() => {
+            let commit = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+            assert!(text.contains(&format!("(commit {commit} ")), "{text}");
+        }
+        _ => assert!(text.contains("commit"), "{text}"),
+    }
+}
+
+#[test]
+fn bad_enum_values_are_usage_errors() {
+    for args in [
+        &["audit", "--format", "yaml"][..],
+        &["audit", "--fail-on", "severe"],
+        &["events", "--format", "xml"],
+        &["logtest", "--format", "csv"],
+        &["completions", "tcsh"],
+    ] {
+        let out = jaga(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("[possible values: "),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn completions_cover_every_subcommand() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = jaga(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        for sub in ["serve", "stats", "audit", "config", "completions", "man"] {
+            assert!(script.contains(sub), "{shell} completion lacks {sub}");
+        }
+    }
+    // The bash script is valid bash.
+    let script = stdout(&jaga(&["completions", "bash"]));
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), script).unwrap();
+    let check = Command::new("bash")
+        .arg("-n")
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "bash -n: {}", stderr(&check));
+}
+
+#[test]
+fn man_pages_are_written_for_every_subcommand() {
+    let page = stdout(&jaga(&["man"]));
+    assert!(page.contains(".TH jaga 1"), "{page}");
+    assert!(page.contains("commit"), "the version is in the page footer");
+    let dir = tempfile::tempdir().unwrap();
+    let out = jaga(&["man", "--out-dir", &dir.path().display().to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for page in [
+        "jaga.1",
+        "jaga-serve.1",
+        "jaga-config-show.1",
+        "jaga-audit.1",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page))
+            .unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".SH NAME"), "{page}");
+    }
+}
+
+#[test]
+fn config_check_accepts_a_good_config_and_names_what_is_wrong_in_a_bad_one() {
+    let good = jaga_with_config("[serve]\ninterval = \"2s\"\n", &["config", "check"]);
+    assert_eq!(good.status.code(), Some(0), "{}", stderr(&good));
+    assert!(stdout(&good).contains("is valid"), "{}", stdout(&good));
+    assert!(
+        stdout(&good).contains("alerts_file (file)"),
+        "{}",
+        stdout(&good)
+    );
+
+    let typo = jaga_with_config("[serve]\nintervall = \"2s\"\n", &["config", "check"]);
+    assert_eq!(typo.status.code(), Some(1));
+    assert!(
+        stderr(&typo).contains("line 2, key 'serve.intervall'"),
+        "{}",
+        stderr(&typo)
+    );
+
+    // What only `jaga serve` used to find: off loopback without tokens, a
+    // secret that cannot be read, a rule file that does not exist.
+    for (config, expected) in [
+        ("[serve]\nlisten = \"0.0.0.0:9808\"\n", "refusing to serve on 0.0.0.0:9808"),
+        (
+            "[[outputs]]\nname = \"siem\"\ntype = \"webhook\"\nurl = { env = \"JAGA_TEST_NO_SUCH_URL\" }\n",
+            "JAGA_TEST_NO_SUCH_URL",
+        ),
+        ("[logs]\nrules = [\"/nonexistent/rules.yml\"]\n", "/nonexistent/rules.yml"),
+    ] {
+        let out = jaga_with_config(config, &["config", "check"]);
+        assert_eq!(out.status.code(), Some(1), "{config}");
+        assert!(stderr(&out).contains(expected), "{config}: {}", stderr(&out));
+        assert!(stderr(&out).contains("would not start jaga serve"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn config_show_prints_every_key_with_secrets_redacted_and_reads_back() {
+    let config = "[serve]\ninterval = \"2s\"\n\
+        [[outputs]]\nname = \"chat\"\ntype = \"slack\"\nurl = \"https://hooks.example/T0/B0/PlantedSlackPath\"\n\
+        [[outputs]]\nname = \"am\"\ntype = \"alertmanager\"\nurls = [\"http://jaga:PlantedPassword@127.0.0.1:9093\"]\n";
+    let out = jaga_with_config(config, &["config", "show"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let shown = stdout(&out);
+    assert!(!shown.contains("Planted"), "{shown}");
+    assert!(shown.contains("interval = \"2s\""), "{shown}");
+    // Defaults are filled in.
+    assert!(shown.contains("resync = \"30s\""), "{shown}");
+    assert!(shown.contains("<redacted, "), "{shown}");
+    // What `show` prints is a config file again.
+    let again = jaga_with_config(&shown, &["config", "show"]);
+    assert_eq!(again.status.code(), Some(0), "{}\n{shown}", stderr(&again));
+
+    // Without inline secrets, what `show` prints is a config `check` takes.
+    let plain = "[[outputs]]\nname = \"siem\"\ntype = \"webhook\"\nurl = { env = \"JAGA_TEST_SHOWN_URL\" }\n";
+    let shown = stdout(&jaga_with_config(plain, &["config", "show"]));
+    assert!(
+        shown.contains("[outputs.url]\nenv = \"JAGA_TEST_SHOWN_URL\""),
+        "{shown}"
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &shown).unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_jaga"))
+        .args([
+            "--config",
+            &file.path().display().to_string(),
+            "config",
+            "check",
+        ])
+        .env("JAGA_TEST_SHOWN_URL", "http://127.0.0.1:9/hook")
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}\n{shown}", stderr(&check));
+}
+
+#[test]
+fn health_is_0_for_a_healthy_agent_and_1_when_none_answers() {
+    require_engine();
+    let data = tempfile::tempdir().unwrap();
+    let agent = Agent::start(data.path(), "");
+    let url = agent.url("/healthz");
+    let out = jaga(&["health", "--url", &url]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("200"), "{}", stdout(&out));
+    // Through the config's listen address, as the image's HEALTHCHECK asks.
+    let out = jaga_with_config(
+        &format!("[serve]\nlisten = \"0.0.0.0:{}\"\n", agent.port),
+        &["health"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    drop(agent);
+    let out = jaga(&["health", "--url", &url, "--timeout", "2s"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("Error: no answer from"),
+        "{}",
+        stderr(&out)
+    );
+}
