@@ -60,11 +60,17 @@ impl StatsEntry {
     }
 
     /// Fills the figures from the current reading and, for CPU %, the previous one.
-    pub fn with_figures(mut self, previous: Option<&Reading>, current: &Reading) -> Self {
-        let sample = &current.sample;
-        self.cpu_percent = previous.map_or(0.0, |prev| cpu_percent(prev, current));
+    pub fn with_figures(self, previous: Option<&Reading>, current: &Reading) -> Self {
+        let cpu = previous.map_or(0.0, |prev| cpu_percent(prev, current));
+        self.with_sample(cpu, &current.sample, &current.host)
+    }
+
+    /// Fills the figures from one reading, CPU % given (worked out elsewhere,
+    /// e.g. by the running agent from its own previous reading).
+    pub fn with_sample(mut self, cpu_percent: f64, sample: &Sample, host: &HostCounters) -> Self {
+        self.cpu_percent = cpu_percent;
         self.memory_bytes = sample.memory.usage_without_cache() as f64;
-        self.memory_limit_bytes = memory_limit(sample, &current.host) as f64;
+        self.memory_limit_bytes = memory_limit(sample, host) as f64;
         self.memory_percent = if self.memory_limit_bytes > 0.0 {
             self.memory_bytes / self.memory_limit_bytes * 100.0
         } else {

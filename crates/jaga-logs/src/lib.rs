@@ -206,6 +206,9 @@ struct Log {
     /// What the last directory listing refused, reported again while the
     /// directory is not read.
     refused: Vec<(PathBuf, Skip)>,
+    /// Since when polls found nothing to read.
+    quiet_since: Option<Instant>,
+    last_polled: Option<Instant>,
 }
 
 impl Log {
@@ -229,7 +232,24 @@ impl Log {
             bytes_read: 0,
             lines_read: 0,
             refused: Vec::new(),
+            quiet_since: None,
+            last_polled: None,
         }
+    }
+
+    /// A log quiet for a while is polled once a second, not at every poll:
+    /// most logs on a host are idle, and a poll costs a stat and a lock. The
+    /// holder thread keeps its rotated files open meanwhile, so nothing is
+    /// lost; only the alert comes up to a second later.
+    fn resting(&self) -> bool {
+        self.quiet_since
+            .is_some_and(|at| at.elapsed() >= QUIET_AFTER)
+            && self
+                .last_polled
+                .is_some_and(|at| at.elapsed() < QUIET_POLL_EVERY)
+            && self.open.is_some()
+            && self.pending.is_none()
+            && self.holding().held.is_empty()
     }
 
     fn mean_line_bytes(&self) -> Option<u64> {
@@ -447,7 +467,24 @@ impl Tailer {
             let Some(log) = self.logs.get_mut(&path) else {
                 continue;
             };
+            if log.resting() {
+                still_refused.extend(log.refused.iter().map(|(p, _)| p.clone()));
+                continue;
+            }
+            let bytes_before = log.bytes_read;
             let outcome = poll_log(&path, log, &self.config);
+            log.last_polled = Some(Instant::now());
+            let active = log.bytes_read != bytes_before
+                || outcome.backlog
+                || outcome
+                    .batch
+                    .as_ref()
+                    .is_some_and(|b| !b.skipped.is_empty() || !b.lost.is_empty());
+            if active {
+                log.quiet_since = None;
+            } else if log.quiet_since.is_none() {
+                log.quiet_since = Some(Instant::now());
+            }
             for (refused, skip) in outcome.refused {
                 if !self.refused.contains(&refused) {
                     poll.refused.push((refused.clone(), skip));
@@ -495,6 +532,7 @@ impl Tailer {
         let Some(log) = self.logs.get_mut(path) else {
             return;
         };
+        log.quiet_since = None;
         let mut files: VecDeque<OpenFile> = log.done.drain(..).collect();
         files.extend(log.open.take());
         let shared = Arc::clone(&log.holding);
@@ -555,11 +593,7 @@ impl Tailer {
     /// first file. `on_new_log` is called when it finds a log the reader
     /// has not seen, so the reader can take it on (and checkpoint it) at
     /// once. It stops when the tailer is dropped.
-    pub fn hold_in_background(
-        &mut self,
-        every: Duration,
-        on_new_log: impl Fn() + Send + 'static,
-    ) {
+    pub fn hold_in_background(&mut self, every: Duration, on_new_log: impl Fn() + Send + 'static) {
         let holdings = Arc::downgrade(&self.holdings);
         let patterns = self.patterns.clone();
         let spawned = std::thread::Builder::new()
@@ -587,6 +621,10 @@ struct Holder {
     last_full_look: Option<Instant>,
 }
 
+/// How long a log must have been quiet to be polled less often.
+const QUIET_AFTER: Duration = Duration::from_secs(5);
+/// How often a quiet log is polled.
+const QUIET_POLL_EVERY: Duration = Duration::from_secs(1);
 /// With every directory watched, a full look (a glob, a stat of each log)
 /// is only a safety net against a lost event.
 const FULL_LOOK_WATCHED: Duration = Duration::from_secs(10);

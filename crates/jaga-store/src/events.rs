@@ -210,6 +210,37 @@ impl EventStore {
         run(&mut conn).map_err(|e| self.err(format!("recording {}", consumed.describe()), e))
     }
 
+    /// The checkpoints of logs whose lines raised no alert, in one
+    /// transaction: a hundred idle logs refreshing their time each second
+    /// cost one commit, not a hundred.
+    pub fn record_log_checkpoints(
+        &self,
+        checkpoints: &[(&str, LogCheckpoint)],
+    ) -> Result<(), StoreError> {
+        if checkpoints.is_empty() {
+            return Ok(());
+        }
+        let stored_ms = chrono_free_now_ms();
+        let mut conn = self.lock();
+        let run = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for &(location, checkpoint) in checkpoints {
+                let consumed = Consumed::LogBatch {
+                    location,
+                    checkpoint,
+                };
+                consume(&tx, &consumed, None, stored_ms)?;
+            }
+            tx.commit()
+        };
+        run(&mut conn).map_err(|e| {
+            self.err(
+                format!("recording {} log checkpoints", checkpoints.len()),
+                e,
+            )
+        })
+    }
+
     /// Stores `event` and `alerts` in one transaction and moves the cursor.
     /// `false`: the event was stored before; nothing was written.
     pub fn record(&self, event: &Event, alerts: &[Alert]) -> Result<bool, StoreError> {

@@ -94,6 +94,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(async move {
+        if let Command::Stats(args) = &cli.command {
+            if args.no_stream && !args.fresh {
+                if let Some(entries) = stats::agent::latest_entries(args, &config).await? {
+                    return stats::print_once(args, &entries);
+                }
+            }
+        }
         let engine = connect(&config).await?;
         let sampler = Sampler::new(&cli.host_root).with_context(|| {
             format!(

@@ -2,11 +2,13 @@
 //! when it answers 200. The container image's HEALTHCHECK: a `FROM
 //! scratch` image has no curl.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use jaga_config::Config;
+
+use crate::agent_client::loopback_if_unspecified;
 
 #[derive(Debug, clap::Args)]
 pub struct HealthArgs {
@@ -53,13 +55,8 @@ pub fn run(args: HealthArgs, config: &Config) -> anyhow::Result<()> {
 /// `/healthz` on the address `jaga serve` listens on; an unspecified
 /// address (0.0.0.0, ::) is reached on loopback.
 fn healthz_url(listen: SocketAddr, tls: bool) -> String {
-    let ip = match listen.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
     let scheme = if tls { "https" } else { "http" };
-    format!("{scheme}://{}/healthz", SocketAddr::new(ip, listen.port()))
+    format!("{scheme}://{}/healthz", loopback_if_unspecified(listen))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! jaga's command-line front end as a library, so integration tests reach the
 //! same code the binary runs. The agent itself is `jaga-agent`.
 
+pub mod agent_client;
 pub mod audit;
 pub mod cli;
 pub mod config_cmd;

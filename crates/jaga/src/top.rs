@@ -3,12 +3,13 @@
 //! `/api/v1/containers/{c}/processes`), with no Engine call.
 
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use jaga_model::{escape_control, ContainerProcess};
 use serde::Deserialize;
+
+use crate::agent_client::{percent_encode, AgentArgs, AgentClient};
 
 /// The agent must answer within this.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -17,12 +18,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 pub struct TopArgs {
     /// Container name, id or id prefix
     pub container: String,
-    /// The agent's address (default: from [serve] listen and tls)
-    #[arg(long, value_name = "URL")]
-    pub url: Option<String>,
-    /// File holding an API token, when the agent requires one ([serve.auth])
-    #[arg(long, value_name = "FILE", env = "JAGA_TOKEN_FILE")]
-    pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
 }
 
 #[derive(Deserialize)]
@@ -31,52 +28,17 @@ struct Answer {
     processes: Vec<ContainerProcess>,
 }
 
-#[derive(Deserialize)]
-struct ErrorAnswer {
-    error: ErrorBody,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    message: String,
-}
-
 pub fn run(args: TopArgs, config: &jaga_config::Config) -> anyhow::Result<()> {
-    let base = args.url.clone().unwrap_or_else(|| {
-        let scheme = if config.serve.tls.cert_file.as_os_str().is_empty() {
-            "http"
-        } else {
-            "https"
-        };
-        format!("{scheme}://{}", config.serve.listen)
-    });
-    let token = match &args.token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the token file '{}'", path.display()))?
-                .trim()
-                .to_owned(),
-        ),
-        None => None,
-    };
-    let url = format!(
-        "{}/api/v1/containers/{}/processes",
-        base.trim_end_matches('/'),
+    let agent = AgentClient::new(&args.agent, config, TIMEOUT)?;
+    let path = format!(
+        "/api/v1/containers/{}/processes",
         percent_encode(&args.container)
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let (status, body) = runtime.block_on(fetch(&url, token.as_deref()))?;
-    if !status.is_success() {
-        let message = serde_json::from_str::<ErrorAnswer>(&body)
-            .map(|e| e.error.message)
-            .unwrap_or(body);
-        anyhow::bail!("the agent at {base} answered {status}: {message}");
-    }
-    let answer: Answer = serde_json::from_str(&body)
-        .with_context(|| format!("cannot read the agent's answer from {url}"))?;
+    let answer: Answer = runtime.block_on(agent.get(&path))?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(render(&answer.processes).as_bytes())?;
     if answer.processes.is_empty() {
@@ -88,27 +50,6 @@ pub fn run(args: TopArgs, config: &jaga_config::Config) -> anyhow::Result<()> {
     }
     stdout.flush().context("cannot write to standard output")?;
     Ok(())
-}
-
-async fn fetch(url: &str, token: Option<&str>) -> anyhow::Result<(reqwest::StatusCode, String)> {
-    let client = reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .build()
-        .context("cannot set up the HTTP client")?;
-    let mut request = client.get(url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the agent at {url} (is `jaga serve` running?)"))?;
-    let status = response.status();
-    let body = response
-        .text()
-        .await
-        .with_context(|| format!("cannot read the agent's answer from {url}"))?;
-    Ok((status, body))
 }
 
 /// The table `docker top` prints (ps -ef's columns jaga knows).
@@ -157,16 +98,6 @@ pub fn render(processes: &[ContainerProcess]) -> String {
         ]));
     }
     text
-}
-
-/// A container name or id as one path segment.
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

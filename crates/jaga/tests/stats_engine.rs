@@ -406,3 +406,119 @@ fn closed_pipe_ends_the_live_view_quietly() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `jaga serve` on a free loopback port, killed when dropped.
+struct Agent {
+    child: std::process::Child,
+    config: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("jaga.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[serve]\nlisten = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\n\
+                 [audit]\ndisabled = true\n[logs]\ndisabled = true\n\
+                 [process]\ndisabled = true\n[filesystem]\ndisabled = true\n",
+                free_port(),
+                dir.path().join("data").display()
+            ),
+        )
+        .expect("write config");
+        let child = Command::new(env!("CARGO_BIN_EXE_jaga"))
+            .args(["--config", config.to_str().unwrap(), "serve"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start jaga serve");
+        Self {
+            child,
+            config,
+            _dir: dir,
+        }
+    }
+
+    /// `jaga --config <the agent's> stats ARGS` with the Engine out of reach:
+    /// only the agent can answer it.
+    fn stats_without_engine(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_jaga"))
+            .args(["--config", self.config.to_str().unwrap(), "stats"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .output()
+            .expect("run jaga stats")
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// With `jaga serve` running, `--no-stream` answers from its latest pass
+/// (so it needs no Engine and no sampling window), and `--fresh` measures
+/// afresh as without an agent.
+#[test]
+fn no_stream_answers_from_the_running_agent_and_fresh_measures() {
+    require_engine();
+    let busy = TestContainer::busy_half_cpu("from-agent");
+    let agent = Agent::start();
+    let named = ["--no-stream", "--format", "json", busy.name.as_str()];
+    let rows = wait_for(Duration::from_secs(90), || {
+        let out = agent.stats_without_engine(&named);
+        if !out.status.success() {
+            return None;
+        }
+        let rows = parse_json_lines(&out.stdout);
+        let cpu = parse_percent(row(&rows, &busy.name)["CPUPerc"].as_str()?);
+        (cpu > 0.0).then_some(rows)
+    })
+    .expect("jaga stats --no-stream never answered from the agent with the Engine out of reach");
+    let entry = row(&rows, &busy.name);
+    let cpu = parse_percent(entry["CPUPerc"].as_str().unwrap());
+    assert!(
+        (35.0..=65.0).contains(&cpu),
+        "busy loop capped at 0.5 CPU read {cpu} %"
+    );
+    assert!(
+        entry["ID"].as_str().unwrap().starts_with(&busy.id[..12]),
+        "{entry}"
+    );
+    assert!(
+        parse_size(
+            entry["MemUsage"]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap()
+        ) > 0.0
+    );
+
+    // Every running container, docker's way: the busy one among them.
+    let out = agent.stats_without_engine(&["--no-stream", "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = parse_json_lines(&out.stdout);
+    assert!(
+        all.iter().any(|r| r["Name"] == busy.name.as_str()),
+        "{all:?}"
+    );
+
+    // --fresh measures, so it needs the Engine it cannot reach.
+    let out = agent.stats_without_engine(&["--no-stream", "--fresh", busy.name.as_str()]);
+    assert!(!out.status.success(), "--fresh answered without an Engine");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("nonexistent"), "{stderr}");
+}

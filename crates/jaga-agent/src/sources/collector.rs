@@ -17,7 +17,7 @@ use jaga_model::{
 use jaga_store::HistoryStore;
 use tokio::sync::{mpsc, watch};
 
-use super::figures::history_point;
+use super::figures::{history_point, window_long_enough};
 use super::filesystem::{self, SharedFsState};
 use crate::clock::unix_ms;
 use crate::sampler::Sampler;
@@ -378,6 +378,15 @@ impl Collector {
             match result {
                 Ok(sample) => {
                     let current = Reading { sample, host };
+                    let sliver = tracked
+                        .previous
+                        .as_ref()
+                        .is_some_and(|p| !window_long_enough(p, &current, self.interval));
+                    if sliver {
+                        // The figures wait for the next pass.
+                        tracked.last_seen_unix = current.sample.unix_ms / 1000;
+                        continue;
+                    }
                     tracked.figures = tracked
                         .previous
                         .as_ref()

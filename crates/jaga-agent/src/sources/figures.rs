@@ -1,5 +1,7 @@
 //! The figures history keeps, derived from two readings of a container.
 
+use std::time::Duration;
+
 use jaga_model::HistoryPoint;
 
 use crate::stats_entry::{cpu_percent, memory_limit, Reading};
@@ -37,6 +39,19 @@ pub fn history_point(previous: &Reading, current: &Reading) -> HistoryPoint {
             memory_limit(sample, &current.host) as f64,
         ],
     }
+}
+
+/// Whether `current` lies far enough after `previous` for rates between
+/// them to mean something: half an interval. A slow pass (the inventory at
+/// start, a loaded host) can leave a reading a sliver after the last, and a
+/// CPU quota granted per 100 ms makes a 50 % container read 0 or 100 % over
+/// such a sliver.
+pub fn window_long_enough(previous: &Reading, current: &Reading, interval: Duration) -> bool {
+    let window_ns = current
+        .sample
+        .monotonic_ns
+        .saturating_sub(previous.sample.monotonic_ns);
+    u128::from(window_ns) >= interval.as_nanos() / 2
 }
 
 #[cfg(test)]
@@ -111,5 +126,18 @@ mod tests {
         let before = reading(10, 0, 0, 9_000);
         let after = reading(11, 0, 2_000_000_000, 100);
         assert_eq!(history_point(&before, &after).values[3], 0.0);
+    }
+
+    #[test]
+    fn a_reading_a_sliver_after_the_last_gives_no_figures() {
+        let interval = Duration::from_secs(1);
+        let first = reading(10, 0, 0, 0);
+        let mut sliver = reading(10, 0, 0, 0);
+        sliver.sample.monotonic_ns += 100_000_000;
+        assert!(!window_long_enough(&first, &sliver, interval));
+        let next = reading(11, 0, 0, 0);
+        assert!(window_long_enough(&first, &next, interval));
+        // A clock that went backwards is no window either.
+        assert!(!window_long_enough(&next, &first, interval));
     }
 }

@@ -228,6 +228,7 @@ pub fn snapshot(containers: Vec<ContainerSnapshot>) -> Snapshot {
             started_unix: 1_699_990_000,
             collections_total: 42,
             last_collection_seconds: 0.0125,
+            idle_samples_total: 30,
             collection_seconds_sum: 0.5,
             errors_total: BTreeMap::from([("cgroup".to_owned(), 1)]),
             containers_seen: BTreeMap::from([("running".to_owned(), 2), ("exited".to_owned(), 1)]),

@@ -1,5 +1,6 @@
 //! `jaga stats`: docker stats, read straight from cgroups.
 
+pub mod agent;
 mod template;
 mod units;
 
@@ -41,6 +42,12 @@ pub struct StatsArgs {
     /// Containers by name or id (default: every running container)
     #[arg(value_name = "CONTAINER")]
     pub containers: Vec<String>,
+    /// With --no-stream: measure from cgroups even when a jaga agent runs on
+    /// this host (by default its latest pass answers at once)
+    #[arg(long)]
+    pub fresh: bool,
+    #[command(flatten)]
+    pub agent: crate::agent_client::AgentArgs,
 }
 
 /// One container on screen.
@@ -49,6 +56,16 @@ struct Tracked {
     shown_as: String,
     container: ContainerRef,
     previous: Option<Reading>,
+}
+
+/// Prints rows the running agent gave (`--no-stream`), as one frame.
+pub fn print_once(args: &StatsArgs, entries: &[StatsEntry]) -> anyhow::Result<()> {
+    let template = Template::parse(args.format.as_deref().unwrap_or("table"))?;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(template.render(entries, !args.no_trunc).as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("cannot write to standard output")
 }
 
 pub async fn run(engine: &Engine, sampler: &Sampler, args: StatsArgs) -> anyhow::Result<()> {

@@ -197,6 +197,9 @@ impl LogWatch {
                         }
                     }
                 }
+                // Batches that raised nothing (most of them: idle logs whose
+                // checkpoint moved in time only) share one transaction.
+                let mut quiet: Vec<(&Batch, String, LogCheckpoint)> = Vec::new();
                 for batch in batches {
                     let id = container_id_of(&batch.path);
                     let alerts = self.alerts_of(batch, containers.get(&id));
@@ -208,25 +211,42 @@ impl LogWatch {
                         born_ns: batch.checkpoint.born_ns,
                     };
                     let location = batch.path.display().to_string();
-                    let stored = self.commit(&location, checkpoint, alerts);
-                    let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
-                    match stored {
-                        Ok(n) => {
-                            tailer.commit(&batch.path);
-                            new_alerts += n;
-                            count_batch(&mut stats, batch, &id);
-                        }
-                        Err(error) => {
-                            // Read again from the last stored checkpoint, so
-                            // the lines are analysed once the store works.
-                            tailer.rewind(&batch.path);
-                            stats.store_failures_total += 1;
-                            failed = true;
-                            if !store_failing {
-                                tracing::warn!(%error, path = %location, "cannot store log alerts; the lines will be read again from the last stored checkpoint");
-                            }
-                        }
+                    if alerts.is_empty() {
+                        quiet.push((batch, location, checkpoint));
+                        continue;
                     }
+                    let stored = self
+                        .commit(&location, checkpoint, alerts)
+                        .map(|n| vec![(batch, n)]);
+                    failed |= self.settle(
+                        &mut tailer,
+                        stored,
+                        &[batch],
+                        &location,
+                        store_failing,
+                        &mut new_alerts,
+                    );
+                }
+                if !quiet.is_empty() {
+                    let rows: Vec<(&str, LogCheckpoint)> = quiet
+                        .iter()
+                        .map(|(_, location, c)| (location.as_str(), *c))
+                        .collect();
+                    let stored = self
+                        .sink
+                        .store()
+                        .record_log_checkpoints(&rows)
+                        .map(|()| quiet.iter().map(|(batch, ..)| (*batch, 0)).collect());
+                    let batches: Vec<&Batch> = quiet.iter().map(|(batch, ..)| *batch).collect();
+                    let what = format!("{} logs", batches.len());
+                    failed |= self.settle(
+                        &mut tailer,
+                        stored,
+                        &batches,
+                        &what,
+                        store_failing,
+                        &mut new_alerts,
+                    );
                 }
                 let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
                 for (path, skip) in &poll.refused {
@@ -255,6 +275,42 @@ impl LogWatch {
             }
             store_failing = failed;
             backlog = poll.backlog && !failed;
+        }
+    }
+
+    /// Moves the tailer on for batches stored, or back to their stored
+    /// checkpoints when storing failed. `true` when it failed.
+    fn settle(
+        &self,
+        tailer: &mut Tailer,
+        stored: Result<Vec<(&Batch, usize)>, jaga_store::StoreError>,
+        batches: &[&Batch],
+        location: &str,
+        store_failing: bool,
+        new_alerts: &mut usize,
+    ) -> bool {
+        let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
+        match stored {
+            Ok(stored) => {
+                for (batch, n) in stored {
+                    tailer.commit(&batch.path);
+                    *new_alerts += n;
+                    count_batch(&mut stats, batch, &container_id_of(&batch.path));
+                }
+                false
+            }
+            Err(error) => {
+                // Read again from the last stored checkpoint, so the lines
+                // are analysed once the store works.
+                for batch in batches {
+                    tailer.rewind(&batch.path);
+                }
+                stats.store_failures_total += 1;
+                if !store_failing {
+                    tracing::warn!(%error, path = %location, "cannot store log alerts; the lines will be read again from the last stored checkpoint");
+                }
+                true
+            }
         }
     }
 
