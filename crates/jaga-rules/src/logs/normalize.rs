@@ -42,12 +42,11 @@ pub fn normalize(input: &str) -> String {
     }
 }
 
-/// A plain loop the compiler vectorizes.
+/// Branch-free, so that the compiler vectorizes it into a compare and a
+/// blend (a conditional store per byte is not).
 fn plus_to_space(text: &mut [u8]) {
     for b in text.iter_mut() {
-        if *b == b'+' {
-            *b = b' ';
-        }
+        *b = if *b == b'+' { b' ' } else { *b };
     }
 }
 
