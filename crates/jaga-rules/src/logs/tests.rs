@@ -21,7 +21,7 @@ fn ids(rules: &RuleSet, line: &str) -> Vec<String> {
 #[test]
 fn builtin_rules_compile() {
     let rules = builtin().unwrap();
-    assert_eq!(rules.len(), 23);
+    assert_eq!(rules.len(), 24);
 }
 
 #[test]
@@ -548,6 +548,23 @@ fn attacks_in_the_agent_and_the_referer_say_which_field() {
             "referer",
         ),
         ("x;/usr/bin/id", "-", "93130", "user_agent"),
+        // Sensitive files and SSRF schemes outside the URL.
+        ("/.claude/settings.json", "-", "93125", "user_agent"),
+        (
+            "x",
+            "https://www.example.net/search?q=%2Fbackup%2Fsite.sql.zip",
+            "93125",
+            "referer",
+        ),
+        (
+            "x",
+            "https://e.example/?f=index.php.bak",
+            "93125",
+            "referer",
+        ),
+        ("curl /logs/error.log", "-", "93125", "user_agent"),
+        ("gopher://127.0.0.1:6379/_x", "-", "93123", "user_agent"),
+        ("http://a%2f@b.example/", "-", "93124", "user_agent"),
     ];
     for (agent, referer, id, field) in cases {
         let line = combined("GET / HTTP/1.1", referer, agent);
@@ -556,6 +573,16 @@ fn attacks_in_the_agent_and_the_referer_say_which_field() {
         let hit = matches.iter().find(|m| m.id == id);
         assert!(hit.is_some(), "{agent} / {referer}: {matches:?}");
         assert_eq!(hit.unwrap().payload_field.as_deref(), Some(field));
+    }
+    // Pages people link to, named in a Referer: documented server pages
+    // and a code browser's view of a file.
+    for referer in [
+        "http://your.server.name/server-status?auto",
+        "https://e.example/phpinfo.php",
+        "https://e.example/docs/logging?page=2",
+    ] {
+        let line = combined("GET / HTTP/1.1", referer, "x");
+        assert!(ids(&rules, &line).is_empty(), "{referer}");
     }
     // Browsers, bots and tools as they are.
     for agent in [
@@ -569,6 +596,7 @@ fn attacks_in_the_agent_and_the_referer_say_which_field() {
         "Prometheus/2.48.0",
         "kube-probe/1.28",
         "Wget/1.21.3",
+        "Mozilla/5.0 (X11; Linux x86_64) backup-agent/1.0 (+https://e.example/bot.html)",
     ] {
         let line = combined(
             "GET / HTTP/1.1",
@@ -624,6 +652,21 @@ fn json_logs_are_matched_in_body_and_headers() {
             "headers",
         ),
         (
+            r#"{"method":"POST","uri":"/api/preview","request_body":{"path":"/.ssh/id_rsa","x":1}}"#,
+            "93125",
+            "body",
+        ),
+        (
+            r#"{"method":"POST","uri":"/api/export","request_body":"file=/.vscode/sftp.json&x=1"}"#,
+            "93125",
+            "body",
+        ),
+        (
+            r#"{"method":"POST","uri":"/hook","request_body":{"url":"dict://127.0.0.1:11211/"}}"#,
+            "93123",
+            "body",
+        ),
+        (
             r#"{"req":{"url":"/","headers":{"user-agent":"<script>alert(1)</script>"}}}"#,
             "93110",
             "user_agent",
@@ -636,7 +679,7 @@ fn json_logs_are_matched_in_body_and_headers() {
         assert!(hit.is_some(), "{line}: {matches:?}");
         assert_eq!(hit.unwrap().payload_field.as_deref(), Some(field), "{line}");
     }
-    let quiet = r#"{"req":{"method":"POST","url":"/api/orders","headers":{"accept":"application/json","cookie":"sid=abc; theme=dark"},"body":{"items":[{"id":1,"qty":2}],"note":"leave at the door"}}}"#;
+    let quiet = r#"{"req":{"method":"POST","url":"/api/orders","headers":{"accept":"application/json","cookie":"sid=abc; theme=dark"},"body":{"items":[{"id":1,"qty":2}],"note":"leave at the door ~ 5 pm, see notes.txt, logs at /var/www"}}}"#;
     let fields = decode(quiet, &UserDecoders::default());
     assert!(rules
         .evaluate(&fields, 0, &mut FrequencyState::default())
