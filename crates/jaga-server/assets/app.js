@@ -79,7 +79,7 @@ function failed(where, error) {
 }
 
 function section(title, ...children) {
-  return [h('h2', {}, title), ...children];
+  return [h('h2', {}, title), ...children.flat()];
 }
 
 // ---- live stream ----------------------------------------------------------
@@ -175,9 +175,12 @@ async function overview() {
         h('td', { class: 'num hide-narrow' }, r.v.network_rx_bytes_per_second === undefined ? '–'
           : `${rate(r.v.network_rx_bytes_per_second)} / ${rate(r.v.network_tx_bytes_per_second)}`),
         h('td', { class: 'hide-narrow' }, spark));
-      requestAnimationFrame(() => sparkline(spark, sparks.get(r.c.id) || []));
       return tr;
     }));
+    // Drawn once in the document, where the canvases have their size.
+    for (const canvas of tbody.querySelectorAll('canvas.spark')) {
+      sparkline(canvas, sparks.get(canvas.closest('tr').dataset.id) || []);
+    }
   }
   function summary() {
     const s = live.sample;

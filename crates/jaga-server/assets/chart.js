@@ -96,6 +96,10 @@ export class Chart {
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.clearRect(0, 0, w, h);
     const xs = this.xs;
+    // What is drawn, for tests and for people who inspect the page.
+    canvas.dataset.points = String(xs.length);
+    canvas.dataset.lastX = String(xs.length ? xs[xs.length - 1] : '');
+    canvas.dataset.lastY = String(xs.length ? this.ys[0][xs.length - 1] : '');
     const x0 = this.range ? this.range.from : xs[0];
     const x1 = this.range ? this.range.to : xs[xs.length - 1];
     let ymax = 0;
