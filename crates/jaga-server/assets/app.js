@@ -548,5 +548,9 @@ function theme() {
 
 theme();
 connect();
+// Browsers allow six connections per host over HTTP/1.1: a page kept in
+// the back-forward cache must not hold its stream.
+window.addEventListener('pagehide', () => live.source?.close());
+window.addEventListener('pageshow', (e) => { if (e.persisted) connect(); });
 window.addEventListener('hashchange', route);
 route();

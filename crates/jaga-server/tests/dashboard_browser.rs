@@ -78,7 +78,6 @@ async fn dashboard_in_headless_chromium() {
             .all(|(_, m)| m.contains("/login") && m.contains("401")),
         "{login_errors:?}"
     );
-
     // Overview: both running containers and the stopped one.
     browser
         .wait_for(
@@ -98,7 +97,6 @@ async fn dashboard_in_headless_chromium() {
     browser
         .wait_for("the CPU figure of busy", "[...document.querySelectorAll('#containers tbody tr')].some(tr => tr.textContent.includes('busy') && /4[0-9]\\.[0-9] %/.test(tr.textContent))")
         .await;
-
     // The busy container: its CPU chart near the limit, then a new point live.
     browser.goto(&format!("{base}/#/c/{BUSY_ID}")).await;
     let chart = "document.querySelector('canvas[data-chart=CPU]')";
@@ -148,7 +146,6 @@ async fn dashboard_in_headless_chromium() {
             "document.querySelector('#logs').textContent.includes('/dashboard-probe')",
         )
         .await;
-
     // Alerts: an exec alert arrives while the page is open.
     browser.goto(&format!("{base}/#/alerts")).await;
     browser
@@ -247,7 +244,6 @@ async fn dashboard_in_headless_chromium() {
                 .await;
         }
     }
-
     let console = browser.console().await;
     assert!(errors(&console).is_empty(), "console errors: {console:?}");
     let urls = browser.requested_urls().await;

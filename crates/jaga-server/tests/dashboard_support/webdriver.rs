@@ -13,6 +13,8 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 pub struct Browser {
     http: reqwest::Client,
     session: String,
+    /// The last address navigated to, loaded again after a network error.
+    last_url: std::sync::Mutex<String>,
     _driver: tokio::process::Child,
 }
 
@@ -101,6 +103,7 @@ impl Browser {
         Browser {
             http,
             session: format!("{base}/session/{session}"),
+            last_url: std::sync::Mutex::new(String::new()),
             _driver: child,
         }
     }
@@ -118,8 +121,23 @@ impl Browser {
     }
 
     pub async fn goto(&self, url: &str) {
+        *self.last_url.lock().unwrap() = url.to_owned();
         self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
             .await;
+    }
+
+    /// Chromium shows an error page when the host's interfaces change
+    /// (other containers starting on a shared test machine): load again.
+    async fn recover(&self) {
+        let error_page = self
+            .run("return location.protocol === 'chrome-error:'")
+            .await;
+        if error_page == Value::Bool(true) {
+            let url = self.last_url.lock().unwrap().clone();
+            eprintln!("the browser showed a network error page: loading {url} again");
+            self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+                .await;
+        }
     }
 
     pub async fn run(&self, script: &str) -> Value {
@@ -142,6 +160,7 @@ impl Browser {
             if truthy {
                 return value;
             }
+            self.recover().await;
             if tokio::time::Instant::now() >= deadline {
                 let shown = self
                     .run("return document.body ? document.body.innerText.slice(0, 2000) : ''")
