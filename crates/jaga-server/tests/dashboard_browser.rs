@@ -258,3 +258,54 @@ async fn dashboard_in_headless_chromium() {
     );
     browser.quit().await;
 }
+
+/// 7 days of minute rollups for 30 containers (302,400 points) drawn by the
+/// dashboard's chart code in headless Chromium: prints each run's time
+/// (the figure the issue asks for; a test asserts no timing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_of_a_week_for_30_containers_renders() {
+    let Some((chromium, driver)) = webdriver::required() else {
+        return;
+    };
+    let bed = start(Tokens::open(), 0).await;
+    let browser = Browser::start(chromium, driver, 1280, 900).await;
+    browser
+        .goto(&format!("http://127.0.0.1:{}/#/audit", bed.port))
+        .await;
+    browser
+        .wait_for("the page", "document.querySelector('h1')")
+        .await;
+    let runs = browser
+        .run_async(
+            r#"
+            const done = arguments[arguments.length - 1];
+            import('/assets/chart.js').then(({ Chart }) => {
+              const canvas = document.createElement('canvas');
+              canvas.width = 1200; canvas.height = 300;
+              canvas.style.width = '1200px'; canvas.style.height = '300px';
+              document.body.append(canvas);
+              const n = 7 * 1440, start = Date.now() - 7 * 86400e3;
+              const xs = Array.from({ length: n }, (_, i) => start + i * 60e3);
+              const ys = Array.from({ length: 30 }, (_, k) => {
+                let v = 10 + k;
+                return Array.from({ length: n }, () => (v = Math.max(0, v + Math.random() - 0.5)));
+              });
+              const chart = new Chart(canvas, { series: ys.map((_, k) => `c${k}`), format: (v) => v.toFixed(0) });
+              const runs = [];
+              for (let r = 0; r < 7; r++) {
+                const t = performance.now();
+                chart.setData(xs, ys, { from: xs[0], to: xs[n - 1] });
+                runs.push(Math.round(performance.now() - t));
+              }
+              done({ runs, points: Number(canvas.dataset.points) * ys.length });
+            }).catch((e) => done({ error: String(e) }));
+            "#,
+        )
+        .await;
+    assert_eq!(runs["points"], 302_400, "{runs}");
+    eprintln!(
+        "chart render of 302,400 points, ms per run: {}",
+        runs["runs"]
+    );
+    browser.quit().await;
+}

@@ -149,6 +149,16 @@ impl Browser {
         .await
     }
 
+    /// Runs a script that calls its last argument with the result.
+    pub async fn run_async(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/async",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
+    }
+
     /// Waits until `expression` is truthy in the page; its value.
     pub async fn wait_for(&self, what: &str, expression: &str) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
