@@ -38,6 +38,15 @@ fn every_panel_of_the_grafana_dashboard_returns_data() {
         })
         .collect();
     assert!(queries.len() >= 10, "{} queries", queries.len());
+    // The compose set-up provisions the same file (a copy: the compose
+    // directory is meant to be copied alone).
+    let compose_copy = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../packaging/compose/grafana/dashboards/jaga.json");
+    assert_eq!(
+        std::fs::read_to_string(&compose_copy).unwrap(),
+        std::fs::read_to_string(&path).unwrap(),
+        "packaging/compose/grafana/dashboards/jaga.json differs from packaging/grafana/jaga-dashboard.json: copy it over"
+    );
 
     let data = tempfile::tempdir().unwrap();
     let _busy = TestContainer::busy_half_cpu("grafana");
