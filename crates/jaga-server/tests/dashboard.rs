@@ -10,6 +10,29 @@ use dashboard_support::*;
 use jaga_server::auth::{TokenHash, TokenSources, Tokens};
 use jaga_store::Consumed;
 
+/// The status of a GET with a cookie.
+async fn status_with_cookie(url: &str, cookie: &str) -> u16 {
+    client()
+        .get(url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn get_json(url: &str) -> serde_json::Value {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -252,20 +275,11 @@ async fn login_opens_a_strict_session_and_failures_are_limited() {
     );
     assert!(!cookie.contains("Secure"), "not under TLS: {cookie}");
     let session = cookie.split(';').next().unwrap().to_owned();
-    let with_session = client()
-        .get(format!("{base}/api/v1/host"))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(with_session.status(), 200);
-    let page = client()
-        .get(format!("{base}/"))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200);
+    assert_eq!(
+        status_with_cookie(&format!("{base}/api/v1/host"), &session).await,
+        200
+    );
+    assert_eq!(status_with_cookie(&format!("{base}/"), &session).await, 200);
 
     // The login cleared the count: five failures, then even the right token waits.
     for _ in 0..5 {
@@ -282,39 +296,22 @@ async fn login_opens_a_strict_session_and_failures_are_limited() {
         .await
         .unwrap();
     assert_eq!(out.status(), 303);
-    let after = client()
-        .get(format!("{base}/api/v1/host"))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(after.status(), 401);
+    assert_eq!(
+        status_with_cookie(&format!("{base}/api/v1/host"), &session).await,
+        401
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_follow_with_the_cursor() {
     let bed = start(Tokens::open(), 0).await;
     let base = format!("http://127.0.0.1:{}", bed.port);
-    let first: serde_json::Value = client()
-        .get(format!("{base}/api/v1/containers/web/logs?tail=10"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first = get_json(&format!("{base}/api/v1/containers/web/logs?tail=10")).await;
     assert_eq!(first["lines"][0]["line"], "nginx started", "{first}");
     tokio::time::sleep(Duration::from_millis(5)).await;
     bed.logs.push("stderr", "GET /probe 404");
     let cursor = first["cursor"].as_str().unwrap();
-    let next: serde_json::Value = client()
-        .get(format!("{base}/api/v1/containers/web/logs?after={cursor}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let next = get_json(&format!("{base}/api/v1/containers/web/logs?after={cursor}")).await;
     let lines = next["lines"].as_array().unwrap();
     assert_eq!(lines.len(), 1, "{next}");
     assert_eq!(lines[0]["stream"], "stderr");

@@ -276,31 +276,7 @@ async fn chart_of_a_week_for_30_containers_renders() {
         .wait_for("the page", "document.querySelector('h1')")
         .await;
     let runs = browser
-        .run_async(
-            r#"
-            const done = arguments[arguments.length - 1];
-            import('/assets/chart.js').then(({ Chart }) => {
-              const canvas = document.createElement('canvas');
-              canvas.width = 1200; canvas.height = 300;
-              canvas.style.width = '1200px'; canvas.style.height = '300px';
-              document.body.append(canvas);
-              const n = 7 * 1440, start = Date.now() - 7 * 86400e3;
-              const xs = Array.from({ length: n }, (_, i) => start + i * 60e3);
-              const ys = Array.from({ length: 30 }, (_, k) => {
-                let v = 10 + k;
-                return Array.from({ length: n }, () => (v = Math.max(0, v + Math.random() - 0.5)));
-              });
-              const chart = new Chart(canvas, { series: ys.map((_, k) => `c${k}`), format: (v) => v.toFixed(0) });
-              const runs = [];
-              for (let r = 0; r < 7; r++) {
-                const t = performance.now();
-                chart.setData(xs, ys, { from: xs[0], to: xs[n - 1] });
-                runs.push(Math.round(performance.now() - t));
-              }
-              done({ runs, points: Number(canvas.dataset.points) * ys.length });
-            }).catch((e) => done({ error: String(e) }));
-            "#,
-        )
+        .run_async(include_str!("../../../bench/chart_render.js"))
         .await;
     assert_eq!(runs["points"], 302_400, "{runs}");
     eprintln!(

@@ -234,19 +234,23 @@ impl Browser {
         std::fs::write(path, png).unwrap();
     }
 
+    /// Entries of a chromedriver log (`browser`, `performance`) since the last read.
+    async fn log(&self, kind: &str) -> Vec<Value> {
+        self.call(
+            reqwest::Method::POST,
+            "/se/log",
+            Some(json!({ "type": kind })),
+        )
+        .await
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    }
+
     /// The console's entries since the last call: (level, message).
     pub async fn console(&self) -> Vec<(String, String)> {
-        let entries = self
-            .call(
-                reqwest::Method::POST,
-                "/se/log",
-                Some(json!({"type": "browser"})),
-            )
-            .await;
-        entries
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        self.log("browser")
+            .await
             .iter()
             .map(|e| {
                 (
@@ -259,17 +263,8 @@ impl Browser {
 
     /// Every URL the page requested, from the network log.
     pub async fn requested_urls(&self) -> Vec<String> {
-        let entries = self
-            .call(
-                reqwest::Method::POST,
-                "/se/log",
-                Some(json!({"type": "performance"})),
-            )
-            .await;
-        entries
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        self.log("performance")
+            .await
             .iter()
             .filter_map(|e| serde_json::from_str::<Value>(e["message"].as_str()?).ok())
             .filter(|m| m["message"]["method"] == "Network.requestWillBeSent")

@@ -61,16 +61,12 @@ impl Prometheus {
 
     /// The single value of an instant query.
     pub fn query_scalar(&self, query: &str) -> f64 {
-        let url = format!(
-            "{}?query={}",
-            self.url("/api/v1/query"),
-            percent_encode(query)
+        let result = self.query(query);
+        assert_eq!(
+            result.len(),
+            1,
+            "{query}: one series expected, got {result:?}"
         );
-        let (status, body) = get_url(&url, None);
-        assert_eq!(status, 200, "{query}: {body}");
-        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let result = answer["data"]["result"].as_array().unwrap();
-        assert_eq!(result.len(), 1, "{query}: one series expected, got {body}");
         result[0]["value"][1].as_str().unwrap().parse().unwrap()
     }
 }
