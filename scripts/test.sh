@@ -33,6 +33,14 @@ need_component clippy clippy
 step "preparing test bed"
 bash scripts/testbed.sh
 
+step "installing headless Chromium for the dashboard's browser tests"
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    apt_root=()
+    [ "$(id -u)" -eq 0 ] || apt_root=(sudo)
+    "${apt_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver >&2 ||
+        die "cannot install chromium and chromium-driver (apt): the dashboard's browser tests need them"
+fi
+
 step "installing alert receivers (Alertmanager, rsyslog, aiosmtpd)"
 bash scripts/receivers.sh
 

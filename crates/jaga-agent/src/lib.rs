@@ -4,6 +4,7 @@
 
 pub mod clock;
 mod http;
+pub mod logs_view;
 pub mod outputs;
 pub mod own_container;
 pub mod preflight;
@@ -170,6 +171,7 @@ impl Agent {
         let log_stats: Option<SharedLogStats> = log_rules
             .is_some()
             .then(|| Arc::new(std::sync::Mutex::new(jaga_model::LogStats::default())));
+        let engine = Arc::new(engine);
         let state = Arc::new(ServerState {
             snapshot: snapshot_rx,
             store: Arc::clone(&history),
@@ -193,10 +195,13 @@ impl Agent {
                     host_root: host_root.clone(),
                 }) as Arc<dyn jaga_server::ProcessesView>
             }),
+            logs: Some(Arc::new(logs_view::EngineLogs {
+                engine: Arc::clone(&engine),
+            }) as Arc<dyn jaga_server::LogsView>),
         });
         Ok(Self {
             config,
-            engine: Arc::new(engine),
+            engine,
             sampler: Arc::new(sampler),
             host_root,
             daemon,

@@ -52,7 +52,7 @@ pub enum AuthError {
 }
 
 /// The SHA-256 of a token.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenHash([u8; 32]);
 
 impl std::fmt::Debug for TokenHash {
@@ -164,6 +164,8 @@ impl TokenSources {
 pub struct Tokens {
     sources: TokenSources,
     hashes: RwLock<Arc<Vec<TokenHash>>>,
+    /// The dashboard's logins, opened with one of the tokens.
+    pub sessions: crate::session::Sessions,
 }
 
 /// Why a request was refused.
@@ -186,6 +188,7 @@ impl Tokens {
         Ok(Self {
             sources,
             hashes: RwLock::new(Arc::new(hashes)),
+            sessions: crate::session::Sessions::default(),
         })
     }
 
@@ -216,19 +219,36 @@ impl Tokens {
             });
         }
         let count = fresh.len();
+        if *guard.as_ref() != fresh {
+            // A revoked token must not live on in the sessions it opened.
+            self.sessions.clear();
+        }
         *guard = Arc::new(fresh);
         Ok(count)
     }
 
-    /// Checks the request's bearer token; `Ok` when none is required.
+    /// Checks the request's bearer token, else its session cookie; `Ok`
+    /// when none is required.
     pub fn check(&self, headers: &HeaderMap) -> Result<(), Refusal> {
+        if !self.required() {
+            return Ok(());
+        }
+        let Some(token) = bearer_token(headers) else {
+            return if self.sessions.valid(headers, std::time::Instant::now()) {
+                Ok(())
+            } else {
+                Err(Refusal::Missing)
+            };
+        };
+        self.accepts(token)
+    }
+
+    /// Whether `token` is one of the configured tokens (`Ok` when none is).
+    pub fn accepts(&self, token: &str) -> Result<(), Refusal> {
         let hashes = self.current();
         if hashes.is_empty() {
             return Ok(());
         }
-        let Some(token) = bearer_token(headers) else {
-            return Err(Refusal::Missing);
-        };
         let presented = TokenHash::of(token);
         // Compare with every hash, in constant time, whatever matched first.
         let matched = hashes.iter().fold(subtle::Choice::from(0), |found, hash| {
@@ -259,8 +279,10 @@ pub fn check_exposure(listen: SocketAddr, tokens: &Tokens) -> Result<(), AuthErr
     }
 }
 
-/// Middleware: lets a request through when its token is accepted, else
-/// answers 401 with `WWW-Authenticate: Bearer` and the API's error shape.
+/// Middleware: lets a request through when its token or session is
+/// accepted; else sends a browser asking for the page to the login form,
+/// and answers anything else 401 with `WWW-Authenticate: Bearer` and the
+/// API's error shape.
 pub async fn require_token(
     State(state): State<Arc<ServerState>>,
     request: Request,
@@ -275,6 +297,9 @@ pub async fn require_token(
                 .map(|ConnectInfo(peer)| peer.to_string())
                 .unwrap_or_default();
             tracing::debug!(reason = ?refusal, %peer, path = %request.uri().path(), "request refused: no valid token");
+            if refusal == Refusal::Missing && request.uri().path() == "/" {
+                return axum::response::Redirect::to("/login").into_response();
+            }
             unauthorized(refusal, &state.http)
         }
     }

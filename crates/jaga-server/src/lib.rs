@@ -4,8 +4,10 @@
 
 pub mod api;
 pub mod auth;
+pub mod dashboard;
 pub mod listen;
 pub mod metrics;
+pub mod session;
 pub mod tls;
 
 use std::collections::BTreeMap;
@@ -46,6 +48,38 @@ pub struct ServerState {
     pub outputs: Option<Arc<dyn OutputsView>>,
     /// The processes jaga tracks in each container; `None`: `[process]` is off.
     pub processes: Option<Arc<dyn ProcessesView>>,
+    /// Containers' recent log lines for the dashboard; `None`: not available.
+    pub logs: Option<Arc<dyn LogsView>>,
+}
+
+/// What `/api/v1/containers/{c}/logs` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogQuery {
+    /// At most this many of the newest lines.
+    pub tail: u32,
+    /// Only lines stamped after this time (nanoseconds since the epoch).
+    pub after_ns: Option<i64>,
+}
+
+/// One log line as the dashboard shows it (secrets redacted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLine {
+    pub unix_ms: i64,
+    pub time_nano: i64,
+    /// `stdout` or `stderr` (`stdout` for a TTY, whose streams are one).
+    pub stream: &'static str,
+    pub line: String,
+}
+
+/// Reads containers' logs back (the agent asks the Engine).
+pub trait LogsView: Send + Sync {
+    /// The newest lines of the container with this full id; an error says
+    /// what failed, for the API's answer.
+    fn recent(
+        &self,
+        container_id: String,
+        query: LogQuery,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<LogLine>, String>> + Send>>;
 }
 
 /// The processes the agent tracks (`/api/v1/containers/{c}/processes`, `jaga top`).
@@ -79,6 +113,7 @@ impl ServerState {
 /// are configured, unknown paths included.
 pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
+        .route("/", get(dashboard::index))
         .route("/metrics", get(metrics_handler))
         .route("/api/v1/openapi.json", get(api::openapi))
         .route("/api/v1/host", get(api::host))
@@ -86,6 +121,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/api/v1/containers/{container}", get(api::container))
         .route("/api/v1/containers/{container}/latest", get(api::latest))
         .route("/api/v1/containers/{container}/history", get(api::history))
+        .route("/api/v1/containers/{container}/logs", get(api::logs::logs))
         .route(
             "/api/v1/containers/{container}/processes",
             get(api::processes),
@@ -94,13 +130,18 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/api/v1/alerts", get(api::events::alerts))
         .route("/api/v1/outputs", get(api::events::outputs))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/stream", get(api::stream::stream))
         .fallback(|| async { api::ApiError::not_found("no such path: see /api/v1/openapi.json") })
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             auth::require_token,
         ))
-        // Added after the layer: probes need no token.
+        // Added after the layer: probes, the login form and the page's
+        // code (no data in it) need no token.
         .route("/healthz", get(healthz))
+        .route("/login", get(dashboard::login_form).post(dashboard::login))
+        .route("/logout", axum::routing::post(dashboard::logout))
+        .route("/assets/{name}", get(dashboard::asset))
         .with_state(state)
 }
 

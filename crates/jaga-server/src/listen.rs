@@ -371,11 +371,11 @@ impl Connection {
 
     async fn serve(self, stream: TcpStream, tls: Option<Arc<Tls>>) {
         let Some(tls) = tls else {
-            return self.http(stream).await;
+            return self.http(stream, false).await;
         };
         let handshake = tls.acceptor().accept(stream);
         match tokio::time::timeout(self.limits.header_read_timeout, handshake).await {
-            Ok(Ok(stream)) => self.http(stream).await,
+            Ok(Ok(stream)) => self.http(stream, true).await,
             Ok(Err(error)) => {
                 self.counters
                     .tls_handshake_failures
@@ -386,7 +386,7 @@ impl Connection {
         }
     }
 
-    async fn http<S>(self, stream: S)
+    async fn http<S>(self, stream: S, tls: bool)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -400,6 +400,7 @@ impl Connection {
         let handle = self.handle;
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(Transport { tls });
             let in_hand = InHand::new(&handle);
             let answer = tower::ServiceExt::oneshot(app.clone(), request);
             async move {
@@ -421,6 +422,12 @@ impl Connection {
             }
         }
     }
+}
+
+/// How a request came: handlers that set cookies mark them `Secure` under TLS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transport {
+    pub tls: bool,
 }
 
 /// When bytes last moved on a connection.
@@ -581,7 +588,7 @@ mod tests {
             .await
             .unwrap();
         // The client never reads: the response stalls after 1 KiB.
-        tokio::time::timeout(Duration::from_secs(60), connection.http(server))
+        tokio::time::timeout(Duration::from_secs(60), connection.http(server, false))
             .await
             .expect("closed by the idle timeout");
         assert_eq!(counters.stats().connections_timed_out_total, [0, 1, 0]);

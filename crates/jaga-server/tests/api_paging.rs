@@ -33,6 +33,7 @@ fn app(dir: &std::path::Path, events: Arc<EventStore>) -> axum::Router {
         tasks: None,
         outputs: None,
         processes: None,
+        logs: None,
     }))
 }
 

@@ -43,6 +43,7 @@ fn state(dir: &std::path::Path, tokens: Tokens, counters: Arc<HttpCounters>) -> 
         tasks: None,
         outputs: None,
         processes: None,
+        logs: None,
     })
 }
 

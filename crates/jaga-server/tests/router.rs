@@ -47,6 +47,7 @@ fn app_with_tasks(
         tasks,
         outputs: None,
         processes: None,
+        logs: None,
     }))
 }
 

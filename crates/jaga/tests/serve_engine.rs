@@ -5,11 +5,11 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::agent::{free_port, get_url, series_value, Agent};
+use common::agent::{get_url, series_value, Agent};
+use common::prometheus::{percent_encode, Prometheus};
 use common::*;
 
 fn busy_container(prefix: &str) -> TestContainer {
@@ -242,91 +242,6 @@ fn prometheus_scrapes_jaga_with_a_bearer_token_file_and_is_refused_without() {
     assert_eq!(up("with_credentials_file"), 1.0);
     assert_eq!(up("with_bearer_token_file"), 1.0);
     assert_eq!(up("anonymous"), 0.0);
-}
-
-/// Debian's Prometheus on a loopback port, scraping one agent every second.
-struct Prometheus {
-    port: u16,
-    child: Child,
-}
-
-impl Prometheus {
-    fn start(dir: &Path, agent_port: u16) -> Self {
-        Self::start_with_jobs(
-            dir,
-            &format!(
-                "  - job_name: jaga\n    static_configs:\n      - targets: ['127.0.0.1:{agent_port}']\n"
-            ),
-        )
-    }
-
-    /// Prometheus with these `scrape_configs` entries (YAML, indented by two).
-    fn start_with_jobs(dir: &Path, jobs: &str) -> Self {
-        let port = free_port();
-        let config = dir.join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n{jobs}"
-            ),
-        )
-        .unwrap();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn prometheus (installed by scripts/testbed.sh)");
-        let prometheus = Self { port, child };
-        wait_for(Duration::from_secs(30), || {
-            (get_url(&prometheus.url("/-/ready"), None).0 == 200).then_some(())
-        })
-        .expect("prometheus ready within 30 s");
-        prometheus
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// The single value of an instant query.
-    fn query_scalar(&self, query: &str) -> f64 {
-        let url = format!(
-            "{}?query={}",
-            self.url("/api/v1/query"),
-            percent_encode(query)
-        );
-        let (status, body) = get_url(&url, None);
-        assert_eq!(status, 200, "{query}: {body}");
-        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let result = answer["data"]["result"].as_array().unwrap();
-        assert_eq!(result.len(), 1, "{query}: one series expected, got {body}");
-        result[0]["value"][1].as_str().unwrap().parse().unwrap()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn raw_times(agent: &Agent, container: &str) -> Vec<i64> {

@@ -4,7 +4,9 @@
 
 mod error;
 pub mod events;
+pub mod logs;
 mod params;
+pub mod stream;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -121,6 +123,12 @@ pub struct ContainerView {
     pub cgroup_path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fs: Option<FsUsage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
 }
 
 impl ContainerView {
@@ -141,6 +149,9 @@ impl ContainerView {
             network_mode: Some(r.network_mode.clone()),
             cgroup_path: Some(c.cgroup_path.clone()).filter(|p| !p.is_empty()),
             fs: c.fs.clone(),
+            restart_policy: r.restart_policy.clone(),
+            health: r.health.clone(),
+            exit_code: r.exit_code,
         }
     }
 
@@ -160,6 +171,9 @@ impl ContainerView {
             network_mode: None,
             cgroup_path: None,
             fs: None,
+            restart_policy: None,
+            health: None,
+            exit_code: None,
         }
     }
 }
@@ -351,7 +365,7 @@ fn point_view(p: &RollupPoint) -> PointView {
     }
 }
 
-fn named(values: &[f64; 9]) -> BTreeMap<&'static str, f64> {
+pub(crate) fn named(values: &[f64; 9]) -> BTreeMap<&'static str, f64> {
     HISTORY_SERIES
         .iter()
         .zip(values.iter())
@@ -359,8 +373,8 @@ fn named(values: &[f64; 9]) -> BTreeMap<&'static str, f64> {
         .collect()
 }
 
-struct Resolved {
-    view: ContainerView,
+pub(crate) struct Resolved {
+    pub(crate) view: ContainerView,
     live: Option<ContainerSnapshot>,
 }
 
@@ -404,7 +418,7 @@ pub async fn processes(
 
 /// A container by full id, name, or unique id prefix: the live ones first,
 /// then those the history remembers.
-async fn resolve(state: &ServerState, query: &str) -> Result<Resolved, ApiError> {
+pub(crate) async fn resolve(state: &ServerState, query: &str) -> Result<Resolved, ApiError> {
     let snapshot = state.snapshot();
     let by_id = snapshot
         .containers

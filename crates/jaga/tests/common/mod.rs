@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod prometheus;
 pub mod tmpfs;
 
 use std::process::{Command, Output};

@@ -1,0 +1,65 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The dashboard's parts that read the real Engine: a request just sent to
+//! nginx shows in `/api/v1/containers/{c}/logs` (json-file and the `local`
+//! driver alike), and the page is served by `jaga serve` under its policy.
+
+mod common;
+
+use std::time::Duration;
+
+use common::agent::{free_port, get_url, Agent};
+use common::*;
+
+fn nginx(prefix: &str, driver: &str) -> (TestContainer, u16) {
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let c = TestContainer::run(prefix, &["--log-driver", driver, "-p", &publish, NGINX]);
+    wait_for(Duration::from_secs(10), || {
+        (get_url(&format!("http://127.0.0.1:{port}/"), None).0 == 200).then_some(())
+    })
+    .expect("nginx answers");
+    (c, port)
+}
+
+#[test]
+fn a_request_to_nginx_shows_in_the_log_view_from_any_driver() {
+    require_engine();
+    let data = tempfile::tempdir().unwrap();
+    let agent = Agent::start(data.path(), "[audit]\ndisabled = true\n");
+    for driver in ["json-file", "local"] {
+        let (web, port) = nginx("dash-logs", driver);
+        // Known to the API once the collector has seen it.
+        let path = format!("/api/v1/containers/{}/logs?tail=50", web.name);
+        let first: serde_json::Value = wait_for(Duration::from_secs(30), || {
+            let (status, body) = agent.get(&path);
+            (status == 200).then(|| serde_json::from_str(&body).unwrap())
+        })
+        .unwrap_or_else(|| panic!("{} known to the API", web.name));
+        let cursor = first["cursor"].as_str().unwrap().to_owned();
+        let probe = format!("/dashboard-probe-{driver}");
+        get_url(&format!("http://127.0.0.1:{port}{probe}"), None);
+        let line = wait_for(Duration::from_secs(30), || {
+            let next = agent.json(&format!(
+                "/api/v1/containers/{}/logs?after={cursor}",
+                web.name
+            ));
+            next["lines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["line"].as_str().unwrap().contains(&probe))
+                .cloned()
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the request to {probe} in the logs of {} ({driver})",
+                web.name
+            )
+        });
+        assert_eq!(line["stream"], "stdout", "{line}");
+        assert!(line["unix_ms"].as_i64().unwrap() > 0, "{line}");
+    }
+    let (status, page) = agent.get("/");
+    assert_eq!(status, 200);
+    assert!(page.contains("/assets/app.js"), "{page}");
+}
