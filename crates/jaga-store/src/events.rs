@@ -719,21 +719,22 @@ fn consume(
             location,
             checkpoint,
         } => {
-            tx.execute(
+            // Cached: a poll stores the checkpoints of every log at once.
+            tx.prepare_cached(
                 "INSERT INTO log_checkpoints (path, inode, offset, head_hash, seen_until_ns, born_ns) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (path) DO UPDATE SET \
                  inode = excluded.inode, offset = excluded.offset, \
                  head_hash = excluded.head_hash, seen_until_ns = excluded.seen_until_ns, \
                  born_ns = excluded.born_ns",
-                params![
-                    location,
-                    checkpoint.inode as i64,
-                    checkpoint.offset as i64,
-                    checkpoint.head_hash as i64,
-                    checkpoint.seen_until_ns as i64,
-                    checkpoint.born_ns as i64
-                ],
-            )?;
+            )?
+            .execute(params![
+                location,
+                checkpoint.inode as i64,
+                checkpoint.offset as i64,
+                checkpoint.head_hash as i64,
+                checkpoint.seen_until_ns as i64,
+                checkpoint.born_ns as i64
+            ])?;
             Ok(true)
         }
         Consumed::Finding { identity } => {

@@ -9,6 +9,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::agent::free_port;
 use common::*;
 
 #[test]
@@ -105,13 +106,6 @@ fn network_counters_grow_by_the_bytes_sent() {
 fn net_rx(name: &str) -> f64 {
     let rows = jaga_stats_json(&[name]);
     parse_pair(row(&rows, name)["NetIO"].as_str().unwrap()).0
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// jaga and docker, asked in the same moment about the same containers,
@@ -407,60 +401,18 @@ fn closed_pipe_ends_the_live_view_quietly() {
     );
 }
 
-/// `jaga serve` on a free loopback port, killed when dropped.
-struct Agent {
-    child: std::process::Child,
-    config: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Agent {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("jaga.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[serve]\nlisten = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\n\
-                 [audit]\ndisabled = true\n[logs]\ndisabled = true\n\
-                 [process]\ndisabled = true\n[filesystem]\ndisabled = true\n",
-                free_port(),
-                dir.path().join("data").display()
-            ),
-        )
-        .expect("write config");
-        let child = Command::new(env!("CARGO_BIN_EXE_jaga"))
-            .args(["--config", config.to_str().unwrap(), "serve"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start jaga serve");
-        Self {
-            child,
-            config,
-            _dir: dir,
-        }
-    }
-
-    /// `jaga --config <the agent's> stats ARGS` with the Engine out of reach:
-    /// only the agent can answer it.
-    fn stats_without_engine(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_jaga"))
-            .args(["--config", self.config.to_str().unwrap(), "stats"])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-            .output()
-            .expect("run jaga stats")
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `jaga --config <the agent's> stats ARGS` with the Engine out of reach:
+/// only the agent can answer it.
+fn stats_without_engine(agent: &common::agent::Agent, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_jaga"))
+        .arg("--config")
+        .arg(agent.config_path())
+        .arg("stats")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .expect("run jaga stats")
 }
 
 /// With `jaga serve` running, `--no-stream` answers from its latest pass
@@ -470,10 +422,14 @@ impl Drop for Agent {
 fn no_stream_answers_from_the_running_agent_and_fresh_measures() {
     require_engine();
     let busy = TestContainer::busy_half_cpu("from-agent");
-    let agent = Agent::start();
+    let data = tempfile::tempdir().expect("temp dir");
+    let agent = common::agent::Agent::start(
+        data.path(),
+        "[audit]\ndisabled = true\n[logs]\ndisabled = true\n[process]\ndisabled = true\n",
+    );
     let named = ["--no-stream", "--format", "json", busy.name.as_str()];
     let rows = wait_for(Duration::from_secs(90), || {
-        let out = agent.stats_without_engine(&named);
+        let out = stats_without_engine(&agent, &named);
         if !out.status.success() {
             return None;
         }
@@ -504,7 +460,7 @@ fn no_stream_answers_from_the_running_agent_and_fresh_measures() {
     );
 
     // Every running container, docker's way: the busy one among them.
-    let out = agent.stats_without_engine(&["--no-stream", "--format", "json"]);
+    let out = stats_without_engine(&agent, &["--no-stream", "--format", "json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -517,7 +473,7 @@ fn no_stream_answers_from_the_running_agent_and_fresh_measures() {
     );
 
     // --fresh measures, so it needs the Engine it cannot reach.
-    let out = agent.stats_without_engine(&["--no-stream", "--fresh", busy.name.as_str()]);
+    let out = stats_without_engine(&agent, &["--no-stream", "--fresh", busy.name.as_str()]);
     assert!(!out.status.success(), "--fresh answered without an Engine");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("nonexistent"), "{stderr}");

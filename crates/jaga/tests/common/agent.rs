@@ -93,6 +93,11 @@ impl Agent {
         assert!(done.is_some(), "jaga serve: not ready within 20 s: {what}");
     }
 
+    /// The agent's config file, for CLI commands that ask it.
+    pub fn config_path(&self) -> &Path {
+        self._config.path()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }

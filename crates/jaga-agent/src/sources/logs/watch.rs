@@ -74,6 +74,7 @@ impl LogWatch {
         // Lines through the Engine whose alerts could not be stored yet.
         let mut engine_retry: Vec<EngineLine> = Vec::new();
         let mut store_failing = false;
+        let mut last_forget = std::time::Instant::now();
         loop {
             if backlog {
                 if !matches!(shutdown.has_changed(), Ok(false)) {
@@ -259,15 +260,23 @@ impl LogWatch {
             });
             // Forget the names of containers no longer followed (removed):
             // the map would otherwise grow with every container ever seen.
-            let followed = tailer.followed();
-            let with_file: HashSet<String> = followed.iter().map(|p| container_id_of(p)).collect();
-            {
+            // Only when it holds more names than logs are followed, or now
+            // and then: listing every log at each poll is most of an idle
+            // poll's cost.
+            let files_followed = tailer.followed_count();
+            if containers.len() > files_followed || last_forget.elapsed() >= FORGET_EVERY {
+                last_forget = std::time::Instant::now();
+                let with_file: HashSet<String> = tailer
+                    .followed()
+                    .iter()
+                    .map(|p| container_id_of(p))
+                    .collect();
                 let through_engine = engine_followed.borrow();
                 containers.retain(|id, _| with_file.contains(id) || through_engine.contains(id));
             }
             {
                 let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
-                stats.files_followed = followed.len() as u64;
+                stats.files_followed = files_followed as u64;
                 stats.alerts_total += new_alerts as u64;
             }
             if store_failing && !failed {
@@ -435,6 +444,10 @@ fn log_loss(batch: &Batch, loss: &Loss, container_id: &str) {
 }
 
 /// `/var/lib/docker/containers/<id>/<id>-json.log` → `<id>`.
+/// How often the names of containers no longer followed are looked for
+/// when nothing points to one.
+const FORGET_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn container_id_of(path: &Path) -> String {
     path.parent()
         .and_then(Path::file_name)
