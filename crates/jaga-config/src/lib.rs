@@ -35,6 +35,10 @@ pub struct Config {
     pub redaction: RedactionConfig,
     /// Where alerts are delivered: any number of `[[outputs]]` entries.
     pub outputs: Vec<OutputConfig>,
+    /// Container metrics to a Prometheus remote-write receiver, back-filled
+    /// from history after an outage; absent: not sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_write: Option<jaga_outputs::RemoteWriteSettings>,
 }
 
 /// The name of the file output implied by `[alerts] file`.
@@ -382,6 +386,21 @@ pub struct ServeConfig {
     pub http: HttpConfig,
     pub auth: AuthConfig,
     pub tls: TlsConfig,
+    /// This agent's name in alerts (`agent.name`), NATS subjects and the
+    /// `instance` label of remote-written metrics; empty: the host name.
+    /// Give each agent of a fleet its own.
+    pub agent_name: String,
+}
+
+impl ServeConfig {
+    /// `agent_name`, or the host name when it is empty.
+    pub fn agent_name_or(&self, hostname: impl FnOnce() -> String) -> String {
+        if self.agent_name.trim().is_empty() {
+            hostname()
+        } else {
+            self.agent_name.trim().to_owned()
+        }
+    }
 }
 
 impl Default for ServeConfig {
@@ -394,6 +413,7 @@ impl Default for ServeConfig {
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
+            agent_name: String::new(),
         }
     }
 }

@@ -9,6 +9,7 @@
 mod alertmanager;
 mod common;
 mod nats;
+mod remote_write;
 mod slack;
 mod smtp;
 mod syslog;
