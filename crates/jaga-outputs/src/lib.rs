@@ -276,6 +276,7 @@ pub(crate) mod tests {
         "group_window",
         "rate_limit",
         "max_backlog",
+        "max_age",
         "backoff_min",
         "backoff_max",
     ];

@@ -14,6 +14,7 @@ pub mod logs {
 }
 pub mod health;
 pub mod heap;
+pub mod hub;
 pub mod outputs;
 pub mod serve;
 pub mod shell;
