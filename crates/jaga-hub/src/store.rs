@@ -45,9 +45,24 @@ pub struct Incoming {
 /// Connects and makes sure the tables exist. The connection task runs
 /// until the client is dropped.
 pub async fn connect(conninfo: &str) -> Result<Client, HubError> {
-    let (client, connection) = tokio_postgres::connect(conninfo, NoTls)
-        .await
-        .map_err(|e| HubError::Postgres(format!("cannot connect: {e}")))?;
+    // A database that is starting up (or restarting) is waited for.
+    let mut waited = 0u32;
+    let (client, connection) = loop {
+        match tokio_postgres::connect(conninfo, NoTls).await {
+            Ok(connected) => break connected,
+            Err(error) if waited < 30 && !refused(&error) => {
+                tracing::info!(error = %explain(&error), "waiting for postgres");
+                waited += 1;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(error) => {
+                return Err(HubError::Postgres(format!(
+                    "cannot connect: {}",
+                    explain(&error)
+                )))
+            }
+        }
+    };
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::warn!(%error, "postgres connection ended");
@@ -56,8 +71,31 @@ pub async fn connect(conninfo: &str) -> Result<Client, HubError> {
     client
         .batch_execute(&format!("BEGIN;{SCHEMA}COMMIT;"))
         .await
-        .map_err(|e| HubError::Postgres(format!("cannot create the hub's tables: {e}")))?;
+        .map_err(|e| {
+            HubError::Postgres(format!("cannot create the hub's tables: {}", explain(&e)))
+        })?;
     Ok(client)
+}
+
+/// The server's own message, which tokio-postgres' Display leaves out.
+pub fn explain(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => error.to_string(),
+    }
+}
+
+/// Wrong credentials or database: waiting cannot help.
+fn refused(error: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    error.code().is_some_and(|code| {
+        [
+            SqlState::INVALID_PASSWORD,
+            SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+            SqlState::INVALID_CATALOG_NAME,
+        ]
+        .contains(code)
+    })
 }
 
 /// Stores `records` in one transaction, each only if absent; returns how

@@ -1,6 +1,6 @@
 //! NATS JetStream: each alert published to `<prefix>.<agent>.<kind>`
 //! (`kind`: `events` for Docker events, `findings` for audit findings,
-//! `alerts` for the rest) with `Nats-Msg-Id` = the alert's id, so the
+//! `alerts` for the rest) with `Nats-Msg-Id` = `<agent>.<alert id>`, so the
 //! stream drops a duplicate sent again after a restart. A delivery counts
 //! only when JetStream acknowledged every alert of the message (its
 //! PubAck): the runner moves its cursor after that, never before.
@@ -328,6 +328,13 @@ pub fn subject_token(name: &str) -> String {
     }
 }
 
+/// The record's id in the fleet, JetStream's `Nats-Msg-Id`: the agent
+/// and the alert id, as alert ids are unique per host only (two agents on
+/// one host raise the same id for the same Docker event).
+pub fn message_id(alert: &Alert) -> String {
+    format!("{}.{}", subject_token(&alert.agent.name), alert.id)
+}
+
 /// `<prefix>.<agent>.<kind>`.
 pub fn subject(prefix: &str, alert: &Alert) -> String {
     format!(
@@ -412,7 +419,10 @@ impl NatsOutput {
                 answer: String::new(),
             })?;
             let mut headers = async_nats::HeaderMap::new();
-            headers.insert(async_nats::header::NATS_MESSAGE_ID, alert.id.as_str());
+            headers.insert(
+                async_nats::header::NATS_MESSAGE_ID,
+                message_id(alert).as_str(),
+            );
             let subject = subject(&self.prefix, alert);
             let ack = context
                 .publish_with_headers(subject.clone(), headers, payload.into())

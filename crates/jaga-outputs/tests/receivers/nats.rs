@@ -119,7 +119,7 @@ async fn alerts_land_in_the_stream_once_each_under_their_agent_and_kind() {
     let headers = message.headers;
     assert_eq!(
         headers.get("Nats-Msg-Id").map(|v| v.as_str()),
-        Some("alert-2"),
+        Some("edge-1.alert-2"),
         "{headers:?}"
     );
     let alert: jaga_model::Alert = serde_json::from_slice(&message.payload).unwrap();
