@@ -3,7 +3,7 @@
 //! `/api/v1`, and stops cleanly on SIGTERM or SIGINT.
 
 pub mod clock;
-mod http;
+pub mod http;
 pub mod outputs;
 pub mod own_container;
 pub mod preflight;

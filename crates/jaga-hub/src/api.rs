@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use jaga_model::Alert;
 use jaga_server::api::events::WithSeq;
 use jaga_server::api::ApiError;
-use jaga_server::auth::{Refusal, Tokens};
+use jaga_server::auth::Tokens;
 use tokio::sync::Mutex;
 
 use crate::store::{self, Host, RecordFilter};
@@ -58,23 +58,7 @@ async fn require_token(
 ) -> Response {
     match state.tokens.check(request.headers()) {
         Ok(()) => next.run(request).await,
-        Err(refusal) => {
-            let message = match refusal {
-                Refusal::Missing => "a token is required: send 'Authorization: Bearer <token>'",
-                Refusal::Invalid => "the token is not valid",
-            };
-            let mut response = ApiError {
-                status: StatusCode::UNAUTHORIZED,
-                parameter: None,
-                message: message.to_owned(),
-            }
-            .into_response();
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static(r#"Bearer realm="jaga""#),
-            );
-            response
-        }
+        Err(refusal) => jaga_server::auth::refused(refusal),
     }
 }
 

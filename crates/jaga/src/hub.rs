@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use jaga_config::Config;
-use jaga_server::auth::{self, TokenHash, TokenSources, Tokens};
+use jaga_server::auth;
 
 #[derive(Debug, clap::Args)]
 pub struct HubArgs {}
@@ -15,16 +15,7 @@ pub fn run(_args: HubArgs, config: &Config) -> anyhow::Result<()> {
         .hub
         .as_ref()
         .context("`jaga hub` needs a [hub] section in the config file (see jaga.example.toml)")?;
-    let hashes = config
-        .serve
-        .auth
-        .tokens
-        .iter()
-        .map(|text| TokenHash::parse(text))
-        .collect::<Result<Vec<_>, _>>()
-        .context("invalid [serve.auth] tokens")?;
-    let file = Some(config.serve.auth.token_file.clone()).filter(|f| !f.as_os_str().is_empty());
-    let tokens = Tokens::load(TokenSources { hashes, file })?;
+    let tokens = jaga_agent::http::load_tokens(&config.serve)?;
     auth::check_exposure(hub.listen, &tokens)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

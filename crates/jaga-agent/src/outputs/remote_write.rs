@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use jaga_outputs::remote_write::{series_of, ContainerPoint, RemoteWriteSettings, RemoteWriter};
 use jaga_outputs::DeliveryError;
-use jaga_store::{ExportedPoint, HistoryStore, StoreError};
+use jaga_store::{ExportedPoint, HistoryStore};
 use tokio::sync::watch;
 
-use super::runner::backoff;
+use super::runner::{backoff, blocking, pause};
 use super::status::{Delivered, OutputStatus, Retrying};
 use crate::clock::unix_ms;
 
@@ -215,22 +215,6 @@ impl RemoteWrite {
             s.last_error_unix_ms = Some(unix_ms());
         });
     }
-}
-
-/// Sleeps `wait`; true when shutdown came first.
-async fn pause(wait: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(wait) => false,
-        _ = shutdown.changed() => true,
-    }
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|e| Err(StoreError::Stopped(e.to_string())))
 }
 
 #[cfg(test)]

@@ -632,7 +632,7 @@ fn stopping(shutdown: &watch::Receiver<bool>) -> bool {
 }
 
 /// Sleeps `wait`; true when shutdown came first.
-async fn pause(wait: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+pub(crate) async fn pause(wait: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(wait) => false,
         _ = shutdown.changed() => true,
@@ -646,7 +646,7 @@ fn st_cursor(target: i64, letter: &DeadLetter) -> i64 {
 }
 
 /// Store work off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(work)

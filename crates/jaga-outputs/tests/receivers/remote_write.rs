@@ -59,6 +59,19 @@ fn point(unix_ms: i64, memory: f64) -> HistoryPoint {
     HistoryPoint { unix_ms, values }
 }
 
+/// `points` as points of one container, "web".
+fn on_web(points: &[HistoryPoint]) -> Vec<ContainerPoint<'_>> {
+    points
+        .iter()
+        .map(|p| ContainerPoint {
+            id: "abc",
+            name: "web",
+            image: "nginx",
+            point: p,
+        })
+        .collect()
+}
+
 /// The values of `query` over `[start_s, end_s]` at 15 s steps.
 pub async fn range(url: &str, query: &str, start_s: i64, end_s: i64) -> Vec<(f64, String)> {
     let response: Value = reqwest::Client::new()
@@ -97,15 +110,7 @@ async fn prometheus_takes_points_and_back_filled_ones_and_refuses_what_is_too_ol
     let writer = writer(&prometheus.url);
     let now_ms = chrono::Utc::now().timestamp_millis();
     let live = [point(now_ms, 300.0)];
-    let points: Vec<ContainerPoint<'_>> = live
-        .iter()
-        .map(|p| ContainerPoint {
-            id: "abc",
-            name: "web",
-            image: "nginx",
-            point: p,
-        })
-        .collect();
+    let points = on_web(&live);
     writer.send(&series_of(&points, "edge-1")).await.unwrap();
 
     // An outage of ten minutes, sent afterwards, oldest first.
@@ -113,15 +118,7 @@ async fn prometheus_takes_points_and_back_filled_ones_and_refuses_what_is_too_ol
         .rev()
         .map(|minutes| point(now_ms - minutes * 60_000, 100.0 + minutes as f64))
         .collect();
-    let points: Vec<ContainerPoint<'_>> = gap
-        .iter()
-        .map(|p| ContainerPoint {
-            id: "abc",
-            name: "web",
-            image: "nginx",
-            point: p,
-        })
-        .collect();
+    let points = on_web(&gap);
     let receipt = writer.send(&series_of(&points, "edge-1")).await.unwrap();
     assert!(receipt.answer.contains("204"), "{}", receipt.answer);
 
@@ -136,15 +133,7 @@ async fn prometheus_takes_points_and_back_filled_ones_and_refuses_what_is_too_ol
 
     // Five hours back is outside the out-of-order window: refused for good.
     let old = [point(now_ms - 5 * 3_600_000, 1.0)];
-    let points: Vec<ContainerPoint<'_>> = old
-        .iter()
-        .map(|p| ContainerPoint {
-            id: "abc",
-            name: "web",
-            image: "nginx",
-            point: p,
-        })
-        .collect();
+    let points = on_web(&old);
     let error = writer
         .send(&series_of(&points, "edge-1"))
         .await
