@@ -16,7 +16,7 @@ HPUB with a reply inbox, SUB for the acks), so no client library is needed.
 Servers run on free loopback ports in a temp dir; PostgreSQL as the
 postgres user (initdb/pg_ctl from /usr/lib/postgresql/*/bin).
 
-Usage: python3 bench/fleet.py [--agents 20] [--seconds 300] [--window 64] [--jaga PATH]
+Usage: python3 bench/fleet.py [--agents 20] [--seconds 300] [--window 64] [--drain 120] [--jaga PATH]
 Needs nats-server and postgresql (scripts/receivers.sh); without --jaga it
 runs `cargo build --release -p jaga` and uses target/release/jaga.
 """
@@ -153,6 +153,7 @@ def main():
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=300)
     parser.add_argument("--window", type=int, default=64, help="alerts in flight per agent")
+    parser.add_argument("--drain", type=int, default=120, help="most seconds to wait for the hub to catch up")
     parser.add_argument("--jaga")
     args = parser.parse_args()
     jaga = args.jaga
@@ -188,7 +189,8 @@ def main():
         wait_port(hub_port)
 
         results = multiprocessing.Queue()
-        idle = multiprocessing.Process(target=idle_agent, args=(nats_port, args.seconds, results))
+        idle_results = multiprocessing.Queue()
+        idle = multiprocessing.Process(target=idle_agent, args=(nats_port, args.seconds, idle_results))
         workers = [multiprocessing.Process(target=agent, args=(i, nats_port, args.seconds, args.window, results))
                    for i in range(args.agents)]
         cpu0, _ = proc_stat(hub.pid)
@@ -204,16 +206,16 @@ def main():
         acked = sum(results.get() for _ in workers)
         sent_at = time.time()
         # The hub drains what was acknowledged.
-        while hub_stored(hub_port) - stored0 < acked and time.time() - sent_at < 120:
+        while hub_stored(hub_port) - stored0 < acked and time.time() - sent_at < args.drain:
             peak_rss = max(peak_rss, proc_stat(hub.pid)[1])
             time.sleep(0.5)
         elapsed = time.time() - start
         stored = hub_stored(hub_port) - stored0
         cpu1, _ = proc_stat(hub.pid)
         idle.join()
-        idle_bytes = results.get()
+        idle_bytes = idle_results.get()
         print(f"agents                 {args.agents} (window {args.window} alerts in flight each)")
-        print(f"run                    {elapsed:.1f} s")
+        print(f"run                    {elapsed:.1f} s (publishing {sent_at - start:.1f} s, then the hub's drain)")
         print(f"PubAcks to agents      {acked} ({acked / elapsed:.0f} alerts/s)")
         print(f"stored by the hub      {stored} ({stored / elapsed:.0f} alerts/s end to end)")
         print(f"hub CPU                {100 * (cpu1 - cpu0) / elapsed:.0f} % of one core")
