@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/receivers.sh — install the alert receivers the jaga-outputs integration
 # tests start on loopback: Alertmanager, rsyslog (with its TLS driver), an SMTP
-# server (aiosmtpd), Prometheus and openssl (test certificates). Idempotent:
+# server (aiosmtpd), Prometheus, openssl (test certificates), and for the fleet
+# test NATS (JetStream) and PostgreSQL. Idempotent:
 # installs only what is missing, with apt, and starts nothing; each test starts
 # and stops its own instances on free ports.
 # Progress goes to stderr, prefixed "receivers:".
@@ -13,7 +14,7 @@ export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 say() { printf 'receivers: %s\n' "$*" >&2; }
 
 # rsyslog-gnutls gives rsyslog's imtcp its TLS stream driver (RFC 5425 tests).
-WANT=(prometheus-alertmanager rsyslog rsyslog-gnutls python3-aiosmtpd prometheus openssl)
+WANT=(prometheus-alertmanager rsyslog rsyslog-gnutls python3-aiosmtpd prometheus openssl nats-server postgresql)
 
 missing=()
 for p in "${WANT[@]}"; do

@@ -23,9 +23,8 @@ pub struct HttpSetup {
     pub counters: Arc<HttpCounters>,
 }
 
-/// Reads tokens and TLS files and sizes the limits; refuses an address off
-/// loopback without tokens. Runs before anything is opened or bound.
-pub fn prepare(serve: &ServeConfig) -> anyhow::Result<HttpSetup> {
+/// The tokens of `[serve.auth]` (`jaga serve`'s and `jaga hub`'s).
+pub fn load_tokens(serve: &ServeConfig) -> anyhow::Result<Tokens> {
     let hashes = serve
         .auth
         .tokens
@@ -34,7 +33,13 @@ pub fn prepare(serve: &ServeConfig) -> anyhow::Result<HttpSetup> {
         .collect::<Result<Vec<_>, _>>()
         .context("invalid [serve.auth] tokens")?;
     let file = Some(serve.auth.token_file.clone()).filter(|f| !f.as_os_str().is_empty());
-    let tokens = Tokens::load(TokenSources { hashes, file })?;
+    Ok(Tokens::load(TokenSources { hashes, file })?)
+}
+
+/// Reads tokens and TLS files and sizes the limits; refuses an address off
+/// loopback without tokens. Runs before anything is opened or bound.
+pub fn prepare(serve: &ServeConfig) -> anyhow::Result<HttpSetup> {
+    let tokens = load_tokens(serve)?;
     auth::check_exposure(serve.listen, &tokens)?;
     let tls = if serve.tls.cert_file.as_os_str().is_empty() {
         None

@@ -3,7 +3,7 @@
 //! `/api/v1`, and stops cleanly on SIGTERM or SIGINT.
 
 pub mod clock;
-mod http;
+pub mod http;
 pub mod logs_view;
 pub mod outputs;
 pub mod own_container;
@@ -61,6 +61,7 @@ pub struct Agent {
     events: Arc<EventStore>,
     sink: Arc<AlertSink>,
     outputs: Arc<Outputs>,
+    remote_write: Option<outputs::remote_write::RemoteWrite>,
     log_rules: Option<RuleSet>,
     metric_rules: Option<jaga_rules::metric::MetricRules>,
     supervisor: Arc<Supervisor>,
@@ -128,11 +129,29 @@ impl Agent {
             AlertSink::new(Arc::clone(&events), config.alerts.min_level)
                 .context("cannot read the alert sequence")?,
         );
-        let outputs = Arc::new(Outputs::build(
-            &config,
-            &serve.data_dir,
-            Arc::clone(&events),
-        )?);
+        let mut outputs = Outputs::build(&config, &serve.data_dir, Arc::clone(&events))?;
+        let remote_write = match &config.remote_write {
+            Some(settings) => {
+                let writer = jaga_outputs::RemoteWriter::new(settings)
+                    .context("cannot set up [remote_write]")?;
+                let status = Arc::new(outputs::status::OutputStatus::new(
+                    outputs::remote_write::NAME,
+                    outputs::remote_write::KIND,
+                ));
+                outputs.show_exporter(Arc::clone(&status));
+                Some(outputs::remote_write::RemoteWrite {
+                    writer,
+                    settings: settings.clone(),
+                    store: Arc::clone(&history),
+                    instance: config
+                        .serve
+                        .agent_name_or(crate::sources::docker_events::hostname),
+                    status,
+                })
+            }
+            None => None,
+        };
+        let outputs = Arc::new(outputs);
 
         let daemon = engine
             .daemon_info()
@@ -212,6 +231,7 @@ impl Agent {
             events,
             sink,
             outputs,
+            remote_write,
             log_rules,
             metric_rules,
             supervisor,
@@ -253,6 +273,7 @@ impl Agent {
             events,
             sink,
             outputs,
+            remote_write,
             log_rules,
             metric_rules,
             supervisor,
@@ -283,7 +304,9 @@ impl Agent {
         let (notice_tx, notice_rx) = mpsc::unbounded_channel();
         let agent = AlertAgent {
             id: daemon.name.clone(),
-            name: crate::sources::docker_events::hostname(),
+            name: config
+                .serve
+                .agent_name_or(crate::sources::docker_events::hostname),
         };
 
         // Sources: each one line, each committing through the sink.
@@ -382,7 +405,14 @@ impl Agent {
             ));
         }
         // Outputs: a runner each, woken by every commit.
-        let output_tasks = outputs.spawn(&supervisor, &sink.subscribe(), &shutdown_rx);
+        let mut output_tasks = outputs.spawn(&supervisor, &sink.subscribe(), &shutdown_rx);
+        if let Some(exporter) = remote_write {
+            output_tasks.push(supervisor.spawn(
+                "output/remote_write",
+                STALL_AFTER,
+                exporter.run(shutdown_rx.clone()),
+            ));
+        }
         let trim_task = supervisor.spawn(
             "trim",
             STALL_AFTER,

@@ -35,6 +35,68 @@ pub struct Config {
     pub redaction: RedactionConfig,
     /// Where alerts are delivered: any number of `[[outputs]]` entries.
     pub outputs: Vec<OutputConfig>,
+    /// Container metrics to a Prometheus remote-write receiver, back-filled
+    /// from history after an outage; absent: not sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_write: Option<jaga_outputs::RemoteWriteSettings>,
+    /// `jaga hub`: the fleet's central side; absent unless the hub runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hub: Option<HubConfig>,
+}
+
+/// `[hub]`: where `jaga hub` reads the agents' records (NATS JetStream),
+/// where it keeps them (PostgreSQL) and where it serves them. Its API
+/// takes the tokens of `[serve.auth]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    /// Address of the hub's API and `/healthz`.
+    #[serde(default = "default_hub_listen")]
+    pub listen: SocketAddr,
+    /// A libpq connection string, e.g. `host=db user=jaga dbname=jaga
+    /// password=...`; best given as `{ file = ... }` or `{ env = ... }`.
+    pub postgres: jaga_outputs::Secret,
+    /// The agents' NATS (the hub's own credentials).
+    pub nats: jaga_outputs::NatsConnection,
+    /// The JetStream stream, created when missing over `<subject_prefix>.>`.
+    #[serde(default = "default_hub_stream")]
+    pub stream: String,
+    /// The agents' `subject_prefix`.
+    #[serde(default = "jaga_outputs::nats::default_subject_prefix")]
+    pub subject_prefix: String,
+    /// The durable consumer: hubs sharing its name share the work.
+    #[serde(default = "default_hub_consumer")]
+    pub consumer: String,
+    /// How long JetStream keeps what agents sent (the hub's outage budget).
+    #[serde(default = "default_hub_max_age", with = "humantime_serde")]
+    pub max_age: Duration,
+    /// A host with no record for this long is shown as `quiet`.
+    #[serde(default = "default_hub_quiet_after", with = "humantime_serde")]
+    pub quiet_after: Duration,
+    /// The Prometheus-compatible store the agents remote-write to; the
+    /// hub forwards `/api/v1/metrics/query` and `query_range` there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus_url: Option<String>,
+}
+
+fn default_hub_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9809))
+}
+
+fn default_hub_stream() -> String {
+    "JAGA".to_owned()
+}
+
+fn default_hub_consumer() -> String {
+    "jaga-hub".to_owned()
+}
+
+fn default_hub_max_age() -> Duration {
+    Duration::from_secs(7 * 24 * 60 * 60)
+}
+
+fn default_hub_quiet_after() -> Duration {
+    Duration::from_secs(10 * 60)
 }
 
 /// The name of the file output implied by `[alerts] file`.
@@ -109,6 +171,15 @@ pub struct OutputConfig {
     /// a dead letter.
     #[serde(default = "default_max_backlog")]
     pub max_backlog: u64,
+    /// Undelivered alerts stored longer ago than this are skipped, counted
+    /// and recorded as a dead letter like those past `max_backlog`; absent:
+    /// no age limit.
+    #[serde(
+        default,
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_age: Option<Duration>,
     /// First wait before trying a failed delivery again; it doubles (with
     /// jitter) up to `backoff_max`. A receiver's `Retry-After` wins.
     #[serde(default = "default_backoff_min", with = "humantime_serde")]
@@ -147,6 +218,7 @@ impl OutputConfig {
             group_window: None,
             rate_limit: None,
             max_backlog: default_max_backlog(),
+            max_age: None,
             backoff_min: default_backoff_min(),
             backoff_max: default_backoff_max(),
             settings,
@@ -382,6 +454,21 @@ pub struct ServeConfig {
     pub http: HttpConfig,
     pub auth: AuthConfig,
     pub tls: TlsConfig,
+    /// This agent's name in alerts (`agent.name`), NATS subjects and the
+    /// `instance` label of remote-written metrics; empty: the host name.
+    /// Give each agent of a fleet its own.
+    pub agent_name: String,
+}
+
+impl ServeConfig {
+    /// `agent_name`, or the host name when it is empty.
+    pub fn agent_name_or(&self, hostname: impl FnOnce() -> String) -> String {
+        if self.agent_name.trim().is_empty() {
+            hostname()
+        } else {
+            self.agent_name.trim().to_owned()
+        }
+    }
 }
 
 impl Default for ServeConfig {
@@ -394,6 +481,7 @@ impl Default for ServeConfig {
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
+            agent_name: String::new(),
         }
     }
 }

@@ -33,8 +33,18 @@ pub async fn post_json(
     body: Vec<u8>,
     what: &str,
 ) -> Result<Receipt, DeliveryError> {
+    post(request, "application/json", body, what).await
+}
+
+/// Sends a body of `content_type` and reads the answer, as [`post_json`].
+pub async fn post(
+    request: RequestBuilder,
+    content_type: &str,
+    body: Vec<u8>,
+    what: &str,
+) -> Result<Receipt, DeliveryError> {
     let response = request
-        .header(CONTENT_TYPE, "application/json")
+        .header(CONTENT_TYPE, content_type)
         .body(body)
         .send()
         .await

@@ -17,6 +17,8 @@ pub mod alertmanager;
 pub mod file;
 pub mod format;
 mod http;
+pub mod nats;
+pub mod remote_write;
 pub mod secret;
 pub mod slack;
 pub mod smtp;
@@ -25,6 +27,8 @@ pub mod webhook;
 
 pub use alertmanager::{AlertmanagerOutput, AlertmanagerSettings};
 pub use file::{FileOutput, FileSettings};
+pub use nats::{NatsConnection, NatsOutput, NatsSettings};
+pub use remote_write::{RemoteWriteSettings, RemoteWriter};
 pub use secret::{Secret, SecretError};
 pub use slack::{SlackOutput, SlackSettings};
 pub use smtp::{SmtpOutput, SmtpSettings, SmtpTls};
@@ -195,6 +199,7 @@ pub fn build(settings: &OutputSettings, base_dir: &Path) -> Result<Arc<dyn Outpu
             Ok(Arc::new(AlertmanagerOutput::new(alertmanager)?))
         }
         OutputSettings::Syslog(syslog) => Ok(Arc::new(SyslogOutput::new(syslog)?)),
+        OutputSettings::Nats(nats) => Ok(Arc::new(NatsOutput::new(nats)?)),
     }
 }
 
@@ -208,6 +213,7 @@ pub enum OutputSettings {
     Smtp(SmtpSettings),
     Alertmanager(AlertmanagerSettings),
     Syslog(SyslogSettings),
+    Nats(NatsSettings),
 }
 
 impl OutputSettings {
@@ -219,6 +225,7 @@ impl OutputSettings {
             OutputSettings::Smtp(_) => "smtp",
             OutputSettings::Alertmanager(_) => "alertmanager",
             OutputSettings::Syslog(_) => "syslog",
+            OutputSettings::Nats(_) => "nats",
         }
     }
 
@@ -269,6 +276,7 @@ pub(crate) mod tests {
         "group_window",
         "rate_limit",
         "max_backlog",
+        "max_age",
         "backoff_min",
         "backoff_max",
     ];
@@ -309,7 +317,7 @@ pub(crate) mod tests {
                 Err(error) => panic!("{example}\n{error}"),
             })
             .collect();
-        for kind in ["slack", "smtp", "alertmanager", "syslog"] {
+        for kind in ["slack", "smtp", "alertmanager", "syslog", "nats"] {
             assert!(kinds.contains(&kind), "no {kind} example in {kinds:?}");
         }
     }
@@ -352,6 +360,7 @@ pub(crate) mod tests {
             "type = \"smtp\"\nhost = \"mail.example\"\nfrom = \"j@example.org\"\nto = [\"o@example.org\"]",
             "type = \"alertmanager\"\nurls = [\"http://127.0.0.1:9093\"]",
             "type = \"syslog\"\naddress = \"127.0.0.1:514\"\ntransport = \"tcp\"",
+            "type = \"nats\"\nservers = [\"nats://127.0.0.1:4222\"]",
         ] {
             let settings: OutputSettings = toml::from_str(text).unwrap();
             let output = build(&settings, Path::new(".")).unwrap_or_else(|e| panic!("{text}: {e}"));

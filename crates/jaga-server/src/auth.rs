@@ -307,6 +307,12 @@ pub async fn require_token(
 
 fn unauthorized(refusal: Refusal, counters: &HttpCounters) -> Response {
     counters.auth_failed(refusal);
+    refused(refusal)
+}
+
+/// The 401 of a refused request: `WWW-Authenticate: Bearer` and the API's
+/// error shape (also `jaga hub`'s).
+pub fn refused(refusal: Refusal) -> Response {
     let (challenge, message) = match refusal {
         Refusal::Missing => (
             r#"Bearer realm="jaga""#,

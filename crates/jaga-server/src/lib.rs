@@ -205,6 +205,17 @@ struct Health {
     /// Each supervised task's state: `running`, `stalled: …`, `dead: …`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     tasks: BTreeMap<String, String>,
+    /// Each output's spool: alerts waiting, and alerts dropped past its
+    /// bounds (`max_backlog`, `max_age`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    spool: BTreeMap<String, SpoolHealth>,
+}
+
+#[derive(Serialize)]
+struct SpoolHealth {
+    state: String,
+    backlog: u64,
+    dropped_total: u64,
 }
 
 #[derive(Serialize)]
@@ -250,6 +261,21 @@ async fn healthz(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
             unavailable: p.unavailable.clone(),
         }),
         tasks: tasks.into_iter().map(|t| (t.name, t.state)).collect(),
+        spool: state
+            .outputs
+            .as_ref()
+            .map(|view| view.outputs())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|o| {
+                let spool = SpoolHealth {
+                    state: o.state,
+                    backlog: o.backlog,
+                    dropped_total: o.dropped_total,
+                };
+                (o.name, spool)
+            })
+            .collect(),
     };
     (code, Json(body))
 }

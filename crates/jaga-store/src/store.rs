@@ -61,6 +61,15 @@ pub struct StoredContainer {
     pub last_seen_unix_ms: i64,
 }
 
+/// A raw point with the container it is about, for exporters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportedPoint {
+    pub id: ContainerId,
+    pub name: String,
+    pub image: String,
+    pub point: HistoryPoint,
+}
+
 /// History of container figures in `<dir>/history.sqlite3`.
 ///
 /// One connection behind a mutex: every call takes the lock for its whole
@@ -263,6 +272,55 @@ impl HistoryStore {
                 count,
             }),
         }
+    }
+
+    /// Raw points stored at or after `from_ms` (time, then container
+    /// order), at most `limit`, each with its container's id, name and
+    /// image: what an exporter that keeps its own time cursor sends next.
+    pub fn points_from(
+        &self,
+        from_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<ExportedPoint>, StoreError> {
+        let conn = self.lock();
+        let query = || -> rusqlite::Result<Vec<ExportedPoint>> {
+            let series = crate::schema::SERIES_COLUMNS
+                .iter()
+                .map(|s| format!("r.{s}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT r.ts, {series}, c.id, c.name, c.image FROM raw r \
+                 JOIN containers c ON c.key = r.ck WHERE r.ts >= ?1 \
+                 ORDER BY r.ts, r.ck LIMIT ?2"
+            ))?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = stmt.query_map(params![from_ms, limit], |row| {
+                let point = read_point(row)?;
+                Ok(ExportedPoint {
+                    id: ContainerId::new(row.get::<_, String>(10)?),
+                    name: row.get(11)?,
+                    image: row.get(12)?,
+                    point,
+                })
+            })?;
+            rows.collect()
+        };
+        query().map_err(|e| self.err("reading points to export", e))
+    }
+
+    /// A named cursor kept in the database (an exporter's place); `None`
+    /// before it was first set.
+    pub fn cursor(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        let conn = self.lock();
+        meta_i64(&conn, &format!("cursor:{name}"))
+            .map_err(|e| self.err(format!("reading cursor '{name}'"), e))
+    }
+
+    pub fn set_cursor(&self, name: &str, value: i64) -> Result<(), StoreError> {
+        let conn = self.lock();
+        set_meta_i64(&conn, &format!("cursor:{name}"), value)
+            .map_err(|e| self.err(format!("storing cursor '{name}'"), e))
     }
 
     /// Size on disk of the database files (db + wal), for jaga_* metrics.

@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 use jaga_config::{Config, LogFormat};
 use jaga_engine::{ConnectionSettings, Engine, Redaction};
 
-use crate::{audit, config_cmd, events, health, logs, outputs, serve, shell, stats, token, top};
+use crate::{
+    audit, config_cmd, events, health, hub, logs, outputs, serve, shell, stats, token, top,
+};
 use jaga_agent::sampler::Sampler;
 
 /// jaga watches a Docker host: container metrics, security events, log
@@ -62,6 +64,8 @@ pub enum Command {
     Man(shell::ManArgs),
     /// Show the processes of a container (docker top), as the running agent tracks them
     Top(top::TopArgs),
+    /// Run the fleet hub: agents' records from NATS JetStream into PostgreSQL, served for every host ([hub])
+    Hub(hub::HubArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -84,6 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(args) => return config_cmd::run(args, config_file.as_deref(), &config),
         Command::Health(args) => return health::run(args, &config),
         Command::Top(args) => return top::run(args, &config),
+        Command::Hub(args) => return hub::run(args, &config),
         _ => {}
     }
     // Two workers: the collector reads cgroup files on one (block_in_place)
@@ -130,7 +135,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Health(_)
             | Command::Completions(_)
             | Command::Man(_)
-            | Command::Top(_) => Ok(()),
+            | Command::Top(_)
+            | Command::Hub(_) => Ok(()),
         }
     });
     // A filesystem walk still running must not hold the exit up.

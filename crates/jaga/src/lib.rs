@@ -15,6 +15,7 @@ pub mod logs {
 }
 pub mod health;
 pub mod heap;
+pub mod hub;
 pub mod outputs;
 pub mod serve;
 pub mod shell;

@@ -5,6 +5,7 @@
 
 pub mod filter;
 pub mod rate;
+pub mod remote_write;
 pub mod runner;
 #[cfg(test)]
 mod runner_tests;
@@ -57,6 +58,8 @@ struct Entry {
 pub struct Outputs {
     entries: Vec<Entry>,
     store: Arc<EventStore>,
+    /// Exporters shown beside the outputs (remote write).
+    exporters: Vec<Arc<OutputStatus>>,
 }
 
 impl Outputs {
@@ -76,7 +79,16 @@ impl Outputs {
                 output,
             });
         }
-        Ok(Self { entries, store })
+        Ok(Self {
+            entries,
+            store,
+            exporters: Vec::new(),
+        })
+    }
+
+    /// Shows an exporter's status beside the outputs'.
+    pub fn show_exporter(&mut self, status: Arc<OutputStatus>) {
+        self.exporters.push(status);
     }
 
     /// The names of the outputs, whose cursors hold alerts back from trimming.
@@ -114,7 +126,12 @@ impl Outputs {
     }
 
     pub fn stats(&self) -> Vec<OutputStats> {
-        self.entries.iter().map(|e| e.status.snapshot()).collect()
+        self.entries
+            .iter()
+            .map(|e| &e.status)
+            .chain(&self.exporters)
+            .map(|status| status.snapshot())
+            .collect()
     }
 
     /// Each alert's delivery state per output: `delivered`, `pending`,

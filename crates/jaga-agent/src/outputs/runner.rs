@@ -59,6 +59,7 @@ pub struct RunnerSettings {
     pub group_window: Option<Duration>,
     pub rate_limit: Option<u32>,
     pub max_backlog: u64,
+    pub max_age: Option<Duration>,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
 }
@@ -71,6 +72,7 @@ impl RunnerSettings {
             group_window: config.group_window_in_effect(),
             rate_limit: config.rate_limit_in_effect(),
             max_backlog: config.max_backlog.max(1),
+            max_age: config.max_age,
             backoff_min: config.backoff_min,
             backoff_max: config.backoff_max.max(config.backoff_min),
         }
@@ -347,9 +349,21 @@ impl Runner {
         }
     }
 
-    /// Past `max_backlog` undelivered alerts, the oldest not yet read are
-    /// skipped: recorded as a dead letter and counted, never silently.
+    /// Past `max_backlog` undelivered alerts, or older than `max_age`, the
+    /// oldest not yet read are skipped: recorded as a dead letter and
+    /// counted, never silently.
     async fn bound_backlog(&self, st: &mut State) -> Result<(), StoreError> {
+        if let Some(max_age) = self.settings.max_age {
+            let store = Arc::clone(&self.store);
+            let after = st.read_seq;
+            let before_ms = unix_ms().saturating_sub(max_age.as_millis() as i64);
+            if let Some((skip_to, dropped)) =
+                blocking(move || store.stored_before(after, before_ms)).await?
+            {
+                let bound = format!("max_age = {}", humantime::format_duration(max_age));
+                self.skip(st, skip_to, dropped, &bound).await;
+            }
+        }
         let latest = *self.latest.borrow();
         let max = self.settings.max_backlog;
         let held = st.held + st.in_flight;
@@ -370,13 +384,19 @@ impl Runner {
             Ok::<_, StoreError>((unread, skip_to))
         })
         .await?;
-        let Some(skip_to) = skip_to else {
-            return Ok(());
-        };
-        let dropped = unread - allowed;
+        if let Some(skip_to) = skip_to {
+            let bound = format!("more than max_backlog = {max} alerts waited");
+            self.skip(st, skip_to, unread - allowed, &bound).await;
+        }
+        Ok(())
+    }
+
+    /// Skips the unread alerts up to `skip_to` (`dropped` of them), for
+    /// the reason `bound` gives.
+    async fn skip(&self, st: &mut State, skip_to: i64, dropped: u64, bound: &str) {
         Dropped {
             alerts: dropped,
-            max_backlog: max,
+            bound,
         }
         .emit(&self.status);
         st.unsaved.push(DeadLetter {
@@ -388,12 +408,11 @@ impl Runner {
             alert_ids: Vec::new(),
             count: dropped,
             at_ms: unix_ms(),
-            error: format!("skipped undelivered: more than max_backlog = {max} alerts waited"),
+            error: format!("skipped undelivered: {bound}"),
             answer: String::new(),
         });
         st.read_seq = skip_to;
         self.persist(st).await;
-        Ok(())
     }
 
     /// Hands `message` to the output until it takes or refuses it.
@@ -613,7 +632,7 @@ fn stopping(shutdown: &watch::Receiver<bool>) -> bool {
 }
 
 /// Sleeps `wait`; true when shutdown came first.
-async fn pause(wait: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+pub(crate) async fn pause(wait: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(wait) => false,
         _ = shutdown.changed() => true,
@@ -627,7 +646,7 @@ fn st_cursor(target: i64, letter: &DeadLetter) -> i64 {
 }
 
 /// Store work off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(work)

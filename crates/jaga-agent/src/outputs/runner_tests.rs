@@ -99,6 +99,7 @@ fn settings(name: &str) -> RunnerSettings {
         group_window: None,
         rate_limit: None,
         max_backlog: 1_000,
+        max_age: None,
         backoff_min: Duration::from_millis(1),
         backoff_max: Duration::from_millis(5),
     }
@@ -371,6 +372,38 @@ async fn past_max_backlog_the_oldest_unread_are_dropped_counted_and_recorded() {
         (2, 4, 3)
     );
     until("cursor stored", || bed.cursor("hook") == 6).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_age_the_unread_are_dropped_counted_and_recorded() {
+    let bed = Bed::new();
+    let output = Scripted::new(Vec::new());
+    *output.otherwise.lock().unwrap() = transient(None);
+    let bounded = RunnerSettings {
+        max_age: Some(Duration::from_secs(2)),
+        ..settings("hook")
+    };
+    let (status, _) = bed.start(bounded, output.clone()).await;
+    bed.raise(vec![alert("a.1", "r", 6, "web")]);
+    until("in flight", || !output.calls().is_empty()).await;
+    bed.raise(vec![
+        alert("a.2", "r", 6, "web"),
+        alert("a.3", "r", 6, "web"),
+    ]);
+    until("two dropped for their age", || {
+        status.snapshot().dropped_total == 2
+    })
+    .await;
+    bed.raise(vec![alert("a.4", "r", 6, "web")]);
+    *output.otherwise.lock().unwrap() = Ok(ok());
+    until("the rest delivered", || {
+        status.snapshot().delivered_alerts_total == 2
+    })
+    .await;
+    let letters = bed.store.dead_letters(Some("hook"), 0, 10, 10).unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!((letters[0].first_seq, letters[0].last_seq), (2, 3));
+    assert!(letters[0].error.contains("max_age"), "{}", letters[0].error);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

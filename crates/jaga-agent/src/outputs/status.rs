@@ -152,15 +152,16 @@ impl DeadLettered<'_> {
 }
 
 /// The backlog passed `max_backlog`: the oldest undelivered were skipped.
-pub struct Dropped {
+pub struct Dropped<'a> {
     pub alerts: u64,
-    pub max_backlog: u64,
+    /// The bound passed, e.g. `max_age = 1h`.
+    pub bound: &'a str,
 }
 
-impl Dropped {
+impl Dropped<'_> {
     pub fn emit(self, status: &OutputStatus) {
         status.update(|s| {
-            tracing::warn!(output = %s.name, dropped = self.alerts, max_backlog = self.max_backlog, "ALERTS DROPPED for this output: its backlog passed max_backlog; the oldest undelivered were skipped (see jaga_output_dropped_total and its dead letters)");
+            tracing::warn!(output = %s.name, dropped = self.alerts, bound = self.bound, "ALERTS DROPPED for this output: past its spool bound the oldest undelivered were skipped (see jaga_output_dropped_total and its dead letters)");
             s.dropped_total += self.alerts;
         });
     }

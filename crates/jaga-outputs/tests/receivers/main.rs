@@ -1,5 +1,5 @@
 //! The outputs against real receivers on 127.0.0.1: Alertmanager, rsyslog
-//! and aiosmtpd (installed by `scripts/receivers.sh`), and an HTTP
+//! aiosmtpd and nats-server (installed by `scripts/receivers.sh`), and an HTTP
 //! receiver of our own for Slack payloads. One test binary, so the
 //! receivers' helpers are built once:
 //! `cargo test -p jaga-outputs --test receivers`.
@@ -8,6 +8,8 @@
 
 mod alertmanager;
 mod common;
+mod nats;
+mod remote_write;
 mod slack;
 mod smtp;
 mod syslog;

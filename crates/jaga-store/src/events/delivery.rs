@@ -175,6 +175,24 @@ impl EventStore {
         .map_err(|e| self.err("counting alerts to deliver", e))
     }
 
+    /// The alerts after `after_seq` stored before `before_ms`: the newest
+    /// of their sequence numbers and how many they are; `None` when none.
+    pub fn stored_before(
+        &self,
+        after_seq: i64,
+        before_ms: i64,
+    ) -> Result<Option<(i64, u64)>, StoreError> {
+        let conn = self.lock();
+        let (last, count): (Option<i64>, i64) = conn
+            .query_row(
+                "SELECT MAX(seq), COUNT(*) FROM alerts WHERE seq > ?1 AND stored_ms < ?2",
+                params![after_seq, before_ms],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| self.err("finding alerts past the age bound", e))?;
+        Ok(last.map(|last| (last, count.max(0) as u64)))
+    }
+
     /// The sequence number after which exactly `keep` stored alerts
     /// follow; `None` when `keep` or fewer follow `after_seq`.
     pub fn seq_keeping_newest(&self, after_seq: i64, keep: u64) -> Result<Option<i64>, StoreError> {

@@ -697,3 +697,37 @@ fn integral_values_are_stored_as_integers_and_read_back_exactly() {
         ("real".to_owned(), "integer".to_owned(), "real".to_owned())
     );
 }
+
+#[test]
+fn points_from_pages_by_time_with_their_container_and_cursors_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let (a, b) = (cid("a"), cid("b"));
+    store
+        .upsert_containers(&[container_ref(&a, "web", ContainerState::Running)], T0)
+        .unwrap();
+    store
+        .write_points(&[
+            (b.clone(), point(T0 + SEC, 2.0)),
+            (a.clone(), point(T0, 1.0)),
+            (a.clone(), point(T0 + SEC, 3.0)),
+        ])
+        .unwrap();
+    let first = store.points_from(T0, 2).unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!(
+        (first[0].name.as_str(), first[0].point.unix_ms),
+        ("web", T0)
+    );
+    assert_eq!(first[0].image, "nginx:1.25");
+    assert_eq!(first[1].point.unix_ms, T0 + SEC);
+    let rest = store.points_from(T0 + SEC, 10).unwrap();
+    assert_eq!(rest.len(), 2);
+    assert!(store.points_from(T0 + 2 * SEC, 10).unwrap().is_empty());
+
+    assert_eq!(store.cursor("remote_write").unwrap(), None);
+    store.set_cursor("remote_write", T0 + SEC).unwrap();
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(store.cursor("remote_write").unwrap(), Some(T0 + SEC));
+}

@@ -1,0 +1,249 @@
+//! The remote-write exporter: sends the history's raw points to a
+//! Prometheus remote-write receiver, oldest first, after a cursor kept in
+//! the history database (the time of the next point to send). The cursor
+//! moves only after the receiver took a request, so an outage or a
+//! restart (SIGKILL included) resumes where it stopped and back-fills the
+//! gap, at most `samples_per_second`.
+//!
+//! It shows itself as the output `remote_write` (kind
+//! `prometheus_remote_write`) in /api/v1/outputs and the `jaga_output_*`
+//! metrics: `delivered_alerts_total` counts samples there.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jaga_outputs::remote_write::{series_of, ContainerPoint, RemoteWriteSettings, RemoteWriter};
+use jaga_outputs::DeliveryError;
+use jaga_store::{ExportedPoint, HistoryStore};
+use tokio::sync::watch;
+
+use super::runner::{backoff, blocking, pause};
+use super::status::{Delivered, OutputStatus, Retrying};
+use crate::clock::unix_ms;
+
+pub const NAME: &str = "remote_write";
+pub const KIND: &str = "prometheus_remote_write";
+const CURSOR: &str = "remote_write";
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+pub struct RemoteWrite {
+    pub writer: RemoteWriter,
+    pub settings: RemoteWriteSettings,
+    pub store: Arc<HistoryStore>,
+    pub instance: String,
+    pub status: Arc<OutputStatus>,
+}
+
+/// Points per read: whole collection passes of the series that fit in a
+/// request.
+fn points_per_request(settings: &RemoteWriteSettings) -> usize {
+    let series = jaga_model::HISTORY_SERIES.len() as u32;
+    (settings.max_samples_per_request / series).max(1) as usize
+}
+
+/// The points that can go out as one request, and the cursor after them.
+/// A full read may end inside one instant: those points are left for the
+/// next read (which starts at that instant), unless the whole read is one
+/// instant (more containers than fit a request), which then goes whole.
+pub fn whole_instants(mut points: Vec<ExportedPoint>, full: bool) -> (Vec<ExportedPoint>, i64) {
+    let Some(last) = points.last().map(|p| p.point.unix_ms) else {
+        return (points, i64::MIN);
+    };
+    if full && points.first().map(|p| p.point.unix_ms) != Some(last) {
+        points.retain(|p| p.point.unix_ms < last);
+        return (points, last);
+    }
+    (points, last.saturating_add(1))
+}
+
+impl RemoteWrite {
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut cursor = match self.open_cursor(&mut shutdown).await {
+            Some(cursor) => cursor,
+            None => return,
+        };
+        self.status.update(|s| {
+            s.state = "idle".to_owned();
+            s.cursor = cursor;
+        });
+        let limit = points_per_request(&self.settings);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let store = Arc::clone(&self.store);
+            let read = blocking(move || store.points_from(cursor, limit)).await;
+            let points = match read {
+                Ok(points) => points,
+                Err(error) => {
+                    self.failed(&format!("cannot read the history to send: {error}"));
+                    if pause(BACKOFF_MAX, &mut shutdown).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let full = points.len() == limit;
+            let (points, next) = whole_instants(points, full);
+            if points.is_empty() {
+                self.status.update(|s| {
+                    s.state = "idle".to_owned();
+                    s.backlog = 0;
+                });
+                if pause(self.settings.every, &mut shutdown).await {
+                    break;
+                }
+                continue;
+            }
+            let shown: Vec<ContainerPoint<'_>> = points
+                .iter()
+                .map(|p| ContainerPoint {
+                    id: p.id.as_str(),
+                    name: &p.name,
+                    image: &p.image,
+                    point: &p.point,
+                })
+                .collect();
+            let series = series_of(&shown, &self.instance);
+            let samples: usize = series.iter().map(|s| s.samples.len()).sum();
+            // Taken, or refused for good (counted): either way passed.
+            if self.send(&series, samples, &mut shutdown).await.is_none() {
+                break;
+            }
+            cursor = next;
+            let store = Arc::clone(&self.store);
+            if let Err(error) = blocking(move || store.set_cursor(CURSOR, next)).await {
+                // Sent stays sent; the next store of the cursor catches up.
+                self.failed(&format!("cannot store the remote-write cursor: {error}"));
+            }
+            let behind_ms = unix_ms().saturating_sub(cursor).max(0);
+            self.status.update(|s| {
+                s.cursor = cursor;
+                // Seconds of history not sent yet.
+                s.backlog = (behind_ms / 1000) as u64;
+            });
+            // The rate limit: this request's share of a second.
+            let wait = Duration::from_secs_f64(
+                samples as f64 / f64::from(self.settings.samples_per_second.max(1)),
+            );
+            if pause(wait, &mut shutdown).await {
+                break;
+            }
+        }
+        self.status.update(|s| s.state = "stopped".to_owned());
+    }
+
+    /// Sends until the receiver takes or refuses the request: `Some(true)`
+    /// taken, `Some(false)` refused for good, `None` shutdown.
+    async fn send(
+        &self,
+        series: &[jaga_outputs::remote_write::Series],
+        samples: usize,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<bool> {
+        let mut attempt = 0u32;
+        loop {
+            attempt = attempt.saturating_add(1);
+            let result = tokio::select! {
+                result = self.writer.send(series) => result,
+                _ = shutdown.changed() => return None,
+            };
+            match result {
+                Ok(receipt) => {
+                    Delivered {
+                        alerts: samples,
+                        answer: &receipt.answer,
+                        stored_ms: &[],
+                    }
+                    .emit(&self.status);
+                    return Some(true);
+                }
+                Err(DeliveryError::Permanent { reason, .. }) => {
+                    tracing::warn!(output = NAME, samples, %reason, "remote-write receiver refused samples for good; skipping them");
+                    self.status.update(|s| {
+                        s.dead_lettered_total += samples as u64;
+                        s.last_error = Some(reason.clone());
+                        s.last_error_unix_ms = Some(unix_ms());
+                    });
+                    return Some(false);
+                }
+                Err(error @ DeliveryError::Transient { .. }) => {
+                    let wait = backoff(attempt, BACKOFF_MIN, BACKOFF_MAX);
+                    Retrying {
+                        error: &error.to_string(),
+                        attempt,
+                        wait,
+                    }
+                    .emit(&self.status);
+                    if pause(wait, shutdown).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The stored cursor; on the first start, now (history from before the
+    /// exporter was configured is not sent). `None`: shutdown.
+    async fn open_cursor(&self, shutdown: &mut watch::Receiver<bool>) -> Option<i64> {
+        loop {
+            let store = Arc::clone(&self.store);
+            let opened = blocking(move || match store.cursor(CURSOR)? {
+                Some(cursor) => Ok(cursor),
+                None => {
+                    let now = unix_ms();
+                    store.set_cursor(CURSOR, now)?;
+                    Ok(now)
+                }
+            })
+            .await;
+            match opened {
+                Ok(cursor) => return Some(cursor),
+                Err(error) => self.failed(&format!("cannot read the remote-write cursor: {error}")),
+            }
+            if pause(BACKOFF_MAX, shutdown).await {
+                return None;
+            }
+        }
+    }
+
+    fn failed(&self, error: &str) {
+        tracing::warn!(output = NAME, %error, "remote write cannot use the history; trying again");
+        self.status.update(|s| {
+            s.last_error = Some(error.to_owned());
+            s.last_error_unix_ms = Some(unix_ms());
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jaga_model::{ContainerId, HistoryPoint};
+
+    fn at(ms: i64, id: &str) -> ExportedPoint {
+        ExportedPoint {
+            id: ContainerId::new(id),
+            name: id.to_owned(),
+            image: String::new(),
+            point: HistoryPoint {
+                unix_ms: ms,
+                values: [0.0; 9],
+            },
+        }
+    }
+
+    #[test]
+    fn a_full_read_leaves_its_last_instant_for_the_next_read() {
+        let (kept, next) = whole_instants(vec![at(1, "a"), at(2, "a"), at(2, "b")], true);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(next, 2);
+        let (kept, next) = whole_instants(vec![at(1, "a"), at(2, "a")], false);
+        assert_eq!((kept.len(), next), (2, 3));
+        // One instant larger than a request still moves on.
+        let (kept, next) = whole_instants(vec![at(5, "a"), at(5, "b")], true);
+        assert_eq!((kept.len(), next), (2, 6));
+        assert!(whole_instants(Vec::new(), true).0.is_empty());
+    }
+}
