@@ -217,6 +217,9 @@ impl Agent {
             logs: Some(Arc::new(logs_view::EngineLogs {
                 engine: Arc::clone(&engine),
             }) as Arc<dyn jaga_server::LogsView>),
+            setup: Some(Arc::new(logs_view::EngineSetup {
+                engine: Arc::clone(&engine),
+            }) as Arc<dyn jaga_server::SetupView>),
         });
         Ok(Self {
             config,

@@ -1,7 +1,7 @@
 //! The dashboard's log view: a container's recent lines read back through
 //! the Engine (`GET /containers/{id}/logs`, not followed), which works for
 //! every driver that can be read (json-file, local, journald). Lines are
-//! redacted as the log alerts are.
+//! redacted as the log alerts are. And its set-up (`docker inspect`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,7 +12,7 @@ use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptions;
 use futures_util::StreamExt;
 use jaga_engine::Engine;
-use jaga_server::{LogLine, LogQuery, LogsView};
+use jaga_server::{LogLine, LogQuery, LogsView, SetupView};
 
 /// How long one read may take before the API answers with an error.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,6 +35,29 @@ impl LogsView for EngineLogs {
                 Ok(result) => result,
                 Err(_) => Err(format!(
                     "reading the logs of container {container_id} took longer than {} s (transient)",
+                    READ_TIMEOUT.as_secs()
+                )),
+            }
+        })
+    }
+}
+
+/// The dashboard's container set-up: `docker inspect`, on demand.
+pub struct EngineSetup {
+    pub engine: Arc<Engine>,
+}
+
+impl SetupView for EngineSetup {
+    fn setup(
+        &self,
+        container_id: String,
+    ) -> Pin<Box<dyn Future<Output = Result<jaga_model::ContainerSetup, String>> + Send>> {
+        let engine = Arc::clone(&self.engine);
+        Box::pin(async move {
+            match tokio::time::timeout(READ_TIMEOUT, engine.setup(&container_id)).await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(_) => Err(format!(
+                    "inspecting container {container_id} took longer than {} s (transient)",
                     READ_TIMEOUT.as_secs()
                 )),
             }

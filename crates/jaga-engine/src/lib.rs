@@ -7,6 +7,7 @@ mod error;
 mod events;
 mod inventory;
 mod runtime;
+mod setup;
 
 pub use connect::{ConnectionSettings, Endpoint, Engine};
 pub use details::{ContainerChange, ContainerDetails, DaemonInfo, MountPoint};

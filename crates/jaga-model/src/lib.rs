@@ -6,6 +6,7 @@ pub mod finding;
 pub mod history;
 pub mod metric_state;
 pub mod sample;
+pub mod setup;
 pub mod snapshot;
 pub mod text;
 
@@ -23,6 +24,7 @@ pub use sample::{
     BlockDeviceIo, CgroupVersion, CpuStats, HostCounters, InterfaceStats, MemoryStats,
     NetworkStats, PidsStats, Sample,
 };
+pub use setup::{ContainerSetup, HealthView, Limits, MountView, NetworkView, PortBinding};
 pub use snapshot::{
     AgentStats, ContainerProcess, ContainerSnapshot, DataRootUsage, FsUsage, ListenerStats,
     LogStats, MachineInfo, OutputStats, ProcessStats, Snapshot, TaskHealth, VolumeUsage,

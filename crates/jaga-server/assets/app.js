@@ -323,6 +323,7 @@ async function containerPage(id, params) {
       detail('Filesystem', c.fs && `${bytes(c.fs.usage_bytes)}${c.fs.limit_bytes ? ` of ${bytes(c.fs.limit_bytes)}` : ''}`),
       detail('Last seen', when(c.last_seen_unix_ms)),
       detail('Labels', labels.length ? h('div', {}, labels.map(([k, v]) => h('div', { class: 'mono' }, `${k}=${v}`))) : null)),
+    h('dl', { class: 'kv card', id: 'container-setup', hidden: true }),
     h('div', { class: 'toolbar' }, buttons, status, h('span', { class: 'muted hide-narrow' }, 'drag on a chart to zoom, double-click to reset')),
     h('div', { class: 'charts' }, charts.map((x) => x.box)),
     ...section('Logs', logs.box),
@@ -331,6 +332,7 @@ async function containerPage(id, params) {
     ...section('Audit findings', h('div', { id: 'container-findings' })));
   load();
   fillHistory(c);
+  fillSetup(c, detail);
   logs.start();
   return (kind, data) => {
     if (kind === 'sample' && range.follow) {
@@ -354,6 +356,50 @@ function eventItem(e) {
     d.action_detail ? h('span', { class: 'mono' }, d.action_detail) : null,
     e.exec_command ? h('span', { class: 'mono' }, e.exec_command) : null,
     d.attributes?.exitCode ? h('span', { class: 'muted' }, `exit ${d.attributes.exitCode}`) : null);
+}
+
+// How the container was set up (docker inspect): command, ports, mounts,
+// networks, restart policy and count, health, limits.
+async function fillSetup(c, detail) {
+  let s;
+  try {
+    s = await api(`/api/v1/containers/${encodeURIComponent(c.id)}/inspect`);
+  } catch {
+    return; // not available here (no Engine), or the container is gone
+  }
+  const box = document.getElementById('container-setup');
+  if (!box) return;
+  const list = (items) => (items.length ? h('div', {}, items.map((t) => h('div', { class: 'mono' }, t))) : null);
+  const ports = s.ports.map((p) => (p.host_port ? `${p.host_ip || '0.0.0.0'}:${p.host_port} → ${p.container_port}` : `${p.container_port} (not published)`));
+  const mounts = s.mounts.map((m) => `${m.kind} ${m.source} → ${m.destination}${m.read_write ? '' : ' (read-only)'}`);
+  const networks = s.networks.map((n) => `${n.name}${n.ip_address ? ` ${n.ip_address}` : ''}${n.gateway ? ` via ${n.gateway}` : ''}`);
+  const l = s.limits;
+  const limits = [
+    l.memory_bytes && `memory ${bytes(l.memory_bytes)}`,
+    l.nano_cpus && `CPUs ${(l.nano_cpus / 1e9).toFixed(2)}`,
+    l.cpu_shares && `CPU shares ${l.cpu_shares}`,
+    l.cpuset_cpus && `cpuset ${l.cpuset_cpus}`,
+    l.pids && `PIDs ${l.pids}`,
+  ].filter(Boolean);
+  const security = [
+    s.privileged && 'privileged',
+    s.read_only_root && 'read-only root',
+    s.user && `user ${s.user}`,
+    ...s.cap_add.map((cap) => `+${cap}`),
+    ...s.cap_drop.map((cap) => `-${cap}`),
+  ].filter(Boolean);
+  const health = s.health && `${s.health.status}${s.health.failing_streak ? `, ${s.health.failing_streak} failing` : ''}${s.health.last_output ? ` — ${s.health.last_output}` : ''}`;
+  box.replaceChildren(
+    ...detail('Command', s.command && h('code', { class: 'mono' }, s.command)),
+    ...detail('Working dir', s.working_dir),
+    ...detail('Ports', list(ports)),
+    ...detail('Mounts', list(mounts)),
+    ...detail('Networks', list(networks)),
+    ...detail('Restart', `${s.restart_policy}, restarted ${s.restart_count} time${s.restart_count === 1 ? '' : 's'}`),
+    ...detail('Health', health),
+    ...detail('Limits', limits.length ? limits.join(', ') : 'none'),
+    ...detail('Security', security.length ? security.join(', ') : null));
+  box.hidden = false;
 }
 
 async function fillHistory(c) {

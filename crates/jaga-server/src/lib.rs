@@ -50,6 +50,8 @@ pub struct ServerState {
     pub processes: Option<Arc<dyn ProcessesView>>,
     /// Containers' recent log lines for the dashboard; `None`: not available.
     pub logs: Option<Arc<dyn LogsView>>,
+    /// Containers' set-up (`docker inspect`) for the dashboard; `None`: not available.
+    pub setup: Option<Arc<dyn SetupView>>,
 }
 
 /// What `/api/v1/containers/{c}/logs` asks for.
@@ -80,6 +82,18 @@ pub trait LogsView: Send + Sync {
         container_id: String,
         query: LogQuery,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<LogLine>, String>> + Send>>;
+}
+
+/// Reads a container's set-up (the agent asks the Engine).
+pub trait SetupView: Send + Sync {
+    /// The set-up of the container with this full id; an error says what
+    /// failed, for the API's answer.
+    fn setup(
+        &self,
+        container_id: String,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<jaga_model::ContainerSetup, String>> + Send>,
+    >;
 }
 
 /// The processes the agent tracks (`/api/v1/containers/{c}/processes`, `jaga top`).
@@ -122,6 +136,10 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/api/v1/containers/{container}/latest", get(api::latest))
         .route("/api/v1/containers/{container}/history", get(api::history))
         .route("/api/v1/containers/{container}/logs", get(api::logs::logs))
+        .route(
+            "/api/v1/containers/{container}/inspect",
+            get(api::setup::inspect),
+        )
         .route(
             "/api/v1/containers/{container}/processes",
             get(api::processes),

@@ -34,6 +34,7 @@ fn app(dir: &std::path::Path, events: Arc<EventStore>) -> axum::Router {
         outputs: None,
         processes: None,
         logs: None,
+        setup: None,
     }))
 }
 

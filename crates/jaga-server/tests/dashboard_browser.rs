@@ -128,6 +128,14 @@ async fn dashboard_in_headless_chromium() {
         waited.elapsed()
     );
 
+    // Its set-up, from the Engine's inspect: published port, restart policy, limits.
+    browser
+        .wait_for(
+            "the container's set-up",
+            "(() => { const s = document.querySelector('#container-setup'); return s && !s.hidden && s.textContent.includes('127.0.0.1:8080 → 80/tcp') && s.textContent.includes('on-failure:3') && s.textContent.includes('memory 256 MiB'); })()",
+        )
+        .await;
+
     // Logs: a request just made shows up without a reload.
     browser
         .wait_for(

@@ -44,6 +44,7 @@ fn state(dir: &std::path::Path, tokens: Tokens, counters: Arc<HttpCounters>) -> 
         outputs: None,
         processes: None,
         logs: None,
+        setup: None,
     })
 }
 

@@ -48,6 +48,7 @@ fn app_with_tasks(
         outputs: None,
         processes: None,
         logs: None,
+        setup: None,
     }))
 }
 

@@ -63,3 +63,80 @@ fn a_request_to_nginx_shows_in_the_log_view_from_any_driver() {
     assert_eq!(status, 200);
     assert!(page.contains("/assets/app.js"), "{page}");
 }
+
+/// The container page's set-up comes from the Engine: the published port,
+/// the restart policy, the limits, a volume and the command as `docker
+/// inspect` has them, with a secret in the command redacted.
+#[test]
+fn the_container_setup_is_what_docker_inspect_says_with_secrets_redacted() {
+    require_engine();
+    let data = tempfile::tempdir().unwrap();
+    let agent = Agent::start(data.path(), "[audit]\ndisabled = true\n");
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let volume = unique_name("jaga-test-setup-vol");
+    let mount = format!("{volume}:/data:ro");
+    let _cleanup = VolumeCleanup(volume.clone());
+    let web = TestContainer::run(
+        "dash-setup",
+        &[
+            "-p",
+            &publish,
+            "--restart",
+            "on-failure:3",
+            "--memory",
+            "64m",
+            "--cpus",
+            "0.5",
+            "-v",
+            &mount,
+            BUSYBOX,
+            "sh",
+            "-c",
+            "PGPASSWORD=hunter2hunter2 exec sleep 600",
+        ],
+    );
+    let path = format!("/api/v1/containers/{}/inspect", web.name);
+    let setup: serde_json::Value = wait_for(Duration::from_secs(30), || {
+        let (status, body) = agent.get(&path);
+        (status == 200).then(|| serde_json::from_str(&body).unwrap())
+    })
+    .unwrap_or_else(|| panic!("the set-up of {} from the API", web.name));
+    assert_eq!(setup["name"], web.name.as_str());
+    assert_eq!(setup["restart_policy"], "on-failure:3", "{setup}");
+    assert_eq!(setup["limits"]["memory_bytes"], 64 << 20, "{setup}");
+    assert_eq!(setup["limits"]["nano_cpus"], 500_000_000, "{setup}");
+    let ports = setup["ports"].as_array().unwrap();
+    assert!(
+        ports.iter().any(|p| p["container_port"] == "80/tcp"
+            && p["host_port"] == port.to_string().as_str()
+            && p["host_ip"] == "127.0.0.1"),
+        "{setup}"
+    );
+    let mounts = setup["mounts"].as_array().unwrap();
+    assert!(
+        mounts.iter().any(|m| m["kind"] == "volume"
+            && m["source"] == volume.as_str()
+            && m["destination"] == "/data"
+            && m["read_write"] == false),
+        "{setup}"
+    );
+    let command = setup["command"].as_str().unwrap();
+    assert!(command.starts_with("sh -c "), "{command}");
+    assert!(command.contains("exec sleep 600"), "{command}");
+    assert!(!command.contains("hunter2hunter2"), "{command}");
+
+    // Unknown containers are a clear 404, not an Engine error.
+    let (status, body) = agent.get("/api/v1/containers/jaga-test-no-such-container/inspect");
+    assert_eq!(status, 404, "{body}");
+}
+
+struct VolumeCleanup(String);
+
+impl Drop for VolumeCleanup {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["volume", "rm", "-f", &self.0])
+            .output();
+    }
+}

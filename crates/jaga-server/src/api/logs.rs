@@ -75,11 +75,7 @@ pub async fn logs(
     let lines = view
         .recent(found.view.id.clone(), LogQuery { tail, after_ns })
         .await
-        .map_err(|message| ApiError {
-            status: axum::http::StatusCode::BAD_GATEWAY,
-            parameter: None,
-            message,
-        })?;
+        .map_err(ApiError::bad_gateway)?;
     let cursor = lines
         .last()
         .map(|l| l.time_nano)

@@ -6,6 +6,7 @@ mod error;
 pub mod events;
 pub mod logs;
 mod params;
+pub mod setup;
 pub mod stream;
 
 use std::collections::{BTreeMap, HashMap};

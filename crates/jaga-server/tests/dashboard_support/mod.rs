@@ -18,7 +18,7 @@ use jaga_model::{
 };
 use jaga_server::auth::Tokens;
 use jaga_server::listen::{self, HttpCounters, Limits};
-use jaga_server::{router, LabelOptions, LogLine, LogQuery, LogsView, ServerState};
+use jaga_server::{router, LabelOptions, LogLine, LogQuery, LogsView, ServerState, SetupView};
 use jaga_store::{Consumed, EventStore, HistoryStore, Retention};
 use tokio::sync::watch;
 
@@ -235,6 +235,46 @@ impl FixtureLogs {
     }
 }
 
+/// The set-up of every container in the bed: nginx published on loopback.
+pub struct FixtureSetup;
+
+impl SetupView for FixtureSetup {
+    fn setup(
+        &self,
+        _container_id: String,
+    ) -> Pin<Box<dyn Future<Output = Result<jaga_model::ContainerSetup, String>> + Send>> {
+        let setup = jaga_model::ContainerSetup {
+            command: "nginx -g 'daemon off;'".to_owned(),
+            working_dir: "/".to_owned(),
+            ports: vec![jaga_model::PortBinding {
+                container_port: "80/tcp".to_owned(),
+                host_ip: Some("127.0.0.1".to_owned()),
+                host_port: Some("8080".to_owned()),
+            }],
+            mounts: vec![jaga_model::MountView {
+                kind: "volume".to_owned(),
+                source: "web-data".to_owned(),
+                destination: "/usr/share/nginx/html".to_owned(),
+                read_write: false,
+            }],
+            networks: vec![jaga_model::NetworkView {
+                name: "bridge".to_owned(),
+                ip_address: "172.17.0.2".to_owned(),
+                gateway: "172.17.0.1".to_owned(),
+            }],
+            restart_policy: "on-failure:3".to_owned(),
+            restart_count: 1,
+            limits: jaga_model::Limits {
+                memory_bytes: Some(256 << 20),
+                nano_cpus: Some(500_000_000),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Box::pin(async move { Ok(setup) })
+    }
+}
+
 impl LogsView for FixtureLogs {
     fn recent(
         &self,
@@ -319,6 +359,7 @@ pub async fn start(tokens: Tokens, history_days: i64) -> Bed {
         outputs: None,
         processes: None,
         logs: Some(Arc::clone(&logs) as Arc<dyn LogsView>),
+        setup: Some(Arc::new(FixtureSetup)),
     });
     // The audit sender must outlive the bed: the receiver keeps its value.
     std::mem::forget(_audit_tx);
