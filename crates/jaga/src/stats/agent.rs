@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
-use jaga_model::{HostCounters, Sample};
+use jaga_model::{ContainerState, HostCounters, Sample};
 use serde::Deserialize;
 
 use super::{StatsArgs, StatsEntry};
@@ -89,8 +89,7 @@ async fn ask(agent: &AgentClient, args: &StatsArgs) -> Result<Option<Vec<StatsEn
     }
     let wanted: Vec<(String, String)> = if args.containers.is_empty() {
         let mut listed: Vec<ContainerAnswer> = agent.get("/api/v1/containers").await?;
-        listed
-            .retain(|c| c.live && matches!(c.state.as_str(), "running" | "paused" | "restarting"));
+        listed.retain(|c| c.live && ContainerState::parse(&c.state).has_processes());
         // docker's order: newest first.
         listed.sort_by(|a, b| b.created_unix.cmp(&a.created_unix).then(a.id.cmp(&b.id)));
         listed
