@@ -68,7 +68,12 @@ impl Agent {
             command.args(["--listen", &format!("{ip}:{port}")]);
         }
         let child = command
-            .env("RUST_LOG", "warn")
+            // JAGA_TEST_RUST_LOG turns on the agent's debug logs to chase a
+            // failure (`JAGA_TEST_RUST_LOG=warn,jaga_logs=debug`).
+            .env(
+                "RUST_LOG",
+                std::env::var("JAGA_TEST_RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
