@@ -2,7 +2,8 @@
 """Process events: attribution and completeness of short processes, alert
 latency, and jaga's CPU at a steady exec rate. A benchmark, not a test.
 
-`jaga serve` runs with a process rule (level 3, `[alerts] min_level = 0`)
+`jaga serve` runs with its defaults (every feature on), plus a process rule
+(level 3, `[alerts] min_level = 0`)
 that raises an alert for every execution in the container named
 `jaga-bench-exec-*`, so each execution it saw can be read back from
 /api/v1/alerts with its executable, arguments and whether they were read.
@@ -114,7 +115,7 @@ def main():
     config = os.path.join(work, "jaga.toml")
     open(config, "w").write(
         f'[serve]\nlisten = "127.0.0.1:{port}"\ndata_dir = "{work}/data"\n'
-        f'[alerts]\nmin_level = 0\nfile = ""\n[audit]\ndisabled = true\n'
+        f'[alerts]\nmin_level = 0\n'
         f'[process]\nrules = ["{rules}"]\n'
     )
     agent = subprocess.Popen([args.jaga, "--config", config, "serve"], stderr=subprocess.DEVNULL)
@@ -181,9 +182,12 @@ def main():
 
         # Phase 4: CPU at a steady rate, in a container no rule matches.
         quiet = f"jaga-bench-quiet-{os.getpid()}"
-        batch = max(1, args.rate // 10)
-        script = (f"end=$(( $(date +%s) + {args.seconds} )); "
-                  f"while [ $(date +%s) -lt $end ]; do seq {batch} | xargs -n1 /bin/true; usleep 80000; done")
+        # Each wall-clock second: `--rate` executions, then idle until the
+        # next second (the `date` and `usleep` calls are executions too, and
+        # jaga counts them in the rate printed below).
+        script = (f"end=$(( $(date +%s) + {args.seconds} )); now=$(date +%s); "
+                  f"while [ $now -lt $end ]; do seq {args.rate} | xargs -n1 /bin/true; "
+                  f"while [ $(date +%s) -eq $now ]; do usleep 20000; done; now=$(date +%s); done")
         docker("run", "-d", "--name", quiet, "--network", "none", BUSYBOX, "sleep", "3600")
         containers.append(quiet)
         time.sleep(2)
