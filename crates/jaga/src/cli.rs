@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use jaga_config::{Config, LogFormat};
 use jaga_engine::{ConnectionSettings, Engine, Redaction};
+use jaga_model::escape_control;
 
 use crate::{
     audit, config_cmd, events, health, hub, logs, outputs, serve, shell, stats, token, top,
@@ -204,15 +205,30 @@ fn init_logging(config: &Config) {
     };
 }
 
-/// The one line printed for an error: the outermost context and its causes.
+/// What is printed for an error: the outermost context and its causes on
+/// one line, control characters escaped; a list of rule errors goes one per
+/// line below it, each escaped on its own.
 pub fn describe(error: &anyhow::Error) -> String {
+    let mut seen: Vec<String> = Vec::new();
     let mut parts: Vec<String> = Vec::new();
     for cause in error.chain() {
         let text = cause.to_string();
-        if parts.last().is_some_and(|last| last.contains(&text)) {
+        if seen.last().is_some_and(|last| last.contains(&text)) {
             continue;
         }
-        parts.push(text);
+        parts.push(
+            match cause.downcast_ref::<jaga_rules::logs::RuleFileError>() {
+                Some(jaga_rules::logs::RuleFileError::Many(errors)) => {
+                    let lines: Vec<String> = errors
+                        .iter()
+                        .map(|e| format!("\n  {}", escape_control(&e.to_string())))
+                        .collect();
+                    format!("{} errors:{}", errors.len(), lines.concat())
+                }
+                _ => escape_control(&text).into_owned(),
+            },
+        );
+        seen.push(text);
     }
     parts.join(": ")
 }

@@ -24,9 +24,8 @@ fn main() -> ExitCode {
             if error.downcast_ref::<jaga::audit::FailOn>().is_some() {
                 return ExitCode::from(jaga::audit::FAIL_EXIT_CODE);
             }
-            // Messages quote outside input (names, files, filters).
-            let message = cli::describe(&error);
-            eprintln!("Error: {}", jaga_model::escape_control(&message));
+            // Escaped there: messages quote outside input (names, files, filters).
+            eprintln!("Error: {}", cli::describe(&error));
             ExitCode::from(1)
         }
     }

@@ -105,6 +105,41 @@ fn interval_flag_of_zero_is_refused_instead_of_becoming_one_second() {
     assert!(!data_dir.exists(), "serve started before refusing");
 }
 
+/// Two bad rules, one with an escape sequence in its id.
+const TWO_BAD_RULES: &str = "rules:\n  - id: \"100001\\e[2J\"\n    level: 99\n    description: mine\n    match:\n      url: { literal: x }\n  - id: \"100002\"\n    level: 3\n    description: mine\n    match:\n      url: { regex: \"(\" }\n";
+
+#[test]
+fn rule_errors_print_one_per_line_instead_of_as_literal_backslash_n() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("mine.yml");
+    std::fs::write(&file, TWO_BAD_RULES).expect("write rules");
+    let out = common::jaga(&["rules", "check", &file.display().to_string()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines.iter().any(|l| l.contains("2 errors:")),
+        "stderr: {err}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("  ") && l.contains("rule 100001")),
+        "stderr: {err}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("  ") && l.contains("rule 100002")),
+        "stderr: {err}"
+    );
+    assert!(!err.contains("errors:\\n"), "stderr: {err}");
+    assert!(
+        !err.contains('\x1b'),
+        "an escape sequence reached stderr: {err}"
+    );
+}
+
 /// A rule file whose only error is on line 2 (a level out of range).
 const BAD_LEVEL_ON_LINE_2: &str = "rules:\n  - id: \"100001\"\n    level: 99\n    description: mine\n    match:\n      url: { literal: x }\n";
 

@@ -50,7 +50,8 @@ pub fn load_rules(files: &[PathBuf]) -> anyhow::Result<ProcessRules> {
         name: Some(name),
         text,
     }));
-    ProcessRules::parse_sources(&sources).map_err(|e| anyhow::anyhow!("invalid process rules: {e}"))
+    ProcessRules::parse_sources(&sources)
+        .map_err(|e| anyhow::Error::new(e).context("invalid process rules"))
 }
 
 /// The monitor and its queue, started when the agent is built (so

@@ -1,7 +1,9 @@
-//! A rule file compiled once: every regex of a field goes into one
-//! `RegexSet` (linear time, one pass per field and line); rules then read
-//! which patterns matched, compare numbers, CIDRs and literals, follow
-//! parent/child links, apply allow-lists and count frequencies.
+//! A rule file compiled once: the regexes of a field are joined into one
+//! alternation (linear time, one pass per field and line) that answers
+//! "any of them?"; only on a line where one matched are the patterns run
+//! one by one to learn which. Rules then read which patterns matched,
+//! compare numbers, CIDRs and literals, follow parent/child links, apply
+//! allow-lists and count frequencies.
 //!
 //! Patterns are byte regexes with Unicode off: `\b`, `\w`, `\s`, `\d` and
 //! case folding are ASCII, so the regex engine keeps its fast DFA on any
@@ -16,7 +18,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use jaga_decode::pattern::{check_length, REGEX_DFA_SIZE_LIMIT, REGEX_SIZE_LIMIT};
 use jaga_decode::{Fields, UserDecoderSpec, UserDecoders};
-use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::bytes::{Regex, RegexBuilder};
 
 use super::format::{ConditionSpec, RuleFile, RuleSpec};
 use super::normalize::normalize;
@@ -68,7 +70,8 @@ fn place(file: Option<&str>, line: Option<usize>) -> String {
 /// it, and every pattern in it gets compiled.
 pub const MAX_RULE_FILE_BYTES: u64 = 1 << 20;
 
-/// The most heap the patterns of one field may take compiled together.
+/// The most heap the patterns of one field may take compiled together (and
+/// the lazy DFA's cache of that alternation).
 const SET_SIZE_LIMIT: usize = 32 << 20;
 
 /// One rule file's text and the name errors give it.
@@ -132,25 +135,34 @@ struct Rule {
     frequency: Option<Frequency>,
 }
 
-/// The patterns of one field (normalized or raw), as one set, and as one
-/// alternation that answers "any of them?" first: that search stops at the
-/// first match and runs the DFA's fast loop, where the set's search looks
-/// for every pattern to the end. Most lines match nothing.
+/// A field, whether its patterns run on the normalized text, and each
+/// pattern with its compiled regex: what a [`FieldSet`] is built from.
+type FieldPatterns = (String, bool, Vec<(String, Regex)>);
+
+/// The patterns of one field (normalized or raw) as one alternation that
+/// answers "any of them?": that search stops at the first match and runs
+/// the DFA's fast loop. Most lines match nothing; on one that matches, each
+/// pattern runs alone to tell which. Fields with the same patterns share
+/// one compiled alternation, and the patterns are the conditions' own
+/// compiled regexes: a `RegexSet` beside them would hold every pattern a
+/// second time (it was half of the rules' memory) to save a few searches on
+/// the rare line that matches.
 #[derive(Debug)]
 struct FieldSet {
     field: String,
     normalized: bool,
-    set: RegexSet,
     any: Regex,
+    patterns: Vec<Regex>,
 }
 
 impl FieldSet {
-    /// Which patterns match `text`; `None` when none does.
-    fn matches(&self, text: &[u8]) -> Option<regex::bytes::SetMatches> {
-        self.any
-            .is_match(text)
-            .then(|| self.set.matches(text))
-            .filter(|m| m.matched_any())
+    /// Which patterns match `text`, by index; `None` when none does.
+    fn matches(&self, text: &[u8]) -> Option<Vec<bool>> {
+        if !self.any.is_match(text) {
+            return None;
+        }
+        let matched: Vec<bool> = self.patterns.iter().map(|p| p.is_match(text)).collect();
+        matched.contains(&true).then_some(matched)
     }
 }
 
@@ -328,7 +340,7 @@ impl RuleSet {
             }
         })?;
         let mut errors: Vec<RuleError> = Vec::new();
-        let mut patterns: Vec<(String, bool, Vec<String>)> = Vec::new();
+        let mut patterns: Vec<FieldPatterns> = Vec::new();
         // The rules that added patterns to each field's set, to name one when the set fails.
         let mut pattern_rules: Vec<Vec<usize>> = Vec::new();
         let mut rules: Vec<Rule> = Vec::new();
@@ -411,29 +423,32 @@ impl RuleSet {
             rules.push(rule_from(spec, parent, conditions, allow, frequency));
         }
         let mut sets = Vec::new();
+        // Each distinct alternation compiled once (body and headers carry
+        // the same web rules).
+        let mut compiled: HashMap<String, Regex> = HashMap::new();
         for (slot, (field, normalized, list)) in patterns.iter().enumerate() {
             let alternation = list
                 .iter()
-                .map(|p| format!("(?:{p})"))
+                .map(|(p, _)| format!("(?:{p})"))
                 .collect::<Vec<_>>()
                 .join("|");
-            let any = RegexBuilder::new(&alternation)
-                .unicode(false)
-                .size_limit(SET_SIZE_LIMIT)
-                .dfa_size_limit(SET_SIZE_LIMIT)
-                .build();
-            match RegexSetBuilder::new(list)
-                .unicode(false)
-                .size_limit(SET_SIZE_LIMIT)
-                .dfa_size_limit(SET_SIZE_LIMIT)
-                .build()
-                .and_then(|set| any.map(|any| (set, any)))
-            {
-                Ok((set, any)) => sets.push(FieldSet {
+            let any = match compiled.get(&alternation) {
+                Some(any) => Ok(any.clone()),
+                None => RegexBuilder::new(&alternation)
+                    .unicode(false)
+                    .size_limit(SET_SIZE_LIMIT)
+                    .dfa_size_limit(SET_SIZE_LIMIT)
+                    .build()
+                    .inspect(|any| {
+                        compiled.insert(alternation, any.clone());
+                    }),
+            };
+            match any {
+                Ok(any) => sets.push(FieldSet {
                     field: field.clone(),
                     normalized: *normalized,
-                    set,
                     any,
+                    patterns: list.iter().map(|(_, regex)| regex.clone()).collect(),
                 }),
                 Err(e) => {
                     // Named after the last rule that added a pattern: the one that tipped it.
@@ -488,7 +503,7 @@ impl RuleSet {
     ) -> Vec<RuleMatch> {
         // Each field's text for its set, normalized once (a field has at
         // most one set of normalized patterns).
-        let set_matches: Vec<Option<(Option<regex::bytes::SetMatches>, Cow<'_, str>)>> = self
+        let set_matches: Vec<FieldMatches<'_>> = self
             .sets
             .iter()
             .map(|s| {
@@ -623,7 +638,7 @@ fn compile_condition(
     key: &str,
     spec: &ConditionSpec,
     lists: &Lists,
-    patterns: &mut Vec<(String, bool, Vec<String>)>,
+    patterns: &mut Vec<FieldPatterns>,
 ) -> Result<Condition, String> {
     let fields: Vec<String> = key.split('|').map(|f| f.trim().to_owned()).collect();
     if fields.iter().any(String::is_empty) {
@@ -669,7 +684,7 @@ fn compile_condition(
                     patterns.len() - 1
                 }
             };
-            patterns[slot].2.push(full.clone());
+            patterns[slot].2.push((full.clone(), regex.clone()));
             slots.push((slot, patterns[slot].2.len() - 1));
         }
         Matcher::Regex { slots, regex }
@@ -730,8 +745,9 @@ fn build_ascii_regex(pattern: &str) -> Result<Regex, String> {
         })
 }
 
-/// Per field set: the patterns that matched (`None`: none) and the text.
-type SetMatches<'a> = [Option<(Option<regex::bytes::SetMatches>, Cow<'a, str>)>];
+/// Per field: which of its patterns matched (`None`: none) and the text.
+type FieldMatches<'a> = Option<(Option<Vec<bool>>, Cow<'a, str>)>;
+type SetMatches<'a> = [FieldMatches<'a>];
 
 fn holds<'a>(
     condition: &Condition,
@@ -766,11 +782,17 @@ fn holds<'a>(
         Matcher::Regex { slots, .. } => slots.iter().any(|(set, index)| {
             sets.get(*set)
                 .and_then(|s| s.as_ref())
-                .is_some_and(|(m, _)| m.as_ref().is_some_and(|m| m.matched(*index)))
+                .is_some_and(|(m, _)| pattern_matched(m.as_deref(), *index))
         }),
         _ => condition.fields.iter().any(|f| on_field(f, text_of)),
     };
     result != condition.not
+}
+
+/// Whether pattern `index` of a field matched, given what the field's
+/// alternation found.
+fn pattern_matched(matches: Option<&[bool]>, index: usize) -> bool {
+    matches.and_then(|m| m.get(index)).copied().unwrap_or(false)
 }
 
 /// The text the rule's first regex matched, and its field: the first of
@@ -788,7 +810,7 @@ fn payload_of(
             let Some(Some((matches, text))) = set_matches.get(*set) else {
                 continue;
             };
-            if !matches.as_ref().is_some_and(|m| m.matched(*index)) {
+            if !pattern_matched(matches.as_deref(), *index) {
                 continue;
             }
             if let Some(m) = regex.find(text.as_bytes()) {

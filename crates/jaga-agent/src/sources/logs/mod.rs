@@ -28,7 +28,7 @@ const BUILTIN_RULES_NAME: &str = "built-in web-attacks.yml";
 pub fn load_rules(files: &[PathBuf]) -> anyhow::Result<RuleSet> {
     let files = RuleFiles::read(files)?;
     let sources = files.sources((BUILTIN_RULES_NAME, WEB_RULES));
-    RuleSet::parse_sources(&sources).map_err(|e| anyhow::anyhow!("invalid rules: {e}"))
+    RuleSet::parse_sources(&sources).map_err(|e| anyhow::Error::new(e).context("invalid rules"))
 }
 
 /// The built-in metric rules (unless `defaults` is false) and the user's
@@ -40,7 +40,8 @@ pub fn load_metric_rules(files: &[PathBuf], defaults: bool) -> anyhow::Result<Me
     if !defaults {
         sources.remove(0);
     }
-    MetricRules::parse_sources(&sources).map_err(|e| anyhow::anyhow!("invalid metric rules: {e}"))
+    MetricRules::parse_sources(&sources)
+        .map_err(|e| anyhow::Error::new(e).context("invalid metric rules"))
 }
 
 /// Rule files read, with the names errors give them.
