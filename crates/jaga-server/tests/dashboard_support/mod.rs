@@ -388,7 +388,7 @@ pub async fn start(tokens: Tokens, history_days: i64) -> Bed {
         loop {
             tick.tick().await;
             let t = now_ms();
-            let next = snapshot(t, passes % 10 == 0);
+            let next = snapshot(t, passes.is_multiple_of(10));
             passes += 1;
             let points: Vec<_> = next
                 .containers
