@@ -942,7 +942,10 @@ fn disk_series_between_walks_stay_missing_never_zero() {
         assert!(buckets[1].avg[fs].is_nan(), "{from}: {:?}", buckets[1]);
         assert_eq!(buckets[1].avg[0], 1.0, "{from}");
     };
-    check(store.range(&a, T0, T0 + 4 * MIN - 1, 2 * MIN).unwrap(), "raw");
+    check(
+        store.range(&a, T0, T0 + 4 * MIN - 1, 2 * MIN).unwrap(),
+        "raw",
+    );
     store.trim(T0 + 3 * MIN + 2 * 3_600_000).unwrap();
     check(
         store.range(&a, T0, T0 + 4 * MIN - 1, 2 * MIN).unwrap(),
