@@ -245,6 +245,12 @@ async fn dashboard_in_headless_chromium() {
             &*format!("#/c/{BUSY_ID}"),
             "canvas[data-chart=CPU][data-points]",
         ),
+        // The same page scrolled to its charts, the filesystem one among them.
+        (
+            "container-charts",
+            &*format!("#/c/{BUSY_ID}"),
+            "canvas[data-chart=Filesystem][data-points]",
+        ),
         ("alerts", "#/alerts", "#alerts li"),
         ("audit", "#/audit", "#scores .card"),
     ];
@@ -268,6 +274,11 @@ async fn dashboard_in_headless_chromium() {
             browser
                 .wait_for(name, &format!("document.querySelector('{ready}') && document.documentElement.dataset.theme === '{theme}'"))
                 .await;
+            if *name == "container-charts" {
+                browser
+                    .run("document.querySelector('.charts').scrollIntoView(); return true")
+                    .await;
+            }
             // Let charts and sparklines draw.
             tokio::time::sleep(Duration::from_millis(300)).await;
             if width < 500 {
