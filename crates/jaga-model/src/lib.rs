@@ -18,7 +18,7 @@ pub use event::{
     Event, EventContainer,
 };
 pub use finding::{Finding, FindingObject, Practice, Severity, Threat};
-pub use history::{HistoryPoint, RollupPoint, HISTORY_SERIES};
+pub use history::{HistoryPoint, RollupPoint, FS_SERIES_START, HISTORY_SERIES, SERIES_COUNT};
 pub use metric_state::{MetricRuleState, MetricStateChange, MetricStatus};
 pub use sample::{
     BlockDeviceIo, CgroupVersion, CpuStats, HostCounters, InterfaceStats, MemoryStats,

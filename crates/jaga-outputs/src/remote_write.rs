@@ -71,8 +71,10 @@ const KIND: BuildKind = BuildKind("remote_write");
 
 /// The metric name of each history series (in `HISTORY_SERIES` order):
 /// cAdvisor's where the figure is cAdvisor's gauge, `jaga_container_*`
-/// for the per-second rates and CPU %, which cAdvisor only has as counters.
-pub const SERIES_NAMES: [&str; 9] = [
+/// for the per-second rates and CPU %, which cAdvisor only has as counters,
+/// and for the disk usage of all volumes and of the log file (`/metrics`
+/// has the volumes one by one).
+pub const SERIES_NAMES: [&str; jaga_model::SERIES_COUNT] = [
     "jaga_container_cpu_percent",
     "container_memory_usage_bytes",
     "container_memory_working_set_bytes",
@@ -82,6 +84,9 @@ pub const SERIES_NAMES: [&str; 9] = [
     "jaga_container_fs_writes_bytes_per_second",
     "container_processes",
     "container_spec_memory_limit_bytes",
+    "container_fs_usage_bytes",
+    "jaga_container_volumes_usage_bytes",
+    "jaga_container_log_usage_bytes",
 ];
 
 /// One series with its samples, labels sorted by name (the protocol asks).
@@ -346,7 +351,20 @@ mod tests {
     fn series_are_cadvisor_named_with_sorted_labels_and_the_instance() {
         let point = HistoryPoint {
             unix_ms: 2_000,
-            values: [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, f64::NAN],
+            values: [
+                1.0,
+                2.0,
+                3.0,
+                4.0,
+                5.0,
+                6.0,
+                7.0,
+                8.0,
+                f64::NAN,
+                10.0,
+                f64::NAN,
+                12.0,
+            ],
         };
         let earlier = HistoryPoint {
             unix_ms: 1_000,
@@ -367,8 +385,8 @@ mod tests {
             },
         ];
         let series = series_of(&points, "edge-1");
-        // NaN (no memory limit) is left out.
-        assert_eq!(series.len(), 8);
+        // NaN (no memory limit, no volumes) is left out.
+        assert_eq!(series.len(), 10);
         let memory = series
             .iter()
             .find(|s| s.labels[0].1 == "container_memory_usage_bytes")

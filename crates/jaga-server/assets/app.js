@@ -258,11 +258,15 @@ function alertItem(a) {
 
 // ---- container --------------------------------------------------------------
 
+// [title, series, format, legend, sparse]. A sparse chart's series come at
+// their own cadence (disk usage, once per filesystem walk): it draws only
+// the points that hold one of them, joined, so it never dips between walks.
 const CHARTS = [
   ['CPU', ['cpu_percent'], pct, ['CPU %']],
   ['Memory', ['memory_usage_bytes', 'memory_working_set_bytes', 'memory_limit_bytes'], bytes, ['usage', 'working set', 'limit']],
   ['Network', ['network_rx_bytes_per_second', 'network_tx_bytes_per_second'], rate, ['rx', 'tx']],
   ['Block I/O', ['block_read_bytes_per_second', 'block_write_bytes_per_second'], rate, ['read', 'write']],
+  ['Filesystem', ['writable_layer_bytes', 'volume_bytes', 'log_file_bytes'], bytes, ['writable layer', 'volumes', 'log'], true],
   ['PIDs', ['pids'], count, ['pids']],
 ];
 
@@ -282,7 +286,7 @@ async function containerPage(id, params) {
     onclick: () => { range = { from: Date.now() - span, to: Date.now(), follow: true }; load(); },
   }, label));
   const status = h('span', { class: 'muted', id: 'resolution' });
-  const charts = CHARTS.map(([title, names, format, labels]) => {
+  const charts = CHARTS.map(([title, names, format, labels, sparse]) => {
     const canvas = h('canvas', { 'data-chart': title, 'aria-label': `${title} chart` });
     const box = h('div', { class: 'chart' },
       h('h3', {}, title, h('span', { class: 'legend' }, labels.map((l, i) => h('span', { class: `k${i + 1}` }, l)))), canvas);
@@ -292,8 +296,9 @@ async function containerPage(id, params) {
       onZoom: (from, to) => { range = { from, to, follow: false }; load(); },
       onReset: () => { range = { from: Date.now() - 3600e3, to: Date.now(), follow: true }; load(); },
     });
-    return { box, chart, names };
+    return { box, chart, names, sparse };
   });
+  const has = (names, values) => names.some((n) => Number.isFinite(values[n]));
   async function load() {
     const span = range.to - range.from;
     const step = span <= RAW_UP_TO ? 0 : Math.max(60, Math.ceil(span / 1000 / 900 / 60) * 60);
@@ -302,9 +307,9 @@ async function containerPage(id, params) {
     const query = `from=${range.from / 1000}&to=${range.to / 1000}${step ? `&step=${step}s` : ''}`;
     try {
       const answer = await api(`/api/v1/containers/${encodeURIComponent(c.id)}/history?${query}`);
-      const xs = answer.points.map((p) => p.unix_ms);
-      for (const { chart, names } of charts) {
-        chart.setData(xs, names.map((n) => answer.points.map((p) => valueOf(n, p.avg[n]))), { ...range });
+      for (const { chart, names, sparse } of charts) {
+        const points = sparse ? answer.points.filter((p) => has(names, p.avg)) : answer.points;
+        chart.setData(points.map((p) => p.unix_ms), names.map((n) => points.map((p) => valueOf(n, p.avg[n]))), { ...range });
       }
     } catch (error) {
       status.textContent = `history: ${error.message}`;
@@ -338,7 +343,9 @@ async function containerPage(id, params) {
     if (kind === 'sample' && range.follow) {
       const mine = data.containers.find((x) => x.id === c.id);
       if (mine && mine.values) {
-        for (const { chart, names } of charts) chart.append(mine.unix_ms, names.map((n) => valueOf(n, mine.values[n])));
+        for (const { chart, names, sparse } of charts) {
+          if (!sparse || has(names, mine.values)) chart.append(mine.unix_ms, names.map((n) => valueOf(n, mine.values[n])));
+        }
       }
     }
     if (kind === 'alert' && data.container && data.container.id === c.id) {

@@ -322,3 +322,77 @@ async fn logs_follow_with_the_cursor() {
         .unwrap();
     assert_eq!(bad.status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_carries_the_disk_series_from_walks_and_leaves_them_out_between() {
+    let bed = start(Tokens::open(), 1).await;
+    let base = format!("http://127.0.0.1:{}/api/v1/containers", bed.port);
+    let now_s = now_ms() / 1000;
+
+    // Raw points of the last half hour: a walk in every sixth point.
+    let raw = get_json(&format!(
+        "{base}/busy/history?from={}&to={now_s}",
+        now_s - 1800
+    ))
+    .await;
+    let series: Vec<&str> = raw["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    for name in ["writable_layer_bytes", "volume_bytes", "log_file_bytes"] {
+        assert!(series.contains(&name), "{series:?}");
+    }
+    let points = raw["points"].as_array().unwrap();
+    assert!(points.len() > 300, "{} raw points", points.len());
+    let walks: Vec<&serde_json::Value> = points
+        .iter()
+        .filter(|p| p["avg"].get("writable_layer_bytes").is_some())
+        .collect();
+    assert!(
+        walks.len() >= 50 && walks.len() < points.len() / 3,
+        "{} of {} raw points carry a walk",
+        walks.len(),
+        points.len()
+    );
+    for p in &walks {
+        let t = p["unix_ms"].as_i64().unwrap();
+        assert_eq!(p["avg"]["writable_layer_bytes"], layer_bytes(t), "{p}");
+        assert_eq!(p["avg"]["volume_bytes"], 1e9, "{p}");
+        assert_eq!(p["avg"]["log_file_bytes"], 2e6, "{p}");
+    }
+    // Between walks the series are absent: neither 0 nor null.
+    let between = points
+        .iter()
+        .find(|p| p["avg"].get("writable_layer_bytes").is_none())
+        .unwrap();
+    assert!(between["avg"].get("cpu_percent").is_some(), "{between}");
+    assert!(between["avg"].get("log_file_bytes").is_none(), "{between}");
+
+    // Ten-minute buckets of minute rollups a day back: each holds the walks
+    // of its minutes, so none is missing or 0; web has no volumes.
+    let from = now_s - 86_000;
+    let to = now_s - 3 * 3600;
+    for (name, volumes) in [("busy", true), ("web", false)] {
+        let rolled = get_json(&format!(
+            "{base}/{name}/history?from={from}&to={to}&step=10m"
+        ))
+        .await;
+        let buckets = rolled["points"].as_array().unwrap();
+        assert!(buckets.len() > 100, "{name}: {} buckets", buckets.len());
+        for b in buckets {
+            let layer = b["avg"]["writable_layer_bytes"].as_f64().unwrap();
+            let (start, end) = (
+                layer_bytes(b["unix_ms"].as_i64().unwrap()),
+                layer_bytes(b["unix_ms"].as_i64().unwrap() + 600_000),
+            );
+            // The layer grows all day, except across midnight (UTC).
+            assert!(
+                (layer >= start && layer <= end) || start > end,
+                "{name}: {layer} not within {start}..{end}: {b}"
+            );
+            assert_eq!(b["avg"].get("volume_bytes").is_some(), volumes, "{b}");
+        }
+    }
+}

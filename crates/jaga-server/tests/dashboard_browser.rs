@@ -128,6 +128,38 @@ async fn dashboard_in_headless_chromium() {
         waited.elapsed()
     );
 
+    // Its filesystem chart: the walks only (one point in six of the last
+    // hour), the writable layer as the walk found it, never a 0 between.
+    let fs_chart = "document.querySelector('canvas[data-chart=Filesystem]')";
+    browser
+        .wait_for(
+            "filesystem points",
+            &format!("Number({fs_chart}.dataset.points) > 50"),
+        )
+        .await;
+    let drawn = browser
+        .run(&format!(
+            "return [Number({fs_chart}.dataset.points), Number({chart}.dataset.points), Number({fs_chart}.dataset.lastX), Number({fs_chart}.dataset.lastY)]"
+        ))
+        .await;
+    let drawn: Vec<f64> = drawn
+        .as_array()
+        .unwrap()
+        .iter()
+        // NaN comes back as null.
+        .map(|v| v.as_f64().unwrap_or(f64::NAN))
+        .collect();
+    let (fs_points, cpu_points, last_x, last_y) = (drawn[0], drawn[1], drawn[2], drawn[3]);
+    assert!(
+        fs_points < cpu_points / 3.0,
+        "the filesystem chart drew {fs_points} points of {cpu_points}: points between walks too"
+    );
+    assert_eq!(
+        last_y,
+        layer_bytes(last_x as i64),
+        "the writable layer of the last walk"
+    );
+
     // Its set-up, from the Engine's inspect: published port, restart policy, limits.
     browser
         .wait_for(
@@ -213,6 +245,12 @@ async fn dashboard_in_headless_chromium() {
             &*format!("#/c/{BUSY_ID}"),
             "canvas[data-chart=CPU][data-points]",
         ),
+        // The same page scrolled to its charts, the filesystem one among them.
+        (
+            "container-charts",
+            &*format!("#/c/{BUSY_ID}"),
+            "canvas[data-chart=Filesystem][data-points]",
+        ),
         ("alerts", "#/alerts", "#alerts li"),
         ("audit", "#/audit", "#scores .card"),
     ];
@@ -236,6 +274,11 @@ async fn dashboard_in_headless_chromium() {
             browser
                 .wait_for(name, &format!("document.querySelector('{ready}') && document.documentElement.dataset.theme === '{theme}'"))
                 .await;
+            if *name == "container-charts" {
+                browser
+                    .run("document.querySelector('.charts').scrollIntoView(); return true")
+                    .await;
+            }
             // Let charts and sparklines draw.
             tokio::time::sleep(Duration::from_millis(300)).await;
             if width < 500 {

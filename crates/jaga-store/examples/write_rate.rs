@@ -41,7 +41,7 @@ impl Rng {
 /// Figures shaped like real ones: half the containers busy with fractional
 /// CPU and network rates, half idle (zero rates); memory in whole pages;
 /// block I/O mostly zero; a limit on a third of them.
-fn values(c: u64, rng: &mut Rng) -> [f64; 9] {
+fn values(c: u64, rng: &mut Rng) -> [f64; jaga_model::SERIES_COUNT] {
     let busy = c.is_multiple_of(2);
     let page = 4096.0;
     let memory = 50_000_000.0 + (c as f64) * 1000.0 * page + (rng.next() % 4096) as f64 * page;
@@ -72,6 +72,11 @@ fn values(c: u64, rng: &mut Rng) -> [f64; 9] {
         } else {
             0.0
         },
+        // Disk usage: missing between filesystem walks, as in 59 of 60
+        // points at the default cadence.
+        f64::NAN,
+        f64::NAN,
+        f64::NAN,
     ]
 }
 

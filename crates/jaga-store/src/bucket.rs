@@ -1,6 +1,6 @@
 //! Folding raw points and minute rollups into wider time buckets.
 
-use jaga_model::{HistoryPoint, RollupPoint};
+use jaga_model::{HistoryPoint, RollupPoint, SERIES_COUNT};
 
 /// Floors `ts` to a multiple of `step` (`step > 0`), also for negative times.
 pub(crate) fn floor_to(ts: i64, step: i64) -> i64 {
@@ -23,10 +23,10 @@ pub(crate) fn ceil_to(ts: i64, step: i64) -> i64 {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Bucket {
     count: u64,
-    min: [f64; 9],
-    max: [f64; 9],
-    sum: [f64; 9],
-    weight: [f64; 9],
+    min: [f64; SERIES_COUNT],
+    max: [f64; SERIES_COUNT],
+    sum: [f64; SERIES_COUNT],
+    weight: [f64; SERIES_COUNT],
 }
 
 impl Default for Bucket {
@@ -34,10 +34,10 @@ impl Default for Bucket {
         Self {
             count: 0,
             // `f64::min(NaN, x)` is `x`, so NaN is the neutral start.
-            min: [f64::NAN; 9],
-            max: [f64::NAN; 9],
-            sum: [0.0; 9],
-            weight: [0.0; 9],
+            min: [f64::NAN; SERIES_COUNT],
+            max: [f64::NAN; SERIES_COUNT],
+            sum: [0.0; SERIES_COUNT],
+            weight: [0.0; SERIES_COUNT],
         }
     }
 }
@@ -57,11 +57,13 @@ impl Bucket {
     }
 
     /// Adds a minute rollup; its average weighs as many raw points as it
-    /// summarised.
+    /// summarised. (A disk-usage series has a value in few of those points,
+    /// so its minutes weigh alike whatever their number of walks: close
+    /// enough for a figure that moves slowly.)
     pub fn add_rollup(&mut self, r: &RollupPoint) {
         self.count += u64::from(r.count);
         let weight = f64::from(r.count);
-        for i in 0..9 {
+        for i in 0..SERIES_COUNT {
             self.min[i] = self.min[i].min(r.min[i]);
             self.max[i] = self.max[i].max(r.max[i]);
             if !r.avg[i].is_nan() && weight > 0.0 {
@@ -72,7 +74,7 @@ impl Bucket {
     }
 
     pub fn finish(&self, unix_ms: i64) -> RollupPoint {
-        let mut avg = [f64::NAN; 9];
+        let mut avg = [f64::NAN; SERIES_COUNT];
         for (i, a) in avg.iter_mut().enumerate() {
             if self.weight[i] > 0.0 {
                 *a = self.sum[i] / self.weight[i];
@@ -118,7 +120,7 @@ mod tests {
     #[test]
     fn nan_values_are_skipped_not_propagated() {
         let mut b = Bucket::default();
-        let mut values = [1.0; 9];
+        let mut values = [1.0; SERIES_COUNT];
         values[0] = f64::NAN;
         b.add_raw(&HistoryPoint { unix_ms: 0, values });
         values[0] = 4.0;
@@ -134,7 +136,7 @@ mod tests {
         let mut b = Bucket::default();
         b.add_raw(&HistoryPoint {
             unix_ms: 0,
-            values: [f64::NAN; 9],
+            values: [f64::NAN; SERIES_COUNT],
         });
         let r = b.finish(0);
         assert_eq!(r.count, 1);

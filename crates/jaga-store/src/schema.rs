@@ -33,16 +33,25 @@ use std::path::Path;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
+use jaga_model::SERIES_COUNT;
+
 use crate::StoreError;
 
-/// The schema this code reads and writes. Bump it, and add a migration, when
-/// a table or column changes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema this code reads and writes. Bump it, and add a migration to
+/// [`migration`], when a table or column changes.
+///
+/// - 1: the nine resource series.
+/// - 2: the disk-usage series (writable layer, volumes, log file) appended.
+pub const SCHEMA_VERSION: u32 = 2;
 
-/// Column names of the nine series, in the order of
+/// Column names of the series, in the order of
 /// [`jaga_model::HISTORY_SERIES`] (a test keeps them equal). Renaming one
-/// is a schema change.
-pub(crate) const SERIES_COLUMNS: [&str; 9] = [
+/// is a schema change; a new one is appended, with a migration.
+///
+/// The disk-usage series arrive at the filesystem cadence, so most raw rows
+/// hold NULL there (one header byte, no payload); the rollup aggregates skip
+/// NULL, and a minute with no walk rolls up to NULL, not 0.
+pub(crate) const SERIES_COLUMNS: [&str; SERIES_COUNT] = [
     "cpu_percent",
     "memory_usage_bytes",
     "memory_working_set_bytes",
@@ -52,7 +61,16 @@ pub(crate) const SERIES_COLUMNS: [&str; 9] = [
     "block_write_bytes_per_second",
     "pids",
     "memory_limit_bytes",
+    "writable_layer_bytes",
+    "volume_bytes",
+    "log_file_bytes",
 ];
+
+/// How many of [`SERIES_COLUMNS`] version 1 had.
+const V1_SERIES: usize = 9;
+
+/// The series version 2 appended to version 1's.
+const ADDED_IN_V2: [&str; 3] = ["writable_layer_bytes", "volume_bytes", "log_file_bytes"];
 
 pub(crate) const META_SCHEMA_VERSION: &str = "schema_version";
 /// Minutes before this (exclusive, minute aligned) are rolled up.
@@ -73,16 +91,21 @@ pub(crate) struct Sql {
 }
 
 fn rollup_columns() -> Vec<String> {
+    rollup_columns_of(&SERIES_COLUMNS)
+}
+
+/// `min_`, `avg_` and `max_` of each of `series`, in that order.
+fn rollup_columns_of(series: &[&str]) -> Vec<String> {
     ["min", "avg", "max"]
         .iter()
-        .flat_map(|agg| SERIES_COLUMNS.iter().map(move |s| format!("{agg}_{s}")))
+        .flat_map(|agg| series.iter().map(move |s| format!("{agg}_{s}")))
         .collect()
 }
 
 impl Sql {
     pub fn new() -> Self {
         let series = SERIES_COLUMNS.join(", ");
-        let placeholders = (3..=11)
+        let placeholders = (3..3 + SERIES_COUNT)
             .map(|i| format!("?{i}"))
             .collect::<Vec<_>>()
             .join(", ");
@@ -119,12 +142,39 @@ impl Sql {
     }
 }
 
-fn create_sql() -> String {
-    let raw_cols: String = SERIES_COLUMNS
-        .iter()
-        .map(|s| format!(",\n    {s} NUMERIC"))
-        .collect();
-    let rollup_cols: String = rollup_columns()
+/// `ALTER TABLE` statements that add the series `names` to both point
+/// tables: a raw column each, and its min/avg/max rollup columns.
+fn add_series_sql(names: &[&str]) -> String {
+    let mut sql = String::new();
+    for name in names {
+        sql.push_str(&format!("ALTER TABLE raw ADD COLUMN {name} NUMERIC;\n"));
+    }
+    for agg in ["min", "avg", "max"] {
+        for name in names {
+            sql.push_str(&format!(
+                "ALTER TABLE rollup_1m ADD COLUMN {agg}_{name} NUMERIC;\n"
+            ));
+        }
+    }
+    sql
+}
+
+/// The SQL that brings a file at version `from` to `from + 1`; `None` for
+/// a version no migration starts from.
+fn migration(from: i64) -> Option<String> {
+    match from {
+        1 => Some(add_series_sql(&ADDED_IN_V2)),
+        _ => None,
+    }
+}
+
+/// The tables as version 1 created them. A fresh file starts here and goes
+/// through the same migrations as an old one, so both end in one layout
+/// (columns a migration adds come after the ones before).
+fn create_v1_sql() -> String {
+    let v1 = &SERIES_COLUMNS[..V1_SERIES];
+    let raw_cols: String = v1.iter().map(|s| format!(",\n    {s} NUMERIC")).collect();
+    let rollup_cols: String = rollup_columns_of(v1)
         .iter()
         .map(|s| format!(",\n    {s} NUMERIC"))
         .collect();
@@ -154,12 +204,13 @@ CREATE TABLE rollup_1m (
     count INTEGER NOT NULL{rollup_cols},
     PRIMARY KEY (ck, ts)
 ) WITHOUT ROWID;
-INSERT INTO meta (key, value) VALUES ('{META_SCHEMA_VERSION}', {SCHEMA_VERSION});"
+INSERT INTO meta (key, value) VALUES ('{META_SCHEMA_VERSION}', 1);"
     )
 }
 
 /// Opens `path`, sets WAL and `synchronous=NORMAL`, creates the tables in a
-/// fresh file and refuses a schema version it does not know.
+/// fresh file, migrates an older one in place and refuses a schema version
+/// it does not know (a newer jaga's).
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     let open_err = |source| StoreError::Open {
         path: path.to_path_buf(),
@@ -199,33 +250,56 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
             |r| r.get(0),
         )
         .map_err(open_err)?;
-    if has_meta {
-        let found: Option<Value> = tx
-            .query_row(
-                "SELECT value FROM meta WHERE key = ?1",
-                [META_SCHEMA_VERSION],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(open_err)?;
-        let found = match found {
-            Some(Value::Integer(v)) if v == i64::from(SCHEMA_VERSION) => None,
-            Some(Value::Integer(v)) => Some(v.to_string()),
-            Some(Value::Text(t)) => Some(t),
-            Some(_) => Some("not a number".to_owned()),
-            None => Some("none".to_owned()),
+    if !has_meta {
+        tx.execute_batch(&create_v1_sql()).map_err(open_err)?;
+    }
+    let found: Option<Value> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [META_SCHEMA_VERSION],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(open_err)?;
+    let refuse = |found: String| StoreError::SchemaVersion {
+        path: path.to_path_buf(),
+        found,
+        supported: SCHEMA_VERSION,
+    };
+    let first = match found {
+        Some(Value::Integer(v)) => v,
+        Some(Value::Text(t)) => return Err(refuse(t)),
+        Some(_) => return Err(refuse("not a number".to_owned())),
+        None => return Err(refuse("none".to_owned())),
+    };
+    // Every step in the one transaction: a crash midway leaves the file at
+    // the version it had.
+    let mut version = first;
+    while version != i64::from(SCHEMA_VERSION) {
+        let Some(sql) = (version < i64::from(SCHEMA_VERSION))
+            .then(|| migration(version))
+            .flatten()
+        else {
+            return Err(refuse(version.to_string()));
         };
-        if let Some(found) = found {
-            return Err(StoreError::SchemaVersion {
-                path: path.to_path_buf(),
-                found,
-                supported: SCHEMA_VERSION,
-            });
-        }
-    } else {
-        tx.execute_batch(&create_sql()).map_err(open_err)?;
+        let migrate_err = |source| StoreError::Sqlite {
+            action: format!("migrating the history schema from version {version}"),
+            path: path.to_path_buf(),
+            source,
+        };
+        tx.execute_batch(&sql).map_err(migrate_err)?;
+        set_meta_i64(&tx, META_SCHEMA_VERSION, version + 1).map_err(migrate_err)?;
+        version += 1;
     }
     tx.commit().map_err(open_err)?;
+    if has_meta && first != version {
+        tracing::info!(
+            path = %path.display(),
+            from = first,
+            to = version,
+            "history database schema migrated"
+        );
+    }
     Ok(conn)
 }
 
@@ -249,5 +323,12 @@ mod tests {
     #[test]
     fn series_columns_follow_history_series() {
         assert_eq!(SERIES_COLUMNS, jaga_model::HISTORY_SERIES);
+    }
+
+    #[test]
+    fn the_migrations_add_every_series_after_version_1() {
+        assert_eq!(SERIES_COLUMNS[V1_SERIES..], ADDED_IN_V2);
+        assert!(migration(i64::from(SCHEMA_VERSION)).is_none());
+        assert!(migration(0).is_none());
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use jaga_model::{ContainerId, ContainerRef, HistoryPoint, RollupPoint};
+use jaga_model::{ContainerId, ContainerRef, HistoryPoint, RollupPoint, SERIES_COUNT};
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
@@ -297,10 +297,11 @@ impl HistoryStore {
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let rows = stmt.query_map(params![from_ms, limit], |row| {
                 let point = read_point(row)?;
+                let after = 1 + SERIES_COUNT;
                 Ok(ExportedPoint {
-                    id: ContainerId::new(row.get::<_, String>(10)?),
-                    name: row.get(11)?,
-                    image: row.get(12)?,
+                    id: ContainerId::new(row.get::<_, String>(after)?),
+                    name: row.get(after + 1)?,
+                    image: row.get(after + 2)?,
                     point,
                 })
             })?;
@@ -437,10 +438,10 @@ fn write_points_tx(
                     tx.last_insert_rowid()
                 }
             };
-            let v = &point.values;
-            written += insert.execute(params![
-                key, ts, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]
-            ])?;
+            let head: [&dyn rusqlite::ToSql; 2] = [&key, &ts];
+            let values = point.values.iter().map(|v| v as &dyn rusqlite::ToSql);
+            written +=
+                insert.execute(rusqlite::params_from_iter(head.into_iter().chain(values)))?;
         }
     }
     if earliest_late != i64::MAX {
@@ -625,10 +626,10 @@ fn select_rollups(
     rows.collect()
 }
 
-/// Nine series from column `first` on; NULL (how SQLite stores NaN) reads
-/// back as NaN.
-fn read_values(row: &Row<'_>, first: usize) -> rusqlite::Result<[f64; 9]> {
-    let mut values = [f64::NAN; 9];
+/// The series from column `first` on; NULL (how SQLite stores NaN, and a
+/// disk-usage series between two filesystem walks) reads back as NaN.
+fn read_values(row: &Row<'_>, first: usize) -> rusqlite::Result<[f64; SERIES_COUNT]> {
+    let mut values = [f64::NAN; SERIES_COUNT];
     for (i, v) in values.iter_mut().enumerate() {
         if let Some(x) = row.get::<_, Option<f64>>(first + i)? {
             *v = x;
@@ -652,8 +653,8 @@ fn read_rollup(row: &Row<'_>) -> rusqlite::Result<RollupPoint> {
         unix_ms: row.get(0)?,
         count,
         min: read_values(row, 2)?,
-        avg: read_values(row, 11)?,
-        max: read_values(row, 20)?,
+        avg: read_values(row, 2 + SERIES_COUNT)?,
+        max: read_values(row, 2 + 2 * SERIES_COUNT)?,
     })
 }
 

@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The dashboard's parts that read the real Engine: a request just sent to
 //! nginx shows in `/api/v1/containers/{c}/logs` (json-file and the `local`
-//! driver alike), and the page is served by `jaga serve` under its policy.
+//! driver alike), the page is served by `jaga serve` under its policy, and
+//! history keeps a container's writable layer for the filesystem chart.
 
 mod common;
 
@@ -129,6 +130,82 @@ fn the_container_setup_is_what_docker_inspect_says_with_secrets_redacted() {
     // Unknown containers are a clear 404, not an Engine error.
     let (status, body) = agent.get("/api/v1/containers/jaga-test-no-such-container/inspect");
     assert_eq!(status, 404, "{body}");
+}
+
+/// The container page's filesystem chart reads history: the real agent
+/// stores each walk of a container's writable layer, and leaves the points
+/// between walks without it rather than at 0.
+#[test]
+fn history_keeps_the_writable_layer_a_container_filled() {
+    require_engine();
+    let data = tempfile::tempdir().unwrap();
+    let agent = Agent::start(
+        data.path(),
+        "[audit]\ndisabled = true\n[filesystem]\ninterval = \"5s\"\n",
+    );
+    let filler = TestContainer::run(
+        "dash-fs",
+        &[
+            "--network",
+            "none",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/filled bs=1M count=6 && exec sleep 600",
+        ],
+    );
+    // The last hour's raw points.
+    let path = format!("/api/v1/containers/{}/history", filler.name);
+    // Generous: on a loaded host the first walks and points take a while.
+    let points: Vec<serde_json::Value> = wait_for(Duration::from_secs(90), || {
+        let (status, body) = agent.get(&path);
+        if status != 200 {
+            return None;
+        }
+        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let points = answer["points"].as_array().unwrap().clone();
+        let filled = points
+            .iter()
+            .filter(|p| {
+                p["avg"]["writable_layer_bytes"]
+                    .as_f64()
+                    .is_some_and(|b| b >= 6.0 * 1024.0 * 1024.0)
+            })
+            .count();
+        (filled >= 2).then_some(points)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "two walks of {}'s 6 MiB writable layer in history",
+            filler.name
+        )
+    });
+    // Between the first and the last walk (5 s apart at least, points each
+    // second), points without it: not every point repeats the last walk.
+    let walked: Vec<usize> = points
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p["avg"].get("writable_layer_bytes").is_some())
+        .map(|(i, _)| i)
+        .collect();
+    let (first, last) = (walked[0], walked[walked.len() - 1]);
+    let between = last - first + 1 - walked.len();
+    assert!(
+        between > 0,
+        "all {} points from the first walk to the last carry one: the series is not on the filesystem cadence",
+        last - first + 1
+    );
+    assert!(
+        points
+            .iter()
+            .all(|p| p["avg"]["writable_layer_bytes"].as_f64() != Some(0.0)),
+        "a 0 between walks"
+    );
+    let log = points
+        .iter()
+        .find_map(|p| p["avg"]["log_file_bytes"].as_f64())
+        .unwrap();
+    assert!(log >= 0.0);
 }
 
 struct VolumeCleanup(String);

@@ -229,7 +229,7 @@ mod tests {
             image: String::new(),
             point: HistoryPoint {
                 unix_ms: ms,
-                values: [0.0; 9],
+                values: [0.0; jaga_model::SERIES_COUNT],
             },
         }
     }

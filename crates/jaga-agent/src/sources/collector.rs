@@ -71,6 +71,8 @@ struct Tracked {
     cgroup_path: String,
     previous: Option<Reading>,
     figures: Option<HistoryPoint>,
+    /// `measured_unix_ms` of the filesystem walk last put into a point.
+    disk_measured_unix_ms: i64,
     last_seen_unix: i64,
     /// When every file was last read; `None` forces a full read (a new
     /// container, or one inspected again after an event).
@@ -165,6 +167,7 @@ impl Collector {
 
         let sampled = tokio::task::block_in_place(|| self.sample_all(state));
         self.refresh_devices(state);
+        self.attach_disk_usage(state, &sampled);
         let points: Vec<(ContainerId, HistoryPoint)> = state
             .tracked
             .iter()
@@ -297,9 +300,16 @@ impl Collector {
                         .tracked
                         .remove(&id)
                         .filter(|t| t.details.container.pid == Some(pid));
-                    let (previous, figures, last_seen) = previous
-                        .map(|t| (t.previous, t.figures, t.last_seen_unix))
-                        .unwrap_or((None, None, 0));
+                    let (previous, figures, disk_measured, last_seen) = previous
+                        .map(|t| {
+                            (
+                                t.previous,
+                                t.figures,
+                                t.disk_measured_unix_ms,
+                                t.last_seen_unix,
+                            )
+                        })
+                        .unwrap_or((None, None, 0, 0));
                     tracing::debug!(container = %details.container.name, pid, "tracking container");
                     state.tracked.insert(
                         id,
@@ -308,6 +318,7 @@ impl Collector {
                             cgroup_path,
                             previous,
                             figures,
+                            disk_measured_unix_ms: disk_measured,
                             last_seen_unix: last_seen,
                             full_read_at: None,
                         },
@@ -440,6 +451,22 @@ impl Collector {
         }
     }
 
+    /// Puts each sampled container's newest filesystem walk into the point
+    /// of this pass (history and the live figures), once per walk.
+    fn attach_disk_usage(&self, state: &mut State, sampled: &HashSet<ContainerId>) {
+        let fs = filesystem::lock(&self.fs_state);
+        for (id, tracked) in state.tracked.iter_mut() {
+            if !sampled.contains(id) {
+                continue;
+            }
+            attach_walk(
+                tracked.figures.as_mut(),
+                fs.containers.get(id),
+                &mut tracked.disk_measured_unix_ms,
+            );
+        }
+    }
+
     fn publish(&self, state: &mut State, now: i64) {
         let fs = filesystem::lock(&self.fs_state);
         let mut seen: BTreeMap<String, u64> = BTreeMap::new();
@@ -493,6 +520,26 @@ impl Collector {
         drop(fs);
         self.snapshot_tx.send_replace(Arc::new(snapshot));
     }
+}
+
+/// Sets the disk-usage series of `figures` from `walk` when that walk is
+/// newer than the one last attached (`attached_ms`, moved on). The points
+/// between two walks keep them missing: history stores NULL there, which
+/// rollups and charts skip, rather than a 0 or a repeated value.
+fn attach_walk(
+    figures: Option<&mut HistoryPoint>,
+    walk: Option<&jaga_model::FsUsage>,
+    attached_ms: &mut i64,
+) -> bool {
+    let (Some(figures), Some(walk)) = (figures, walk) else {
+        return false;
+    };
+    if walk.measured_unix_ms <= *attached_ms {
+        return false;
+    }
+    figures.set_disk_usage(walk);
+    *attached_ms = walk.measured_unix_ms;
+    true
 }
 
 fn depart(state: &mut State, id: &ContainerId, new_state: ContainerState) {
@@ -579,4 +626,44 @@ fn matters_for_inventory(action: &str) -> bool {
                 | "update"
                 | "oom"
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jaga_model::{FsUsage, FS_SERIES_START, SERIES_COUNT};
+
+    #[test]
+    fn a_walk_goes_into_one_point_and_the_points_after_it_stay_missing() {
+        let walk = FsUsage {
+            writable_layer_bytes: Some(8192),
+            log_file_bytes: Some(10),
+            measured_unix_ms: 5_000,
+            ..FsUsage::default()
+        };
+        let fresh = || HistoryPoint {
+            unix_ms: 6_000,
+            values: [f64::NAN; SERIES_COUNT],
+        };
+        let mut attached = 0;
+        let mut first = fresh();
+        assert!(attach_walk(Some(&mut first), Some(&walk), &mut attached));
+        assert_eq!(first.values[FS_SERIES_START], 8192.0);
+        assert_eq!(attached, 5_000);
+
+        let mut second = fresh();
+        assert!(!attach_walk(Some(&mut second), Some(&walk), &mut attached));
+        assert!(second.values[FS_SERIES_START].is_nan());
+
+        let newer = FsUsage {
+            writable_layer_bytes: Some(16384),
+            measured_unix_ms: 65_000,
+            ..walk
+        };
+        let mut third = fresh();
+        assert!(!attach_walk(None, Some(&newer), &mut attached));
+        assert_eq!(attached, 5_000, "no point: the walk waits for one");
+        assert!(attach_walk(Some(&mut third), Some(&newer), &mut attached));
+        assert_eq!(third.values[FS_SERIES_START], 16384.0);
+    }
 }

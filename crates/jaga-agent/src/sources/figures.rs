@@ -9,7 +9,9 @@ use crate::stats_entry::{cpu_percent, memory_limit, Reading};
 /// One history point from the reading before and this one: CPU % as docker
 /// computes it, memory as `docker stats` shows it, per-second rates of the
 /// network and block I/O counters (0 across a counter reset), PIDs and the
-/// memory limit. Order: [`jaga_model::HISTORY_SERIES`].
+/// memory limit. Order: [`jaga_model::HISTORY_SERIES`]. The disk-usage
+/// series are missing (NaN): the collector adds them from the filesystem
+/// walks, on their own cadence.
 pub fn history_point(previous: &Reading, current: &Reading) -> HistoryPoint {
     let sample = &current.sample;
     let before = &previous.sample;
@@ -37,6 +39,9 @@ pub fn history_point(previous: &Reading, current: &Reading) -> HistoryPoint {
             rate(write, write_before),
             sample.pids.current as f64,
             memory_limit(sample, &current.host) as f64,
+            f64::NAN,
+            f64::NAN,
+            f64::NAN,
         ],
     }
 }
@@ -106,7 +111,7 @@ mod tests {
         let point = history_point(&before, &after);
         assert_eq!(point.unix_ms, 12_000);
         assert_eq!(
-            point.values,
+            point.values[..jaga_model::FS_SERIES_START],
             [
                 50.0,
                 (80 << 20) as f64,
@@ -118,6 +123,12 @@ mod tests {
                 7.0,
                 (256 << 20) as f64
             ]
+        );
+        assert!(
+            point.values[jaga_model::FS_SERIES_START..]
+                .iter()
+                .all(|v| v.is_nan()),
+            "disk usage is not measured here: missing, not 0"
         );
     }
 

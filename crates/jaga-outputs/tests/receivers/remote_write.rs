@@ -54,7 +54,7 @@ fn writer(url: &str) -> RemoteWriter {
 }
 
 fn point(unix_ms: i64, memory: f64) -> HistoryPoint {
-    let mut values = [1.0; 9];
+    let mut values = [1.0; jaga_model::SERIES_COUNT];
     values[1] = memory;
     HistoryPoint { unix_ms, values }
 }

@@ -42,7 +42,7 @@ fn container(name: &str, state: ContainerState) -> ContainerRef {
 /// A running container using `cpu_percent` of docker's CPU % under a
 /// `--cpus 0.5` limit, with 100 of 200 MiB and 10 of 100 PIDs.
 fn running(name: &str, cpu_percent: f64) -> ContainerSnapshot {
-    let mut values = [0.0; 9];
+    let mut values = [0.0; jaga_model::SERIES_COUNT];
     values[0] = cpu_percent;
     ContainerSnapshot {
         container: container(name, ContainerState::Running),

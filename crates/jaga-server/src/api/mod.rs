@@ -18,7 +18,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use jaga_model::{
     ContainerId, ContainerSnapshot, DataRootUsage, FsUsage, MachineInfo, RollupPoint, Sample,
-    HISTORY_SERIES,
+    HISTORY_SERIES, SERIES_COUNT,
 };
 use jaga_store::{StoreError, StoredContainer};
 use serde::Serialize;
@@ -282,7 +282,7 @@ pub struct HistoryAnswer {
     pub to_unix_ms: i64,
     /// 0: raw points.
     pub step_ms: i64,
-    pub series: [&'static str; 9],
+    pub series: [&'static str; SERIES_COUNT],
     pub points: Vec<PointView>,
 }
 
@@ -366,10 +366,14 @@ fn point_view(p: &RollupPoint) -> PointView {
     }
 }
 
-pub(crate) fn named(values: &[f64; 9]) -> BTreeMap<&'static str, f64> {
+/// The values by series name. A missing value (NaN: a disk-usage series
+/// between two filesystem walks), like any value JSON cannot carry, is left
+/// out rather than sent as `null`, which clients that read numbers reject.
+pub(crate) fn named(values: &[f64; SERIES_COUNT]) -> BTreeMap<&'static str, f64> {
     HISTORY_SERIES
         .iter()
         .zip(values.iter())
+        .filter(|(_, value)| value.is_finite())
         .map(|(name, value)| (*name, *value))
         .collect()
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use jaga_model::{
     Alert, AlertAgent, AlertRule, ContainerId, ContainerRef, ContainerSnapshot, ContainerState,
     DataRootUsage, DockerEvent, Event, EventContainer, HistoryPoint, MachineInfo, Snapshot,
+    SERIES_COUNT,
 };
 use jaga_server::auth::Tokens;
 use jaga_server::listen::{self, HttpCounters, Limits};
@@ -66,8 +67,19 @@ fn container(id: &str, name: &str, image: &str, state: ContainerState) -> Contai
     }
 }
 
-/// The figures of a container at `t`: busy runs near its CPU limit.
-pub fn figures(id: &str, t: i64) -> [f64; 9] {
+/// The writable layer of every container grows by this many bytes a second.
+pub const LAYER_BYTES_PER_SECOND: f64 = 1_000.0;
+
+/// The writable layer of a container at `t`, as a filesystem walk finds it.
+pub fn layer_bytes(t: i64) -> f64 {
+    8e6 + LAYER_BYTES_PER_SECOND * (t.rem_euclid(86_400_000) / 1000) as f64
+}
+
+/// The figures of a container at `t`: busy runs near its CPU limit. The
+/// disk-usage series only when a filesystem walk (`walk`) lands in this
+/// point, missing (NaN) otherwise, as the agent writes them; web has no
+/// volumes.
+pub fn figures(id: &str, t: i64, walk: bool) -> [f64; SERIES_COUNT] {
     let wave = ((t / 1000) as f64 / 30.0).sin();
     let (cpu, mem) = match id {
         BUSY_ID => (BUSY_LIMIT_PERCENT - 2.0 + wave, 180e6),
@@ -84,10 +96,13 @@ pub fn figures(id: &str, t: i64) -> [f64; 9] {
         4_000.0,
         12.0,
         256e6,
+        if walk { layer_bytes(t) } else { f64::NAN },
+        if walk && id == BUSY_ID { 1e9 } else { f64::NAN },
+        if walk { 2e6 } else { f64::NAN },
     ]
 }
 
-fn snapshot(t: i64) -> Snapshot {
+fn snapshot(t: i64, walk: bool) -> Snapshot {
     let running = [
         container(
             BUSY_ID,
@@ -122,7 +137,7 @@ fn snapshot(t: i64) -> Snapshot {
             .map(|c| ContainerSnapshot {
                 figures: Some(HistoryPoint {
                     unix_ms: t,
-                    values: figures(c.id.as_str(), t),
+                    values: figures(c.id.as_str(), t, walk),
                 }),
                 cgroup_path: format!("/docker/{}", c.id),
                 container: c,
@@ -306,12 +321,14 @@ pub async fn start(tokens: Tokens, history_days: i64) -> Bed {
     let mut t = now - history_days * 86_400_000;
     while t < now {
         let step = if now - t > 3_600_000 { 60_000 } else { 5_000 };
+        // A walk each minute: every older point, every sixth recent one.
+        let walk = step == 60_000 || (t / 5_000) % 6 == 0;
         for id in ids {
             points.push((
                 ContainerId::new(id),
                 HistoryPoint {
                     unix_ms: t,
-                    values: figures(id, t),
+                    values: figures(id, t, walk),
                 },
             ));
         }
@@ -319,7 +336,7 @@ pub async fn start(tokens: Tokens, history_days: i64) -> Bed {
     }
     history.write_points(&points).unwrap();
     history.roll_up(now).unwrap();
-    let first = snapshot(now);
+    let first = snapshot(now, false);
     let mut known: Vec<ContainerRef> = first
         .containers
         .iter()
@@ -366,10 +383,13 @@ pub async fn start(tokens: Tokens, history_days: i64) -> Bed {
     let collector_history = Arc::clone(&history);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        // A filesystem walk every tenth pass.
+        let mut passes = 0u64;
         loop {
             tick.tick().await;
             let t = now_ms();
-            let next = snapshot(t);
+            let next = snapshot(t, passes.is_multiple_of(10));
+            passes += 1;
             let points: Vec<_> = next
                 .containers
                 .iter()

@@ -1,10 +1,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use jaga_model::{ContainerId, ContainerRef, ContainerState, HistoryPoint, RollupPoint};
+use jaga_model::{
+    ContainerId, ContainerRef, ContainerState, HistoryPoint, RollupPoint, FS_SERIES_START,
+    SERIES_COUNT,
+};
 use rusqlite::Connection;
 
 use super::*;
+use crate::SCHEMA_VERSION;
 
 /// A minute boundary (and a multiple of 120 s).
 const T0: i64 = 1_700_000_040_000;
@@ -17,14 +21,14 @@ fn cid(hex: &str) -> ContainerId {
 
 /// Series `i` holds `cpu * (i + 1)`, so every column is checked.
 fn point(unix_ms: i64, cpu: f64) -> HistoryPoint {
-    let mut values = [0.0; 9];
+    let mut values = [0.0; SERIES_COUNT];
     for (i, v) in values.iter_mut().enumerate() {
         *v = cpu * (i as f64 + 1.0);
     }
     HistoryPoint { unix_ms, values }
 }
 
-fn series(x: f64) -> [f64; 9] {
+fn series(x: f64) -> [f64; SERIES_COUNT] {
     point(0, x).values
 }
 
@@ -576,7 +580,7 @@ fn newer_schema_version_is_refused_naming_the_path() {
         .unwrap();
     let err = HistoryStore::open(dir.path(), Retention::default()).unwrap_err();
     assert!(
-        matches!(&err, StoreError::SchemaVersion { found, supported: 1, .. } if found == "99"),
+        matches!(&err, StoreError::SchemaVersion { found, supported: SCHEMA_VERSION, .. } if found == "99"),
         "{err}"
     );
     let msg = err.to_string();
@@ -666,6 +670,9 @@ fn integral_values_are_stored_as_integers_and_read_back_exactly() {
         9_007_199_254_740_992.0,
         0.1,
         -3.0,
+        4096.0,
+        f64::NAN,
+        0.0,
     ];
     store
         .write_points(&[(
@@ -676,13 +683,15 @@ fn integral_values_are_stored_as_integers_and_read_back_exactly() {
             },
         )])
         .unwrap();
-    assert_eq!(
-        store.latest_point(&a).unwrap(),
-        Some(HistoryPoint {
-            unix_ms: T0,
-            values
-        })
-    );
+    let back = store.latest_point(&a).unwrap().unwrap();
+    assert_eq!(back.unix_ms, T0);
+    // NaN != NaN: a missing value must come back missing.
+    for (i, (got, sent)) in back.values.iter().zip(values).enumerate() {
+        assert!(
+            *got == sent || (got.is_nan() && sent.is_nan()),
+            "series {i}: {got} for {sent}"
+        );
+    }
     let raw = Connection::open(dir.path().join(FILE_NAME)).unwrap();
     let types: (String, String, String) = raw
         .query_row(
@@ -730,4 +739,216 @@ fn points_from_pages_by_time_with_their_container_and_cursors_persist() {
     drop(store);
     let store = open(&dir);
     assert_eq!(store.cursor("remote_write").unwrap(), Some(T0 + SEC));
+}
+
+/// `history.sqlite3` as schema version 1 created it (the nine resource
+/// series), frozen here so the migration is tested against the old layout
+/// and not against whatever the code creates today.
+const SCHEMA_V1: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value NOT NULL) WITHOUT ROWID;
+CREATE TABLE containers (
+    key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
+    image TEXT NOT NULL, labels TEXT NOT NULL, state TEXT NOT NULL,
+    first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL
+);
+CREATE TABLE raw (
+    ts INTEGER NOT NULL, ck INTEGER NOT NULL,
+    cpu_percent NUMERIC, memory_usage_bytes NUMERIC, memory_working_set_bytes NUMERIC,
+    network_rx_bytes_per_second NUMERIC, network_tx_bytes_per_second NUMERIC,
+    block_read_bytes_per_second NUMERIC, block_write_bytes_per_second NUMERIC,
+    pids NUMERIC, memory_limit_bytes NUMERIC,
+    PRIMARY KEY (ts, ck)
+) WITHOUT ROWID;
+CREATE TABLE rollup_1m (
+    ck INTEGER NOT NULL, ts INTEGER NOT NULL, count INTEGER NOT NULL,
+    min_cpu_percent NUMERIC, min_memory_usage_bytes NUMERIC, min_memory_working_set_bytes NUMERIC,
+    min_network_rx_bytes_per_second NUMERIC, min_network_tx_bytes_per_second NUMERIC,
+    min_block_read_bytes_per_second NUMERIC, min_block_write_bytes_per_second NUMERIC,
+    min_pids NUMERIC, min_memory_limit_bytes NUMERIC,
+    avg_cpu_percent NUMERIC, avg_memory_usage_bytes NUMERIC, avg_memory_working_set_bytes NUMERIC,
+    avg_network_rx_bytes_per_second NUMERIC, avg_network_tx_bytes_per_second NUMERIC,
+    avg_block_read_bytes_per_second NUMERIC, avg_block_write_bytes_per_second NUMERIC,
+    avg_pids NUMERIC, avg_memory_limit_bytes NUMERIC,
+    max_cpu_percent NUMERIC, max_memory_usage_bytes NUMERIC, max_memory_working_set_bytes NUMERIC,
+    max_network_rx_bytes_per_second NUMERIC, max_network_tx_bytes_per_second NUMERIC,
+    max_block_read_bytes_per_second NUMERIC, max_block_write_bytes_per_second NUMERIC,
+    max_pids NUMERIC, max_memory_limit_bytes NUMERIC,
+    PRIMARY KEY (ck, ts)
+) WITHOUT ROWID;
+INSERT INTO meta (key, value) VALUES ('schema_version', 1);
+";
+
+fn columns(conn: &Connection, table: &str) -> Vec<String> {
+    let mut stmt = conn
+        .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+/// A point with the resource series of [`point`] and, when `disk` is
+/// given, every disk-usage series set to it; NaN (between walks) otherwise.
+fn fs_point(unix_ms: i64, cpu: f64, disk: Option<f64>) -> HistoryPoint {
+    let mut p = point(unix_ms, cpu);
+    for v in &mut p.values[FS_SERIES_START..] {
+        *v = disk.unwrap_or(f64::NAN);
+    }
+    p
+}
+
+#[test]
+fn version_1_database_is_migrated_in_place_and_gains_the_disk_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let a = cid("a1");
+    {
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(SCHEMA_V1).unwrap();
+        old.execute(
+            "INSERT INTO containers (key, id, name, image, labels, state, first_seen, last_seen) \
+             VALUES (1, ?1, 'web', 'nginx', '{}', 'running', ?2, ?2)",
+            params![a.as_str(), T0],
+        )
+        .unwrap();
+        old.execute(
+            "INSERT INTO raw (ts, ck, cpu_percent, memory_usage_bytes, memory_working_set_bytes, \
+             network_rx_bytes_per_second, network_tx_bytes_per_second, \
+             block_read_bytes_per_second, block_write_bytes_per_second, pids, memory_limit_bytes) \
+             VALUES (?1, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9)",
+            [T0],
+        )
+        .unwrap();
+        old.execute(
+            "INSERT INTO rollup_1m (ck, ts, count, min_cpu_percent, avg_cpu_percent, max_cpu_percent) \
+             VALUES (1, ?1, 60, 0.5, 1.5, 2.5)",
+            [T0 - MIN],
+        )
+        .unwrap();
+    }
+
+    let store = open(&dir);
+    // The old rows are there, the new series missing in them.
+    let old = store.latest_point(&a).unwrap().unwrap();
+    assert_eq!(
+        old.values[..FS_SERIES_START],
+        series(1.0)[..FS_SERIES_START]
+    );
+    assert!(old.values[FS_SERIES_START..].iter().all(|v| v.is_nan()));
+    let old_minute = store.minute_rollups(&a, T0 - MIN, T0 - MIN).unwrap();
+    assert_eq!((old_minute[0].count, old_minute[0].avg[0]), (60, 1.5));
+    assert!(old_minute[0].avg[FS_SERIES_START].is_nan());
+
+    // New points carry the disk series through raw points and rollups.
+    store
+        .write_points(&[
+            (a.clone(), fs_point(T0 + SEC, 2.0, Some(4096.0))),
+            (a.clone(), fs_point(T0 + 2 * SEC, 2.0, Some(8192.0))),
+        ])
+        .unwrap();
+    store.roll_up(T0 + MIN).unwrap();
+    let minute = store.minute_rollups(&a, T0, T0).unwrap()[0];
+    assert_eq!(minute.count, 3);
+    let fs = FS_SERIES_START;
+    assert_eq!(
+        (minute.min[fs], minute.avg[fs], minute.max[fs]),
+        (4096.0, 6144.0, 8192.0)
+    );
+    drop(store);
+
+    // The migrated file has the layout a fresh one gets, and its version.
+    let fresh_dir = tempfile::tempdir().unwrap();
+    drop(open(&fresh_dir));
+    let fresh = Connection::open(fresh_dir.path().join(FILE_NAME)).unwrap();
+    let migrated = Connection::open(&path).unwrap();
+    let mut expected = vec!["ts".to_owned(), "ck".to_owned()];
+    expected.extend(jaga_model::HISTORY_SERIES.map(str::to_owned));
+    assert_eq!(columns(&fresh, "raw"), expected);
+    for table in ["raw", "rollup_1m", "containers", "meta"] {
+        assert_eq!(columns(&migrated, table), columns(&fresh, table), "{table}");
+    }
+    let version: i64 = migrated
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, i64::from(SCHEMA_VERSION));
+    // Opening again finds nothing to migrate.
+    drop(open(&dir));
+}
+
+#[test]
+fn disk_series_between_walks_stay_missing_never_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = cid("a1");
+    let fs = FS_SERIES_START;
+    // Three minutes of points each second; a walk every 30 s in the first
+    // two minutes (values 1000, 2000, 3000, 4000), none in the third.
+    let mut walks = 0.0;
+    let points: Vec<_> = (0..180)
+        .map(|s| {
+            let disk = (s % 30 == 0 && s < 120).then(|| {
+                walks += 1.0;
+                walks * 1000.0
+            });
+            (a.clone(), fs_point(T0 + s * SEC, 1.0, disk))
+        })
+        .collect();
+    store.write_points(&points).unwrap();
+    store.roll_up(T0 + 3 * MIN).unwrap();
+
+    let minutes = store.minute_rollups(&a, T0, T0 + 2 * MIN).unwrap();
+    assert_eq!(minutes.len(), 3);
+    assert_eq!(
+        (minutes[0].min[fs], minutes[0].avg[fs], minutes[0].max[fs]),
+        (1000.0, 1500.0, 2000.0)
+    );
+    assert_eq!(
+        (minutes[1].min[fs], minutes[1].avg[fs], minutes[1].max[fs]),
+        (3000.0, 3500.0, 4000.0)
+    );
+    assert!(
+        minutes[2].min[fs].is_nan() && minutes[2].avg[fs].is_nan(),
+        "a minute with no walk is missing, not 0: {:?}",
+        minutes[2]
+    );
+    assert_eq!(minutes[2].avg[0], 1.0, "the other series are untouched");
+
+    // Raw points: the walks, and NaN (not 0) between them.
+    let raw = store.range(&a, T0, T0 + 3 * MIN, 0).unwrap();
+    assert_eq!(raw.len(), 180);
+    let with_disk: Vec<f64> = raw
+        .iter()
+        .map(|p| p.avg[fs])
+        .filter(|v| !v.is_nan())
+        .collect();
+    assert_eq!(with_disk, vec![1000.0, 2000.0, 3000.0, 4000.0]);
+
+    // Two-minute buckets (T0 is a multiple of 120 s), over the raw points
+    // and over the rollups alike: the walks of the first two minutes, and
+    // none in the next bucket, whose other series are there.
+    let check = |buckets: Vec<RollupPoint>, from: &str| {
+        assert_eq!(buckets.len(), 2, "{from}");
+        let b = buckets[0];
+        assert_eq!(
+            (b.min[fs], b.avg[fs], b.max[fs]),
+            (1000.0, 2500.0, 4000.0),
+            "{from}"
+        );
+        assert!(buckets[1].avg[fs].is_nan(), "{from}: {:?}", buckets[1]);
+        assert_eq!(buckets[1].avg[0], 1.0, "{from}");
+    };
+    check(
+        store.range(&a, T0, T0 + 4 * MIN - 1, 2 * MIN).unwrap(),
+        "raw",
+    );
+    store.trim(T0 + 3 * MIN + 2 * 3_600_000).unwrap();
+    check(
+        store.range(&a, T0, T0 + 4 * MIN - 1, 2 * MIN).unwrap(),
+        "rollups",
+    );
 }
