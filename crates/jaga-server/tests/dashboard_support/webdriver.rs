@@ -1,6 +1,8 @@
 //! Just enough of the W3C WebDriver protocol to drive Debian's headless
 //! Chromium through `chromedriver`: navigate, run a script, type, click,
-//! resize, screenshot, read the console.
+//! resize, screenshot, read the console. crates/jaga/tests/
+//! dashboard_browser_engine.rs includes this file too (`#[path]`), for the
+//! real agent's dashboard.
 
 use std::path::Path;
 use std::process::Stdio;
