@@ -8,8 +8,13 @@ Measured:
   - alerts/s end to end: rows the hub stored (its /healthz stored_total)
     over the run, and the rate the agents got PubAcks for;
   - the hub's CPU (utime+stime from /proc/<pid>/stat) and peak RSS;
-  - an idle agent's upstream bytes/s: one more simulated agent connected
-    with nothing to send for the whole run, its bytes counted (NATS PINGs).
+  - an idle agent's upstream bytes/s: a real `jaga serve` (its nats output
+    taking no container's alerts, heartbeat every 30 s) connected to NATS
+    through a counting TCP proxy for the whole run, the bytes it sent
+    counted (CONNECT, heartbeats, PINGs/PONGs); with --idle simulated, one
+    more simulated agent that answers PINGs and sends the agent's heartbeat
+    every --heartbeat s;
+  - the idle agent's host state in the hub's /api/v1/hosts at the end.
 
 The simulated agents speak the NATS text protocol themselves (CONNECT,
 HPUB with a reply inbox, SUB for the acks), so no client library is needed.
@@ -17,6 +22,7 @@ Servers run on free loopback ports in a temp dir; PostgreSQL as the
 postgres user (initdb/pg_ctl from /usr/lib/postgresql/*/bin).
 
 Usage: python3 bench/fleet.py [--agents 20] [--seconds 300] [--window 64] [--drain 120] [--jaga PATH]
+                              [--idle real|simulated] [--heartbeat 30]
 Needs nats-server and postgresql (scripts/receivers.sh); without --jaga it
 runs `cargo build --release -p jaga` and uses target/release/jaga.
 """
@@ -26,10 +32,12 @@ import glob
 import json
 import multiprocessing
 import os
+import select
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -118,19 +126,99 @@ def agent(index, port, seconds, window, results):
     results.put(acked)
 
 
-def idle_agent(port, seconds, results):
+def idle_agent(port, seconds, heartbeat, results):
+    """Answers PINGs and, every `heartbeat` s (0: never), publishes the
+    heartbeat a jaga agent's nats output sends."""
     client = Nats(port, "agent", "agent-pass")
-    client.sock.settimeout(seconds + 5)
-    end = time.time() + seconds
+    started = time.time()
+    end = started + seconds
+    next_beat = started
     while time.time() < end:
-        client.sock.settimeout(max(0.1, end - time.time()))
-        try:
-            line = client.file.readline()
-        except (socket.timeout, OSError):
+        if heartbeat and time.time() >= next_beat:
+            beat = json.dumps({"agent": "bench-idle", "version": "0.1.0",
+                               "uptime_s": int(time.time() - started)}).encode()
+            client.send(f"PUB jaga.bench-idle.heartbeat {len(beat)}\r\n".encode() + beat + b"\r\n")
+            next_beat += heartbeat
+        wake = min(end, next_beat) if heartbeat else end
+        # select, not a socket timeout: a timed-out socket file reads no more.
+        readable, _, _ = select.select([client.sock], [], [], max(0.05, wake - time.time()))
+        if not readable:
+            continue
+        line = client.file.readline()
+        if not line:
             break
         if line.startswith(b"PING"):
             client.send(b"PONG\r\n")
     results.put(client.sent)
+
+
+class CountingProxy:
+    """Forwards one TCP port to another, counting what clients send."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.upstream = 0
+        self.lock = threading.Lock()
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            threading.Thread(target=self.pipe, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self.pipe, args=(server, client, False), daemon=True).start()
+
+    def pipe(self, source, sink, upstream):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if upstream:
+                    with self.lock:
+                        self.upstream += len(data)
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def sent(self):
+        with self.lock:
+            return self.upstream
+
+
+def real_idle_agent(jaga, work, nats_port):
+    """`jaga serve` whose nats output takes no container's alerts: all it
+    sends NATS is its connection's upkeep and its heartbeats."""
+    proxy = CountingProxy(nats_port)
+    port = free_port()
+    os.makedirs(f"{work}/idle-agent", exist_ok=True)
+    with open(f"{work}/idle-agent.toml", "w") as f:
+        f.write(f'[serve]\nlisten = "127.0.0.1:{port}"\ndata_dir = "{work}/idle-agent"\nagent_name = "bench-idle"\n'
+                '[audit]\ndisabled = true\n[logs]\ndisabled = true\n[process]\ndisabled = true\n'
+                f'[[outputs]]\nname = "fleet"\ntype = "nats"\nservers = ["nats://127.0.0.1:{proxy.port}"]\n'
+                'username = "agent"\npassword = "agent-pass"\ncontainers = ["jaga-bench-idle-none-*"]\n')
+    process = subprocess.Popen([jaga, "--config", f"{work}/idle-agent.toml", "serve"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return process, proxy
+
+
+def hub_host(port, name):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/hosts", timeout=5) as r:
+        return next((h for h in json.load(r) if h["agent"] == name), None)
 
 
 def proc_stat(pid):
@@ -155,6 +243,10 @@ def main():
     parser.add_argument("--window", type=int, default=64, help="alerts in flight per agent")
     parser.add_argument("--drain", type=int, default=120, help="most seconds to wait for the hub to catch up")
     parser.add_argument("--jaga")
+    parser.add_argument("--idle", choices=["real", "simulated"], default="real",
+                        help="the idle agent: jaga serve through a counting proxy, or a simulated one")
+    parser.add_argument("--heartbeat", type=int, default=30,
+                        help="the simulated idle agent's heartbeat interval, s (0: none, as before heartbeats)")
     args = parser.parse_args()
     jaga = args.jaga
     if not jaga:
@@ -190,13 +282,20 @@ def main():
 
         results = multiprocessing.Queue()
         idle_results = multiprocessing.Queue()
-        idle = multiprocessing.Process(target=idle_agent, args=(nats_port, args.seconds, idle_results))
+        idle = multiprocessing.Process(target=idle_agent,
+                                       args=(nats_port, args.seconds, args.heartbeat, idle_results))
+        real_idle = None
+        if args.idle == "real":
+            real_idle, proxy = real_idle_agent(jaga, work, nats_port)
+            procs.append(real_idle)
+            idle_sent0 = proxy.sent()
         workers = [multiprocessing.Process(target=agent, args=(i, nats_port, args.seconds, args.window, results))
                    for i in range(args.agents)]
         cpu0, _ = proc_stat(hub.pid)
         stored0 = hub_stored(hub_port)
         start = time.time()
-        idle.start()
+        if real_idle is None:
+            idle.start()
         for w in workers:
             w.start()
         peak_rss = 0
@@ -205,6 +304,7 @@ def main():
             time.sleep(1)
         acked = sum(results.get() for _ in workers)
         sent_at = time.time()
+        stored_while_publishing = hub_stored(hub_port) - stored0
         # The hub drains what was acknowledged.
         while hub_stored(hub_port) - stored0 < acked and time.time() - sent_at < args.drain:
             peak_rss = max(peak_rss, proc_stat(hub.pid)[1])
@@ -212,15 +312,24 @@ def main():
         elapsed = time.time() - start
         stored = hub_stored(hub_port) - stored0
         cpu1, _ = proc_stat(hub.pid)
-        idle.join()
-        idle_bytes = idle_results.get()
+        if real_idle is None:
+            idle.join()
+            idle_bytes, idle_seconds = idle_results.get(), args.seconds
+            idle_host = hub_host(hub_port, "bench-idle")
+        else:
+            idle_bytes, idle_seconds = proxy.sent() - idle_sent0, elapsed
+            idle_host = hub_host(hub_port, "bench-idle")
         print(f"agents                 {args.agents} (window {args.window} alerts in flight each)")
         print(f"run                    {elapsed:.1f} s (publishing {sent_at - start:.1f} s, then the hub's drain)")
         print(f"PubAcks to agents      {acked} ({acked / elapsed:.0f} alerts/s)")
         print(f"stored by the hub      {stored} ({stored / elapsed:.0f} alerts/s end to end)")
+        print(f"  while publishing     {stored_while_publishing} ({stored_while_publishing / (sent_at - start):.0f} alerts/s)")
+        if stored < acked:
+            print(f"  NOT DRAINED          {acked - stored} acknowledged but not stored after --drain {args.drain} s")
         print(f"hub CPU                {100 * (cpu1 - cpu0) / elapsed:.0f} % of one core")
         print(f"hub peak RSS           {peak_rss / 1024:.1f} MiB")
-        print(f"idle agent upstream    {idle_bytes / args.seconds:.2f} B/s ({idle_bytes} B in {args.seconds} s)")
+        print(f"idle agent upstream    {idle_bytes / idle_seconds:.2f} B/s ({idle_bytes} B in {idle_seconds:.0f} s, {args.idle})")
+        print(f"idle agent in the hub  {json.dumps(idle_host)}")
     finally:
         for p in reversed(procs):
             p.terminate()

@@ -92,6 +92,7 @@ impl Agent {
             metric_rules,
             process_rules,
             cves,
+            remote_writer,
         } = preflight::preflight(&config)?;
         let cves = Arc::new(cves);
         let process = match process_rules {
@@ -130,10 +131,8 @@ impl Agent {
                 .context("cannot read the alert sequence")?,
         );
         let mut outputs = Outputs::build(&config, &serve.data_dir, Arc::clone(&events))?;
-        let remote_write = match &config.remote_write {
-            Some(settings) => {
-                let writer = jaga_outputs::RemoteWriter::new(settings)
-                    .context("cannot set up [remote_write]")?;
+        let remote_write = match (&config.remote_write, remote_writer) {
+            (Some(settings), Some(writer)) => {
                 let status = Arc::new(outputs::status::OutputStatus::new(
                     outputs::remote_write::NAME,
                     outputs::remote_write::KIND,
@@ -149,7 +148,7 @@ impl Agent {
                     status,
                 })
             }
-            None => None,
+            _ => None,
         };
         let outputs = Arc::new(outputs);
 
@@ -408,7 +407,8 @@ impl Agent {
             ));
         }
         // Outputs: a runner each, woken by every commit.
-        let mut output_tasks = outputs.spawn(&supervisor, &sink.subscribe(), &shutdown_rx);
+        let mut output_tasks =
+            outputs.spawn(&supervisor, &sink.subscribe(), &shutdown_rx, &agent.name);
         if let Some(exporter) = remote_write {
             output_tasks.push(supervisor.spawn(
                 "output/remote_write",

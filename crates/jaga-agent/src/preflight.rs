@@ -1,11 +1,13 @@
 //! What `jaga serve` checks before it starts anything — tokens, TLS files,
-//! the refusal to listen off loopback without tokens, rule files, outputs
-//! and their secrets — shared with `jaga config check`, which stops there.
+//! the refusal to listen off loopback without tokens, rule files, outputs,
+//! `[remote_write]` and their secrets — shared with `jaga config check`, which stops there.
 
 use std::path::Path;
 
+use anyhow::Context as _;
 use jaga_audit::CveTable;
 use jaga_config::Config;
+use jaga_outputs::RemoteWriter;
 use jaga_rules::logs::RuleSet;
 use jaga_rules::metric::MetricRules;
 use jaga_rules::process::ProcessRules;
@@ -21,6 +23,8 @@ pub(crate) struct Preflight {
     /// `None` when process monitoring is disabled.
     pub process_rules: Option<ProcessRules>,
     pub cves: CveTable,
+    /// `[remote_write]`, its secrets and certificates read.
+    pub remote_writer: Option<RemoteWriter>,
 }
 
 /// Reads and compiles what the config names; nothing is opened or bound.
@@ -40,12 +44,19 @@ pub(crate) fn preflight(config: &Config) -> anyhow::Result<Preflight> {
         Some(crate::sources::process::load_rules(&config.process.rules)?)
     };
     let cves = crate::sources::audit::load_cve_table(&config.audit)?;
+    let remote_writer = config
+        .remote_write
+        .as_ref()
+        .map(RemoteWriter::new)
+        .transpose()
+        .context("cannot set up [remote_write]")?;
     Ok(Preflight {
         http,
         log_rules,
         metric_rules,
         process_rules,
         cves,
+        remote_writer,
     })
 }
 
@@ -58,6 +69,8 @@ pub struct CheckedConfig {
     pub metric_rules: Option<usize>,
     /// Each output in effect: name and type.
     pub outputs: Vec<(String, &'static str)>,
+    /// Where `[remote_write]` sends metrics (no credentials in it).
+    pub remote_write: Option<String>,
     /// Whether API tokens are required.
     pub tokens_required: bool,
     pub tls: bool,
@@ -76,6 +89,7 @@ pub fn check(config: &Config) -> anyhow::Result<CheckedConfig> {
         log_rules: checked.log_rules.as_ref().map(RuleSet::len),
         metric_rules: checked.metric_rules.as_ref().map(MetricRules::len),
         outputs,
+        remote_write: checked.remote_writer.as_ref().map(|w| w.shown().to_owned()),
         tokens_required: checked.http.tokens.required(),
         tls: checked.http.tls.is_some(),
     })

@@ -70,9 +70,14 @@ pub struct HubConfig {
     /// How long JetStream keeps what agents sent (the hub's outage budget).
     #[serde(default = "default_hub_max_age", with = "humantime_serde")]
     pub max_age: Duration,
-    /// A host with no record for this long is shown as `quiet`.
+    /// A host not heard from (no record, no heartbeat) for this long is
+    /// shown as `quiet` rather than `up`: three of the agents' default
+    /// 30 s heartbeats missed.
     #[serde(default = "default_hub_quiet_after", with = "humantime_serde")]
     pub quiet_after: Duration,
+    /// ... and as `down` after this long.
+    #[serde(default = "default_hub_down_after", with = "humantime_serde")]
+    pub down_after: Duration,
     /// The Prometheus-compatible store the agents remote-write to; the
     /// hub forwards `/api/v1/metrics/query` and `query_range` there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -96,6 +101,10 @@ fn default_hub_max_age() -> Duration {
 }
 
 fn default_hub_quiet_after() -> Duration {
+    Duration::from_secs(90)
+}
+
+fn default_hub_down_after() -> Duration {
     Duration::from_secs(10 * 60)
 }
 

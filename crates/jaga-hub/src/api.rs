@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
@@ -26,7 +25,7 @@ pub struct HubState {
     pub postgres: Mutex<tokio_postgres::Client>,
     pub tokens: Arc<Tokens>,
     pub stats: Arc<ConsumeStats>,
-    pub quiet_after: Duration,
+    pub thresholds: store::HostThresholds,
     pub prometheus: Option<reqwest::Url>,
     pub http: reqwest::Client,
 }
@@ -88,6 +87,7 @@ async fn healthz(State(state): State<Arc<HubState>>) -> Response {
         "duplicates_total": stats.duplicates_total.load(Ordering::Relaxed),
         "skipped_total": stats.skipped_total.load(Ordering::Relaxed),
         "store_failures_total": stats.store_failures_total.load(Ordering::Relaxed),
+        "heartbeats_total": stats.heartbeats_total.load(Ordering::Relaxed),
     });
     let status = if database {
         StatusCode::OK
@@ -126,6 +126,16 @@ async fn own_metrics(State(state): State<Arc<HubState>>) -> Response {
             "Batches the database did not take (not acknowledged; delivered again).",
             &stats.store_failures_total,
         ),
+        (
+            "jaga_hub_heartbeats_total",
+            "Agent heartbeats received (core NATS, outside the stream).",
+            &stats.heartbeats_total,
+        ),
+        (
+            "jaga_hub_heartbeats_skipped_total",
+            "Messages on the heartbeat subjects that are not a heartbeat.",
+            &stats.heartbeats_skipped_total,
+        ),
     ] {
         text.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
@@ -135,9 +145,15 @@ async fn own_metrics(State(state): State<Arc<HubState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
+/// `GET /api/v1/hosts`: each host that sent a record or a heartbeat, by
+/// name: `state` by the age of its last contact (`up` within `[hub]
+/// quiet_after`, 90 s by default; `quiet` within `down_after`, 10 min;
+/// then `down`), first and last contact, records stored, and from its
+/// last heartbeat `last_heartbeat_unix_ms`, `version` and `uptime_s`
+/// (`null` for a host that never sent one).
 async fn hosts(State(state): State<Arc<HubState>>) -> Result<Json<Vec<Host>>, ApiError> {
     let client = state.postgres.lock().await;
-    store::hosts(&client, state.quiet_after.as_secs_f64())
+    store::hosts(&client, state.thresholds)
         .await
         .map(Json)
         .map_err(internal)

@@ -3,7 +3,12 @@
 //! messages only after the commit. A hub that dies between the commit and
 //! the acks has them delivered again, to itself or another hub, and the
 //! inserts make that harmless. Hubs sharing the consumer's name share the
-//! work: JetStream hands each message to one of them.
+//! work: JetStream hands each message to one of them. Fetching the next
+//! batch overlaps storing the last one.
+//!
+//! Heartbeats come apart from the stream: core NATS on
+//! `<prefix>.*.heartbeat`, taken by one hub of the queue group named after
+//! the consumer, written as the hosts' last contact once a second.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,9 +16,10 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt as _;
-use tokio::sync::{watch, Mutex};
+use jaga_outputs::nats::{Heartbeat, HEARTBEAT_KIND};
+use tokio::sync::{mpsc, watch, Mutex};
 
-use crate::store::{self, Incoming};
+use crate::store::{Beat, Incoming, Writer};
 use crate::HubError;
 
 /// Counters `/metrics` and `/healthz` show.
@@ -26,24 +32,45 @@ pub struct ConsumeStats {
     pub skipped_total: AtomicU64,
     pub store_failures_total: AtomicU64,
     pub last_batch_unix_ms: AtomicU64,
+    /// Heartbeats received (core NATS, not the stream).
+    pub heartbeats_total: AtomicU64,
+    /// Heartbeat messages that do not read as one.
+    pub heartbeats_skipped_total: AtomicU64,
 }
 
-const BATCH: usize = 256;
+/// Most messages per fetch, and so per transaction.
+const BATCH: usize = 1000;
 /// How long a fetched message may wait for its ack before JetStream hands
 /// it out again (to this hub or another).
 const ACK_WAIT: Duration = Duration::from_secs(30);
+/// How long an idle hub's fetch waits at the server for a first message.
+const IDLE_WAIT: Duration = Duration::from_secs(5);
+/// How often received heartbeats are written.
+const HEARTBEAT_FLUSH: Duration = Duration::from_secs(1);
+/// A heartbeat is a few dozen bytes; anything much longer is not one.
+const MAX_HEARTBEAT_BYTES: usize = 4096;
 
-/// The stream over `<prefix>.>`, created when missing.
+/// The subjects of the stream: the records' kinds, not the heartbeats.
+pub fn subjects(prefix: &str) -> Vec<String> {
+    ["alerts", "events", "findings"]
+        .iter()
+        .map(|kind| format!("{prefix}.*.{kind}"))
+        .collect()
+}
+
+/// The stream over the records' subjects, created when missing. A stream
+/// made by an earlier hub over `<prefix>.>` would also keep every
+/// heartbeat: it is narrowed to the records' subjects.
 pub async fn stream(
     context: &jetstream::Context,
     name: &str,
     prefix: &str,
     max_age: Duration,
 ) -> Result<stream::Stream, HubError> {
-    context
+    let mut stream = context
         .get_or_create_stream(stream::Config {
             name: name.to_owned(),
-            subjects: vec![format!("{prefix}.>")],
+            subjects: subjects(prefix),
             max_age,
             // Re-sends after an agent's restart come within minutes.
             duplicate_window: Duration::from_secs(600),
@@ -51,7 +78,30 @@ pub async fn stream(
             ..Default::default()
         })
         .await
-        .map_err(|e| HubError::Nats(format!("cannot create or open stream '{name}': {e}")))
+        .map_err(|e| HubError::Nats(format!("cannot create or open stream '{name}': {e}")))?;
+    let config = stream.cached_info().config.clone();
+    if config.subjects == [format!("{prefix}.>")] {
+        tracing::info!(
+            stream = name,
+            "narrowing the stream's subjects to the records' kinds"
+        );
+        context
+            .update_stream(stream::Config {
+                subjects: subjects(prefix),
+                ..config
+            })
+            .await
+            .map_err(|e| {
+                HubError::Nats(format!(
+                    "cannot narrow the subjects of stream '{name}': {e}"
+                ))
+            })?;
+        stream = context
+            .get_stream(name)
+            .await
+            .map_err(|e| HubError::Nats(format!("cannot open stream '{name}': {e}")))?;
+    }
+    Ok(stream)
 }
 
 pub async fn consumer(
@@ -73,13 +123,19 @@ pub async fn consumer(
         .map_err(|e| HubError::Nats(format!("cannot create or open consumer '{name}': {e}")))
 }
 
-/// A message read as a record: `<prefix>.<agent>.<kind>` and an alert.
-pub fn parse(prefix: &str, subject: &str, payload: &[u8]) -> Option<Incoming> {
+/// The agent token of `<prefix>.<agent>.<kind>`, and the kind.
+fn agent_and_kind<'a>(prefix: &str, subject: &'a str) -> Option<(&'a str, &'a str)> {
     let rest = subject.strip_prefix(prefix)?.strip_prefix('.')?;
     let (agent, kind) = rest.rsplit_once('.')?;
     if agent.is_empty() || agent.contains('.') {
         return None;
     }
+    Some((agent, kind))
+}
+
+/// A message read as a record: `<prefix>.<agent>.<kind>` and an alert.
+pub fn parse(prefix: &str, subject: &str, payload: &[u8]) -> Option<Incoming> {
+    let (agent, kind) = agent_and_kind(prefix, subject)?;
     if !matches!(kind, "alerts" | "events" | "findings") {
         return None;
     }
@@ -91,67 +147,106 @@ pub fn parse(prefix: &str, subject: &str, payload: &[u8]) -> Option<Incoming> {
     })
 }
 
+/// A message read as a heartbeat: `<prefix>.<agent>.heartbeat`; the
+/// subject names the host, as it does for records.
+pub fn parse_heartbeat(prefix: &str, subject: &str, payload: &[u8]) -> Option<Beat> {
+    let (agent, kind) = agent_and_kind(prefix, subject)?;
+    if kind != HEARTBEAT_KIND
+        || payload.len() > MAX_HEARTBEAT_BYTES
+        || agent.chars().any(char::is_control)
+    {
+        return None;
+    }
+    let beat: Heartbeat = serde_json::from_slice(payload).ok()?;
+    Some(Beat {
+        agent: agent.to_owned(),
+        // Shown as it is; PostgreSQL's text takes no NUL.
+        version: beat
+            .version
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect(),
+        uptime_s: i64::try_from(beat.uptime_s).unwrap_or(i64::MAX),
+    })
+}
+
 pub struct Consume {
     pub consumer: consumer::PullConsumer,
-    pub postgres: Arc<Mutex<tokio_postgres::Client>>,
+    pub writer: Arc<Mutex<Writer>>,
     pub prefix: String,
     pub stats: Arc<ConsumeStats>,
 }
 
 impl Consume {
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// Fetches in one task and stores in another, one batch apart, until
+    /// `shutdown`; what was fetched and not stored comes again after
+    /// `ACK_WAIT`.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let (batches, mut fetched) = mpsc::channel::<Vec<jetstream::Message>>(1);
+        let consumer = self.consumer.clone();
+        let mut stop = shutdown.clone();
+        let fetching = tokio::spawn(async move {
+            let mut failures = 0u32;
+            let mut idle = false;
+            loop {
+                let fetched = tokio::select! {
+                    fetched = fetch(&consumer, idle) => fetched,
+                    _ = stopped(&mut stop) => return,
+                };
+                let wait = match fetched {
+                    Ok(batch) => {
+                        failures = 0;
+                        idle = batch.is_empty();
+                        if !idle && batches.send(batch).await.is_err() {
+                            return;
+                        }
+                        Duration::ZERO
+                    }
+                    Err(error) => {
+                        failures = failures.saturating_add(1);
+                        tracing::warn!(%error, "hub cannot fetch; trying again");
+                        backoff(failures)
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        });
+        let mut stop = shutdown;
         let mut failures = 0u32;
         loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            let wait = match self.batch().await {
-                Ok(_) => {
-                    failures = 0;
-                    Duration::ZERO
-                }
+            let batch = tokio::select! {
+                batch = fetched.recv() => batch,
+                _ = stopped(&mut stop) => None,
+            };
+            let Some(batch) = batch else { break };
+            match self.store(&batch).await {
+                Ok(()) => failures = 0,
                 Err(error) => {
                     failures = failures.saturating_add(1);
-                    tracing::warn!(%error, "hub cannot take a batch; trying again");
-                    Duration::from_millis(500u64.saturating_mul(1 << failures.min(6)))
+                    tracing::warn!(%error, "hub cannot store a batch; it comes again");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff(failures)) => {}
+                        _ = stopped(&mut stop) => break,
+                    }
                 }
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => return,
             }
         }
+        drop(fetched);
+        let _ = fetching.await;
     }
 
-    /// Fetches up to a batch, stores it, acknowledges it.
-    async fn batch(&self) -> Result<usize, HubError> {
-        let mut messages = self
-            .consumer
-            .fetch()
-            .max_messages(BATCH)
-            .expires(Duration::from_secs(2))
-            .messages()
-            .await
-            .map_err(|e| HubError::Nats(format!("cannot fetch: {e}")))?;
-        let mut fetched = Vec::new();
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(message) => fetched.push(message),
-                Err(error) => {
-                    tracing::debug!(%error, "fetch ended early");
-                    break;
-                }
-            }
-        }
-        if fetched.is_empty() {
-            return Ok(0);
-        }
+    /// Stores a batch and acknowledges it.
+    async fn store(&self, fetched: &[jetstream::Message]) -> Result<(), HubError> {
         let stats = &self.stats;
         stats
             .received_total
             .fetch_add(fetched.len() as u64, Ordering::Relaxed);
         let mut records = Vec::with_capacity(fetched.len());
-        for message in &fetched {
+        for message in fetched {
             match parse(&self.prefix, message.subject.as_str(), &message.payload) {
                 Some(record) => records.push(record),
                 None => {
@@ -160,22 +255,19 @@ impl Consume {
                 }
             }
         }
-        let new = {
-            let mut client = self.postgres.lock().await;
-            match store::insert(&mut client, &records).await {
-                Ok(new) => new,
-                Err(error) => {
-                    // Not acknowledged: JetStream hands them out again.
-                    stats.store_failures_total.fetch_add(1, Ordering::Relaxed);
-                    return Err(error);
-                }
+        let new = match self.writer.lock().await.insert(&records).await {
+            Ok(new) => new,
+            Err(error) => {
+                // Not acknowledged: JetStream hands them out again.
+                stats.store_failures_total.fetch_add(1, Ordering::Relaxed);
+                return Err(error);
             }
         };
         stats.stored_total.fetch_add(new, Ordering::Relaxed);
         stats
             .duplicates_total
             .fetch_add(records.len() as u64 - new, Ordering::Relaxed);
-        for message in &fetched {
+        for message in fetched {
             if let Err(error) = message.ack().await {
                 // Stored already: a second delivery is a no-op insert.
                 tracing::debug!(%error, "ack failed; the record will come again");
@@ -185,7 +277,96 @@ impl Consume {
             u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0),
             Ordering::Relaxed,
         );
-        Ok(fetched.len())
+        Ok(())
+    }
+}
+
+/// Completes when `shutdown` turns true (or its sender is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(500u64.saturating_mul(1 << failures.min(6)))
+}
+
+/// Up to a batch of what is there. After an empty fetch (`idle`) the
+/// request waits at the server until a first message comes (or
+/// `IDLE_WAIT`), so an idle hub does not ask again and again.
+async fn fetch(
+    consumer: &consumer::PullConsumer,
+    idle: bool,
+) -> Result<Vec<jetstream::Message>, HubError> {
+    let failed = |e: &dyn std::fmt::Display| HubError::Nats(format!("cannot fetch: {e}"));
+    let mut messages = if idle {
+        consumer
+            .batch()
+            .max_messages(1)
+            .expires(IDLE_WAIT)
+            .messages()
+            .await
+            .map_err(|e| failed(&e))?
+    } else {
+        consumer
+            .fetch()
+            .max_messages(BATCH)
+            .expires(Duration::from_secs(2))
+            .messages()
+            .await
+            .map_err(|e| failed(&e))?
+    };
+    let mut fetched = Vec::new();
+    while let Some(message) = messages.next().await {
+        match message {
+            Ok(message) => fetched.push(message),
+            Err(error) => {
+                tracing::debug!(%error, "fetch ended early");
+                break;
+            }
+        }
+    }
+    Ok(fetched)
+}
+
+/// Takes the heartbeats of the queue group and writes them once a
+/// second until `shutdown`. A heartbeat the database does not take is
+/// dropped: the next one comes within the agent's interval.
+pub async fn heartbeats(
+    mut subscriber: async_nats::Subscriber,
+    writer: Arc<Mutex<Writer>>,
+    prefix: String,
+    stats: Arc<ConsumeStats>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut pending: Vec<Beat> = Vec::new();
+    let mut flush = tokio::time::interval(HEARTBEAT_FLUSH);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            message = subscriber.next() => {
+                let Some(message) = message else { return };
+                match parse_heartbeat(&prefix, message.subject.as_str(), &message.payload) {
+                    Some(beat) => {
+                        stats.heartbeats_total.fetch_add(1, Ordering::Relaxed);
+                        pending.push(beat);
+                    }
+                    None => {
+                        stats.heartbeats_skipped_total.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(subject = %jaga_model::escape_control(message.subject.as_str()), "not a heartbeat; skipped");
+                    }
+                }
+            }
+            _ = flush.tick() => {
+                if pending.is_empty() {
+                    continue;
+                }
+                if let Err(error) = writer.lock().await.heartbeats(&pending).await {
+                    tracing::warn!(%error, beats = pending.len(), "heartbeats not recorded");
+                }
+                pending.clear();
+            }
+            _ = stopped(&mut shutdown) => return,
+        }
     }
 }
 
@@ -206,5 +387,48 @@ mod tests {
         assert!(parse("jaga", "other.edge-1.alerts", alert.as_bytes()).is_none());
         assert!(parse("jaga", "jaga.a.b.alerts", alert.as_bytes()).is_none());
         assert!(parse("jaga", "jaga.edge-1.alerts", b"not json").is_none());
+        assert!(parse("jaga", "jaga.edge-1.heartbeat", alert.as_bytes()).is_none());
+    }
+
+    #[test]
+    fn heartbeats_name_their_host_by_the_subject() {
+        let beat = br#"{"agent":"edge 1","version":"0.1.0","uptime_s":42}"#;
+        let read = parse_heartbeat("jaga", "jaga.edge_1.heartbeat", beat).unwrap();
+        assert_eq!(
+            read,
+            Beat {
+                agent: "edge_1".to_owned(),
+                version: "0.1.0".to_owned(),
+                uptime_s: 42
+            }
+        );
+        assert!(parse_heartbeat("jaga", "jaga.edge_1.alerts", beat).is_none());
+        assert!(parse_heartbeat("jaga", "jaga.edge_1.heartbeat", b"{}").is_none());
+        let nul = br#"{"agent":"a","version":"1\u0000.0","uptime_s":1}"#;
+        assert_eq!(
+            parse_heartbeat("jaga", "jaga.a.heartbeat", nul)
+                .unwrap()
+                .version,
+            "1.0"
+        );
+        let long = format!(
+            r#"{{"agent":"a","version":"{}","uptime_s":1}}"#,
+            "x".repeat(MAX_HEARTBEAT_BYTES)
+        );
+        assert!(parse_heartbeat("jaga", "jaga.a.heartbeat", long.as_bytes()).is_none());
+    }
+
+    #[test]
+    fn the_stream_takes_records_but_not_heartbeats() {
+        let subjects = subjects("fleet.eu");
+        assert_eq!(
+            subjects,
+            [
+                "fleet.eu.*.alerts",
+                "fleet.eu.*.events",
+                "fleet.eu.*.findings"
+            ]
+        );
+        assert!(!subjects.iter().any(|s| s.ends_with(HEARTBEAT_KIND)));
     }
 }

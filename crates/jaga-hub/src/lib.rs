@@ -5,7 +5,8 @@
 //! host's state and last contact, alerts and findings with a host filter
 //! (the JSON of an agent's `/api/v1/alerts`), and metrics forwarded to the
 //! Prometheus-compatible store the agents remote-write to. Several hubs
-//! can run against the same stream and database.
+//! can run against the same stream and database. The agents' heartbeats
+//! (core NATS, outside the stream) keep an idle host's last contact fresh.
 
 pub mod api;
 pub mod consume;
@@ -35,10 +36,82 @@ pub enum HubError {
     },
 }
 
+/// What the hub takes from `[hub]` before it connects to anything, its
+/// secrets read: what `jaga hub` refuses at start, and what `jaga config
+/// check` checks.
+pub struct Prepared {
+    conninfo: String,
+    options: async_nats::ConnectOptions,
+    prefix: String,
+    prometheus: Option<reqwest::Url>,
+    thresholds: store::HostThresholds,
+}
+
+/// Checks `[hub]` and reads its secrets; connects to nothing.
+pub fn prepare(config: &HubConfig) -> Result<Prepared, HubError> {
+    let conninfo = config
+        .postgres
+        .reveal()
+        .map_err(|e| HubError::Config(format!("cannot read 'postgres': {e}")))?;
+    conninfo.parse::<tokio_postgres::Config>().map_err(|e| {
+        HubError::Config(format!("'postgres' is not a libpq connection string: {e}"))
+    })?;
+    let errors = jaga_outputs::nats::ServerErrors::default();
+    let options = config
+        .nats
+        .options("hub", "jaga hub", &errors)
+        .map_err(|e| HubError::Config(e.to_string()))?;
+    let prefix = jaga_outputs::nats::subject_prefix(&config.subject_prefix)
+        .map_err(|reason| HubError::Config(format!("'subject_prefix' is not valid: {reason}")))?
+        .to_owned();
+    for (key, name) in [("stream", &config.stream), ("consumer", &config.consumer)] {
+        if name.is_empty()
+            || name
+                .chars()
+                .any(|c| matches!(c, '.' | '*' | '>' | '/' | '\\') || c.is_whitespace())
+        {
+            return Err(HubError::Config(format!(
+                "'{key}' '{}' is not a JetStream name (no dots, wildcards, slashes or spaces)",
+                jaga_model::escape_control(name)
+            )));
+        }
+    }
+    if config.quiet_after.is_zero() || config.quiet_after >= config.down_after {
+        return Err(HubError::Config(format!(
+            "'quiet_after' ({}) must be above zero and below 'down_after' ({})",
+            humantime::format_duration(config.quiet_after),
+            humantime::format_duration(config.down_after)
+        )));
+    }
+    let prometheus = config
+        .prometheus_url
+        .as_deref()
+        .map(|url| {
+            reqwest::Url::parse(url).map_err(|e| {
+                HubError::Config(format!(
+                    "'prometheus_url' '{}' is not a URL: {e}",
+                    jaga_model::escape_control(url)
+                ))
+            })
+        })
+        .transpose()?;
+    Ok(Prepared {
+        conninfo,
+        options,
+        prefix,
+        prometheus,
+        thresholds: store::HostThresholds {
+            quiet_after: config.quiet_after,
+            down_after: config.down_after,
+        },
+    })
+}
+
 /// The hub, connected and ready to serve.
 pub struct Hub {
     pub state: Arc<HubState>,
     consume: consume::Consume,
+    heartbeats: async_nats::Subscriber,
     listener: tokio::net::TcpListener,
 }
 
@@ -46,32 +119,33 @@ impl Hub {
     /// Connects to NATS (creating the stream and the durable consumer when
     /// missing) and PostgreSQL (creating the tables), and binds the API.
     pub async fn start(config: &HubConfig, tokens: Arc<Tokens>) -> Result<Self, HubError> {
-        let conninfo = config
-            .postgres
-            .reveal()
-            .map_err(|e| HubError::Config(format!("cannot read 'postgres': {e}")))?;
-        let errors = jaga_outputs::nats::ServerErrors::default();
-        let options = config
-            .nats
-            .options("hub", "jaga hub", &errors)
-            .map_err(|e| HubError::Config(e.to_string()))?;
+        let Prepared {
+            conninfo,
+            options,
+            prefix,
+            prometheus,
+            thresholds,
+        } = prepare(config)?;
         let client = config.nats.connect(options).await.map_err(|failure| {
             HubError::Nats(match failure {
                 jaga_outputs::nats::ConnectFailure::Unreachable(text)
                 | jaga_outputs::nats::ConnectFailure::Refused(text) => text,
             })
         })?;
+        // Every hub of the consumer's group shares the heartbeats too:
+        // each is written once.
+        let heartbeats = client
+            .queue_subscribe(
+                format!("{prefix}.*.{}", jaga_outputs::nats::HEARTBEAT_KIND),
+                config.consumer.clone(),
+            )
+            .await
+            .map_err(|e| HubError::Nats(format!("cannot subscribe to heartbeats: {e}")))?;
         let mut context = async_nats::jetstream::new(client);
         context.set_timeout(config.nats.timeout);
-        let stream = consume::stream(
-            &context,
-            &config.stream,
-            &config.subject_prefix,
-            config.max_age,
-        )
-        .await?;
+        let stream = consume::stream(&context, &config.stream, &prefix, config.max_age).await?;
         let consumer = consume::consumer(&stream, &config.consumer).await?;
-        let writer = store::connect(&conninfo).await?;
+        let writer = store::Writer::new(store::connect(&conninfo).await?).await?;
         let reader = store::connect(&conninfo).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -80,15 +154,6 @@ impl Hub {
                 source,
             })?;
         let stats = Arc::new(ConsumeStats::default());
-        let prometheus = config
-            .prometheus_url
-            .as_deref()
-            .map(|url| {
-                reqwest::Url::parse(url).map_err(|e| {
-                    HubError::Config(format!("'prometheus_url' '{url}' is not a URL: {e}"))
-                })
-            })
-            .transpose()?;
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()
@@ -97,7 +162,7 @@ impl Hub {
             postgres: Mutex::new(reader),
             tokens,
             stats: Arc::clone(&stats),
-            quiet_after: config.quiet_after,
+            thresholds,
             prometheus,
             http,
         });
@@ -105,10 +170,11 @@ impl Hub {
             state,
             consume: consume::Consume {
                 consumer,
-                postgres: Arc::new(Mutex::new(writer)),
-                prefix: config.subject_prefix.clone(),
+                writer: Arc::new(Mutex::new(writer)),
+                prefix,
                 stats,
             },
+            heartbeats,
             listener,
         })
     }
@@ -121,6 +187,13 @@ impl Hub {
     pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), HubError> {
         let addr = self.local_addr();
         tracing::info!(listen = ?addr, "jaga hub started");
+        let beating = tokio::spawn(consume::heartbeats(
+            self.heartbeats,
+            Arc::clone(&self.consume.writer),
+            self.consume.prefix.clone(),
+            Arc::clone(&self.consume.stats),
+            shutdown.clone(),
+        ));
         let consuming = tokio::spawn(self.consume.run(shutdown.clone()));
         let mut stop = shutdown.clone();
         let served = axum::serve(self.listener, router(self.state))
@@ -129,6 +202,7 @@ impl Hub {
             })
             .await;
         let _ = consuming.await;
+        let _ = beating.await;
         served.map_err(|source| HubError::Listen {
             listen: addr.unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
             source,

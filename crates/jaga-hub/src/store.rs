@@ -2,6 +2,8 @@
 //! the record's id (an alert id is unique per host, not per fleet), and
 //! one row per host with its last contact.
 
+use std::borrow::Cow;
+
 use jaga_model::Alert;
 use tokio_postgres::{Client, NoTls};
 
@@ -30,6 +32,9 @@ CREATE TABLE IF NOT EXISTS fleet_hosts (
     last_contact TIMESTAMPTZ NOT NULL DEFAULT now(),
     records BIGINT NOT NULL DEFAULT 0
 );
+ALTER TABLE fleet_hosts ADD COLUMN IF NOT EXISTS heartbeat_at TIMESTAMPTZ;
+ALTER TABLE fleet_hosts ADD COLUMN IF NOT EXISTS version TEXT;
+ALTER TABLE fleet_hosts ADD COLUMN IF NOT EXISTS uptime_s BIGINT;
 ";
 
 /// A record as the hub received it.
@@ -98,97 +103,266 @@ fn refused(error: &tokio_postgres::Error) -> bool {
     })
 }
 
-/// Stores `records` in one transaction, each only if absent; returns how
-/// many were new. Nothing is stored when it fails.
-pub async fn insert(client: &mut Client, records: &[Incoming]) -> Result<u64, HubError> {
-    let failed =
-        |e: tokio_postgres::Error| HubError::Postgres(format!("cannot store records: {e}"));
-    let tx = client.transaction().await.map_err(failed)?;
-    let insert = tx
-        .prepare(
-            "INSERT INTO fleet_records (agent, id, kind, level, rule_id, raised_at, record) \
-             VALUES ($1, $2, $3, $4, $5, $6, CAST($7::text AS jsonb)) \
-             ON CONFLICT (agent, id) DO NOTHING",
-        )
-        .await
-        .map_err(failed)?;
-    let host = tx
-        .prepare(
-            "INSERT INTO fleet_hosts (agent, records) VALUES ($1, $2) \
-             ON CONFLICT (agent) DO UPDATE SET last_contact = now(), \
-             records = fleet_hosts.records + EXCLUDED.records",
-        )
-        .await
-        .map_err(failed)?;
-    let mut new = 0u64;
-    let mut per_host: std::collections::BTreeMap<&str, i64> = Default::default();
-    for record in records {
-        let json = serde_json::to_string(&record.alert)
-            .map_err(|e| HubError::Postgres(format!("cannot encode a record: {e}")))?;
-        let added = tx
-            .execute(
-                &insert,
+/// One statement stores a whole batch: the records arrive as one array
+/// per column (so the statement has 7 parameters whatever the batch's
+/// size, far below PostgreSQL's 65535), are inserted in the order they
+/// came unless already there, and each host of the batch has its last
+/// contact and count moved, in agent order so that hubs writing at once
+/// lock the host rows in the same order. A single statement is one
+/// transaction: all of it is stored, or nothing.
+const INSERT_BATCH: &str = "
+WITH batch AS (
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::text[], $6::text[], $7::text[])
+        WITH ORDINALITY AS b(agent, id, kind, level, rule_id, raised_at, record, n)
+), added AS (
+    INSERT INTO fleet_records (agent, id, kind, level, rule_id, raised_at, record)
+    SELECT agent, id, kind, level, rule_id, raised_at, CAST(record AS jsonb) FROM batch ORDER BY n
+    ON CONFLICT (agent, id) DO NOTHING
+    RETURNING agent
+), per_host AS (
+    SELECT hosts.agent, count(added.agent) AS records
+    FROM (SELECT DISTINCT agent FROM batch) AS hosts LEFT JOIN added ON added.agent = hosts.agent
+    GROUP BY hosts.agent
+), touched AS (
+    INSERT INTO fleet_hosts (agent, records) SELECT agent, records FROM per_host ORDER BY agent
+    ON CONFLICT (agent) DO UPDATE SET last_contact = now(),
+    records = fleet_hosts.records + EXCLUDED.records
+)
+SELECT count(*) FROM added";
+
+/// The latest heartbeat of each host: its last contact, version and uptime.
+const HEARTBEATS: &str = "
+INSERT INTO fleet_hosts (agent, version, uptime_s, heartbeat_at)
+SELECT agent, version, uptime_s, now()
+FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS h(agent, version, uptime_s) ORDER BY agent
+ON CONFLICT (agent) DO UPDATE SET last_contact = now(), heartbeat_at = now(),
+version = EXCLUDED.version, uptime_s = EXCLUDED.uptime_s";
+
+/// A host's heartbeat as the hub received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Beat {
+    /// The subject's agent token.
+    pub agent: String,
+    pub version: String,
+    pub uptime_s: i64,
+}
+
+/// The consumer's connection, its statements prepared once.
+pub struct Writer {
+    client: Client,
+    insert: tokio_postgres::Statement,
+    heartbeats: tokio_postgres::Statement,
+}
+
+impl Writer {
+    pub async fn new(client: Client) -> Result<Self, HubError> {
+        let prepare = |e: tokio_postgres::Error| {
+            HubError::Postgres(format!(
+                "cannot prepare the hub's statements: {}",
+                explain(&e)
+            ))
+        };
+        let insert = client.prepare(INSERT_BATCH).await.map_err(prepare)?;
+        let heartbeats = client.prepare(HEARTBEATS).await.map_err(prepare)?;
+        Ok(Self {
+            client,
+            insert,
+            heartbeats,
+        })
+    }
+
+    /// Stores `records` in one transaction, each only if absent (a record
+    /// twice in `records` is stored once); returns how many were new.
+    /// Nothing is stored when it fails.
+    pub async fn insert(&self, records: &[Incoming]) -> Result<u64, HubError> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let mut columns = Columns::with_capacity(records.len());
+        for record in records {
+            columns.agent.push(without_nul(&record.agent));
+            columns.id.push(without_nul(&record.alert.id));
+            columns.kind.push(without_nul(&record.kind));
+            columns.level.push(i32::from(record.alert.rule.level));
+            columns.rule_id.push(without_nul(&record.alert.rule.id));
+            columns.raised_at.push(without_nul(&record.alert.timestamp));
+            columns.record.push(json_without_nul(&record.alert)?);
+        }
+        let row = self
+            .client
+            .query_one(
+                &self.insert,
                 &[
-                    &record.agent,
-                    &record.alert.id,
-                    &record.kind,
-                    &i32::from(record.alert.rule.level),
-                    &record.alert.rule.id,
-                    &record.alert.timestamp,
-                    &json,
+                    &columns.agent,
+                    &columns.id,
+                    &columns.kind,
+                    &columns.level,
+                    &columns.rule_id,
+                    &columns.raised_at,
+                    &columns.record,
                 ],
             )
             .await
-            .map_err(failed)?;
-        new += added;
-        *per_host.entry(record.agent.as_str()).or_default() += added as i64;
+            .map_err(|e| HubError::Postgres(format!("cannot store records: {}", explain(&e))))?;
+        let new: i64 = row.get(0);
+        Ok(u64::try_from(new).unwrap_or(0))
     }
-    for (agent, added) in per_host {
-        tx.execute(&host, &[&agent, &added]).await.map_err(failed)?;
+
+    /// Records the hosts' heartbeats (the latest of each) as their last
+    /// contact.
+    pub async fn heartbeats(&self, beats: &[Beat]) -> Result<(), HubError> {
+        let mut latest: std::collections::BTreeMap<&str, &Beat> = Default::default();
+        for beat in beats {
+            latest.insert(beat.agent.as_str(), beat);
+        }
+        if latest.is_empty() {
+            return Ok(());
+        }
+        let agents: Vec<&str> = latest.keys().copied().collect();
+        let versions: Vec<&str> = latest.values().map(|b| b.version.as_str()).collect();
+        let uptimes: Vec<i64> = latest.values().map(|b| b.uptime_s).collect();
+        self.client
+            .execute(&self.heartbeats, &[&agents, &versions, &uptimes])
+            .await
+            .map_err(|e| {
+                HubError::Postgres(format!("cannot record heartbeats: {}", explain(&e)))
+            })?;
+        Ok(())
     }
-    tx.commit().await.map_err(failed)?;
-    Ok(new)
+}
+
+/// PostgreSQL's text and jsonb take no NUL character, which a log line can
+/// carry into an alert: a record holding one would fail its whole batch
+/// at every delivery. It is stored with U+FFFD in its place.
+fn without_nul(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// The record's JSON, NUL characters replaced as [`without_nul`] does.
+fn json_without_nul(alert: &Alert) -> Result<String, HubError> {
+    let encode = |e: serde_json::Error| HubError::Postgres(format!("cannot encode a record: {e}"));
+    let json = serde_json::to_string(alert).map_err(encode)?;
+    // serde_json writes a NUL as this escape. The text "\u0000" (an
+    // escaped backslash) matches too; the walk leaves it as it is.
+    if !json.contains("\\u0000") {
+        return Ok(json);
+    }
+    fn walk(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(text) if text.contains('\0') => {
+                *text = text.replace('\0', "\u{FFFD}");
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            serde_json::Value::Object(fields) => {
+                let keys: Vec<String> = fields
+                    .keys()
+                    .filter(|k| k.contains('\0'))
+                    .cloned()
+                    .collect();
+                for key in keys {
+                    if let Some(item) = fields.remove(&key) {
+                        fields.insert(key.replace('\0', "\u{FFFD}"), item);
+                    }
+                }
+                fields.values_mut().for_each(walk);
+            }
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(alert).map_err(encode)?;
+    walk(&mut value);
+    serde_json::to_string(&value).map_err(encode)
+}
+
+/// A batch, one array per column of `fleet_records`.
+struct Columns<'a> {
+    agent: Vec<Cow<'a, str>>,
+    id: Vec<Cow<'a, str>>,
+    kind: Vec<Cow<'a, str>>,
+    level: Vec<i32>,
+    rule_id: Vec<Cow<'a, str>>,
+    raised_at: Vec<Cow<'a, str>>,
+    record: Vec<String>,
+}
+
+impl Columns<'_> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            agent: Vec::with_capacity(n),
+            id: Vec::with_capacity(n),
+            kind: Vec::with_capacity(n),
+            level: Vec::with_capacity(n),
+            rule_id: Vec::with_capacity(n),
+            raised_at: Vec::with_capacity(n),
+            record: Vec::with_capacity(n),
+        }
+    }
 }
 
 /// A host as the API shows it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Host {
     pub agent: String,
-    /// `active` (a record within `quiet_after`) or `quiet`.
-    pub state: String,
+    /// By the age of the last contact (a record or a heartbeat): `up`
+    /// within `quiet_after`, `quiet` within `down_after`, else `down`.
+    pub state: &'static str,
     pub first_contact_unix_ms: i64,
     pub last_contact_unix_ms: i64,
     pub records: i64,
+    /// From the last heartbeat; `null` for a host that never sent one.
+    pub last_heartbeat_unix_ms: Option<i64>,
+    pub version: Option<String>,
+    pub uptime_s: Option<i64>,
 }
 
-pub async fn hosts(client: &Client, quiet_after_s: f64) -> Result<Vec<Host>, HubError> {
+/// How old a host's last contact may be for each state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HostThresholds {
+    pub quiet_after: std::time::Duration,
+    pub down_after: std::time::Duration,
+}
+
+impl HostThresholds {
+    /// `up`, `quiet` or `down` for a last contact `silent_s` seconds ago.
+    pub fn state(&self, silent_s: f64) -> &'static str {
+        if silent_s <= self.quiet_after.as_secs_f64() {
+            "up"
+        } else if silent_s <= self.down_after.as_secs_f64() {
+            "quiet"
+        } else {
+            "down"
+        }
+    }
+}
+
+pub async fn hosts(client: &Client, thresholds: HostThresholds) -> Result<Vec<Host>, HubError> {
     let rows = client
         .query(
             "SELECT agent, \
              (EXTRACT(EPOCH FROM first_contact) * 1000)::BIGINT, \
              (EXTRACT(EPOCH FROM last_contact) * 1000)::BIGINT, records, \
-             EXTRACT(EPOCH FROM now() - last_contact)::FLOAT8 \
+             EXTRACT(EPOCH FROM now() - last_contact)::FLOAT8, \
+             (EXTRACT(EPOCH FROM heartbeat_at) * 1000)::BIGINT, version, uptime_s \
              FROM fleet_hosts ORDER BY agent",
             &[],
         )
         .await
-        .map_err(|e| HubError::Postgres(format!("cannot list hosts: {e}")))?;
+        .map_err(|e| HubError::Postgres(format!("cannot list hosts: {}", explain(&e))))?;
     Ok(rows
         .iter()
-        .map(|row| {
-            let silent: f64 = row.get(4);
-            Host {
-                agent: row.get(0),
-                state: if silent <= quiet_after_s {
-                    "active"
-                } else {
-                    "quiet"
-                }
-                .to_owned(),
-                first_contact_unix_ms: row.get(1),
-                last_contact_unix_ms: row.get(2),
-                records: row.get(3),
-            }
+        .map(|row| Host {
+            agent: row.get(0),
+            state: thresholds.state(row.get(4)),
+            first_contact_unix_ms: row.get(1),
+            last_contact_unix_ms: row.get(2),
+            records: row.get(3),
+            last_heartbeat_unix_ms: row.get(5),
+            version: row.get(6),
+            uptime_s: row.get(7),
         })
         .collect())
 }

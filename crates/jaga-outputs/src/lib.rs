@@ -27,7 +27,7 @@ pub mod webhook;
 
 pub use alertmanager::{AlertmanagerOutput, AlertmanagerSettings};
 pub use file::{FileOutput, FileSettings};
-pub use nats::{NatsConnection, NatsOutput, NatsSettings};
+pub use nats::{Heartbeat, NatsConnection, NatsOutput, NatsSettings};
 pub use remote_write::{RemoteWriteSettings, RemoteWriter};
 pub use secret::{Secret, SecretError};
 pub use slack::{SlackOutput, SlackSettings};
@@ -124,6 +124,20 @@ pub trait Output: Send + Sync {
     /// this often.
     fn resend_firing_every(&self) -> Option<Duration> {
         None
+    }
+
+    /// Receivers that keep track of which agents are alive (the hub's host
+    /// list, through NATS) are sent a [`heartbeat`](Output::heartbeat)
+    /// this often, whether or not there are alerts.
+    fn heartbeat_every(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Tells the receiver the agent is alive; not through the durable
+    /// queue (a lost heartbeat is made good by the next). Must time out
+    /// on its own.
+    fn heartbeat<'a>(&'a self, _beat: &'a nats::Heartbeat) -> DeliveryFuture<'a> {
+        Box::pin(async { Ok(Receipt::default()) })
     }
 
     /// Messages this output had to cut to fit its receiver (syslog over

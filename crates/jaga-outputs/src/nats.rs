@@ -5,6 +5,12 @@
 //! only when JetStream acknowledged every alert of the message (its
 //! PubAck): the runner moves its cursor after that, never before.
 //!
+//! Besides the alerts, the output publishes a small heartbeat to
+//! `<prefix>.<agent>.heartbeat` every `heartbeat` (30 s): core NATS, not
+//! JetStream and not through the durable queue, since a heartbeat is only
+//! worth something while it is fresh. The hubs subscribe to it in a queue
+//! group and take it as the host's last contact.
+//!
 //! Every agent authenticates with its own credentials (user/password, an
 //! NKey seed or a `.creds` file), over TLS when the URL says `tls://` or a
 //! CA is given. The stream itself is the hub's (`jaga hub` creates it);
@@ -70,6 +76,33 @@ pub struct NatsSettings {
     /// The first token of every subject.
     #[serde(default = "default_subject_prefix")]
     pub subject_prefix: String,
+    /// How often the agent tells the hub it is alive when it has nothing
+    /// to send; `0s`: never.
+    #[serde(default = "default_heartbeat", with = "humantime_serde")]
+    pub heartbeat: Duration,
+}
+
+fn default_heartbeat() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// What an agent's heartbeat says; the agent's name is also the
+/// subject's token, which is what the hub goes by.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Heartbeat {
+    pub agent: String,
+    /// jaga's version.
+    pub version: String,
+    /// Seconds since the agent started.
+    pub uptime_s: u64,
+}
+
+/// The token that ends a heartbeat's subject.
+pub const HEARTBEAT_KIND: &str = "heartbeat";
+
+/// `<prefix>.<agent>.heartbeat`.
+pub fn heartbeat_subject(prefix: &str, agent: &str) -> String {
+    format!("{prefix}.{}.{HEARTBEAT_KIND}", subject_token(agent))
 }
 
 pub fn default_subject_prefix() -> String {
@@ -77,6 +110,23 @@ pub fn default_subject_prefix() -> String {
 }
 
 const KIND: BuildKind = BuildKind("nats");
+
+/// A `subject_prefix` as subjects use it (outer dots trimmed), or why it
+/// cannot be one. The nats output and the hub check it the same way.
+pub fn subject_prefix(given: &str) -> Result<&str, String> {
+    let prefix = given.trim_matches('.');
+    if prefix.is_empty()
+        || prefix
+            .split('.')
+            .any(|token| token.is_empty() || subject_token(token) != token)
+    {
+        return Err(format!(
+            "'{}' is not dot-separated tokens of letters, digits, '-' and '_'",
+            clean(given)
+        ));
+    }
+    Ok(prefix)
+}
 
 /// A NATS connection refused or failed, said for people.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -349,26 +399,15 @@ pub struct NatsOutput {
     options: async_nats::ConnectOptions,
     prefix: String,
     errors: ServerErrors,
+    heartbeat: Option<Duration>,
     /// Connected on first use and kept: the client reconnects by itself.
     context: AsyncMutex<Option<jetstream::Context>>,
 }
 
 impl NatsOutput {
     pub fn new(settings: &NatsSettings) -> Result<Self, BuildError> {
-        let prefix = settings.subject_prefix.trim_matches('.');
-        if prefix.is_empty()
-            || prefix
-                .split('.')
-                .any(|token| token.is_empty() || subject_token(token) != token)
-        {
-            return Err(KIND.invalid(
-                "subject_prefix",
-                format!(
-                    "'{}' is not dot-separated tokens of letters, digits, '-' and '_'",
-                    clean(&settings.subject_prefix)
-                ),
-            ));
-        }
+        let prefix = subject_prefix(&settings.subject_prefix)
+            .map_err(|reason| KIND.invalid("subject_prefix", reason))?;
         let errors = ServerErrors::default();
         let options = settings.connection.options("nats", "jaga agent", &errors)?;
         Ok(Self {
@@ -376,6 +415,7 @@ impl NatsOutput {
             options,
             prefix: prefix.to_owned(),
             errors,
+            heartbeat: (!settings.heartbeat.is_zero()).then_some(settings.heartbeat),
             context: AsyncMutex::new(None),
         })
     }
@@ -489,6 +529,40 @@ impl Output for NatsOutput {
             self.publish(&context, message).await
         })
     }
+
+    fn heartbeat_every(&self) -> Option<Duration> {
+        self.heartbeat
+    }
+
+    fn heartbeat<'a>(&'a self, beat: &'a Heartbeat) -> DeliveryFuture<'a> {
+        Box::pin(async move {
+            let context = self.context().await?;
+            let payload = serde_json::to_vec(beat).map_err(|error| DeliveryError::Permanent {
+                reason: format!("cannot encode a heartbeat as JSON: {error}"),
+                answer: String::new(),
+            })?;
+            let subject = heartbeat_subject(&self.prefix, &beat.agent);
+            let failed = |error: &dyn std::fmt::Display| DeliveryError::Transient {
+                reason: format!(
+                    "nats {}: publishing to '{subject}' failed: {}{}",
+                    self.connection.shown(),
+                    clean(&error.to_string()),
+                    self.errors.suffix()
+                ),
+                retry_after: None,
+            };
+            let client = context.client();
+            client
+                .publish(subject.clone(), payload.into())
+                .await
+                .map_err(|e| failed(&e))?;
+            // Written out now, or said why not (no ack comes for core NATS).
+            client.flush().await.map_err(|e| failed(&e))?;
+            Ok(Receipt {
+                answer: format!("published to {subject}"),
+            })
+        })
+    }
 }
 
 #[cfg(test)]
@@ -517,7 +591,12 @@ mod tests {
     fn settings_refuse_bad_prefixes_and_mixed_credentials() {
         let ok = settings("servers = [\"nats://127.0.0.1:4222\"]");
         assert_eq!(ok.subject_prefix, "jaga");
-        assert!(NatsOutput::new(&ok).is_ok());
+        assert_eq!(
+            NatsOutput::new(&ok).unwrap().heartbeat_every(),
+            Some(Duration::from_secs(30))
+        );
+        let silent = settings("servers = [\"nats://127.0.0.1:4222\"]\nheartbeat = \"0s\"");
+        assert_eq!(NatsOutput::new(&silent).unwrap().heartbeat_every(), None);
         let bad_prefix =
             settings("servers = [\"nats://127.0.0.1:4222\"]\nsubject_prefix = \"a.*\"");
         let error = NatsOutput::new(&bad_prefix).err().unwrap().to_string();
@@ -538,6 +617,21 @@ mod tests {
         );
         let none = settings("servers = []");
         assert!(NatsOutput::new(&none).is_err());
+    }
+
+    #[test]
+    fn heartbeats_go_to_their_own_subject_outside_the_records() {
+        assert_eq!(
+            heartbeat_subject("jaga", "web 1.prod"),
+            "jaga.web_1_prod.heartbeat"
+        );
+        let beat = Heartbeat {
+            agent: "web-1".to_owned(),
+            version: "1.2.3".to_owned(),
+            uptime_s: 7,
+        };
+        let json = serde_json::to_string(&beat).unwrap();
+        assert_eq!(json, r#"{"agent":"web-1","version":"1.2.3","uptime_s":7}"#);
     }
 
     #[tokio::test]

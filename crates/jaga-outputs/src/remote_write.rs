@@ -263,6 +263,11 @@ impl RemoteWriter {
         })
     }
 
+    /// The receiver's URL without credentials.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
     /// Sends one write request. A 4xx other than 429 is permanent: the
     /// receiver refuses these samples (too old, out of order, bad
     /// labels), and sending them again cannot help.

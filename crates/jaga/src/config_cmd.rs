@@ -16,7 +16,7 @@ pub struct ConfigArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ConfigCommand {
-    /// Check the config as `jaga serve` would before starting: keys and values, tokens, TLS files, rule files, outputs and their secrets (exit 1 on the first problem)
+    /// Check the config as `jaga serve` and `jaga hub` would before starting: keys and values, tokens, TLS files, rule files, outputs, [remote_write], [hub] and their secrets (exit 1 on the first problem)
     Check,
     /// Print the effective config: the file over the defaults, every key, secrets redacted
     Show,
@@ -47,6 +47,14 @@ fn source(file: Option<&Path>) -> String {
 fn check(file: Option<&Path>, config: &Config) -> anyhow::Result<()> {
     let checked = jaga_agent::preflight::check(config)
         .with_context(|| format!("{} would not start jaga serve", source(file)))?;
+    let hub = match &config.hub {
+        Some(_) => Some(
+            crate::hub::preflight(config)
+                .with_context(|| format!("{} would not start jaga hub", source(file)))?
+                .0,
+        ),
+        None => None,
+    };
     let count = |n: Option<usize>| n.map_or("disabled".to_owned(), |n| n.to_string());
     let outputs: Vec<String> = checked
         .outputs
@@ -56,7 +64,7 @@ fn check(file: Option<&Path>, config: &Config) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{} is valid\n  listen: {}{}{}\n  log rules: {}\n  metric rules: {}\n  outputs: {}",
+        "{} is valid\n  listen: {}{}{}\n  log rules: {}\n  metric rules: {}\n  outputs: {}\n  remote write: {}\n  hub: {}",
         jaga_model::escape_control(&source(file)),
         config.serve.listen,
         if checked.tls { ", TLS" } else { "" },
@@ -72,6 +80,17 @@ fn check(file: Option<&Path>, config: &Config) -> anyhow::Result<()> {
         } else {
             jaga_model::escape_control(&outputs.join(", ")).into_owned()
         },
+        checked
+            .remote_write
+            .as_deref()
+            .map_or("none".into(), jaga_model::escape_control),
+        hub.map_or("none".to_owned(), |hub| format!(
+            "listen {}, nats {}, stream {}, consumer {}",
+            hub.listen,
+            jaga_model::escape_control(&hub.nats.shown()),
+            jaga_model::escape_control(&hub.stream),
+            jaga_model::escape_control(&hub.consumer)
+        )),
     )
     .context("cannot write to standard output")
 }

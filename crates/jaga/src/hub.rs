@@ -4,19 +4,28 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use jaga_config::Config;
+use jaga_config::{Config, HubConfig};
 use jaga_server::auth;
 
 #[derive(Debug, clap::Args)]
 pub struct HubArgs {}
 
-pub fn run(_args: HubArgs, config: &Config) -> anyhow::Result<()> {
+/// What `jaga hub` refuses before it connects to anything: no `[hub]`, a
+/// key it cannot use, a secret it cannot read, an API off loopback without
+/// tokens. `jaga config check` runs it too.
+pub fn preflight(config: &Config) -> anyhow::Result<(&HubConfig, auth::Tokens)> {
     let hub = config
         .hub
         .as_ref()
         .context("`jaga hub` needs a [hub] section in the config file (see jaga.example.toml)")?;
+    jaga_hub::prepare(hub).context("cannot set up [hub]")?;
     let tokens = jaga_agent::http::load_tokens(&config.serve)?;
     auth::check_exposure(hub.listen, &tokens)?;
+    Ok((hub, tokens))
+}
+
+pub fn run(_args: HubArgs, config: &Config) -> anyhow::Result<()> {
+    let (hub, tokens) = preflight(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -146,6 +146,99 @@ fn config_check_accepts_a_good_config_and_names_what_is_wrong_in_a_bad_one() {
 }
 
 #[test]
+fn config_check_checks_remote_write_and_hub_as_serve_and_hub_would() {
+    let hub = "[hub]\npostgres = \"host=127.0.0.1 user=jaga dbname=jaga\"\n\
+               [hub.nats]\nservers = [\"nats://127.0.0.1:4222\"]\nusername = \"hub\"\npassword = \"p\"\n";
+    let good = jaga_with_config(
+        &format!("[remote_write]\nurl = \"http://127.0.0.1:9090/api/v1/write\"\n{hub}"),
+        &["config", "check"],
+    );
+    assert_eq!(good.status.code(), Some(0), "{}", stderr(&good));
+    let said = stdout(&good);
+    assert!(
+        said.contains("remote write: http://127.0.0.1:9090/api/v1/write"),
+        "{said}"
+    );
+    assert!(
+        said.contains("hub: listen 127.0.0.1:9809, nats nats://127.0.0.1:4222, stream JAGA"),
+        "{said}"
+    );
+
+    // What only `jaga serve` found when it started.
+    for (config, expected) in [
+        (
+            "[remote_write]\nurl = \"ftp://127.0.0.1/write\"\n",
+            "scheme 'ftp' is not http or https",
+        ),
+        (
+            "[remote_write]\nurl = \"http://127.0.0.1:9090/api/v1/write\"\nbearer_token = { env = \"JAGA_TEST_NO_SUCH_TOKEN\" }\n",
+            "JAGA_TEST_NO_SUCH_TOKEN",
+        ),
+        (
+            "[remote_write]\nurl = \"http://127.0.0.1:9090/api/v1/write\"\nca_file = \"/nonexistent/ca.pem\"\n",
+            "/nonexistent/ca.pem",
+        ),
+    ] {
+        let out = jaga_with_config(config, &["config", "check"]);
+        assert_eq!(out.status.code(), Some(1), "{config}");
+        assert!(stderr(&out).contains("[remote_write]"), "{config}: {}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{config}: {}", stderr(&out));
+        assert!(stderr(&out).contains("would not start jaga serve"), "{}", stderr(&out));
+    }
+
+    // ... and what only `jaga hub` found when it started.
+    for (config, expected) in [
+        (
+            hub.replace(
+                "host=127.0.0.1 user=jaga dbname=jaga",
+                "host=db port=notaport",
+            ),
+            "'postgres' is not a libpq connection string",
+        ),
+        (
+            hub.replace(
+                "postgres = \"host=127.0.0.1 user=jaga dbname=jaga\"",
+                "postgres = { env = \"JAGA_TEST_NO_SUCH_POSTGRES\" }",
+            ),
+            "JAGA_TEST_NO_SUCH_POSTGRES",
+        ),
+        (
+            hub.replace("password = \"p\"\n", ""),
+            "a username needs a password",
+        ),
+        (
+            hub.replace("[hub]\n", "[hub]\nsubject_prefix = \"a.*\"\n"),
+            "'subject_prefix' is not valid: 'a.*'",
+        ),
+        (
+            hub.replace("[hub]\n", "[hub]\nstream = \"jaga.records\"\n"),
+            "'stream' 'jaga.records' is not a JetStream name",
+        ),
+        (
+            hub.replace("[hub]\n", "[hub]\nquiet_after = \"15m\"\n"),
+            "'quiet_after' (15m) must be above zero and below 'down_after' (10m)",
+        ),
+        (
+            hub.replace("[hub]\n", "[hub]\nlisten = \"0.0.0.0:9809\"\n"),
+            "refusing to serve on 0.0.0.0:9809",
+        ),
+    ] {
+        let out = jaga_with_config(&config, &["config", "check"]);
+        assert_eq!(out.status.code(), Some(1), "{config}");
+        assert!(
+            stderr(&out).contains(expected),
+            "{config}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("would not start jaga hub"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
 fn config_show_prints_every_key_with_secrets_redacted_and_reads_back() {
     let config = "[serve]\ninterval = \"2s\"\n\
         [[outputs]]\nname = \"chat\"\ntype = \"slack\"\nurl = \"https://hooks.example/T0/B0/PlantedSlackPath\"\n\

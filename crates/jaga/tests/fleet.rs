@@ -186,12 +186,24 @@ fn jaga_hub(config: &Path, dir: &Path, port: u16) -> Server {
     Server::start("jaga hub", command, dir, port)
 }
 
+/// `[hub]` (and its API token) over these servers; keys of `[hub]` may
+/// follow.
+fn hub_toml(hub_port: u16, pg_port: u16, nats_port: u16, password: &str) -> String {
+    format!(
+        "[serve.auth]\ntokens = [\"{}\"]\n\
+         [hub.nats]\nservers = [\"nats://127.0.0.1:{nats_port}\"]\nusername = \"hub\"\npassword = \"{password}\"\ntimeout = \"5s\"\n\
+         [hub]\nlisten = \"127.0.0.1:{hub_port}\"\n\
+         postgres = \"host=127.0.0.1 port={pg_port} user=postgres dbname=postgres\"\n",
+        jaga_token_hash(HUB_TOKEN)
+    )
+}
+
 fn agent_config(name: &str, nats_port: u16, prometheus_port: u16, password: &str) -> String {
     format!(
         "agent_name = \"{name}\"\n\
          [remote_write]\nurl = \"http://127.0.0.1:{prometheus_port}/api/v1/write\"\nevery = \"1s\"\ntimeout = \"5s\"\n\
          [[outputs]]\nname = \"fleet\"\ntype = \"nats\"\nservers = [\"nats://127.0.0.1:{nats_port}\"]\n\
-         username = \"{name}\"\npassword = \"{password}\"\ntimeout = \"3s\"\nbackoff_max = \"2s\"\n\
+         username = \"{name}\"\npassword = \"{password}\"\ntimeout = \"3s\"\nbackoff_max = \"2s\"\nheartbeat = \"2s\"\n\
          containers = [\"jaga-test-fleet-*\"]\n"
     )
 }
@@ -274,18 +286,13 @@ fn the_fleet_loses_nothing_across_an_outage_and_a_killed_agent() {
     let _postgres = postgres(&pg_dir, pg_port);
 
     let hub_config = dir.path().join("hub.toml");
-    let hub_toml = |password: &str| {
-        format!(
-            "[serve.auth]\ntokens = [\"{}\"]\n[hub]\nlisten = \"127.0.0.1:{hub_port}\"\n\
-             postgres = \"host=127.0.0.1 port={pg_port} user=postgres dbname=postgres\"\n\
-             prometheus_url = \"http://127.0.0.1:{prometheus_port}\"\n\
-             [hub.nats]\nservers = [\"nats://127.0.0.1:{nats_port}\"]\nusername = \"hub\"\npassword = \"{password}\"\ntimeout = \"5s\"\n",
-            jaga_token_hash(HUB_TOKEN)
-        )
+    let hub_text = |password: &str| {
+        hub_toml(hub_port, pg_port, nats_port, password)
+            + &format!("prometheus_url = \"http://127.0.0.1:{prometheus_port}\"\n")
     };
 
     // The hub with a wrong password says so and stops.
-    std::fs::write(&hub_config, hub_toml("guessed")).unwrap();
+    std::fs::write(&hub_config, hub_text("guessed")).unwrap();
     let refused = Command::new(env!("CARGO_BIN_EXE_jaga"))
         .args(["--config", &hub_config.display().to_string(), "hub"])
         .output()
@@ -294,7 +301,7 @@ fn the_fleet_loses_nothing_across_an_outage_and_a_killed_agent() {
     assert!(!refused.status.success(), "{said}");
     assert!(said.contains("refused the credentials"), "{said}");
 
-    std::fs::write(&hub_config, hub_toml("pass-hub")).unwrap();
+    std::fs::write(&hub_config, hub_text("pass-hub")).unwrap();
     let _hub = jaga_hub(&hub_config, dir.path(), hub_port);
     // Its API wants the token.
     let (status, body) = get_with_token(
@@ -400,6 +407,32 @@ fn the_fleet_loses_nothing_across_an_outage_and_a_killed_agent() {
         hosts[0]["last_contact_unix_ms"].as_i64().unwrap() > 0,
         "{body}"
     );
+    // Both agents' heartbeats reached the hub (their version and uptime
+    // shown, both up), and none of them went into the stream, where the
+    // consumer would have skipped them as not a record.
+    let beating = wait_for(Duration::from_secs(60), || {
+        let (status, body) = get_with_token(
+            &format!("http://127.0.0.1:{hub_port}/api/v1/hosts"),
+            HUB_TOKEN,
+        );
+        let hosts: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let all = hosts.as_array()?.iter().all(|h| {
+            h["state"] == "up"
+                && h["version"] == env!("CARGO_PKG_VERSION")
+                && h["uptime_s"].as_i64().is_some()
+                && h["last_heartbeat_unix_ms"].as_i64().is_some()
+        });
+        (status == 200 && all).then_some(())
+    });
+    let (_, hosts) = get_with_token(
+        &format!("http://127.0.0.1:{hub_port}/api/v1/hosts"),
+        HUB_TOKEN,
+    );
+    assert!(beating.is_some(), "no heartbeats: {hosts}");
+    let (_, health) = get_with_token(&format!("http://127.0.0.1:{hub_port}/healthz"), HUB_TOKEN);
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert!(health["heartbeats_total"].as_u64().unwrap() > 0, "{health}");
+    assert_eq!(health["skipped_total"], 0, "{health}");
 
     // Prometheus, through the hub, answers for the outage with points the
     // agents sent afterwards from their history.
@@ -423,4 +456,311 @@ fn the_fleet_loses_nothing_across_an_outage_and_a_killed_agent() {
         "no back-filled points over the outage: {query}"
     );
     drop((nats_server, prometheus_server));
+}
+
+/// A record as the hub receives it.
+fn incoming(agent: &str, kind: &str, id: &str, description: &str) -> jaga_hub::store::Incoming {
+    let location = match kind {
+        "events" => "docker-events",
+        "findings" => "audit",
+        _ => "/var/lib/docker/containers/c/c-json.log",
+    };
+    jaga_hub::store::Incoming {
+        agent: agent.to_owned(),
+        kind: kind.to_owned(),
+        alert: serde_json::from_value(serde_json::json!({
+            "id": id, "timestamp": "2026-01-01T00:00:00.000Z",
+            "rule": {"id": "91011", "level": 6, "description": description, "groups": [], "mitre": []},
+            "agent": {"id": "", "name": agent}, "data": {}, "location": location
+        }))
+        .unwrap(),
+    }
+}
+
+/// PostgreSQL in a temp dir, and a runtime to drive the hub's store with.
+struct HubDatabase {
+    conninfo: String,
+    runtime: tokio::runtime::Runtime,
+    _postgres: Server,
+    _dir: tempfile::TempDir,
+}
+
+impl HubDatabase {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let port = free_port();
+        Self {
+            _postgres: postgres(dir.path(), port),
+            conninfo: format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            _dir: dir,
+        }
+    }
+
+    /// The hub's writer, the tables created.
+    async fn writer(&self) -> jaga_hub::store::Writer {
+        let client = jaga_hub::store::connect(&self.conninfo).await.unwrap();
+        jaga_hub::store::Writer::new(client).await.unwrap()
+    }
+}
+
+#[test]
+fn a_record_holding_a_nul_character_is_stored_not_refused_with_its_batch() {
+    let db = HubDatabase::start();
+    db.runtime.block_on(async {
+        use jaga_hub::store::{self, RecordFilter};
+        let writer = db.writer().await;
+        // A log line's NUL in the description, in a data key and value,
+        // in the id; and a backslash-u text that is not a NUL.
+        let mut nul = incoming("edge-a", "alerts", "n\u{0}1", "line \u{0} end");
+        nul.alert.data =
+            serde_json::from_value(serde_json::json!({"k\u{0}": "v\u{0}", "text": "\\u0000"}))
+                .unwrap();
+        let batch = [incoming("edge-a", "alerts", "ok", "next to it"), nul];
+        assert_eq!(writer.insert(&batch).await.unwrap(), 2);
+        // Again: the same record, not a second one.
+        assert_eq!(writer.insert(&batch).await.unwrap(), 0);
+        let reader = store::connect(&db.conninfo).await.unwrap();
+        let filter = RecordFilter {
+            kinds: vec!["alerts".to_owned()],
+            limit: 10,
+            ..RecordFilter::default()
+        };
+        let stored = store::records(&reader, &filter).await.unwrap();
+        let shown: Vec<String> = stored
+            .iter()
+            .map(|(_, alert)| serde_json::to_string(alert).unwrap())
+            .collect();
+        assert_eq!(shown.len(), 2, "{shown:?}");
+        let nul = shown
+            .iter()
+            .find(|a| a.contains("n\u{FFFD}1"))
+            .expect("the NUL record");
+        assert!(nul.contains("line \u{FFFD} end"), "{nul}");
+        assert!(nul.contains("\"k\u{FFFD}\":\"v\u{FFFD}\""), "{nul}");
+        assert!(nul.contains(r#""text":"\\u0000""#), "{nul}");
+    });
+}
+
+#[test]
+fn a_batch_with_duplicates_and_every_kind_stores_each_record_once() {
+    use jaga_hub::store::{self, Beat, HostThresholds, RecordFilter};
+    let db = HubDatabase::start();
+    db.runtime.block_on(async {
+        let writer = db.writer().await;
+        let reader = store::connect(&db.conninfo).await.unwrap();
+        // One batch: each kind, a record twice, and one id on two hosts
+        // (ids are unique per host only).
+        let first = [
+            incoming("edge-a", "alerts", "a1", "first"),
+            incoming("edge-a", "events", "e1", "event"),
+            incoming("edge-b", "findings", "f1", "finding"),
+            incoming("edge-a", "alerts", "a1", "first, again"),
+            incoming("edge-b", "alerts", "a1", "same id, other host"),
+        ];
+        assert_eq!(writer.insert(&first).await.unwrap(), 4);
+        // Delivered again (a hub died before its acks) with a new one.
+        let second = [
+            incoming("edge-b", "findings", "f1", "finding, again"),
+            incoming("edge-a", "alerts", "a1", "first, third time"),
+            incoming("edge-a", "alerts", "a2", "second"),
+        ];
+        assert_eq!(writer.insert(&second).await.unwrap(), 1);
+        // A batch PostgreSQL refuses stores nothing of itself, not even
+        // its good records.
+        reader
+            .batch_execute("ALTER TABLE fleet_records ADD CONSTRAINT not_a4 CHECK (id <> 'a4')")
+            .await
+            .unwrap();
+        let refused = [
+            incoming("edge-a", "alerts", "a3", "good"),
+            incoming("edge-a", "alerts", "a4", "refused"),
+        ];
+        assert!(writer.insert(&refused).await.is_err());
+        reader
+            .batch_execute("ALTER TABLE fleet_records DROP CONSTRAINT not_a4")
+            .await
+            .unwrap();
+        assert_eq!(writer.insert(&[]).await.unwrap(), 0);
+
+        let read = |kinds: &[&str], agent: Option<&str>| {
+            let filter = RecordFilter {
+                kinds: kinds.iter().map(|k| (*k).to_owned()).collect(),
+                agent: agent.map(str::to_owned),
+                limit: 100,
+                ..RecordFilter::default()
+            };
+            let reader = &reader;
+            async move {
+                let mut got: Vec<String> = store::records(reader, &filter)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|(_, alert)| format!("{}:{}", alert.id, alert.rule.description))
+                    .collect();
+                got.sort();
+                got
+            }
+        };
+        assert_eq!(
+            read(&["alerts", "events"], Some("edge-a")).await,
+            ["a1:first", "a2:second", "e1:event"]
+        );
+        assert_eq!(
+            read(&["alerts", "events"], Some("edge-b")).await,
+            ["a1:same id, other host"]
+        );
+        assert_eq!(read(&["findings"], None).await, ["f1:finding"]);
+
+        // Each host counts what it stored; both were just heard from.
+        let thresholds = HostThresholds {
+            quiet_after: Duration::from_secs(90),
+            down_after: Duration::from_secs(600),
+        };
+        let hosts = store::hosts(&reader, thresholds).await.unwrap();
+        let shown: Vec<(&str, i64, &str)> = hosts
+            .iter()
+            .map(|h| (h.agent.as_str(), h.records, h.state))
+            .collect();
+        assert_eq!(shown, [("edge-a", 3, "up"), ("edge-b", 2, "up")]);
+        assert!(hosts.iter().all(|h| h.last_heartbeat_unix_ms.is_none()));
+
+        // A heartbeat alone makes a host known, and `up`; the latest of a
+        // host's heartbeats wins. Silence makes hosts quiet, then down.
+        writer
+            .heartbeats(&[
+                Beat {
+                    agent: "edge-c".to_owned(),
+                    version: "0.0.1".to_owned(),
+                    uptime_s: 5,
+                },
+                Beat {
+                    agent: "edge-c".to_owned(),
+                    version: "0.0.1".to_owned(),
+                    uptime_s: 35,
+                },
+            ])
+            .await
+            .unwrap();
+        reader
+            .batch_execute(
+                "UPDATE fleet_hosts SET last_contact = now() - interval '5 minutes' WHERE agent = 'edge-a';\
+                 UPDATE fleet_hosts SET last_contact = now() - interval '20 minutes' WHERE agent = 'edge-b';",
+            )
+            .await
+            .unwrap();
+        let hosts = store::hosts(&reader, thresholds).await.unwrap();
+        let shown: Vec<(&str, &str, Option<i64>, Option<&str>)> = hosts
+            .iter()
+            .map(|h| (h.agent.as_str(), h.state, h.uptime_s, h.version.as_deref()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("edge-a", "quiet", None, None),
+                ("edge-b", "down", None, None),
+                ("edge-c", "up", Some(35), Some("0.0.1")),
+            ]
+        );
+        assert!(hosts[2].last_heartbeat_unix_ms.is_some());
+        assert_eq!(hosts[2].records, 0);
+    });
+}
+
+#[test]
+fn an_idle_agents_heartbeat_keeps_its_host_up_without_entering_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (nats_port, pg_port, hub_port) = (free_port(), free_port(), free_port());
+    let nats_dir = dir.path().join("nats");
+    let pg_dir = dir.path().join("postgres");
+    for d in [&nats_dir, &pg_dir] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let _nats = nats(&nats_dir, nats_port);
+    let _postgres = postgres(&pg_dir, pg_port);
+    let hub_config = dir.path().join("hub.toml");
+    std::fs::write(
+        &hub_config,
+        hub_toml(hub_port, pg_port, nats_port, "pass-hub"),
+    )
+    .unwrap();
+    let _hub = jaga_hub(&hub_config, dir.path(), hub_port);
+
+    // The agent's nats output, as `jaga serve` runs it: heartbeats and,
+    // for contrast, one record.
+    let settings: jaga_outputs::NatsSettings = serde_json::from_value(serde_json::json!({
+        "servers": [format!("nats://127.0.0.1:{nats_port}")],
+        "username": "fleet-a", "password": "pass-a", "timeout": "5s",
+    }))
+    .unwrap();
+    let output = jaga_outputs::NatsOutput::new(&settings).unwrap();
+    // The client's connection runs on its own thread between the calls.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let beat = |uptime_s| jaga_outputs::Heartbeat {
+        agent: "fleet-a".to_owned(),
+        version: "9.8.7".to_owned(),
+        uptime_s,
+    };
+    let hosts = || {
+        let (status, body) = get_with_token(
+            &format!("http://127.0.0.1:{hub_port}/api/v1/hosts"),
+            HUB_TOKEN,
+        );
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let mut uptime = 0;
+    let seen = wait_for(Duration::from_secs(60), || {
+        uptime += 1;
+        runtime
+            .block_on(jaga_outputs::Output::heartbeat(&output, &beat(uptime)))
+            .ok()?;
+        std::thread::sleep(Duration::from_millis(500));
+        let hosts = hosts();
+        (hosts[0]["uptime_s"].as_u64()? > 0).then_some(hosts)
+    })
+    .unwrap_or_else(|| panic!("no heartbeat in the hub: {}", hosts()));
+    let host = &seen[0];
+    assert_eq!(host["agent"], "fleet-a", "{seen}");
+    assert_eq!(host["state"], "up", "{seen}");
+    assert_eq!(host["version"], "9.8.7", "{seen}");
+    assert_eq!(host["records"], 0, "{seen}");
+    assert!(
+        host["last_heartbeat_unix_ms"].as_i64().unwrap() > 0,
+        "{seen}"
+    );
+
+    let record = jaga_outputs::StoredAlert {
+        seq: 1,
+        alert: incoming("fleet-a", "alerts", "r1", "a record").alert,
+    };
+    runtime
+        .block_on(jaga_outputs::Output::deliver(
+            &output,
+            &jaga_outputs::Message::single(record),
+        ))
+        .unwrap();
+    let stored = wait_for(Duration::from_secs(60), || {
+        (hosts()[0]["records"] == 1).then_some(())
+    });
+    let (_, health) = get_with_token(&format!("http://127.0.0.1:{hub_port}/healthz"), HUB_TOKEN);
+    assert!(stored.is_some(), "{health}");
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    // The heartbeats came apart from the stream: the consumer saw the
+    // record alone.
+    assert_eq!(health["received_total"], 1, "{health}");
+    assert_eq!(health["skipped_total"], 0, "{health}");
+    assert!(
+        health["heartbeats_total"].as_u64().unwrap() >= 1,
+        "{health}"
+    );
 }

@@ -14,10 +14,11 @@ pub mod status;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use jaga_config::{Config, OutputConfig};
 use jaga_model::{Alert, OutputStats};
-use jaga_outputs::Output;
+use jaga_outputs::{Heartbeat, Output};
 use jaga_store::{EventStore, Sequenced};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -60,6 +61,8 @@ pub struct Outputs {
     store: Arc<EventStore>,
     /// Exporters shown beside the outputs (remote write).
     exporters: Vec<Arc<OutputStatus>>,
+    /// When the outputs were built: the agent's uptime in heartbeats.
+    started: Instant,
 }
 
 impl Outputs {
@@ -83,6 +86,7 @@ impl Outputs {
             entries,
             store,
             exporters: Vec::new(),
+            started: Instant::now(),
         })
     }
 
@@ -99,30 +103,45 @@ impl Outputs {
             .collect()
     }
 
-    /// A runner per output, supervised as `output/<name>`.
+    /// A runner per output, supervised as `output/<name>`, and for the
+    /// outputs that take heartbeats a task sending `agent`'s, supervised
+    /// as `heartbeat/<name>`.
     pub fn spawn(
         &self,
         supervisor: &Arc<Supervisor>,
         latest: &watch::Receiver<i64>,
         shutdown: &watch::Receiver<bool>,
+        agent: &str,
     ) -> Vec<JoinHandle<()>> {
-        self.entries
-            .iter()
-            .map(|entry| {
-                let runner = Runner {
-                    settings: entry.settings.clone(),
-                    output: Arc::clone(&entry.output),
-                    store: Arc::clone(&self.store),
-                    latest: latest.clone(),
-                    status: Arc::clone(&entry.status),
-                };
-                supervisor.spawn(
-                    format!("output/{}", entry.settings.name),
+        let mut tasks = Vec::new();
+        for entry in &self.entries {
+            let runner = Runner {
+                settings: entry.settings.clone(),
+                output: Arc::clone(&entry.output),
+                store: Arc::clone(&self.store),
+                latest: latest.clone(),
+                status: Arc::clone(&entry.status),
+            };
+            tasks.push(supervisor.spawn(
+                format!("output/{}", entry.settings.name),
+                STALL_AFTER,
+                runner.run(shutdown.clone()),
+            ));
+            if let Some(every) = entry.output.heartbeat_every() {
+                tasks.push(supervisor.spawn(
+                    format!("heartbeat/{}", entry.settings.name),
                     STALL_AFTER,
-                    runner.run(shutdown.clone()),
-                )
-            })
-            .collect()
+                    heartbeats(
+                        Arc::clone(&entry.output),
+                        every,
+                        agent.to_owned(),
+                        self.started,
+                        shutdown.clone(),
+                    ),
+                ));
+            }
+        }
+        tasks
     }
 
     pub fn stats(&self) -> Vec<OutputStats> {
@@ -170,6 +189,34 @@ impl Outputs {
             }
         }
         states
+    }
+}
+
+/// Sends `output` a heartbeat every `every` (the first at once) until
+/// `shutdown`. One that fails is only logged: the next makes it good.
+async fn heartbeats(
+    output: Arc<dyn Output>,
+    every: Duration,
+    agent: String,
+    started: Instant,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let beat = Heartbeat {
+            agent: agent.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_s: started.elapsed().as_secs(),
+        };
+        match output.heartbeat(&beat).await {
+            Ok(receipt) => tracing::trace!(answer = %receipt.answer, "heartbeat sent"),
+            Err(error) => tracing::debug!(%error, "heartbeat not sent"),
+        }
     }
 }
 

@@ -1,12 +1,14 @@
 //! Debian's nats-server with JetStream: alerts land in the stream once
 //! each (a re-send is a duplicate by `Nats-Msg-Id`), wrong credentials are
 //! refused for good with a message that says so, a server that is down is
-//! a transient failure, and TLS is checked against the given CA.
+//! a transient failure, and TLS is checked against the given CA. The
+//! heartbeat is core NATS on its own subject, outside the records' stream.
 
 use std::path::Path;
 use std::process::Command;
 
-use jaga_outputs::{DeliveryError, Message};
+use futures_util::StreamExt as _;
+use jaga_outputs::{DeliveryError, Heartbeat, Message};
 
 use crate::common::{self, free_port, Receiver};
 
@@ -201,4 +203,59 @@ async fn tls_is_checked_against_the_given_ca() {
             && error.to_string().contains("ca_file"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn a_heartbeat_is_core_nats_on_its_own_subject_outside_the_records_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = start_nats(dir.path(), false);
+    let url = format!("nats://127.0.0.1:{}", nats.port);
+    // The stream as `jaga hub` makes it: the records' subjects only.
+    let context = jetstream(&url).await;
+    let mut stream = context
+        .get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: "JAGA".to_owned(),
+            subjects: ["alerts", "events", "findings"]
+                .iter()
+                .map(|kind| format!("jaga.*.{kind}"))
+                .collect(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut heartbeats = context
+        .client()
+        .subscribe("jaga.*.heartbeat")
+        .await
+        .unwrap();
+    context.client().flush().await.unwrap();
+    let output = common::output(&output_toml(
+        nats.port,
+        "username = \"agent1\"\npassword = \"s3cret\"\nheartbeat = \"5s\"",
+    ));
+    assert_eq!(
+        output.heartbeat_every(),
+        Some(std::time::Duration::from_secs(5))
+    );
+    let beat = Heartbeat {
+        agent: "edge 1".to_owned(),
+        version: "1.2.3".to_owned(),
+        uptime_s: 42,
+    };
+    let receipt = output.heartbeat(&beat).await.unwrap();
+    assert!(
+        receipt.answer.contains("jaga.edge_1.heartbeat"),
+        "{}",
+        receipt.answer
+    );
+    let message = tokio::time::timeout(common::DEADLINE, heartbeats.next())
+        .await
+        .expect("no heartbeat within the deadline")
+        .unwrap();
+    assert_eq!(message.subject.as_str(), "jaga.edge_1.heartbeat");
+    let read: Heartbeat = serde_json::from_slice(&message.payload).unwrap();
+    assert_eq!(read, beat);
+    // A few dozen bytes: what an idle agent sends every 30 s.
+    assert!(message.payload.len() < 100, "{}", message.payload.len());
+    assert_eq!(stream.info().await.unwrap().state.messages, 0);
 }
