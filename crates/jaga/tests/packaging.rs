@@ -17,6 +17,18 @@ use common::{docker, jaga, require_engine, unique_name, wait_for, TestContainer,
 
 const IMAGE: &str = "jaga:latest";
 
+/// Held by the tests that change or read this host's users and groups: the
+/// package's postinst adds its user to the docker group, which the audit
+/// reports (1.2.2). Run side by side, the audit on the host and the one in
+/// the image could read /etc/group on either side of the install.
+static HOST_ACCOUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn host_accounts() -> std::sync::MutexGuard<'static, ()> {
+    HOST_ACCOUNTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn require_image() {
     require_engine();
     let out = Command::new("docker")
@@ -235,6 +247,7 @@ fn findings(json: &str) -> BTreeSet<String> {
 #[test]
 fn audit_in_the_image_finds_what_it_finds_on_the_host() {
     require_image();
+    let _accounts = host_accounts();
     // A weak container (root, no limits, writable root, ...) and a strict one.
     let weak = TestContainer::run(
         "image-audit-weak",
@@ -484,6 +497,7 @@ fn the_deb_installs_verifies_and_keeps_config_and_data_across_remove() {
         })
         .unwrap_or_else(|| panic!("no .deb in {}: run scripts/package.sh first", dir.display()));
     let deb = deb.display().to_string();
+    let _accounts = host_accounts();
     // Off this machine when done, whatever happens.
     struct Purge;
     impl Drop for Purge {
