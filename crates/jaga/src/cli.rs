@@ -116,11 +116,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         })?;
         match cli.command {
             Command::Stats(args) => stats::run(&engine, &sampler, args).await,
-            Command::Serve(args) => {
-                // Bursts (floods, container waves) must not stay resident.
-                tokio::spawn(crate::heap::release_periodically());
-                serve::run(config, engine, sampler, cli.host_root, args).await
-            }
+            Command::Serve(args) => serve::run(config, engine, sampler, cli.host_root, args).await,
             Command::Events(args) => events::view::run(&engine, args).await,
             Command::Audit(args) => {
                 if audit::run(&engine, cli.host_root, &config.audit, args).await? {

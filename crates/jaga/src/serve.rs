@@ -44,6 +44,11 @@ pub async fn run(
     let mut term = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch for SIGINT")?;
     let agent = Agent::build(config, engine, sampler, host_root).await?;
+    // Bursts (floods, container waves) must not stay resident. Started only
+    // once the agent is built: spawned before a refused config, its first
+    // timer could be polled while the runtime was shutting down, and tokio
+    // panicked on stderr ahead of the refusal.
+    tokio::spawn(crate::heap::release_periodically());
     agent
         .run(async move {
             let signal = tokio::select! {
