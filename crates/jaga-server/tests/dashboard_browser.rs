@@ -103,7 +103,7 @@ async fn dashboard_in_headless_chromium() {
     browser
         .wait_for(
             "CPU points",
-            &format!("Number({chart}.dataset.points) > 100"),
+            &format!("Number({chart}?.dataset.points) > 100"),
         )
         .await;
     let last_y: f64 = browser
@@ -120,7 +120,7 @@ async fn dashboard_in_headless_chromium() {
     browser
         .wait_for(
             "a new CPU point",
-            &format!("{chart}.dataset.lastX !== {last_x}"),
+            &format!("{chart}?.dataset.lastX !== {last_x}"),
         )
         .await;
     eprintln!(
@@ -134,7 +134,7 @@ async fn dashboard_in_headless_chromium() {
     browser
         .wait_for(
             "filesystem points",
-            &format!("Number({fs_chart}.dataset.points) > 50"),
+            &format!("Number({fs_chart}?.dataset.points) > 50"),
         )
         .await;
     let drawn = browser
