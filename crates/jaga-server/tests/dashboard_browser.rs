@@ -26,14 +26,6 @@ fn screenshots() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/dashboard-screenshots")
 }
 
-/// Console entries that are errors (the log also holds our own info lines).
-fn errors(entries: &[(String, String)]) -> Vec<&(String, String)> {
-    entries
-        .iter()
-        .filter(|(level, _)| level == "SEVERE")
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_in_headless_chromium() {
     let Some((chromium, driver)) = webdriver::required() else {
@@ -71,7 +63,7 @@ async fn dashboard_in_headless_chromium() {
         .await;
     // The refused login is the one error so far: its 401.
     let login_console = browser.console().await;
-    let login_errors = errors(&login_console);
+    let login_errors = webdriver::console_errors(&login_console);
     assert!(
         login_errors
             .iter()
@@ -296,13 +288,13 @@ async fn dashboard_in_headless_chromium() {
         }
     }
     let console = browser.console().await;
-    assert!(errors(&console).is_empty(), "console errors: {console:?}");
+    assert!(
+        webdriver::console_errors(&console).is_empty(),
+        "console errors: {console:?}"
+    );
     let urls = browser.requested_urls().await;
     assert!(!urls.is_empty());
-    let foreign: Vec<&String> = urls
-        .iter()
-        .filter(|u| !u.starts_with(&format!("{base}/")) && !u.starts_with("data:"))
-        .collect();
+    let foreign = webdriver::other_origins(&urls, &base);
     assert!(
         foreign.is_empty(),
         "requests to another origin: {foreign:?}"

@@ -161,10 +161,7 @@ async fn the_real_agents_dashboard_in_headless_chromium() {
     );
 
     let console = browser.console().await;
-    let errors: Vec<_> = console
-        .iter()
-        .filter(|(level, _)| level == "SEVERE")
-        .collect();
+    let errors = webdriver::console_errors(&console);
     assert!(errors.is_empty(), "console errors: {errors:?}");
     // What the page loaded, by its own performance entries and by the
     // browser's network log.
@@ -182,10 +179,7 @@ async fn the_real_agents_dashboard_in_headless_chromium() {
         urls.iter().any(|u| u.contains("/api/v1/stream")),
         "the page follows the live stream: {urls:?}"
     );
-    let foreign: Vec<&String> = urls
-        .iter()
-        .filter(|u| !u.starts_with(&format!("{base}/")) && !u.starts_with("data:"))
-        .collect();
+    let foreign = webdriver::other_origins(&urls, &base);
     assert!(
         foreign.is_empty(),
         "requests to another origin: {foreign:?}"

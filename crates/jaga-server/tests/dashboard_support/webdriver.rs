@@ -12,6 +12,23 @@ use serde_json::{json, Value};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// Console entries that are errors (the log also holds the page's own info
+/// lines).
+pub fn console_errors(entries: &[(String, String)]) -> Vec<&(String, String)> {
+    entries
+        .iter()
+        .filter(|(level, _)| level == "SEVERE")
+        .collect()
+}
+
+/// The requested URLs that went anywhere but `base` (inline `data:` aside).
+pub fn other_origins<'a>(urls: &'a [String], base: &str) -> Vec<&'a String> {
+    let own = format!("{base}/");
+    urls.iter()
+        .filter(|u| !u.starts_with(&own) && !u.starts_with("data:"))
+        .collect()
+}
+
 pub struct Browser {
     http: reqwest::Client,
     session: String,
