@@ -205,11 +205,12 @@ fn init_logging(config: &Config) {
 /// one line, control characters escaped; a list of rule errors goes one per
 /// line below it, each escaped on its own.
 pub fn describe(error: &anyhow::Error) -> String {
-    let mut seen: Vec<String> = Vec::new();
+    // The last cause printed: a cause its context already quotes is skipped.
+    let mut last: Option<String> = None;
     let mut parts: Vec<String> = Vec::new();
     for cause in error.chain() {
         let text = cause.to_string();
-        if seen.last().is_some_and(|last| last.contains(&text)) {
+        if last.as_ref().is_some_and(|last| last.contains(&text)) {
             continue;
         }
         parts.push(
@@ -224,7 +225,7 @@ pub fn describe(error: &anyhow::Error) -> String {
                 _ => escape_control(&text).into_owned(),
             },
         );
-        seen.push(text);
+        last = Some(text);
     }
     parts.join(": ")
 }

@@ -135,9 +135,9 @@ struct Rule {
     frequency: Option<Frequency>,
 }
 
-/// A field, whether its patterns run on the normalized text, and each
-/// pattern with its compiled regex: what a [`FieldSet`] is built from.
-type FieldPatterns = (String, bool, Vec<(String, Regex)>);
+/// A field, whether its patterns run on the normalized text, and the
+/// conditions' compiled regexes on it: what a [`FieldSet`] is built from.
+type FieldPatterns = (String, bool, Vec<Regex>);
 
 /// The patterns of one field (normalized or raw) as one alternation that
 /// answers "any of them?": that search stops at the first match and runs
@@ -429,7 +429,7 @@ impl RuleSet {
         for (slot, (field, normalized, list)) in patterns.iter().enumerate() {
             let alternation = list
                 .iter()
-                .map(|(p, _)| format!("(?:{p})"))
+                .map(|regex| format!("(?:{})", regex.as_str()))
                 .collect::<Vec<_>>()
                 .join("|");
             let any = match compiled.get(&alternation) {
@@ -448,7 +448,7 @@ impl RuleSet {
                     field: field.clone(),
                     normalized: *normalized,
                     any,
-                    patterns: list.iter().map(|(_, regex)| regex.clone()).collect(),
+                    patterns: list.clone(),
                 }),
                 Err(e) => {
                     // Named after the last rule that added a pattern: the one that tipped it.
@@ -684,7 +684,7 @@ fn compile_condition(
                     patterns.len() - 1
                 }
             };
-            patterns[slot].2.push((full.clone(), regex.clone()));
+            patterns[slot].2.push(regex.clone());
             slots.push((slot, patterns[slot].2.len() - 1));
         }
         Matcher::Regex { slots, regex }
