@@ -409,12 +409,22 @@ async function fillSetup(c, detail) {
   box.hidden = false;
 }
 
+// The audit report, or an Error saying why there is none. The agent's state is
+// asked first: the audit endpoint answers 404 when the audit is off and 503
+// before its first pass, and the browser logs each as a console error.
+async function auditReport() {
+  const host = await api('/api/v1/host');
+  if (host.agent.audit === 'disabled') throw new Error('the audit is disabled ([audit] disabled = true)');
+  if (host.agent.audit === 'pending') throw new Error('the first audit has not finished yet');
+  return api('/api/v1/audit');
+}
+
 async function fillHistory(c) {
   const id = encodeURIComponent(c.id);
   const [alerts, events, audit] = await Promise.all([
     api(`/api/v1/alerts?container=${id}&limit=50`).catch((e) => e),
     api(`/api/v1/events?container=${id}&limit=50`).catch((e) => e),
-    api('/api/v1/audit').catch((e) => e),
+    auditReport().catch((e) => e),
   ]);
   const put = (where, items, render, none) => {
     const list = document.getElementById(where);
@@ -536,7 +546,7 @@ function findingItem(f) {
 async function auditPage() {
   let report;
   try {
-    report = await api('/api/v1/audit');
+    report = await auditReport();
   } catch (error) {
     main.replaceChildren(h('h1', {}, 'Audit'), h('p', { class: 'muted' }, error.message));
     return null;

@@ -302,6 +302,37 @@ async fn dashboard_in_headless_chromium() {
     browser.quit().await;
 }
 
+/// With the audit off, the container and audit pages say so and the browser
+/// logs no error: they ask the agent's state before the audit endpoint,
+/// whose 404 Chromium would log as a failed load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_audit_leaves_no_console_error() {
+    let Some((chromium, driver)) = webdriver::required() else {
+        return;
+    };
+    let bed = start_with_audit(Tokens::open(), 0, false).await;
+    let base = format!("http://127.0.0.1:{}", bed.port);
+    let browser = Browser::start(chromium, driver, 1280, 900).await;
+    browser.goto(&format!("{base}/#/audit")).await;
+    browser
+        .wait_for(
+            "the audit page's message",
+            "document.body.textContent.includes('the audit is disabled')",
+        )
+        .await;
+    browser.goto(&format!("{base}/#/c/{BUSY_ID}")).await;
+    browser
+        .wait_for(
+            "the container's findings box",
+            "document.querySelector('#container-findings')?.textContent.includes('the audit is disabled')",
+        )
+        .await;
+    let console = browser.console().await;
+    let errors = webdriver::console_errors(&console);
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    browser.quit().await;
+}
+
 /// 7 days of minute rollups for 30 containers (302,400 points) drawn by the
 /// dashboard's chart code in headless Chromium: prints each run's time
 /// (the figure the issue asks for; a test asserts no timing).

@@ -56,6 +56,10 @@ pub struct AgentView {
     pub last_collection_seconds: f64,
     pub errors_total: BTreeMap<String, u64>,
     pub containers_seen: BTreeMap<String, u64>,
+    /// `disabled`, `pending` (the first audit has not finished) or `ready`:
+    /// the page asks this before `/api/v1/audit`, which answers 404 or 503
+    /// in the first two states.
+    pub audit: &'static str,
 }
 
 #[derive(Serialize)]
@@ -87,6 +91,11 @@ pub async fn host(State(state): State<Arc<ServerState>>) -> Json<HostView> {
             last_collection_seconds: agent.last_collection_seconds,
             errors_total: agent.errors_total.clone(),
             containers_seen: agent.containers_seen.clone(),
+            audit: match &state.audit {
+                None => "disabled",
+                Some(report) if report.borrow().is_null() => "pending",
+                Some(_) => "ready",
+            },
         },
         history: HistoryView {
             path: state.store.path().display().to_string(),

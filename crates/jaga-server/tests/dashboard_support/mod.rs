@@ -312,6 +312,11 @@ impl LogsView for FixtureLogs {
 /// Starts the bed: history for the last `history_days` days (minute
 /// rollups, raw points for the last hour), a collector each second.
 pub async fn start(tokens: Tokens, history_days: i64) -> Bed {
+    start_with_audit(tokens, history_days, true).await
+}
+
+/// The bed with the audit on (a report ready) or off (`[audit] disabled`).
+pub async fn start_with_audit(tokens: Tokens, history_days: i64, audit_on: bool) -> Bed {
     let dir = tempfile::tempdir().unwrap();
     let history = Arc::new(HistoryStore::open(dir.path(), Retention::default()).unwrap());
     let events = Arc::new(EventStore::open(dir.path()).unwrap());
@@ -369,7 +374,7 @@ pub async fn start(tokens: Tokens, history_days: i64) -> Bed {
         labels: LabelOptions::default(),
         interval: Duration::from_secs(1),
         events: Some(Arc::clone(&events)),
-        audit: Some(audit_rx),
+        audit: audit_on.then_some(audit_rx),
         auth: Arc::new(tokens),
         http: Arc::clone(&counters),
         tasks: None,
