@@ -441,7 +441,40 @@ async function fillHistory(c) {
   box.replaceChildren(...(mine.length ? mine.map(findingItem) : [h('p', { class: 'muted' }, 'no findings for this container')]));
 }
 
-// Recent log lines, then new ones every two seconds; search and stream filter.
+// A log line's level as its program wrote it: a JSON field (level, lvl,
+// severity, log.level; pino's and bunyan's numbers), logfmt's level=, a
+// bracketed word ([error], nginx), a word in capitals (ERROR), a leading
+// word (error: ...) or glog's E/W prefix. A word in a URL or a message
+// (GET /error.html, "no errors") is not a level.
+const LEVEL_WORDS = new Map([
+  ...['error', 'err', 'fatal', 'crit', 'critical', 'panic', 'emerg', 'emergency', 'alert', 'severe'].map((w) => [w, 'error']),
+  ...['warn', 'warning'].map((w) => [w, 'warn']),
+]);
+const levelWord = (word) => LEVEL_WORDS.get(String(word).toLowerCase()) || '';
+const MARKED_LEVEL = /\[(error|err|fatal|crit|critical|panic|emerg|alert|severe|warn|warning)\]|\b(ERROR|ERR|FATAL|CRITICAL|CRIT|PANIC|EMERG|ALERT|SEVERE|WARN|WARNING)\b/;
+function levelOf(text) {
+  const line = text.trimStart();
+  if (line.startsWith('{')) {
+    try {
+      const o = JSON.parse(line);
+      const v = o.level ?? o.lvl ?? o.severity ?? o.loglevel ?? o.log_level ?? o.levelname ?? o['log.level'] ?? o.log?.level;
+      if (typeof v === 'number') return v >= 50 ? 'error' : v >= 40 ? 'warn' : '';
+      if (v !== undefined && v !== null) return levelWord(v);
+    } catch { /* not JSON: read it as text */ }
+  }
+  const field = /(?:^|\s)(?:level|lvl|severity)=["']?([a-z]+)/i.exec(line);
+  if (field) return levelWord(field[1]);
+  const marked = MARKED_LEVEL.exec(line);
+  if (marked) return levelWord(marked[1] || marked[2]);
+  const leading = /^(error|err|fatal|critical|panic|warn|warning)\b/i.exec(line);
+  if (leading) return levelWord(leading[1]);
+  const glog = /^([EFW])\d{4} \d\d:\d\d/.exec(line);
+  if (glog) return glog[1] === 'W' ? 'warn' : 'error';
+  return '';
+}
+
+// Recent log lines, then new ones every two seconds; search, stream and
+// level filters.
 function logView(c) {
   const search = h('input', { type: 'search', placeholder: 'search the logs', 'aria-label': 'search the logs' });
   const stream = h('select', { 'aria-label': 'stream' },
@@ -453,8 +486,6 @@ function logView(c) {
   let lines = [];
   let after = null;
   let timer = null;
-  const levelOf = (text) => (/\b(error|err|fatal|crit|panic|emerg|alert)\b/i.test(text) ? 'error'
-    : /\b(warn|warning)\b/i.test(text) ? 'warn' : '');
   function render() {
     const needle = search.value.toLowerCase();
     const shown = lines.filter((l) => (!stream.value || l.stream === stream.value)

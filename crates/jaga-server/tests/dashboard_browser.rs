@@ -178,6 +178,67 @@ async fn dashboard_in_headless_chromium() {
             "document.querySelector('#logs').textContent.includes('/dashboard-probe')",
         )
         .await;
+    // The level filter reads each format's own level, not any word in the
+    // line: the access line's /error.html and the info line's "errors" are
+    // not errors.
+    for (stream, line) in [
+        (
+            "stdout",
+            r#"{"level":"error","msg":"level-probe json error"}"#,
+        ),
+        (
+            "stdout",
+            r#"{"level":30,"msg":"level-probe pino info, no errors"}"#,
+        ),
+        ("stdout", r#"{"level":50,"msg":"level-probe pino error"}"#),
+        (
+            "stderr",
+            "time=now level=warn msg=\"level-probe logfmt warning\"",
+        ),
+        (
+            "stderr",
+            "2026/12/01 10:00:00 [error] 7#7: level-probe nginx error",
+        ),
+        (
+            "stdout",
+            "172.17.0.1 - - \"GET /error.html?level-probe HTTP/1.1\" 200 12",
+        ),
+        ("stderr", "level-probe plain line mentioning a warning"),
+    ] {
+        bed.logs.push(stream, line);
+    }
+    browser
+        .wait_for(
+            "the level-probe lines",
+            "document.querySelector('#logs').textContent.includes('level-probe plain')",
+        )
+        .await;
+    let shown_at = |level: &str| {
+        format!(
+            "const s = document.querySelector('select[aria-label=level]'); s.value = '{level}'; \
+             s.dispatchEvent(new Event('input')); \
+             return [...document.querySelectorAll('#logs > div')].map(d => d.textContent).filter(t => t.includes('level-probe')).map(t => t.split('level-probe ')[1])"
+        )
+    };
+    let errors = browser.run(&shown_at("error")).await;
+    assert_eq!(
+        errors,
+        serde_json::json!(["json error\"}", "pino error\"}", "nginx error"]),
+        "lines shown at level error"
+    );
+    let warnings = browser.run(&shown_at("warn")).await;
+    assert_eq!(
+        warnings,
+        serde_json::json!([
+            "json error\"}",
+            "pino error\"}",
+            "logfmt warning\"",
+            "nginx error"
+        ]),
+        "lines shown at level warn"
+    );
+    browser.run(&shown_at("")).await;
+
     // Alerts: an exec alert arrives while the page is open.
     browser.goto(&format!("{base}/#/alerts")).await;
     browser
