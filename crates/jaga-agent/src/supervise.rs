@@ -2,19 +2,21 @@
 //! by name, and the supervisor sees one that ended before shutdown,
 //! panicked, or stalled. `/healthz` and `/metrics` read its report.
 //!
-//! Progress is the task's own future being polled: the wrapper that runs a
-//! task also holds a ticker, and each tick while the task waits is a
-//! heartbeat. A task waiting on the network, on a timer or on a blocking
-//! pool job (a slow audit, a long filesystem walk) keeps beating, whatever
-//! its cadence; a task holding its worker thread in a blocking call (an
-//! `open()` on a FIFO, a read that never returns) or spinning stops
-//! beating, and is reported stalled once its last beat is older than its
-//! bound.
+//! A task stalls by holding its worker thread: a blocking call (an `open()`
+//! on a FIFO, a read that never returns) or a spin inside one poll of its
+//! future. The wrapper that runs a task notes when each poll starts and
+//! clears it when the poll returns, so the report sees how long the current
+//! poll has held the thread, at no cost while the task waits: no timer, no
+//! wakeup (an idle agent has a dozen tasks). A task waiting on the network,
+//! on a timer or on a blocking pool job (a slow audit, a long filesystem
+//! walk) is not in a poll, whatever its cadence.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
@@ -39,8 +41,9 @@ pub struct Supervisor {
 struct Slot {
     name: String,
     stall_after: Duration,
-    /// Milliseconds since the supervisor's epoch at the last heartbeat.
-    last_beat_ms: AtomicU64,
+    /// Milliseconds since the supervisor's epoch (plus one, so that 0 can
+    /// mean "waiting") at which the current poll of the task began.
+    poll_started_ms: AtomicU64,
     /// Why the task is no longer running; `None` while it runs.
     ended: Mutex<Option<Ended>>,
 }
@@ -89,7 +92,7 @@ impl Supervisor {
         let slot = Arc::new(Slot {
             name: name.into(),
             stall_after,
-            last_beat_ms: AtomicU64::new(self.epoch.now_ms()),
+            poll_started_ms: AtomicU64::new(NOT_IN_POLL),
             ended: Mutex::new(None),
         });
         self.tasks
@@ -114,21 +117,20 @@ impl Supervisor {
         })
     }
 
-    /// Runs `task` to its end, beating while it waits; `Err` with the panic message.
+    /// Runs `task` to its end, noting each poll; `Err` with the panic message.
     async fn watch<F>(&self, slot: &Slot, task: F) -> Result<(), String>
     where
         F: Future<Output = ()>,
     {
-        let mut task = std::pin::pin!(AssertUnwindSafe(task).catch_unwind());
-        let mut beat = tokio::time::interval((slot.stall_after / 4).min(Duration::from_secs(1)));
-        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                biased;
-                outcome = &mut task => return outcome.map_err(|payload| panic_message(payload.as_ref())),
-                _ = beat.tick() => slot.last_beat_ms.store(self.epoch.now_ms(), Ordering::Relaxed),
-            }
-        }
+        let timed = TimedPolls {
+            task: Box::pin(task),
+            slot,
+            epoch: &self.epoch,
+        };
+        AssertUnwindSafe(timed)
+            .catch_unwind()
+            .await
+            .map_err(|payload| panic_message(payload.as_ref()))
     }
 
     /// From now on a task that returns has stopped as asked.
@@ -143,9 +145,12 @@ impl Supervisor {
         tasks
             .iter()
             .map(|slot| {
-                let age = Duration::from_millis(
-                    now_ms.saturating_sub(slot.last_beat_ms.load(Ordering::Relaxed)),
-                );
+                let started = slot.poll_started_ms.load(Ordering::Relaxed);
+                let age = if started == NOT_IN_POLL {
+                    Duration::ZERO
+                } else {
+                    Duration::from_millis((now_ms + 1).saturating_sub(started))
+                };
                 let ended = slot
                     .ended
                     .lock()
@@ -173,6 +178,39 @@ impl Supervisor {
                 }
             })
             .collect()
+    }
+}
+
+/// `Slot::poll_started_ms` while the task waits.
+const NOT_IN_POLL: u64 = 0;
+
+/// A task's future, noting in its slot when each poll starts and ends.
+struct TimedPolls<'a, F> {
+    /// Boxed, so that the wrapper is `Unpin` and needs no unsafe pinning.
+    task: Pin<Box<F>>,
+    slot: &'a Slot,
+    epoch: &'a EpochClock,
+}
+
+impl<F: Future> Future for TimedPolls<'_, F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        this.slot
+            .poll_started_ms
+            .store(this.epoch.now_ms() + 1, Ordering::Relaxed);
+        // Cleared when the poll returns or unwinds.
+        let _waiting = PollEnd(this.slot);
+        this.task.as_mut().poll(cx)
+    }
+}
+
+struct PollEnd<'a>(&'a Slot);
+
+impl Drop for PollEnd<'_> {
+    fn drop(&mut self) {
+        self.0.poll_started_ms.store(NOT_IN_POLL, Ordering::Relaxed);
     }
 }
 
@@ -255,7 +293,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn task_blocking_its_thread_stops_its_heartbeat_and_recovers() {
+    async fn task_blocking_its_thread_is_stalled_and_recovers() {
         let supervisor = Supervisor::new();
         let (release, blocked) = std::sync::mpsc::channel::<()>();
         let (entered_tx, entered) = tokio::sync::oneshot::channel::<()>();
@@ -279,7 +317,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn task_waiting_on_slow_work_keeps_beating() {
+    async fn task_waiting_on_slow_work_is_running() {
         let supervisor = Supervisor::new();
         let (release, blocked) = std::sync::mpsc::channel::<()>();
         let handle = supervisor.spawn("filesystem", Duration::from_secs(1), async move {
@@ -292,6 +330,7 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(4)).await;
         let task = state_of(&supervisor, "filesystem");
         assert_eq!(task.state, "running", "{task:?}");
+        assert_eq!(task.last_progress_age_seconds, 0.0, "{task:?}");
         release.send(()).unwrap();
         handle.await.unwrap();
     }

@@ -221,7 +221,7 @@ pub struct TaskHealth {
     pub up: bool,
     /// `running`, `stalled: …`, `dead: panicked: …`, `dead: ended before shutdown`.
     pub state: String,
-    /// Seconds since the task last showed progress.
+    /// Seconds the task has held its worker thread in its current poll; 0 while it waits.
     pub last_progress_age_seconds: f64,
 }
 

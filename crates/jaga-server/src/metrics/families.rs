@@ -863,7 +863,7 @@ pub(crate) fn tasks<'a>(tasks: &'a [TaskHealth], out: &mut Vec<Family<'a>>) {
     ));
     out.push(family(
         "jaga_task_last_progress_seconds",
-        "Seconds since a task of the agent last showed progress.",
+        "Seconds a task of the agent has held its worker thread in its current poll (0 while it waits).",
         Kind::Gauge,
         tasks
             .iter()
