@@ -146,6 +146,10 @@ pub struct Poll {
     pub refused: Vec<(PathBuf, Skip)>,
     /// Some log has more to read than one poll's budget: poll again soon.
     pub backlog: bool,
+    /// Every log has been quiet for a while (or there is none) and new logs
+    /// are found by inotify: the next poll can wait [`QUIET_POLL_EVERY`],
+    /// since quiet logs are read no more often than that anyway.
+    pub quiet: bool,
 }
 
 /// How a log is begun when no file of it is open.
@@ -508,6 +512,12 @@ impl Tailer {
         }
         self.refused = still_refused;
         poll.batches.sort_by(|a, b| a.path.cmp(&b.path));
+        poll.quiet = self.holder_runs
+            && !poll.backlog
+            && self.logs.values().all(|log| {
+                log.quiet_since
+                    .is_some_and(|at| at.elapsed() >= QUIET_AFTER)
+            });
         poll
     }
 
@@ -629,7 +639,7 @@ struct Holder {
 /// How long a log must have been quiet to be polled less often.
 const QUIET_AFTER: Duration = Duration::from_secs(5);
 /// How often a quiet log is polled.
-const QUIET_POLL_EVERY: Duration = Duration::from_secs(1);
+pub const QUIET_POLL_EVERY: Duration = Duration::from_secs(1);
 /// With every directory watched, a full look (a glob, a stat of each log)
 /// is only a safety net against a lost event.
 const FULL_LOOK_WATCHED: Duration = Duration::from_secs(10);

@@ -757,3 +757,31 @@ fn a_new_log_is_held_from_its_first_file_without_waiting_for_a_look() {
     write_numbered(&live, 20, 30);
     assert_eq!(texts(&t.poll(&mut none)), numbered(0, 30));
 }
+
+#[test]
+fn a_poll_is_quiet_only_when_every_log_is_quiet_and_inotify_finds_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut none = |_: &Path| None;
+    // Without the holder thread new logs are found by looking: never quiet.
+    let mut looking = tailer(dir.path());
+    assert!(!looking.poll(&mut none).quiet);
+
+    let mut t = tailer(dir.path());
+    t.hold_in_background(Duration::from_secs(60), || {});
+    assert!(t.poll(&mut none).quiet, "no log at all is quiet");
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 3);
+    std::thread::sleep(Duration::from_millis(200));
+    let poll = t.poll(&mut none);
+    assert_eq!(texts(&poll), numbered(0, 3));
+    assert!(!poll.quiet, "a log just written is not quiet");
+    assert!(!t.poll(&mut none).quiet, "quiet for less than QUIET_AFTER");
+    std::thread::sleep(QUIET_AFTER + Duration::from_millis(200));
+    assert!(t.poll(&mut none).quiet);
+    // A quiet log is still read within QUIET_POLL_EVERY, and wakes the pace.
+    write_numbered(&live, 3, 4);
+    std::thread::sleep(QUIET_POLL_EVERY + Duration::from_millis(100));
+    let poll = t.poll(&mut none);
+    assert_eq!(texts(&poll), numbered(3, 4));
+    assert!(!poll.quiet);
+}

@@ -66,8 +66,9 @@ impl LogWatch {
             self.inventory.clone(),
             shutdown.clone(),
         ));
-        let mut ticker = tokio::time::interval(self.config.poll);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Every log quiet and none read through the Engine: wait as long as
+        // a quiet log's own poll period (an idle host wakes once a second).
+        let mut quiet = false;
         // More to read than one poll's budget: read on without waiting for
         // the tick, so a fast writer does not outrun Docker's rotation.
         let mut backlog = false;
@@ -82,8 +83,13 @@ impl LogWatch {
                 }
                 tokio::task::yield_now().await;
             } else {
+                let wait = if quiet && engine_followed.borrow().is_empty() {
+                    jaga_logs::QUIET_POLL_EVERY.max(self.config.poll)
+                } else {
+                    self.config.poll
+                };
                 tokio::select! {
-                    _ = ticker.tick() => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = new_log.notified() => {}
                     _ = shutdown.changed() => return,
                 }
@@ -284,6 +290,7 @@ impl LogWatch {
             }
             store_failing = failed;
             backlog = poll.backlog && !failed;
+            quiet = poll.quiet && !failed && engine_retry.is_empty() && engine_rx.is_empty();
         }
     }
 
