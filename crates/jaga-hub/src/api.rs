@@ -1,5 +1,7 @@
-//! The hub's HTTP API: `/healthz` open, everything else behind the tokens
-//! of `[serve.auth]` (the same check as `jaga serve`).
+//! The hub's HTTP API and dashboard: `/healthz`, the login form and the
+//! page's code open, everything else behind the tokens of `[serve.auth]`
+//! (the same check as `jaga serve`). The dashboard is `jaga serve`'s page,
+//! assets and login (see [`jaga_server::dashboard`]) running `hub.js`.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -9,12 +11,13 @@ use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use jaga_model::Alert;
-use jaga_server::api::events::WithSeq;
 use jaga_server::api::ApiError;
 use jaga_server::auth::Tokens;
+use jaga_server::dashboard;
+use serde::Serialize;
 use tokio::sync::Mutex;
 
 use crate::store::{self, Host, RecordFilter};
@@ -34,6 +37,8 @@ const MAX_LIMIT: i64 = 10_000;
 
 pub fn router(state: Arc<HubState>) -> Router {
     let api = Router::new()
+        .route("/", get(dashboard::hub_index))
+        .route("/api/v1/hub", get(about))
         .route("/api/v1/hosts", get(hosts))
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/findings", get(findings))
@@ -46,6 +51,10 @@ pub fn router(state: Arc<HubState>) -> Router {
         ));
     Router::new()
         .route("/healthz", get(healthz))
+        // The login form and the page's code (no data in it) need no token.
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/assets/{name}", get(dashboard::asset))
         .merge(api)
         .with_state(state)
 }
@@ -57,8 +66,33 @@ async fn require_token(
 ) -> Response {
     match state.tokens.check(request.headers()) {
         Ok(()) => next.run(request).await,
-        Err(refusal) => jaga_server::auth::refused(refusal),
+        Err(refusal) => jaga_server::auth::login_redirect(refusal, request.uri().path())
+            .unwrap_or_else(|| jaga_server::auth::refused(refusal)),
     }
+}
+
+async fn login_form(State(state): State<Arc<HubState>>) -> Response {
+    dashboard::login_form_for(&state.tokens)
+}
+
+async fn login(State(state): State<Arc<HubState>>, request: Request) -> Response {
+    dashboard::login_for(&state.tokens, || {}, request).await
+}
+
+async fn logout(State(state): State<Arc<HubState>>, request: Request) -> Response {
+    dashboard::logout_for(&state.tokens, &request)
+}
+
+/// `GET /api/v1/hub`: what the dashboard asks before it asks for more:
+/// the hub's version, whether a metrics store is configured (no chart
+/// request fails for want of one), and the thresholds of host states.
+async fn about(State(state): State<Arc<HubState>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "metrics": state.prometheus.is_some(),
+        "quiet_after_s": state.thresholds.quiet_after.as_secs(),
+        "down_after_s": state.thresholds.down_after.as_secs(),
+    }))
 }
 
 fn internal(error: crate::HubError) -> ApiError {
@@ -145,30 +179,68 @@ async fn own_metrics(State(state): State<Arc<HubState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
+/// A host with how many of its alerts (events among them) and findings
+/// the hub holds.
+#[derive(Debug, Serialize)]
+struct HostView {
+    #[serde(flatten)]
+    host: Host,
+    alerts: i64,
+    findings: i64,
+}
+
 /// `GET /api/v1/hosts`: each host that sent a record or a heartbeat, by
 /// name: `state` by the age of its last contact (`up` within `[hub]
 /// quiet_after`, 90 s by default; `quiet` within `down_after`, 10 min;
-/// then `down`), first and last contact, records stored, and from its
-/// last heartbeat `last_heartbeat_unix_ms`, `version` and `uptime_s`
-/// (`null` for a host that never sent one).
-async fn hosts(State(state): State<Arc<HubState>>) -> Result<Json<Vec<Host>>, ApiError> {
+/// then `down`), first and last contact, records stored (`alerts`, events
+/// counted among them, and `findings`), and from its last heartbeat
+/// `last_heartbeat_unix_ms`, `version` and `uptime_s` (`null` for a host
+/// that never sent one).
+async fn hosts(State(state): State<Arc<HubState>>) -> Result<Json<Vec<HostView>>, ApiError> {
     let client = state.postgres.lock().await;
-    store::hosts(&client, state.thresholds)
+    let hosts = store::hosts(&client, state.thresholds)
         .await
-        .map(Json)
-        .map_err(internal)
+        .map_err(internal)?;
+    let counts = store::counts(&client).await.map_err(internal)?;
+    Ok(Json(with_counts(hosts, &counts)))
 }
 
-/// `host`, `level`, `after`, `limit`: the agent's parameters where they
-/// apply, and the host filter.
+fn with_counts(hosts: Vec<Host>, counts: &[(String, String, i64)]) -> Vec<HostView> {
+    hosts
+        .into_iter()
+        .map(|host| {
+            let of = |kinds: &[&str]| -> i64 {
+                counts
+                    .iter()
+                    .filter(|(agent, kind, _)| {
+                        *agent == host.agent && kinds.contains(&kind.as_str())
+                    })
+                    .map(|(_, _, n)| n)
+                    .sum()
+            };
+            HostView {
+                alerts: of(ALERT_KINDS),
+                findings: of(FINDING_KINDS),
+                host,
+            }
+        })
+        .collect()
+}
+
+/// The kinds `/api/v1/alerts` serves, and `/api/v1/findings`.
+const ALERT_KINDS: &[&str] = &["alerts", "events"];
+const FINDING_KINDS: &[&str] = &["findings"];
+
+/// `host`, `level`, `rule_id`, `after`, `limit`: the agent's parameters
+/// where they apply, and the host filter.
 fn filter(query: &HashMap<String, String>, kinds: &[&str]) -> Result<RecordFilter, ApiError> {
     for key in query.keys() {
-        if !["host", "level", "after", "limit"].contains(&key.as_str()) {
+        if !["host", "level", "rule_id", "after", "limit"].contains(&key.as_str()) {
             return Err(ApiError {
                 status: StatusCode::BAD_REQUEST,
                 parameter: None,
                 message: format!(
-                    "unknown parameter '{}': use host, level, after, limit",
+                    "unknown parameter '{}': use host, level, rule_id, after, limit",
                     jaga_model::escape_control(key)
                 ),
             });
@@ -197,23 +269,34 @@ fn filter(query: &HashMap<String, String>, kinds: &[&str]) -> Result<RecordFilte
         kinds: kinds.iter().map(|k| (*k).to_owned()).collect(),
         agent: query.get("host").cloned().filter(|h| !h.is_empty()),
         min_level: number("level", 15)?.map(|l| l as u8),
+        rule_id: query.get("rule_id").cloned().filter(|r| !r.is_empty()),
         after_seq: number("after", i64::MAX)?,
         limit: number("limit", MAX_LIMIT)?.unwrap_or(100),
     })
 }
 
+/// A record as the hub serves it: the agent's alert, with the hub's
+/// sequence number and the host the hub filed it under.
+#[derive(Debug, Serialize)]
+pub struct FleetRecord {
+    pub seq: i64,
+    pub host: String,
+    #[serde(flatten)]
+    pub record: Alert,
+}
+
 async fn records(
     state: &HubState,
     filter: RecordFilter,
-) -> Result<Json<Vec<WithSeq<Alert>>>, ApiError> {
+) -> Result<Json<Vec<FleetRecord>>, ApiError> {
     let client = state.postgres.lock().await;
     let rows = store::records(&client, &filter).await.map_err(internal)?;
     Ok(Json(
         rows.into_iter()
-            .map(|(seq, record)| WithSeq {
-                seq,
-                delivery: None,
-                record,
+            .map(|stored| FleetRecord {
+                seq: stored.seq,
+                host: stored.agent,
+                record: stored.alert,
             })
             .collect(),
     ))
@@ -222,16 +305,16 @@ async fn records(
 async fn alerts(
     State(state): State<Arc<HubState>>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Vec<WithSeq<Alert>>>, ApiError> {
-    let filter = filter(&query, &["alerts", "events"])?;
+) -> Result<Json<Vec<FleetRecord>>, ApiError> {
+    let filter = filter(&query, ALERT_KINDS)?;
     records(&state, filter).await
 }
 
 async fn findings(
     State(state): State<Arc<HubState>>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Vec<WithSeq<Alert>>>, ApiError> {
-    let filter = filter(&query, &["findings"])?;
+) -> Result<Json<Vec<FleetRecord>>, ApiError> {
+    let filter = filter(&query, FINDING_KINDS)?;
     records(&state, filter).await
 }
 
@@ -280,4 +363,79 @@ fn bad_gateway(error: &reqwest::Error) -> Response {
         message: "the metrics store did not answer".to_owned(),
     }
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(agent: &str) -> Host {
+        Host {
+            agent: agent.to_owned(),
+            state: "up",
+            first_contact_unix_ms: 1,
+            last_contact_unix_ms: 2,
+            records: 0,
+            last_heartbeat_unix_ms: None,
+            version: None,
+            uptime_s: None,
+        }
+    }
+
+    #[test]
+    fn each_host_counts_its_own_alerts_with_events_and_its_findings() {
+        let counts = [
+            ("edge-a", "alerts", 3),
+            ("edge-a", "events", 2),
+            ("edge-a", "findings", 7),
+            ("edge-b", "alerts", 1),
+            ("edge-ab", "findings", 9),
+        ]
+        .map(|(a, k, n)| (a.to_owned(), k.to_owned(), n));
+        let shown: Vec<(String, i64, i64)> = with_counts(
+            vec![host("edge-a"), host("edge-b"), host("edge-c")],
+            &counts,
+        )
+        .into_iter()
+        .map(|v| (v.host.agent, v.alerts, v.findings))
+        .collect();
+        assert_eq!(
+            shown,
+            [
+                ("edge-a".to_owned(), 5, 7),
+                ("edge-b".to_owned(), 1, 0),
+                ("edge-c".to_owned(), 0, 0)
+            ]
+        );
+        let json = serde_json::to_value(with_counts(vec![host("edge-a")], &counts)).unwrap();
+        assert_eq!(json[0]["agent"], "edge-a");
+        assert_eq!(json[0]["alerts"], 5);
+    }
+
+    #[test]
+    fn the_rule_filter_is_exact_and_unknown_parameters_are_refused() {
+        let query = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let chosen = filter(
+            &query(&[("host", "edge-a"), ("rule_id", "91011"), ("level", "7")]),
+            ALERT_KINDS,
+        )
+        .unwrap();
+        assert_eq!(chosen.agent.as_deref(), Some("edge-a"));
+        assert_eq!(chosen.rule_id.as_deref(), Some("91011"));
+        assert_eq!(chosen.min_level, Some(7));
+        assert_eq!(chosen.limit, 100);
+        let empty = filter(&query(&[("rule_id", "")]), ALERT_KINDS).unwrap();
+        assert_eq!(empty.rule_id, None);
+        let refused = filter(&query(&[("rule\u{1b}", "x")]), ALERT_KINDS).unwrap_err();
+        assert!(
+            refused.message.starts_with("unknown parameter 'rule\\x1b'"),
+            "{}",
+            refused.message
+        );
+    }
 }

@@ -4,8 +4,9 @@
 //! record once in PostgreSQL, and serves the fleet: a host list with each
 //! host's state and last contact, alerts and findings with a host filter
 //! (the JSON of an agent's `/api/v1/alerts`), and metrics forwarded to the
-//! Prometheus-compatible store the agents remote-write to. Several hubs
-//! can run against the same stream and database. The agents' heartbeats
+//! Prometheus-compatible store the agents remote-write to; and `jaga
+//! serve`'s dashboard over them (hosts, alerts, findings, a host's charts).
+//! Several hubs can run against the same stream and database. The agents' heartbeats
 //! (core NATS, outside the stream) keep an idle host's last contact fresh.
 
 pub mod api;
@@ -196,7 +197,9 @@ impl Hub {
         ));
         let consuming = tokio::spawn(self.consume.run(shutdown.clone()));
         let mut stop = shutdown.clone();
-        let served = axum::serve(self.listener, router(self.state))
+        // The peer's address: failed dashboard logins are limited per address.
+        let app = router(self.state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|stop| *stop).await;
             })

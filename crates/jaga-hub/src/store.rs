@@ -374,16 +374,22 @@ pub struct RecordFilter {
     pub kinds: Vec<String>,
     pub agent: Option<String>,
     pub min_level: Option<u8>,
+    /// The rule's id, exactly.
+    pub rule_id: Option<String>,
     pub after_seq: Option<i64>,
     pub limit: i64,
 }
 
-/// Records newest first (oldest first after `after_seq`), with their hub
-/// sequence number.
-pub async fn records(
-    client: &Client,
-    filter: &RecordFilter,
-) -> Result<Vec<(i64, Alert)>, HubError> {
+/// A record as stored: the hub's sequence number, the host it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub seq: i64,
+    pub agent: String,
+    pub alert: Alert,
+}
+
+/// Records newest first (oldest first after `after_seq`).
+pub async fn records(client: &Client, filter: &RecordFilter) -> Result<Vec<Stored>, HubError> {
     let order = if filter.after_seq.is_some() {
         "ASC"
     } else {
@@ -392,9 +398,10 @@ pub async fn records(
     let rows = client
         .query(
             &format!(
-                "SELECT seq, record::text FROM fleet_records \
+                "SELECT seq, record::text, agent FROM fleet_records \
                  WHERE kind = ANY($1) AND ($2::TEXT IS NULL OR agent = $2) \
-                 AND level >= $3 AND seq > $4 ORDER BY seq {order} LIMIT $5"
+                 AND level >= $3 AND seq > $4 AND ($6::TEXT IS NULL OR rule_id = $6) \
+                 ORDER BY seq {order} LIMIT $5"
             ),
             &[
                 &filter.kinds,
@@ -402,6 +409,7 @@ pub async fn records(
                 &i32::from(filter.min_level.unwrap_or(0)),
                 &filter.after_seq.unwrap_or(0),
                 &filter.limit,
+                &filter.rule_id,
             ],
         )
         .await
@@ -410,11 +418,30 @@ pub async fn records(
     for row in rows {
         let text: String = row.get(1);
         match serde_json::from_str::<Alert>(&text) {
-            Ok(alert) => out.push((row.get(0), alert)),
+            Ok(alert) => out.push(Stored {
+                seq: row.get(0),
+                agent: row.get(2),
+                alert,
+            }),
             Err(error) => {
                 tracing::warn!(%error, "a stored record does not read as an alert; left out")
             }
         }
     }
     Ok(out)
+}
+
+/// How many records of each kind each host has stored: (agent, kind, count).
+pub async fn counts(client: &Client) -> Result<Vec<(String, String, i64)>, HubError> {
+    let rows = client
+        .query(
+            "SELECT agent, kind, count(*) FROM fleet_records GROUP BY agent, kind",
+            &[],
+        )
+        .await
+        .map_err(|e| HubError::Postgres(format!("cannot count records: {}", explain(&e))))?;
+    Ok(rows
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect())
 }

@@ -2,85 +2,16 @@
 // REST API and the live stream. Read-only. Text from the API goes into the
 // DOM as text (never as HTML), control characters made visible.
 import { Chart, sparkline } from './chart.js';
+import {
+  RANGES, alertHead, api, bytes, count, failed, fill, findingGroups, findingItem, h, main, pct, rate, section, show,
+  spaced, theme, when,
+} from './ui.js';
 
-const main = document.getElementById('main');
-const SERIES = ['cpu_percent', 'memory_usage_bytes', 'memory_working_set_bytes',
-  'network_rx_bytes_per_second', 'network_tx_bytes_per_second',
-  'block_read_bytes_per_second', 'block_write_bytes_per_second', 'pids', 'memory_limit_bytes'];
-const RANGES = [['15m', 15 * 60e3], ['1h', 3600e3], ['6h', 6 * 3600e3], ['24h', 86400e3], ['7d', 7 * 86400e3]];
 const RAW_UP_TO = 3600e3; // spans up to an hour read raw points, longer ones minute rollups
 const SPARK_POINTS = 30;
 
 const live = { sample: null, handlers: new Set(), source: null };
 const sparks = new Map(); // container id -> recent CPU %
-
-// ---- helpers --------------------------------------------------------------
-
-// Control characters shown as \xNN (as jaga_model::escape_control does).
-function clean(text) {
-  return String(text ?? '').replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-}
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') el.className = v;
-    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? '' : v);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(clean(child)));
-  }
-  return el;
-}
-
-async function api(path) {
-  const response = await fetch(path, { headers: { accept: 'application/json' }, credentials: 'same-origin' });
-  if (response.status === 401) {
-    location.assign('/login');
-    throw new Error('not logged in');
-  }
-  if (!response.ok) {
-    let message = response.statusText;
-    try { message = (await response.json()).error.message; } catch { /* not JSON */ }
-    const error = new Error(message);
-    error.status = response.status;
-    throw error;
-  }
-  return response.json();
-}
-
-const bytes = (v) => {
-  if (!Number.isFinite(v)) return '–';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-  return `${v.toFixed(v < 10 && i > 0 ? 1 : 0)} ${units[i]}`;
-};
-const rate = (v) => (Number.isFinite(v) ? `${bytes(v)}/s` : '–');
-const pct = (v) => (Number.isFinite(v) ? `${v.toFixed(1)} %` : '–');
-const count = (v) => (Number.isFinite(v) ? String(Math.round(v)) : '–');
-const when = (ms) => {
-  const d = new Date(ms);
-  return Number.isFinite(d.getTime()) ? d.toLocaleString() : '–';
-};
-const fill = (fraction) => `w${Math.max(0, Math.min(20, Math.round(fraction * 20)))}`;
-const short = (id) => String(id || '').slice(0, 12);
-
-function levelBadge(level) {
-  return h('span', { class: `lvl ${level >= 12 ? 'hi' : level >= 7 ? 'mid' : ''}`, title: 'level' }, String(level));
-}
-
-function failed(where, error) {
-  return h('p', { class: 'error', role: 'alert' }, `${where}: ${error.message}`);
-}
-
-function section(title, ...children) {
-  return [h('h2', {}, title), ...children.flat()];
-}
 
 // ---- live stream ----------------------------------------------------------
 
@@ -245,14 +176,10 @@ async function seedSparks(running) {
 }
 
 function alertItem(a) {
-  const ms = Date.parse(a.timestamp);
   const container = a.container;
   return h('li', { 'data-seq': a.seq },
-    h('span', { class: 'when' }, when(ms)),
-    levelBadge(a.rule.level),
-    h('code', {}, a.rule.id),
-    h('span', {}, a.rule.description),
-    container ? h('a', { href: `#/c/${encodeURIComponent(container.id)}?at=${ms}` }, container.name) : null,
+    ...alertHead(a),
+    container ? h('a', { href: `#/c/${encodeURIComponent(container.id)}?at=${Date.parse(a.timestamp)}` }, container.name) : null,
     h('span', { class: 'muted hide-narrow' }, a.location));
 }
 
@@ -438,7 +365,7 @@ async function fillHistory(c) {
   if (!box) return;
   if (audit instanceof Error) { box.replaceChildren(h('p', { class: 'muted' }, audit.message)); return; }
   const mine = (audit.findings || []).filter((f) => f.object.id === c.id || f.object.name === c.name);
-  box.replaceChildren(...(mine.length ? mine.map(findingItem) : [h('p', { class: 'muted' }, 'no findings for this container')]));
+  box.replaceChildren(...(mine.length ? mine.map((f) => findingItem(f)) : [h('p', { class: 'muted' }, 'no findings for this container')]));
 }
 
 // A log line's level as its program wrote it: a JSON field (level, lvl,
@@ -566,14 +493,6 @@ async function alertsPage(params) {
 
 // ---- audit --------------------------------------------------------------------
 
-function findingItem(f) {
-  return h('details', { class: 'finding' },
-    h('summary', {}, h('span', { class: `sev-${f.severity}` }, f.severity), ' ', h('code', {}, f.check_id), ' ', f.title,
-      ' ', h('span', { class: 'muted' }, `${f.object.kind} ${f.object.name || f.object.id}`)),
-    h('dl', { class: 'kv' }, h('dt', {}, 'Evidence'), h('dd', { class: 'mono' }, f.evidence),
-      h('dt', {}, 'Remediation'), h('dd', {}, f.remediation)));
-}
-
 async function auditPage() {
   let report;
   try {
@@ -582,23 +501,13 @@ async function auditPage() {
     main.replaceChildren(h('h1', {}, 'Audit'), h('p', { class: 'muted' }, error.message));
     return null;
   }
-  const groups = new Map();
-  for (const f of report.findings) {
-    const key = f.threat;
-    if (!groups.has(key)) groups.set(key, new Map());
-    const practices = groups.get(key);
-    if (!practices.has(f.practice)) practices.set(f.practice, []);
-    practices.get(f.practice).push(f);
-  }
-  const title = (s) => s.replaceAll('_', ' ');
   main.replaceChildren(
     h('h1', {}, 'Audit'),
     h('div', { class: 'cards', id: 'scores' }, Object.entries(report.scores).map(([threat, score]) => h('div', { class: 'card' },
-      h('div', { class: 'muted' }, title(threat)), h('div', { class: 'score' }, String(score)),
+      h('div', { class: 'muted' }, spaced(threat)), h('div', { class: 'score' }, String(score)),
       h('div', { class: 'bar' }, h('span', { class: fill(score / 100) }))))),
     h('p', { class: 'muted' }, Object.entries(report.counts).map(([s, n]) => `${n} ${s}`).join(', ') || 'no findings'),
-    ...[...groups].flatMap(([threat, practices]) => section(title(threat),
-      [...practices].map(([practice, findings]) => h('div', {}, h('h3', {}, title(practice)), findings.map(findingItem))))));
+    ...findingGroups(report.findings, (f) => findingItem(f)));
   return null;
 }
 
@@ -606,41 +515,16 @@ async function auditPage() {
 
 async function route() {
   live.handlers.clear();
-  const [path, query] = location.hash.replace(/^#/, '').split('?');
-  const params = new URLSearchParams(query || '');
-  const parts = (path || '/').split('/').filter(Boolean);
-  document.querySelectorAll('.top nav a').forEach((a) => a.classList.toggle('active',
-    a.dataset.page === ({ alerts: 'alerts', audit: 'audit' }[parts[0]] || (parts.length ? '' : 'overview'))));
-  let handler = null;
-  try {
-    if (parts[0] === 'c' && parts[1]) handler = await containerPage(decodeURIComponent(parts[1]), params);
-    else if (parts[0] === 'alerts') handler = await alertsPage(params);
-    else if (parts[0] === 'audit') handler = await auditPage();
-    else handler = await overview();
-  } catch (error) {
-    main.replaceChildren(failed('loading the page', error));
-  }
+  const handler = await show((parts, params) => {
+    if (parts[0] === 'c' && parts[1]) return containerPage(decodeURIComponent(parts[1]), params);
+    if (parts[0] === 'alerts') return alertsPage(params);
+    if (parts[0] === 'audit') return auditPage();
+    return overview();
+  }, (parts) => ({ alerts: 'alerts', audit: 'audit' }[parts[0]] || (parts.length ? '' : 'overview')));
   if (handler) live.handlers.add(handler);
-  document.title = `jaga: ${main.querySelector('h1')?.textContent || 'dashboard'}`;
 }
 
-function theme() {
-  const button = document.getElementById('theme');
-  const saved = localStorage.getItem('jaga-theme');
-  if (saved) document.documentElement.dataset.theme = saved;
-  button.addEventListener('click', () => {
-    const dark = document.documentElement.dataset.theme
-      ? document.documentElement.dataset.theme === 'dark'
-      : matchMedia('(prefers-color-scheme: dark)').matches;
-    const next = dark ? 'light' : 'dark';
-    document.documentElement.dataset.theme = next;
-    localStorage.setItem('jaga-theme', next);
-    window.dispatchEvent(new Event('resize'));
-    route();
-  });
-}
-
-theme();
+theme(route);
 connect();
 // Browsers allow six connections per host over HTTP/1.1: a page kept in
 // the back-forward cache must not hold its stream.

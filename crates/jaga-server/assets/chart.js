@@ -2,7 +2,7 @@
 // (each pixel column draws the min..max of its points), drag to zoom,
 // double-click to reset, colours read from the CSS theme at each draw.
 
-const PALETTE = ['--c1', '--c2', '--c3'];
+const PALETTE = ['--c1', '--c2', '--c3', '--c4', '--c5', '--c6'];
 
 function css(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || '#888';

@@ -297,12 +297,17 @@ pub async fn require_token(
                 .map(|ConnectInfo(peer)| peer.to_string())
                 .unwrap_or_default();
             tracing::debug!(reason = ?refusal, %peer, path = %request.uri().path(), "request refused: no valid token");
-            if refusal == Refusal::Missing && request.uri().path() == "/" {
-                return axum::response::Redirect::to("/login").into_response();
-            }
-            unauthorized(refusal, &state.http)
+            login_redirect(refusal, request.uri().path())
+                .unwrap_or_else(|| unauthorized(refusal, &state.http))
         }
     }
+}
+
+/// A browser that asks for the page (`/`) without a token or session goes
+/// to the login form; `None` for every other refusal.
+pub fn login_redirect(refusal: Refusal, path: &str) -> Option<Response> {
+    (refusal == Refusal::Missing && path == "/")
+        .then(|| axum::response::Redirect::to("/login").into_response())
 }
 
 fn unauthorized(refusal: Refusal, counters: &HttpCounters) -> Response {

@@ -4,6 +4,8 @@
 //! at `/login` that opens a browser session (see [`crate::session`]).
 //!
 //! The page reads the REST API and `/api/v1/stream`; it changes nothing.
+//! `jaga hub` serves the same page, assets and login through the `*_for`
+//! functions and [`hub_index`]: its script, `hub.js`, shows the fleet.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -14,6 +16,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use crate::auth::Tokens;
 use crate::listen::Transport;
 use crate::session::{self, Admission};
 use crate::ServerState;
@@ -39,6 +42,16 @@ pub const ASSETS: &[Asset] = &[
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../assets/app.js"),
+    },
+    Asset {
+        name: "ui.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/ui.js"),
+    },
+    Asset {
+        name: "hub.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/hub.js"),
     },
     Asset {
         name: "chart.js",
@@ -121,11 +134,21 @@ fn secured(mut response: Response) -> Response {
 }
 
 fn serve_asset(index: usize, headers: &HeaderMap) -> Response {
-    let Some(asset) = ASSETS.get(index) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let content_type = (header::CONTENT_TYPE, asset.content_type);
-    let response = match gzipped(index).filter(|_| accepts_gzip(headers)) {
+    match ASSETS.get(index) {
+        Some(asset) => send(asset.content_type, asset.body, gzipped(index), headers),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// A file, gzipped when the client takes it and a gzip is at hand.
+fn send(
+    content_type: &'static str,
+    body: &'static str,
+    zipped: Option<&'static [u8]>,
+    headers: &HeaderMap,
+) -> Response {
+    let content_type = (header::CONTENT_TYPE, content_type);
+    let response = match zipped.filter(|_| accepts_gzip(headers)) {
         Some(body) => (
             [
                 content_type,
@@ -135,11 +158,7 @@ fn serve_asset(index: usize, headers: &HeaderMap) -> Response {
             body,
         )
             .into_response(),
-        None => (
-            [content_type, (header::VARY, "accept-encoding")],
-            asset.body,
-        )
-            .into_response(),
+        None => ([content_type, (header::VARY, "accept-encoding")], body).into_response(),
     };
     secured(response)
 }
@@ -147,6 +166,28 @@ fn serve_asset(index: usize, headers: &HeaderMap) -> Response {
 /// `/`: the page (behind the API's authentication).
 pub async fn index(headers: HeaderMap) -> Response {
     serve_asset(0, &headers)
+}
+
+/// What the agent's page loads; `jaga hub` serves the same page loading
+/// [`HUB_SCRIPT`], which gives it the hub's links and pages.
+const APP_SCRIPT: &str = "src=\"/assets/app.js\"";
+const HUB_SCRIPT: &str = "src=\"/assets/hub.js\"";
+
+/// The hub's page and its gzip, made once.
+fn hub_page() -> &'static (String, Option<Vec<u8>>) {
+    static PAGE: OnceLock<(String, Option<Vec<u8>>)> = OnceLock::new();
+    PAGE.get_or_init(|| {
+        let page = ASSETS[0].body.replace(APP_SCRIPT, HUB_SCRIPT);
+        let zipped = gzip(page.as_bytes());
+        (page, zipped)
+    })
+}
+
+/// `/` of `jaga hub`: the same page, its script `hub.js` (behind the
+/// hub's authentication).
+pub async fn hub_index(headers: HeaderMap) -> Response {
+    let (page, zipped) = hub_page();
+    send(ASSETS[0].content_type, page, zipped.as_deref(), &headers)
 }
 
 /// `/assets/{name}`: code and style, public (they hold no data).
@@ -175,7 +216,13 @@ fn login_page(status: StatusCode, message: &str) -> Response {
 
 /// `GET /login`: the form; straight to the page when no token is needed.
 pub async fn login_form(State(state): State<Arc<ServerState>>) -> Response {
-    if !state.auth.required() {
+    login_form_for(&state.auth)
+}
+
+/// The login form of a server that takes `auth`'s tokens (the agent's or
+/// the hub's).
+pub fn login_form_for(auth: &Tokens) -> Response {
+    if !auth.required() {
         return Redirect::to("/").into_response();
     }
     login_page(StatusCode::OK, "")
@@ -189,6 +236,18 @@ struct LoginForm {
 /// `POST /login`: a configured token in, a session cookie out. Failures
 /// are logged with the client's address and limited per address.
 pub async fn login(State(state): State<Arc<ServerState>>, request: Request) -> Response {
+    let counters = Arc::clone(&state.http);
+    login_for(
+        &state.auth,
+        move || counters.auth_failed(crate::auth::Refusal::Invalid),
+        request,
+    )
+    .await
+}
+
+/// `POST /login` of a server that takes `auth`'s tokens; `refused` counts
+/// a token that is not valid.
+pub async fn login_for(auth: &Tokens, refused: impl FnOnce(), request: Request) -> Response {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -197,7 +256,7 @@ pub async fn login(State(state): State<Arc<ServerState>>, request: Request) -> R
         .extensions()
         .get::<Transport>()
         .is_some_and(|t| t.tls);
-    let sessions = &state.auth.sessions;
+    let sessions = &auth.sessions;
     let now = Instant::now();
     if let Admission::Limited(wait) = sessions.admit(peer.map(|p| p.ip()), now) {
         tracing::warn!(peer = ?peer, "login refused: too many failed logins from this address");
@@ -225,9 +284,9 @@ pub async fn login(State(state): State<Arc<ServerState>>, request: Request) -> R
     let token = serde_urlencoded::from_bytes::<LoginForm>(&body)
         .map(|form| form.token)
         .unwrap_or_default();
-    let accepted = !token.trim().is_empty() && state.auth.accepts(token.trim()).is_ok();
+    let accepted = !token.trim().is_empty() && auth.accepts(token.trim()).is_ok();
     if !accepted {
-        state.http.auth_failed(crate::auth::Refusal::Invalid);
+        refused();
         let failures = sessions.failed(peer.map(|p| p.ip()), now);
         tracing::warn!(peer = ?peer, failures, "dashboard login failed: the token is not valid");
         return login_page(
@@ -241,7 +300,7 @@ pub async fn login(State(state): State<Arc<ServerState>>, request: Request) -> R
             tracing::error!(%error, "cannot open a dashboard session");
             return login_page(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "<p class=\"error\" role=\"alert\">Cannot open a session now: see the agent's log.</p>",
+                "<p class=\"error\" role=\"alert\">Cannot open a session now: see the server's log.</p>",
             );
         }
     };
@@ -255,11 +314,16 @@ pub async fn login(State(state): State<Arc<ServerState>>, request: Request) -> R
 
 /// `POST /logout`: ends the session and goes back to the form.
 pub async fn logout(State(state): State<Arc<ServerState>>, request: Request) -> Response {
+    logout_for(&state.auth, &request)
+}
+
+/// `POST /logout` of a server that takes `auth`'s tokens.
+pub fn logout_for(auth: &Tokens, request: &Request) -> Response {
     let tls = request
         .extensions()
         .get::<Transport>()
         .is_some_and(|t| t.tls);
-    state.auth.sessions.close(request.headers());
+    auth.sessions.close(request.headers());
     let mut response = Redirect::to("/login").into_response();
     if let Ok(cookie) = HeaderValue::from_str(&session::clear_cookie(tls)) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
@@ -302,6 +366,25 @@ mod tests {
                     assert!(!body.contains(handler), "{name} has an inline {handler}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_hubs_page_is_the_agents_page_running_hub_js() {
+        let (page, zipped) = hub_page();
+        assert!(
+            ASSETS[0].body.contains(APP_SCRIPT),
+            "index.html loads app.js"
+        );
+        assert!(page.contains(HUB_SCRIPT), "{page}");
+        assert!(!page.contains("app.js"), "{page}");
+        assert_eq!(
+            page.len(),
+            ASSETS[0].body.len() + HUB_SCRIPT.len() - APP_SCRIPT.len()
+        );
+        assert!(zipped.as_ref().is_some_and(|z| !z.is_empty()));
+        for name in ["hub.js", "ui.js", "chart.js"] {
+            assert!(ASSETS.iter().any(|a| a.name == name), "{name} is served");
         }
     }
 

@@ -13,9 +13,9 @@
 mod dashboard_support;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use dashboard_support::webdriver::{self, Browser};
+use dashboard_support::webdriver::{self, Browser, Shot};
 use dashboard_support::*;
 use jaga_server::auth::{TokenHash, TokenSources, Tokens};
 use jaga_store::Consumed;
@@ -41,35 +41,7 @@ async fn dashboard_in_headless_chromium() {
     let browser = Browser::start(chromium, driver, 1280, 900).await;
 
     // Login is required: the page sends the browser to the form.
-    browser.goto(&format!("{base}/")).await;
-    browser
-        .wait_for(
-            "the login form",
-            "location.pathname === '/login' && document.querySelector('#token')",
-        )
-        .await;
-    browser.type_into("#token", "jaga_wrong").await;
-    browser.click("button[type=submit]").await;
-    browser
-        .wait_for(
-            "the refusal",
-            "document.body.textContent.includes('That token is not valid')",
-        )
-        .await;
-    browser.type_into("#token", TOKEN).await;
-    browser.click("button[type=submit]").await;
-    browser
-        .wait_for("the page after login", "location.pathname === '/'")
-        .await;
-    // The refused login is the one error so far: its 401.
-    let login_console = browser.console().await;
-    let login_errors = webdriver::console_errors(&login_console);
-    assert!(
-        login_errors
-            .iter()
-            .all(|(_, m)| m.contains("/login") && m.contains("401")),
-        "{login_errors:?}"
-    );
+    browser.log_in(&base, TOKEN).await;
     // Overview: both running containers and the stopped one.
     browser
         .wait_for(
@@ -291,75 +263,29 @@ async fn dashboard_in_headless_chromium() {
         .await;
 
     // Screenshots: each page, desktop and phone width, light and dark.
+    let container = format!("#/c/{BUSY_ID}");
     let pages = [
-        ("overview", "#/", "#containers tbody tr"),
-        (
+        Shot::new("overview", "#/", "#containers tbody tr"),
+        Shot::new(
             "container",
-            &*format!("#/c/{BUSY_ID}"),
+            &container,
             "canvas[data-chart=CPU][data-points]",
         ),
         // The same page scrolled to its charts, the filesystem one among them.
-        (
+        Shot::new(
             "container-charts",
-            &*format!("#/c/{BUSY_ID}"),
+            &container,
             "canvas[data-chart=Filesystem][data-points]",
-        ),
-        ("alerts", "#/alerts", "#alerts li"),
-        ("audit", "#/audit", "#scores .card"),
+        )
+        .scrolled_to(".charts"),
+        Shot::new("alerts", "#/alerts", "#alerts li"),
+        Shot::new("audit", "#/audit", "#scores .card"),
     ];
-    for (theme, width, height) in [
-        ("light", 1280, 900),
-        ("dark", 1280, 900),
-        ("light", 390, 844),
-        ("dark", 390, 844),
-    ] {
-        browser.resize(width, height).await;
-        browser
-            .run(&format!(
-                "localStorage.setItem('jaga-theme', '{theme}'); return true"
-            ))
-            .await;
-        for (name, hash, ready) in &pages {
-            browser.goto(&format!("{base}/{hash}")).await;
-            browser
-                .goto(&format!("{base}/?v={theme}{width}{hash}"))
-                .await;
-            browser
-                .wait_for(name, &format!("document.querySelector('{ready}') && document.documentElement.dataset.theme === '{theme}'"))
-                .await;
-            if *name == "container-charts" {
-                browser
-                    .run("document.querySelector('.charts').scrollIntoView(); return true")
-                    .await;
-            }
-            // Let charts and sparklines draw.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            if width < 500 {
-                let overflow = browser
-                    .run("return document.documentElement.scrollWidth - window.innerWidth")
-                    .await;
-                assert!(
-                    overflow.as_i64().unwrap() <= 0,
-                    "{name} scrolls sideways at {width} px: {overflow}"
-                );
-            }
-            browser
-                .screenshot(&screenshots().join(format!("{name}-{width}-{theme}.png")))
-                .await;
-        }
-    }
-    let console = browser.console().await;
-    assert!(
-        webdriver::console_errors(&console).is_empty(),
-        "console errors: {console:?}"
-    );
-    let urls = browser.requested_urls().await;
+    browser
+        .screenshot_pages(&base, &pages, &screenshots())
+        .await;
+    let urls = browser.assert_clean(&base).await;
     assert!(!urls.is_empty());
-    let foreign = webdriver::other_origins(&urls, &base);
-    assert!(
-        foreign.is_empty(),
-        "requests to another origin: {foreign:?}"
-    );
     browser.quit().await;
 }
 

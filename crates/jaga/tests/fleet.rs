@@ -14,189 +14,12 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::agent::{free_port, get_with_token, Agent};
+use common::fleet::*;
 use common::*;
-
-const HUB_TOKEN: &str = "hub-token-5b1f0c";
-
-/// A server process, killed when dropped; its output in `dir/NAME.log`.
-struct Server {
-    name: &'static str,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(name: &'static str, mut command: Command, dir: &Path, port: u16) -> Self {
-        let log = dir.join(format!("{name}.log"));
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let mut server = Self {
-            name,
-            child: Some(child),
-            log,
-        };
-        let up = wait_for(Duration::from_secs(60), || {
-            if let Some(status) = server
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!("{name} exited with {status}:\n{}", server.output());
-            }
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        assert!(
-            up.is_some(),
-            "{name} not listening on {port}:\n{}",
-            server.output()
-        );
-        server
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            eprintln!("--- {} ---\n{}", self.name, self.output());
-        }
-    }
-}
-
-fn require(path: &str) -> &str {
-    assert!(
-        Path::new(path).exists(),
-        "{path} is missing: run scripts/receivers.sh (it installs nats-server, prometheus and postgresql)"
-    );
-    path
-}
-
-fn nats(dir: &Path, port: u16) -> Server {
-    let config = dir.join("nats.conf");
-    std::fs::write(
-        &config,
-        format!(
-            "listen: 127.0.0.1:{port}\njetstream {{\n  store_dir: \"{}\"\n}}\n\
-             authorization {{\n  users = [\n    {{ user: fleet-a, password: pass-a }}\n    \
-             {{ user: fleet-b, password: pass-b }}\n    {{ user: hub, password: pass-hub }}\n  ]\n}}\n",
-            dir.join("js").display()
-        ),
-    )
-    .unwrap();
-    let mut command = Command::new(require("/usr/sbin/nats-server"));
-    command.arg("-c").arg(&config);
-    Server::start("nats-server", command, dir, port)
-}
-
-fn prometheus(dir: &Path, port: u16) -> Server {
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        "storage:\n  tsdb:\n    out_of_order_time_window: 1h\n",
-    )
-    .unwrap();
-    let mut command = Command::new(require("/usr/bin/prometheus"));
-    command
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--web.enable-remote-write-receiver");
-    Server::start("prometheus", command, dir, port)
-}
-
-/// PostgreSQL in `dir`, run as the postgres user (it refuses root), trust
-/// auth on 127.0.0.1 only.
-fn postgres(dir: &Path, port: u16) -> Server {
-    let bin = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.path().join("bin"))
-                .find(|p| p.join("initdb").exists())
-        })
-        .ok()
-        .flatten()
-        .expect("/usr/lib/postgresql/*/bin/initdb is missing: run scripts/receivers.sh");
-    let data = dir.join("pg");
-    std::fs::create_dir_all(&data).unwrap();
-    let chown = Command::new("chown")
-        .args(["-R", "postgres:postgres", &dir.display().to_string()])
-        .status()
-        .unwrap();
-    assert!(chown.success());
-    let as_postgres = |program: &Path| {
-        let mut command = Command::new("runuser");
-        command.args(["-u", "postgres", "--"]).arg(program);
-        command
-    };
-    let initdb = as_postgres(&bin.join("initdb"))
-        .args(["-A", "trust", "-U", "postgres", "-D"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        initdb.status.success(),
-        "initdb: {}",
-        String::from_utf8_lossy(&initdb.stderr)
-    );
-    let mut command = as_postgres(&bin.join("postgres"));
-    command
-        .arg("-D")
-        .arg(&data)
-        .args(["-c", "listen_addresses=127.0.0.1", "-c"])
-        .arg(format!("port={port}"))
-        .args(["-c"])
-        .arg(format!("unix_socket_directories={}", dir.display()));
-    Server::start("postgres", command, dir, port)
-}
-
-fn jaga_hub(config: &Path, dir: &Path, port: u16) -> Server {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_jaga"));
-    command
-        .args(["--config", &config.display().to_string(), "hub"])
-        .env("RUST_LOG", "info");
-    Server::start("jaga hub", command, dir, port)
-}
-
-/// `[hub]` (and its API token) over these servers; keys of `[hub]` may
-/// follow.
-fn hub_toml(hub_port: u16, pg_port: u16, nats_port: u16, password: &str) -> String {
-    format!(
-        "[serve.auth]\ntokens = [\"{}\"]\n\
-         [hub.nats]\nservers = [\"nats://127.0.0.1:{nats_port}\"]\nusername = \"hub\"\npassword = \"{password}\"\ntimeout = \"5s\"\n\
-         [hub]\nlisten = \"127.0.0.1:{hub_port}\"\n\
-         postgres = \"host=127.0.0.1 port={pg_port} user=postgres dbname=postgres\"\n",
-        jaga_token_hash(HUB_TOKEN)
-    )
-}
 
 fn agent_config(name: &str, nats_port: u16, prometheus_port: u16, password: &str) -> String {
     format!(
@@ -533,7 +356,7 @@ fn a_record_holding_a_nul_character_is_stored_not_refused_with_its_batch() {
         let stored = store::records(&reader, &filter).await.unwrap();
         let shown: Vec<String> = stored
             .iter()
-            .map(|(_, alert)| serde_json::to_string(alert).unwrap())
+            .map(|stored| serde_json::to_string(&stored.alert).unwrap())
             .collect();
         assert_eq!(shown.len(), 2, "{shown:?}");
         let nul = shown
@@ -600,7 +423,7 @@ fn a_batch_with_duplicates_and_every_kind_stores_each_record_once() {
                     .await
                     .unwrap()
                     .into_iter()
-                    .map(|(_, alert)| format!("{}:{}", alert.id, alert.rule.description))
+                    .map(|stored| format!("{}:{}", stored.alert.id, stored.alert.rule.description))
                     .collect();
                 got.sort();
                 got
@@ -615,6 +438,40 @@ fn a_batch_with_duplicates_and_every_kind_stores_each_record_once() {
             ["a1:same id, other host"]
         );
         assert_eq!(read(&["findings"], None).await, ["f1:finding"]);
+        // Each record names the host it came from; the rule filter is exact.
+        let by_rule = |rule: &str| RecordFilter {
+            kinds: vec!["alerts".to_owned()],
+            rule_id: Some(rule.to_owned()),
+            limit: 100,
+            ..RecordFilter::default()
+        };
+        let mut hosts: Vec<String> = store::records(&reader, &by_rule("91011"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|stored| format!("{}:{}", stored.agent, stored.alert.id))
+            .collect();
+        hosts.sort();
+        assert_eq!(hosts, ["edge-a:a1", "edge-a:a2", "edge-b:a1"]);
+        assert!(store::records(&reader, &by_rule("9101"))
+            .await
+            .unwrap()
+            .is_empty());
+        let mut counts = store::counts(&reader).await.unwrap();
+        counts.sort();
+        let counts: Vec<(&str, &str, i64)> = counts
+            .iter()
+            .map(|(agent, kind, n)| (agent.as_str(), kind.as_str(), *n))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                ("edge-a", "alerts", 2),
+                ("edge-a", "events", 1),
+                ("edge-b", "alerts", 1),
+                ("edge-b", "findings", 1)
+            ]
+        );
 
         // Each host counts what it stored; both were just heard from.
         let thresholds = HostThresholds {

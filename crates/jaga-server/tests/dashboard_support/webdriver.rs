@@ -29,6 +29,33 @@ pub fn other_origins<'a>(urls: &'a [String], base: &str) -> Vec<&'a String> {
         .collect()
 }
 
+/// A page to screenshot: its name, its hash route, the element that
+/// shows it is drawn, and one to scroll into view first.
+pub struct Shot<'a> {
+    pub name: &'a str,
+    pub hash: &'a str,
+    pub ready: &'a str,
+    pub scroll_to: Option<&'a str>,
+}
+
+impl<'a> Shot<'a> {
+    pub fn new(name: &'a str, hash: &'a str, ready: &'a str) -> Self {
+        Self {
+            name,
+            hash,
+            ready,
+            scroll_to: None,
+        }
+    }
+
+    pub fn scrolled_to(self, view: &'a str) -> Self {
+        Self {
+            scroll_to: Some(view),
+            ..self
+        }
+    }
+}
+
 pub struct Browser {
     http: reqwest::Client,
     session: String,
@@ -293,6 +320,98 @@ impl Browser {
                     .map(str::to_owned)
             })
             .collect()
+    }
+
+    /// At `base`/ with a token required: the page sends the browser to the
+    /// login form, a wrong token is refused, `token` opens the page. The
+    /// refused login's 401 is the one console error it leaves.
+    pub async fn log_in(&self, base: &str, token: &str) {
+        self.goto(&format!("{base}/")).await;
+        self.wait_for(
+            "the login form",
+            "location.pathname === '/login' && document.querySelector('#token')",
+        )
+        .await;
+        self.type_into("#token", "jaga_wrong").await;
+        self.click("button[type=submit]").await;
+        self.wait_for(
+            "the refusal",
+            "document.body.textContent.includes('That token is not valid')",
+        )
+        .await;
+        self.type_into("#token", token).await;
+        self.click("button[type=submit]").await;
+        self.wait_for("the page after login", "location.pathname === '/'")
+            .await;
+        let console = self.console().await;
+        let errors = console_errors(&console);
+        assert!(
+            errors
+                .iter()
+                .all(|(_, m)| m.contains("/login") && m.contains("401")),
+            "{errors:?}"
+        );
+    }
+
+    /// A screenshot of each page, desktop and 390 px, light and dark, as
+    /// `dir/<name>-<width>-<theme>.png`; at 390 px no page scrolls sideways.
+    pub async fn screenshot_pages(&self, base: &str, pages: &[Shot<'_>], dir: &Path) {
+        for (theme, width, height) in [
+            ("light", 1280, 900),
+            ("dark", 1280, 900),
+            ("light", 390, 844),
+            ("dark", 390, 844),
+        ] {
+            self.resize(width, height).await;
+            self.run(&format!(
+                "localStorage.setItem('jaga-theme', '{theme}'); return true"
+            ))
+            .await;
+            for shot in pages {
+                let Shot {
+                    name, hash, ready, ..
+                } = shot;
+                // Each shot of a freshly loaded page, in the new theme.
+                self.goto(&format!("{base}/{hash}")).await;
+                self.goto(&format!("{base}/?v={theme}{width}{hash}")).await;
+                self.wait_for(name, &format!("document.querySelector('{ready}') && document.documentElement.dataset.theme === '{theme}'"))
+                    .await;
+                if let Some(view) = shot.scroll_to {
+                    self.run(&format!(
+                        "document.querySelector('{view}').scrollIntoView(); return true"
+                    ))
+                    .await;
+                }
+                // Let charts and sparklines draw.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if width < 500 {
+                    let overflow = self
+                        .run("return document.documentElement.scrollWidth - window.innerWidth")
+                        .await;
+                    assert!(
+                        overflow.as_i64().unwrap() <= 0,
+                        "{name} scrolls sideways at {width} px: {overflow}"
+                    );
+                }
+                self.screenshot(&dir.join(format!("{name}-{width}-{theme}.png")))
+                    .await;
+            }
+        }
+    }
+
+    /// No console error and no request to another origin than `base` since
+    /// the last read of the logs; the URLs requested.
+    pub async fn assert_clean(&self, base: &str) -> Vec<String> {
+        let console = self.console().await;
+        let errors = console_errors(&console);
+        assert!(errors.is_empty(), "console errors: {errors:?}");
+        let urls = self.requested_urls().await;
+        let foreign = other_origins(&urls, base);
+        assert!(
+            foreign.is_empty(),
+            "requests to another origin: {foreign:?}"
+        );
+        urls
     }
 
     pub async fn quit(self) {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod fleet;
 pub mod prometheus;
 pub mod tmpfs;
 
