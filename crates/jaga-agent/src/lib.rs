@@ -68,7 +68,7 @@ pub struct Agent {
     state: Arc<ServerState>,
     snapshot_tx: watch::Sender<Arc<Snapshot>>,
     details: (watch::Sender<SharedDetails>, watch::Receiver<SharedDetails>),
-    audit_tx: watch::Sender<Arc<serde_json::Value>>,
+    audit_tx: watch::Sender<Option<Arc<str>>>,
     cves: Arc<jaga_audit::CveTable>,
     listener_stats: Option<SharedListenerStats>,
     log_stats: Option<SharedLogStats>,
@@ -183,7 +183,7 @@ impl Agent {
             ..Snapshot::default()
         }));
         let details = watch::channel(Arc::new(Vec::new()));
-        let (audit_tx, audit_rx) = watch::channel(Arc::new(serde_json::Value::Null));
+        let (audit_tx, audit_rx) = watch::channel(None);
         let listener_stats: Option<SharedListenerStats> = (!config.docker_listener.disabled)
             .then(|| Arc::new(std::sync::Mutex::new(ListenerStats::default())));
         let log_stats: Option<SharedLogStats> = log_rules

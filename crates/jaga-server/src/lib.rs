@@ -35,9 +35,11 @@ pub struct ServerState {
     pub interval: Duration,
     /// Docker events and alerts; `None` when the listener is disabled.
     pub events: Option<Arc<jaga_store::EventStore>>,
-    /// The latest audit report (JSON); `None` when the audit is disabled,
-    /// `Null` until the first audit finished.
-    pub audit: Option<watch::Receiver<Arc<serde_json::Value>>>,
+    /// The latest audit report, serialized once as JSON text (a report of
+    /// thousands of findings held as a `serde_json::Value` tree costs
+    /// megabytes); `None` when the audit is disabled, `Some(None)` until
+    /// the first audit finished.
+    pub audit: Option<watch::Receiver<Option<Arc<str>>>>,
     /// The API tokens every route but `/healthz` requires (none: open).
     pub auth: Arc<auth::Tokens>,
     /// Connection and authentication counters, shown in `/metrics`.
@@ -197,16 +199,19 @@ async fn audit(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
         return api::ApiError::not_found("the audit is disabled ([audit] disabled = true)")
             .into_response();
     };
-    let report = Arc::clone(&report.borrow());
-    if report.is_null() {
+    let Some(report) = report.borrow().clone() else {
         return api::ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             parameter: None,
             message: "the first audit has not finished yet".to_owned(),
         }
         .into_response();
-    }
-    Json(report.as_ref().clone()).into_response()
+    };
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        report.to_string(),
+    )
+        .into_response()
 }
 
 #[derive(Serialize)]

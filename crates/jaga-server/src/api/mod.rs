@@ -93,7 +93,7 @@ pub async fn host(State(state): State<Arc<ServerState>>) -> Json<HostView> {
             containers_seen: agent.containers_seen.clone(),
             audit: match &state.audit {
                 None => "disabled",
-                Some(report) if report.borrow().is_null() => "pending",
+                Some(report) if report.borrow().is_none() => "pending",
                 Some(_) => "ready",
             },
         },

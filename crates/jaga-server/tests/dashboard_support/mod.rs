@@ -364,7 +364,7 @@ pub async fn start_with_audit(tokens: Tokens, history_days: i64, audit_on: bool)
         .unwrap();
 
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(first));
-    let (_audit_tx, audit_rx) = watch::channel(Arc::new(audit_report()));
+    let (_audit_tx, audit_rx) = watch::channel(Some(Arc::<str>::from(audit_report().to_string())));
     let logs = Arc::new(FixtureLogs::default());
     logs.push("stdout", "nginx started");
     let counters = Arc::new(HttpCounters::default());

@@ -28,7 +28,7 @@ pub struct ContinuousAudit {
     pub agent: AlertAgent,
     /// Containers that just started or were destroyed.
     pub lifecycle: mpsc::UnboundedReceiver<ContainerLifecycle>,
-    pub report: watch::Sender<Arc<serde_json::Value>>,
+    pub report: watch::Sender<Option<Arc<str>>>,
 }
 
 impl ContinuousAudit {
@@ -92,13 +92,26 @@ impl ContinuousAudit {
         }
     }
 
+    /// Serialized once here, straight to text: the API sends it as it is.
     fn publish(&self, findings: &[Finding]) {
-        let report = Report::new(findings);
-        let mut value = serde_json::to_value(&report).unwrap_or(serde_json::Value::Null);
-        if let Some(map) = value.as_object_mut() {
-            map.insert("taken_unix".to_owned(), unix_secs().into());
+        #[derive(serde::Serialize)]
+        struct Published<'a> {
+            #[serde(flatten)]
+            report: Report<'a>,
+            taken_unix: i64,
         }
-        self.report.send_replace(Arc::new(value));
+        let published = Published {
+            report: Report::new(findings),
+            taken_unix: unix_secs(),
+        };
+        match serde_json::to_string(&published) {
+            Ok(text) => {
+                self.report.send_replace(Some(Arc::from(text)));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot serialize the audit report; the API keeps the previous one")
+            }
+        }
     }
 
     /// An alert for each finding the store has not seen.
