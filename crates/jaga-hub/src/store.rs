@@ -3,11 +3,16 @@
 //! one row per host with its last contact.
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 
 use jaga_model::Alert;
-use tokio_postgres::{Client, NoTls};
+use tokio::sync::{watch, Mutex};
+use tokio_postgres::Client;
 
-use crate::HubError;
+use crate::conninfo::Conninfo;
+use crate::{ConsumeStats, HubError};
 
 /// Schema, created by whichever hub comes first; the advisory lock keeps
 /// two hubs starting together from racing on `CREATE TABLE`.
@@ -47,60 +52,210 @@ pub struct Incoming {
     pub alert: Alert,
 }
 
-/// Connects and makes sure the tables exist. The connection task runs
-/// until the client is dropped.
-pub async fn connect(conninfo: &str) -> Result<Client, HubError> {
-    // A database that is starting up (or restarting) is waited for.
+/// What a connection task hands back when the connection ends.
+type Ended = tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>;
+
+/// Connects once, the connection driven by its own task, and makes sure
+/// the tables exist.
+async fn open(
+    conninfo: &Conninfo,
+) -> Result<(Client, Ended), (tokio_postgres::Error, &'static str)> {
+    let (client, connection) = conninfo
+        .config
+        .connect(conninfo.tls.clone())
+        .await
+        .map_err(|e| (e, "cannot connect"))?;
+    let ended = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("BEGIN;{SCHEMA}COMMIT;"))
+        .await
+        .map_err(|e| (e, "cannot create the hub's tables"))?;
+    Ok((client, ended))
+}
+
+/// The first connection: a database that is starting up (or restarting)
+/// is waited for; wrong credentials, database or TLS are refused at once.
+async fn first(conninfo: &Conninfo) -> Result<(Client, Ended), HubError> {
     let mut waited = 0u32;
-    let (client, connection) = loop {
-        match tokio_postgres::connect(conninfo, NoTls).await {
-            Ok(connected) => break connected,
-            Err(error) if waited < 30 && !refused(&error) => {
+    loop {
+        match open(conninfo).await {
+            Ok(connected) => return Ok(connected),
+            Err((error, _)) if waited < 30 && !refused(&error) => {
                 tracing::info!(error = %explain(&error), "waiting for postgres");
                 waited += 1;
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
-            Err(error) => {
-                return Err(HubError::Postgres(format!(
-                    "cannot connect: {}",
-                    explain(&error)
-                )))
+            Err((error, what)) => {
+                return Err(HubError::Postgres(format!("{what}: {}", explain(&error))))
             }
         }
-    };
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::warn!(%error, "postgres connection ended");
-        }
-    });
-    client
-        .batch_execute(&format!("BEGIN;{SCHEMA}COMMIT;"))
-        .await
-        .map_err(|e| {
-            HubError::Postgres(format!("cannot create the hub's tables: {}", explain(&e)))
-        })?;
-    Ok(client)
-}
-
-/// The server's own message, which tokio-postgres' Display leaves out.
-pub fn explain(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => error.to_string(),
     }
 }
 
-/// Wrong credentials or database: waiting cannot help.
+/// Connects and makes sure the tables exist. The connection task runs
+/// until the client is dropped; a connection that ends is not made again
+/// (the hub's own connections are [`Link`]s).
+pub async fn connect(conninfo: &str) -> Result<Client, HubError> {
+    let (client, ended) = first(&Conninfo::parse(conninfo)?).await?;
+    tokio::spawn(async move {
+        if let Ok(Err(error)) = ended.await {
+            tracing::warn!(error = %explain(&error), "postgres connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// A connection kept up, and what it is for (the consumer's [`Writer`],
+/// the API's client). When the connection ends (PostgreSQL restarted,
+/// the network went), a task connects again with backoff, makes the
+/// tables and what the connection is for anew (the writer prepares its
+/// statements again) and swaps it in. Meanwhile the old one fails at
+/// once, `up` is false and `postgres_links_down` in the stats counts it.
+pub struct Link<T> {
+    pub current: Arc<Mutex<T>>,
+    pub up: watch::Receiver<bool>,
+}
+
+/// Connects as [`connect`] does, then keeps the connection up until
+/// every holder of `current` is gone.
+pub async fn link<T, F, Fut>(
+    conninfo: Arc<Conninfo>,
+    role: &'static str,
+    stats: Arc<ConsumeStats>,
+    make: F,
+) -> Result<Link<T>, HubError>
+where
+    T: Send + 'static,
+    F: Fn(Client) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, HubError>> + Send + 'static,
+{
+    let (client, ended) = first(&conninfo).await?;
+    let current = Arc::new(Mutex::new(make(client).await?));
+    let (up_tx, up) = watch::channel(true);
+    let weak = Arc::downgrade(&current);
+    tokio::spawn(async move {
+        let mut ended = ended;
+        loop {
+            let reason = match (&mut ended).await {
+                // The client was dropped: the hub is done with it.
+                Ok(Ok(())) => return,
+                Ok(Err(error)) => explain(&error),
+                Err(error) => format!("the connection task failed: {error}"),
+            };
+            let Some(next) =
+                reconnect(&conninfo, role, &stats, &make, &weak, &up_tx, &reason).await
+            else {
+                return;
+            };
+            ended = next;
+        }
+    });
+    Ok(Link { current, up })
+}
+
+/// Connects again until it works (or the link's holders are gone): the
+/// first connection lost of an outage is logged, the last one back too,
+/// each failed attempt is counted.
+async fn reconnect<T, F, Fut>(
+    conninfo: &Conninfo,
+    role: &'static str,
+    stats: &ConsumeStats,
+    make: &F,
+    current: &Weak<Mutex<T>>,
+    up: &watch::Sender<bool>,
+    reason: &str,
+) -> Option<Ended>
+where
+    F: Fn(Client) -> Fut,
+    Fut: Future<Output = Result<T, HubError>>,
+{
+    up.send_replace(false);
+    stats
+        .postgres_disconnects_total
+        .fetch_add(1, Ordering::Relaxed);
+    if stats.postgres_links_down.fetch_add(1, Ordering::Relaxed) == 0 {
+        tracing::warn!(connection = role, error = %reason, "lost the connection to postgres; reconnecting (records wait in the stream)");
+    } else {
+        tracing::debug!(connection = role, error = %reason, "lost the connection to postgres");
+    }
+    let since = std::time::Instant::now();
+    let mut attempts = 0u32;
+    loop {
+        tokio::time::sleep(reconnect_backoff(attempts)).await;
+        let current = current.upgrade()?;
+        attempts = attempts.saturating_add(1);
+        let made = match open(conninfo).await {
+            Ok((client, ended)) => make(client).await.map(|made| (made, ended)),
+            Err((error, what)) => Err(HubError::PostgresDown(format!(
+                "{what}: {}",
+                explain(&error)
+            ))),
+        };
+        match made {
+            Ok((made, ended)) => {
+                *current.lock().await = made;
+                up.send_replace(true);
+                stats
+                    .postgres_reconnects_total
+                    .fetch_add(1, Ordering::Relaxed);
+                let down_for = humantime::format_duration(std::time::Duration::from_secs(
+                    since.elapsed().as_secs(),
+                ));
+                if stats.postgres_links_down.fetch_sub(1, Ordering::Relaxed) == 1 {
+                    tracing::info!(connection = role, %down_for, attempts, "reconnected to postgres");
+                } else {
+                    tracing::debug!(connection = role, %down_for, attempts, "reconnected to postgres");
+                }
+                return Some(ended);
+            }
+            Err(error) => {
+                stats
+                    .postgres_connect_failures_total
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(connection = role, %error, attempts, "postgres still unreachable");
+            }
+        }
+    }
+}
+
+/// 250 ms, doubling, at most 10 s between attempts.
+fn reconnect_backoff(attempts: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(250u64.saturating_mul(1 << attempts.min(5)).min(10_000))
+}
+
+/// The server's own message, which tokio-postgres' Display leaves out;
+/// for TLS trouble, where to look.
+pub fn explain(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None if tls_failed(error) => format!(
+            "{} (check sslmode and sslrootcert in 'postgres', and the server's certificate)",
+            crate::with_causes(error)
+        ),
+        None => crate::with_causes(error),
+    }
+}
+
+/// tokio-postgres tells TLS failures (a certificate refused, a server
+/// without TLS under `require`) by this text alone.
+fn tls_failed(error: &tokio_postgres::Error) -> bool {
+    error
+        .to_string()
+        .starts_with("error performing TLS handshake")
+}
+
+/// Wrong credentials, database or TLS: waiting cannot help.
 fn refused(error: &tokio_postgres::Error) -> bool {
     use tokio_postgres::error::SqlState;
-    error.code().is_some_and(|code| {
-        [
-            SqlState::INVALID_PASSWORD,
-            SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
-            SqlState::INVALID_CATALOG_NAME,
-        ]
-        .contains(code)
-    })
+    tls_failed(error)
+        || error.code().is_some_and(|code| {
+            [
+                SqlState::INVALID_PASSWORD,
+                SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+                SqlState::INVALID_CATALOG_NAME,
+            ]
+            .contains(code)
+        })
 }
 
 /// One statement stores a whole batch: the records arrive as one array
@@ -203,7 +358,7 @@ impl Writer {
                 ],
             )
             .await
-            .map_err(|e| HubError::Postgres(format!("cannot store records: {}", explain(&e))))?;
+            .map_err(|e| self.failed("cannot store records", &e))?;
         let new: i64 = row.get(0);
         Ok(u64::try_from(new).unwrap_or(0))
     }
@@ -224,10 +379,25 @@ impl Writer {
         self.client
             .execute(&self.heartbeats, &[&agents, &versions, &uptimes])
             .await
-            .map_err(|e| {
-                HubError::Postgres(format!("cannot record heartbeats: {}", explain(&e)))
-            })?;
+            .map_err(|e| self.failed("cannot record heartbeats", &e))?;
         Ok(())
+    }
+
+    /// What failed: the database, or its connection (an outage that the
+    /// writer's [`Link`] reports once and mends).
+    fn failed(&self, what: &str, error: &tokio_postgres::Error) -> HubError {
+        let text = format!("{what}: {}", explain(error));
+        // A server shutting down answers with its reason (class 57P,
+        // operator intervention) before the connection closes.
+        let going = error.is_closed()
+            || error.code().is_some_and(|code| {
+                code.code().starts_with("57P") || code.code().starts_with("08")
+            });
+        if going || self.client.is_closed() {
+            HubError::PostgresDown(text)
+        } else {
+            HubError::Postgres(text)
+        }
     }
 }
 
@@ -405,7 +575,7 @@ pub async fn records(
             ],
         )
         .await
-        .map_err(|e| HubError::Postgres(format!("cannot read records: {e}")))?;
+        .map_err(|e| HubError::Postgres(format!("cannot read records: {}", explain(&e))))?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let text: String = row.get(1);

@@ -196,6 +196,14 @@ fn config_check_checks_remote_write_and_hub_as_serve_and_hub_would() {
             "'postgres' is not a libpq connection string",
         ),
         (
+            hub.replace("dbname=jaga", "dbname=jaga sslmode=verify-full"),
+            "sslmode 'verify-full' needs the server's CA",
+        ),
+        (
+            hub.replace("dbname=jaga", "dbname=jaga sslrootcert=/nonexistent/ca.pem"),
+            "cannot read '/nonexistent/ca.pem'",
+        ),
+        (
             hub.replace(
                 "postgres = \"host=127.0.0.1 user=jaga dbname=jaga\"",
                 "postgres = { env = \"JAGA_TEST_NO_SUCH_POSTGRES\" }",
