@@ -387,12 +387,12 @@ impl Writer {
     /// writer's [`Link`] reports once and mends).
     fn failed(&self, what: &str, error: &tokio_postgres::Error) -> HubError {
         let text = format!("{what}: {}", explain(error));
-        // A server shutting down answers with its reason (class 57P,
-        // operator intervention) before the connection closes.
-        let going = error.is_closed()
-            || error.code().is_some_and(|code| {
-                code.code().starts_with("57P") || code.code().starts_with("08")
-            });
+        // An error the server did not send (the connection broke, which
+        // the client may not know yet), or a server shutting down (class
+        // 57P, operator intervention) or losing the connection (08).
+        let going = error
+            .code()
+            .is_none_or(|code| code.code().starts_with("57P") || code.code().starts_with("08"));
         if going || self.client.is_closed() {
             HubError::PostgresDown(text)
         } else {

@@ -210,8 +210,47 @@ async fn health(
     ))
 }
 
+/// What the process logs at info and above, kept for the test to read.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// Installed for the whole process: the hub logs from its runtime's
+    /// threads.
+    fn capture() -> Self {
+        let logs = Self::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        logs
+    }
+
+    fn lines(&self, containing: &str) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .filter(|line| line.contains(containing))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
 #[test]
 fn the_hub_reconnects_to_a_restarted_postgres_and_stores_every_record_once() {
+    let logs = Logs::capture();
     let dir = tempfile::tempdir().unwrap();
     let nats_dir = dir.path().join("nats");
     let pg_dir = dir.path().join("pg");
@@ -356,6 +395,14 @@ fn the_hub_reconnects_to_a_restarted_postgres_and_stores_every_record_once() {
             metrics.contains("jaga_hub_postgres_reconnects_total 2\n"),
             "{metrics}"
         );
+
+        // The outage is logged once, not per batch or heartbeat flush.
+        let lost = logs.lines("lost the connection to postgres");
+        assert_eq!(lost.len(), 1, "{lost:?}");
+        assert!(lost[0].contains("WARN"), "{lost:?}");
+        assert_eq!(logs.lines("reconnected to postgres").len(), 1);
+        assert!(logs.lines("hub cannot store a batch").is_empty());
+        assert!(logs.lines("heartbeats not recorded").is_empty());
 
         stop.send_replace(true);
         running.await.unwrap().unwrap();
