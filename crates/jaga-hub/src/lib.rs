@@ -63,6 +63,14 @@ pub struct Prepared {
     thresholds: store::HostThresholds,
 }
 
+impl Prepared {
+    /// The `sslmode` in effect for PostgreSQL (`require` with a root
+    /// certificate verifies as `verify-ca`).
+    pub fn postgres_sslmode(&self) -> &'static str {
+        self.conninfo.sslmode.as_str()
+    }
+}
+
 /// Checks `[hub]` and reads its secrets; connects to nothing.
 pub fn prepare(config: &HubConfig) -> Result<Prepared, HubError> {
     let conninfo = config

@@ -163,6 +163,17 @@ fn config_check_checks_remote_write_and_hub_as_serve_and_hub_would() {
         said.contains("hub: listen 127.0.0.1:9809, nats nats://127.0.0.1:4222, stream JAGA"),
         "{said}"
     );
+    assert!(said.contains("postgres sslmode prefer"), "{said}");
+    let required = jaga_with_config(
+        &hub.replace("dbname=jaga", "dbname=jaga sslmode=require"),
+        &["config", "check"],
+    );
+    assert_eq!(required.status.code(), Some(0), "{}", stderr(&required));
+    assert!(
+        stdout(&required).contains("postgres sslmode require"),
+        "{}",
+        stdout(&required)
+    );
 
     // What only `jaga serve` found when it started.
     for (config, expected) in [
