@@ -73,15 +73,14 @@ fn internal(error: crate::HubError) -> ApiError {
 
 async fn healthz(State(state): State<Arc<HubState>>) -> Response {
     let stats = &state.stats;
-    // Down while either connection is (the consumer's cannot store).
+    // Down while either connection is (the consumer's cannot store), or
+    // the API's does not answer in time.
+    let answered = async { state.postgres.lock().await.simple_query("SELECT 1").await };
     let database = stats.postgres_links_down.load(Ordering::Relaxed) == 0
-        && state
-            .postgres
-            .lock()
-            .await
-            .simple_query("SELECT 1")
-            .await
-            .is_ok();
+        && matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(5), answered).await,
+            Ok(Ok(_))
+        );
     let body = serde_json::json!({
         "status": if database { "ok" } else { "degraded" },
         "postgres": database,

@@ -169,16 +169,22 @@ impl Hub {
         let consumer = consume::consumer(&stream, &config.consumer).await?;
         let stats = Arc::new(ConsumeStats::default());
         let conninfo = Arc::new(conninfo);
-        let writer = store::link(
-            Arc::clone(&conninfo),
-            "consumer",
+        let writer =
+            store::link(
+                Arc::clone(&conninfo),
+                "consumer",
+                Arc::clone(&stats),
+                |client, connection| async move {
+                    Ok(store::Writer::new(client).await?.severs(connection))
+                },
+            )
+            .await?;
+        let reader = store::link(
+            conninfo,
+            "api",
             Arc::clone(&stats),
-            store::Writer::new,
+            |client, _| async move { Ok::<_, HubError>(client) },
         )
-        .await?;
-        let reader = store::link(conninfo, "api", Arc::clone(&stats), |client| async move {
-            Ok::<_, HubError>(client)
-        })
         .await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

@@ -9,6 +9,7 @@ use std::sync::{Arc, Weak};
 
 use jaga_model::Alert;
 use tokio::sync::{watch, Mutex};
+use tokio::task::AbortHandle;
 use tokio_postgres::Client;
 
 use crate::conninfo::Conninfo;
@@ -126,11 +127,11 @@ pub async fn link<T, F, Fut>(
 ) -> Result<Link<T>, HubError>
 where
     T: Send + 'static,
-    F: Fn(Client) -> Fut + Send + Sync + 'static,
+    F: Fn(Client, AbortHandle) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<T, HubError>> + Send + 'static,
 {
     let (client, ended) = first(&conninfo).await?;
-    let current = Arc::new(Mutex::new(make(client).await?));
+    let current = Arc::new(Mutex::new(make(client, ended.abort_handle()).await?));
     let (up_tx, up) = watch::channel(true);
     let weak = Arc::downgrade(&current);
     tokio::spawn(async move {
@@ -140,6 +141,9 @@ where
                 // The client was dropped: the hub is done with it.
                 Ok(Ok(())) => return,
                 Ok(Err(error)) => explain(&error),
+                Err(error) if error.is_cancelled() => {
+                    "a query had no answer in time: the connection was dropped".to_owned()
+                }
                 Err(error) => format!("the connection task failed: {error}"),
             };
             let Some(next) =
@@ -166,7 +170,7 @@ async fn reconnect<T, F, Fut>(
     reason: &str,
 ) -> Option<Ended>
 where
-    F: Fn(Client) -> Fut,
+    F: Fn(Client, AbortHandle) -> Fut,
     Fut: Future<Output = Result<T, HubError>>,
 {
     up.send_replace(false);
@@ -185,7 +189,9 @@ where
         let current = current.upgrade()?;
         attempts = attempts.saturating_add(1);
         let made = match open(conninfo).await {
-            Ok((client, ended)) => make(client).await.map(|made| (made, ended)),
+            Ok((client, ended)) => make(client, ended.abort_handle())
+                .await
+                .map(|made| (made, ended)),
             Err((error, what)) => Err(HubError::PostgresDown(format!(
                 "{what}: {}",
                 explain(&error)
@@ -307,7 +313,16 @@ pub struct Writer {
     client: Client,
     insert: tokio_postgres::Statement,
     heartbeats: tokio_postgres::Statement,
+    /// How long a statement may go without an answer (a server that
+    /// stopped, a network that drops packets without a word)...
+    timeout: std::time::Duration,
+    /// ... before its connection is dropped, for the [`Link`] to make
+    /// again.
+    sever: Option<AbortHandle>,
 }
+
+/// The default of [`Writer::answer_within`]: a batch takes milliseconds.
+pub const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Writer {
     pub async fn new(client: Client) -> Result<Self, HubError> {
@@ -323,7 +338,44 @@ impl Writer {
             client,
             insert,
             heartbeats,
+            timeout: QUERY_TIMEOUT,
+            sever: None,
         })
+    }
+
+    /// A statement without an answer within `timeout` fails as
+    /// [`HubError::PostgresDown`] (and drops the connection, when
+    /// [`severs`](Self::severs) gave it).
+    pub fn answer_within(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The task of this writer's connection, ended when a statement has
+    /// no answer in time.
+    pub fn severs(mut self, connection: AbortHandle) -> Self {
+        self.sever = Some(connection);
+        self
+    }
+
+    /// Runs `query` within the timeout.
+    async fn answered<T>(
+        &self,
+        what: &str,
+        query: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, HubError> {
+        match tokio::time::timeout(self.timeout, query).await {
+            Ok(answer) => answer.map_err(|e| self.failed(what, &e)),
+            Err(_) => {
+                if let Some(connection) = &self.sever {
+                    connection.abort();
+                }
+                Err(HubError::PostgresDown(format!(
+                    "{what}: no answer within {}; the connection is dropped",
+                    humantime::format_duration(self.timeout)
+                )))
+            }
+        }
     }
 
     /// Stores `records` in one transaction, each only if absent (a record
@@ -343,22 +395,17 @@ impl Writer {
             columns.raised_at.push(without_nul(&record.alert.timestamp));
             columns.record.push(json_without_nul(&record.alert)?);
         }
-        let row = self
-            .client
-            .query_one(
-                &self.insert,
-                &[
-                    &columns.agent,
-                    &columns.id,
-                    &columns.kind,
-                    &columns.level,
-                    &columns.rule_id,
-                    &columns.raised_at,
-                    &columns.record,
-                ],
-            )
-            .await
-            .map_err(|e| self.failed("cannot store records", &e))?;
+        let parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+            &columns.agent,
+            &columns.id,
+            &columns.kind,
+            &columns.level,
+            &columns.rule_id,
+            &columns.raised_at,
+            &columns.record,
+        ];
+        let query = self.client.query_one(&self.insert, &parameters);
+        let row = self.answered("cannot store records", query).await?;
         let new: i64 = row.get(0);
         Ok(u64::try_from(new).unwrap_or(0))
     }
@@ -376,10 +423,10 @@ impl Writer {
         let agents: Vec<&str> = latest.keys().copied().collect();
         let versions: Vec<&str> = latest.values().map(|b| b.version.as_str()).collect();
         let uptimes: Vec<i64> = latest.values().map(|b| b.uptime_s).collect();
-        self.client
-            .execute(&self.heartbeats, &[&agents, &versions, &uptimes])
-            .await
-            .map_err(|e| self.failed("cannot record heartbeats", &e))?;
+        let parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&agents, &versions, &uptimes];
+        let query = self.client.execute(&self.heartbeats, &parameters);
+        self.answered("cannot record heartbeats", query).await?;
         Ok(())
     }
 

@@ -171,14 +171,19 @@ async fn stored(conninfo: &str) -> Option<Vec<(String, String)>> {
     Some(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
+/// An alert of host `edge-1`, as an agent sends it.
+fn alert(id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": id, "timestamp": "2026-01-01T00:00:00.000Z",
+        "rule": {"id": "91011", "level": 6, "description": "test", "groups": [], "mitre": []},
+        "agent": {"id": "", "name": "edge-1"}, "data": {}, "location": "/var/log/x.log"
+    })
+}
+
 async fn publish(context: &async_nats::jetstream::Context, ids: std::ops::Range<u32>) {
     for n in ids {
         let id = format!("r{n}");
-        let alert = serde_json::json!({
-            "id": id, "timestamp": "2026-01-01T00:00:00.000Z",
-            "rule": {"id": "91011", "level": 6, "description": "test", "groups": [], "mitre": []},
-            "agent": {"id": "", "name": "edge-1"}, "data": {}, "location": "/var/log/x.log"
-        });
+        let alert = alert(&id);
         context
             .send_publish(
                 "jaga.edge-1.alerts",
@@ -588,5 +593,138 @@ fn tls_to_postgres_checks_the_server_as_sslmode_says() {
         assert!(error.contains("needs the server's CA"), "{error}");
         let error = prepared(format!("{by_name} sslrootcert={}", tls_dir.join("server.csr").display())).unwrap_err();
         assert!(error.contains("holds no PEM certificate"), "{error}");
+    });
+}
+
+/// A stopped process (SIGSTOP), continued when dropped.
+struct Stopped(u32);
+
+impl Stopped {
+    fn signal(pid: u32, signal: &str) {
+        let mut kill = Command::new("kill");
+        kill.args([signal, &pid.to_string()]);
+        run(kill, "kill");
+    }
+
+    fn stop(pid: u32) -> Self {
+        Self::signal(pid, "-STOP");
+        Self(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        Self::signal(self.0, "-CONT");
+    }
+}
+
+#[test]
+fn a_writer_whose_server_stops_answering_drops_the_connection_and_makes_it_again() {
+    use jaga_hub::store::{self, Incoming, Writer};
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::init(dir.path(), "", None);
+    let conninfo = cluster.conninfo();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let record = |id: &str| Incoming {
+        agent: "edge-1".to_owned(),
+        kind: "alerts".to_owned(),
+        alert: serde_json::from_value(alert(id)).unwrap(),
+    };
+    runtime.block_on(async {
+        let stats = Arc::new(jaga_hub::ConsumeStats::default());
+        let link = store::link(
+            Arc::new(jaga_hub::conninfo::Conninfo::parse(&conninfo).unwrap()),
+            "consumer",
+            Arc::clone(&stats),
+            |client, connection| async move {
+                Ok(Writer::new(client)
+                    .await?
+                    .severs(connection)
+                    .answer_within(Duration::from_secs(2)))
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            link.current
+                .lock()
+                .await
+                .insert(&[record("a1")])
+                .await
+                .unwrap(),
+            1
+        );
+
+        // The backend of the writer's connection stops answering (as a
+        // host cut off without a reset would).
+        let (pg, connection) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let pids: Vec<i32> = pg
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE query LIKE '%INSERT INTO fleet_records%' \
+                 AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(pids.len(), 1, "{pids:?}");
+        let stopped = Stopped::stop(u32::try_from(pids[0]).unwrap());
+
+        // No hang: the insert fails as an outage, the connection is made
+        // again, the batch then goes in.
+        let stuck = async { link.current.lock().await.insert(&[record("a2")]).await };
+        let error = tokio::time::timeout(Duration::from_secs(120), stuck)
+            .await
+            .expect("the insert hung")
+            .unwrap_err();
+        assert!(
+            matches!(error, jaga_hub::HubError::PostgresDown(_))
+                && error.to_string().contains("no answer within 2s"),
+            "{error}"
+        );
+        let mut up = link.up.clone();
+        let back = tokio::time::timeout(Duration::from_secs(120), async {
+            up.wait_for(|up| *up).await.unwrap();
+            while stats
+                .postgres_reconnects_total
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == 0
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        assert!(back.is_ok(), "the writer did not reconnect");
+        assert_eq!(
+            link.current
+                .lock()
+                .await
+                .insert(&[record("a2")])
+                .await
+                .unwrap(),
+            1
+        );
+        drop(stopped);
+        let stored: i64 = pg
+            .query_one("SELECT count(*) FROM fleet_records", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(stored, 2);
+        assert_eq!(
+            stats
+                .postgres_disconnects_total
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
     });
 }
