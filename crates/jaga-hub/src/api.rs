@@ -24,8 +24,9 @@ use crate::store::{self, Host, RecordFilter};
 use crate::ConsumeStats;
 
 pub struct HubState {
-    /// The API's own connection (the consumer has another).
-    pub postgres: Mutex<tokio_postgres::Client>,
+    /// The API's own connection (the consumer has another), made again
+    /// when it is lost (see [`store::Link`]).
+    pub postgres: Arc<Mutex<tokio_postgres::Client>>,
     pub tokens: Arc<Tokens>,
     pub stats: Arc<ConsumeStats>,
     pub thresholds: store::HostThresholds,
@@ -105,14 +106,15 @@ fn internal(error: crate::HubError) -> ApiError {
 }
 
 async fn healthz(State(state): State<Arc<HubState>>) -> Response {
-    let database = state
-        .postgres
-        .lock()
-        .await
-        .simple_query("SELECT 1")
-        .await
-        .is_ok();
     let stats = &state.stats;
+    // Down while either connection is (the consumer's cannot store), or
+    // the API's does not answer in time.
+    let answered = async { state.postgres.lock().await.simple_query("SELECT 1").await };
+    let database = stats.postgres_links_down.load(Ordering::Relaxed) == 0
+        && matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(5), answered).await,
+            Ok(Ok(_))
+        );
     let body = serde_json::json!({
         "status": if database { "ok" } else { "degraded" },
         "postgres": database,
@@ -122,6 +124,7 @@ async fn healthz(State(state): State<Arc<HubState>>) -> Response {
         "skipped_total": stats.skipped_total.load(Ordering::Relaxed),
         "store_failures_total": stats.store_failures_total.load(Ordering::Relaxed),
         "heartbeats_total": stats.heartbeats_total.load(Ordering::Relaxed),
+        "postgres_reconnects_total": stats.postgres_reconnects_total.load(Ordering::Relaxed),
     });
     let status = if database {
         StatusCode::OK
@@ -170,12 +173,32 @@ async fn own_metrics(State(state): State<Arc<HubState>>) -> Response {
             "Messages on the heartbeat subjects that are not a heartbeat.",
             &stats.heartbeats_skipped_total,
         ),
+        (
+            "jaga_hub_postgres_disconnects_total",
+            "PostgreSQL connections of the hub lost (each is made again).",
+            &stats.postgres_disconnects_total,
+        ),
+        (
+            "jaga_hub_postgres_reconnects_total",
+            "PostgreSQL connections of the hub made again after one was lost.",
+            &stats.postgres_reconnects_total,
+        ),
+        (
+            "jaga_hub_postgres_connect_failures_total",
+            "Attempts to connect to PostgreSQL again that failed.",
+            &stats.postgres_connect_failures_total,
+        ),
     ] {
         text.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
             value.load(Ordering::Relaxed)
         ));
     }
+    let up = u8::from(stats.postgres_links_down.load(Ordering::Relaxed) == 0);
+    text.push_str(&format!(
+        "# HELP jaga_hub_postgres_up Whether the hub's PostgreSQL connections are all up.\n\
+         # TYPE jaga_hub_postgres_up gauge\njaga_hub_postgres_up {up}\n"
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

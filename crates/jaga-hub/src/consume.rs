@@ -36,6 +36,13 @@ pub struct ConsumeStats {
     pub heartbeats_total: AtomicU64,
     /// Heartbeat messages that do not read as one.
     pub heartbeats_skipped_total: AtomicU64,
+    /// The hub's PostgreSQL connections (the consumer's, the API's) lost,
+    /// made again, and attempts that failed meanwhile.
+    pub postgres_disconnects_total: AtomicU64,
+    pub postgres_reconnects_total: AtomicU64,
+    pub postgres_connect_failures_total: AtomicU64,
+    /// How many of those connections are down now.
+    pub postgres_links_down: AtomicU64,
 }
 
 /// Most messages per fetch, and so per transaction.
@@ -174,6 +181,8 @@ pub fn parse_heartbeat(prefix: &str, subject: &str, payload: &[u8]) -> Option<Be
 pub struct Consume {
     pub consumer: consumer::PullConsumer,
     pub writer: Arc<Mutex<Writer>>,
+    /// Whether the writer's connection is up (see [`crate::store::Link`]).
+    pub writer_up: watch::Receiver<bool>,
     pub prefix: String,
     pub stats: Arc<ConsumeStats>,
 }
@@ -217,6 +226,7 @@ impl Consume {
         });
         let mut stop = shutdown;
         let mut failures = 0u32;
+        let mut writer_up = self.writer_up.clone();
         loop {
             let batch = tokio::select! {
                 batch = fetched.recv() => batch,
@@ -227,9 +237,17 @@ impl Consume {
                 Ok(()) => failures = 0,
                 Err(error) => {
                     failures = failures.saturating_add(1);
-                    tracing::warn!(%error, "hub cannot store a batch; it comes again");
+                    if matches!(error, HubError::PostgresDown(_)) {
+                        // The writer's link logs the outage once; the
+                        // batch comes again as soon as it is mended.
+                        tracing::debug!(%error, "hub cannot store a batch; it comes again");
+                        nak(&batch).await;
+                    } else {
+                        tracing::warn!(%error, "hub cannot store a batch; it comes again");
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(backoff(failures)) => {}
+                        _ = mended(&mut writer_up) => {}
                         _ = stopped(&mut stop) => break,
                     }
                 }
@@ -279,6 +297,27 @@ impl Consume {
         );
         Ok(())
     }
+}
+
+/// Hands a batch that was not stored back to JetStream for delivery at
+/// once (to this hub once its database is back, or to another hub).
+async fn nak(batch: &[jetstream::Message]) {
+    for message in batch {
+        if let Err(error) = message.ack_with(jetstream::AckKind::Nak(None)).await {
+            // It comes again after ACK_WAIT all the same.
+            tracing::debug!(%error, "nak failed");
+        }
+    }
+}
+
+/// Completes when the writer's connection comes back after it went down;
+/// never when its link is gone.
+async fn mended(up: &mut watch::Receiver<bool>) {
+    let went_down = up.wait_for(|up| !*up).await.is_ok();
+    if went_down && up.wait_for(|up| *up).await.is_ok() {
+        return;
+    }
+    std::future::pending::<()>().await
 }
 
 /// Completes when `shutdown` turns true (or its sender is gone).
@@ -360,8 +399,15 @@ pub async fn heartbeats(
                 if pending.is_empty() {
                     continue;
                 }
-                if let Err(error) = writer.lock().await.heartbeats(&pending).await {
-                    tracing::warn!(%error, beats = pending.len(), "heartbeats not recorded");
+                match writer.lock().await.heartbeats(&pending).await {
+                    Ok(()) => {}
+                    // The writer's link logs the outage once.
+                    Err(error @ HubError::PostgresDown(_)) => {
+                        tracing::debug!(%error, beats = pending.len(), "heartbeats not recorded")
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, beats = pending.len(), "heartbeats not recorded")
+                    }
                 }
                 pending.clear();
             }

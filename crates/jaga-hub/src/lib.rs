@@ -10,6 +10,7 @@
 //! (core NATS, outside the stream) keep an idle host's last contact fresh.
 
 pub mod api;
+pub mod conninfo;
 pub mod consume;
 pub mod store;
 
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use jaga_config::HubConfig;
 use jaga_server::auth::Tokens;
-use tokio::sync::{watch, Mutex};
+use tokio::sync::watch;
 
 pub use api::{router, HubState};
 pub use consume::ConsumeStats;
@@ -30,6 +31,9 @@ pub enum HubError {
     Nats(String),
     #[error("postgres: {0}")]
     Postgres(String),
+    /// The connection is gone; it is being made again.
+    #[error("postgres is unreachable: {0}")]
+    PostgresDown(String),
     #[error("cannot listen on {listen}: {source}")]
     Listen {
         listen: std::net::SocketAddr,
@@ -37,15 +41,35 @@ pub enum HubError {
     },
 }
 
+/// An error and its causes, as tokio-postgres' Display leaves them out.
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// What the hub takes from `[hub]` before it connects to anything, its
 /// secrets read: what `jaga hub` refuses at start, and what `jaga config
 /// check` checks.
 pub struct Prepared {
-    conninfo: String,
+    conninfo: conninfo::Conninfo,
     options: async_nats::ConnectOptions,
     prefix: String,
     prometheus: Option<reqwest::Url>,
     thresholds: store::HostThresholds,
+}
+
+impl Prepared {
+    /// The `sslmode` in effect for PostgreSQL (`require` with a root
+    /// certificate verifies as `verify-ca`).
+    pub fn postgres_sslmode(&self) -> &'static str {
+        self.conninfo.sslmode.as_str()
+    }
 }
 
 /// Checks `[hub]` and reads its secrets; connects to nothing.
@@ -54,9 +78,7 @@ pub fn prepare(config: &HubConfig) -> Result<Prepared, HubError> {
         .postgres
         .reveal()
         .map_err(|e| HubError::Config(format!("cannot read 'postgres': {e}")))?;
-    conninfo.parse::<tokio_postgres::Config>().map_err(|e| {
-        HubError::Config(format!("'postgres' is not a libpq connection string: {e}"))
-    })?;
+    let conninfo = conninfo::Conninfo::parse(&conninfo)?;
     let errors = jaga_outputs::nats::ServerErrors::default();
     let options = config
         .nats
@@ -146,21 +168,37 @@ impl Hub {
         context.set_timeout(config.nats.timeout);
         let stream = consume::stream(&context, &config.stream, &prefix, config.max_age).await?;
         let consumer = consume::consumer(&stream, &config.consumer).await?;
-        let writer = store::Writer::new(store::connect(&conninfo).await?).await?;
-        let reader = store::connect(&conninfo).await?;
+        let stats = Arc::new(ConsumeStats::default());
+        let conninfo = Arc::new(conninfo);
+        let writer =
+            store::link(
+                Arc::clone(&conninfo),
+                "consumer",
+                Arc::clone(&stats),
+                |client, connection| async move {
+                    Ok(store::Writer::new(client).await?.severs(connection))
+                },
+            )
+            .await?;
+        let reader = store::link(
+            conninfo,
+            "api",
+            Arc::clone(&stats),
+            |client, _| async move { Ok::<_, HubError>(client) },
+        )
+        .await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| HubError::Listen {
                 listen: config.listen,
                 source,
             })?;
-        let stats = Arc::new(ConsumeStats::default());
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .map_err(|e| HubError::Config(format!("cannot build an HTTP client: {e}")))?;
         let state = Arc::new(HubState {
-            postgres: Mutex::new(reader),
+            postgres: reader.current,
             tokens,
             stats: Arc::clone(&stats),
             thresholds,
@@ -171,7 +209,8 @@ impl Hub {
             state,
             consume: consume::Consume {
                 consumer,
-                writer: Arc::new(Mutex::new(writer)),
+                writer: writer.current,
+                writer_up: writer.up,
                 prefix,
                 stats,
             },

@@ -3,11 +3,17 @@
 //! one row per host with its last contact.
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 
 use jaga_model::Alert;
-use tokio_postgres::{Client, NoTls};
+use tokio::sync::{watch, Mutex};
+use tokio::task::AbortHandle;
+use tokio_postgres::Client;
 
-use crate::HubError;
+use crate::conninfo::Conninfo;
+use crate::{ConsumeStats, HubError};
 
 /// Schema, created by whichever hub comes first; the advisory lock keeps
 /// two hubs starting together from racing on `CREATE TABLE`.
@@ -47,60 +53,215 @@ pub struct Incoming {
     pub alert: Alert,
 }
 
-/// Connects and makes sure the tables exist. The connection task runs
-/// until the client is dropped.
-pub async fn connect(conninfo: &str) -> Result<Client, HubError> {
-    // A database that is starting up (or restarting) is waited for.
+/// What a connection task hands back when the connection ends.
+type Ended = tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>;
+
+/// Connects once, the connection driven by its own task, and makes sure
+/// the tables exist.
+async fn open(
+    conninfo: &Conninfo,
+) -> Result<(Client, Ended), (tokio_postgres::Error, &'static str)> {
+    let (client, connection) = conninfo
+        .config
+        .connect(conninfo.tls.clone())
+        .await
+        .map_err(|e| (e, "cannot connect"))?;
+    let ended = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("BEGIN;{SCHEMA}COMMIT;"))
+        .await
+        .map_err(|e| (e, "cannot create the hub's tables"))?;
+    Ok((client, ended))
+}
+
+/// The first connection: a database that is starting up (or restarting)
+/// is waited for; wrong credentials, database or TLS are refused at once.
+async fn first(conninfo: &Conninfo) -> Result<(Client, Ended), HubError> {
     let mut waited = 0u32;
-    let (client, connection) = loop {
-        match tokio_postgres::connect(conninfo, NoTls).await {
-            Ok(connected) => break connected,
-            Err(error) if waited < 30 && !refused(&error) => {
+    loop {
+        match open(conninfo).await {
+            Ok(connected) => return Ok(connected),
+            Err((error, _)) if waited < 30 && !refused(&error) => {
                 tracing::info!(error = %explain(&error), "waiting for postgres");
                 waited += 1;
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
-            Err(error) => {
-                return Err(HubError::Postgres(format!(
-                    "cannot connect: {}",
-                    explain(&error)
-                )))
+            Err((error, what)) => {
+                return Err(HubError::Postgres(format!("{what}: {}", explain(&error))))
             }
         }
-    };
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::warn!(%error, "postgres connection ended");
-        }
-    });
-    client
-        .batch_execute(&format!("BEGIN;{SCHEMA}COMMIT;"))
-        .await
-        .map_err(|e| {
-            HubError::Postgres(format!("cannot create the hub's tables: {}", explain(&e)))
-        })?;
-    Ok(client)
-}
-
-/// The server's own message, which tokio-postgres' Display leaves out.
-pub fn explain(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => error.to_string(),
     }
 }
 
-/// Wrong credentials or database: waiting cannot help.
+/// Connects and makes sure the tables exist. The connection task runs
+/// until the client is dropped; a connection that ends is not made again
+/// (the hub's own connections are [`Link`]s).
+pub async fn connect(conninfo: &str) -> Result<Client, HubError> {
+    let (client, ended) = first(&Conninfo::parse(conninfo)?).await?;
+    tokio::spawn(async move {
+        if let Ok(Err(error)) = ended.await {
+            tracing::warn!(error = %explain(&error), "postgres connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// A connection kept up, and what it is for (the consumer's [`Writer`],
+/// the API's client). When the connection ends (PostgreSQL restarted,
+/// the network went), a task connects again with backoff, makes the
+/// tables and what the connection is for anew (the writer prepares its
+/// statements again) and swaps it in. Meanwhile the old one fails at
+/// once, `up` is false and `postgres_links_down` in the stats counts it.
+pub struct Link<T> {
+    pub current: Arc<Mutex<T>>,
+    pub up: watch::Receiver<bool>,
+}
+
+/// Connects as [`connect`] does, then keeps the connection up until
+/// every holder of `current` is gone.
+pub async fn link<T, F, Fut>(
+    conninfo: Arc<Conninfo>,
+    role: &'static str,
+    stats: Arc<ConsumeStats>,
+    make: F,
+) -> Result<Link<T>, HubError>
+where
+    T: Send + 'static,
+    F: Fn(Client, AbortHandle) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, HubError>> + Send + 'static,
+{
+    let (client, ended) = first(&conninfo).await?;
+    let current = Arc::new(Mutex::new(make(client, ended.abort_handle()).await?));
+    let (up_tx, up) = watch::channel(true);
+    let weak = Arc::downgrade(&current);
+    tokio::spawn(async move {
+        let mut ended = ended;
+        loop {
+            let reason = match (&mut ended).await {
+                // The client was dropped: the hub is done with it.
+                Ok(Ok(())) => return,
+                Ok(Err(error)) => explain(&error),
+                Err(error) if error.is_cancelled() => {
+                    "a query had no answer in time: the connection was dropped".to_owned()
+                }
+                Err(error) => format!("the connection task failed: {error}"),
+            };
+            let Some(next) =
+                reconnect(&conninfo, role, &stats, &make, &weak, &up_tx, &reason).await
+            else {
+                return;
+            };
+            ended = next;
+        }
+    });
+    Ok(Link { current, up })
+}
+
+/// Connects again until it works (or the link's holders are gone): the
+/// first connection lost of an outage is logged, the last one back too,
+/// each failed attempt is counted.
+async fn reconnect<T, F, Fut>(
+    conninfo: &Conninfo,
+    role: &'static str,
+    stats: &ConsumeStats,
+    make: &F,
+    current: &Weak<Mutex<T>>,
+    up: &watch::Sender<bool>,
+    reason: &str,
+) -> Option<Ended>
+where
+    F: Fn(Client, AbortHandle) -> Fut,
+    Fut: Future<Output = Result<T, HubError>>,
+{
+    up.send_replace(false);
+    stats
+        .postgres_disconnects_total
+        .fetch_add(1, Ordering::Relaxed);
+    if stats.postgres_links_down.fetch_add(1, Ordering::Relaxed) == 0 {
+        tracing::warn!(connection = role, error = %reason, "lost the connection to postgres; reconnecting (records wait in the stream)");
+    } else {
+        tracing::debug!(connection = role, error = %reason, "lost the connection to postgres");
+    }
+    let since = std::time::Instant::now();
+    let mut attempts = 0u32;
+    loop {
+        tokio::time::sleep(reconnect_backoff(attempts)).await;
+        let current = current.upgrade()?;
+        attempts = attempts.saturating_add(1);
+        let made = match open(conninfo).await {
+            Ok((client, ended)) => make(client, ended.abort_handle())
+                .await
+                .map(|made| (made, ended)),
+            Err((error, what)) => Err(HubError::PostgresDown(format!(
+                "{what}: {}",
+                explain(&error)
+            ))),
+        };
+        match made {
+            Ok((made, ended)) => {
+                *current.lock().await = made;
+                up.send_replace(true);
+                stats
+                    .postgres_reconnects_total
+                    .fetch_add(1, Ordering::Relaxed);
+                let down_for = humantime::format_duration(std::time::Duration::from_secs(
+                    since.elapsed().as_secs(),
+                ));
+                if stats.postgres_links_down.fetch_sub(1, Ordering::Relaxed) == 1 {
+                    tracing::info!(connection = role, %down_for, attempts, "reconnected to postgres");
+                } else {
+                    tracing::debug!(connection = role, %down_for, attempts, "reconnected to postgres");
+                }
+                return Some(ended);
+            }
+            Err(error) => {
+                stats
+                    .postgres_connect_failures_total
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(connection = role, %error, attempts, "postgres still unreachable");
+            }
+        }
+    }
+}
+
+/// 250 ms, doubling, at most 10 s between attempts.
+fn reconnect_backoff(attempts: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(250u64.saturating_mul(1 << attempts.min(5)).min(10_000))
+}
+
+/// The server's own message, which tokio-postgres' Display leaves out;
+/// for TLS trouble, where to look.
+pub fn explain(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None if tls_failed(error) => format!(
+            "{} (check sslmode and sslrootcert in 'postgres', and the server's certificate)",
+            crate::with_causes(error)
+        ),
+        None => crate::with_causes(error),
+    }
+}
+
+/// tokio-postgres tells TLS failures (a certificate refused, a server
+/// without TLS under `require`) by this text alone.
+fn tls_failed(error: &tokio_postgres::Error) -> bool {
+    error
+        .to_string()
+        .starts_with("error performing TLS handshake")
+}
+
+/// Wrong credentials, database or TLS: waiting cannot help.
 fn refused(error: &tokio_postgres::Error) -> bool {
     use tokio_postgres::error::SqlState;
-    error.code().is_some_and(|code| {
-        [
-            SqlState::INVALID_PASSWORD,
-            SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
-            SqlState::INVALID_CATALOG_NAME,
-        ]
-        .contains(code)
-    })
+    tls_failed(error)
+        || error.code().is_some_and(|code| {
+            [
+                SqlState::INVALID_PASSWORD,
+                SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+                SqlState::INVALID_CATALOG_NAME,
+            ]
+            .contains(code)
+        })
 }
 
 /// One statement stores a whole batch: the records arrive as one array
@@ -152,7 +313,16 @@ pub struct Writer {
     client: Client,
     insert: tokio_postgres::Statement,
     heartbeats: tokio_postgres::Statement,
+    /// How long a statement may go without an answer (a server that
+    /// stopped, a network that drops packets without a word)...
+    timeout: std::time::Duration,
+    /// ... before its connection is dropped, for the [`Link`] to make
+    /// again.
+    sever: Option<AbortHandle>,
 }
+
+/// The default of [`Writer::answer_within`]: a batch takes milliseconds.
+pub const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Writer {
     pub async fn new(client: Client) -> Result<Self, HubError> {
@@ -168,7 +338,44 @@ impl Writer {
             client,
             insert,
             heartbeats,
+            timeout: QUERY_TIMEOUT,
+            sever: None,
         })
+    }
+
+    /// A statement without an answer within `timeout` fails as
+    /// [`HubError::PostgresDown`] (and drops the connection, when
+    /// [`severs`](Self::severs) gave it).
+    pub fn answer_within(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The task of this writer's connection, ended when a statement has
+    /// no answer in time.
+    pub fn severs(mut self, connection: AbortHandle) -> Self {
+        self.sever = Some(connection);
+        self
+    }
+
+    /// Runs `query` within the timeout.
+    async fn answered<T>(
+        &self,
+        what: &str,
+        query: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, HubError> {
+        match tokio::time::timeout(self.timeout, query).await {
+            Ok(answer) => answer.map_err(|e| self.failed(what, &e)),
+            Err(_) => {
+                if let Some(connection) = &self.sever {
+                    connection.abort();
+                }
+                Err(HubError::PostgresDown(format!(
+                    "{what}: no answer within {}; the connection is dropped",
+                    humantime::format_duration(self.timeout)
+                )))
+            }
+        }
     }
 
     /// Stores `records` in one transaction, each only if absent (a record
@@ -188,22 +395,17 @@ impl Writer {
             columns.raised_at.push(without_nul(&record.alert.timestamp));
             columns.record.push(json_without_nul(&record.alert)?);
         }
-        let row = self
-            .client
-            .query_one(
-                &self.insert,
-                &[
-                    &columns.agent,
-                    &columns.id,
-                    &columns.kind,
-                    &columns.level,
-                    &columns.rule_id,
-                    &columns.raised_at,
-                    &columns.record,
-                ],
-            )
-            .await
-            .map_err(|e| HubError::Postgres(format!("cannot store records: {}", explain(&e))))?;
+        let parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+            &columns.agent,
+            &columns.id,
+            &columns.kind,
+            &columns.level,
+            &columns.rule_id,
+            &columns.raised_at,
+            &columns.record,
+        ];
+        let query = self.client.query_one(&self.insert, &parameters);
+        let row = self.answered("cannot store records", query).await?;
         let new: i64 = row.get(0);
         Ok(u64::try_from(new).unwrap_or(0))
     }
@@ -221,13 +423,28 @@ impl Writer {
         let agents: Vec<&str> = latest.keys().copied().collect();
         let versions: Vec<&str> = latest.values().map(|b| b.version.as_str()).collect();
         let uptimes: Vec<i64> = latest.values().map(|b| b.uptime_s).collect();
-        self.client
-            .execute(&self.heartbeats, &[&agents, &versions, &uptimes])
-            .await
-            .map_err(|e| {
-                HubError::Postgres(format!("cannot record heartbeats: {}", explain(&e)))
-            })?;
+        let parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&agents, &versions, &uptimes];
+        let query = self.client.execute(&self.heartbeats, &parameters);
+        self.answered("cannot record heartbeats", query).await?;
         Ok(())
+    }
+
+    /// What failed: the database, or its connection (an outage that the
+    /// writer's [`Link`] reports once and mends).
+    fn failed(&self, what: &str, error: &tokio_postgres::Error) -> HubError {
+        let text = format!("{what}: {}", explain(error));
+        // An error the server did not send (the connection broke, which
+        // the client may not know yet), or a server shutting down (class
+        // 57P, operator intervention) or losing the connection (08).
+        let going = error
+            .code()
+            .is_none_or(|code| code.code().starts_with("57P") || code.code().starts_with("08"));
+        if going || self.client.is_closed() {
+            HubError::PostgresDown(text)
+        } else {
+            HubError::Postgres(text)
+        }
     }
 }
 
@@ -413,7 +630,7 @@ pub async fn records(client: &Client, filter: &RecordFilter) -> Result<Vec<Store
             ],
         )
         .await
-        .map_err(|e| HubError::Postgres(format!("cannot read records: {e}")))?;
+        .map_err(|e| HubError::Postgres(format!("cannot read records: {}", explain(&e))))?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let text: String = row.get(1);

@@ -88,10 +88,24 @@ pub(crate) struct Sql {
     pub latest_raw: String,
     pub roll_up: String,
     pub select_rollup: String,
+    /// Raw points from `?1` with their container, `?2` at most.
+    pub export_raw: String,
+    /// Minute rollups in `[?1, ?2)` with their container as raw points
+    /// (the averages), `?3` at most.
+    pub export_rollups: String,
 }
 
 fn rollup_columns() -> Vec<String> {
     rollup_columns_of(&SERIES_COLUMNS)
+}
+
+/// `series`, each after `prefix`, comma separated.
+fn prefixed(prefix: &str, series: &[&str]) -> String {
+    series
+        .iter()
+        .map(|s| format!("{prefix}{s}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `min_`, `avg_` and `max_` of each of `series`, in that order.
@@ -137,6 +151,21 @@ impl Sql {
             select_rollup: format!(
                 "SELECT ts, count, {rollup_cols} FROM rollup_1m \
                  WHERE ck = ?1 AND ts >= ?2 AND ts <= ?3 ORDER BY ts"
+            ),
+            export_raw: format!(
+                "SELECT r.ts, {}, c.id, c.name, c.image FROM raw r \
+                 JOIN containers c ON c.key = r.ck WHERE r.ts >= ?1 \
+                 ORDER BY r.ts, r.ck LIMIT ?2",
+                prefixed("r.", &SERIES_COLUMNS)
+            ),
+            // `ck IN (…)` seeks each container's range of the (ck, ts) key
+            // rather than scanning the table.
+            export_rollups: format!(
+                "SELECT u.ts, {}, c.id, c.name, c.image FROM rollup_1m u \
+                 JOIN containers c ON c.key = u.ck \
+                 WHERE u.ck IN (SELECT key FROM containers) AND u.ts >= ?1 AND u.ts < ?2 \
+                 ORDER BY u.ts, u.ck LIMIT ?3",
+                prefixed("u.avg_", &SERIES_COLUMNS)
             ),
         }
     }

@@ -61,7 +61,8 @@ pub struct StoredContainer {
     pub last_seen_unix_ms: i64,
 }
 
-/// A raw point with the container it is about, for exporters.
+/// A point with the container it is about, for exporters: raw, or a
+/// minute rollup's averages where raw points were trimmed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportedPoint {
     pub id: ContainerId,
@@ -274,9 +275,13 @@ impl HistoryStore {
         }
     }
 
-    /// Raw points stored at or after `from_ms` (time, then container
-    /// order), at most `limit`, each with its container's id, name and
-    /// image: what an exporter that keeps its own time cursor sends next.
+    /// Points stored at or after `from_ms` (time, then container order),
+    /// at most `limit`, each with its container's id, name and image: what
+    /// an exporter that keeps its own time cursor sends next. Where raw
+    /// points were trimmed (a cursor older than the raw retention: an
+    /// outage deeper than it), the minute rollups stand in, as `range`
+    /// reads them: each minute as one point at its start with the
+    /// minute's averages, before the first whole minute of raw points.
     pub fn points_from(
         &self,
         from_ms: i64,
@@ -284,28 +289,29 @@ impl HistoryStore {
     ) -> Result<Vec<ExportedPoint>, StoreError> {
         let conn = self.lock();
         let query = || -> rusqlite::Result<Vec<ExportedPoint>> {
-            let series = crate::schema::SERIES_COLUMNS
-                .iter()
-                .map(|s| format!("r.{s}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT r.ts, {series}, c.id, c.name, c.image FROM raw r \
-                 JOIN containers c ON c.key = r.ck WHERE r.ts >= ?1 \
-                 ORDER BY r.ts, r.ck LIMIT ?2"
-            ))?;
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let rows = stmt.query_map(params![from_ms, limit], |row| {
-                let point = read_point(row)?;
-                let after = 1 + SERIES_COUNT;
-                Ok(ExportedPoint {
-                    id: ContainerId::new(row.get::<_, String>(after)?),
-                    name: row.get(after + 1)?,
-                    image: row.get(after + 2)?,
-                    point,
-                })
-            })?;
-            rows.collect()
+            // Minutes before `split` come from rollups, later instants
+            // from raw points. `None`: nothing was ever trimmed.
+            let split = meta_i64(&conn, META_RAW_COMPLETE_FROM)?.map(|t| ceil_to(t, MINUTE_MS));
+            let mut points = Vec::new();
+            let mut raw_from = from_ms;
+            if let Some(split) = split.filter(|split| from_ms < *split) {
+                let mut stmt = conn.prepare_cached(&self.sql.export_rollups)?;
+                let rows = stmt.query_map(params![from_ms, split, limit], read_exported)?;
+                for row in rows {
+                    points.push(row?);
+                }
+                raw_from = split;
+            }
+            let left = limit.saturating_sub(i64::try_from(points.len()).unwrap_or(i64::MAX));
+            if left > 0 {
+                let mut stmt = conn.prepare_cached(&self.sql.export_raw)?;
+                let rows = stmt.query_map(params![raw_from, left], read_exported)?;
+                for row in rows {
+                    points.push(row?);
+                }
+            }
+            Ok(points)
         };
         query().map_err(|e| self.err("reading points to export", e))
     }
@@ -642,6 +648,18 @@ fn read_point(row: &Row<'_>) -> rusqlite::Result<HistoryPoint> {
     Ok(HistoryPoint {
         unix_ms: row.get(0)?,
         values: read_values(row, 1)?,
+    })
+}
+
+/// A point and its container: `ts`, the series, `id`, `name`, `image`.
+fn read_exported(row: &Row<'_>) -> rusqlite::Result<ExportedPoint> {
+    let point = read_point(row)?;
+    let after = 1 + SERIES_COUNT;
+    Ok(ExportedPoint {
+        id: ContainerId::new(row.get::<_, String>(after)?),
+        name: row.get(after + 1)?,
+        image: row.get(after + 2)?,
+        point,
     })
 }
 

@@ -48,11 +48,11 @@ fn check(file: Option<&Path>, config: &Config) -> anyhow::Result<()> {
     let checked = jaga_agent::preflight::check(config)
         .with_context(|| format!("{} would not start jaga serve", source(file)))?;
     let hub = match &config.hub {
-        Some(_) => Some(
-            crate::hub::preflight(config)
-                .with_context(|| format!("{} would not start jaga hub", source(file)))?
-                .0,
-        ),
+        Some(_) => {
+            let (hub, _, prepared) = crate::hub::preflight(config)
+                .with_context(|| format!("{} would not start jaga hub", source(file)))?;
+            Some((hub, prepared.postgres_sslmode()))
+        }
         None => None,
     };
     let count = |n: Option<usize>| n.map_or("disabled".to_owned(), |n| n.to_string());
@@ -84,8 +84,8 @@ fn check(file: Option<&Path>, config: &Config) -> anyhow::Result<()> {
             .remote_write
             .as_deref()
             .map_or("none".into(), jaga_model::escape_control),
-        hub.map_or("none".to_owned(), |hub| format!(
-            "listen {}, nats {}, stream {}, consumer {}",
+        hub.map_or("none".to_owned(), |(hub, sslmode)| format!(
+            "listen {}, nats {}, stream {}, consumer {}, postgres sslmode {sslmode}",
             hub.listen,
             jaga_model::escape_control(&hub.nats.shown()),
             jaga_model::escape_control(&hub.stream),

@@ -12,20 +12,22 @@ pub struct HubArgs {}
 
 /// What `jaga hub` refuses before it connects to anything: no `[hub]`, a
 /// key it cannot use, a secret it cannot read, an API off loopback without
-/// tokens. `jaga config check` runs it too.
-pub fn preflight(config: &Config) -> anyhow::Result<(&HubConfig, auth::Tokens)> {
+/// tokens. `jaga config check` runs it too (and shows what was prepared).
+pub fn preflight(
+    config: &Config,
+) -> anyhow::Result<(&HubConfig, auth::Tokens, jaga_hub::Prepared)> {
     let hub = config
         .hub
         .as_ref()
         .context("`jaga hub` needs a [hub] section in the config file (see jaga.example.toml)")?;
-    jaga_hub::prepare(hub).context("cannot set up [hub]")?;
+    let prepared = jaga_hub::prepare(hub).context("cannot set up [hub]")?;
     let tokens = jaga_agent::http::load_tokens(&config.serve)?;
     auth::check_exposure(hub.listen, &tokens)?;
-    Ok((hub, tokens))
+    Ok((hub, tokens, prepared))
 }
 
 pub fn run(_args: HubArgs, config: &Config) -> anyhow::Result<()> {
-    let (hub, tokens) = preflight(config)?;
+    let (hub, tokens, _) = preflight(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

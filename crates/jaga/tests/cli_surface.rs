@@ -163,6 +163,17 @@ fn config_check_checks_remote_write_and_hub_as_serve_and_hub_would() {
         said.contains("hub: listen 127.0.0.1:9809, nats nats://127.0.0.1:4222, stream JAGA"),
         "{said}"
     );
+    assert!(said.contains("postgres sslmode prefer"), "{said}");
+    let required = jaga_with_config(
+        &hub.replace("dbname=jaga", "dbname=jaga sslmode=require"),
+        &["config", "check"],
+    );
+    assert_eq!(required.status.code(), Some(0), "{}", stderr(&required));
+    assert!(
+        stdout(&required).contains("postgres sslmode require"),
+        "{}",
+        stdout(&required)
+    );
 
     // What only `jaga serve` found when it started.
     for (config, expected) in [
@@ -194,6 +205,14 @@ fn config_check_checks_remote_write_and_hub_as_serve_and_hub_would() {
                 "host=db port=notaport",
             ),
             "'postgres' is not a libpq connection string",
+        ),
+        (
+            hub.replace("dbname=jaga", "dbname=jaga sslmode=verify-full"),
+            "sslmode 'verify-full' needs the server's CA",
+        ),
+        (
+            hub.replace("dbname=jaga", "dbname=jaga sslrootcert=/nonexistent/ca.pem"),
+            "cannot read '/nonexistent/ca.pem'",
         ),
         (
             hub.replace(

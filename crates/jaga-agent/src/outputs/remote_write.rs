@@ -3,7 +3,9 @@
 //! the history database (the time of the next point to send). The cursor
 //! moves only after the receiver took a request, so an outage or a
 //! restart (SIGKILL included) resumes where it stopped and back-fills the
-//! gap, at most `samples_per_second`.
+//! gap, at most `samples_per_second`. An outage deeper than the raw
+//! retention is back-filled from the minute rollups (a point per minute,
+//! the minute's averages) up to where raw points were kept.
 //!
 //! It shows itself as the output `remote_write` (kind
 //! `prometheus_remote_write`) in /api/v1/outputs and the `jaga_output_*`

@@ -952,3 +952,53 @@ fn disk_series_between_walks_stay_missing_never_zero() {
         "rollups",
     );
 }
+
+#[test]
+fn points_from_a_cursor_older_than_the_raw_retention_come_from_minute_rollups() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(&dir, Duration::from_secs(600), Duration::from_secs(3600));
+    let a = cid("a1");
+    store
+        .upsert_containers(&[container_ref(&a, "web", ContainerState::Running)], T0)
+        .unwrap();
+    write_three_minutes(&store, &a);
+    // Every raw point of the three minutes is trimmed; their rollups stay.
+    store.trim(T0 + 30 * MIN).unwrap();
+    store
+        .write_points(&[(a.clone(), point(T0 + 25 * MIN, 7.0))])
+        .unwrap();
+    let shown = |points: Vec<ExportedPoint>| -> Vec<(i64, f64)> {
+        points
+            .iter()
+            .map(|p| (p.point.unix_ms, p.point.values[0]))
+            .collect()
+    };
+    // Each trimmed minute once, at its start, with its averages; then the
+    // raw points.
+    let all = store.points_from(T0, 100).unwrap();
+    assert_eq!(all[0].name, "web");
+    assert_eq!(all[0].point.values, series(3.0));
+    assert_eq!(
+        shown(all),
+        [
+            (T0, 3.0),
+            (T0 + MIN, 15.0),
+            (T0 + 2 * MIN, 100.0),
+            (T0 + 25 * MIN, 7.0)
+        ]
+    );
+    // Paged by the limit and the cursor as raw points are.
+    assert_eq!(
+        shown(store.points_from(T0, 2).unwrap()),
+        [(T0, 3.0), (T0 + MIN, 15.0)]
+    );
+    assert_eq!(
+        shown(store.points_from(T0 + MIN + 1, 2).unwrap()),
+        [(T0 + 2 * MIN, 100.0), (T0 + 25 * MIN, 7.0)]
+    );
+    // A cursor within the raw retention reads raw points alone.
+    assert_eq!(
+        shown(store.points_from(T0 + 20 * MIN, 10).unwrap()),
+        [(T0 + 25 * MIN, 7.0)]
+    );
+}
