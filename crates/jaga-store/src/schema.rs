@@ -77,6 +77,8 @@ pub(crate) const META_SCHEMA_VERSION: &str = "schema_version";
 pub(crate) const META_ROLLED_UNTIL: &str = "rolled_until_ms";
 /// Raw points are complete from this time on; older ones were trimmed.
 pub(crate) const META_RAW_COMPLETE_FROM: &str = "raw_complete_from_ms";
+/// Minute rollups are complete from this time on; older ones were trimmed.
+pub(crate) const META_ROLLUPS_COMPLETE_FROM: &str = "rollups_complete_from_ms";
 
 pub(crate) const MINUTE_MS: i64 = 60_000;
 
@@ -88,6 +90,7 @@ pub(crate) struct Sql {
     pub latest_raw: String,
     pub roll_up: String,
     pub select_rollup: String,
+    pub export_rollups: String,
 }
 
 fn rollup_columns() -> Vec<String> {
@@ -110,6 +113,11 @@ impl Sql {
             .collect::<Vec<_>>()
             .join(", ");
         let rollup_cols = rollup_columns().join(", ");
+        let rollup_cols_r = rollup_columns()
+            .iter()
+            .map(|c| format!("r.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let aggregates = ["MIN", "AVG", "MAX"]
             .iter()
             .flat_map(|f| SERIES_COLUMNS.iter().map(move |s| format!("{f}({s})")))
@@ -137,6 +145,12 @@ impl Sql {
             select_rollup: format!(
                 "SELECT ts, count, {rollup_cols} FROM rollup_1m \
                  WHERE ck = ?1 AND ts >= ?2 AND ts <= ?3 ORDER BY ts"
+            ),
+            // One range seek per container on (ck, ts), then sorted.
+            export_rollups: format!(
+                "SELECT r.ts, r.count, {rollup_cols_r}, c.id, c.name, c.image \
+                 FROM containers c JOIN rollup_1m r ON r.ck = c.key \
+                 WHERE r.ts >= ?1 AND r.ts < ?2 ORDER BY r.ts, r.ck"
             ),
         }
     }

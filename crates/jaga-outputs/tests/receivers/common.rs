@@ -109,6 +109,44 @@ impl Drop for Receiver {
     }
 }
 
+/// Debian's Prometheus with its remote-write receiver, on a free port.
+pub struct Prometheus {
+    _dir: tempfile::TempDir,
+    _receiver: Receiver,
+    pub url: String,
+}
+
+/// Prometheus with `--web.enable-remote-write-receiver` and this
+/// out-of-order window (`2h`), so back-filled points older than its
+/// newest sample are taken.
+pub fn start_prometheus(out_of_order_window: &str) -> Prometheus {
+    let program = require_program("/usr/bin/prometheus");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!("storage:\n  tsdb:\n    out_of_order_time_window: {out_of_order_window}\n"),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut command = Command::new(program);
+    command
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--web.enable-remote-write-receiver");
+    let mut receiver = Receiver::start("prometheus", command, dir.path());
+    receiver.wait_for_port(port);
+    Prometheus {
+        _receiver: receiver,
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    }
+}
+
 /// Polls `probe` until it gives a value, failing after [`DEADLINE`].
 pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
