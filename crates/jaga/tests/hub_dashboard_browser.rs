@@ -148,6 +148,26 @@ async fn publish(
     }
 }
 
+/// The legends of the CPU and memory charts of `host`'s page, once both
+/// have points.
+async fn legends(browser: &Browser, host: &str) -> Vec<String> {
+    let mut legends = Vec::new();
+    for chart in ["CPU", "Memory"] {
+        let legend = browser
+            .wait_for(
+                &format!("points on {host}'s {chart} chart"),
+                &format!(
+                    "(() => {{ const c = document.querySelector('canvas[data-chart={chart}]'); \
+                     return document.querySelector('#main h1').textContent.startsWith('{host}') \
+                     && c && Number(c.dataset.points) > 10 && c.closest('.chart').querySelector('.legend').textContent; }})()"
+                ),
+            )
+            .await;
+        legends.push(legend.as_str().unwrap_or_default().to_owned());
+    }
+    legends
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hubs_dashboard_in_headless_chromium() {
     let Some((chromium, driver)) = webdriver::required() else {
@@ -342,17 +362,10 @@ async fn the_hubs_dashboard_in_headless_chromium() {
              && document.querySelectorAll('#host-findings details.finding').length === 1",
         )
         .await;
-    for chart in ["CPU", "Memory"] {
-        let legend = browser
-            .wait_for(
-                &format!("points on the {chart} chart"),
-                &format!(
-                    "(() => {{ const c = document.querySelector('canvas[data-chart={chart}]'); \
-                     return c && Number(c.dataset.points) > 10 && c.closest('.chart').querySelector('.legend').textContent; }})()"
-                ),
-            )
-            .await;
-        let legend = legend.as_str().unwrap();
+    for (chart, legend) in ["CPU", "Memory"]
+        .into_iter()
+        .zip(legends(&browser, "fleet-a").await)
+    {
         assert!(
             legend.contains("web-a") && legend.contains("cache-a") && !legend.contains("db-b"),
             "{chart}: {legend}"
@@ -365,19 +378,10 @@ async fn the_hubs_dashboard_in_headless_chromium() {
     browser
         .goto(&format!("{base}/#/h/fleet-b_example_com"))
         .await;
-    for chart in ["CPU", "Memory"] {
-        let legend = browser
-            .wait_for(
-                &format!("points on fleet-b.example.com's {chart} chart"),
-                &format!(
-                    "(() => {{ const c = document.querySelector('canvas[data-chart={chart}]'); \
-                     return document.querySelector('#main h1').textContent.startsWith('fleet-b_example_com') \
-                     && c && Number(c.dataset.points) > 10 && c.closest('.chart').querySelector('.legend').textContent; }})()"
-                ),
-            )
-            .await;
-        assert_eq!(legend, "db-b", "{chart}");
-    }
+    assert_eq!(
+        legends(&browser, "fleet-b_example_com").await,
+        ["db-b", "db-b"]
+    );
 
     // Findings: grouped by threat and practice, each naming its host.
     browser.goto(&format!("{base}/#/findings")).await;
