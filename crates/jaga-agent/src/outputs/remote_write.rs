@@ -82,6 +82,10 @@ pub struct Batch {
 /// The points to send from `cursor`: the raw points, or where they were
 /// trimmed the minute rollups that stand for them.
 pub fn read_batch(store: &HistoryStore, cursor: i64, limit: usize) -> Result<Batch, StoreError> {
+    // Raw points first: a trim between the two reads can only move the
+    // raw points' start later, so when the rollups are not needed after
+    // the read, no raw point from `cursor` on was trimmed before it.
+    let points = store.points_from(cursor, limit)?;
     if let Some(export) = store.rollups_to_export(cursor, limit)? {
         let points = export
             .rollups
@@ -100,7 +104,6 @@ pub fn read_batch(store: &HistoryStore, cursor: i64, limit: usize) -> Result<Bat
             lost_ms: export.lost_ms,
         });
     }
-    let points = store.points_from(cursor, limit)?;
     let full = points.len() == limit;
     let (points, next) = whole_instants(points, full);
     Ok(Batch {
