@@ -85,6 +85,8 @@ impl ConnectionSettings {
 pub struct Engine {
     pub(crate) docker: Docker,
     pub(crate) endpoint: String,
+    /// How long a request may take (`[engine] timeout`), for errors.
+    pub(crate) timeout: Duration,
     /// Applied to labels, event attributes and exec commands as they come
     /// in; [`Engine::client`] stays raw (the audit needs raw values).
     pub(crate) redaction: Redaction,
@@ -149,13 +151,14 @@ impl Engine {
             .await
             .map_err(|_| EngineError::Timeout {
                 endpoint: shown.clone(),
-                timeout_secs,
+                timeout: settings.timeout,
             })?
-            .map_err(|e| classify_connect_error(&shown, &e))?;
+            .map_err(|e| classify_connect_error(&shown, settings.timeout, &e))?;
         tracing::debug!(endpoint = %shown, api_version = %negotiated.client_version(), "connected to the Docker engine");
         Ok(Self {
             docker: negotiated,
             endpoint: shown,
+            timeout: settings.timeout,
             redaction: Redaction::default(),
         })
     }
@@ -191,7 +194,7 @@ impl Engine {
     }
 
     pub(crate) fn api_error(&self, what: &str, source: bollard::errors::Error) -> EngineError {
-        let classified = classify_connect_error(&self.endpoint, &source);
+        let classified = classify_connect_error(&self.endpoint, self.timeout, &source);
         match classified {
             EngineError::Api { .. } => EngineError::Api {
                 what: what.to_owned(),
@@ -230,14 +233,18 @@ fn unreachable(shown: &str, error: &bollard::errors::Error) -> EngineError {
 }
 
 /// Turns transport failures into the messages people can act on; anything
-/// else stays an API error.
-fn classify_connect_error(shown: &str, error: &bollard::errors::Error) -> EngineError {
+/// else stays an API error. `timeout` is the one the request had.
+fn classify_connect_error(
+    shown: &str,
+    timeout: Duration,
+    error: &bollard::errors::Error,
+) -> EngineError {
     use bollard::errors::Error as B;
     match error {
         B::RequestTimeoutError => {
             return EngineError::Timeout {
                 endpoint: shown.to_owned(),
-                timeout_secs: 0,
+                timeout,
             }
         }
         B::SocketNotFoundError(_) => {
@@ -375,6 +382,61 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "cannot connect to the Docker engine at unix:///nonexistent/docker.sock: no such socket file; is dockerd running? start it, or point DOCKER_HOST (or [engine] host) at the right socket"
+        );
+    }
+
+    /// A daemon that answers the version negotiation, then nothing.
+    fn daemon_that_stops_answering(socket: &Path) {
+        use std::io::{Read as _, Write as _};
+        let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            let mut answered = false;
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                if !answered {
+                    let mut request = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !request.ends_with(b"\r\n\r\n")
+                        && stream.read(&mut byte).unwrap_or(0) == 1
+                    {
+                        request.push(byte[0]);
+                    }
+                    let body = r#"{"Version":"24.0.0","ApiVersion":"1.43","MinAPIVersion":"1.12"}"#;
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    answered = true;
+                    continue;
+                }
+                held.push(stream);
+            }
+        });
+    }
+
+    #[tokio::test]
+    async fn a_request_that_times_out_says_the_timeout_it_had_not_0_s() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        daemon_that_stops_answering(&socket);
+        let config = EngineConfig {
+            host: format!("unix://{}", socket.display()),
+            timeout: Duration::from_secs(1),
+            ..EngineConfig::default()
+        };
+        let engine = Engine::connect(&ConnectionSettings::resolve(&config, |_| None))
+            .await
+            .unwrap();
+        let err = engine.server_version().await.unwrap_err();
+        assert!(matches!(err, EngineError::Timeout { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the Docker engine at unix://{} did not answer within 1s ([engine] timeout)",
+                socket.display()
+            )
         );
     }
 

@@ -20,8 +20,13 @@ pub enum EngineError {
         reason: String,
     },
 
-    #[error("the Docker engine at {endpoint} did not answer within {timeout_secs} s")]
-    Timeout { endpoint: String, timeout_secs: u64 },
+    #[error(
+        "the Docker engine at {endpoint} did not answer within {timeout:?} ([engine] timeout)"
+    )]
+    Timeout {
+        endpoint: String,
+        timeout: std::time::Duration,
+    },
 
     #[error("No such container: {0}")]
     NoSuchContainer(String),

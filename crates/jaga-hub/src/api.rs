@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jaga_model::Alert;
+use jaga_outputs::nats::subject_token;
 use jaga_server::api::ApiError;
 use jaga_server::auth::Tokens;
 use jaga_server::dashboard;
@@ -203,13 +204,17 @@ async fn own_metrics(State(state): State<Arc<HubState>>) -> Response {
 }
 
 /// A host with how many of its alerts (events among them) and findings
-/// the hub holds.
+/// the hub holds, and the `instance` label of its metrics.
 #[derive(Debug, Serialize)]
 struct HostView {
     #[serde(flatten)]
     host: Host,
     alerts: i64,
     findings: i64,
+    /// The agent's own name, which its remote-written series carry as
+    /// `instance`; `agent` is the subject's token of it, where a dot (an
+    /// FQDN's) became `_`.
+    instance: String,
 }
 
 /// `GET /api/v1/hosts`: each host that sent a record or a heartbeat, by
@@ -225,10 +230,49 @@ async fn hosts(State(state): State<Arc<HubState>>) -> Result<Json<Vec<HostView>>
         .await
         .map_err(internal)?;
     let counts = store::counts(&client).await.map_err(internal)?;
-    Ok(Json(with_counts(hosts, &counts)))
+    let names = names(&client).await.map_err(internal)?;
+    Ok(Json(with_counts(hosts, &counts, &names)))
 }
 
-fn with_counts(hosts: Vec<Host>, counts: &[(String, String, i64)]) -> Vec<HostView> {
+/// Each host's own name as it said it: in its last heartbeat with one,
+/// else in one of its records (agent token, name).
+async fn names(
+    client: &tokio_postgres::Client,
+) -> Result<HashMap<String, String>, crate::HubError> {
+    let rows = client
+        .query(
+            "SELECT h.agent, COALESCE(h.name, (SELECT r.record->'agent'->>'name' \
+             FROM fleet_records r WHERE r.agent = h.agent LIMIT 1)) FROM fleet_hosts h",
+            &[],
+        )
+        .await
+        .map_err(|e| {
+            crate::HubError::Postgres(format!(
+                "cannot read the hosts' names: {}",
+                store::explain(&e)
+            ))
+        })?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| Some((row.get(0), row.get::<_, Option<String>>(1)?)))
+        .collect())
+}
+
+/// The `instance` of a host's metrics: the name it gave, when that name
+/// is what its subject's token was made from (a record or heartbeat
+/// cannot point the page at another host's series), else the token.
+fn instance_of(agent: &str, name: Option<&String>) -> String {
+    match name {
+        Some(name) if subject_token(name) == agent => name.clone(),
+        _ => agent.to_owned(),
+    }
+}
+
+fn with_counts(
+    hosts: Vec<Host>,
+    counts: &[(String, String, i64)],
+    names: &HashMap<String, String>,
+) -> Vec<HostView> {
     hosts
         .into_iter()
         .map(|host| {
@@ -244,6 +288,7 @@ fn with_counts(hosts: Vec<Host>, counts: &[(String, String, i64)]) -> Vec<HostVi
             HostView {
                 alerts: of(ALERT_KINDS),
                 findings: of(FINDING_KINDS),
+                instance: instance_of(&host.agent, names.get(&host.agent)),
                 host,
             }
         })
@@ -418,6 +463,7 @@ mod tests {
         let shown: Vec<(String, i64, i64)> = with_counts(
             vec![host("edge-a"), host("edge-b"), host("edge-c")],
             &counts,
+            &HashMap::new(),
         )
         .into_iter()
         .map(|v| (v.host.agent, v.alerts, v.findings))
@@ -430,9 +476,43 @@ mod tests {
                 ("edge-c".to_owned(), 0, 0)
             ]
         );
-        let json = serde_json::to_value(with_counts(vec![host("edge-a")], &counts)).unwrap();
+        let json =
+            serde_json::to_value(with_counts(vec![host("edge-a")], &counts, &HashMap::new()))
+                .unwrap();
         assert_eq!(json[0]["agent"], "edge-a");
         assert_eq!(json[0]["alerts"], 5);
+        assert_eq!(json[0]["instance"], "edge-a");
+    }
+
+    #[test]
+    fn a_host_named_with_dots_is_charted_by_its_own_name_not_the_subject_token() {
+        let names: HashMap<String, String> = [
+            ("web-1_example_com", "web-1.example.com"),
+            ("edge-b", "edge.b"),
+        ]
+        .map(|(a, n)| (a.to_owned(), n.to_owned()))
+        .into_iter()
+        .collect();
+        let shown: Vec<(String, String)> = with_counts(
+            vec![host("web-1_example_com"), host("edge-b"), host("edge-c")],
+            &[],
+            &names,
+        )
+        .into_iter()
+        .map(|v| (v.host.agent, v.instance))
+        .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    "web-1_example_com".to_owned(),
+                    "web-1.example.com".to_owned()
+                ),
+                // A name its token was not made from is not believed.
+                ("edge-b".to_owned(), "edge-b".to_owned()),
+                ("edge-c".to_owned(), "edge-c".to_owned()),
+            ]
+        );
     }
 
     #[test]

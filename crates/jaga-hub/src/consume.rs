@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt as _;
-use jaga_outputs::nats::{Heartbeat, HEARTBEAT_KIND};
+use jaga_outputs::nats::{subject_token, Heartbeat, HEARTBEAT_KIND};
 use tokio::sync::{mpsc, watch, Mutex};
 
 use crate::store::{Beat, Incoming, Writer};
@@ -175,6 +175,8 @@ pub fn parse_heartbeat(prefix: &str, subject: &str, payload: &[u8]) -> Option<Be
             .take(64)
             .collect(),
         uptime_s: i64::try_from(beat.uptime_s).unwrap_or(i64::MAX),
+        name: (subject_token(&beat.agent) == agent && !beat.agent.chars().any(char::is_control))
+            .then_some(beat.agent),
     })
 }
 
@@ -445,9 +447,14 @@ mod tests {
             Beat {
                 agent: "edge_1".to_owned(),
                 version: "0.1.0".to_owned(),
-                uptime_s: 42
+                uptime_s: 42,
+                name: Some("edge 1".to_owned()),
             }
         );
+        // A name that is not the subject's is not taken.
+        let other = br#"{"agent":"edge.2","version":"0.1.0","uptime_s":42}"#;
+        let read = parse_heartbeat("jaga", "jaga.edge_1.heartbeat", other).unwrap();
+        assert_eq!(read.name, None);
         assert!(parse_heartbeat("jaga", "jaga.edge_1.alerts", beat).is_none());
         assert!(parse_heartbeat("jaga", "jaga.edge_1.heartbeat", b"{}").is_none());
         let nul = br#"{"agent":"a","version":"1\u0000.0","uptime_s":1}"#;

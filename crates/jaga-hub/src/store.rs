@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS fleet_hosts (
 ALTER TABLE fleet_hosts ADD COLUMN IF NOT EXISTS heartbeat_at TIMESTAMPTZ;
 ALTER TABLE fleet_hosts ADD COLUMN IF NOT EXISTS version TEXT;
 ALTER TABLE fleet_hosts ADD COLUMN IF NOT EXISTS uptime_s BIGINT;
+ALTER TABLE fleet_hosts ADD COLUMN IF NOT EXISTS name TEXT;
 ";
 
 /// A record as the hub received it.
@@ -293,11 +294,12 @@ SELECT count(*) FROM added";
 
 /// The latest heartbeat of each host: its last contact, version and uptime.
 const HEARTBEATS: &str = "
-INSERT INTO fleet_hosts (agent, version, uptime_s, heartbeat_at)
-SELECT agent, version, uptime_s, now()
-FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS h(agent, version, uptime_s) ORDER BY agent
+INSERT INTO fleet_hosts (agent, version, uptime_s, name, heartbeat_at)
+SELECT agent, version, uptime_s, name, now()
+FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[]) AS h(agent, version, uptime_s, name) ORDER BY agent
 ON CONFLICT (agent) DO UPDATE SET last_contact = now(), heartbeat_at = now(),
-version = EXCLUDED.version, uptime_s = EXCLUDED.uptime_s";
+version = EXCLUDED.version, uptime_s = EXCLUDED.uptime_s,
+name = COALESCE(EXCLUDED.name, fleet_hosts.name)";
 
 /// A host's heartbeat as the hub received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,6 +308,9 @@ pub struct Beat {
     pub agent: String,
     pub version: String,
     pub uptime_s: i64,
+    /// The agent's own name (the `instance` of its metrics), when the
+    /// heartbeat's matches the subject's token.
+    pub name: Option<String>,
 }
 
 /// The consumer's connection, its statements prepared once.
@@ -423,8 +428,9 @@ impl Writer {
         let agents: Vec<&str> = latest.keys().copied().collect();
         let versions: Vec<&str> = latest.values().map(|b| b.version.as_str()).collect();
         let uptimes: Vec<i64> = latest.values().map(|b| b.uptime_s).collect();
-        let parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
-            [&agents, &versions, &uptimes];
+        let names: Vec<Option<&str>> = latest.values().map(|b| b.name.as_deref()).collect();
+        let parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&agents, &versions, &uptimes, &names];
         let query = self.client.execute(&self.heartbeats, &parameters);
         self.answered("cannot record heartbeats", query).await?;
         Ok(())

@@ -26,7 +26,8 @@ pub use sample::{
 };
 pub use setup::{ContainerSetup, HealthView, Limits, MountView, NetworkView, PortBinding};
 pub use snapshot::{
-    AgentStats, ContainerProcess, ContainerSnapshot, DataRootUsage, FsUsage, ListenerStats,
-    LogStats, MachineInfo, OutputStats, ProcessStats, Snapshot, TaskHealth, VolumeUsage,
+    AgentStats, BackfillStats, ContainerProcess, ContainerSnapshot, DataRootUsage, FsUsage,
+    ListenerStats, LogStats, MachineInfo, OutputStats, ProcessStats, Snapshot, TaskHealth,
+    VolumeUsage,
 };
 pub use text::{escape_control, escape_control_json, glob_matches};

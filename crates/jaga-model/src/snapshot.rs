@@ -263,4 +263,18 @@ pub struct OutputStats {
     /// Seconds from an alert stored to the receiver's answer, over the
     /// latest deliveries: (quantile, seconds) for 0.5, 0.9, 0.99 and 1.
     pub latency_seconds: Vec<(f64, f64)>,
+    /// The metrics exporter's back-fill (`remote_write` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<BackfillStats>,
+}
+
+/// What a metrics exporter sent of a gap older than the raw history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillStats {
+    /// Samples sent from minute rollups (one per minute and series)
+    /// because the raw points of that time were trimmed.
+    pub rollup_samples_total: u64,
+    /// Seconds of a gap skipped unsent: the history held neither raw
+    /// points nor rollups of them any more.
+    pub lost_seconds_total: u64,
 }

@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use jaga_model::HistoryPoint;
+use jaga_model::{HistoryPoint, RollupPoint};
 use serde::{Deserialize, Serialize};
 
 use crate::format::clean;
@@ -88,6 +88,22 @@ pub const SERIES_NAMES: [&str; jaga_model::SERIES_COUNT] = [
     "jaga_container_volumes_usage_bytes",
     "jaga_container_log_usage_bytes",
 ];
+
+/// The one sample per series that a minute rollup stands for, stamped at
+/// the minute's start, for a back-fill where the raw points were trimmed.
+///
+/// Every history series is a gauge (bytes, processes, a limit) or a rate
+/// over the interval before its reading (CPU %, bytes per second); none
+/// is a counter, whose last value would be the one to keep. The minute's
+/// mean is the gauge's typical value, and for the rates the rate over the
+/// whole minute. A series with no reading in the minute (the disk usage
+/// between two filesystem walks) stays NaN and is not sent.
+pub fn rollup_as_point(rollup: &RollupPoint) -> HistoryPoint {
+    HistoryPoint {
+        unix_ms: rollup.unix_ms,
+        values: rollup.avg,
+    }
+}
 
 /// One series with its samples, labels sorted by name (the protocol asks).
 #[derive(Debug, Clone, PartialEq)]
@@ -350,6 +366,32 @@ mod tests {
         let mut varint = Vec::new();
         put_varint(&mut varint, 300);
         assert_eq!(varint, [0xac, 0x02]);
+    }
+
+    #[test]
+    fn a_rollup_is_sent_as_its_means_at_the_minute_start() {
+        let mut avg = [5.0; jaga_model::SERIES_COUNT];
+        avg[jaga_model::FS_SERIES_START] = f64::NAN;
+        let rollup = RollupPoint {
+            unix_ms: 60_000,
+            count: 3,
+            min: [1.0; jaga_model::SERIES_COUNT],
+            avg,
+            max: [9.0; jaga_model::SERIES_COUNT],
+        };
+        let point = rollup_as_point(&rollup);
+        assert_eq!(point.unix_ms, 60_000);
+        assert_eq!(point.values[0], 5.0);
+        let points = [ContainerPoint {
+            id: "abc",
+            name: "web",
+            image: "nginx",
+            point: &point,
+        }];
+        let series = series_of(&points, "edge-1");
+        // The series with no reading in the minute is left out.
+        assert_eq!(series.len(), jaga_model::SERIES_COUNT - 1);
+        assert!(series.iter().all(|s| s.samples == [(60_000, 5.0)]));
     }
 
     #[test]

@@ -250,7 +250,9 @@ async function hostPage(name) {
       detail('Version', x.version ?? '–'), detail('Uptime', duration(x.uptime_s ?? NaN)),
       detail('Records', `${plural(x.alerts, 'alert')} (events among them), ${plural(x.findings, 'finding')}`))
       : h('p', { class: 'muted' }, 'The hub has heard nothing from this host.'),
-    ...section('Metrics', charts(name, about)),
+    // The series carry the agent's own name (`instance`), which may have
+    // dots the hub's name for the host (its subject token) has not.
+    ...section('Metrics', charts(x?.instance ?? name, about)),
     ...section('Alerts', alerts),
     ...section('Audit findings', findings));
   const host = encodeURIComponent(name);

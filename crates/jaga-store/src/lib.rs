@@ -26,4 +26,7 @@ pub use events::{
 };
 pub use events_schema::EVENTS_SCHEMA_VERSION;
 pub use schema::SCHEMA_VERSION;
-pub use store::{ExportedPoint, HistoryStore, Retention, StoredContainer, TrimReport, FILE_NAME};
+pub use store::{
+    ExportedPoint, ExportedRollup, HistoryStore, Retention, RollupExport, StoredContainer,
+    TrimReport, FILE_NAME,
+};

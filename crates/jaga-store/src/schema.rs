@@ -77,6 +77,8 @@ pub(crate) const META_SCHEMA_VERSION: &str = "schema_version";
 pub(crate) const META_ROLLED_UNTIL: &str = "rolled_until_ms";
 /// Raw points are complete from this time on; older ones were trimmed.
 pub(crate) const META_RAW_COMPLETE_FROM: &str = "raw_complete_from_ms";
+/// Minute rollups are complete from this time on; older ones were trimmed.
+pub(crate) const META_ROLLUPS_COMPLETE_FROM: &str = "rollups_complete_from_ms";
 
 pub(crate) const MINUTE_MS: i64 = 60_000;
 
@@ -88,24 +90,11 @@ pub(crate) struct Sql {
     pub latest_raw: String,
     pub roll_up: String,
     pub select_rollup: String,
-    /// Raw points from `?1` with their container, `?2` at most.
-    pub export_raw: String,
-    /// Minute rollups in `[?1, ?2)` with their container as raw points
-    /// (the averages), `?3` at most.
     pub export_rollups: String,
 }
 
 fn rollup_columns() -> Vec<String> {
     rollup_columns_of(&SERIES_COLUMNS)
-}
-
-/// `series`, each after `prefix`, comma separated.
-fn prefixed(prefix: &str, series: &[&str]) -> String {
-    series
-        .iter()
-        .map(|s| format!("{prefix}{s}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// `min_`, `avg_` and `max_` of each of `series`, in that order.
@@ -124,6 +113,11 @@ impl Sql {
             .collect::<Vec<_>>()
             .join(", ");
         let rollup_cols = rollup_columns().join(", ");
+        let rollup_cols_r = rollup_columns()
+            .iter()
+            .map(|c| format!("r.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let aggregates = ["MIN", "AVG", "MAX"]
             .iter()
             .flat_map(|f| SERIES_COLUMNS.iter().map(move |s| format!("{f}({s})")))
@@ -152,20 +146,11 @@ impl Sql {
                 "SELECT ts, count, {rollup_cols} FROM rollup_1m \
                  WHERE ck = ?1 AND ts >= ?2 AND ts <= ?3 ORDER BY ts"
             ),
-            export_raw: format!(
-                "SELECT r.ts, {}, c.id, c.name, c.image FROM raw r \
-                 JOIN containers c ON c.key = r.ck WHERE r.ts >= ?1 \
-                 ORDER BY r.ts, r.ck LIMIT ?2",
-                prefixed("r.", &SERIES_COLUMNS)
-            ),
-            // `ck IN (…)` seeks each container's range of the (ck, ts) key
-            // rather than scanning the table.
+            // One range seek per container on (ck, ts), then sorted.
             export_rollups: format!(
-                "SELECT u.ts, {}, c.id, c.name, c.image FROM rollup_1m u \
-                 JOIN containers c ON c.key = u.ck \
-                 WHERE u.ck IN (SELECT key FROM containers) AND u.ts >= ?1 AND u.ts < ?2 \
-                 ORDER BY u.ts, u.ck LIMIT ?3",
-                prefixed("u.avg_", &SERIES_COLUMNS)
+                "SELECT r.ts, r.count, {rollup_cols_r}, c.id, c.name, c.image \
+                 FROM containers c JOIN rollup_1m r ON r.ck = c.key \
+                 WHERE r.ts >= ?1 AND r.ts < ?2 ORDER BY r.ts, r.ck"
             ),
         }
     }

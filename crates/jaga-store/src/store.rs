@@ -12,7 +12,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::bucket::{ceil_to, floor_to, raw_as_rollup, Bucket};
 use crate::schema::{
-    self, meta_i64, set_meta_i64, Sql, META_RAW_COMPLETE_FROM, META_ROLLED_UNTIL, MINUTE_MS,
+    self, meta_i64, set_meta_i64, Sql, META_RAW_COMPLETE_FROM, META_ROLLED_UNTIL,
+    META_ROLLUPS_COMPLETE_FROM, MINUTE_MS,
 };
 use crate::StoreError;
 
@@ -61,14 +62,36 @@ pub struct StoredContainer {
     pub last_seen_unix_ms: i64,
 }
 
-/// A point with the container it is about, for exporters: raw, or a
-/// minute rollup's averages where raw points were trimmed.
+/// A raw point with the container it is about, for exporters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportedPoint {
     pub id: ContainerId,
     pub name: String,
     pub image: String,
     pub point: HistoryPoint,
+}
+
+/// A minute rollup with the container it is about, for exporters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportedRollup {
+    pub id: ContainerId,
+    pub name: String,
+    pub image: String,
+    pub rollup: RollupPoint,
+}
+
+/// What an exporter sends next where the raw points it has not sent yet
+/// were trimmed: see [`HistoryStore::rollups_to_export`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RollupExport {
+    /// Minute rollups with a start in `[from, next_ms)`, in time, then
+    /// container order.
+    pub rollups: Vec<ExportedRollup>,
+    /// Where the next read starts (the exporter's new cursor).
+    pub next_ms: i64,
+    /// Milliseconds of history from `from` on that the store no longer
+    /// holds at all (the rollups were trimmed too): skipped, not sent.
+    pub lost_ms: i64,
 }
 
 /// History of container figures in `<dir>/history.sqlite3`.
@@ -275,13 +298,9 @@ impl HistoryStore {
         }
     }
 
-    /// Points stored at or after `from_ms` (time, then container order),
-    /// at most `limit`, each with its container's id, name and image: what
-    /// an exporter that keeps its own time cursor sends next. Where raw
-    /// points were trimmed (a cursor older than the raw retention: an
-    /// outage deeper than it), the minute rollups stand in, as `range`
-    /// reads them: each minute as one point at its start with the
-    /// minute's averages, before the first whole minute of raw points.
+    /// Raw points stored at or after `from_ms` (time, then container
+    /// order), at most `limit`, each with its container's id, name and
+    /// image: what an exporter that keeps its own time cursor sends next.
     pub fn points_from(
         &self,
         from_ms: i64,
@@ -289,31 +308,55 @@ impl HistoryStore {
     ) -> Result<Vec<ExportedPoint>, StoreError> {
         let conn = self.lock();
         let query = || -> rusqlite::Result<Vec<ExportedPoint>> {
+            let series = crate::schema::SERIES_COLUMNS
+                .iter()
+                .map(|s| format!("r.{s}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT r.ts, {series}, c.id, c.name, c.image FROM raw r \
+                 JOIN containers c ON c.key = r.ck WHERE r.ts >= ?1 \
+                 ORDER BY r.ts, r.ck LIMIT ?2"
+            ))?;
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            // Minutes before `split` come from rollups, later instants
-            // from raw points. `None`: nothing was ever trimmed.
-            let split = meta_i64(&conn, META_RAW_COMPLETE_FROM)?.map(|t| ceil_to(t, MINUTE_MS));
-            let mut points = Vec::new();
-            let mut raw_from = from_ms;
-            if let Some(split) = split.filter(|split| from_ms < *split) {
-                let mut stmt = conn.prepare_cached(&self.sql.export_rollups)?;
-                let rows = stmt.query_map(params![from_ms, split, limit], read_exported)?;
-                for row in rows {
-                    points.push(row?);
-                }
-                raw_from = split;
-            }
-            let left = limit.saturating_sub(i64::try_from(points.len()).unwrap_or(i64::MAX));
-            if left > 0 {
-                let mut stmt = conn.prepare_cached(&self.sql.export_raw)?;
-                let rows = stmt.query_map(params![raw_from, left], read_exported)?;
-                for row in rows {
-                    points.push(row?);
-                }
-            }
-            Ok(points)
+            let rows = stmt.query_map(params![from_ms, limit], |row| {
+                let (id, name, image) = read_exported_container(row, 1 + SERIES_COUNT)?;
+                Ok(ExportedPoint {
+                    id,
+                    name,
+                    image,
+                    point: read_point(row)?,
+                })
+            })?;
+            rows.collect()
         };
         query().map_err(|e| self.err("reading points to export", e))
+    }
+
+    /// For an exporter whose cursor `from_ms` lies before the raw points
+    /// still kept: the minute rollups that stand for the trimmed part,
+    /// the same split as [`range`](Self::range) makes (rollups of the
+    /// minutes before the first whole minute of raw points, raw points
+    /// after). `None` when raw points hold everything from `from_ms` on
+    /// (send [`points_from`](Self::points_from)).
+    ///
+    /// - Minutes start at or after `from_ms`: a minute whose first raw
+    ///   points were sent before `from_ms` is not sent again as a rollup.
+    /// - A read spans as many minutes as `limit` rollups of every known
+    ///   container fill (at least one minute, which goes whole however
+    ///   many containers it has), starting at the first stored rollup.
+    /// - A part older than the rollups still kept is skipped and returned
+    ///   as `lost_ms`.
+    /// - Once no rollup is left before the split, `next_ms` is the split
+    ///   and `rollups` is empty: the raw points go on from there.
+    pub fn rollups_to_export(
+        &self,
+        from_ms: i64,
+        limit: usize,
+    ) -> Result<Option<RollupExport>, StoreError> {
+        let conn = self.lock();
+        rollups_to_export(&conn, &self.sql, from_ms, limit)
+            .map_err(|e| self.err("reading rollups to export", e))
     }
 
     /// A named cursor kept in the database (an exporter's place); `None`
@@ -516,9 +559,13 @@ fn trim_tx(
          AND NOT EXISTS (SELECT 1 FROM rollup_1m WHERE ck = containers.key)",
         [rollup_cut],
     )?;
-    let complete_from = meta_i64(&tx, META_RAW_COMPLETE_FROM)?;
-    if complete_from.is_none_or(|t| raw_cut > t) {
-        set_meta_i64(&tx, META_RAW_COMPLETE_FROM, raw_cut)?;
+    for (key, cut) in [
+        (META_RAW_COMPLETE_FROM, raw_cut),
+        (META_ROLLUPS_COMPLETE_FROM, rollup_cut),
+    ] {
+        if meta_i64(&tx, key)?.is_none_or(|t| cut > t) {
+            set_meta_i64(&tx, key, cut)?;
+        }
     }
     tx.commit()?;
     let report = TrimReport {
@@ -601,6 +648,79 @@ fn range_query(
     Ok(buckets.iter().map(|(&ts, b)| b.finish(ts)).collect())
 }
 
+fn rollups_to_export(
+    conn: &Connection,
+    sql: &Sql,
+    from_ms: i64,
+    limit: usize,
+) -> rusqlite::Result<Option<RollupExport>> {
+    let Some(raw_from) = meta_i64(conn, META_RAW_COMPLETE_FROM)? else {
+        return Ok(None);
+    };
+    if from_ms >= raw_from {
+        return Ok(None);
+    }
+    let split = ceil_to(raw_from, MINUTE_MS);
+    let mut start = ceil_to(from_ms, MINUTE_MS);
+    let mut lost_ms = 0;
+    if let Some(kept_from) = meta_i64(conn, META_ROLLUPS_COMPLETE_FROM)? {
+        let kept_from = ceil_to(kept_from, MINUTE_MS).min(split);
+        if start < kept_from {
+            lost_ms = kept_from.saturating_sub(from_ms);
+            start = kept_from;
+        }
+    }
+    // The first stored minute: a gap with no rollups (the agent was not
+    // running) is crossed in one read.
+    let first: Option<i64> = conn
+        .prepare_cached(
+            "SELECT MIN(ts) FROM rollup_1m \
+             WHERE ck IN (SELECT key FROM containers) AND ts >= ?1 AND ts < ?2",
+        )?
+        .query_row(params![start, split], |r| r.get(0))?;
+    let Some(first) = first else {
+        return Ok(Some(RollupExport {
+            rollups: Vec::new(),
+            next_ms: split,
+            lost_ms,
+        }));
+    };
+    let containers: i64 = conn.query_row("SELECT COUNT(*) FROM containers", [], |r| r.get(0))?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let minutes = (limit / containers.max(1)).max(1);
+    let end = first
+        .saturating_add(minutes.saturating_mul(MINUTE_MS))
+        .min(split);
+    let mut stmt = conn.prepare_cached(&sql.export_rollups)?;
+    let rows = stmt.query_map(params![first, end], |row| {
+        let (id, name, image) = read_exported_container(row, 2 + 3 * SERIES_COUNT)?;
+        Ok(ExportedRollup {
+            id,
+            name,
+            image,
+            rollup: read_rollup(row)?,
+        })
+    })?;
+    Ok(Some(RollupExport {
+        rollups: rows.collect::<rusqlite::Result<_>>()?,
+        next_ms: end,
+        lost_ms,
+    }))
+}
+
+/// The id, name and image that follow an exported point or rollup, from
+/// column `first` on.
+fn read_exported_container(
+    row: &Row<'_>,
+    first: usize,
+) -> rusqlite::Result<(ContainerId, String, String)> {
+    Ok((
+        ContainerId::new(row.get::<_, String>(first)?),
+        row.get(first + 1)?,
+        row.get(first + 2)?,
+    ))
+}
+
 /// Calls `each` on the raw points of `key` in `[from_ms, to_ms]`, in time
 /// order, and collects what it returns.
 fn select_raw<T>(
@@ -648,18 +768,6 @@ fn read_point(row: &Row<'_>) -> rusqlite::Result<HistoryPoint> {
     Ok(HistoryPoint {
         unix_ms: row.get(0)?,
         values: read_values(row, 1)?,
-    })
-}
-
-/// A point and its container: `ts`, the series, `id`, `name`, `image`.
-fn read_exported(row: &Row<'_>) -> rusqlite::Result<ExportedPoint> {
-    let point = read_point(row)?;
-    let after = 1 + SERIES_COUNT;
-    Ok(ExportedPoint {
-        id: ContainerId::new(row.get::<_, String>(after)?),
-        name: row.get(after + 1)?,
-        image: row.get(after + 2)?,
-        point,
     })
 }
 

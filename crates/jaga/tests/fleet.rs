@@ -494,11 +494,13 @@ fn a_batch_with_duplicates_and_every_kind_stores_each_record_once() {
                     agent: "edge-c".to_owned(),
                     version: "0.0.1".to_owned(),
                     uptime_s: 5,
+                    name: None,
                 },
                 Beat {
                     agent: "edge-c".to_owned(),
                     version: "0.0.1".to_owned(),
                     uptime_s: 35,
+                    name: Some("edge-c".to_owned()),
                 },
             ])
             .await

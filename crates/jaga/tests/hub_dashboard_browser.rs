@@ -72,19 +72,20 @@ fn finding(agent: &str, id: &str, check: &str, title: &str, container: &str) -> 
     finding
 }
 
-/// One agent's outputs: its records and a heartbeat to NATS, and ten
-/// minutes of its containers' CPU and memory to Prometheus.
+/// One agent's outputs: its records and a heartbeat to NATS (as the NATS
+/// user `user`), and ten minutes of its containers' CPU and memory to
+/// Prometheus.
 async fn publish(
     agent: &str,
+    (user, password): (&str, &str),
     nats_port: u16,
-    password: &str,
     prometheus_port: u16,
     records: Vec<jaga_model::Alert>,
     containers: &[(&str, f64)],
 ) {
     let settings: jaga_outputs::NatsSettings = serde_json::from_value(serde_json::json!({
         "servers": [format!("nats://127.0.0.1:{nats_port}")],
-        "username": agent, "password": password, "timeout": "5s",
+        "username": user, "password": password, "timeout": "5s",
     }))
     .unwrap();
     let output = jaga_outputs::NatsOutput::new(&settings).unwrap();
@@ -147,6 +148,26 @@ async fn publish(
     }
 }
 
+/// The legends of the CPU and memory charts of `host`'s page, once both
+/// have points.
+async fn legends(browser: &Browser, host: &str) -> Vec<String> {
+    let mut legends = Vec::new();
+    for chart in ["CPU", "Memory"] {
+        let legend = browser
+            .wait_for(
+                &format!("points on {host}'s {chart} chart"),
+                &format!(
+                    "(() => {{ const c = document.querySelector('canvas[data-chart={chart}]'); \
+                     return document.querySelector('#main h1').textContent.startsWith('{host}') \
+                     && c && Number(c.dataset.points) > 10 && c.closest('.chart').querySelector('.legend').textContent; }})()"
+                ),
+            )
+            .await;
+        legends.push(legend.as_str().unwrap_or_default().to_owned());
+    }
+    legends
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hubs_dashboard_in_headless_chromium() {
     let Some((chromium, driver)) = webdriver::required() else {
@@ -191,8 +212,8 @@ async fn the_hubs_dashboard_in_headless_chromium() {
 
     publish(
         "fleet-a",
+        ("fleet-a", "pass-a"),
         nats_port,
-        "pass-a",
         prometheus_port,
         vec![
             alert(
@@ -213,20 +234,22 @@ async fn the_hubs_dashboard_in_headless_chromium() {
         &[("web-a", 40.0), ("cache-a", 5.0)],
     )
     .await;
+    // An agent named with dots (an FQDN): the hub files it under its
+    // subject token, `fleet-b_example_com`, its series carry the name.
     publish(
-        "fleet-b",
+        "fleet-b.example.com",
+        ("fleet-b", "pass-b"),
         nats_port,
-        "pass-b",
         prometheus_port,
         vec![
             alert(
-                "fleet-b",
+                "fleet-b.example.com",
                 "b1",
                 ("91011", 8, "command run in container: id"),
                 "db-b",
             ),
             finding(
-                "fleet-b",
+                "fleet-b.example.com",
                 "audit.b",
                 "container.privileged",
                 "Container runs privileged",
@@ -255,6 +278,14 @@ async fn the_hubs_dashboard_in_headless_chromium() {
     let hosts = stored.unwrap_or_else(|| panic!("the records did not reach the hub: {health}"));
     assert_eq!(hosts[0]["alerts"], 2, "{hosts}");
     assert_eq!(hosts[0]["findings"], 1, "{hosts}");
+    assert_eq!(
+        (&hosts[1]["agent"], &hosts[1]["instance"]),
+        (
+            &serde_json::json!("fleet-b_example_com"),
+            &serde_json::json!("fleet-b.example.com")
+        ),
+        "{hosts}"
+    );
 
     let base = format!("http://127.0.0.1:{hub_port}");
     let browser = Browser::start(chromium, driver, 1280, 900).await;
@@ -273,7 +304,7 @@ async fn the_hubs_dashboard_in_headless_chromium() {
         .await;
     assert_eq!(
         rows,
-        serde_json::json!(["fleet-a 9.8.7 2", "fleet-b 9.8.7 1"]),
+        serde_json::json!(["fleet-a 9.8.7 2", "fleet-b_example_com 9.8.7 1"]),
         "host, version, alerts"
     );
     assert_eq!(
@@ -320,7 +351,7 @@ async fn the_hubs_dashboard_in_headless_chromium() {
         .wait_for(
             "rule 91011 on both hosts",
             "(() => { const items = [...document.querySelectorAll('#alerts li[data-host]')]; \
-             return items.length === 2 && items.map(li => li.dataset.host).sort().join() === 'fleet-a,fleet-b'; })()",
+             return items.length === 2 && items.map(li => li.dataset.host).sort().join() === 'fleet-a,fleet-b_example_com'; })()",
         )
         .await;
 
@@ -333,22 +364,26 @@ async fn the_hubs_dashboard_in_headless_chromium() {
              && document.querySelectorAll('#host-findings details.finding').length === 1",
         )
         .await;
-    for chart in ["CPU", "Memory"] {
-        let legend = browser
-            .wait_for(
-                &format!("points on the {chart} chart"),
-                &format!(
-                    "(() => {{ const c = document.querySelector('canvas[data-chart={chart}]'); \
-                     return c && Number(c.dataset.points) > 10 && c.closest('.chart').querySelector('.legend').textContent; }})()"
-                ),
-            )
-            .await;
-        let legend = legend.as_str().unwrap();
+    for (chart, legend) in ["CPU", "Memory"]
+        .into_iter()
+        .zip(legends(&browser, "fleet-a").await)
+    {
         assert!(
             legend.contains("web-a") && legend.contains("cache-a") && !legend.contains("db-b"),
             "{chart}: {legend}"
         );
     }
+
+    // Regression: the page of a host named with dots queried its metrics
+    // by the subject token, which no series carries, and its charts were
+    // empty.
+    browser
+        .goto(&format!("{base}/#/h/fleet-b_example_com"))
+        .await;
+    assert_eq!(
+        legends(&browser, "fleet-b_example_com").await,
+        ["db-b", "db-b"]
+    );
 
     // Findings: grouped by threat and practice, each naming its host.
     browser.goto(&format!("{base}/#/findings")).await;
@@ -396,11 +431,13 @@ async fn the_hubs_dashboard_in_headless_chromium() {
     let open = format!("http://127.0.0.1:{open_port}");
     assert_eq!(get_url(&format!("{open}/api/v1/hosts"), None).0, 200);
     browser.resize(1280, 900).await;
-    browser.goto(&format!("{open}/#/h/fleet-b")).await;
+    browser
+        .goto(&format!("{open}/#/h/fleet-b_example_com"))
+        .await;
     let said = browser
         .wait_for(
             "the host page without a metrics store",
-            "document.querySelectorAll('#host-alerts li[data-host=fleet-b]').length === 1 \
+            "document.querySelectorAll('#host-alerts li[data-host=fleet-b_example_com]').length === 1 \
              && document.querySelector('#no-metrics')?.textContent",
         )
         .await;

@@ -7,6 +7,13 @@
 //! retention is back-filled from the minute rollups (a point per minute,
 //! the minute's averages) up to where raw points were kept.
 //!
+//! A gap longer than the raw retention goes out from the minute rollups
+//! where the raw points were trimmed: one sample per minute and series
+//! (the minute's mean, see [`rollup_as_point`]), still oldest first and
+//! rate-limited, counted in `jaga_remote_write_rollup_samples_total`. A
+//! part older than the rollups too is skipped and counted in
+//! `jaga_remote_write_lost_seconds_total`.
+//!
 //! It shows itself as the output `remote_write` (kind
 //! `prometheus_remote_write`) in /api/v1/outputs and the `jaga_output_*`
 //! metrics: `delivered_alerts_total` counts samples there.
@@ -14,9 +21,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jaga_outputs::remote_write::{series_of, ContainerPoint, RemoteWriteSettings, RemoteWriter};
+use jaga_model::BackfillStats;
+use jaga_outputs::remote_write::{
+    rollup_as_point, series_of, ContainerPoint, RemoteWriteSettings, RemoteWriter,
+};
 use jaga_outputs::DeliveryError;
-use jaga_store::{ExportedPoint, HistoryStore};
+use jaga_store::{ExportedPoint, HistoryStore, StoreError};
 use tokio::sync::watch;
 
 use super::runner::{backoff, blocking, pause};
@@ -59,6 +69,53 @@ pub fn whole_instants(mut points: Vec<ExportedPoint>, full: bool) -> (Vec<Export
     (points, last.saturating_add(1))
 }
 
+/// What goes out next.
+#[derive(Debug)]
+pub struct Batch {
+    pub points: Vec<ExportedPoint>,
+    /// The cursor once they are sent.
+    pub next: i64,
+    /// Made of minute rollups: the raw points of that time were trimmed.
+    pub from_rollups: bool,
+    /// History before `points` that the store no longer holds: skipped.
+    pub lost_ms: i64,
+}
+
+/// The points to send from `cursor`: the raw points, or where they were
+/// trimmed the minute rollups that stand for them.
+pub fn read_batch(store: &HistoryStore, cursor: i64, limit: usize) -> Result<Batch, StoreError> {
+    // Raw points first: a trim between the two reads can only move the
+    // raw points' start later, so when the rollups are not needed after
+    // the read, no raw point from `cursor` on was trimmed before it.
+    let points = store.points_from(cursor, limit)?;
+    if let Some(export) = store.rollups_to_export(cursor, limit)? {
+        let points = export
+            .rollups
+            .into_iter()
+            .map(|r| ExportedPoint {
+                point: rollup_as_point(&r.rollup),
+                id: r.id,
+                name: r.name,
+                image: r.image,
+            })
+            .collect();
+        return Ok(Batch {
+            points,
+            next: export.next_ms,
+            from_rollups: true,
+            lost_ms: export.lost_ms,
+        });
+    }
+    let full = points.len() == limit;
+    let (points, next) = whole_instants(points, full);
+    Ok(Batch {
+        points,
+        next,
+        from_rollups: false,
+        lost_ms: 0,
+    })
+}
+
 impl RemoteWrite {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut cursor = match self.open_cursor(&mut shutdown).await {
@@ -68,6 +125,7 @@ impl RemoteWrite {
         self.status.update(|s| {
             s.state = "idle".to_owned();
             s.cursor = cursor;
+            s.backfill.get_or_insert_with(BackfillStats::default);
         });
         let limit = points_per_request(&self.settings);
         loop {
@@ -75,9 +133,9 @@ impl RemoteWrite {
                 break;
             }
             let store = Arc::clone(&self.store);
-            let read = blocking(move || store.points_from(cursor, limit)).await;
-            let points = match read {
-                Ok(points) => points,
+            let read = blocking(move || read_batch(&store, cursor, limit)).await;
+            let batch = match read {
+                Ok(batch) => batch,
                 Err(error) => {
                     self.failed(&format!("cannot read the history to send: {error}"));
                     if pause(BACKOFF_MAX, &mut shutdown).await {
@@ -86,9 +144,13 @@ impl RemoteWrite {
                     continue;
                 }
             };
-            let full = points.len() == limit;
-            let (points, next) = whole_instants(points, full);
-            if points.is_empty() {
+            let Batch {
+                points,
+                next,
+                from_rollups,
+                lost_ms,
+            } = batch;
+            if points.is_empty() && !from_rollups {
                 self.status.update(|s| {
                     s.state = "idle".to_owned();
                     s.backlog = 0;
@@ -109,9 +171,20 @@ impl RemoteWrite {
                 .collect();
             let series = series_of(&shown, &self.instance);
             let samples: usize = series.iter().map(|s| s.samples.len()).sum();
-            // Taken, or refused for good (counted): either way passed.
-            if self.send(&series, samples, &mut shutdown).await.is_none() {
-                break;
+            // Taken, or refused for good (counted): either way passed. A
+            // stretch with no rollups has nothing to send.
+            if samples > 0 {
+                match self.send(&series, samples, &mut shutdown).await {
+                    None => break,
+                    Some(true) if from_rollups => self.status.update(|s| {
+                        let backfill = s.backfill.get_or_insert_with(BackfillStats::default);
+                        backfill.rollup_samples_total += samples as u64;
+                    }),
+                    Some(_) => {}
+                }
+            }
+            if lost_ms > 0 {
+                self.lost(cursor, lost_ms);
             }
             cursor = next;
             let store = Arc::clone(&self.store);
@@ -208,6 +281,22 @@ impl RemoteWrite {
                 return None;
             }
         }
+    }
+
+    /// History from `cursor` on, `lost_ms` long, that the store no
+    /// longer held: skipped.
+    fn lost(&self, cursor: i64, lost_ms: i64) {
+        let seconds = u64::try_from(lost_ms).unwrap_or(0).div_ceil(1000);
+        tracing::warn!(
+            output = NAME,
+            from_unix_ms = cursor,
+            seconds,
+            "remote-write back-fill skips history older than the rollups kept (history.rollup); those samples are lost"
+        );
+        self.status.update(|s| {
+            let backfill = s.backfill.get_or_insert_with(BackfillStats::default);
+            backfill.lost_seconds_total += seconds;
+        });
     }
 
     fn failed(&self, error: &str) {

@@ -1,46 +1,20 @@
 //! Debian's prometheus-alertmanager takes firing alerts with their labels
 //! and ends them when the resolving alert comes.
 
-use std::process::Command;
-
 use jaga_model::{AlertEpisode, EpisodeStatus};
 use jaga_outputs::{DeliveryError, Message};
 use serde_json::Value;
 
-use crate::common::{self, free_port, Receiver};
+use crate::common::{self, free_port, start_served, Served};
 
-struct Alertmanager {
-    _dir: tempfile::TempDir,
-    _receiver: Receiver,
-    url: String,
-}
-
-fn start_alertmanager() -> Alertmanager {
-    let program = common::require_program("/usr/bin/prometheus-alertmanager");
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("alertmanager.yml");
-    std::fs::write(
-        &config,
+fn start_alertmanager() -> Served {
+    start_served(
+        "alertmanager",
+        "/usr/bin/prometheus-alertmanager",
         "route:\n  receiver: nowhere\nreceivers:\n  - name: nowhere\n",
+        "storage.path",
+        &["--cluster.listen-address="],
     )
-    .unwrap();
-    let port = free_port();
-    let mut command = Command::new(program);
-    command
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=");
-    let mut receiver = Receiver::start("alertmanager", command, dir.path());
-    receiver.wait_for_port(port);
-    Alertmanager {
-        _receiver: receiver,
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    }
 }
 
 /// The alerts Alertmanager holds as active (resolved ones are not listed).

@@ -109,6 +109,59 @@ impl Drop for Receiver {
     }
 }
 
+/// A receiver of the Prometheus family (Prometheus, Alertmanager) on a
+/// free port, its configuration and storage in a temp dir.
+pub struct Served {
+    _dir: tempfile::TempDir,
+    _receiver: Receiver,
+    pub url: String,
+}
+
+/// Starts `program` with `--config.file` (holding `config`),
+/// `--<storage_flag>` (a dir) and `--web.listen-address`, plus `extra`.
+pub fn start_served(
+    name: &'static str,
+    program: &str,
+    config: &str,
+    storage_flag: &str,
+    extra: &[&str],
+) -> Served {
+    let program = require_program(program);
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = dir.path().join(format!("{name}.yml"));
+    std::fs::write(&config_file, config).unwrap();
+    let port = free_port();
+    let mut command = Command::new(program);
+    command
+        .arg(format!("--config.file={}", config_file.display()))
+        .arg(format!(
+            "--{storage_flag}={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .args(extra);
+    let mut receiver = Receiver::start(name, command, dir.path());
+    receiver.wait_for_port(port);
+    Served {
+        _receiver: receiver,
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    }
+}
+
+/// Prometheus with `--web.enable-remote-write-receiver` and this
+/// out-of-order window (`2h`), so back-filled points older than its
+/// newest sample are taken.
+pub fn start_prometheus(out_of_order_window: &str) -> Served {
+    start_served(
+        "prometheus",
+        "/usr/bin/prometheus",
+        &format!("storage:\n  tsdb:\n    out_of_order_time_window: {out_of_order_window}\n"),
+        "storage.tsdb.path",
+        &["--web.enable-remote-write-receiver"],
+    )
+}
+
 /// Polls `probe` until it gives a value, failing after [`DEADLINE`].
 pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();

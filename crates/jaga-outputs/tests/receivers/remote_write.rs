@@ -3,49 +3,11 @@
 //! window), and refuses samples it cannot take with a 4xx that we count as
 //! permanent.
 
-use std::process::Command;
-
 use jaga_model::HistoryPoint;
 use jaga_outputs::remote_write::{series_of, ContainerPoint, RemoteWriteSettings, RemoteWriter};
 use serde_json::Value;
 
-use crate::common::{self, free_port, wait_for_async, Receiver};
-
-pub struct Prometheus {
-    _dir: tempfile::TempDir,
-    _receiver: Receiver,
-    pub url: String,
-}
-
-/// Prometheus with `--web.enable-remote-write-receiver` and a 2 h
-/// out-of-order window, so back-filled points are taken.
-pub fn start_prometheus() -> Prometheus {
-    let program = common::require_program("/usr/bin/prometheus");
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        "storage:\n  tsdb:\n    out_of_order_time_window: 2h\n",
-    )
-    .unwrap();
-    let port = free_port();
-    let mut command = Command::new(program);
-    command
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--web.enable-remote-write-receiver");
-    let mut receiver = Receiver::start("prometheus", command, dir.path());
-    receiver.wait_for_port(port);
-    Prometheus {
-        _receiver: receiver,
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    }
-}
+use crate::common::{free_port, start_prometheus, wait_for_async};
 
 fn writer(url: &str) -> RemoteWriter {
     let settings: RemoteWriteSettings =
@@ -106,7 +68,7 @@ pub async fn range(url: &str, query: &str, start_s: i64, end_s: i64) -> Vec<(f64
 
 #[tokio::test]
 async fn prometheus_takes_points_and_back_filled_ones_and_refuses_what_is_too_old() {
-    let prometheus = start_prometheus();
+    let prometheus = start_prometheus("2h");
     let writer = writer(&prometheus.url);
     let now_ms = chrono::Utc::now().timestamp_millis();
     let live = [point(now_ms, 300.0)];

@@ -5,7 +5,9 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use jaga_model::cadvisor_label_name as sanitize_label_name;
-use jaga_model::{ContainerSnapshot, ContainerState, OutputStats, Sample, Snapshot, TaskHealth};
+use jaga_model::{
+    BackfillStats, ContainerSnapshot, ContainerState, OutputStats, Sample, Snapshot, TaskHealth,
+};
 
 use super::text::{Family, Kind, Label, Series, Value};
 use super::LabelOptions;
@@ -878,6 +880,9 @@ pub(crate) fn tasks<'a>(tasks: &'a [TaskHealth], out: &mut Vec<Family<'a>>) {
 /// How one figure of an output is read.
 type OutputFigure = fn(&OutputStats) -> Value;
 
+/// How one figure of an exporter's back-fill is read.
+type BackfillFigure = fn(&BackfillStats) -> u64;
+
 /// `jaga_output_*`, one series per output (label `output`).
 pub(crate) fn outputs<'a>(outputs: &'a [OutputStats], out: &mut Vec<Family<'a>>) {
     if outputs.is_empty() {
@@ -929,6 +934,37 @@ pub(crate) fn outputs<'a>(outputs: &'a [OutputStats], out: &mut Vec<Family<'a>>)
     ];
     for (name, help, value) in counters {
         out.push(family(name, help, Kind::Counter, per_output(value)));
+    }
+    let exporters: Vec<(&'a OutputStats, BackfillStats)> = outputs
+        .iter()
+        .filter_map(|o| o.backfill.map(|b| (o, b)))
+        .collect();
+    if !exporters.is_empty() {
+        let backfill: [(&'static str, &'static str, BackfillFigure); 2] = [
+            (
+                "jaga_remote_write_rollup_samples_total",
+                "Samples a remote-write back-fill sent from minute rollups (one per minute and series) because the raw points of that time were trimmed.",
+                |b| b.rollup_samples_total,
+            ),
+            (
+                "jaga_remote_write_lost_seconds_total",
+                "Seconds of a remote-write back-fill gap skipped unsent: the history held neither raw points nor minute rollups of them any more.",
+                |b| b.lost_seconds_total,
+            ),
+        ];
+        for (name, help, figure) in backfill {
+            let series = exporters
+                .iter()
+                .map(|(o, b)| Series {
+                    labels: vec![
+                        label("output", o.name.as_str()),
+                        label("type", o.kind.as_str()),
+                    ],
+                    value: Value::Unsigned(figure(b)),
+                })
+                .collect();
+            out.push(family(name, help, Kind::Counter, series));
+        }
     }
     out.push(family(
         "jaga_output_queued",
@@ -1068,5 +1104,39 @@ mod tests {
         assert_eq!(sanitize_label_name("maintainer.email"), "maintainer_email");
         assert_eq!(sanitize_label_name("a-b/c:d é"), "a_b_c_d__");
         assert_eq!(sanitize_label_name("Already_OK_9"), "Already_OK_9");
+    }
+
+    #[test]
+    fn back_fill_counters_are_shown_for_the_exporter_only() {
+        let stats = [
+            OutputStats {
+                name: "ops".to_owned(),
+                kind: "webhook".to_owned(),
+                ..OutputStats::default()
+            },
+            OutputStats {
+                name: "remote_write".to_owned(),
+                kind: "prometheus_remote_write".to_owned(),
+                backfill: Some(BackfillStats {
+                    rollup_samples_total: 36,
+                    lost_seconds_total: 1_800,
+                }),
+                ..OutputStats::default()
+            },
+        ];
+        let mut out = Vec::new();
+        outputs(&stats, &mut out);
+        let mut writer =
+            super::super::text::Writer::new(crate::metrics::ExpositionFormat::Prometheus);
+        for family in &out {
+            writer.family(family);
+        }
+        let text = writer.finish();
+        assert!(text.contains("jaga_remote_write_rollup_samples_total{output=\"remote_write\",type=\"prometheus_remote_write\"} 36\n"), "{text}");
+        assert!(text.contains("jaga_remote_write_lost_seconds_total{output=\"remote_write\",type=\"prometheus_remote_write\"} 1800\n"), "{text}");
+        assert!(
+            !text.contains("jaga_remote_write_rollup_samples_total{output=\"ops\""),
+            "{text}"
+        );
     }
 }

@@ -741,6 +741,99 @@ fn points_from_pages_by_time_with_their_container_and_cursors_persist() {
     assert_eq!(store.cursor("remote_write").unwrap(), Some(T0 + SEC));
 }
 
+/// Two containers, a point every 20 s over `[T0, T0 + 90 min)` but none
+/// in `[T0 + 50 min, T0 + 60 min)`; cpu = the minute's index plus the
+/// second's tenth, so a minute's average is its index + 2.
+fn write_ninety_minutes(store: &HistoryStore, ids: &[&ContainerId]) {
+    let mut batch = Vec::new();
+    for minute in (0..90).filter(|m| !(50..60).contains(m)) {
+        for second in [0, 20, 40] {
+            let t = T0 + minute * MIN + second * SEC;
+            for id in ids {
+                batch.push((
+                    (*id).clone(),
+                    point(t, minute as f64 + second as f64 / 10.0),
+                ));
+            }
+        }
+    }
+    store.write_points(&batch).unwrap();
+}
+
+#[test]
+fn rollups_to_export_stand_for_trimmed_raw_points_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    // Raw points from T0 + 79m30s on, rollups from T0 + 30m on.
+    let store = open_with(&dir, Duration::from_secs(630), Duration::from_secs(3600));
+    let (a, b) = (cid("a1"), cid("b2"));
+    store
+        .upsert_containers(&[container_ref(&a, "web", ContainerState::Running)], T0)
+        .unwrap();
+    write_ninety_minutes(&store, &[&a, &b]);
+    let now = T0 + 90 * MIN;
+    store.trim(now).unwrap();
+
+    // The cursor in the middle of minute 5: minutes 6 to 29 are gone.
+    let mut from = T0 + 5 * MIN + 30 * SEC;
+    let mut minutes = Vec::new();
+    let mut lost = 0;
+    let mut reads = 0;
+    while let Some(export) = store.rollups_to_export(from, 20).unwrap() {
+        reads += 1;
+        assert!(export.rollups.len() <= 20, "{}", export.rollups.len());
+        assert!(export.next_ms > from);
+        for r in &export.rollups {
+            assert!(r.rollup.unix_ms >= from && r.rollup.unix_ms < export.next_ms);
+            if r.id == a {
+                assert_eq!((r.name.as_str(), r.image.as_str()), ("web", "nginx:1.25"));
+                let minute = (r.rollup.unix_ms - T0) / MIN;
+                assert_eq!(r.rollup.count, 3);
+                assert_eq!(r.rollup.avg, series(minute as f64 + 2.0));
+                minutes.push(minute);
+            }
+        }
+        lost += export.lost_ms;
+        from = export.next_ms;
+        assert!(reads < 100, "no end to the rollups");
+    }
+    assert_eq!(lost, 30 * MIN - (5 * MIN + 30 * SEC));
+    // Ten minutes a read (20 rollups of 2 containers), oldest first, the
+    // hole crossed in one read, up to the minute where raw points start.
+    let expected: Vec<i64> = (30..50).chain(60..80).collect();
+    assert_eq!(minutes, expected);
+    assert_eq!(reads, 4);
+    // The raw points go on from the first whole minute of them.
+    assert_eq!(from, T0 + 80 * MIN);
+    assert_eq!(store.points_from(from, 1).unwrap()[0].point.unix_ms, from);
+
+    // A cursor inside the rollup era: from the next whole minute, nothing lost.
+    let export = store
+        .rollups_to_export(T0 + 45 * MIN + 10 * SEC, 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(export.lost_ms, 0);
+    // One minute at least, whole, however many containers it has.
+    assert_eq!(export.rollups.len(), 2);
+    assert_eq!(export.rollups[0].rollup.unix_ms, T0 + 46 * MIN);
+    assert_eq!(export.next_ms, T0 + 47 * MIN);
+}
+
+#[test]
+fn rollups_to_export_is_none_while_raw_points_cover_the_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(&dir, Duration::from_secs(600), Duration::from_secs(3600));
+    let a = cid("a1");
+    write_ninety_minutes(&store, &[&a]);
+    // Never trimmed: every raw point is there.
+    assert_eq!(store.rollups_to_export(T0, 100).unwrap(), None);
+    store.trim(T0 + 90 * MIN).unwrap();
+    assert_eq!(store.rollups_to_export(T0 + 80 * MIN, 100).unwrap(), None);
+    assert!(store
+        .rollups_to_export(T0 + 80 * MIN - 1, 100)
+        .unwrap()
+        .is_some());
+}
+
 /// `history.sqlite3` as schema version 1 created it (the nine resource
 /// series), frozen here so the migration is tested against the old layout
 /// and not against whatever the code creates today.
@@ -953,52 +1046,3 @@ fn disk_series_between_walks_stay_missing_never_zero() {
     );
 }
 
-#[test]
-fn points_from_a_cursor_older_than_the_raw_retention_come_from_minute_rollups() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_with(&dir, Duration::from_secs(600), Duration::from_secs(3600));
-    let a = cid("a1");
-    store
-        .upsert_containers(&[container_ref(&a, "web", ContainerState::Running)], T0)
-        .unwrap();
-    write_three_minutes(&store, &a);
-    // Every raw point of the three minutes is trimmed; their rollups stay.
-    store.trim(T0 + 30 * MIN).unwrap();
-    store
-        .write_points(&[(a.clone(), point(T0 + 25 * MIN, 7.0))])
-        .unwrap();
-    let shown = |points: Vec<ExportedPoint>| -> Vec<(i64, f64)> {
-        points
-            .iter()
-            .map(|p| (p.point.unix_ms, p.point.values[0]))
-            .collect()
-    };
-    // Each trimmed minute once, at its start, with its averages; then the
-    // raw points.
-    let all = store.points_from(T0, 100).unwrap();
-    assert_eq!(all[0].name, "web");
-    assert_eq!(all[0].point.values, series(3.0));
-    assert_eq!(
-        shown(all),
-        [
-            (T0, 3.0),
-            (T0 + MIN, 15.0),
-            (T0 + 2 * MIN, 100.0),
-            (T0 + 25 * MIN, 7.0)
-        ]
-    );
-    // Paged by the limit and the cursor as raw points are.
-    assert_eq!(
-        shown(store.points_from(T0, 2).unwrap()),
-        [(T0, 3.0), (T0 + MIN, 15.0)]
-    );
-    assert_eq!(
-        shown(store.points_from(T0 + MIN + 1, 2).unwrap()),
-        [(T0 + 2 * MIN, 100.0), (T0 + 25 * MIN, 7.0)]
-    );
-    // A cursor within the raw retention reads raw points alone.
-    assert_eq!(
-        shown(store.points_from(T0 + 20 * MIN, 10).unwrap()),
-        [(T0 + 25 * MIN, 7.0)]
-    );
-}
