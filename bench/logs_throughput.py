@@ -12,7 +12,8 @@ Then the adversarial classes: lines of up to 8 KB (nginx's default
 large_client_header_buffers) built to find a cost per byte that depends on
 the text: long percent-encoded non-Latin queries (Hebrew, Cyrillic, CJK),
 raw non-Latin text, long runs of quotes, of one character, of `/*`, `${`,
-`&#x`, `a=1&`, and a long User-Agent. Each class is timed on its own file
+`&#x`, `a=1&`, a long User-Agent, and text drawn at random that never
+repeats (letters, percent-encoded Cyrillic, punctuation). Each class is timed on its own file
 on one core, by CPU time less the startup (compiling the rules); the goal
 is at least 100,000 lines/s for every class.
 
@@ -74,6 +75,20 @@ def percent(text):
     return "".join(f"%{b:02X}" for b in text.encode())
 
 
+def scrambled(alphabet, budget, seed):
+    """Characters of `alphabet` drawn at random (seeded) to at most `budget`
+    bytes of UTF-8: a text that never repeats itself, so that no shortcut
+    for repeated text applies and every byte is read."""
+    rnd = random.Random(seed)
+    out, size = [], 0
+    while True:
+        char = rnd.choice(alphabet)
+        size += len(char.encode())
+        if size > budget:
+            return "".join(out)
+        out.append(char)
+
+
 def adversarial_classes():
     """name -> (url, agent), each line at most LINE_BYTES."""
     room = LINE_BYTES - 200
@@ -95,6 +110,11 @@ def adversarial_classes():
         "entities": ("/search?q=" + fill("&#x", room), AGENTS[0]),
         "many parameters": ("/search?" + fill("a=1&", room), AGENTS[0]),
         "long user agent": ("/", fill("Mozilla/5.0 (X11; Linux) ", room)),
+        # Text that does not repeat: the cost of reading every byte.
+        "scrambled latin": ("/search?q=" + scrambled("abcdefghijklmnopqrstuvwxyz+", room, 1), AGENTS[0]),
+        "scrambled pct cyrillic": ("/search?q=" + percent(scrambled("абвгдежзийклмнопрстуфхцчшщыэюя ", room // 3, 2)),
+                                   AGENTS[0]),
+        "scrambled punctuation": ("/search?q=" + scrambled(list("'()<>;|&$`{}[]*/.=-#"), room, 3), AGENTS[0]),
     }
     return classes
 

@@ -17,6 +17,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use regex::Regex;
 
 /// Names that say "this is a secret".
@@ -57,6 +58,75 @@ fn credential_shapes() -> &'static Regex {
         ))
         .unwrap_or_else(|_| unreachable!("constant pattern"))
     })
+}
+
+/// Literals one of which every shape of [`credential_shapes`] holds, in
+/// their case, but for its `(?i:...authorization)`. A text without any
+/// cannot hold a credential shape: a multi-literal search (SIMD) rules it
+/// out, instead of the shapes' automaton reading it a byte at a time.
+const SHAPE_LITERALS: [&str; 22] = [
+    "AKIA",
+    "ASIA",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "xoxb-",
+    "xoxa-",
+    "xoxp-",
+    "xoxr-",
+    "xoxs-",
+    "sk_live_",
+    "sk_test_",
+    "rk_live_",
+    "rk_test_",
+    "glpat-",
+    "AIza",
+    "eyJ",
+    "-----BEGIN",
+    "://",
+];
+
+fn may_hold_credential_shape(text: &str) -> bool {
+    static LITERALS: OnceLock<AhoCorasick> = OnceLock::new();
+    LITERALS
+        .get_or_init(|| {
+            // Leftmost: the kind aho-corasick runs its SIMD (Teddy) search
+            // for; the standard kind steps its automaton a byte at a time.
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostFirst)
+                .build(SHAPE_LITERALS)
+                .unwrap_or_else(|_| unreachable!("constant literals"))
+        })
+        .is_match(text)
+        || holds_authorization(text.as_bytes())
+}
+
+/// Whether `text` holds `authorization` in any case (none of its letters
+/// has a non-ASCII case variant, so ASCII case is all the shapes' `(?i)`
+/// can vary): lowercased a chunk at a time and searched with `memmem`.
+fn holds_authorization(text: &[u8]) -> bool {
+    const WORD: &[u8] = b"authorization";
+    const CHUNK: usize = 4096;
+    static FINDER: OnceLock<memchr::memmem::Finder<'static>> = OnceLock::new();
+    let finder = FINDER.get_or_init(|| memchr::memmem::Finder::new(WORD));
+    let mut lower = [0u8; CHUNK + WORD.len()];
+    let mut start = 0;
+    while start < text.len() {
+        // Chunks overlap by the word's length less one.
+        let chunk = &text[start..(start + CHUNK + WORD.len() - 1).min(text.len())];
+        let lower = &mut lower[..chunk.len()];
+        for (to, from) in lower.iter_mut().zip(chunk) {
+            *to = from.to_ascii_lowercase();
+        }
+        if finder.find(lower).is_some() {
+            return true;
+        }
+        start += CHUNK;
+    }
+    false
 }
 
 /// Values too weak to be secrets even under a secret-looking name.
@@ -142,7 +212,7 @@ impl Redaction {
     /// shape of a credential is hidden (tokens, keys, a URL's password, an
     /// Authorization header), not what merely follows a secret-looking name.
     pub fn text<'a>(self, text: &'a str) -> Cow<'a, str> {
-        if self == Self::KeepRaw {
+        if self == Self::KeepRaw || !may_hold_credential_shape(text) {
             return Cow::Borrowed(text);
         }
         credential_shapes().replace_all(text, |caps: &regex::Captures<'_>| {
@@ -486,5 +556,39 @@ mod tests {
         );
         let plain = "GET /index.html HTTP/1.1 200";
         assert!(matches!(R.text(plain), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn every_credential_shape_holds_one_of_the_literals_looked_for_first() {
+        for shape in [
+            "AKIAIOSFODNN7EXAMPLE",
+            "ASIAIOSFODNN7EXAMPLE",
+            "ghp_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "ghs_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "github_pat_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "xoxb-1234567890",
+            "sk_live_aaaaaaaaaaaaaaaa",
+            "rk_test_aaaaaaaaaaaaaaaa",
+            "glpat-aaaaaaaaaaaaaaaaaaaa",
+            "AIzaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "eyJaaaaaaaaaaaa.eyJaaaaaaaaaaaa.sig",
+            "-----BEGIN PRIVATE KEY----- x",
+            "https://user:pw@host/",
+            "AUTHORIZATION: Bearer abcdef",
+            "Proxy-Authorization: Basic abcdef",
+        ] {
+            assert!(credential_shapes().is_match(shape), "{shape}");
+            assert!(may_hold_credential_shape(shape), "{shape}");
+            assert!(matches!(R.text(shape), Cow::Owned(_)), "{shape}");
+        }
+        assert!(!may_hold_credential_shape("/search?q=../../../etc/passwd"));
+        assert!(!may_hold_credential_shape("akia ghp- eyj"));
+        // `authorization` across the place where two chunks overlap.
+        for at in [0, 4090, 4095, 4096, 5000] {
+            let mut text = "x".repeat(9000);
+            text.replace_range(at..at + 13, "AuThOrIzAtIoN");
+            assert!(may_hold_credential_shape(&text), "{at}");
+        }
+        assert!(!may_hold_credential_shape(&"authorizatio ".repeat(700)));
     }
 }

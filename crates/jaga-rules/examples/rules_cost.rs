@@ -19,6 +19,22 @@ fn line(url: &str) -> String {
     )
 }
 
+/// Characters of `alphabet` drawn at random (seeded) to at most `bytes`:
+/// text that never repeats.
+fn scrambled(alphabet: &str, bytes: usize) -> String {
+    let chars: Vec<char> = alphabet.chars().collect();
+    let mut seed = 7u32;
+    let mut out = String::new();
+    loop {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let c = chars[(seed >> 16) as usize % chars.len()];
+        if out.len() + c.len_utf8() > bytes {
+            return out;
+        }
+        out.push(c);
+    }
+}
+
 fn fill(unit: &str, bytes: usize) -> String {
     let mut out = String::new();
     while out.len() + unit.len() <= bytes {
@@ -132,6 +148,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 r#"203.0.113.7 - - [23/Nov/2026:03:24:25 +0000] "GET / HTTP/1.1" 200 612 "-" "{}""#,
                 fill("Mozilla/5.0 (X; Y) ", budget)
             ),
+        ),
+        (
+            "scrambled latin",
+            line(&format!(
+                "/search?q={}",
+                scrambled("abcdefghijklmnopqrstuvwxyz+", budget)
+            )),
+        ),
+        (
+            "scrambled cyrillic",
+            line(&format!(
+                "/search?q={}",
+                percent(&scrambled("абвгдежзийклмнопрстуфхцчшщыэюя ", budget / 3))
+            )),
         ),
         ("short", line("/index.html?a=1")),
     ];

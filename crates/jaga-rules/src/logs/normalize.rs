@@ -110,37 +110,39 @@ fn decode_once(src: &[u8], dst: &mut Vec<u8>) -> Pass {
     };
     // An entity ends in `;` or starts `&#`: a query of `a=1&b=2` holds
     // neither, and its separators are then copied with the text around them.
-    let starts =
-        match memchr::memchr(b';', src).is_some() || memchr::memmem::find(src, b"&#").is_some() {
-            true => &ESCAPE_STARTS,
-            false => &ESCAPE_STARTS_NO_ENTITY,
-        };
+    let entities =
+        memchr::memchr(b';', src).is_some() || memchr::memmem::find(src, b"&#").is_some();
+    let starts = match entities {
+        true => &ESCAPE_STARTS,
+        false => &ESCAPE_STARTS_NO_ENTITY,
+    };
     dst.clear();
     dst.reserve(src.len());
-    dst.extend_from_slice(&src[..first]);
+    // `src[..copied]` is in `dst`: text is copied when an escape is
+    // decoded, not at each byte that might have started one (`&#x&#x...`).
+    let mut copied = 0;
+    let mut decoded = Vec::with_capacity(MAX_ENTITY);
     let mut i = first;
     while i < src.len() {
-        let run = src[i..]
-            .iter()
-            .position(|b| starts[usize::from(*b)])
-            .unwrap_or(src.len() - i);
-        dst.extend_from_slice(&src[i..i + run]);
-        i += run;
+        i += next_escape(&src[i..], starts, entities);
         let Some(&b) = src.get(i) else {
             break;
         };
         if b == b'%' {
+            dst.extend_from_slice(&src[copied..i]);
+            copied = i;
             let run = plain_escapes(&src[i..], dst, &mut pass);
             if run > 0 {
                 i += run;
+                copied = i;
                 continue;
             }
         }
-        let before = dst.len();
+        decoded.clear();
         let consumed = match b {
-            b'%' => percent_escape(&src[i..], dst),
-            b'&' if starts[usize::from(b'&')] => entity(&src[i..], dst),
-            b'\\' => hex_escape(&src[i..], dst),
+            b'%' => percent_escape(&src[i..], &mut decoded),
+            b'&' if starts[usize::from(b'&')] => entity(&src[i..], &mut decoded),
+            b'\\' => hex_escape(&src[i..], &mut decoded),
             _ => 0,
         };
         if consumed == 0 {
@@ -154,20 +156,39 @@ fn decode_once(src: &[u8], dst: &mut Vec<u8>) -> Pass {
                         || (*next == b'%'
                             && !escaped_byte(&src[i + 1..]).is_some_and(|d| d.is_ascii_hexdigit()))
                 });
-            if !dropped {
-                dst.push(b);
+            if dropped {
+                dst.extend_from_slice(&src[copied..i]);
+                copied = i + 1;
+                pass.changed = true;
             }
-            pass.changed |= dropped;
             i += 1;
             continue;
         }
+        dst.extend_from_slice(&src[copied..i]);
+        dst.extend_from_slice(&decoded);
         pass.changed = true;
-        pass.may_hold_more |= dst[before..]
-            .iter()
-            .any(|d| matches!(d, b'%' | b'&' | b'#' | b';') || d.is_ascii_alphanumeric());
+        pass.may_hold_more |= decoded.iter().any(|d| MAY_HOLD_MORE[usize::from(*d)]);
         i += consumed;
+        copied = i;
     }
+    dst.extend_from_slice(&src[copied..]);
     pass
+}
+
+/// Where the next byte that may start an escape is in `text` (its length
+/// when there is none): the next few bytes one by one, as escapes come in
+/// runs, then a `memchr` over the rest.
+fn next_escape(text: &[u8], starts: &[bool; 256], entities: bool) -> usize {
+    const NEAR: usize = 16;
+    if let Some(at) = text.iter().take(NEAR).position(|b| starts[usize::from(*b)]) {
+        return at;
+    }
+    let far = text.get(NEAR..).unwrap_or_default();
+    let found = match entities {
+        true => memchr::memchr3(b'%', b'&', b'\\', far),
+        false => memchr::memchr2(b'%', b'\\', far),
+    };
+    found.map_or(text.len(), |at| NEAR + at)
 }
 
 /// The value of each hex digit; `NOT_HEX` for other bytes.
@@ -200,6 +221,9 @@ const MAY_HOLD_MORE: [bool; 256] = {
     table
 };
 
+/// Plain escapes decoded at once by [`plain_escapes`].
+const ESCAPE_GROUP: usize = 8;
+
 /// A run of plain `%HH` escapes at the start of `text` (what browsers
 /// send for non-Latin text), decoded into `dst` in a tight loop: the bytes
 /// consumed, 0 when the first is not one. Stops before an escape that
@@ -207,6 +231,30 @@ const MAY_HOLD_MORE: [bool; 256] = {
 fn plain_escapes(text: &[u8], dst: &mut Vec<u8>, pass: &mut Pass) -> usize {
     let mut at = 0;
     let mut more = false;
+    // Whole groups first, without a branch per escape; the rest one by one.
+    while let Some(group) = text.get(at..at + 3 * ESCAPE_GROUP) {
+        let mut bytes = [0u8; ESCAPE_GROUP];
+        let mut plain = true;
+        let mut group_more = false;
+        for (escape, byte) in group.chunks_exact(3).zip(&mut bytes) {
+            let (high, low) = (
+                HEX_VALUE[usize::from(escape[1])],
+                HEX_VALUE[usize::from(escape[2])],
+            );
+            *byte = (high << 4) | low;
+            plain &= escape[0] == b'%'
+                && high != NOT_HEX
+                && low != NOT_HEX
+                && !matches!(*byte, 0xc0 | 0xc1 | 0xe0);
+            group_more |= MAY_HOLD_MORE[usize::from(*byte)];
+        }
+        if !plain {
+            break;
+        }
+        dst.extend_from_slice(&bytes);
+        more |= group_more;
+        at += 3 * ESCAPE_GROUP;
+    }
     while let [b'%', high, low, ..] = text[at..] {
         let (high, low) = (HEX_VALUE[usize::from(high)], HEX_VALUE[usize::from(low)]);
         if high == NOT_HEX || low == NOT_HEX {
@@ -392,7 +440,15 @@ fn needs_collapsing(text: &[u8]) -> bool {
 /// Where the first `*/` in `text` starts: a `memchr` for `*`, cheaper than
 /// a substring searcher built for each of many short searches.
 fn comment_closer(text: &[u8]) -> Option<usize> {
-    memchr::memchr_iter(b'*', text).find(|at| text.get(at + 1) == Some(&b'/'))
+    // Close by first (`/*/*/*`): a `memchr` call costs more than a look.
+    const NEAR: usize = 16;
+    if let Some(at) = text.windows(2).take(NEAR).position(|w| w == b"*/") {
+        return Some(at);
+    }
+    let far = text.get(NEAR..)?;
+    memchr::memchr_iter(b'*', far)
+        .find(|at| far.get(at + 1) == Some(&b'/'))
+        .map(|at| NEAR + at)
 }
 
 /// `/*…*/` becomes a space (`UNION/**/SELECT`), MySQL's executable
@@ -555,6 +611,32 @@ mod tests {
         );
         assert_eq!(normalize("%2e%2e%2f%2e%2e%2fetc"), "../../etc");
         assert_eq!(normalize("%41%4"), "a4");
+    }
+
+    #[test]
+    fn escapes_decoded_in_groups_stop_where_a_group_breaks() {
+        // Every place in a group of eight for the escape that breaks it.
+        for at in 0..10 {
+            let mut escapes = vec!["%41"; 20];
+            let expected_before = "a".repeat(at);
+            for (breaker, decoded) in [
+                ("%u0042", "b"),
+                ("%c0%af", "/"),
+                ("%zz", "zz"),
+                ("%2541", "a"),
+                ("%e0%80%ae", "."),
+                ("%4", "4"),
+            ] {
+                escapes[at] = breaker;
+                let text: String = escapes.concat();
+                let tail = "a".repeat(19 - at);
+                assert_eq!(
+                    normalize(&text),
+                    format!("{expected_before}{decoded}{tail}"),
+                    "{text}"
+                );
+            }
+        }
     }
 
     #[test]

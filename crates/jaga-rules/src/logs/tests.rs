@@ -685,3 +685,65 @@ fn json_logs_are_matched_in_body_and_headers() {
         .evaluate(&fields, 0, &mut FrequencyState::default())
         .is_empty());
 }
+
+#[test]
+fn attacks_after_long_repeated_text_are_detected() {
+    // Repeated text is skipped once the DFA is back in the same state: what
+    // follows it must still be read.
+    let rules = builtin().unwrap();
+    for filler in [
+        "a=1&",
+        "hello+world+",
+        "%D7%A9%D7%9C",
+        "'",
+        "(",
+        "${",
+        "&#x",
+    ] {
+        let pad = filler.repeat(7000 / filler.len());
+        for (attack, id) in [
+            ("1%27+union+select+password+from+users--", "93100"),
+            ("../../../../etc/passwd", "93120"),
+            ("%3Cscript%3Ealert(1)%3C/script%3E", "93110"),
+        ] {
+            let url = format!("/search?q={pad}&x={attack}");
+            let found = ids(&rules, &access(&url, "x", 200));
+            assert!(
+                found.iter().any(|f| f == id),
+                "{filler} then {attack}: {found:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn long_adversarial_lines_keep_the_lazy_dfa() {
+    // The classes of bench/logs_throughput.py: none may make the DFA give
+    // up (the patterns one by one are many times slower).
+    let rules = builtin().unwrap();
+    let percent = |text: &str| -> String { text.bytes().map(|b| format!("%{b:02X}")).collect() };
+    let fill = |unit: &str, budget: usize| unit.repeat((budget / unit.len()).max(1));
+    let room = 8000;
+    let urls = [
+        fill("hello+world+", room),
+        percent(&fill("שלום עולם ", room / 3)),
+        percent(&fill("привет мир ", room / 3)),
+        percent(&fill("你好世界 ", room / 3)),
+        fill("привет+мир+", room / 2),
+        fill("'", room),
+        fill("%22", room),
+        fill("a", room),
+        fill("(", room),
+        fill("../", room),
+        fill("/*", room),
+        fill("${", room),
+        fill("&#x", room),
+        fill("a=1&", room),
+    ];
+    for url in &urls {
+        for _ in 0..3 {
+            ids(&rules, &access(&format!("/search?q={url}"), "x", 200));
+        }
+        assert_eq!(rules.dfa_fallbacks(), 0, "{}", &url[..40.min(url.len())]);
+    }
+}

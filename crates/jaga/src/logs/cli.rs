@@ -73,8 +73,10 @@ struct Verdict<'a> {
 pub fn logtest(args: LogtestArgs, redaction: Redaction) -> anyhow::Result<()> {
     let json = args.format == LogtestFormat::Json;
     let mut analyzer = Analyzer::new(load_rules(&args.rules)?).with_redaction(redaction);
-    let reader: Box<dyn BufRead> = match &args.file {
-        Some(path) => Box::new(std::io::BufReader::new(
+    let mut reader: Box<dyn BufRead> = match &args.file {
+        // Lines of up to 8 KB and more: a buffer of many, not of one.
+        Some(path) => Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
             std::fs::File::open(path)
                 .with_context(|| format!("cannot open '{}'", path.display()))?,
         )),
@@ -85,10 +87,26 @@ pub fn logtest(args: LogtestArgs, redaction: Redaction) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut decoders: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     let mut matched: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
-    for line in reader.split(b'\n') {
-        let bytes = line.context("cannot read input")?;
+    // One buffer for every line (`split` grows a new one for each, a dozen
+    // reallocations for an 8 KB line).
+    let mut line = Vec::with_capacity(64 << 10);
+    loop {
+        line.clear();
+        if reader
+            .read_until(b'\n', &mut line)
+            .context("cannot read input")?
+            == 0
+        {
+            break;
+        }
+        let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
         line_no += 1;
-        let raw = String::from_utf8_lossy(&bytes);
+        // `from_utf8` checks ASCII a word at a time; the lossy decoder
+        // goes byte by byte (up to a fifth of the time on 8 KB lines).
+        let raw = match std::str::from_utf8(bytes) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
         let raw = raw.trim_end_matches('\r');
         let text = if args.docker_json {
             match jaga_decode::DockerLine::parse(raw) {

@@ -1,0 +1,607 @@
+//! The patterns of one field as one lazy DFA that tells which of them
+//! match, in one pass over the text.
+//!
+//! A step of a DFA is a table lookup that waits for the one before, about
+//! a nanosecond a byte whatever the text. Two things cut that, neither of
+//! which can change the answer:
+//!
+//! - repeated text: when the DFA is in the same state at two points
+//!   `period` bytes apart and the text from the first repeats on
+//!   (`../../../`, `''''`, `a=1&a=1&`), each later repetition takes it
+//!   through the same states back to that state, so it is skipped whole
+//!   (a compare of bytes, not a step per byte);
+//! - lanes: a long text is read as two halves at once (the second from a
+//!   fresh start), so that the core overlaps their steps; the second half's
+//!   start is then read again from where the first ended, until the two
+//!   readings are in the same state at the same place.
+//!
+//! When the lazy DFA gives up (its cache thrashed, or a Unicode word
+//! boundary met a non-ASCII byte) the caller runs the patterns one by one.
+
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::hybrid::LazyStateID;
+use regex_automata::nfa::thompson::{self, WhichCaptures};
+use regex_automata::util::pool::Pool;
+use regex_automata::util::prefilter::Prefilter;
+use regex_automata::util::syntax;
+use regex_automata::{Input, MatchError, MatchKind, Span};
+
+/// Bytes read between two looks for a repetition.
+const BLOCK: usize = 64;
+/// Readings of a long text at once, and the shortest text read so.
+const LANES: usize = 2;
+const MIN_LANE: usize = 1024;
+/// Blocks between two looks for a repetition while none is found.
+const LOOK_EVERY: usize = 4;
+/// The longest repeated unit looked for (a long User-Agent repeats
+/// `Mozilla/5.0 (X11; Linux) `, 25 bytes).
+const MAX_PERIOD: usize = 32;
+
+type CacheFn = Box<dyn Fn() -> Cache + Send + Sync>;
+
+/// Several patterns compiled into one lazy DFA that reports every pattern
+/// that matches (not only the leftmost).
+pub(crate) struct Scanner {
+    dfa: DFA,
+    caches: Pool<Cache, CacheFn>,
+    /// When every match starts with one of a few literals (`://`): finds
+    /// the first, where the reading starts (none: nothing matches).
+    prefilter: Option<Prefilter>,
+}
+
+impl std::fmt::Debug for Scanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scanner")
+            .field("patterns", &self.dfa.pattern_len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Scanner {
+    /// `patterns` in the dialect of rules (bytes, Unicode off unless a
+    /// pattern turns it on), `limit` the bytes the NFA and the DFA's cache
+    /// may take each.
+    pub(crate) fn new(patterns: &[&str], limit: usize) -> Result<Self, String> {
+        let syntax = syntax::Config::new().unicode(false).utf8(false);
+        let hirs = syntax::parse_many_with(patterns, &syntax).map_err(|e| e.to_string())?;
+        let prefilter =
+            Prefilter::from_hirs_prefix(MatchKind::All, &hirs).filter(Prefilter::is_fast);
+        let dfa = DFA::builder()
+            .configure(
+                DFA::config()
+                    .match_kind(MatchKind::All)
+                    .cache_capacity(limit)
+                    .skip_cache_capacity_check(true)
+                    // Patterns may put `\b` in `(?u:...)`: the DFA quits on
+                    // non-ASCII text there and the caller falls back.
+                    .unicode_word_boundary(true),
+            )
+            .syntax(syntax)
+            .thompson(
+                thompson::Config::new()
+                    .utf8(false)
+                    .which_captures(WhichCaptures::None)
+                    .nfa_size_limit(Some(limit)),
+            )
+            .build_many(patterns)
+            .map_err(|e| e.to_string())?;
+        let for_pool = dfa.clone();
+        let create: CacheFn = Box::new(move || for_pool.create_cache());
+        Ok(Self {
+            dfa,
+            caches: Pool::new(create),
+            prefilter,
+        })
+    }
+
+    /// Which patterns match `text`, by index (`None`: none does); an error
+    /// when the lazy DFA gave up on this text.
+    pub(crate) fn matches(&self, text: &[u8]) -> Result<Option<Vec<bool>>, MatchError> {
+        let mut found = vec![false; self.dfa.pattern_len()];
+        let mut any = false;
+        let mut cache = self.caches.get();
+        cache.search_start(0);
+        let result = self.scan(&mut cache, text, &mut found, &mut any);
+        cache.search_finish(text.len());
+        result?;
+        Ok(any.then_some(found))
+    }
+
+    fn scan(
+        &self,
+        cache: &mut Cache,
+        text: &[u8],
+        found: &mut [bool],
+        any: &mut bool,
+    ) -> Result<(), MatchError> {
+        let from = match &self.prefilter {
+            Some(prefilter) => match prefilter.find(text, Span::from(0..text.len())) {
+                Some(span) => span.start,
+                None => return Ok(()),
+            },
+            None => 0,
+        };
+        if text.len() - from >= LANES * MIN_LANE {
+            if let Some(last) = self.scan_lanes(cache, text, from, found, any)? {
+                return self.finish(cache, text, last, found, any);
+            }
+        }
+        // One lane: short texts, and any text whose lanes were cut short
+        // by a cleared cache.
+        let mut lane = Lane {
+            base: from,
+            at: from,
+            end: text.len(),
+            wait: 0,
+            sid: self
+                .dfa
+                .start_state_forward(cache, &Input::new(text).range(from..))?,
+        };
+        let mut after = [LazyStateID::default(); BLOCK];
+        while lane.at < lane.end {
+            let clears = cache.clear_count();
+            let steps = self.block(cache, text, &mut lane, &mut after, found, any)?;
+            if cache.clear_count() == clears {
+                lane.skip(&after[..steps], text);
+            }
+        }
+        self.finish(cache, text, lane.sid, found, any)
+    }
+
+    /// The text read in [`LANES`] lanes at once, each from its own start
+    /// (the DFA's steps in one lane wait for the step before, so several
+    /// lanes keep the core busy); then each lane's start is read again
+    /// from the state the lane before it ended in, until that reading
+    /// meets a state the lane had at the same place (from there on the
+    /// lane was right). The state at the end of the text; `None` when the
+    /// cache was cleared on the way (its state ids then say nothing).
+    ///
+    /// A lane started afresh holds a subset of the threads the true state
+    /// there holds (the DFA reports every match, it drops no thread), so
+    /// what it matched is matched; what a match across its start adds is
+    /// found by the second reading.
+    fn scan_lanes(
+        &self,
+        cache: &mut Cache,
+        text: &[u8],
+        from: usize,
+        found: &mut [bool],
+        any: &mut bool,
+    ) -> Result<Option<LazyStateID>, MatchError> {
+        let clears = cache.clear_count();
+        let stride = (text.len() - from) / LANES / BLOCK * BLOCK;
+        let mut lanes = [Lane::default(); LANES];
+        for (index, lane) in lanes.iter_mut().enumerate() {
+            let at = from + index * stride;
+            let end = match index + 1 == LANES {
+                true => text.len(),
+                false => at + stride,
+            };
+            let input = Input::new(text).range(at..);
+            *lane = Lane {
+                base: from,
+                at,
+                end,
+                wait: 0,
+                sid: self.dfa.start_state_forward(cache, &input)?,
+            };
+        }
+        // The state of each lane at its start and at each multiple of
+        // BLOCK it stepped on before its end (the end is the next lane's).
+        let mut marks: Vec<Option<LazyStateID>> = vec![None; (text.len() - from) / BLOCK + 1];
+        for lane in &lanes[1..] {
+            marks[lane.block()] = Some(lane.sid);
+        }
+        let mut after = [[LazyStateID::default(); BLOCK]; LANES];
+        loop {
+            let together = lanes.iter().all(|l| l.aligned() && l.at + BLOCK <= l.end);
+            let mut steps = [BLOCK; LANES];
+            if together {
+                for i in 0..BLOCK {
+                    for (lane, after) in lanes.iter_mut().zip(after.iter_mut()) {
+                        self.step(cache, text, lane, found, any)?;
+                        after[i] = lane.sid;
+                    }
+                }
+            } else {
+                let mut left = false;
+                for ((lane, after), steps) in lanes.iter_mut().zip(after.iter_mut()).zip(&mut steps)
+                {
+                    *steps = 0;
+                    if lane.at < lane.end {
+                        *steps = self.block(cache, text, lane, after, found, any)?;
+                        left = true;
+                    }
+                }
+                if !left {
+                    break;
+                }
+            }
+            if cache.clear_count() != clears {
+                return Ok(None);
+            }
+            for ((lane, after), steps) in lanes.iter_mut().zip(&after).zip(steps) {
+                if lane.aligned() && lane.at < lane.end {
+                    if let Some(mark) = marks.get_mut(lane.block()) {
+                        *mark = Some(lane.sid);
+                    }
+                }
+                lane.skip(&after[..steps], text);
+            }
+        }
+        // Lane 0 started at the start of the text: it is right throughout.
+        let mut sid = lanes[0].sid;
+        let mut next = 1;
+        while next < LANES {
+            let mut walker = Lane {
+                base: from,
+                at: from + next * stride,
+                end: text.len(),
+                wait: 0,
+                sid,
+            };
+            let met = self.join(cache, text, &mut walker, &marks, found, any)?;
+            if cache.clear_count() != clears {
+                return Ok(None);
+            }
+            match met {
+                // The lane whose part holds the place met is right from
+                // there to its end.
+                Some(at) => {
+                    let index = ((at - from) / stride).min(LANES - 1);
+                    sid = lanes[index].sid;
+                    next = index + 1;
+                }
+                None => return Ok(Some(walker.sid)),
+            }
+        }
+        Ok(Some(sid))
+    }
+
+    /// Reads from `walker` on until, at a multiple of BLOCK, its state is
+    /// the one marked there: that place; `None` when it read to the end.
+    fn join(
+        &self,
+        cache: &mut Cache,
+        text: &[u8],
+        walker: &mut Lane,
+        marks: &[Option<LazyStateID>],
+        found: &mut [bool],
+        any: &mut bool,
+    ) -> Result<Option<usize>, MatchError> {
+        if marks.get(walker.block()) == Some(&Some(walker.sid)) {
+            return Ok(Some(walker.at));
+        }
+        let mut after = [LazyStateID::default(); BLOCK];
+        while walker.at < walker.end {
+            let clears = cache.clear_count();
+            let steps = self.block(cache, text, walker, &mut after, found, any)?;
+            if cache.clear_count() != clears {
+                return Ok(None);
+            }
+            if walker.aligned() && marks.get(walker.block()) == Some(&Some(walker.sid)) {
+                return Ok(Some(walker.at));
+            }
+            walker.skip(&after[..steps], text);
+        }
+        Ok(None)
+    }
+
+    /// Steps `lane` up to the next multiple of BLOCK (or its end), noting
+    /// the state after each byte in `after`: the bytes read.
+    fn block(
+        &self,
+        cache: &mut Cache,
+        text: &[u8],
+        lane: &mut Lane,
+        after: &mut [LazyStateID; BLOCK],
+        found: &mut [bool],
+        any: &mut bool,
+    ) -> Result<usize, MatchError> {
+        let stop = (lane.base + (lane.block() + 1) * BLOCK).min(lane.end);
+        let start = lane.at;
+        while lane.at < stop {
+            self.step(cache, text, lane, found, any)?;
+            after[lane.at - 1 - start] = lane.sid;
+        }
+        Ok(stop - start)
+    }
+
+    /// One byte of `lane`.
+    #[inline(always)]
+    fn step(
+        &self,
+        cache: &mut Cache,
+        text: &[u8],
+        lane: &mut Lane,
+        found: &mut [bool],
+        any: &mut bool,
+    ) -> Result<(), MatchError> {
+        let dfa = &self.dfa;
+        let (at, sid) = (lane.at, lane.sid);
+        let byte = text[at];
+        let known = match sid.is_tagged() {
+            true => None,
+            false => Some(dfa.next_state_untagged(cache, sid, byte)),
+        };
+        let next = match known.filter(|n| !n.is_unknown()) {
+            Some(next) => next,
+            // Leaving a match state, or a transition not computed yet.
+            None => {
+                cache.search_update(at);
+                dfa.next_state(cache, sid, byte)
+                    .map_err(|_| MatchError::gave_up(at))?
+            }
+        };
+        if next.is_tagged() {
+            if next.is_match() {
+                record(dfa, cache, next, found, any);
+            } else if next.is_quit() {
+                return Err(MatchError::quit(byte, at));
+            }
+        }
+        lane.sid = next;
+        lane.at = at + 1;
+        Ok(())
+    }
+
+    /// The end of the text: a match that needs it (`$`, a `\b` after the
+    /// last byte) is reported on the step past the last byte.
+    fn finish(
+        &self,
+        cache: &mut Cache,
+        text: &[u8],
+        sid: LazyStateID,
+        found: &mut [bool],
+        any: &mut bool,
+    ) -> Result<(), MatchError> {
+        let last = self
+            .dfa
+            .next_eoi_state(cache, sid)
+            .map_err(|_| MatchError::gave_up(text.len()))?;
+        if last.is_match() {
+            record(&self.dfa, cache, last, found, any);
+        }
+        Ok(())
+    }
+}
+
+/// Where one reading of the DFA is, where it stops and its state; blocks
+/// are counted from `base`, where the scan started.
+#[derive(Debug, Clone, Copy, Default)]
+struct Lane {
+    base: usize,
+    at: usize,
+    end: usize,
+    sid: LazyStateID,
+    /// Blocks to read before the next look for a repetition.
+    wait: usize,
+}
+
+impl Lane {
+    /// Past the repetitions [`skip_repeats`] finds after the block whose
+    /// states are `after`. A look that found none is not tried again for
+    /// the next few blocks: on text that does not repeat, looking after
+    /// every block took up to 8 % of the time.
+    fn skip(&mut self, after: &[LazyStateID], text: &[u8]) {
+        if self.wait > 0 {
+            self.wait -= 1;
+            return;
+        }
+        let at = skip_repeats(after, &text[..self.end], self.at);
+        self.wait = if at == self.at { LOOK_EVERY - 1 } else { 0 };
+        self.at = at;
+    }
+
+    /// The block it is in.
+    fn block(&self) -> usize {
+        (self.at - self.base) / BLOCK
+    }
+
+    /// Whether it is at the start of a block.
+    fn aligned(&self) -> bool {
+        (self.at - self.base).is_multiple_of(BLOCK)
+    }
+}
+
+fn record(dfa: &DFA, cache: &Cache, sid: LazyStateID, found: &mut [bool], any: &mut bool) {
+    for index in 0..dfa.match_len(cache, sid) {
+        if let Some(slot) = found.get_mut(dfa.match_pattern(cache, sid, index).as_usize()) {
+            *slot = true;
+            *any = true;
+        }
+    }
+}
+
+/// Where a reading may go on from, `at` being where it is and `after` the
+/// states after each of the bytes it read last: past every whole
+/// repetition of a unit of `period` bytes that ends those bytes with the
+/// DFA in the same state at both its ends.
+///
+/// The state before `at - period` equals the state before `at`, and from
+/// `at - period` on the text repeats that unit; then each further unit
+/// takes the DFA from that state through the same states back to it, so it
+/// can match nothing the reading did not already match, and ends where it
+/// began.
+fn skip_repeats(after: &[LazyStateID], text: &[u8], at: usize) -> usize {
+    let Some(&now) = after.last() else {
+        return at;
+    };
+    for period in 1..after.len().min(MAX_PERIOD + 1) {
+        // Most candidates fail on the next byte: no call for them.
+        if after[after.len() - 1 - period] != now || text.get(at) != text.get(at - period) {
+            continue;
+        }
+        let repeated = common_prefix(&text[at..], &text[at - period..]);
+        if repeated >= period {
+            return at + repeated / period * period;
+        }
+    }
+    at
+}
+
+/// How many bytes `a` and `b` have in common at their start; compared a
+/// block at a time.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    const CHUNK: usize = 32;
+    let len = a.len().min(b.len());
+    let mut at = 0;
+    while at + CHUNK <= len && a[at..at + CHUNK] == b[at..at + CHUNK] {
+        at += CHUNK;
+    }
+    at + a[at..len]
+        .iter()
+        .zip(&b[at..len])
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regex::bytes::RegexBuilder;
+
+    /// Which of `patterns` match `text`, each pattern on its own (the
+    /// answer the scanner must give).
+    fn one_by_one(patterns: &[&str], text: &[u8]) -> Option<Vec<bool>> {
+        let found: Vec<bool> = patterns
+            .iter()
+            .map(|p| {
+                RegexBuilder::new(p)
+                    .unicode(false)
+                    .build()
+                    .map(|r| r.is_match(text))
+                    .unwrap_or(false)
+            })
+            .collect();
+        found.contains(&true).then_some(found)
+    }
+
+    fn check(patterns: &[&str], texts: &[Vec<u8>]) {
+        let scanner = Scanner::new(patterns, 1 << 24).unwrap();
+        for text in texts {
+            assert_eq!(
+                scanner.matches(text).unwrap(),
+                one_by_one(patterns, text),
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+
+    #[test]
+    fn reports_every_pattern_that_matches() {
+        let patterns = [
+            r"\bunion\s+select\b",
+            r"\.\./",
+            r"'\s*--",
+            r"^/admin",
+            r"x$",
+        ];
+        let texts: Vec<Vec<u8>> = [
+            "/a?q=1 union select 2",
+            "/../../etc/passwd",
+            "/admin?q=' -- union select 1 ../x",
+            "/b?q=unionselect",
+            "",
+            "x",
+            "/admin/",
+        ]
+        .iter()
+        .map(|t| t.as_bytes().to_vec())
+        .collect();
+        check(&patterns, &texts);
+    }
+
+    #[test]
+    fn repeated_text_is_skipped_without_changing_what_matches() {
+        // Patterns that count (`{0,60}`), need the end of the text, or need
+        // what follows a long repetition.
+        let patterns = [
+            r"\$\{[^}]{0,60}jndi:",
+            r"(\.\./){3}etc",
+            r"'{3}\s*or\b",
+            r"^(a=1&){2,}$",
+            r"aaaa\b",
+            r"<[a-z]+[^>]{0,200}\sonload=",
+        ];
+        let mut texts = Vec::new();
+        for unit in ["../", "'", "a=1&", "a", "${", "hello world ", "<b ", "x"] {
+            for count in [1, 2, 3, 63, 64, 65, 100, 1000, 2731] {
+                let body = unit.repeat(count);
+                for (before, after) in [
+                    ("", ""),
+                    ("/", ""),
+                    ("", "etc"),
+                    ("", " or 1"),
+                    ("${", "jndi:"),
+                    ("<img", " onload="),
+                    ("q=", "b"),
+                ] {
+                    texts.push(format!("{before}{body}{after}").into_bytes());
+                }
+            }
+        }
+        check(&patterns, &texts);
+    }
+
+    #[test]
+    fn a_repetition_broken_near_its_end_is_read() {
+        let patterns = [r"ab{5}c", r"zz"];
+        let mut text = "ab".repeat(500).into_bytes();
+        text.extend_from_slice(b"bbbbc");
+        check(&patterns, &[text.clone()]);
+        text.extend_from_slice(&b"zy".repeat(300));
+        text.push(b'z');
+        text.push(b'z');
+        check(&patterns, &[text]);
+    }
+
+    #[test]
+    fn matches_across_the_start_of_a_lane_are_found() {
+        // Texts long enough for lanes; payloads put across the place where
+        // the second lane starts, and a thread open from the first byte.
+        let patterns = [
+            r"\bunion\s+select\b",
+            r"\$\{[^}]*jndi:",
+            r"^[a-z ]+$",
+            r"(\.\./){3}",
+            r"\bz{2}\b",
+        ];
+        let mut texts = Vec::new();
+        for len in [2 * MIN_LANE, 5000, 8000] {
+            let stride = len / LANES / BLOCK * BLOCK;
+            for shift in [0, 1, 5, 11, 12, 64, 65, 200] {
+                for payload in ["union select", "../../../", " zz ", "jndi:"] {
+                    let at = stride.saturating_sub(shift);
+                    let mut text = "ab cd ".repeat(len / 6).into_bytes();
+                    text.truncate(len);
+                    let end = (at + payload.len()).min(text.len());
+                    text[at..end].copy_from_slice(&payload.as_bytes()[..end - at]);
+                    texts.push(text.clone());
+                    text[0] = b'$';
+                    text[1] = b'{';
+                    texts.push(text);
+                }
+            }
+            let mut scrambled = Vec::with_capacity(len);
+            let mut seed = 7u32;
+            while scrambled.len() < len {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                scrambled.push(b"abcdefghijklmnopqrstuvwxyz ./${}"[(seed >> 16) as usize % 32]);
+            }
+            texts.push(scrambled);
+        }
+        check(&patterns, &texts);
+    }
+
+    #[test]
+    fn common_prefix_counts_equal_leading_bytes() {
+        assert_eq!(common_prefix(b"abc", b"abd"), 2);
+        assert_eq!(common_prefix(&[7; 100], &[7; 70]), 70);
+        let mut b = vec![7; 100];
+        b[40] = 0;
+        assert_eq!(common_prefix(&[7; 100], &b), 40);
+        assert_eq!(common_prefix(b"", b"a"), 0);
+    }
+}
