@@ -1045,4 +1045,3 @@ fn disk_series_between_walks_stay_missing_never_zero() {
         "rollups",
     );
 }
-
