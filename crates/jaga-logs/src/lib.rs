@@ -246,14 +246,19 @@ impl Log {
     /// holder thread keeps its rotated files open meanwhile, so nothing is
     /// lost; only the alert comes up to a second later.
     fn resting(&self) -> bool {
-        self.quiet_since
-            .is_some_and(|at| at.elapsed() >= QUIET_AFTER)
+        self.quiet()
             && self
                 .last_polled
                 .is_some_and(|at| at.elapsed() < QUIET_POLL_EVERY)
             && self.open.is_some()
             && self.pending.is_none()
             && self.holding().held.is_empty()
+    }
+
+    /// Nothing read from it for [`QUIET_AFTER`].
+    fn quiet(&self) -> bool {
+        self.quiet_since
+            .is_some_and(|at| at.elapsed() >= QUIET_AFTER)
     }
 
     fn mean_line_bytes(&self) -> Option<u64> {
@@ -512,12 +517,7 @@ impl Tailer {
         }
         self.refused = still_refused;
         poll.batches.sort_by(|a, b| a.path.cmp(&b.path));
-        poll.quiet = self.holder_runs
-            && !poll.backlog
-            && self.logs.values().all(|log| {
-                log.quiet_since
-                    .is_some_and(|at| at.elapsed() >= QUIET_AFTER)
-            });
+        poll.quiet = self.holder_runs && !poll.backlog && self.logs.values().all(Log::quiet);
         poll
     }
 
