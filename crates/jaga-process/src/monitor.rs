@@ -8,6 +8,7 @@
 //! exec handled has its fanotify event (if any) already in hand.
 
 use std::collections::{HashMap, VecDeque};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -70,12 +71,55 @@ struct Shared {
 /// The running monitor. Dropping it stops the thread.
 pub struct Monitor {
     shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopSignal>,
     thread: Option<JoinHandle<()>>,
 }
 
-/// How long one wait for events lasts: the bound on noticing `stop`.
-const WAIT: Duration = Duration::from_millis(200);
+/// Tells the thread to stop. Its waits include the eventfd, so it can
+/// sleep until an event or its next reconcile instead of waking every few
+/// hundred milliseconds to look at a flag (an idle host's only wake-ups
+/// would be those).
+struct StopSignal {
+    raised: AtomicBool,
+    wake: OwnedFd,
+}
+
+impl StopSignal {
+    fn new() -> Result<Self, ProcessError> {
+        use rustix::event::{eventfd, EventfdFlags};
+        let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(|errno| {
+            ProcessError::Thread {
+                error: std::io::Error::from(errno),
+            }
+        })?;
+        Ok(Self {
+            raised: AtomicBool::new(false),
+            wake,
+        })
+    }
+
+    fn raise(&self) {
+        self.raised.store(true, Ordering::Relaxed);
+        // A full counter (never, at one write) still leaves it readable.
+        let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+    }
+
+    fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::Relaxed)
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.wake.as_fd()
+    }
+
+    /// Sleeps `total`, or less when the signal is raised.
+    fn sleep(&self, total: Duration) {
+        if !self.is_raised() {
+            crate::wait_readable(&[self.fd()], total);
+        }
+    }
+}
+
 /// The pause after a busy round, for events to gather.
 const GATHER: Duration = Duration::from_millis(4);
 /// How often tracked processes are checked against `/proc` (exits lost
@@ -145,7 +189,7 @@ impl Monitor {
             table: Mutex::new(ProcessTable::default()),
             stats: Mutex::new(stats),
         });
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(StopSignal::new()?);
         let proc = procfs::proc_dir(&config.root);
         let mut tracker = Tracker {
             boot_ms: procfs::boot_time_ms(&proc).unwrap_or(0),
@@ -185,13 +229,13 @@ impl Monitor {
         stats
     }
 
-    /// Stops the thread and waits for it (at most one wait for events).
+    /// Stops the thread and waits for it (its wait ends at the signal).
     pub fn stop(mut self) {
         self.halt();
     }
 
     fn halt(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.raise();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -256,17 +300,20 @@ impl Tracker {
         }
     }
 
-    fn follow(&mut self, connector: &Connector, stop: &AtomicBool) {
+    fn follow(&mut self, connector: &Connector, stop: &StopSignal) {
         let mut buf = vec![0u8; 256 * 1024];
         let mut events = Vec::new();
         let mut opens = Vec::new();
         let mut last_reconcile = Instant::now();
-        while !stop.load(Ordering::Relaxed) {
-            let mut fds = vec![connector.fd()];
+        while !stop.is_raised() {
+            let mut fds = vec![connector.fd(), stop.fd()];
             if let Some(watch) = &self.watch {
                 fds.push(watch.fd());
             }
-            crate::wait_readable(&fds, WAIT);
+            crate::wait_readable(
+                &fds,
+                RECONCILE_EVERY.saturating_sub(last_reconcile.elapsed()),
+            );
             let (mut overruns, mut malformed) = (0, 0);
             // Bounded rounds keep fanotify's queue drained during a flood.
             for _ in 0..256 {
@@ -536,16 +583,16 @@ impl Tracker {
     /// The fallback: every `interval`, list `/proc`; a new (pid, start
     /// time), or a known one whose name changed (an exec), is read and
     /// reported. Pids handed out between two looks and never seen are counted.
-    fn poll(&mut self, interval: Duration, stop: &AtomicBool) {
+    fn poll(&mut self, interval: Duration, stop: &StopSignal) {
         let pid_max = procfs::pid_max(&self.proc);
         let mut known: HashMap<u32, (u64, String)> = HashMap::new();
         let mut last_pid = procfs::last_pid(&self.proc);
         let mut first = true;
-        while !stop.load(Ordering::Relaxed) {
+        while !stop.is_raised() {
             let started = Instant::now();
             let Ok(pids) = procfs::list_pids(&self.proc) else {
                 tracing::warn!(proc = %self.proc.display(), "cannot list processes");
-                sleep_unless_stopped(interval, stop);
+                stop.sleep(interval);
                 continue;
             };
             let mut seen: HashMap<u32, (u64, String)> = HashMap::with_capacity(pids.len());
@@ -597,7 +644,7 @@ impl Tracker {
                 }
             }
             known = seen;
-            sleep_unless_stopped(interval.saturating_sub(started.elapsed()), stop);
+            stop.sleep(interval.saturating_sub(started.elapsed()));
         }
     }
 
@@ -620,15 +667,4 @@ fn read_exe(proc: &Path, pid: u32) -> Option<String> {
     std::fs::read_link(proc.join(pid.to_string()).join("exe"))
         .ok()
         .map(|p| p.to_string_lossy().into_owned())
-}
-
-fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
-    let deadline = Instant::now() + total;
-    while !stop.load(Ordering::Relaxed) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        std::thread::sleep(left.min(WAIT));
-    }
 }

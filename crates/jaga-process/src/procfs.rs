@@ -99,9 +99,7 @@ pub fn read_process(proc: &Path, pid: u32) -> ProcRead {
 /// `/proc/<pid>/cgroup`, read first: a host process (most executions on a
 /// busy host) costs this one read and no more. `None`: unreadable.
 pub fn read_cgroup(proc: &Path, pid: u32) -> Option<Option<String>> {
-    std::fs::read_to_string(proc.join(pid.to_string()).join("cgroup"))
-        .ok()
-        .map(|text| container_of_cgroup(&text))
+    read_text(&proc.join(pid.to_string()).join("cgroup")).map(|text| container_of_cgroup(&text))
 }
 
 /// The rest of a process, its cgroup's answer given. The command line is
@@ -112,12 +110,8 @@ pub fn read_details(proc: &Path, pid: u32, cgroup: Option<Option<String>>) -> Pr
         .map(|bytes| split_cmdline(&bytes))
         .filter(|args| !args.is_empty());
     let exe = read_link(&dir.join("exe"));
-    let stat = std::fs::read_to_string(dir.join("stat"))
-        .ok()
-        .and_then(|text| parse_stat(&text));
-    let uid = std::fs::read_to_string(dir.join("status"))
-        .ok()
-        .and_then(|text| parse_status_uid(&text));
+    let stat = read_text(&dir.join("stat")).and_then(|text| parse_stat(&text));
+    let uid = read_text(&dir.join("status")).and_then(|text| parse_status_uid(&text));
     let cwd = read_link(&dir.join("cwd"));
     ProcRead {
         pid,
@@ -133,9 +127,7 @@ pub fn read_details(proc: &Path, pid: u32, cgroup: Option<Option<String>>) -> Pr
 
 /// Only `/proc/<pid>/stat`: the cheap look the poller takes at every process.
 pub fn read_stat(proc: &Path, pid: u32) -> Option<Stat> {
-    std::fs::read_to_string(proc.join(pid.to_string()).join("stat"))
-        .ok()
-        .and_then(|text| parse_stat(&text))
+    read_text(&proc.join(pid.to_string()).join("stat")).and_then(|text| parse_stat(&text))
 }
 
 /// The pids under `/proc`, in no order.
@@ -173,6 +165,30 @@ fn read_link(path: &Path) -> Option<String> {
     std::fs::read_link(path)
         .ok()
         .map(|target| target.to_string_lossy().into_owned())
+}
+
+/// A small `/proc` file (`cgroup`, `stat`, `status`) in one read:
+/// `std::fs::read_to_string` asks its size first (always 0 here) and then
+/// reads in growing steps from 32 bytes, six calls for a `cgroup` file of
+/// 500 bytes, on every process a busy host starts. These files give all
+/// they have at once, so a short read is the end; the stack buffer keeps a
+/// 4 KiB request away from glibc's allocator.
+fn read_text(path: &Path) -> Option<String> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut chunk = [0u8; 4096];
+    let mut bytes = Vec::new();
+    loop {
+        let read = match file.read(&mut chunk) {
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        };
+        bytes.extend_from_slice(&chunk[..read]);
+        if read < chunk.len() {
+            break;
+        }
+    }
+    String::from_utf8(bytes).ok()
 }
 
 fn read_limited(path: &Path, limit: usize) -> Option<Vec<u8>> {

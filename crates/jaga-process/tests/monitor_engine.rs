@@ -146,3 +146,21 @@ fn poller_reports_a_long_enough_process_and_counts_what_it_missed() {
         monitor.stats()
     );
 }
+
+/// The thread sleeps until an event or its next reconcile (10 s), not in
+/// steps of 200 ms: stopping must wake it rather than wait that out.
+#[test]
+fn stopping_an_idle_monitor_wakes_its_thread_at_once() {
+    for mode in [Mode::Connector, Mode::Poll] {
+        let (monitor, _seen) = start(mode);
+        // Let the thread reach its wait.
+        std::thread::sleep(Duration::from_millis(500));
+        let started = Instant::now();
+        monitor.stop();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{mode:?}: stopping took {:?}",
+            started.elapsed()
+        );
+    }
+}
