@@ -44,6 +44,11 @@ pub(crate) struct Holding {
     /// The reader has taken this log on; before, its files were opened
     /// ahead of the reader's first look (a new container flooding at once).
     pub adopted: bool,
+    /// How many times the holder looked at the live file because its
+    /// directory changed (or at a full look): while this stands still, no
+    /// name came or went there, so the reader's open file is still the live
+    /// one and a `fstat` of it tells its size without a path lookup.
+    pub looks: u64,
 }
 
 impl Holding {
@@ -118,6 +123,7 @@ impl Holding {
     /// Looks for new generations if the live file changed since last time
     /// (one stat when it did not).
     pub fn hold_if_moved(&mut self, live: &Path) {
+        self.looks = self.looks.wrapping_add(1);
         if self.newest.is_none() {
             return;
         }

@@ -785,3 +785,53 @@ fn a_poll_is_quiet_only_when_every_log_is_quiet_and_inotify_finds_new_ones() {
     assert_eq!(texts(&poll), numbered(3, 4));
     assert!(!poll.quiet);
 }
+
+#[test]
+fn with_the_holder_watching_a_log_is_sized_by_its_descriptor_yet_truncation_rotation_and_removal_are_seen(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut none = |_: &Path| None;
+    let mut t = tailer(dir.path());
+    t.hold_in_background(Duration::from_secs(60), || {});
+    std::thread::sleep(Duration::from_millis(200));
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 3);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(texts(&t.poll(&mut none)), numbered(0, 3));
+    // Polls with nothing new: the holder saw no name come or go since the
+    // path was looked up, so these size the open file.
+    for _ in 0..3 {
+        assert!(texts(&t.poll(&mut none)).is_empty());
+    }
+    write_numbered(&live, 3, 5);
+    assert_eq!(texts(&t.poll(&mut none)), numbered(3, 5));
+    // Truncated in place: no directory event, the descriptor's size tells.
+    std::fs::write(&live, entry("x\n")).unwrap();
+    let poll = t.poll(&mut none);
+    assert_eq!(texts(&poll), vec!["x"]);
+    assert!(poll.batches[0].skipped.contains(&Skip::Truncated));
+    // Rotated: the holder sees the names move and the path is looked up.
+    write_numbered(&live, 5, 6);
+    rotate(&live, 3);
+    write_numbered(&live, 6, 8);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    while got.len() < 3 && Instant::now() < deadline {
+        got.extend(texts(&t.poll(&mut none)));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(got, numbered(5, 8));
+    for _ in 0..3 {
+        assert!(texts(&t.poll(&mut none)).is_empty());
+    }
+    // Removed with its directory (a container removed): the holder sees the
+    // name go, the path is looked up, the log let go.
+    std::fs::remove_dir_all(dir.path().join("c")).unwrap();
+    // Well before PATH_CHECK_EVERY: the deletion itself tells.
+    let deadline = Instant::now() + PATH_CHECK_EVERY / 2;
+    while t.followed_count() > 0 && Instant::now() < deadline {
+        t.poll(&mut none);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(t.followed_count(), 0);
+}

@@ -1,6 +1,7 @@
 //! Wakes the holder thread when a log directory changes, with inotify: a
 //! new container directory, a new log file, a rotation (Docker renames the
-//! live file to `.1` and creates a new one). A container flooding from its
+//! live file to `.1` and creates a new one), a log deleted (its container
+//! removed: the reader lets it go at once). A container flooding from its
 //! first line is then held from its first file, and a rotation is seen as
 //! it happens rather than at the next look. Writes do not wake it (no
 //! `IN_MODIFY`): only names coming and going.
@@ -24,7 +25,7 @@ use rustix::io::Errno;
 /// What woke the holder.
 #[derive(Debug, Default)]
 pub(crate) struct Changes {
-    /// Paths created or moved into watched directories.
+    /// Paths created, moved in or deleted in watched directories.
     pub names: Vec<PathBuf>,
     /// A directory appeared, or events were dropped: look everywhere again.
     pub rescan: bool,
@@ -56,13 +57,14 @@ impl DirWatcher {
         }
     }
 
-    /// Watches `dir` for names created or moved in, if not yet.
+    /// Watches `dir` for names created, moved in or deleted, if not yet.
     pub fn watch(&mut self, dir: &Path) {
         if self.by_path.contains_key(dir) {
             return;
         }
         let flags = WatchFlags::CREATE
             | WatchFlags::MOVED_TO
+            | WatchFlags::DELETE
             | WatchFlags::ONLYDIR
             | WatchFlags::DONT_FOLLOW;
         match inotify::add_watch(&self.fd, dir, flags) {
@@ -119,7 +121,10 @@ impl DirWatcher {
                 ignored.push(event.wd());
                 continue;
             }
-            if flags.contains(ReadFlags::ISDIR) {
+            // A new directory may hold logs; one deleted (a container
+            // removed) leaves only its logs to let go, named by their own
+            // events.
+            if flags.contains(ReadFlags::ISDIR) && !flags.contains(ReadFlags::DELETE) {
                 changes.rescan = true;
             }
             if let (Some(dir), Some(name)) = (self.dirs.get(&event.wd()), event.file_name()) {
