@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use jaga_cgroup::{CgroupError, CgroupReader, ContainerCgroups};
 use jaga_model::{ContainerId, ContainerRef, HostCounters, Sample};
@@ -12,8 +12,10 @@ use jaga_model::{ContainerId, ContainerRef, HostCounters, Sample};
 pub struct Sampler {
     root: PathBuf,
     reader: CgroupReader,
-    /// Resolved cgroup directories by (container, pid): a restart brings a new pid.
-    cgroups: Mutex<HashMap<(ContainerId, u32), ContainerCgroups>>,
+    /// Resolved cgroup directories by container, with the pid they were
+    /// found from: a restart brings a new pid. Shared, not copied: the
+    /// CPU counter of every container is looked up each second.
+    cgroups: Mutex<HashMap<ContainerId, (u32, Arc<ContainerCgroups>)>>,
 }
 
 impl Sampler {
@@ -42,13 +44,17 @@ impl Sampler {
     /// One reading of the container. It must have an init PID.
     pub fn sample(&self, container: &ContainerRef) -> Result<Sample, CgroupError> {
         let pid = container.pid.ok_or(CgroupError::NoProcess)?;
-        let key = (container.id.clone(), pid);
-        let cached = self.lock().get(&key).cloned();
-        let cgroups = match cached {
+        let cgroups = match self.cached(container, pid) {
             Some(cgroups) => cgroups,
             None => {
-                let cgroups = self.reader.container_cgroups(pid)?;
-                self.lock().insert(key.clone(), cgroups.clone());
+                let cgroups = Arc::new(self.reader.container_cgroups(pid)?);
+                let replaced = self
+                    .lock()
+                    .insert(container.id.clone(), (pid, Arc::clone(&cgroups)));
+                if let Some((_, before)) = replaced {
+                    // The same container under its previous pid.
+                    before.release_handles();
+                }
                 cgroups
             }
         };
@@ -58,10 +64,17 @@ impl Sampler {
         if result.is_err() {
             // The container went away or restarted: find its cgroups afresh
             // next time, and close what was kept open for the old ones.
-            self.lock().remove(&key);
+            self.lock().remove(&container.id);
             cgroups.release_handles();
         }
         result
+    }
+
+    fn cached(&self, container: &ContainerRef, pid: u32) -> Option<Arc<ContainerCgroups>> {
+        self.lock()
+            .get(&container.id)
+            .filter(|(cached_pid, _)| *cached_pid == pid)
+            .map(|(_, cgroups)| Arc::clone(cgroups))
     }
 
     /// The previous reading again, stamped now, when the container's CPU
@@ -69,7 +82,7 @@ impl Sampler {
     /// `None` when it moved, or on any doubt (the full read tells why).
     pub fn unchanged_since(&self, container: &ContainerRef, previous: &Sample) -> Option<Sample> {
         let pid = container.pid?;
-        let cgroups = self.lock().get(&(container.id.clone(), pid)).cloned()?;
+        let cgroups = self.cached(container, pid)?;
         let usage = self.reader.read_cpu_usage_ns(&cgroups).ok()?;
         (usage == previous.cpu.usage_total_ns).then(|| Sample {
             monotonic_ns: jaga_cgroup::monotonic_now_ns(),
@@ -83,10 +96,10 @@ impl Sampler {
     /// files, so neither the cache nor the open descriptors grow with churn.
     pub fn retain(&self, current: impl Fn(&ContainerId, u32) -> bool) {
         let mut gone = Vec::new();
-        self.lock().retain(|(id, pid), cgroups| {
+        self.lock().retain(|id, (pid, cgroups)| {
             let keep = current(id, *pid);
             if !keep {
-                gone.push(cgroups.clone());
+                gone.push(Arc::clone(cgroups));
             }
             keep
         });
@@ -95,7 +108,9 @@ impl Sampler {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(ContainerId, u32), ContainerCgroups>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<ContainerId, (u32, Arc<ContainerCgroups>)>> {
         // A panic while holding this lock cannot leave the map inconsistent.
         self.cgroups
             .lock()

@@ -146,28 +146,23 @@ pub(crate) fn read_fresh(path: &Path) -> io::Result<String> {
     read_whole(&File::open(path)?)
 }
 
-/// Reads from offset 0 to the end with `pread`, leaving the file position alone.
+/// Reads from offset 0 to the end with `pread`, leaving the file position
+/// alone; a short read is the end (cgroup and `/proc` files give all they
+/// have at once), so a small file costs one call. Most fit the stack
+/// buffer and cost one allocation of their own size: a 4 KiB heap buffer
+/// per read was a "large" request to glibc, which then merges every small
+/// free chunk it keeps (`malloc_consolidate`, high in the profile).
 fn read_whole(file: &File) -> io::Result<String> {
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    let mut buf: Vec<u8> = Vec::new();
     loop {
-        if buf.len() == buf.capacity() {
-            buf.reserve(buf.capacity());
-        }
-        let len = buf.len();
-        buf.resize(buf.capacity(), 0);
-        let wanted = buf.len() - len;
-        let read = match file.read_at(&mut buf[len..], len as u64) {
+        let read = match file.read_at(&mut chunk, buf.len() as u64) {
             Ok(read) => read,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                buf.truncate(len);
-                continue;
-            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        buf.truncate(len + read);
-        // A seq_file fills the buffer while it has records, so a short read
-        // is the end: this saves the second pread that would return 0.
-        if read < wanted {
+        buf.extend_from_slice(&chunk[..read]);
+        if read < chunk.len() {
             break;
         }
     }
