@@ -369,6 +369,7 @@ impl Agent {
         if let Some(rules) = metric_rules {
             let task = crate::sources::metric_rules::MetricRulesTask {
                 rules,
+                exits: Default::default(),
                 sink: Arc::clone(&sink),
                 snapshots: snapshot_tx.subscribe(),
                 agent: agent.clone(),

@@ -14,9 +14,8 @@
 //! `timestamp`. The layout and its migrations are in `events_schema`.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-
-use std::collections::HashMap;
 
 use jaga_model::{Alert, Event, MetricRuleState, MetricStateChange, MetricStatus};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -136,6 +135,10 @@ pub struct AlertFilter {
 pub struct EventStore {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Moves on every commit of a Docker event and every trim that removed
+    /// events: readers that keep what they read (the metric rules' exits)
+    /// ask the database again only when it moved.
+    events_generation: AtomicU64,
 }
 
 impl EventStore {
@@ -161,11 +164,18 @@ impl EventStore {
         Ok(Self {
             path,
             conn: Mutex::new(conn),
+            events_generation: AtomicU64::new(0),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Changes whenever the stored Docker events may have changed (read it
+    /// before reading the events: a commit after it changes it again).
+    pub fn events_generation(&self) -> u64 {
+        self.events_generation.load(Ordering::Acquire)
     }
 
     /// Stores `alerts` and what their source `consumed` to raise them in
@@ -207,7 +217,12 @@ impl EventStore {
             tx.commit()?;
             Ok(committed)
         };
-        run(&mut conn).map_err(|e| self.err(format!("recording {}", consumed.describe()), e))
+        let committed = run(&mut conn)
+            .map_err(|e| self.err(format!("recording {}", consumed.describe()), e))?;
+        if committed.consumed_new && matches!(consumed, Consumed::Event(_)) {
+            self.events_generation.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(committed)
     }
 
     /// The checkpoints of logs whose lines raised no alert, in one
@@ -328,27 +343,24 @@ impl EventStore {
         })
     }
 
-    /// Stored events of `action` per container id with a time in
-    /// `[from_nano, to_nano]`: one query for every container.
-    pub fn count_actions_by_container(
+    /// The container and time of each `action` event from `from_nano` on,
+    /// oldest first.
+    pub fn action_times(
         &self,
         action: &str,
         from_nano: i64,
-        to_nano: i64,
-    ) -> Result<HashMap<String, u32>, StoreError> {
+    ) -> Result<Vec<(String, i64)>, StoreError> {
         let conn = self.lock();
-        let run = || -> rusqlite::Result<HashMap<String, u32>> {
+        let run = || -> rusqlite::Result<Vec<(String, i64)>> {
             let mut stmt = conn.prepare_cached(
-                "SELECT container_id, COUNT(*) FROM events WHERE action = ?1 \
-                 AND time_nano >= ?2 AND time_nano <= ?3 AND container_id IS NOT NULL \
-                 GROUP BY container_id",
+                "SELECT container_id, time_nano FROM events WHERE action = ?1 \
+                 AND time_nano >= ?2 AND container_id IS NOT NULL ORDER BY time_nano",
             )?;
-            let rows = stmt.query_map(params![action, from_nano, to_nano], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
+            let rows =
+                stmt.query_map(params![action, from_nano], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         };
-        run().map_err(|e| self.err(format!("counting '{action}' events by container"), e))
+        run().map_err(|e| self.err(format!("reading the times of '{action}' events"), e))
     }
 
     /// The state changes of metric rules and the alerts they raised, in one
@@ -543,7 +555,11 @@ impl EventStore {
             )?;
             Ok((events, alerts))
         };
-        run().map_err(|e| self.err("trimming events and alerts", e))
+        let trimmed = run().map_err(|e| self.err("trimming events and alerts", e))?;
+        if trimmed.0 > 0 {
+            self.events_generation.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(trimmed)
     }
 
     /// Flushes the WAL into the database file (at shutdown).
@@ -1469,7 +1485,7 @@ CREATE TABLE IF NOT EXISTS audit_findings (
     }
 
     #[test]
-    fn exits_are_counted_per_container_in_a_window() {
+    fn exit_times_are_read_from_a_time_on_and_their_changes_are_told() {
         let dir = tempfile::tempdir().unwrap();
         let store = EventStore::open(dir.path()).unwrap();
         for (time, action, name) in [
@@ -1481,12 +1497,28 @@ CREATE TABLE IF NOT EXISTS audit_findings (
         ] {
             store.record(&event(time, action, name), &[]).unwrap();
         }
-        let counts = store
-            .count_actions_by_container("die", 1_500, 9_000)
-            .unwrap();
+        let generation = store.events_generation();
         assert_eq!(
-            counts,
-            HashMap::from([("id-web".to_owned(), 2), ("id-db".to_owned(), 1)])
+            store.action_times("die", 1_500).unwrap(),
+            vec![
+                ("id-web".to_owned(), 2_000),
+                ("id-db".to_owned(), 3_000),
+                ("id-web".to_owned(), 9_000)
+            ]
         );
+        // Readers that keep the times know when to read them again.
+        store.record(&event(9_500, "die", "db"), &[]).unwrap();
+        assert_ne!(store.events_generation(), generation);
+        let generation = store.events_generation();
+        store.record(&event(9_500, "die", "db"), &[]).unwrap();
+        assert_eq!(
+            store.events_generation(),
+            generation,
+            "a replay changes nothing"
+        );
+        store.trim(0, &[]).unwrap();
+        assert_eq!(store.events_generation(), generation, "nothing trimmed");
+        store.trim(5, &[]).unwrap();
+        assert_ne!(store.events_generation(), generation);
     }
 }

@@ -343,3 +343,61 @@ fn rules_check_validates_metric_rule_files_with_their_lines() {
     );
     assert!(!data.join("events.sqlite3").exists());
 }
+
+/// The exits a `restarts` rule counts come from the stored Docker events,
+/// kept in memory between passes and read again when an event is stored:
+/// exits that arrive after the agent started must still reach the count.
+#[test]
+fn a_restart_loop_fires_the_restarts_rule_from_exits_stored_while_running() {
+    require_engine();
+    let data = tempfile::tempdir().unwrap();
+    let name = common::unique_name("metric-restarts");
+    let rules = data.path().join("metric-restarts.yml");
+    std::fs::write(
+        &rules,
+        format!(
+            "rules:
+  - id: 300301
+    level: 8
+    description: Restart loop
+    groups: [metrics, test]
+    metric: restarts
+    at_least: 3
+    window: 10m
+    containers: {{ name: \"{name}\" }}
+"
+        ),
+    )
+    .unwrap();
+    let agent = Agent::start(data.path(), &config_for(&rules));
+    // Evaluated (and its exits read) before the container exits at all.
+    wait_for(DEADLINE, || (collections(&agent) >= 3.0).then_some(())).expect("the agent collects");
+    assert!(statuses(&agent, 300301).is_empty());
+    let looping = TestContainer {
+        id: docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--restart",
+            "on-failure:6",
+            "--network",
+            "none",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "sleep 1; exit 3",
+        ]),
+        name,
+    };
+    let fired = wait_for(DEADLINE, || {
+        let seen = episodes(&agent, 300301);
+        (!seen.is_empty()).then_some(seen)
+    })
+    .expect("no restart-loop alert for a container exiting again and again");
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0].0, "firing");
+    assert_eq!(fired[0].1, format!("300301/container/{}", looping.id));
+    let alert = &agent.json("/api/v1/alerts?rule_id=300301")[0];
+    assert_eq!(alert["data"]["value"], "3 exits", "{alert}");
+}

@@ -6,6 +6,7 @@
 //! its resolution; a failed commit reloads it, so the next evaluation makes
 //! the same transitions (with the same alert ids) again.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,8 @@ pub fn load(config: &Config) -> anyhow::Result<Option<MetricRules>> {
 
 pub struct MetricRulesTask {
     pub rules: MetricRules,
+    /// Container exits of the longest `restarts` window, as last read.
+    pub(crate) exits: ExitTimes,
     pub sink: Arc<AlertSink>,
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     pub agent: AlertAgent,
@@ -71,7 +74,7 @@ impl MetricRulesTask {
     }
 
     /// One evaluation and its commit; `false` when the store refused it.
-    async fn evaluate(&self, snapshot: &Snapshot, state: &mut FiringState) -> bool {
+    async fn evaluate(&mut self, snapshot: &Snapshot, state: &mut FiringState) -> bool {
         let restarts = match self.count_restarts(snapshot.taken_unix_ms).await {
             Ok(restarts) => restarts,
             Err(error) => {
@@ -114,29 +117,40 @@ impl MetricRulesTask {
         }
     }
 
-    /// Exits per container in each window the rules use, from stored events.
-    async fn count_restarts(&self, now_ms: i64) -> Result<RestartCounts, jaga_store::StoreError> {
+    /// Exits per container in each window the rules use, from stored
+    /// events. The exits of the longest window are kept and read again
+    /// only when the stored events changed: an idle host asked SQLite at
+    /// every pass for counts that had not moved.
+    async fn count_restarts(
+        &mut self,
+        now_ms: i64,
+    ) -> Result<RestartCounts, jaga_store::StoreError> {
         let windows = self.rules.restart_windows();
-        let store = Arc::clone(self.sink.store());
+        let Some(longest) = windows.last().copied() else {
+            return Ok(RestartCounts::default());
+        };
         let now_nano = now_ms.saturating_mul(1_000_000);
-        let counted = tokio::task::spawn_blocking(move || {
-            let mut counts = RestartCounts::default();
-            for window in windows {
-                let span = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX);
-                let by_container = store.count_actions_by_container(
-                    "die",
-                    now_nano.saturating_sub(span),
-                    now_nano,
-                )?;
-                counts.insert(window, by_container);
-            }
-            Ok(counts)
-        })
-        .await;
-        counted.unwrap_or_else(|error| {
-            tracing::warn!(%error, "counting container exits stopped");
-            Ok(RestartCounts::default())
-        })
+        let from_nano = now_nano.saturating_sub(nanos(longest));
+        let store = Arc::clone(self.sink.store());
+        // Read before the events: a commit after this moves it again.
+        let generation = store.events_generation();
+        if !self.exits.covers(generation, from_nano) {
+            let read =
+                tokio::task::spawn_blocking(move || store.action_times("die", from_nano)).await;
+            let times = match read {
+                Ok(times) => times?,
+                Err(error) => {
+                    tracing::warn!(%error, "counting container exits stopped");
+                    return Ok(RestartCounts::default());
+                }
+            };
+            self.exits = ExitTimes {
+                generation: Some(generation),
+                from_nano,
+                times,
+            };
+        }
+        Ok(self.exits.counts(&windows, now_nano))
     }
 
     /// The stored state, read again every few seconds until the store
@@ -166,5 +180,97 @@ impl MetricRulesTask {
                 _ = shutdown.changed() => return None,
             }
         }
+    }
+}
+
+/// Container exits (`die` events) from a time on, as read from the store
+/// at one events generation.
+#[derive(Debug, Default)]
+pub(crate) struct ExitTimes {
+    generation: Option<u64>,
+    from_nano: i64,
+    /// (container id, time), oldest first.
+    times: Vec<(String, i64)>,
+}
+
+impl ExitTimes {
+    /// Whether what was read still answers for exits from `from_nano` on.
+    fn covers(&self, generation: u64, from_nano: i64) -> bool {
+        self.generation == Some(generation) && self.from_nano <= from_nano
+    }
+
+    /// Exits per container in each window ending at `now_nano`.
+    fn counts(&self, windows: &[Duration], now_nano: i64) -> RestartCounts {
+        let mut counts = RestartCounts::default();
+        for window in windows {
+            let from_nano = now_nano.saturating_sub(nanos(*window));
+            let mut by_container: HashMap<String, u32> = HashMap::new();
+            for (container, _) in self
+                .times
+                .iter()
+                .filter(|(_, time)| (from_nano..=now_nano).contains(time))
+            {
+                *by_container.entry(container.clone()).or_default() += 1;
+            }
+            counts.insert(*window, by_container);
+        }
+        counts
+    }
+}
+
+fn nanos(window: Duration) -> i64 {
+    i64::try_from(window.as_nanos()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exits(generation: u64, from_nano: i64, times: &[(&str, i64)]) -> ExitTimes {
+        ExitTimes {
+            generation: Some(generation),
+            from_nano,
+            times: times.iter().map(|(c, t)| ((*c).to_owned(), *t)).collect(),
+        }
+    }
+
+    #[test]
+    fn exits_are_counted_per_window_from_what_was_read() {
+        let read = exits(
+            1,
+            0,
+            &[
+                ("web", 1_000),
+                ("web", 2_000),
+                ("db", 3_000),
+                ("web", 9_000),
+            ],
+        );
+        let (short, long) = (Duration::from_nanos(1_000), Duration::from_nanos(7_500));
+        let counts = read.counts(&[short, long], 9_000);
+        assert_eq!(counts.get(short, "web"), Some(1));
+        assert_eq!(counts.get(short, "db"), Some(0));
+        assert_eq!(
+            counts.get(long, "web"),
+            Some(2),
+            "1_000 is out of the window"
+        );
+        assert_eq!(counts.get(long, "db"), Some(1));
+    }
+
+    #[test]
+    fn exits_are_read_again_when_the_events_moved_or_the_window_reaches_back() {
+        let read = exits(4, 1_000, &[]);
+        assert!(read.covers(4, 1_000));
+        assert!(
+            read.covers(4, 5_000),
+            "a later window start is in what was read"
+        );
+        assert!(!read.covers(5, 5_000), "an event stored or trimmed since");
+        assert!(
+            !read.covers(4, 500),
+            "the window reaches before what was read"
+        );
+        assert!(!ExitTimes::default().covers(0, 0), "never read");
     }
 }
