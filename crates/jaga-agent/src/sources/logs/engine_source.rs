@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bollard::query_parameters::{InspectContainerOptions, LogsOptions};
 use futures_util::StreamExt;
-use jaga_engine::Engine;
+use jaga_engine::{ContainerDetails, Engine};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -40,25 +40,39 @@ impl EngineSources {
     }
 
     /// Starts following running containers that log through another driver.
+    /// `running` is the collector's inventory (`None`: ask the Engine);
     /// `since_secs` gives each one's checkpoint (seconds), if any.
     pub async fn discover(
         &mut self,
         engine: &Arc<Engine>,
+        running: Option<&[ContainerDetails]>,
         lines: &mpsc::Sender<EngineLine>,
         shutdown: &watch::Receiver<bool>,
         since_secs: &mut (dyn FnMut(&str) -> Option<i64> + Send),
         first: bool,
     ) {
         self.followed.retain(|_, task| !task.is_finished());
-        let Ok(listed) = engine.list_containers(false).await else {
-            return;
+        // (id, whether its json-file log is known): the inventory already
+        // tells most containers' driver, so only the others are inspected.
+        let listed: Vec<(String, bool)> = match running {
+            Some(running) => running
+                .iter()
+                .map(|d| (d.container.id.to_string(), d.log_path.is_some()))
+                .collect(),
+            None => match engine.list_containers(false).await {
+                Ok(listed) => listed.iter().map(|l| (l.id.to_string(), false)).collect(),
+                Err(_) => return,
+            },
         };
         // Forget containers no longer running, or the map grows with churn.
-        let running: HashSet<String> = listed.iter().map(|l| l.id.to_string()).collect();
-        self.skipped.retain(|id, _| running.contains(id));
-        for listing in listed {
-            let id = listing.id.to_string();
+        let running: HashSet<&str> = listed.iter().map(|(id, _)| id.as_str()).collect();
+        self.skipped.retain(|id, _| running.contains(id.as_str()));
+        for (id, json_file) in listed {
             if self.followed.contains_key(&id) || self.skipped.contains_key(&id) {
+                continue;
+            }
+            if json_file {
+                self.skipped.insert(id, ());
                 continue;
             }
             let driver = engine

@@ -57,7 +57,7 @@ impl LogWatch {
         let (engine_tx, mut engine_rx) = tokio::sync::mpsc::channel::<EngineLine>(10_000);
         // Containers on other log drivers, every 2 s, in a task of their
         // own: a slow Engine must not hold up reading the files.
-        let (engine_followed_tx, engine_followed) = watch::channel(HashSet::new());
+        let (engine_followed_tx, mut engine_followed) = watch::channel(HashSet::new());
         tokio::spawn(discover_engine_sources(
             Arc::clone(&self.engine),
             Arc::clone(self.sink.store()),
@@ -67,8 +67,10 @@ impl LogWatch {
             shutdown.clone(),
         ));
         // Every log quiet and none read through the Engine: wait as long as
-        // a quiet log's own poll period (an idle host wakes once a second).
+        // a quiet log's own poll period; with no log at all, until one comes.
         let mut quiet = false;
+        // The Engine sources' task still runs (and can wake this loop).
+        let mut engine_sources_open = true;
         // More to read than one poll's budget: read on without waiting for
         // the tick, so a fast writer does not outrun Docker's rotation.
         let mut backlog = false;
@@ -83,14 +85,21 @@ impl LogWatch {
                 }
                 tokio::task::yield_now().await;
             } else {
-                let wait = if quiet && engine_followed.borrow().is_empty() {
-                    jaga_logs::QUIET_POLL_EVERY.max(self.config.poll)
-                } else {
+                let wait = if !quiet || !engine_followed.borrow_and_update().is_empty() {
                     self.config.poll
+                } else if tailer.followed_count() == 0 {
+                    // No log at all: a new one wakes this loop (the holder
+                    // finds it, or the Engine sources change).
+                    NOTHING_TO_FOLLOW_WAIT
+                } else {
+                    jaga_logs::QUIET_POLL_EVERY.max(self.config.poll)
                 };
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = new_log.notified() => {}
+                    changed = engine_followed.changed(), if engine_sources_open => {
+                        engine_sources_open = changed.is_ok();
+                    }
                     _ = shutdown.changed() => return,
                 }
             }
@@ -386,6 +395,9 @@ async fn discover_engine_sources(
     let mut inventory_open = true;
     let mut sources = EngineSources::default();
     let mut first = true;
+    // The first look from the collector's first inventory (the one before
+    // is empty): the containers running then are followed from now on.
+    let _ = tokio::time::timeout(FIRST_INVENTORY_WAIT, inventory.changed()).await;
     loop {
         let mut since = |id: &str| -> Option<i64> {
             store
@@ -394,10 +406,28 @@ async fn discover_engine_sources(
                 .flatten()
                 .map(|checkpoint| (checkpoint.offset / 1_000_000_000) as i64)
         };
+        // The inventory, not a listing from the Engine at each look; the
+        // Engine only when the collector is gone.
+        let running = inventory_open.then(|| Arc::clone(&inventory.borrow_and_update()));
         sources
-            .discover(&engine, &lines, &shutdown, &mut since, first)
+            .discover(
+                &engine,
+                running.as_deref().map(Vec::as_slice),
+                &lines,
+                &shutdown,
+                &mut since,
+                first,
+            )
             .await;
-        followed.send_replace(sources.followed_ids());
+        let ids = sources.followed_ids();
+        // Only a change wakes the log loop.
+        followed.send_if_modified(|current| {
+            let changed = *current != ids;
+            if changed {
+                *current = ids;
+            }
+            changed
+        });
         first = false;
         tokio::select! {
             changed = inventory.changed(), if inventory_open => inventory_open = changed.is_ok(),
@@ -406,6 +436,14 @@ async fn discover_engine_sources(
         }
     }
 }
+
+/// The longest wait of the log loop when no log is followed: only a safety
+/// net, since a new log or Engine source wakes it.
+const NOTHING_TO_FOLLOW_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long the first look for containers on other log drivers waits for
+/// the collector's first inventory.
+const FIRST_INVENTORY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A look for containers on other log drivers without an inventory change.
 const ENGINE_SOURCES_LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
