@@ -21,7 +21,8 @@ const DECODE_PASSES: usize = 3;
 pub fn normalize(input: &str) -> String {
     let mut text = input.as_bytes().to_vec();
     plus_to_space(&mut text);
-    let mut scratch = Vec::with_capacity(text.len());
+    // Sized by the pass that first writes to it: most texts need none.
+    let mut scratch = Vec::new();
     for _ in 0..DECODE_PASSES {
         let outcome = decode_once(&text, &mut scratch);
         if outcome.changed {
