@@ -65,7 +65,8 @@ pub fn decode(line: &str) -> Option<Fields> {
             if let Some(protocol) = parts.protocol {
                 fields.set("protocol", protocol);
             }
-            if parts.target.contains(' ') {
+            // `memchr`: `str::contains` reads the whole target a word at a time.
+            if memchr::memchr(b' ', parts.target.as_bytes()).is_some() {
                 fields.set("request_anomaly", RAW_SPACE);
             }
             fields.split_url();
@@ -133,8 +134,47 @@ fn take_until<'a>(rest: &mut &'a str, separator: char) -> Option<&'a str> {
 /// A `"..."` field with `\"` and `\\` escapes as apache writes them, and
 /// nginx's `\xHH` for a quote, a backslash and bytes past ASCII (kept as
 /// text for control bytes, so they never reach a field raw). Runs without
-/// an escape are copied whole.
+/// an escape are copied whole, as text: escapes end and start on ASCII
+/// bytes, so the field is valid UTF-8 without a check unless an escape
+/// gives a byte past ASCII ([`take_quoted_bytes`] then).
 fn take_quoted(rest: &mut &str) -> Option<String> {
+    let body = rest.strip_prefix('"')?;
+    let bytes = body.as_bytes();
+    let mut out = String::with_capacity(bytes.len().min(1 << 16));
+    let mut i = 0;
+    loop {
+        let at = i + memchr::memchr2(b'"', b'\\', &bytes[i..])?;
+        out.push_str(&body[i..at]);
+        if bytes[at] == b'"' {
+            *rest = &body[at + 1..];
+            return Some(out);
+        }
+        let (byte, next) = quoted_escape(bytes, at)?;
+        if !byte.is_ascii() {
+            return take_quoted_bytes(rest);
+        }
+        out.push(char::from(byte));
+        i = next;
+    }
+}
+
+/// The byte the escape at `at` (a `\`) in a quoted field stands for, and
+/// where the text after it starts; `None` at the end of the text.
+fn quoted_escape(bytes: &[u8], at: usize) -> Option<(u8, usize)> {
+    Some(match bytes.get(at + 1)? {
+        b'"' => (b'"', at + 2),
+        b'\\' => (b'\\', at + 2),
+        b'x' => match nginx_escape(bytes.get(at + 2..at + 4)) {
+            Some(byte) => (byte, at + 4),
+            None => (b'\\', at + 1),
+        },
+        _ => (b'\\', at + 1),
+    })
+}
+
+/// [`take_quoted`] for a field whose escapes give bytes past ASCII: built
+/// as bytes, then checked as UTF-8 (invalid sequences replaced).
+fn take_quoted_bytes(rest: &mut &str) -> Option<String> {
     let body = rest.strip_prefix('"')?;
     let bytes = body.as_bytes();
     let mut out: Vec<u8> = Vec::with_capacity(bytes.len().min(1 << 16));
@@ -149,31 +189,9 @@ fn take_quoted(rest: &mut &str) -> Option<String> {
                 Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
             });
         }
-        match bytes.get(at + 1) {
-            Some(b'"') => {
-                out.push(b'"');
-                i = at + 2;
-            }
-            Some(b'\\') => {
-                out.push(b'\\');
-                i = at + 2;
-            }
-            Some(b'x') => match nginx_escape(bytes.get(at + 2..at + 4)) {
-                Some(byte) => {
-                    out.push(byte);
-                    i = at + 4;
-                }
-                None => {
-                    out.push(b'\\');
-                    i = at + 1;
-                }
-            },
-            Some(_) => {
-                out.push(b'\\');
-                i = at + 1;
-            }
-            None => return None,
-        }
+        let (byte, next) = quoted_escape(bytes, at)?;
+        out.push(byte);
+        i = next;
     }
 }
 
@@ -234,6 +252,43 @@ mod tests {
         assert_eq!(f.get("user_agent"), Some("\"; id"));
         assert!(decode("hello world").is_none());
         assert!(decode("").is_none());
+    }
+
+    #[test]
+    fn quoted_fields_read_as_text_equal_those_read_as_bytes() {
+        let pieces = [
+            "a",
+            "\\\"",
+            "\\\\",
+            "\\x22",
+            "\\x5C",
+            "\\x41",
+            "\\x01",
+            "\\x",
+            "\\x4",
+            "\\q",
+            "\\",
+            "привет",
+            "%D0%9F",
+            " ",
+            "\\xD0\\x9F",
+            "\\xD0",
+            "\\xFF",
+        ];
+        for first in pieces {
+            for second in pieces {
+                for third in ["", "\\x22", "\\xD0", "\\"] {
+                    let line = format!("\"{first}{second}{third}{first}\" rest");
+                    let (mut text, mut bytes) = (line.as_str(), line.as_str());
+                    assert_eq!(
+                        take_quoted(&mut text),
+                        take_quoted_bytes(&mut bytes),
+                        "{line}"
+                    );
+                    assert_eq!(text, bytes, "{line}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -35,15 +35,17 @@ impl Fields {
 
     /// Adds `path` and `query` split from `url`.
     pub fn split_url(&mut self) {
-        let Some(url) = self.get("url").map(str::to_owned) else {
+        let Some(url) = self.get("url") else {
             return;
         };
-        match url.split_once('?') {
-            Some((path, query)) => {
-                self.set("path", path);
-                self.set("query", query);
-            }
-            None => self.set("path", url),
+        // Each part copied once (a long url is up to a few kilobytes).
+        let (path, query) = match memchr::memchr(b'?', url.as_bytes()) {
+            Some(at) => (url[..at].to_owned(), Some(url[at + 1..].to_owned())),
+            None => (url.to_owned(), None),
+        };
+        self.set("path", path);
+        if let Some(query) = query {
+            self.set("query", query);
         }
     }
 }

@@ -164,6 +164,11 @@ pub struct LogStats {
     /// are read again).
     #[serde(default)]
     pub store_failures_total: u64,
+    /// Field texts on which the rules' lazy DFA gave up (its cache
+    /// thrashed, or a Unicode `\b` met non-ASCII text), matched pattern
+    /// by pattern instead: same result, slower.
+    #[serde(default)]
+    pub rule_dfa_fallbacks_total: u64,
 }
 
 /// A process inside a container, as `jaga top` and the API show it.

@@ -7,6 +7,10 @@
 //! ASCII only (non-ASCII text is kept as it is), and each pass writes into
 //! one buffer sized once.
 
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
+
 /// How many times percent-escapes and entities are undone at most
 /// (`%252527` needs three).
 const DECODE_PASSES: usize = 3;
@@ -17,7 +21,8 @@ const DECODE_PASSES: usize = 3;
 pub fn normalize(input: &str) -> String {
     let mut text = input.as_bytes().to_vec();
     plus_to_space(&mut text);
-    let mut scratch = Vec::with_capacity(text.len());
+    // Sized by the pass that first writes to it: most texts need none.
+    let mut scratch = Vec::new();
     for _ in 0..DECODE_PASSES {
         let outcome = decode_once(&text, &mut scratch);
         if outcome.changed {
@@ -50,19 +55,6 @@ fn plus_to_space(text: &mut [u8]) {
     }
 }
 
-/// Bytes that start an escape in a decoding pass.
-const ESCAPE_STARTS: [bool; 256] = escape_starts(true);
-/// The same for a text that can hold no entity: `&` is a separator there.
-const ESCAPE_STARTS_NO_ENTITY: [bool; 256] = escape_starts(false);
-
-const fn escape_starts(entities: bool) -> [bool; 256] {
-    let mut table = [false; 256];
-    table[b'%' as usize] = true;
-    table[b'&' as usize] = entities;
-    table[b'\\' as usize] = true;
-    table
-}
-
 /// Whitespace (and NUL) that [`normalize`] turns into one space, and `/`
 /// which may open a comment.
 const SPECIAL_IN_COLLAPSE: [bool; 256] = {
@@ -75,6 +67,7 @@ const SPECIAL_IN_COLLAPSE: [bool; 256] = {
     table
 };
 
+#[derive(Default)]
 struct Pass {
     changed: bool,
     /// An escape decoded into a byte that may start or complete another
@@ -101,30 +94,39 @@ fn push_char(out: &mut Vec<u8>, code: u32) {
 /// as it was when nothing changed). Runs of bytes without an escape are
 /// copied whole.
 fn decode_once(src: &[u8], dst: &mut Vec<u8>) -> Pass {
-    let mut pass = Pass {
-        changed: false,
-        may_hold_more: false,
-    };
-    let Some(first) = memchr::memchr3(b'%', b'&', b'\\', src) else {
-        return pass;
-    };
-    // An entity ends in `;` or starts `&#`: a query of `a=1&b=2` holds
-    // neither, and its separators are then copied with the text around them.
-    let entities =
-        memchr::memchr(b';', src).is_some() || memchr::memmem::find(src, b"&#").is_some();
-    let starts = match entities {
-        true => &ESCAPE_STARTS,
-        false => &ESCAPE_STARTS_NO_ENTITY,
-    };
+    if memchr::memchr3(b'%', b'&', b'\\', src).is_none() {
+        return Pass::default();
+    }
+    let entities = may_hold_entities(src);
+    let mut finder = EscapeFinder::new(src, entities);
+    decode_once_with(src, dst, entities, |from| finder.next(from))
+}
+
+/// An entity ends in `;` or starts `&#`: a query of `a=1&b=2` holds
+/// neither, and its separators are then copied with the text around them.
+fn may_hold_entities(text: &[u8]) -> bool {
+    memchr::memchr(b';', text).is_some() || ENTITY_NUMBER.find(text).is_some()
+}
+
+/// [`decode_once`] with the finder of escapes given (where the next escape
+/// may start from an offset on): the one used, or in tests the
+/// byte-by-byte one it must agree with.
+fn decode_once_with(
+    src: &[u8],
+    dst: &mut Vec<u8>,
+    entities: bool,
+    mut find_escape: impl FnMut(usize) -> usize,
+) -> Pass {
+    let mut pass = Pass::default();
     dst.clear();
     dst.reserve(src.len());
     // `src[..copied]` is in `dst`: text is copied when an escape is
     // decoded, not at each byte that might have started one (`&#x&#x...`).
     let mut copied = 0;
     let mut decoded = Vec::with_capacity(MAX_ENTITY);
-    let mut i = first;
+    let mut i = 0;
     while i < src.len() {
-        i += next_escape(&src[i..], starts, entities);
+        i = find_escape(i);
         let Some(&b) = src.get(i) else {
             break;
         };
@@ -141,7 +143,7 @@ fn decode_once(src: &[u8], dst: &mut Vec<u8>) -> Pass {
         decoded.clear();
         let consumed = match b {
             b'%' => percent_escape(&src[i..], &mut decoded),
-            b'&' if starts[usize::from(b'&')] => entity(&src[i..], &mut decoded),
+            b'&' if entities => entity(&src[i..], &mut decoded),
             b'\\' => hex_escape(&src[i..], &mut decoded),
             _ => 0,
         };
@@ -175,20 +177,136 @@ fn decode_once(src: &[u8], dst: &mut Vec<u8>) -> Pass {
     pass
 }
 
-/// Where the next byte that may start an escape is in `text` (its length
-/// when there is none): the next few bytes one by one, as escapes come in
-/// runs, then a `memchr` over the rest.
-fn next_escape(text: &[u8], starts: &[bool; 256], entities: bool) -> usize {
-    const NEAR: usize = 16;
-    if let Some(at) = text.iter().take(NEAR).position(|b| starts[usize::from(*b)]) {
-        return at;
+/// Searchers built once: one built at each search cost more than the search
+/// on a short text. `&#` starts a numeric entity.
+static ENTITY_NUMBER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"&#"));
+static COMMENT_OPENER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"/*"));
+static TWO_SPACES: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"  "));
+
+/// Positions looked at together by [`EscapeFinder`], without a branch each.
+const SCAN_CHUNK: usize = 32;
+/// The bytes after a position that tell whether an escape starts there.
+const ESCAPE_LOOKAHEAD: usize = 3;
+const SCAN_WINDOW: usize = SCAN_CHUNK + ESCAPE_LOOKAHEAD;
+
+/// Finds where escapes may start in one text: a `memchr` to the next `%`,
+/// `&` or `\\`, then from there the positions of a chunk at once
+/// ([`chunk_escapes`]), kept for the next calls. Text dense with bytes
+/// that start no escape (`&#x&#x...`) or with escapes (`%%%`) thus costs
+/// about the same per byte as text without.
+struct EscapeFinder<'a> {
+    text: &'a [u8],
+    entities: bool,
+    /// Where the chunk last looked at starts, and where escapes may start
+    /// in it (bit `n`: at `chunk_at + n`).
+    chunk_at: usize,
+    starts: u32,
+}
+
+impl<'a> EscapeFinder<'a> {
+    fn new(text: &'a [u8], entities: bool) -> Self {
+        Self {
+            text,
+            entities,
+            chunk_at: usize::MAX,
+            starts: 0,
+        }
     }
-    let far = text.get(NEAR..).unwrap_or_default();
-    let found = match entities {
-        true => memchr::memchr3(b'%', b'&', b'\\', far),
-        false => memchr::memchr2(b'%', b'\\', far),
-    };
-    found.map_or(text.len(), |at| NEAR + at)
+
+    /// Where the next escape may start from `from` on (the text's length
+    /// when none can).
+    fn next(&mut self, from: usize) -> usize {
+        let text = self.text;
+        let mut at = from;
+        loop {
+            if let Some(offset) = at
+                .checked_sub(self.chunk_at)
+                .filter(|offset| *offset < SCAN_CHUNK)
+            {
+                let starts = self.starts >> offset;
+                if starts != 0 {
+                    return at + starts.trailing_zeros() as usize;
+                }
+                at = self.chunk_at + SCAN_CHUNK;
+            }
+            let rest = text.get(at..).unwrap_or_default();
+            let found = match self.entities {
+                true => memchr::memchr3(b'%', b'&', b'\\', rest),
+                false => memchr::memchr2(b'%', b'\\', rest),
+            };
+            let Some(found) = found else {
+                return text.len();
+            };
+            at += found;
+            self.chunk_at = at;
+            let whole = text
+                .get(at..at + SCAN_WINDOW)
+                .and_then(|w| w.try_into().ok());
+            self.starts = match whole {
+                Some(window) => chunk_escapes(window, self.entities),
+                // Near the end: padded with bytes that start nothing.
+                None => {
+                    let mut window = [0u8; SCAN_WINDOW];
+                    window[..text.len() - at].copy_from_slice(&text[at..]);
+                    chunk_escapes(&window, self.entities)
+                }
+            };
+        }
+    }
+}
+
+/// Classes of a byte for [`chunk_escapes`], as bits.
+const PERCENT: u8 = 1;
+const AMPERSAND: u8 = 2;
+const BACKSLASH: u8 = 4;
+const HASH: u8 = 8;
+const DIGIT: u8 = 16;
+const LETTER: u8 = 32;
+const HEX_DIGIT: u8 = 64;
+const X: u8 = 128;
+
+/// Where an escape that [`decode_once`] decodes or drops may start in
+/// `window`'s first [`SCAN_CHUNK`] positions, as bits: `%` before a
+/// letter, a digit or `%`; `&#` before a digit, `&#x` before a hex digit,
+/// or `&` before a letter (when the text may hold entities); `\x` before
+/// two hex digits. Each byte is classed, then each position told from the
+/// classes of its byte and the three after it: written without branches,
+/// both loops are vectorized.
+fn chunk_escapes(window: &[u8; SCAN_WINDOW], entities: bool) -> u32 {
+    let ampersand = if entities { AMPERSAND } else { 0 };
+    let mut class = [0u8; SCAN_WINDOW];
+    for (class, &b) in class.iter_mut().zip(window) {
+        let lower = b | 0x20;
+        let letter = lower.wrapping_sub(b'a') < 26;
+        let digit = b.wrapping_sub(b'0') < 10;
+        let hex_letter = lower.wrapping_sub(b'a') < 6;
+        *class = (if b == b'%' { PERCENT } else { 0 })
+            | (if b == b'&' { ampersand } else { 0 })
+            | (if b == b'\\' { BACKSLASH } else { 0 })
+            | (if b == b'#' { HASH } else { 0 })
+            | (if digit { DIGIT | HEX_DIGIT } else { 0 })
+            | (if letter { LETTER } else { 0 })
+            | (if hex_letter { HEX_DIGIT } else { 0 })
+            | (if lower == b'x' { X } else { 0 });
+    }
+    let mut starts = [0u8; SCAN_CHUNK];
+    for (i, start) in starts.iter_mut().enumerate() {
+        let has = |at: usize, bits: u8| class[i + at] & bits != 0;
+        let percent = has(0, PERCENT) & has(1, DIGIT | LETTER | PERCENT);
+        let number = has(1, HASH) & (has(2, DIGIT) | (has(2, X) & has(3, HEX_DIGIT)));
+        let entity = has(0, AMPERSAND) & (number | has(1, LETTER));
+        let backslash = has(0, BACKSLASH) & has(1, X) & has(2, HEX_DIGIT) & has(3, HEX_DIGIT);
+        *start = u8::from(percent | entity | backslash);
+    }
+    // Eight bytes of 0 or 1 to eight bits: the multiplier moves byte `n`'s
+    // bit to bit `56 + n`, and no two of its products overlap.
+    starts
+        .chunks_exact(8)
+        .enumerate()
+        .fold(0, |bits, (n, eight)| {
+            let word = u64::from_le_bytes(eight.try_into().unwrap_or_default());
+            bits | (((word.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32) << (8 * n))
+        })
 }
 
 /// The value of each hex digit; `NOT_HEX` for other bytes.
@@ -432,9 +550,7 @@ fn needs_collapsing(text: &[u8]) -> bool {
             .iter()
             .fold(false, |seen, b| seen | (is_space(*b) && *b != b' '))
     });
-    control_space
-        || memchr::memmem::find(text, b"/*").is_some()
-        || memchr::memmem::find(text, b"  ").is_some()
+    control_space || COMMENT_OPENER.find(text).is_some() || TWO_SPACES.find(text).is_some()
 }
 
 /// Where the first `*/` in `text` starts: a `memchr` for `*`, cheaper than
@@ -635,6 +751,84 @@ mod tests {
                     format!("{expected_before}{decoded}{tail}"),
                     "{text}"
                 );
+            }
+        }
+    }
+
+    /// The finder the decoding used before: every `%`, `\\` and (when
+    /// the text may hold entities) `&`, one byte at a time.
+    fn every_escape_byte(text: &[u8], entities: bool, from: usize) -> usize {
+        (from..text.len())
+            .find(|at| matches!(text[*at], b'%' | b'\\') || (entities && text[*at] == b'&'))
+            .unwrap_or(text.len())
+    }
+
+    #[test]
+    fn escapes_found_a_chunk_at_a_time_decode_as_found_byte_by_byte() {
+        let units = [
+            "&#x",
+            "&#",
+            "&",
+            "&#X4",
+            "&#x3c;",
+            "&#60",
+            "&lt;",
+            "&zz;",
+            "&#99999999;",
+            "%",
+            "%%",
+            "%4",
+            "%41",
+            "%u00",
+            "%u0041",
+            "%zz",
+            "%c0%af",
+            "\\",
+            "\\x",
+            "\\x4",
+            "\\x41",
+            "\\X7e",
+            "a",
+            ";",
+            "#",
+            "x",
+            "%%32%65",
+            "\u{5d0}",
+            "&amp;",
+        ];
+        let mut texts = Vec::new();
+        for unit in units {
+            for other in units {
+                // Runs whose ends fall on every place of a chunk.
+                for count in [1, 2, 10, 11, 12, 13, 33, 34, 35, 36, 100] {
+                    for pad in 0..4 {
+                        let mut text = "b".repeat(pad);
+                        text.push_str(&unit.repeat(count));
+                        text.push_str(other);
+                        texts.push(text.clone());
+                        text.push_str(&unit.repeat(count));
+                        texts.push(text);
+                    }
+                }
+            }
+        }
+        for text in texts {
+            let (mut chunked, mut bytewise) = (Vec::new(), Vec::new());
+            let text = text.as_bytes();
+            let entities = may_hold_entities(text);
+            let mut finder = EscapeFinder::new(text, entities);
+            let found = decode_once_with(text, &mut chunked, entities, |from| finder.next(from));
+            let expected = decode_once_with(text, &mut bytewise, entities, |from| {
+                every_escape_byte(text, entities, from)
+            });
+            assert_eq!(
+                (found.changed, found.may_hold_more),
+                (expected.changed, expected.may_hold_more),
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+            if expected.changed {
+                assert_eq!(chunked, bytewise, "{:?}", String::from_utf8_lossy(text));
             }
         }
     }

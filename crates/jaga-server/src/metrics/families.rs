@@ -722,6 +722,12 @@ fn agent<'a>(snapshot: &'a Snapshot, out: &mut Vec<Family<'a>>) {
             Kind::Counter,
             vec![unlabelled(Value::Unsigned(logs.store_failures_total))],
         ));
+        out.push(family(
+            "jaga_log_rule_dfa_fallbacks_total",
+            "Number of log fields on which the rules' lazy DFA gave up (its cache thrashed, or a Unicode word boundary met non-ASCII text), matched pattern by pattern instead: the same alerts, more CPU.",
+            Kind::Counter,
+            vec![unlabelled(Value::Unsigned(logs.rule_dfa_fallbacks_total))],
+        ));
     }
 
     if let Some(process) = &agent.process {
@@ -1106,6 +1112,36 @@ mod tests {
         assert_eq!(sanitize_label_name("Already_OK_9"), "Already_OK_9");
     }
 
+    /// `families` as Prometheus text.
+    fn exposition(families: &[Family<'_>]) -> String {
+        let mut writer =
+            super::super::text::Writer::new(crate::metrics::ExpositionFormat::Prometheus);
+        for family in families {
+            writer.family(family);
+        }
+        writer.finish()
+    }
+
+    #[test]
+    fn log_rule_dfa_fallbacks_are_counted() {
+        let mut snapshot = Snapshot::default();
+        snapshot.agent.logs = Some(jaga_model::LogStats {
+            rule_dfa_fallbacks_total: 3,
+            ..Default::default()
+        });
+        let mut out = Vec::new();
+        agent(&snapshot, &mut out);
+        let text = exposition(&out);
+        assert!(
+            text.contains("# TYPE jaga_log_rule_dfa_fallbacks_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\njaga_log_rule_dfa_fallbacks_total 3\n"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn back_fill_counters_are_shown_for_the_exporter_only() {
         let stats = [
@@ -1126,12 +1162,7 @@ mod tests {
         ];
         let mut out = Vec::new();
         outputs(&stats, &mut out);
-        let mut writer =
-            super::super::text::Writer::new(crate::metrics::ExpositionFormat::Prometheus);
-        for family in &out {
-            writer.family(family);
-        }
-        let text = writer.finish();
+        let text = exposition(&out);
         assert!(text.contains("jaga_remote_write_rollup_samples_total{output=\"remote_write\",type=\"prometheus_remote_write\"} 36\n"), "{text}");
         assert!(text.contains("jaga_remote_write_lost_seconds_total{output=\"remote_write\",type=\"prometheus_remote_write\"} 1800\n"), "{text}");
         assert!(

@@ -293,6 +293,7 @@ impl LogWatch {
                 let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
                 stats.files_followed = files_followed as u64;
                 stats.alerts_total += new_alerts as u64;
+                stats.rule_dfa_fallbacks_total = self.analyzer.rules.dfa_fallbacks();
             }
             if store_failing && !failed {
                 tracing::info!("storing log alerts works again");
