@@ -396,9 +396,6 @@ async fn discover_engine_sources(
     let mut inventory_open = true;
     let mut sources = EngineSources::default();
     let mut first = true;
-    // The first look from the collector's first inventory (the one before
-    // is empty): the containers running then are followed from now on.
-    let _ = tokio::time::timeout(FIRST_INVENTORY_WAIT, inventory.changed()).await;
     loop {
         let mut since = |id: &str| -> Option<i64> {
             store
@@ -407,9 +404,13 @@ async fn discover_engine_sources(
                 .flatten()
                 .map(|checkpoint| (checkpoint.offset / 1_000_000_000) as i64)
         };
-        // The inventory, not a listing from the Engine at each look; the
-        // Engine only when the collector is gone.
-        let running = inventory_open.then(|| Arc::clone(&inventory.borrow_and_update()));
+        // The first look asks the Engine at once: the containers running
+        // when the agent starts are followed from now on, one started a
+        // moment later from its beginning (the collector's first inventory
+        // may come after it). Later looks take the inventory; the Engine
+        // again only when the collector is gone.
+        let running =
+            (!first && inventory_open).then(|| Arc::clone(&inventory.borrow_and_update()));
         sources
             .discover(
                 &engine,
@@ -441,10 +442,6 @@ async fn discover_engine_sources(
 /// The longest wait of the log loop when no log is followed: only a safety
 /// net, since a new log or Engine source wakes it.
 const NOTHING_TO_FOLLOW_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// How long the first look for containers on other log drivers waits for
-/// the collector's first inventory.
-const FIRST_INVENTORY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A look for containers on other log drivers without an inventory change.
 const ENGINE_SOURCES_LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
