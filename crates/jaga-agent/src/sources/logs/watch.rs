@@ -55,8 +55,9 @@ impl LogWatch {
         });
         let mut containers: HashMap<String, EventContainer> = HashMap::new();
         let (engine_tx, mut engine_rx) = tokio::sync::mpsc::channel::<EngineLine>(10_000);
-        // Containers on other log drivers, every 2 s, in a task of their
-        // own: a slow Engine must not hold up reading the files.
+        // Containers on other log drivers, looked for when the inventory
+        // changes (and every 30 s), in a task of their own: a slow Engine
+        // must not hold up reading the files.
         let (engine_followed_tx, mut engine_followed) = watch::channel(HashSet::new());
         tokio::spawn(discover_engine_sources(
             Arc::clone(&self.engine),
