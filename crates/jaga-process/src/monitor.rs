@@ -122,9 +122,15 @@ impl StopSignal {
 
 /// The pause after a busy round, for events to gather.
 const GATHER: Duration = Duration::from_millis(4);
-/// How often tracked processes are checked against `/proc` (exits lost
-/// to an overrun, pids reused).
-const RECONCILE_EVERY: Duration = Duration::from_secs(10);
+/// How often tracked processes are checked against `/proc` after the
+/// connector lost messages (an overrun): their exits may be among them, and
+/// the pids may be reused.
+const RECONCILE_AFTER_LOSS: Duration = Duration::from_secs(10);
+/// How often they are checked while nothing was lost: a backstop only, since
+/// every exit then came as an event. Each check reads `/proc/<pid>/stat` of
+/// every tracked process, which at 10 s was most of this thread's work on
+/// an idle host.
+const RECONCILE_EVERY: Duration = Duration::from_secs(60);
 /// Fanotify paths kept per pid waiting for its exec message.
 const MAX_PENDING_PER_PID: usize = 8;
 const MAX_PENDING_PIDS: usize = 65_536;
@@ -305,14 +311,19 @@ impl Tracker {
         let mut events = Vec::new();
         let mut opens = Vec::new();
         let mut last_reconcile = Instant::now();
+        let mut lost_since_reconcile = false;
         while !stop.is_raised() {
             let mut fds = vec![connector.fd(), stop.fd()];
             if let Some(watch) = &self.watch {
                 fds.push(watch.fd());
             }
+            let reconcile_every = match lost_since_reconcile {
+                true => RECONCILE_AFTER_LOSS,
+                false => RECONCILE_EVERY,
+            };
             crate::wait_readable(
                 &fds,
-                RECONCILE_EVERY.saturating_sub(last_reconcile.elapsed()),
+                reconcile_every.saturating_sub(last_reconcile.elapsed()),
             );
             let (mut overruns, mut malformed) = (0, 0);
             // Bounded rounds keep fanotify's queue drained during a flood.
@@ -337,6 +348,7 @@ impl Tracker {
                 let lost = watch.drain(&mut opens);
                 add_lost(&mut self.stats(), "fanotify_overflow", lost);
             }
+            lost_since_reconcile |= overruns > 0 || malformed > 0;
             {
                 let mut stats = self.stats();
                 add_lost(&mut stats, "connector_overrun", overruns);
@@ -355,8 +367,9 @@ impl Tracker {
                 // second; a process living 10 ms is still there to be read.
                 std::thread::sleep(GATHER);
             }
-            if last_reconcile.elapsed() >= RECONCILE_EVERY {
+            if last_reconcile.elapsed() >= reconcile_every {
                 last_reconcile = Instant::now();
+                lost_since_reconcile = false;
                 self.reconcile();
             }
         }

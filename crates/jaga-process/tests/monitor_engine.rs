@@ -147,7 +147,7 @@ fn poller_reports_a_long_enough_process_and_counts_what_it_missed() {
     );
 }
 
-/// The thread sleeps until an event or its next reconcile (10 s), not in
+/// The thread sleeps until an event or its next reconcile (60 s), not in
 /// steps of 200 ms: stopping must wake it rather than wait that out.
 #[test]
 fn stopping_an_idle_monitor_wakes_its_thread_at_once() {
