@@ -150,6 +150,9 @@ pub struct Poll {
     /// are found by inotify: the next poll can wait [`QUIET_POLL_EVERY`],
     /// since quiet logs are read no more often than that anyway.
     pub quiet: bool,
+    /// Every log has been quiet for [`LONG_QUIET_AFTER`]: the next poll can
+    /// wait [`LONG_QUIET_POLL_EVERY`].
+    pub long_quiet: bool,
 }
 
 /// How a log is begun when no file of it is open.
@@ -245,15 +248,18 @@ impl Log {
         }
     }
 
-    /// A log quiet for a while is polled once a second, not at every poll:
-    /// most logs on a host are idle, and a poll costs a stat and a lock. The
-    /// holder thread keeps its rotated files open meanwhile, so nothing is
-    /// lost; only the alert comes up to a second later.
+    /// A log quiet for a while is polled once a second, not at every poll,
+    /// and once every two seconds after a minute: most logs on a host are
+    /// idle, and a poll costs a stat and a lock. The holder thread keeps its
+    /// rotated files open meanwhile, so nothing is lost; only the alert
+    /// comes up to one or two seconds later.
     fn resting(&self) -> bool {
+        let every = match self.long_quiet() {
+            true => LONG_QUIET_POLL_EVERY,
+            false => QUIET_POLL_EVERY,
+        };
         self.quiet()
-            && self
-                .last_polled
-                .is_some_and(|at| at.elapsed() < QUIET_POLL_EVERY)
+            && self.last_polled.is_some_and(|at| at.elapsed() < every)
             && self.open.is_some()
             && self.pending.is_none()
             && self.holding().held.is_empty()
@@ -263,6 +269,12 @@ impl Log {
     fn quiet(&self) -> bool {
         self.quiet_since
             .is_some_and(|at| at.elapsed() >= QUIET_AFTER)
+    }
+
+    /// Nothing read from it for [`LONG_QUIET_AFTER`].
+    fn long_quiet(&self) -> bool {
+        self.quiet_since
+            .is_some_and(|at| at.elapsed() >= LONG_QUIET_AFTER)
     }
 
     fn mean_line_bytes(&self) -> Option<u64> {
@@ -524,6 +536,7 @@ impl Tailer {
         self.refused = still_refused;
         poll.batches.sort_by(|a, b| a.path.cmp(&b.path));
         poll.quiet = self.holder_runs && !poll.backlog && self.logs.values().all(Log::quiet);
+        poll.long_quiet = poll.quiet && self.logs.values().all(Log::long_quiet);
         poll
     }
 
@@ -646,6 +659,13 @@ struct Holder {
 const QUIET_AFTER: Duration = Duration::from_secs(5);
 /// How often a quiet log is polled.
 pub const QUIET_POLL_EVERY: Duration = Duration::from_secs(1);
+/// How long a log must have been quiet to be polled least often.
+const LONG_QUIET_AFTER: Duration = Duration::from_secs(60);
+/// How often a log quiet that long is polled; Wazuh's logcollector reads
+/// its files every 2 s (`logcollector.loop_timeout`). At 100 idle
+/// containers, the stat of each log every second was about a tenth of
+/// the agent's work.
+pub const LONG_QUIET_POLL_EVERY: Duration = Duration::from_secs(2);
 /// With every directory watched, a full look (a glob, a stat of each log)
 /// is only a safety net: inotify loses events only by overflowing its
 /// queue, which the watcher reports and answers with a full look at once.

@@ -786,6 +786,64 @@ fn a_poll_is_quiet_only_when_every_log_is_quiet_and_inotify_finds_new_ones() {
     assert!(!poll.quiet);
 }
 
+/// A log quiet for a minute is polled every 2 s instead of every second,
+/// and a line written to it is still read at its next poll.
+#[test]
+fn a_log_quiet_for_a_minute_is_polled_every_two_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut none = |_: &Path| None;
+    let mut t = tailer(dir.path());
+    t.hold_in_background(Duration::from_secs(60), || {});
+    let live = log_dir(dir.path(), "c");
+    write_numbered(&live, 0, 3);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(texts(&t.poll(&mut none)), numbered(0, 3));
+    assert!(t.poll(&mut none).batches.is_empty());
+    // Aged by hand rather than waited for: quiet since a minute, last
+    // polled well past a quiet log's second, well before two.
+    let age = |t: &mut Tailer, quiet: Duration, polled: Duration| {
+        let now = Instant::now();
+        for log in t.logs.values_mut() {
+            log.quiet_since = now.checked_sub(quiet);
+            log.last_polled = now.checked_sub(polled);
+        }
+    };
+    age(
+        &mut t,
+        QUIET_AFTER + Duration::from_secs(1),
+        Duration::from_secs(3),
+    );
+    let poll = t.poll(&mut none);
+    assert!(poll.quiet && !poll.long_quiet, "{poll:?}");
+    age(
+        &mut t,
+        LONG_QUIET_AFTER + Duration::from_secs(1),
+        Duration::from_secs(3),
+    );
+    let poll = t.poll(&mut none);
+    assert!(poll.quiet && poll.long_quiet, "{poll:?}");
+
+    write_numbered(&live, 3, 4);
+    std::thread::sleep(Duration::from_millis(200));
+    age(
+        &mut t,
+        LONG_QUIET_AFTER + Duration::from_secs(1),
+        Duration::from_millis(1200),
+    );
+    assert!(
+        t.poll(&mut none).batches.is_empty(),
+        "resting between its polls"
+    );
+    age(
+        &mut t,
+        LONG_QUIET_AFTER + Duration::from_secs(1),
+        Duration::from_millis(2100),
+    );
+    let poll = t.poll(&mut none);
+    assert_eq!(texts(&poll), numbered(3, 4));
+    assert!(!poll.quiet && !poll.long_quiet);
+}
+
 #[test]
 fn with_the_holder_watching_a_log_is_sized_by_its_descriptor_yet_truncation_rotation_and_removal_are_seen(
 ) {

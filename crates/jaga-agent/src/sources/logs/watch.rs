@@ -70,6 +70,7 @@ impl LogWatch {
         // Every log quiet and none read through the Engine: wait as long as
         // a quiet log's own poll period; with no log at all, until one comes.
         let mut quiet = false;
+        let mut long_quiet = false;
         // The Engine sources' task still runs (and can wake this loop).
         let mut engine_sources_open = true;
         // More to read than one poll's budget: read on without waiting for
@@ -92,6 +93,8 @@ impl LogWatch {
                     // No log at all: a new one wakes this loop (the holder
                     // finds it, or the Engine sources change).
                     NOTHING_TO_FOLLOW_WAIT
+                } else if long_quiet {
+                    jaga_logs::LONG_QUIET_POLL_EVERY.max(self.config.poll)
                 } else {
                     jaga_logs::QUIET_POLL_EVERY.max(self.config.poll)
                 };
@@ -302,6 +305,7 @@ impl LogWatch {
             store_failing = failed;
             backlog = poll.backlog && !failed;
             quiet = poll.quiet && !failed && engine_retry.is_empty() && engine_rx.is_empty();
+            long_quiet = quiet && poll.long_quiet;
         }
     }
 
