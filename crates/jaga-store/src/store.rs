@@ -1,6 +1,6 @@
 //! [`HistoryStore`]: the public face of the history database.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -105,6 +105,10 @@ pub struct HistoryStore {
     retention: Retention,
     sql: Sql,
     conn: Mutex<Connection>,
+    /// Each container's row key, looked up once rather than with a query
+    /// per point every pass. Rows keep their key (metadata is upserted in
+    /// place) until the trim deletes them, which empties this.
+    container_keys: Mutex<HashMap<ContainerId, i64>>,
 }
 
 impl HistoryStore {
@@ -121,6 +125,7 @@ impl HistoryStore {
             retention,
             sql: Sql::new(),
             conn: Mutex::new(conn),
+            container_keys: Mutex::new(HashMap::new()),
         })
     }
 
@@ -173,7 +178,12 @@ impl HistoryStore {
             return Ok(0);
         }
         let mut conn = self.lock();
-        write_points_tx(&mut conn, &self.sql, points).map_err(|e| self.err("writing points", e))
+        let mut keys = self
+            .container_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        write_points_tx(&mut conn, &self.sql, &mut keys, points)
+            .map_err(|e| self.err("writing points", e))
     }
 
     /// Folds every complete minute (minute start < floor(now_ms to minute))
@@ -195,8 +205,15 @@ impl HistoryStore {
     /// minute is not rolled up, so trimming loses no history.
     pub fn trim(&self, now_ms: i64) -> Result<TrimReport, StoreError> {
         let mut conn = self.lock();
-        trim_tx(&mut conn, &self.sql, self.retention, now_ms)
-            .map_err(|e| self.err("trimming history", e))
+        let report = trim_tx(&mut conn, &self.sql, self.retention, now_ms)
+            .map_err(|e| self.err("trimming history", e))?;
+        if report.containers_deleted > 0 {
+            self.container_keys
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+        }
+        Ok(report)
     }
 
     /// Points for one container in `[from_ms, to_ms]`.
@@ -456,6 +473,7 @@ fn upsert_tx(
 fn write_points_tx(
     conn: &mut Connection,
     sql: &Sql,
+    keys: &mut HashMap<ContainerId, i64>,
     points: &[(ContainerId, HistoryPoint)],
 ) -> rusqlite::Result<usize> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -464,6 +482,9 @@ fn write_points_tx(
     let mut written = 0;
     let mut dropped = 0_usize;
     let mut earliest_late = i64::MAX;
+    // Kept only once committed: a row added by a transaction rolled back
+    // has no key.
+    let mut found: HashMap<ContainerId, i64> = HashMap::new();
     {
         let mut insert = tx.prepare_cached(&sql.insert_raw)?;
         let mut lookup = tx.prepare_cached("SELECT key FROM containers WHERE id = ?1")?;
@@ -480,11 +501,18 @@ fn write_points_tx(
                 }
                 earliest_late = earliest_late.min(ts);
             }
-            let key: i64 = match lookup.query_row([id.as_str()], |r| r.get(0)).optional()? {
-                Some(key) => key,
+            let key: i64 = match keys.get(id).or_else(|| found.get(id)) {
+                Some(key) => *key,
                 None => {
-                    add_container.execute(params![id.as_str(), id.short(), ts])?;
-                    tx.last_insert_rowid()
+                    let key = match lookup.query_row([id.as_str()], |r| r.get(0)).optional()? {
+                        Some(key) => key,
+                        None => {
+                            add_container.execute(params![id.as_str(), id.short(), ts])?;
+                            tx.last_insert_rowid()
+                        }
+                    };
+                    found.insert(id.clone(), key);
+                    key
                 }
             };
             let head: [&dyn rusqlite::ToSql; 2] = [&key, &ts];
@@ -497,6 +525,7 @@ fn write_points_tx(
         set_meta_i64(&tx, META_ROLLED_UNTIL, floor_to(earliest_late, MINUTE_MS))?;
     }
     tx.commit()?;
+    keys.extend(found);
     if dropped > 0 {
         tracing::debug!(dropped, "dropped points older than the trimmed raw history");
     }
