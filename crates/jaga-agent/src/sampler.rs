@@ -5,17 +5,25 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use jaga_cgroup::{CgroupError, CgroupReader, ContainerCgroups};
+use jaga_cgroup::{CgroupError, CgroupReader, ContainerCgroups, CpuUsageFile};
 use jaga_model::{ContainerId, ContainerRef, HostCounters, Sample};
 
 /// Reads containers' cgroups and /proc under a host root ("/" normally).
 pub struct Sampler {
     root: PathBuf,
     reader: CgroupReader,
-    /// Resolved cgroup directories by container, with the pid they were
-    /// found from: a restart brings a new pid. Shared, not copied: the
-    /// CPU counter of every container is looked up each second.
-    cgroups: Mutex<HashMap<ContainerId, (u32, Arc<ContainerCgroups>)>>,
+    /// Resolved cgroup directories by container.
+    cgroups: Mutex<HashMap<ContainerId, Cached>>,
+}
+
+/// What is kept of one container between readings.
+struct Cached {
+    /// The pid its cgroups were found from: a restart brings a new pid.
+    pid: u32,
+    /// Shared, not copied, with the reading in hand.
+    cgroups: Arc<ContainerCgroups>,
+    /// Its CPU counter, read every pass; opened at the first look.
+    cpu_usage: Option<CpuUsageFile>,
 }
 
 impl Sampler {
@@ -48,10 +56,18 @@ impl Sampler {
             Some(cgroups) => cgroups,
             None => {
                 let cgroups = Arc::new(self.reader.container_cgroups(pid)?);
-                let replaced = self
-                    .lock()
-                    .insert(container.id.clone(), (pid, Arc::clone(&cgroups)));
-                if let Some((_, before)) = replaced {
+                let replaced = self.lock().insert(
+                    container.id.clone(),
+                    Cached {
+                        pid,
+                        cgroups: Arc::clone(&cgroups),
+                        cpu_usage: None,
+                    },
+                );
+                if let Some(Cached {
+                    cgroups: before, ..
+                }) = replaced
+                {
                     // The same container under its previous pid.
                     before.release_handles();
                 }
@@ -73,8 +89,8 @@ impl Sampler {
     fn cached(&self, container: &ContainerRef, pid: u32) -> Option<Arc<ContainerCgroups>> {
         self.lock()
             .get(&container.id)
-            .filter(|(cached_pid, _)| *cached_pid == pid)
-            .map(|(_, cgroups)| Arc::clone(cgroups))
+            .filter(|cached| cached.pid == pid)
+            .map(|cached| Arc::clone(&cached.cgroups))
     }
 
     /// The previous reading again, stamped now, when the container's CPU
@@ -82,8 +98,20 @@ impl Sampler {
     /// `None` when it moved, or on any doubt (the full read tells why).
     pub fn unchanged_since(&self, container: &ContainerRef, previous: &Sample) -> Option<Sample> {
         let pid = container.pid?;
-        let cgroups = self.cached(container, pid)?;
-        let usage = self.reader.read_cpu_usage_ns(&cgroups).ok()?;
+        let mut cache = self.lock();
+        let cached = cache.get_mut(&container.id).filter(|c| c.pid == pid)?;
+        if cached.cpu_usage.is_none() {
+            cached.cpu_usage = self.reader.open_cpu_usage(&cached.cgroups).ok();
+        }
+        let usage = match cached.cpu_usage.as_ref()?.read_ns() {
+            Ok(usage) => usage,
+            Err(_) => {
+                // Opened afresh next time, if the full read finds it alive.
+                cached.cpu_usage = None;
+                return None;
+            }
+        };
+        drop(cache);
         (usage == previous.cpu.usage_total_ns).then(|| Sample {
             monotonic_ns: jaga_cgroup::monotonic_now_ns(),
             unix_ms: jaga_cgroup::unix_now_ms(),
@@ -96,10 +124,10 @@ impl Sampler {
     /// files, so neither the cache nor the open descriptors grow with churn.
     pub fn retain(&self, current: impl Fn(&ContainerId, u32) -> bool) {
         let mut gone = Vec::new();
-        self.lock().retain(|id, (pid, cgroups)| {
-            let keep = current(id, *pid);
+        self.lock().retain(|id, cached| {
+            let keep = current(id, cached.pid);
             if !keep {
-                gone.push(Arc::clone(cgroups));
+                gone.push(Arc::clone(&cached.cgroups));
             }
             keep
         });
@@ -108,9 +136,7 @@ impl Sampler {
         }
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<ContainerId, (u32, Arc<ContainerCgroups>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ContainerId, Cached>> {
         // A panic while holding this lock cannot leave the map inconsistent.
         self.cgroups
             .lock()

@@ -16,19 +16,21 @@ const ESRCH: i32 = 3;
 /// exist but the directory does (a controller file this kernel or
 /// configuration lacks); `CgroupGone` when the directory itself is gone.
 pub(crate) fn read_cgroup_file(path: &Path) -> Result<Option<String>, CgroupError> {
-    match crate::handles::read_optional(path) {
-        Ok(text) => Ok(text),
-        Err(err) => {
-            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            if err.raw_os_error() == Some(ENODEV) || err.kind() == io::ErrorKind::NotFound {
-                // `read_optional` only reports NotFound when the directory is gone too.
-                return Err(CgroupError::CgroupGone { path: dir });
-            }
-            Err(CgroupError::Io {
-                path: path.to_path_buf(),
-                source: err,
-            })
-        }
+    // `read_optional` only reports NotFound when the directory is gone too.
+    crate::handles::read_optional(path).map_err(|err| classify(path, err))
+}
+
+/// The error of reading `path`, a file that every cgroup directory has:
+/// its cgroup removed (`ENODEV` through an open file, or not found) is
+/// `CgroupGone`.
+pub(crate) fn classify(path: &Path, err: io::Error) -> CgroupError {
+    if err.raw_os_error() == Some(ENODEV) || err.kind() == io::ErrorKind::NotFound {
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        return CgroupError::CgroupGone { path: dir };
+    }
+    CgroupError::Io {
+        path: path.to_path_buf(),
+        source: err,
     }
 }
 

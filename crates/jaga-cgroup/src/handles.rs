@@ -26,8 +26,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Close handles not read for this long (containers that went away).
-const IDLE: Duration = Duration::from_secs(30);
+/// Close handles not read for this long (containers that went away
+/// without [`release_under`]). Longer than the collector's 30 s between
+/// full reads of an idle container, whose files would otherwise be closed
+/// and opened again each time.
+const IDLE: Duration = Duration::from_secs(120);
 /// Look for idle handles at most this often.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
@@ -152,7 +155,7 @@ pub(crate) fn read_fresh(path: &Path) -> io::Result<String> {
 /// buffer and cost one allocation of their own size: a 4 KiB heap buffer
 /// per read was a "large" request to glibc, which then merges every small
 /// free chunk it keeps (`malloc_consolidate`, high in the profile).
-fn read_whole(file: &File) -> io::Result<String> {
+pub(crate) fn read_whole(file: &File) -> io::Result<String> {
     let mut chunk = [0u8; 4096];
     let mut buf: Vec<u8> = Vec::new();
     loop {

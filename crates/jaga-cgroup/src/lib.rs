@@ -445,12 +445,22 @@ impl CgroupReader {
         })
     }
 
-    /// The container's total CPU time alone, nanoseconds: the one counter
-    /// that moves whenever the container does anything.
-    pub fn read_cpu_usage_ns(&self, cgroups: &ContainerCgroups) -> Result<u64, CgroupError> {
-        match cgroups {
-            ContainerCgroups::V1 { cpuacct, .. } => v1::read_cpu_usage_ns(cpuacct),
-            ContainerCgroups::V2 { dir } => v2::read_cpu_usage_ns(dir),
+    /// Opens the file of the container's total CPU time, the one counter
+    /// that moves whenever the container does anything, for a caller that
+    /// reads it every pass ([`CpuUsageFile::read_ns`]) and keeps it while
+    /// the container lives.
+    pub fn open_cpu_usage(&self, cgroups: &ContainerCgroups) -> Result<CpuUsageFile, CgroupError> {
+        let path = match cgroups {
+            ContainerCgroups::V1 { cpuacct, .. } => cpuacct.join("cpuacct.usage"),
+            ContainerCgroups::V2 { dir } => dir.join("cpu.stat"),
+        };
+        match std::fs::File::open(&path) {
+            Ok(file) => Ok(CpuUsageFile {
+                file,
+                path,
+                version: cgroups.version(),
+            }),
+            Err(source) => Err(fsread::classify(&path, source)),
         }
     }
 
@@ -482,6 +492,51 @@ impl CgroupReader {
             online_cpus: stat.online_cpus,
             mem_total_bytes,
         })
+    }
+}
+
+/// A container's CPU time counter, held open by its reader. The collector
+/// reads it for every container every pass to tell the idle ones; through
+/// the shared handle table each read also hashed and compared the file's
+/// long path. Dropping it closes the file, so a removed cgroup is not
+/// pinned once its container is forgotten.
+#[derive(Debug)]
+pub struct CpuUsageFile {
+    file: std::fs::File,
+    path: PathBuf,
+    version: CgroupVersion,
+}
+
+impl CpuUsageFile {
+    /// The counter now, nanoseconds. `CgroupGone` once the cgroup was
+    /// removed (the holder should drop this file then).
+    pub fn read_ns(&self) -> Result<u64, CgroupError> {
+        // Both files are short (one number; v2's cpu.stat a dozen lines):
+        // a stack buffer serves them without an allocation.
+        let mut buf = [0u8; 1024];
+        let read = loop {
+            match std::os::unix::fs::FileExt::read_at(&self.file, &mut buf, 0) {
+                Ok(read) => break read,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(fsread::classify(&self.path, source)),
+            }
+        };
+        let longer;
+        let bytes = match read < buf.len() {
+            true => &buf[..read],
+            false => {
+                longer = handles::read_whole(&self.file)
+                    .map_err(|source| fsread::classify(&self.path, source))?;
+                longer.as_bytes()
+            }
+        };
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| ParseError::whole("not UTF-8").in_file(&self.path))?;
+        let parsed = match self.version {
+            CgroupVersion::V1 => parse_u64(text),
+            CgroupVersion::V2 => v2::usage_usec(text).map(us_to_ns),
+        };
+        parsed.map_err(|err| err.in_file(&self.path))
     }
 }
 

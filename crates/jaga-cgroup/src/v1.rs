@@ -147,10 +147,6 @@ pub const BLKIO_SETS: [(&str, &str); 4] = [
     ),
 ];
 
-pub(crate) fn read_cpu_usage_ns(cpuacct: &Path) -> Result<u64, CgroupError> {
-    parse_required(cpuacct, "cpuacct.usage", parse_u64)
-}
-
 pub(crate) fn read_cpu(cpu: &Path, cpuacct: &Path) -> Result<CpuStats, CgroupError> {
     let usage_total_ns = parse_required(cpuacct, "cpuacct.usage", parse_u64)?;
     let (usage_user_ns, usage_system_ns) =

@@ -68,13 +68,16 @@ pub fn parse_io_stat(text: &str) -> Result<Vec<BlockDeviceIo>, ParseError> {
     Ok(devices.into_values().collect())
 }
 
-pub(crate) fn read_cpu_usage_ns(dir: &Path) -> Result<u64, CgroupError> {
-    let usage = parse_required(dir, "cpu.stat", |text| {
-        parse_flat_keyed(text)?
-            .get("usage_usec")
-            .ok_or_else(|| ParseError::whole("no 'usage_usec' line"))
-    })?;
-    Ok(us_to_ns(usage))
+/// `usage_usec` of a `cpu.stat` text, read without building its table (the
+/// collector asks for it every pass for every container).
+pub(crate) fn usage_usec(text: &str) -> Result<u64, ParseError> {
+    for (index, line) in text.lines().enumerate() {
+        let mut fields = line.split_whitespace();
+        if fields.next() == Some("usage_usec") {
+            return parse_u64_field(fields.next().unwrap_or_default(), index + 1);
+        }
+    }
+    Err(ParseError::whole("no 'usage_usec' line"))
 }
 
 pub(crate) fn read_cpu(dir: &Path) -> Result<CpuStats, CgroupError> {

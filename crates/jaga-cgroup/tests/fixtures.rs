@@ -698,3 +698,61 @@ fn cgroup_names_are_cadvisor_ids() {
         assert_eq!(reader.cgroup_name(pid).unwrap(), expected, "{name}");
     }
 }
+
+/// The CPU counter kept open for the per-pass idle check gives what the
+/// full reading gives, on every kind of tree, follows rewrites of the file
+/// (the kernel's counter moving), and tells a removed cgroup.
+#[test]
+fn kept_cpu_usage_file_reads_what_the_full_sample_reads() {
+    for (name, pid) in [
+        ("v1-cgroupfs", V1_PID),
+        ("v2-systemd", V2_SYSTEMD_PID),
+        ("v2-cgroupfs", V2_CGROUPFS_PID),
+    ] {
+        let tree = copy_of(name);
+        let reader = CgroupReader::discover(tree.path()).unwrap();
+        let cgroups = reader.container_cgroups(pid).unwrap();
+        let kept = reader.open_cpu_usage(&cgroups).unwrap();
+        let sample = reader.read_sample(&cgroups, pid, false).unwrap();
+        assert_eq!(kept.read_ns().unwrap(), sample.cpu.usage_total_ns, "{name}");
+        assert!(sample.cpu.usage_total_ns > 0, "{name}");
+
+        let (file, text) = match &cgroups {
+            ContainerCgroups::V1 { cpuacct, .. } => {
+                (cpuacct.join("cpuacct.usage"), "987654321\n".to_owned())
+            }
+            ContainerCgroups::V2 { dir } => {
+                let path = dir.join("cpu.stat");
+                let before = fs::read_to_string(&path).unwrap();
+                let moved: Vec<String> = before
+                    .lines()
+                    .map(|line| match line.starts_with("usage_usec ") {
+                        true => "usage_usec 987654".to_owned(),
+                        false => line.to_owned(),
+                    })
+                    .collect();
+                (path, moved.join("\n") + "\n")
+            }
+        };
+        // Rewritten in place, as the kernel's counter moves under an open file.
+        fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+            .unwrap();
+        let expected = match cgroups.version() {
+            CgroupVersion::V1 => 987_654_321,
+            CgroupVersion::V2 => 987_654_000,
+        };
+        assert_eq!(kept.read_ns().unwrap(), expected, "{name}");
+
+        let dir = file.parent().unwrap().to_path_buf();
+        drop(kept);
+        fs::remove_dir_all(&dir).unwrap();
+        match reader.open_cpu_usage(&cgroups) {
+            Err(CgroupError::CgroupGone { path }) => assert_eq!(path, dir, "{name}"),
+            other => panic!("{name}: expected CgroupGone, got {other:?}"),
+        }
+    }
+}
