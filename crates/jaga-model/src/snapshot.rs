@@ -3,6 +3,7 @@
 //! REST API render it; they never read the host themselves.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +61,9 @@ pub struct DataRootUsage {
 /// One container as the agent last saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSnapshot {
-    pub container: ContainerRef,
+    /// Shared with the collector, which publishes the same container every
+    /// pass: a copy would be a hundred label maps a second.
+    pub container: Arc<ContainerRef>,
     /// The container's cgroup path as cAdvisor names it in the `id` label:
     /// `/docker/<id>` (cgroupfs) or `/system.slice/docker-<id>.scope` (systemd).
     pub cgroup_path: String,
@@ -72,7 +75,7 @@ pub struct ContainerSnapshot {
     pub figures: Option<HistoryPoint>,
     pub fs: Option<FsUsage>,
     /// Block devices by `major:minor`, named as in `/dev` (`/dev/vda`).
-    pub devices: BTreeMap<String, String>,
+    pub devices: Arc<BTreeMap<String, String>>,
     /// Unix seconds of the last successful reading.
     pub last_seen_unix: i64,
 }

@@ -3,6 +3,8 @@
 
 mod metrics_support;
 
+use std::sync::Arc;
+
 use jaga_server::metrics::{render, ExpositionFormat, LabelOptions};
 use metrics_support::{host, snapshot, stopped, web, STOPPED_ID};
 
@@ -70,12 +72,12 @@ fn no_container_labels_with_storing_off_and_empty_whitelist() {
 #[test]
 fn label_names_are_sanitised_and_values_escaped() {
     let mut c = web();
-    c.container.labels.clear();
-    c.container.labels.insert(
+    Arc::make_mut(&mut c.container).labels.clear();
+    Arc::make_mut(&mut c.container).labels.insert(
         "org.opencontainers.image/title-x".to_owned(),
         "back\\slash \"quoted\"\nnext".to_owned(),
     );
-    c.container.name = "we\"ird\\name".to_owned();
+    Arc::make_mut(&mut c.container).name = "we\"ird\\name".to_owned();
     let text = prometheus(&snapshot(vec![c]), &LabelOptions::default());
     let line = series_of(&text, "container_processes")[0];
     assert!(
@@ -94,11 +96,11 @@ fn label_names_are_sanitised_and_values_escaped() {
 #[test]
 fn labels_that_sanitise_alike_keep_the_first_in_byte_order() {
     let mut c = web();
-    c.container.labels.clear();
-    c.container
+    Arc::make_mut(&mut c.container).labels.clear();
+    Arc::make_mut(&mut c.container)
         .labels
         .insert("a_b".to_owned(), "underscore".to_owned());
-    c.container
+    Arc::make_mut(&mut c.container)
         .labels
         .insert("a.b".to_owned(), "dot".to_owned());
     let text = prometheus(&snapshot(vec![c]), &LabelOptions::default());
@@ -138,7 +140,7 @@ fn no_network_series_for_host_network_or_unreadable_namespaces() {
 #[test]
 fn empty_image_is_left_out_as_cadvisor_does() {
     let mut c = web();
-    c.container.image.clear();
+    Arc::make_mut(&mut c.container).image.clear();
     let text = prometheus(&snapshot(vec![c]), &LabelOptions::default());
     assert!(!text.contains("image="), "{text}");
 }

@@ -5,6 +5,7 @@ mod metrics_support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use jaga_server::metrics::{render, ExpositionFormat, LabelOptions};
 use metrics_support::{snapshot, stopped, two_containers, web};
@@ -166,8 +167,8 @@ fn prometheus_reads_every_openmetrics_sample_of_the_golden_snapshot() {
 #[test]
 fn prometheus_reads_openmetrics_with_escapes_and_special_floats() {
     let mut c = web();
-    c.container.name = "we\"ird\\name\nline".to_owned();
-    c.container
+    Arc::make_mut(&mut c.container).name = "we\"ird\\name\nline".to_owned();
+    Arc::make_mut(&mut c.container)
         .labels
         .insert("x.y/z".to_owned(), "v\"\\\n".to_owned());
     let mut s = snapshot(vec![c]);
@@ -185,7 +186,7 @@ fn prometheus_reads_openmetrics_with_escapes_and_special_floats() {
 #[test]
 fn label_values_with_terminal_escape_sequences_parse_and_carry_no_raw_escape() {
     let mut c = web();
-    c.container.labels.insert(
+    Arc::make_mut(&mut c.container).labels.insert(
         "com.example.title".to_owned(),
         "\x1b]0;pwned\x07\x1b[2J\rfake\u{9b}31m".to_owned(),
     );

@@ -79,12 +79,17 @@ struct Tracked {
     /// When every file was last read; `None` forces a full read (a new
     /// container, or one inspected again after an event).
     full_read_at: Option<Instant>,
+    /// `details.container` as last published, shared by the snapshots
+    /// until it changes.
+    published: Option<Arc<jaga_model::ContainerRef>>,
 }
 
 struct State {
     tracked: BTreeMap<ContainerId, Tracked>,
     agent: AgentStats,
-    devices: BTreeMap<String, String>,
+    /// Shared by every container of the snapshot, which would otherwise
+    /// copy the map a hundred times a second.
+    devices: Arc<BTreeMap<String, String>>,
     devices_read: Option<Instant>,
     last_resync: Option<Instant>,
     resync_requested: bool,
@@ -108,7 +113,7 @@ impl Collector {
                 started_unix: unix_ms() / 1000,
                 ..AgentStats::default()
             },
-            devices: BTreeMap::new(),
+            devices: Arc::default(),
             devices_read: None,
             last_resync: None,
             resync_requested: true,
@@ -167,35 +172,10 @@ impl Collector {
             self.details_tx.send_replace(Arc::new(details));
         }
 
-        let sampled = tokio::task::block_in_place(|| self.sample_all(state));
-        self.refresh_devices(state);
-        self.attach_disk_usage(state, &sampled);
-        let points: Vec<(ContainerId, HistoryPoint)> = state
-            .tracked
-            .iter()
-            .filter_map(|(id, t)| {
-                t.figures
-                    .filter(|f| sampled.contains(id) && f.unix_ms > 0)
-                    .map(|f| (id.clone(), f))
-            })
-            .collect();
-
-        let now = unix_ms();
-        let write_metadata = inventory_changed
-            || !state.departed.is_empty()
-            || state.last_metadata.elapsed() >= METADATA_EVERY;
-        let store = Arc::clone(&self.store);
-        let mut metadata: Vec<jaga_model::ContainerRef> = std::mem::take(&mut state.departed);
-        if write_metadata {
-            metadata.extend(state.tracked.values().map(|t| t.details.container.clone()));
-            state.last_metadata = Instant::now();
-        }
-        let written = tokio::task::block_in_place(|| {
-            if !metadata.is_empty() {
-                store.upsert_containers(&metadata, now)?;
-            }
-            store.write_points(&points)
-        });
+        // One hand-over of this worker per pass: each `block_in_place` moves
+        // the runtime to another thread and back.
+        let written =
+            tokio::task::block_in_place(|| self.sample_and_write(state, inventory_changed));
         match written {
             Ok(n) => state.agent.history_points_written_total += n as u64,
             Err(error) => {
@@ -203,6 +183,7 @@ impl Collector {
                 tracing::warn!(%error, "cannot write history");
             }
         }
+        let now = unix_ms();
 
         if state.last_maintenance.elapsed() >= MAINTENANCE_EVERY {
             state.last_maintenance = Instant::now();
@@ -223,6 +204,40 @@ impl Collector {
         state.agent.last_collection_seconds = took;
         state.agent.collection_seconds_sum += took;
         self.publish(state, now);
+    }
+
+    /// Reads every tracked container and stores the points of this pass,
+    /// with the containers' metadata when it is due. Blocks on files and
+    /// SQLite. Returns the points written.
+    fn sample_and_write(
+        &self,
+        state: &mut State,
+        inventory_changed: bool,
+    ) -> Result<usize, jaga_store::StoreError> {
+        let sampled = self.sample_all(state);
+        self.refresh_devices(state);
+        self.attach_disk_usage(state, &sampled);
+        let points: Vec<(ContainerId, HistoryPoint)> = state
+            .tracked
+            .iter()
+            .filter_map(|(id, t)| {
+                t.figures
+                    .filter(|f| sampled.contains(id) && f.unix_ms > 0)
+                    .map(|f| (id.clone(), f))
+            })
+            .collect();
+        let write_metadata = inventory_changed
+            || !state.departed.is_empty()
+            || state.last_metadata.elapsed() >= METADATA_EVERY;
+        let mut metadata: Vec<jaga_model::ContainerRef> = std::mem::take(&mut state.departed);
+        if write_metadata {
+            metadata.extend(state.tracked.values().map(|t| t.details.container.clone()));
+            state.last_metadata = Instant::now();
+        }
+        if !metadata.is_empty() {
+            self.store.upsert_containers(&metadata, unix_ms())?;
+        }
+        self.store.write_points(&points)
     }
 
     /// Lists all containers and inspects the ones not known yet or whose
@@ -323,6 +338,7 @@ impl Collector {
                             disk_measured_unix_ms: disk_measured,
                             last_seen_unix: last_seen,
                             full_read_at: None,
+                            published: None,
                         },
                     );
                 }
@@ -433,22 +449,27 @@ impl Collector {
     /// Block device names for the `device` label; re-read at most once a
     /// minute when a device is not named yet.
     fn refresh_devices(&self, state: &mut State) {
-        let unnamed = state.tracked.values().any(|t| {
-            t.previous.as_ref().is_some_and(|r| {
-                r.sample.block_io.iter().any(|d| {
-                    !state
-                        .devices
-                        .contains_key(&format!("{}:{}", d.major, d.minor))
-                })
-            })
-        });
         let stale = state
             .devices_read
             .is_none_or(|at| at.elapsed() >= Duration::from_secs(60));
-        if (unnamed || state.devices_read.is_none()) && stale {
+        if !stale {
+            return;
+        }
+        let unnamed = || {
+            state.tracked.values().any(|t| {
+                t.previous.as_ref().is_some_and(|r| {
+                    r.sample.block_io.iter().any(|d| {
+                        !state
+                            .devices
+                            .contains_key(&format!("{}:{}", d.major, d.minor))
+                    })
+                })
+            })
+        };
+        if state.devices_read.is_none() || unnamed() {
             state.devices_read = Some(Instant::now());
             if let Ok(text) = std::fs::read_to_string(self.host_root.join("proc/partitions")) {
-                state.devices = jaga_cgroup::parse_partitions(&text);
+                state.devices = Arc::new(jaga_cgroup::parse_partitions(&text));
             }
         }
     }
@@ -471,27 +492,32 @@ impl Collector {
 
     fn publish(&self, state: &mut State, now: i64) {
         let fs = filesystem::lock(&self.fs_state);
-        let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+        let mut seen: BTreeMap<&str, u64> = BTreeMap::new();
         let containers: Vec<ContainerSnapshot> = state
             .tracked
-            .iter()
+            .iter_mut()
             .map(|(id, t)| {
-                *seen
-                    .entry(t.details.container.state.as_str().to_owned())
-                    .or_default() += 1;
+                *seen.entry(t.details.container.state.as_str()).or_default() += 1;
                 let sample = t.previous.as_ref().map(|r| r.sample.clone());
+                let container = match &t.published {
+                    Some(published) if **published == t.details.container => Arc::clone(published),
+                    _ => Arc::clone(t.published.insert(Arc::new(t.details.container.clone()))),
+                };
                 ContainerSnapshot {
-                    container: t.details.container.clone(),
+                    container,
                     cgroup_path: t.cgroup_path.clone(),
                     sample,
                     figures: t.figures,
                     fs: fs.containers.get(id).cloned(),
-                    devices: state.devices.clone(),
+                    devices: Arc::clone(&state.devices),
                     last_seen_unix: t.last_seen_unix,
                 }
             })
             .collect();
-        state.agent.containers_seen = seen;
+        state.agent.containers_seen = seen
+            .into_iter()
+            .map(|(state, n)| (state.to_owned(), n))
+            .collect();
         state.agent.logs = self.logs.as_ref().map(|shared| {
             shared
                 .lock()

@@ -1,4 +1,5 @@
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jaga_model::{
@@ -45,7 +46,7 @@ fn running(name: &str, cpu_percent: f64) -> ContainerSnapshot {
     let mut values = [0.0; jaga_model::SERIES_COUNT];
     values[0] = cpu_percent;
     ContainerSnapshot {
-        container: container(name, ContainerState::Running),
+        container: Arc::new(container(name, ContainerState::Running)),
         cgroup_path: String::new(),
         sample: Some(Sample {
             cgroup_version: CgroupVersion::V2,
@@ -71,7 +72,7 @@ fn running(name: &str, cpu_percent: f64) -> ContainerSnapshot {
         }),
         figures: Some(HistoryPoint { unix_ms: 0, values }),
         fs: None,
-        devices: BTreeMap::new(),
+        devices: Arc::default(),
         last_seen_unix: 0,
     }
 }
@@ -307,10 +308,11 @@ fn selectors_by_name_glob_image_and_label() {
         )
     };
     let mut web = running("web-1", 50.0);
-    web.container.image = "nginx:1.25".to_owned();
+    Arc::make_mut(&mut web.container).image = "nginx:1.25".to_owned();
     let mut db = running("db", 50.0);
-    db.container.image = "postgres:16".to_owned();
-    db.container.labels = BTreeMap::from([("com.example.tier".to_owned(), "back".to_owned())]);
+    Arc::make_mut(&mut db.container).image = "postgres:16".to_owned();
+    Arc::make_mut(&mut db.container).labels =
+        BTreeMap::from([("com.example.tier".to_owned(), "back".to_owned())]);
     let both = snapshot(vec![web, db]);
     let fired = |selector: &str| -> Vec<String> {
         let mut h = Harness::new(&text(selector));
@@ -387,7 +389,7 @@ fn not_running_watches_restart_policies_or_its_selector() {
     assert_eq!(out[0].alert.as_ref().unwrap().data["name"], "plain");
     // Started again: resolved.
     let mut up = snapshot(vec![running("plain", 0.0)]);
-    up.containers[0].container.name = "plain".to_owned();
+    Arc::make_mut(&mut up.containers[0].container).name = "plain".to_owned();
     let out = by_name.at(T0 + MINUTE, &up);
     assert_eq!(alerts(&out)[0].0, EpisodeStatus::Resolved);
 }
@@ -423,7 +425,7 @@ fn health_and_data_root() {
 ",
     );
     let mut sick = running("web", 0.0);
-    sick.container.health = Some("unhealthy".to_owned());
+    Arc::make_mut(&mut sick.container).health = Some("unhealthy".to_owned());
     let mut now = snapshot(vec![sick]);
     now.data_root = Some(DataRootUsage {
         path: "/var/lib/docker".to_owned(),

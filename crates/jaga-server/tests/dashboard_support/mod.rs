@@ -140,10 +140,10 @@ fn snapshot(t: i64, walk: bool) -> Snapshot {
                     values: figures(c.id.as_str(), t, walk),
                 }),
                 cgroup_path: format!("/docker/{}", c.id),
-                container: c,
+                container: Arc::new(c),
                 sample: None,
                 fs: None,
-                devices: BTreeMap::new(),
+                devices: Arc::default(),
                 last_seen_unix: t / 1000,
             })
             .collect(),
@@ -345,7 +345,7 @@ pub async fn start_with_audit(tokens: Tokens, history_days: i64, audit_on: bool)
     let mut known: Vec<ContainerRef> = first
         .containers
         .iter()
-        .map(|c| c.container.clone())
+        .map(|c| ContainerRef::clone(&c.container))
         .collect();
     known.extend(first.stopped.clone());
     history.upsert_containers(&known, now).unwrap();

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use jaga_model::{
     AgentStats, BlockDeviceIo, CgroupVersion, ContainerId, ContainerRef, ContainerSnapshot,
@@ -48,7 +49,7 @@ pub fn web() -> ContainerSnapshot {
         ("maintainer.email".to_owned(), "ops@example.com".to_owned()),
     ]);
     ContainerSnapshot {
-        container,
+        container: Arc::new(container),
         cgroup_path: format!("/docker/{WEB_ID}"),
         sample: Some(Sample {
             cgroup_version: CgroupVersion::V2,
@@ -122,7 +123,7 @@ pub fn web() -> ContainerSnapshot {
             truncated: false,
             measured_unix_ms: 1_700_000_090_000,
         }),
-        devices: BTreeMap::from([("8:0".to_owned(), "/dev/sda".to_owned())]),
+        devices: Arc::new(BTreeMap::from([("8:0".to_owned(), "/dev/sda".to_owned())])),
         last_seen_unix: 1_700_000_100,
     }
 }
@@ -134,7 +135,7 @@ pub fn host() -> ContainerSnapshot {
     container.labels = BTreeMap::from([("com.example.tier".to_owned(), "infra".to_owned())]);
     container.started_at = Some(1_700_000_050);
     ContainerSnapshot {
-        container,
+        container: Arc::new(container),
         cgroup_path: format!("/system.slice/docker-{HOST_ID}.scope"),
         sample: Some(Sample {
             cgroup_version: CgroupVersion::V2,
@@ -171,7 +172,7 @@ pub fn host() -> ContainerSnapshot {
         }),
         figures: None,
         fs: None,
-        devices: BTreeMap::new(),
+        devices: Arc::default(),
         last_seen_unix: 1_700_000_100,
     }
 }
@@ -184,7 +185,7 @@ pub fn stopped() -> ContainerSnapshot {
     container.labels =
         BTreeMap::from([("com.docker.compose.service".to_owned(), "old".to_owned())]);
     ContainerSnapshot {
-        container,
+        container: Arc::new(container),
         cgroup_path: format!("/docker/{STOPPED_ID}"),
         sample: None,
         figures: None,
@@ -195,7 +196,7 @@ pub fn stopped() -> ContainerSnapshot {
             truncated: false,
             measured_unix_ms: 1_700_000_000_000,
         }),
-        devices: BTreeMap::new(),
+        devices: Arc::default(),
         last_seen_unix: 1_699_999_500,
     }
 }
