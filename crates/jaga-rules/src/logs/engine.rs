@@ -930,6 +930,86 @@ mod tests {
         texts
     }
 
+    /// Text that never repeats: `alphabet`'s characters drawn at random
+    /// (seeded) to `bytes`, with `payload` put at `at` when it fits.
+    fn scrambled(alphabet: &[&str], bytes: usize, seed: u32, payload: &str, at: usize) -> Vec<u8> {
+        let mut state = seed;
+        let mut text = Vec::with_capacity(bytes);
+        while text.len() < bytes {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            text.extend_from_slice(alphabet[(state >> 16) as usize % alphabet.len()].as_bytes());
+        }
+        if let Some(place) = text.get_mut(at..at + payload.len()) {
+            place.copy_from_slice(payload.as_bytes());
+        }
+        text
+    }
+
+    #[test]
+    fn each_field_dfa_tells_the_same_patterns_as_the_patterns_one_by_one_on_scrambled_text() {
+        let rules = crate::logs::builtin().unwrap();
+        let letters: Vec<String> = ('a'..='z').chain('A'..='Z').map(String::from).collect();
+        let mut latin: Vec<&str> = letters.iter().map(String::as_str).collect();
+        latin.extend([" ", " ", "+", "=", "&"]);
+        let punctuation: Vec<&str> = "'()<>;|&$`{}[]*/.=-#\\"
+            .split("")
+            .filter(|c| !c.is_empty())
+            .collect();
+        let mixed: Vec<&str> = [
+            "a", "S", "e", "l", "c", "t", "o", "r", "1", " ", "'", "\"", "(", ")", "=", "/", ".",
+            "$", "{", "}", ";", "|", "<", ">", "%", ":", "-", "\u{43f}", "\u{5e9}", "\u{4f60}",
+            "\u{fffd}", "\t",
+        ]
+        .into();
+        let ascii: Vec<String> = (0u8..=127).map(|b| char::from(b).to_string()).collect();
+        let mut any_byte: Vec<&str> = ascii.iter().map(String::as_str).collect();
+        any_byte.extend(["\u{e9}", "\u{430}", "\u{fffd}", "\u{5d0}"]);
+        let payloads = [
+            "",
+            "1' UNION SELECT password FROM users--",
+            "../../ETC/passwd",
+            "<ScRiPt>alert(1)</script>",
+            "${jndi:ldap://x/a}",
+            ";cat /etc/hosts",
+            "http://169.254.169.254/latest/",
+            "?cmd=whoami",
+            "' or 1=1 --",
+        ];
+        let mut texts = Vec::new();
+        for (kind, alphabet) in [&latin, &punctuation, &mixed, &any_byte]
+            .into_iter()
+            .enumerate()
+        {
+            for len in [60usize, 2100, 8100] {
+                for (n, payload) in payloads.iter().enumerate() {
+                    // Payloads at the start, across where a second lane
+                    // starts, and near the end.
+                    for at in [0, len / 2 - 7, len.saturating_sub(40)] {
+                        let seed = (kind * 100_000 + len * 10 + n * 7 + at) as u32;
+                        texts.push(scrambled(alphabet, len, seed, payload, at));
+                    }
+                }
+            }
+        }
+        for text in &texts {
+            let normalized = normalize(&String::from_utf8_lossy(text));
+            for set in &rules.sets {
+                let text = match set.normalized {
+                    true => normalized.as_bytes(),
+                    false => text.as_slice(),
+                };
+                let one_by_one: Vec<bool> = set.patterns.iter().map(|p| p.is_match(text)).collect();
+                assert_eq!(
+                    set.scanner.matches(text).unwrap(),
+                    one_by_one.contains(&true).then_some(one_by_one),
+                    "field {} on {:?}",
+                    set.field,
+                    String::from_utf8_lossy(text)
+                );
+            }
+        }
+    }
+
     #[test]
     fn each_field_dfa_tells_the_same_patterns_as_the_patterns_one_by_one() {
         let rules = crate::logs::builtin().unwrap();

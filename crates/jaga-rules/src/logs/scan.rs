@@ -186,6 +186,11 @@ impl Scanner {
                 sid: self.dfa.start_state_forward(cache, &input)?,
             };
         }
+        // A cleared cache makes the other lanes' state ids point nowhere:
+        // stepping one of them would index past the cache's table.
+        if cache.clear_count() != clears {
+            return Ok(None);
+        }
         // The state of each lane at its start and at each multiple of
         // BLOCK it stepped on before its end (the end is the next lane's).
         let mut marks: Vec<Option<LazyStateID>> = vec![None; (text.len() - from) / BLOCK + 1];
@@ -197,12 +202,7 @@ impl Scanner {
             let together = lanes.iter().all(|l| l.aligned() && l.at + BLOCK <= l.end);
             let mut steps = [BLOCK; LANES];
             if together {
-                for i in 0..BLOCK {
-                    for (lane, after) in lanes.iter_mut().zip(after.iter_mut()) {
-                        self.step(cache, text, lane, found, any)?;
-                        after[i] = lane.sid;
-                    }
-                }
+                self.blocks_together(cache, text, &mut lanes, &mut after, found, any)?;
             } else {
                 let mut left = false;
                 for ((lane, after), steps) in lanes.iter_mut().zip(after.iter_mut()).zip(&mut steps)
@@ -211,6 +211,9 @@ impl Scanner {
                     if lane.at < lane.end {
                         *steps = self.block(cache, text, lane, after, found, any)?;
                         left = true;
+                    }
+                    if cache.clear_count() != clears {
+                        return Ok(None);
                     }
                 }
                 if !left {
@@ -256,6 +259,62 @@ impl Scanner {
             }
         }
         Ok(Some(sid))
+    }
+
+    /// One block of every lane, each lane aligned with a whole block
+    /// before its end, noting the state after each byte in `after`. The
+    /// lanes' states are kept in locals, not in the lanes: a step waits for
+    /// the one before in its lane, and a state stored and loaded again
+    /// between two steps adds that wait to every step. A byte that meets a
+    /// tagged state (a transition not computed yet, a match, a quit) takes
+    /// [`Self::step`] in every lane; when that clears the cache, the other
+    /// lanes' states point nowhere and the blocks stop there (the caller
+    /// sees the clear).
+    fn blocks_together(
+        &self,
+        cache: &mut Cache,
+        text: &[u8],
+        lanes: &mut [Lane; LANES],
+        after: &mut [[LazyStateID; BLOCK]; LANES],
+        found: &mut [bool],
+        any: &mut bool,
+    ) -> Result<(), MatchError> {
+        let starts = lanes.map(|lane| lane.at);
+        let mut sids = lanes.map(|lane| lane.sid);
+        for i in 0..BLOCK {
+            if sids.iter().all(|sid| !sid.is_tagged()) {
+                let next: [LazyStateID; LANES] = std::array::from_fn(|lane| {
+                    let byte = text[starts[lane] + i];
+                    self.dfa.next_state_untagged(cache, sids[lane], byte)
+                });
+                if next.iter().all(|sid| !sid.is_tagged()) {
+                    for (after, sid) in after.iter_mut().zip(next) {
+                        after[i] = sid;
+                    }
+                    sids = next;
+                    continue;
+                }
+            }
+            for (lane, ((state, start), after)) in lanes
+                .iter_mut()
+                .zip(sids.iter_mut().zip(starts).zip(after.iter_mut()))
+            {
+                lane.sid = *state;
+                lane.at = start + i;
+                let clears = cache.clear_count();
+                self.step(cache, text, lane, found, any)?;
+                if cache.clear_count() != clears {
+                    return Ok(());
+                }
+                *state = lane.sid;
+                after[i] = lane.sid;
+            }
+        }
+        for (lane, (sid, start)) in lanes.iter_mut().zip(sids.into_iter().zip(starts)) {
+            lane.sid = sid;
+            lane.at = start + BLOCK;
+        }
+        Ok(())
     }
 
     /// Reads from `walker` on until, at a multiple of BLOCK, its state is
