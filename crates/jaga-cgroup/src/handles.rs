@@ -159,17 +159,23 @@ pub(crate) fn read_whole(file: &File) -> io::Result<String> {
     let mut chunk = [0u8; 4096];
     let mut buf: Vec<u8> = Vec::new();
     loop {
-        let read = match file.read_at(&mut chunk, buf.len() as u64) {
-            Ok(read) => read,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
+        let read = read_at(file, &mut chunk, buf.len() as u64)?;
         buf.extend_from_slice(&chunk[..read]);
         if read < chunk.len() {
             break;
         }
     }
     String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// One `pread` at `offset`, made again when a signal interrupted it.
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    loop {
+        match file.read_at(buf, offset) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            result => return result,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -514,13 +514,8 @@ impl CpuUsageFile {
         // Both files are short (one number; v2's cpu.stat a dozen lines):
         // a stack buffer serves them without an allocation.
         let mut buf = [0u8; 1024];
-        let read = loop {
-            match std::os::unix::fs::FileExt::read_at(&self.file, &mut buf, 0) {
-                Ok(read) => break read,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(source) => return Err(fsread::classify(&self.path, source)),
-            }
-        };
+        let read = handles::read_at(&self.file, &mut buf, 0)
+            .map_err(|source| fsread::classify(&self.path, source))?;
         let longer;
         let bytes = match read < buf.len() {
             true => &buf[..read],

@@ -487,7 +487,6 @@ fn write_points_tx(
     let mut found: HashMap<ContainerId, i64> = HashMap::new();
     {
         let mut insert = tx.prepare_cached(&sql.insert_raw)?;
-        let mut lookup = tx.prepare_cached("SELECT key FROM containers WHERE id = ?1")?;
         let mut add_container = tx.prepare_cached(
             "INSERT INTO containers (id, name, image, labels, state, first_seen, last_seen) \
              VALUES (?1, ?2, '', '{}', 'unknown', ?3, ?3)",
@@ -504,7 +503,7 @@ fn write_points_tx(
             let key: i64 = match keys.get(id).or_else(|| found.get(id)) {
                 Some(key) => *key,
                 None => {
-                    let key = match lookup.query_row([id.as_str()], |r| r.get(0)).optional()? {
+                    let key = match container_key(&tx, id.as_str())? {
                         Some(key) => key,
                         None => {
                             add_container.execute(params![id.as_str(), id.short(), ts])?;
