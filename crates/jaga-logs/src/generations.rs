@@ -53,53 +53,103 @@ pub(crate) struct Generation {
 /// The files of the log at `live`, oldest first (the live file last).
 /// Anything under those names that is not a regular file is returned apart,
 /// never opened.
+///
+/// A rotation renames every file one number up while the listing looks,
+/// so the names are looked at from the live file up: a file only ever
+/// moves to a number not looked at yet, and none is missed unless several
+/// rotations deleted files meanwhile (looked at in the directory's order,
+/// a file could move from a name not looked at yet to one already looked
+/// at, and a whole generation went unheld and unread). A listing during
+/// which the live file changed is taken again, a few times at most. A file
+/// seen twice (it moved between two looks) is listed once.
 pub(crate) fn list(live: &Path) -> (Vec<Generation>, Vec<(PathBuf, Skip)>) {
-    let mut files = Vec::new();
-    let mut refused = Vec::new();
-    let (Some(dir), Some(name)) = (live.parent(), live.file_name()) else {
-        return (files, refused);
-    };
-    let name = name.to_string_lossy();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return (files, refused);
-    };
-    for entry in entries.flatten() {
-        let entry_name = entry.file_name();
-        let entry_name = entry_name.to_string_lossy();
-        let number = if entry_name == name {
-            0
-        } else {
-            match entry_name
-                .strip_prefix(name.as_ref())
-                .and_then(|rest| rest.strip_prefix('.'))
-                .and_then(|n| n.parse::<u32>().ok())
-            {
-                Some(n) if n > 0 => n,
-                // `.N.gz` (compress=true) and anything else: not ours to read.
-                _ => continue,
-            }
+    const TRIES: usize = 4;
+    let mut listing = (Vec::new(), Vec::new());
+    for _ in 0..TRIES {
+        let Some(highest) = highest_number(live) else {
+            break;
         };
-        let path = entry.path();
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
+        listing = list_upwards(live, highest);
+        let live_before = listing.0.first().filter(|f| f.number == 0).map(|f| f.id);
+        let live_after = std::fs::symlink_metadata(live).ok().map(|m| FileId::of(&m));
+        let settled = match (live_before, live_after) {
+            (Some(before), Some(after)) => before.same(after),
+            // No live file at all (a removed container's log): nothing rotates.
+            (None, None) => true,
+            _ => false,
         };
-        match kind_of(&meta) {
-            Some(skip) => refused.push((path, skip)),
-            None => files.push(Generation {
-                path,
-                id: FileId::of(&meta),
-                size: meta.len(),
-                number,
-            }),
+        if settled {
+            break;
         }
     }
-    files.sort_by(|a, b| match (a.number, b.number) {
-        (0, 0) => std::cmp::Ordering::Equal,
-        (0, _) => std::cmp::Ordering::Greater,
-        (_, 0) => std::cmp::Ordering::Less,
-        (a, b) => b.cmp(&a),
-    });
+    let (mut files, refused) = listing;
+    // Looked at newest first. A file created during the listing and already
+    // renamed may come after an older one, which birth times (where the
+    // filesystem keeps them) put right.
+    files.reverse();
+    if files.iter().all(|f| f.id.born_ns != 0) {
+        files.sort_by_key(|f| f.id.born_ns);
+    }
     (files, refused)
+}
+
+/// The generations of `live` from the live file up to one past `highest`
+/// (a rotation may add a number meanwhile) and on while there are more,
+/// newest first as looked at.
+fn list_upwards(live: &Path, highest: u32) -> (Vec<Generation>, Vec<(PathBuf, Skip)>) {
+    let mut files: Vec<Generation> = Vec::new();
+    let mut refused = Vec::new();
+    let mut number = 0;
+    while number <= highest.saturating_add(1)
+        || files.last().is_some_and(|f| f.number + 1 == number)
+    {
+        let path = if number == 0 {
+            live.to_path_buf()
+        } else {
+            PathBuf::from(format!("{}.{number}", live.display()))
+        };
+        if let Ok(meta) = std::fs::symlink_metadata(&path) {
+            match kind_of(&meta) {
+                Some(skip) => refused.push((path, skip)),
+                None => {
+                    let id = FileId::of(&meta);
+                    if !files.iter().any(|f| f.id.same(id)) {
+                        files.push(Generation {
+                            path,
+                            id,
+                            size: meta.len(),
+                            number,
+                        });
+                    }
+                }
+            }
+        }
+        number += 1;
+    }
+    (files, refused)
+}
+
+/// The highest generation number among the names of the log at `live`
+/// (0: only the live file, if that), or `None` when its directory cannot
+/// be read.
+fn highest_number(live: &Path) -> Option<u32> {
+    let (dir, name) = (live.parent()?, live.file_name()?);
+    let name = name.to_string_lossy();
+    let entries = std::fs::read_dir(dir).ok()?;
+    let mut highest = 0;
+    for entry in entries.flatten() {
+        let entry_name = entry.file_name();
+        // `.N.gz` (compress=true) and anything else: not ours to read.
+        let number = entry_name
+            .to_string_lossy()
+            .strip_prefix(name.as_ref())
+            .and_then(|rest| rest.strip_prefix('.'))
+            .and_then(|n| n.parse::<u32>().ok());
+        if let Some(number) = number {
+            highest = highest.max(number);
+        }
+    }
+    Some(highest)
 }
 
 /// Why a file is not read, or `None` for a regular file.
@@ -285,4 +335,81 @@ fn time_of_line(line: &[u8]) -> Option<u64> {
 pub(crate) fn parse_time_ns(time: &str) -> Option<u64> {
     let parsed = chrono::DateTime::parse_from_rfc3339(time).ok()?;
     u64::try_from(parsed.timestamp_nanos_opt()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    /// Rotates `live` the way Docker's json-file driver does with
+    /// `max-file=5` (the oldest goes, each `.N` becomes `.N+1`, the live
+    /// file `.1`, a new live file), as fast as it can, until `stop`. The
+    /// oldest is moved aside rather than deleted, so that no inode number
+    /// is given again while the lister maps inodes to creation order.
+    fn rotate_until(live: &Path, stop: &AtomicBool, created: &Mutex<HashMap<u64, u64>>) {
+        let dir = live.parent().unwrap();
+        let name = |n: u32| PathBuf::from(format!("{}.{n}", live.display()));
+        for seq in 1.. {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let _ = std::fs::rename(name(4), dir.join(format!("gone-{seq}")));
+            for n in (1..4).rev() {
+                let _ = std::fs::rename(name(n), name(n + 1));
+            }
+            std::fs::rename(live, name(1)).unwrap();
+            let fresh = dir.join("fresh");
+            std::fs::write(&fresh, "").unwrap();
+            let ino = std::fs::metadata(&fresh).unwrap().ino();
+            created.lock().unwrap().insert(ino, seq);
+            std::fs::rename(&fresh, live).unwrap();
+            // Thousands of rotations a second, still: Docker's flood test
+            // makes twenty.
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
+
+    #[test]
+    fn a_listing_taken_while_files_rotate_misses_no_file_between_two_it_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("c-json.log");
+        std::fs::write(&live, "").unwrap();
+        let created = Arc::new(Mutex::new(HashMap::from([(
+            std::fs::metadata(&live).unwrap().ino(),
+            0,
+        )])));
+        let stop = Arc::new(AtomicBool::new(false));
+        let rotator = {
+            let (live, stop, created) = (live.clone(), Arc::clone(&stop), Arc::clone(&created));
+            std::thread::spawn(move || rotate_until(&live, &stop, &created))
+        };
+        let mut torn = Vec::new();
+        let started = std::time::Instant::now();
+        let mut listings = 0;
+        while started.elapsed() < std::time::Duration::from_secs(3) {
+            let (listing, refused) = list(&live);
+            assert!(refused.is_empty());
+            let known = created.lock().unwrap();
+            let seqs: Vec<u64> = listing.iter().map(|g| known[&g.id.inode]).collect();
+            drop(known);
+            // Oldest first, each the next one created: a file may be missed
+            // only at either end (deleted at the top, created after).
+            if seqs.windows(2).any(|pair| pair[1] != pair[0] + 1) {
+                torn.push(seqs);
+            }
+            listings += 1;
+        }
+        stop.store(true, Ordering::Relaxed);
+        rotator.join().unwrap();
+        assert!(listings > 1000, "only {listings} listings");
+        assert!(
+            torn.is_empty(),
+            "{} of {listings} listings torn, e.g. {:?}",
+            torn.len(),
+            &torn[..torn.len().min(5)]
+        );
+    }
 }
