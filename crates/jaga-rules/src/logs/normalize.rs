@@ -298,9 +298,14 @@ fn chunk_escapes(window: &[u8; SCAN_WINDOW], entities: bool) -> u32 {
         let backslash = has(0, BACKSLASH) & has(1, X) & has(2, HEX_DIGIT) & has(3, HEX_DIGIT);
         *start = u8::from(percent | entity | backslash);
     }
-    // Eight bytes of 0 or 1 to eight bits: the multiplier moves byte `n`'s
-    // bit to bit `56 + n`, and no two of its products overlap.
-    starts
+    bits_of(&starts)
+}
+
+/// Thirty-two bytes of 0 or 1 to thirty-two bits, bit `n` from byte `n`.
+fn bits_of(flags: &[u8; SCAN_CHUNK]) -> u32 {
+    // Eight bytes to eight bits: the multiplier moves byte `n`'s bit to bit
+    // `56 + n`, and no two of its products overlap.
+    flags
         .chunks_exact(8)
         .enumerate()
         .fold(0, |bits, (n, eight)| {
@@ -567,11 +572,67 @@ fn comment_closer(text: &[u8]) -> Option<usize> {
         .map(|at| NEAR + at)
 }
 
+/// How many bytes from the single space at `from` on (up to `limit`)
+/// [`strip_comments_and_collapse`] copies as they are: up to a control
+/// byte, a space after whitespace, or a comment opener; found a chunk at a
+/// time without a branch per byte.
+#[inline(never)]
+fn words_run(src: &[u8], from: usize, limit: usize) -> usize {
+    let work_at = |at: usize| {
+        let b = src[at];
+        (is_space(b) && (b != b' ' || is_space(src[at - 1])))
+            || (b == b'/' && src.get(at + 1) == Some(&b'*'))
+    };
+    // Each chunk with the byte before it and the byte after it.
+    let mut at = from + 1;
+    while at + SCAN_CHUNK <= limit {
+        let chunk = |shift: usize| -> Option<&[u8; SCAN_CHUNK]> {
+            src.get(at + shift - 1..at + shift - 1 + SCAN_CHUNK)?
+                .try_into()
+                .ok()
+        };
+        let (Some(before), Some(bytes), Some(after)) = (chunk(0), chunk(1), chunk(2)) else {
+            break;
+        };
+        // Fixed-size, without a branch: vectorized.
+        let mut work = [0u8; SCAN_CHUNK];
+        for (((flag, &b), &before), &after) in work.iter_mut().zip(bytes).zip(before).zip(after) {
+            let space = is_space(b) & ((b != b' ') | is_space(before));
+            let opener = (b == b'/') & (after == b'*');
+            *flag = u8::from(space | opener);
+        }
+        let found = bits_of(&work);
+        if found != 0 {
+            return at + found.trailing_zeros() as usize - from;
+        }
+        at += SCAN_CHUNK;
+    }
+    while at < limit {
+        if work_at(at) {
+            return at - from;
+        }
+        at += 1;
+    }
+    limit - from
+}
+
 /// `/*…*/` becomes a space (`UNION/**/SELECT`), MySQL's executable
 /// `/*!50000 union*/` its contents between spaces, an unclosed `/*` a
 /// space (what follows it is kept: it may be the payload); each run of
 /// whitespace one space; from `src` into `dst`.
 fn strip_comments_and_collapse(src: &[u8], dst: &mut Vec<u8>) {
+    strip_comments_and_collapse_with(src, dst, words_run);
+}
+
+/// [`strip_comments_and_collapse`] with the finder of the run that needs
+/// no work from a single space on given: the one used, or in tests one
+/// that takes the space alone, as the collapse did before.
+#[inline(never)]
+fn strip_comments_and_collapse_with(
+    src: &[u8],
+    dst: &mut Vec<u8>,
+    mut words_run: impl FnMut(&[u8], usize, usize) -> usize,
+) {
     dst.reserve(src.len());
     let mut in_space = false;
     // Where the `*/` of the executable comment we are in starts.
@@ -640,6 +701,16 @@ fn strip_comments_and_collapse(src: &[u8], dst: &mut Vec<u8>) {
                 dst.push(b' ');
                 in_space = true;
             }
+            continue;
+        }
+        if b == b' ' && !in_space {
+            // A single space between words needs no work: it and the text
+            // after it up to what does (a search query, a sentence) are
+            // copied at once.
+            let run = words_run(src, i, executable_end.unwrap_or(src.len()));
+            dst.extend_from_slice(&src[i..i + run]);
+            in_space = src[i + run - 1] == b' ';
+            i += run;
             continue;
         }
         if is_space(b) {
@@ -830,6 +901,40 @@ mod tests {
             if expected.changed {
                 assert_eq!(chunked, bytewise, "{:?}", String::from_utf8_lossy(text));
             }
+        }
+    }
+
+    #[test]
+    fn runs_after_a_space_found_a_chunk_at_a_time_collapse_as_the_space_alone() {
+        let units = [
+            " ", "  ", "\t", " \t", "\0", "/*", "*/", "/*!", "/*!50000", "/", "*", "a", "ab",
+            "word ", "/**/", "x*/", "\n ", " /*", "/*! x*/ ",
+        ];
+        let mut texts = Vec::new();
+        for unit in units {
+            for other in units {
+                for count in [1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40, 70] {
+                    for pad in 0..3 {
+                        let mut text = "b".repeat(pad);
+                        text.push_str(&unit.repeat(count));
+                        text.push_str(other);
+                        texts.push(text.clone());
+                        text.push_str(&"c".repeat(count));
+                        text.push_str(&unit.repeat(count));
+                        texts.push(text);
+                    }
+                }
+            }
+        }
+        for text in texts {
+            let (mut chunked, mut bytewise) = (Vec::new(), Vec::new());
+            strip_comments_and_collapse_with(text.as_bytes(), &mut chunked, words_run);
+            strip_comments_and_collapse_with(text.as_bytes(), &mut bytewise, |_, _, _| 1);
+            assert_eq!(
+                String::from_utf8_lossy(&chunked),
+                String::from_utf8_lossy(&bytewise),
+                "{text:?}"
+            );
         }
     }
 
