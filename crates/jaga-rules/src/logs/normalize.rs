@@ -148,6 +148,19 @@ fn decode_once_with(
             _ => 0,
         };
         if consumed == 0 {
+            // A run of `%` (`%%%%`, `%25%25` decoded once): each but the last
+            // three is before `%%`, which starts no escape, and is dropped
+            // below; all of them at once, not one pass of the loop each.
+            if b == b'%' {
+                let run = src[i..].iter().take_while(|c| **c == b'%').count();
+                if run > 3 {
+                    dst.extend_from_slice(&src[copied..i]);
+                    i += run - 3;
+                    copied = i;
+                    pass.changed = true;
+                    continue;
+                }
+            }
             // A `%` before a letter or digit that makes no escape (`%S%E%L%E%C%T`):
             // ASP and IIS drop it, so attackers use it to break words.
             // Not so before an escape of a hex digit: `%%32%65` is a `%2e`
@@ -935,6 +948,22 @@ mod tests {
                 String::from_utf8_lossy(&bytewise),
                 "{text:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_long_run_of_percent_signs_decodes_as_its_last_three() {
+        for tail in [
+            "", "41", "%41", "2541", "%2541", "a", "%2e", "x", "%", "%%32%65", "u0041",
+        ] {
+            let three = normalize(&format!("%%%{tail}"));
+            let three_encoded = normalize(&format!("%25%25%25{tail}"));
+            for n in 4..70 {
+                let text = format!("{}{tail}", "%".repeat(n));
+                assert_eq!(normalize(&text), three, "{text:?}");
+                let encoded = format!("{}{tail}", "%25".repeat(n));
+                assert_eq!(normalize(&encoded), three_encoded, "{encoded:?}");
+            }
         }
     }
 
