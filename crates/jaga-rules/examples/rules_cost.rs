@@ -163,6 +163,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 percent(&scrambled("абвгдежзийклмнопрстуфхцчшщыэюя ", budget / 3))
             )),
         ),
+        (
+            "scrambled punct",
+            line(&format!(
+                "/search?q={}",
+                scrambled("'()<>;|&$`{}[]*/.=-#", budget)
+            )),
+        ),
         ("short", line("/index.html?a=1")),
     ];
     let user = UserDecoders::default();

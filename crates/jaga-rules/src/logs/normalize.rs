@@ -252,6 +252,18 @@ impl<'a> EscapeFinder<'a> {
                 return text.len();
             };
             at += found;
+            // Most of these bytes start nothing (`a=1&b=2`, `50%.`): the
+            // byte after tells, before a chunk is looked at.
+            let next = text.get(at + 1).copied().unwrap_or(0);
+            let may_start = match text[at] {
+                b'%' => next.is_ascii_alphanumeric() || next == b'%',
+                b'&' => next.is_ascii_alphabetic() || next == b'#',
+                _ => next | 0x20 == b'x',
+            };
+            if !may_start {
+                at += 1;
+                continue;
+            }
             self.chunk_at = at;
             let whole = text
                 .get(at..at + SCAN_WINDOW)
