@@ -108,9 +108,9 @@ pub fn logtest(args: LogtestArgs, redaction: Redaction) -> anyhow::Result<()> {
             Err(_) => String::from_utf8_lossy(bytes),
         };
         let raw = raw.trim_end_matches('\r');
-        let text = if args.docker_json {
+        let text: std::borrow::Cow<'_, str> = if args.docker_json {
             match jaga_decode::DockerLine::parse(raw) {
-                Ok(entry) => entry.log.trim_end_matches('\n').to_owned(),
+                Ok(entry) => entry.log.trim_end_matches('\n').to_owned().into(),
                 Err(error) => {
                     let error = error.to_string();
                     writeln!(
@@ -122,7 +122,7 @@ pub fn logtest(args: LogtestArgs, redaction: Redaction) -> anyhow::Result<()> {
                 }
             }
         } else {
-            raw.to_owned()
+            raw.into()
         };
         let now = jaga_agent::clock::unix_secs().max(0) as u64;
         let (fields, matches) = analyzer.analyze(&text, None, now);
