@@ -66,10 +66,10 @@ pub(crate) fn list(live: &Path) -> (Vec<Generation>, Vec<(PathBuf, Skip)>) {
     const TRIES: usize = 4;
     let mut listing = (Vec::new(), Vec::new());
     for _ in 0..TRIES {
-        let Some(highest) = highest_number(live) else {
+        let Some(numbers) = numbers_to_look_at(live) else {
             break;
         };
-        listing = list_upwards(live, highest);
+        listing = list_upwards(live, &numbers);
         let live_before = listing.0.first().filter(|f| f.number == 0).map(|f| f.id);
         let live_after = std::fs::symlink_metadata(live).ok().map(|m| FileId::of(&m));
         let settled = match (live_before, live_after) {
@@ -93,50 +93,48 @@ pub(crate) fn list(live: &Path) -> (Vec<Generation>, Vec<(PathBuf, Skip)>) {
     (files, refused)
 }
 
-/// The generations of `live` from the live file up to one past `highest`
-/// (a rotation may add a number meanwhile) and on while there are more,
-/// newest first as looked at.
-fn list_upwards(live: &Path, highest: u32) -> (Vec<Generation>, Vec<(PathBuf, Skip)>) {
+/// The generations of `live` under `numbers` (ascending), newest first as
+/// looked at.
+fn list_upwards(live: &Path, numbers: &[u32]) -> (Vec<Generation>, Vec<(PathBuf, Skip)>) {
     let mut files: Vec<Generation> = Vec::new();
     let mut refused = Vec::new();
-    let mut number = 0;
-    while number <= highest.saturating_add(1)
-        || files.last().is_some_and(|f| f.number + 1 == number)
-    {
+    for &number in numbers {
         let path = if number == 0 {
             live.to_path_buf()
         } else {
             PathBuf::from(format!("{}.{number}", live.display()))
         };
-        if let Ok(meta) = std::fs::symlink_metadata(&path) {
-            match kind_of(&meta) {
-                Some(skip) => refused.push((path, skip)),
-                None => {
-                    let id = FileId::of(&meta);
-                    if !files.iter().any(|f| f.id.same(id)) {
-                        files.push(Generation {
-                            path,
-                            id,
-                            size: meta.len(),
-                            number,
-                        });
-                    }
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        match kind_of(&meta) {
+            Some(skip) => refused.push((path, skip)),
+            None => {
+                let id = FileId::of(&meta);
+                if !files.iter().any(|f| f.id.same(id)) {
+                    files.push(Generation {
+                        path,
+                        id,
+                        size: meta.len(),
+                        number,
+                    });
                 }
             }
         }
-        number += 1;
     }
     (files, refused)
 }
 
-/// The highest generation number among the names of the log at `live`
-/// (0: only the live file, if that), or `None` when its directory cannot
-/// be read.
-fn highest_number(live: &Path) -> Option<u32> {
+/// The generation numbers to look at for the log at `live`, ascending: the
+/// live file (0), each `.N` in its directory, and the number after each (a
+/// rotation moves every file one up while the listing looks). Only names
+/// that are there, so a stray `.20261201` costs one look, not a count up to
+/// it. `None` when the directory cannot be read.
+fn numbers_to_look_at(live: &Path) -> Option<Vec<u32>> {
     let (dir, name) = (live.parent()?, live.file_name()?);
     let name = name.to_string_lossy();
     let entries = std::fs::read_dir(dir).ok()?;
-    let mut highest = 0;
+    let mut numbers = vec![0, 1];
     for entry in entries.flatten() {
         let entry_name = entry.file_name();
         // `.N.gz` (compress=true) and anything else: not ours to read.
@@ -144,12 +142,16 @@ fn highest_number(live: &Path) -> Option<u32> {
             .to_string_lossy()
             .strip_prefix(name.as_ref())
             .and_then(|rest| rest.strip_prefix('.'))
-            .and_then(|n| n.parse::<u32>().ok());
+            .and_then(|n| n.parse::<u32>().ok())
+            .filter(|n| *n > 0);
         if let Some(number) = number {
-            highest = highest.max(number);
+            numbers.push(number);
+            numbers.push(number.saturating_add(1));
         }
     }
-    Some(highest)
+    numbers.sort_unstable();
+    numbers.dedup();
+    Some(numbers)
 }
 
 /// Why a file is not read, or `None` for a regular file.
@@ -370,6 +372,31 @@ mod tests {
             // makes twenty.
             std::thread::sleep(std::time::Duration::from_micros(200));
         }
+    }
+
+    #[test]
+    fn a_generation_numbered_far_beyond_the_others_costs_one_look() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("c-json.log");
+        for (name, born) in [
+            ("c-json.log.4294967295", 0),
+            ("c-json.log.20261201", 1),
+            ("c-json.log.2", 2),
+            ("c-json.log.1", 3),
+            ("c-json.log", 4),
+            ("c-json.log.0", 5),
+            ("c-json.log.3.gz", 6),
+        ] {
+            std::fs::write(dir.path().join(name), format!("{born}\n")).unwrap();
+            // Birth times a few milliseconds apart, in the order written.
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let started = std::time::Instant::now();
+        let (listing, refused) = list(&live);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert!(refused.is_empty());
+        let numbers: Vec<u32> = listing.iter().map(|g| g.number).collect();
+        assert_eq!(numbers, [u32::MAX, 20_261_201, 2, 1, 0]);
     }
 
     #[test]
