@@ -157,12 +157,6 @@ struct FieldSet {
 impl FieldSet {
     /// Which patterns match `text`, by index; `None` when none does.
     fn matches(&self, text: &[u8], fallbacks: &AtomicU64) -> Option<Vec<bool>> {
-        // A set of one pattern (the raw URL's, the userinfo SSRF shape) runs
-        // through the regex engine, which skips from one of its literals
-        // (`://`) to the next where the set's DFA reads every byte.
-        if let [pattern] = self.patterns.as_slice() {
-            return pattern.is_match(text).then(|| vec![true]);
-        }
         match self.scanner.matches(text) {
             Ok(found) => found,
             Err(_) => {
