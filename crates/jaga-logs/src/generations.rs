@@ -99,11 +99,7 @@ fn list_upwards(live: &Path, numbers: &[u32]) -> (Vec<Generation>, Vec<(PathBuf,
     let mut files: Vec<Generation> = Vec::new();
     let mut refused = Vec::new();
     for &number in numbers {
-        let path = if number == 0 {
-            live.to_path_buf()
-        } else {
-            PathBuf::from(format!("{}.{number}", live.display()))
-        };
+        let path = generation_path(live, number);
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue;
         };
@@ -123,6 +119,16 @@ fn list_upwards(live: &Path, numbers: &[u32]) -> (Vec<Generation>, Vec<(PathBuf,
         }
     }
     (files, refused)
+}
+
+/// Where generation `number` of the log at `live` is: the live file for 0,
+/// else `<live>.<number>`.
+pub(crate) fn generation_path(live: &Path, number: u32) -> PathBuf {
+    if number == 0 {
+        live.to_path_buf()
+    } else {
+        PathBuf::from(format!("{}.{number}", live.display()))
+    }
 }
 
 /// The generation numbers to look at for the log at `live`, ascending: the

@@ -1200,11 +1200,7 @@ pub(crate) fn open_generation(live: &Path, wanted: &Generation) -> Result<OpenFi
             std::thread::sleep(Duration::from_millis(1));
         }
         for number in wanted.number..=wanted.number + SHIFTS {
-            let path = if number == 0 {
-                live.to_path_buf()
-            } else {
-                PathBuf::from(format!("{}.{number}", live.display()))
-            };
+            let path = generations::generation_path(live, number);
             match generations::open_regular(&path) {
                 Ok((file, id)) if id.same(wanted.id) => {
                     return Ok(OpenFile {
