@@ -603,11 +603,6 @@ fn comment_closer(text: &[u8]) -> Option<usize> {
 /// time without a branch per byte.
 #[inline(never)]
 fn words_run(src: &[u8], from: usize, limit: usize) -> usize {
-    let work_at = |at: usize| {
-        let b = src[at];
-        (is_space(b) && (b != b' ' || is_space(src[at - 1])))
-            || (b == b'/' && src.get(at + 1) == Some(&b'*'))
-    };
     // Each chunk with the byte before it and the byte after it.
     let mut at = from + 1;
     while at + SCAN_CHUNK <= limit {
@@ -622,9 +617,7 @@ fn words_run(src: &[u8], from: usize, limit: usize) -> usize {
         // Fixed-size, without a branch: vectorized.
         let mut work = [0u8; SCAN_CHUNK];
         for (((flag, &b), &before), &after) in work.iter_mut().zip(bytes).zip(before).zip(after) {
-            let space = is_space(b) & ((b != b' ') | is_space(before));
-            let opener = (b == b'/') & (after == b'*');
-            *flag = u8::from(space | opener);
+            *flag = u8::from(needs_work(before, b, after));
         }
         let found = bits_of(&work);
         if found != 0 {
@@ -633,12 +626,22 @@ fn words_run(src: &[u8], from: usize, limit: usize) -> usize {
         at += SCAN_CHUNK;
     }
     while at < limit {
-        if work_at(at) {
+        if needs_work(src[at - 1], src[at], src.get(at + 1).copied().unwrap_or(0)) {
             return at - from;
         }
         at += 1;
     }
     limit - from
+}
+
+/// Whether the collapse has work at byte `b` (between `before` and
+/// `after`): a control byte, a space after whitespace, a comment opener.
+/// Without branches, so that [`words_run`]'s chunks are vectorized.
+#[inline(always)]
+fn needs_work(before: u8, b: u8, after: u8) -> bool {
+    let space = is_space(b) & ((b != b' ') | is_space(before));
+    let opener = (b == b'/') & (after == b'*');
+    space | opener
 }
 
 /// `/*…*/` becomes a space (`UNION/**/SELECT`), MySQL's executable
