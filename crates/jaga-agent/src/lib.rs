@@ -374,6 +374,7 @@ impl Agent {
                 snapshots: snapshot_tx.subscribe(),
                 agent: agent.clone(),
                 interval: config.metric_rules.interval,
+                collection_interval: serve.interval,
             };
             source_tasks.push(supervisor.spawn(
                 "metric_rules",

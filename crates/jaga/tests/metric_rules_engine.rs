@@ -399,5 +399,12 @@ fn a_restart_loop_fires_the_restarts_rule_from_exits_stored_while_running() {
     assert_eq!(fired[0].0, "firing");
     assert_eq!(fired[0].1, format!("300301/container/{}", looping.id));
     let alert = &agent.json("/api/v1/alerts?rule_id=300301")[0];
-    assert_eq!(alert["data"]["value"], "3 exits", "{alert}");
+    // At least the rule's 3; on a loaded machine the pass that sees the
+    // third exit can come after a fourth (7 exits at most: on-failure:6).
+    let exits: u32 = alert["data"]["value"]
+        .as_str()
+        .and_then(|value| value.strip_suffix(" exits"))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no exit count in {alert}"));
+    assert!((3..=7).contains(&exits), "{alert}");
 }

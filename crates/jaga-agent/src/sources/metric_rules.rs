@@ -41,6 +41,8 @@ pub struct MetricRulesTask {
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     pub agent: AlertAgent,
     pub interval: Duration,
+    /// How often the collector publishes a snapshot (`serve.interval`).
+    pub collection_interval: Duration,
 }
 
 impl MetricRulesTask {
@@ -60,7 +62,9 @@ impl MetricRulesTask {
             if snapshot.taken_unix_ms == 0 {
                 continue;
             }
-            if last_evaluation.is_some_and(|at| at.elapsed() < self.interval) {
+            if last_evaluation.is_some_and(|at| {
+                !evaluation_due(at.elapsed(), self.interval, self.collection_interval)
+            }) {
                 continue;
             }
             last_evaluation = Some(Instant::now());
@@ -218,6 +222,15 @@ impl ExitTimes {
     }
 }
 
+/// Whether a snapshot arriving `elapsed` after the last evaluation is
+/// evaluated: when waiting for the next one would overshoot `interval` by
+/// more than taking this one undershoots it. Comparing `elapsed` with
+/// `interval` alone skipped every snapshot that came a millisecond early,
+/// so with both intervals at 1 s rules were evaluated every 2 s.
+fn evaluation_due(elapsed: Duration, interval: Duration, collection_interval: Duration) -> bool {
+    elapsed + collection_interval / 2 >= interval
+}
+
 fn nanos(window: Duration) -> i64 {
     i64::try_from(window.as_nanos()).unwrap_or(i64::MAX)
 }
@@ -232,6 +245,29 @@ mod tests {
             from_nano,
             times: times.iter().map(|(c, t)| ((*c).to_owned(), *t)).collect(),
         }
+    }
+
+    #[test]
+    fn a_snapshot_arriving_a_little_early_is_evaluated_when_both_intervals_are_equal() {
+        let second = Duration::from_secs(1);
+        let early = Duration::from_millis(990);
+        assert!(evaluation_due(early, second, second));
+        assert!(evaluation_due(Duration::from_millis(1_300), second, second));
+    }
+
+    #[test]
+    fn a_longer_rule_interval_skips_the_collections_in_between() {
+        let (second, five) = (Duration::from_secs(1), Duration::from_secs(5));
+        let due: Vec<u64> = (1..=5)
+            .filter(|n| evaluation_due(Duration::from_millis(n * 1_000 - 10), five, second))
+            .collect();
+        assert_eq!(due, vec![5], "only the snapshot about 5 s on");
+        // A rule interval shorter than the collection's: every snapshot.
+        assert!(evaluation_due(
+            Duration::from_millis(700),
+            Duration::from_millis(500),
+            second
+        ));
     }
 
     #[test]
