@@ -597,6 +597,23 @@ fn comment_closer(text: &[u8]) -> Option<usize> {
     COMMENT_CLOSER.find(far).map(|at| NEAR + at)
 }
 
+/// The length of the comment opener `text` starts with, when nothing
+/// after it closes it: `/*`, or `/*!` and the version digits after it.
+fn unclosed_opener_len(text: &[u8]) -> usize {
+    match text.get(2) {
+        Some(b'!') => 3 + text[3..].iter().take_while(|b| b.is_ascii_digit()).count(),
+        _ => 2,
+    }
+}
+
+/// Past the run of comment openers from `at` on, when no `*/` follows.
+fn past_unclosed_openers(src: &[u8], mut at: usize) -> usize {
+    while src[at..].starts_with(b"/*") {
+        at += unclosed_opener_len(&src[at..]);
+    }
+    at
+}
+
 /// How many bytes from the single space at `from` on (up to `limit`)
 /// [`strip_comments_and_collapse`] copies as they are: up to a control
 /// byte, a space after whitespace, or a comment opener; found a chunk at a
@@ -686,10 +703,18 @@ fn strip_comments_and_collapse_with(
             .position(|b| SPECIAL_IN_COLLAPSE[usize::from(*b)])
             .unwrap_or(limit - i);
         if plain > 0 {
-            dst.extend_from_slice(&src[i..i + plain]);
+            // One byte pushed: a call to copy it cost more than the byte
+            // (`/*/*/*` is a comment, a star, a comment, ...).
+            match plain {
+                1 => dst.push(src[i]),
+                _ => dst.extend_from_slice(&src[i..i + plain]),
+            }
             in_space = false;
             i += plain;
-            continue;
+            // The byte that stopped the run is handled in this turn.
+            if i == limit {
+                continue;
+            }
         }
         let b = src[i];
         if b == b'/' && src.get(i + 1) == Some(&b'*') {
@@ -715,15 +740,12 @@ fn strip_comments_and_collapse_with(
                     }
                     i = end + 2;
                 }
-                // An unclosed executable comment runs to the end, and MySQL runs it.
-                None if src.get(i + 2) == Some(&b'!') => {
-                    let version = src[i + 3..]
-                        .iter()
-                        .take_while(|b| b.is_ascii_digit())
-                        .count();
-                    i += 3 + version;
-                }
-                None => i += 2,
+                // An unclosed opener is dropped (an executable one with its
+                // version: MySQL runs what follows to the end), and so is
+                // each one right after it (`/*/*/*`, `/*!/*!`) in this
+                // turn: nothing after them closes either.
+                None if executable_end.is_none() => i = past_unclosed_openers(src, i),
+                None => i += unclosed_opener_len(&src[i..]),
             }
             if !in_space {
                 dst.push(b' ');
@@ -1004,6 +1026,25 @@ mod tests {
             );
         }
         assert_eq!(normalize(&"/*!".repeat(50)), " ");
+    }
+
+    #[test]
+    fn a_run_of_unclosed_comment_openers_is_dropped_as_one_space() {
+        // Each as before runs were taken at once; `*/` closes even
+        // inside a run (`/*/*/` is a comment).
+        for (text, normalized) in [
+            ("x/*/*!7/*!/*y", "x y"),
+            ("x/*!1/*!2/*!3", "x "),
+            ("/*!12345union/*!select", " union select"),
+            ("1/*/*x/*!/*", "1 x "),
+            ("a/*/*/*b", "a *b"),
+            ("a/*!50000/*/*!1b", "a !1b"),
+            ("a/*!1 b/*/*/ c*/d", "a b */d"),
+            ("a/*/*!*/b", "a b"),
+        ] {
+            assert_eq!(normalize(text), normalized, "{text}");
+        }
+        assert_eq!(normalize(&format!("1{}x", "/*!".repeat(4_000))), "1 x");
     }
 
     #[test]
