@@ -117,9 +117,19 @@ fn container_subject(container: &ContainerRef) -> String {
     format!("container/{}", container.id)
 }
 
+impl Subject<'_> {
+    /// `host`, or `container/<id>`: what episode keys and alerts name.
+    fn id(&self) -> String {
+        match self.container {
+            Some(container) => container_subject(container),
+            None => HOST_SUBJECT.to_owned(),
+        }
+    }
+}
+
 /// One thing a rule is evaluated on, with its value now.
 struct Subject<'a> {
-    id: String,
+    /// `None`: the host.
     container: Option<&'a ContainerRef>,
     /// `None`: the figure does not apply (no limit, no health check).
     value: Option<f64>,
@@ -140,18 +150,28 @@ impl MetricRules {
         state: &mut FiringState,
     ) -> Vec<Transition> {
         let mut out = Vec::new();
+        // The keys of the states seen this pass; the states of the others
+        // end. A rule with no state moves on only where its condition
+        // holds: the rest of its subjects cost no key (at 500 containers,
+        // building and keeping a key for every rule and container was
+        // most of the evaluation).
         let mut visited: HashSet<String> = HashSet::new();
+        let rules_with_state: HashSet<String> =
+            state.states.values().map(|s| s.rule_id.clone()).collect();
         for rule in &self.rules {
+            let has_state = rules_with_state.contains(&rule.id);
             for subject in subjects(rule, observed) {
-                let key = episode_key(&rule.id, &subject.id);
-                if subject.unknown {
-                    visited.insert(key);
+                let holds =
+                    !subject.unknown && subject.value.is_some_and(|v| rule.condition.holds(v));
+                if !has_state && !holds {
                     continue;
                 }
-                let holds = subject.value.is_some_and(|v| rule.condition.holds(v));
-                step(
-                    rule, &key, &subject, holds, now_ms, observed, state, &mut out,
-                );
+                let key = episode_key(&rule.id, &subject.id());
+                if !subject.unknown {
+                    step(
+                        rule, &key, &subject, holds, now_ms, observed, state, &mut out,
+                    );
+                }
                 visited.insert(key);
             }
         }
@@ -198,7 +218,7 @@ fn step(
             let pending = MetricRuleState {
                 key: key.to_owned(),
                 rule_id: rule.id.clone(),
-                subject: subject.id.clone(),
+                subject: subject.id(),
                 status: MetricStatus::Pending,
                 pending_since_ms: now_ms,
                 firing_since_ms: None,
@@ -289,7 +309,7 @@ fn firing_alert(
     if let Some(window) = rule.window {
         data.insert("window".to_owned(), format_duration(window));
     }
-    data.insert("subject".to_owned(), subject.id.clone());
+    data.insert("subject".to_owned(), subject.id());
     data.insert(
         "pending_since".to_owned(),
         rfc3339_ms(state.pending_since_ms),
@@ -410,7 +430,6 @@ fn subjects<'a>(rule: &MetricRule, observed: &Observation<'a>) -> Vec<Subject<'a
     let snapshot = observed.snapshot;
     if rule.figure.is_host() {
         return vec![Subject {
-            id: HOST_SUBJECT.to_owned(),
             container: None,
             value: snapshot.data_root.as_ref().and_then(|root| {
                 (root.capacity_bytes > 0)
@@ -426,7 +445,6 @@ fn subjects<'a>(rule: &MetricRule, observed: &Observation<'a>) -> Vec<Subject<'a
             continue;
         }
         out.push(Subject {
-            id: container_subject(container),
             container: Some(container),
             value: container_value(rule, Some(running), container, observed),
             unknown: no_reading_yet(rule.figure, running),
@@ -438,7 +456,6 @@ fn subjects<'a>(rule: &MetricRule, observed: &Observation<'a>) -> Vec<Subject<'a
                 continue;
             }
             out.push(Subject {
-                id: container_subject(container),
                 container: Some(container),
                 value: container_value(rule, None, container, observed),
                 unknown: false,

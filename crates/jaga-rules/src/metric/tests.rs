@@ -619,3 +619,48 @@ fn a_missing_reading_keeps_the_state_as_it_is() {
     assert_eq!(h.state.firing(), 1);
     assert!(h.at(T0 + 7 * MINUTE, &busy).is_empty());
 }
+
+/// Subjects of a rule with no state are skipped where the condition does
+/// not hold; another rule's state on the same containers must still move
+/// on, and a subject that starts to hold must still start its own.
+#[test]
+fn rules_without_state_leave_the_others_states_as_they_are() {
+    let two_rules = format!(
+        "{CPU_RULE}  - id: 300102
+    level: 12
+    description: CPU above 99 % of the container's limit
+    groups: [metrics, resources]
+    metric: cpu_limit_percent
+    above: 99
+    for: 5m
+"
+    );
+    let mut h = Harness::new(&two_rules);
+    let busy = snapshot(vec![running("web", 48.0), running("api", 10.0)]);
+    h.at(T0, &busy);
+    let web = format!("300101/container/{:0>64}", "web");
+    assert_eq!(
+        alerts(&h.at(T0 + 5 * MINUTE, &busy)),
+        vec![(EpisodeStatus::Firing, web.clone())]
+    );
+    // api starts to hold both rules: pending, then firing for both.
+    let both = snapshot(vec![running("web", 48.0), running("api", 49.8)]);
+    assert!(alerts(&h.at(T0 + 6 * MINUTE, &both)).is_empty());
+    let api = |rule: &str| format!("{rule}/container/{:0>64}", "api");
+    assert_eq!(
+        alerts(&h.at(T0 + 11 * MINUTE, &both)),
+        vec![
+            (EpisodeStatus::Firing, api("300101")),
+            (EpisodeStatus::Firing, api("300102")),
+        ]
+    );
+    assert_eq!(h.state.firing(), 3);
+    let calm = snapshot(vec![running("web", 10.0), running("api", 10.0)]);
+    let resolved = h.at(T0 + 12 * MINUTE, &calm);
+    assert_eq!(resolved.len(), 3);
+    for transition in &resolved {
+        let reason = &transition.alert.as_ref().unwrap().data["reason"];
+        assert!(reason.contains("no longer above"), "{reason}");
+    }
+    assert!(h.state.is_empty());
+}
