@@ -597,9 +597,10 @@ fn comment_closer(text: &[u8]) -> Option<usize> {
     COMMENT_CLOSER.find(far).map(|at| NEAR + at)
 }
 
-/// The length of the comment opener `text` starts with, when nothing
-/// after it closes it: `/*`, or `/*!` and the version digits after it.
-fn unclosed_opener_len(text: &[u8]) -> usize {
+/// The length of the comment opener `text` starts with: `/*`, or `/*!` and
+/// the version digits after it (those within `text`: a closed executable
+/// comment passes the text up to its `*/`).
+fn opener_len(text: &[u8]) -> usize {
     match text.get(2) {
         Some(b'!') => 3 + text[3..].iter().take_while(|b| b.is_ascii_digit()).count(),
         _ => 2,
@@ -609,7 +610,7 @@ fn unclosed_opener_len(text: &[u8]) -> usize {
 /// Past the run of comment openers from `at` on, when no `*/` follows.
 fn past_unclosed_openers(src: &[u8], mut at: usize) -> usize {
     while src[at..].starts_with(b"/*") {
-        at += unclosed_opener_len(&src[at..]);
+        at += opener_len(&src[at..]);
     }
     at
 }
@@ -727,12 +728,8 @@ fn strip_comments_and_collapse_with(
             }
             match end {
                 Some(end) if src.get(i + 2) == Some(&b'!') && executable_end.is_none() => {
-                    let version = src[i + 3..end]
-                        .iter()
-                        .take_while(|b| b.is_ascii_digit())
-                        .count();
                     executable_end = Some(end);
-                    i += 3 + version;
+                    i += opener_len(&src[i..end]);
                 }
                 Some(end) => {
                     if executable_end == Some(end) {
@@ -743,9 +740,11 @@ fn strip_comments_and_collapse_with(
                 // An unclosed opener is dropped (an executable one with its
                 // version: MySQL runs what follows to the end), and so is
                 // each one right after it (`/*/*/*`, `/*!/*!`) in this
-                // turn: nothing after them closes either.
+                // turn: nothing after them closes either. Inside an
+                // executable comment whose `*/` overlaps this opener
+                // (`/*/`), the run would skip past that `*/`: one at a time.
                 None if executable_end.is_none() => i = past_unclosed_openers(src, i),
-                None => i += unclosed_opener_len(&src[i..]),
+                None => i += opener_len(&src[i..]),
             }
             if !in_space {
                 dst.push(b' ');

@@ -117,16 +117,6 @@ fn container_subject(container: &ContainerRef) -> String {
     format!("container/{}", container.id)
 }
 
-impl Subject<'_> {
-    /// `host`, or `container/<id>`: what episode keys and alerts name.
-    fn id(&self) -> String {
-        match self.container {
-            Some(container) => container_subject(container),
-            None => HOST_SUBJECT.to_owned(),
-        }
-    }
-}
-
 /// One thing a rule is evaluated on, with its value now.
 struct Subject<'a> {
     /// `None`: the host.
@@ -137,6 +127,16 @@ struct Subject<'a> {
     /// restart of jaga, a disk pass still to come): its state is kept as it
     /// is, neither held nor ended.
     unknown: bool,
+}
+
+impl Subject<'_> {
+    /// `host`, or `container/<id>`: what episode keys and alerts name.
+    fn id(&self) -> String {
+        match self.container {
+            Some(container) => container_subject(container),
+            None => HOST_SUBJECT.to_owned(),
+        }
+    }
 }
 
 impl MetricRules {
