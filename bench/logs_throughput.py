@@ -111,6 +111,9 @@ def adversarial_classes():
         "lookups": ("/search?q=" + fill("${", room), AGENTS[0]),
         "entities": ("/search?q=" + fill("&#x", room), AGENTS[0]),
         "many parameters": ("/search?" + fill("a=1&", room), AGENTS[0]),
+        # One `;` lets the query hold named entities (`&lt;`), and each `&`
+        # before a letter may then start one.
+        "many parameters, one ;": ("/search?;" + fill("a=1&", room - 1), AGENTS[0]),
         "long user agent": ("/", fill("Mozilla/5.0 (X11; Linux) ", room)),
         # Text that does not repeat: the cost of reading every byte.
         "scrambled latin": ("/search?q=" + scrambled("abcdefghijklmnopqrstuvwxyz+", room, 1), AGENTS[0]),

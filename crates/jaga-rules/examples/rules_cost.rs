@@ -135,6 +135,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             line(&format!("/search?q={}", fill("a=1&", budget))),
         ),
         (
+            "ampersands semicolon",
+            line(&format!("/search?q=;{}", fill("a=1&", budget))),
+        ),
+        (
             "exec comments",
             line(&format!("/search?q={}", fill("/*!", budget))),
         ),

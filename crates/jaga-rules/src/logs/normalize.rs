@@ -55,18 +55,6 @@ fn plus_to_space(text: &mut [u8]) {
     }
 }
 
-/// Whitespace (and NUL) that [`normalize`] turns into one space, and `/`
-/// which may open a comment.
-const SPECIAL_IN_COLLAPSE: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        table[b] = is_space(b as u8) || b == b'/' as usize;
-        b += 1;
-    }
-    table
-};
-
 #[derive(Default)]
 struct Pass {
     changed: bool,
@@ -215,6 +203,9 @@ struct EscapeFinder<'a> {
     /// in it (bit `n`: at `chunk_at + n`).
     chunk_at: usize,
     starts: u32,
+    /// The first `;` at or after the chunk last looked at (`usize::MAX`:
+    /// none).
+    semicolon: usize,
 }
 
 impl<'a> EscapeFinder<'a> {
@@ -224,7 +215,20 @@ impl<'a> EscapeFinder<'a> {
             entities,
             chunk_at: usize::MAX,
             starts: 0,
+            semicolon: 0,
         }
+    }
+
+    /// Whether a `;` ends a named entity that starts in the chunk at `at`
+    /// (within [`MAX_ENTITY`] bytes of its end). A query of `a=1&b=2&...`
+    /// with one `;` anywhere may hold entities, yet none of its `&` starts
+    /// one: each was a call to [`entity`] that found no `;`, five times the
+    /// cost of the text without.
+    fn semicolon_near(&mut self, at: usize) -> bool {
+        if self.semicolon < at {
+            self.semicolon = memchr::memchr(b';', &self.text[at..]).map_or(usize::MAX, |o| at + o);
+        }
+        self.semicolon < at + SCAN_CHUNK + MAX_ENTITY
     }
 
     /// Where the next escape may start from `from` on (the text's length
@@ -257,18 +261,33 @@ impl<'a> EscapeFinder<'a> {
             let next = text.get(at + 1).copied().unwrap_or(0);
             let may_start = match text[at] {
                 b'%' => next.is_ascii_alphanumeric() || next == b'%',
-                b'&' => next.is_ascii_alphabetic() || next == b'#',
+                // A named entity only where a `;` may end it.
+                b'&' => next == b'#' || (next.is_ascii_alphabetic() && self.semicolon_near(at)),
                 _ => next | 0x20 == b'x',
             };
             if !may_start {
-                at += 1;
-                continue;
+                // Where such bytes are dense (`'&(&;&$`), the positions
+                // after are told a chunk at once, not by a search each.
+                let window = text
+                    .get(at + 1..at + 1 + MAY_START_WINDOW)
+                    .and_then(|w| w.try_into().ok());
+                match window.map(|w| chunk_may_start(w, self.entities)) {
+                    Some(0) => {
+                        at += 1 + SCAN_CHUNK;
+                        continue;
+                    }
+                    Some(starts) => at += 1 + starts.trailing_zeros() as usize,
+                    None => {
+                        at += 1;
+                        continue;
+                    }
+                }
             }
             self.chunk_at = at;
             let whole = text
                 .get(at..at + SCAN_WINDOW)
                 .and_then(|w| w.try_into().ok());
-            self.starts = match whole {
+            let (escapes, named) = match whole {
                 Some(window) => chunk_escapes(window, self.entities),
                 // Near the end: padded with bytes that start nothing.
                 None => {
@@ -277,8 +296,44 @@ impl<'a> EscapeFinder<'a> {
                     chunk_escapes(&window, self.entities)
                 }
             };
+            self.starts = match self.entities && self.semicolon_near(at) {
+                true => escapes | named,
+                false => escapes,
+            };
         }
     }
+}
+
+/// Whether an escape may start at byte `b` before `next`, told from the
+/// two alone (a `%` before a letter, a digit or `%`; when the text may hold
+/// entities an `&` before `#`, or before a letter when `named` ones may
+/// end near; `\x`). Without branches, so that [`chunk_may_start`] is
+/// vectorized.
+#[inline(always)]
+fn may_start_before(b: u8, next: u8, entities: bool, named: bool) -> bool {
+    let lower = next | 0x20;
+    let letter = lower.wrapping_sub(b'a') < 26;
+    let digit = next.wrapping_sub(b'0') < 10;
+    let percent = (b == b'%') & (letter | digit | (next == b'%'));
+    let entity = entities & (b == b'&') & ((named & letter) | (next == b'#'));
+    let backslash = (b == b'\\') & (lower == b'x');
+    percent | entity | backslash
+}
+
+/// The bytes [`chunk_may_start`] looks at: a chunk, the byte after it, and
+/// the longest entity's more (where the `;` that ends a named one may be).
+const MAY_START_WINDOW: usize = SCAN_CHUNK + 1 + MAX_ENTITY;
+
+/// Where an escape may start in `window`'s first [`SCAN_CHUNK`] positions
+/// by [`may_start_before`], as bits; named entities only when a `;` is in
+/// the window.
+fn chunk_may_start(window: &[u8; MAY_START_WINDOW], entities: bool) -> u32 {
+    let named = window.iter().fold(false, |seen, b| seen | (*b == b';'));
+    let mut starts = [0u8; SCAN_CHUNK];
+    for (i, start) in starts.iter_mut().enumerate() {
+        *start = u8::from(may_start_before(window[i], window[i + 1], entities, named));
+    }
+    bits_of(&starts)
 }
 
 /// Classes of a byte for [`chunk_escapes`], as bits.
@@ -297,8 +352,9 @@ const X: u8 = 128;
 /// or `&` before a letter (when the text may hold entities); `\x` before
 /// two hex digits. Each byte is classed, then each position told from the
 /// classes of its byte and the three after it: written without branches,
-/// both loops are vectorized.
-fn chunk_escapes(window: &[u8; SCAN_WINDOW], entities: bool) -> u32 {
+/// both loops are vectorized. The `&` before a letter (a named entity) in
+/// a second set of bits: it needs a `;` after it.
+fn chunk_escapes(window: &[u8; SCAN_WINDOW], entities: bool) -> (u32, u32) {
     let ampersand = if entities { AMPERSAND } else { 0 };
     let mut class = [0u8; SCAN_WINDOW];
     for (class, &b) in class.iter_mut().zip(window) {
@@ -316,15 +372,16 @@ fn chunk_escapes(window: &[u8; SCAN_WINDOW], entities: bool) -> u32 {
             | (if lower == b'x' { X } else { 0 });
     }
     let mut starts = [0u8; SCAN_CHUNK];
-    for (i, start) in starts.iter_mut().enumerate() {
+    let mut named = [0u8; SCAN_CHUNK];
+    for (i, (start, named)) in starts.iter_mut().zip(&mut named).enumerate() {
         let has = |at: usize, bits: u8| class[i + at] & bits != 0;
         let percent = has(0, PERCENT) & has(1, DIGIT | LETTER | PERCENT);
         let number = has(1, HASH) & (has(2, DIGIT) | (has(2, X) & has(3, HEX_DIGIT)));
-        let entity = has(0, AMPERSAND) & (number | has(1, LETTER));
         let backslash = has(0, BACKSLASH) & has(1, X) & has(2, HEX_DIGIT) & has(3, HEX_DIGIT);
-        *start = u8::from(percent | entity | backslash);
+        *start = u8::from(percent | (has(0, AMPERSAND) & number) | backslash);
+        *named = u8::from(has(0, AMPERSAND) & has(1, LETTER));
     }
-    bits_of(&starts)
+    (bits_of(&starts), bits_of(&named))
 }
 
 /// Thirty-two bytes of 0 or 1 to thirty-two bits, bit `n` from byte `n`.
@@ -615,12 +672,12 @@ fn past_unclosed_openers(src: &[u8], mut at: usize) -> usize {
     at
 }
 
-/// How many bytes from the single space at `from` on (up to `limit`)
-/// [`strip_comments_and_collapse`] copies as they are: up to a control
-/// byte, a space after whitespace, or a comment opener; found a chunk at a
-/// time without a branch per byte.
+/// How many bytes from `from` on (up to `limit`)
+/// [`strip_comments_and_collapse`] copies as they are, `from` being one
+/// that needs no work: up to a control byte, a space after whitespace, or
+/// a comment opener; found a chunk at a time without a branch per byte.
 #[inline(never)]
-fn words_run(src: &[u8], from: usize, limit: usize) -> usize {
+fn plain_run(src: &[u8], from: usize, limit: usize) -> usize {
     // Each chunk with the byte before it and the byte after it.
     let mut at = from + 1;
     while at + SCAN_CHUNK <= limit {
@@ -654,7 +711,7 @@ fn words_run(src: &[u8], from: usize, limit: usize) -> usize {
 
 /// Whether the collapse has work at byte `b` (between `before` and
 /// `after`): a control byte, a space after whitespace, a comment opener.
-/// Without branches, so that [`words_run`]'s chunks are vectorized.
+/// Without branches, so that [`plain_run`]'s chunks are vectorized.
 #[inline(always)]
 fn needs_work(before: u8, b: u8, after: u8) -> bool {
     let space = is_space(b) & ((b != b' ') | is_space(before));
@@ -662,22 +719,47 @@ fn needs_work(before: u8, b: u8, after: u8) -> bool {
     space | opener
 }
 
+/// What [`strip_comments_and_collapse`] does at a byte.
+#[derive(PartialEq)]
+enum Work {
+    /// Copies it as it is.
+    Copy,
+    /// Drops the comment it opens.
+    Opener,
+    /// Folds it into one space: a control byte, or whitespace after
+    /// whitespace.
+    Blank,
+}
+
+/// The work at `src[i]`, `in_space` telling whether a space was written
+/// last.
+fn work_at(src: &[u8], i: usize, in_space: bool) -> Work {
+    let b = src[i];
+    if b == b'/' && src.get(i + 1) == Some(&b'*') {
+        Work::Opener
+    } else if is_space(b) && (b != b' ' || in_space) {
+        Work::Blank
+    } else {
+        Work::Copy
+    }
+}
+
 /// `/*…*/` becomes a space (`UNION/**/SELECT`), MySQL's executable
 /// `/*!50000 union*/` its contents between spaces, an unclosed `/*` a
 /// space (what follows it is kept: it may be the payload); each run of
 /// whitespace one space; from `src` into `dst`.
 fn strip_comments_and_collapse(src: &[u8], dst: &mut Vec<u8>) {
-    strip_comments_and_collapse_with(src, dst, words_run);
+    strip_comments_and_collapse_with(src, dst, plain_run);
 }
 
 /// [`strip_comments_and_collapse`] with the finder of the run that needs
-/// no work from a single space on given: the one used, or in tests one
-/// that takes the space alone, as the collapse did before.
+/// no work given: the one used, or in tests one that takes a byte at a
+/// time.
 #[inline(never)]
 fn strip_comments_and_collapse_with(
     src: &[u8],
     dst: &mut Vec<u8>,
-    mut words_run: impl FnMut(&[u8], usize, usize) -> usize,
+    mut plain_run: impl FnMut(&[u8], usize, usize) -> usize,
 ) {
     dst.reserve(src.len());
     let mut in_space = false;
@@ -697,28 +779,38 @@ fn strip_comments_and_collapse_with(
             }
             continue;
         }
-        // Plain bytes up to the next one that may need work, copied at once.
         let limit = executable_end.unwrap_or(src.len());
-        let plain = src[i..limit]
-            .iter()
-            .position(|b| SPECIAL_IN_COLLAPSE[usize::from(*b)])
-            .unwrap_or(limit - i);
-        if plain > 0 {
-            // One byte pushed: a call to copy it cost more than the byte
-            // (`/*/*/*` is a comment, a star, a comment, ...).
-            match plain {
-                1 => dst.push(src[i]),
-                _ => dst.extend_from_slice(&src[i..i + plain]),
+        let mut work = work_at(src, i, in_space);
+        if work == Work::Copy {
+            let b = src[i];
+            // This byte and the ones after it up to one that needs work
+            // are copied at once (a search query, a sentence, `'(<>;|`
+            // where a `/` opens no comment). The byte after is looked at
+            // first: in `/*/*/*` (a comment, a star, a comment) a search
+            // for the end of a one-byte run cost more than the byte.
+            let next = i + 1;
+            let run = match next < limit
+                && needs_work(b, src[next], src.get(next + 1).copied().unwrap_or(0))
+            {
+                true => 1,
+                false => plain_run(src, i, limit),
+            };
+            match run {
+                1 => dst.push(b),
+                _ => dst.extend_from_slice(&src[i..i + run]),
             }
-            in_space = false;
-            i += plain;
-            // The byte that stopped the run is handled in this turn.
-            if i == limit {
+            in_space = src[i + run - 1] == b' ';
+            i += run;
+            // The byte that ends the run needs work, done in this turn.
+            if i >= limit {
+                continue;
+            }
+            work = work_at(src, i, in_space);
+            if work == Work::Copy {
                 continue;
             }
         }
-        let b = src[i];
-        if b == b'/' && src.get(i + 1) == Some(&b'*') {
+        if work == Work::Opener {
             let end = match i + 2 >= no_closer_from {
                 true => None,
                 false => comment_closer(&src[i + 2..]).map(|end| i + 2 + end),
@@ -752,24 +844,10 @@ fn strip_comments_and_collapse_with(
             }
             continue;
         }
-        if b == b' ' && !in_space {
-            // A single space between words needs no work: it and the text
-            // after it up to what does (a search query, a sentence) are
-            // copied at once.
-            let run = words_run(src, i, executable_end.unwrap_or(src.len()));
-            dst.extend_from_slice(&src[i..i + run]);
-            in_space = src[i + run - 1] == b' ';
-            i += run;
-            continue;
-        }
-        if is_space(b) {
-            if !in_space {
-                dst.push(b' ');
-                in_space = true;
-            }
-        } else {
-            dst.push(b);
-            in_space = false;
+        // Work::Blank.
+        if !in_space {
+            dst.push(b' ');
+            in_space = true;
         }
         i += 1;
     }
@@ -954,10 +1032,10 @@ mod tests {
     }
 
     #[test]
-    fn runs_after_a_space_found_a_chunk_at_a_time_collapse_as_the_space_alone() {
+    fn runs_found_a_chunk_at_a_time_collapse_as_one_byte_at_a_time() {
         let units = [
             " ", "  ", "\t", " \t", "\0", "/*", "*/", "/*!", "/*!50000", "/", "*", "a", "ab",
-            "word ", "/**/", "x*/", "\n ", " /*", "/*! x*/ ",
+            "word ", "/**/", "x*/", "\n ", " /*", "/*! x*/ ", "'(<", "/x/",
         ];
         let mut texts = Vec::new();
         for unit in units {
@@ -977,7 +1055,7 @@ mod tests {
         }
         for text in texts {
             let (mut chunked, mut bytewise) = (Vec::new(), Vec::new());
-            strip_comments_and_collapse_with(text.as_bytes(), &mut chunked, words_run);
+            strip_comments_and_collapse_with(text.as_bytes(), &mut chunked, plain_run);
             strip_comments_and_collapse_with(text.as_bytes(), &mut bytewise, |_, _, _| 1);
             assert_eq!(
                 String::from_utf8_lossy(&chunked),
@@ -985,6 +1063,45 @@ mod tests {
                 "{text:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_ampersand_with_no_semicolon_near_starts_no_escape() {
+        // A query of many parameters with one `;` may hold entities, yet
+        // none of its `&` is followed by a `;` near enough to end one.
+        let text = format!(";{}", "a=1&b".repeat(500));
+        let mut finder = EscapeFinder::new(text.as_bytes(), may_hold_entities(text.as_bytes()));
+        assert_eq!(finder.next(0), text.len());
+        assert_eq!(normalize(&text), text);
+        // Near one, the named entity is found and decoded, and only the
+        // `&` of the chunks within reach of its `;` are looked at closer
+        // (of 200).
+        let text = format!("{}&lt;{}", "a=1&b".repeat(100), "a=1&b".repeat(100));
+        let mut finder = EscapeFinder::new(text.as_bytes(), true);
+        let mut looked_at = Vec::new();
+        let mut at = finder.next(0);
+        while at < text.len() {
+            looked_at.push(at);
+            at = finder.next(at + 1);
+        }
+        assert!(looked_at.contains(&500), "{looked_at:?}");
+        assert!(looked_at.len() <= 16, "{looked_at:?}");
+        assert_eq!(normalize(&text), text.replace("&lt;", "<"));
+    }
+
+    #[test]
+    fn a_slash_that_opens_no_comment_is_copied_with_the_run_around_it() {
+        // Scrambled punctuation: a `/` every few bytes, seldom a `*` after.
+        let text = b"'(/<>;/|&/$[/]=-#";
+        let mut runs = Vec::new();
+        let mut out = Vec::new();
+        strip_comments_and_collapse_with(text, &mut out, |src, from, limit| {
+            let run = plain_run(src, from, limit);
+            runs.push(run);
+            run
+        });
+        assert_eq!(out, text);
+        assert_eq!(runs, [text.len()]);
     }
 
     #[test]
