@@ -739,6 +739,7 @@ fn long_adversarial_lines_keep_the_lazy_dfa() {
         fill("${", room),
         fill("&#x", room),
         fill("a=1&", room),
+        format!(";{}", fill("a=1&", room)),
     ];
     for url in &urls {
         for _ in 0..3 {
