@@ -203,9 +203,9 @@ struct EscapeFinder<'a> {
     /// in it (bit `n`: at `chunk_at + n`).
     chunk_at: usize,
     starts: u32,
-    /// The first `;` at or after the chunk last looked at (`usize::MAX`:
-    /// none).
-    semicolon: usize,
+    /// The first `;` at or after where one was last looked for
+    /// (`usize::MAX`: none; `None`: not looked for yet).
+    semicolon: Option<usize>,
 }
 
 impl<'a> EscapeFinder<'a> {
@@ -215,7 +215,7 @@ impl<'a> EscapeFinder<'a> {
             entities,
             chunk_at: usize::MAX,
             starts: 0,
-            semicolon: 0,
+            semicolon: None,
         }
     }
 
@@ -225,10 +225,15 @@ impl<'a> EscapeFinder<'a> {
     /// one: each was a call to [`entity`] that found no `;`, five times the
     /// cost of the text without.
     fn semicolon_near(&mut self, at: usize) -> bool {
-        if self.semicolon < at {
-            self.semicolon = memchr::memchr(b';', &self.text[at..]).map_or(usize::MAX, |o| at + o);
-        }
-        self.semicolon < at + SCAN_CHUNK + MAX_ENTITY
+        let first = match self.semicolon {
+            Some(first) if first >= at => first,
+            _ => {
+                let first = memchr::memchr(b';', &self.text[at..]).map_or(usize::MAX, |o| at + o);
+                self.semicolon = Some(first);
+                first
+            }
+        };
+        first < at + SCAN_CHUNK + MAX_ENTITY
     }
 
     /// Where the next escape may start from `from` on (the text's length
@@ -259,12 +264,9 @@ impl<'a> EscapeFinder<'a> {
             // Most of these bytes start nothing (`a=1&b=2`, `50%.`): the
             // byte after tells, before a chunk is looked at.
             let next = text.get(at + 1).copied().unwrap_or(0);
-            let may_start = match text[at] {
-                b'%' => next.is_ascii_alphanumeric() || next == b'%',
-                // A named entity only where a `;` may end it.
-                b'&' => next == b'#' || (next.is_ascii_alphabetic() && self.semicolon_near(at)),
-                _ => next | 0x20 == b'x',
-            };
+            // A named entity only where a `;` may end it.
+            let may_start = may_start_before(text[at], next, self.entities, true)
+                && (text[at] != b'&' || next == b'#' || self.semicolon_near(at));
             if !may_start {
                 // Where such bytes are dense (`'&(&;&$`), the positions
                 // after are told a chunk at once, not by a search each.
@@ -296,7 +298,7 @@ impl<'a> EscapeFinder<'a> {
                     chunk_escapes(&window, self.entities)
                 }
             };
-            self.starts = match self.entities && self.semicolon_near(at) {
+            self.starts = match named != 0 && self.semicolon_near(at) {
                 true => escapes | named,
                 false => escapes,
             };
@@ -1073,6 +1075,10 @@ mod tests {
         let mut finder = EscapeFinder::new(text.as_bytes(), may_hold_entities(text.as_bytes()));
         assert_eq!(finder.next(0), text.len());
         assert_eq!(normalize(&text), text);
+        // Nor the `&` at the very start, with its `;` far after it.
+        let text = format!("&b{};", "x".repeat(100));
+        let mut finder = EscapeFinder::new(text.as_bytes(), true);
+        assert_eq!(finder.next(0), text.len());
         // Near one, the named entity is found and decoded, and only the
         // `&` of the chunks within reach of its `;` are looked at closer
         // (of 200).
