@@ -93,12 +93,17 @@ fn a_containers_own_process_reads_shadow_listens_and_runs_a_dropped_binary() {
     );
     assert_eq!(shadow["rule"]["mitre"][0], "T1003.008");
 
-    let listen = wait_alert(&agent, "96003", &c.name);
-    let listens: Vec<_> = alerts(&agent, "96003", &c.name)
-        .into_iter()
-        .filter(|a| a["data"]["cmdline"] == "/bin/nc -l -p 4444")
-        .collect();
-    assert_eq!(listens.len(), 1, "{listen}");
+    // Both nc are started in the background at once: either may exec, and
+    // be alerted, first. Wait for the one listening on 4444 itself.
+    let listens_on_4444 = || {
+        alerts(&agent, "96003", &c.name)
+            .into_iter()
+            .filter(|a| a["data"]["cmdline"] == "/bin/nc -l -p 4444")
+            .collect::<Vec<_>>()
+    };
+    let listen =
+        wait_for(DEADLINE, || listens_on_4444().into_iter().next()).expect("nc -l -p 4444 alerted");
+    assert_eq!(listen["data"]["args_known"], "true", "{listen}");
 
     let tmp = wait_alert(&agent, "96016", &c.name);
     assert_eq!(tmp["data"]["exe"], "/tmp/cat");
@@ -135,6 +140,8 @@ fn a_containers_own_process_reads_shadow_listens_and_runs_a_dropped_binary() {
     })
     .expect("the container's processes listed");
     assert!(!listed.iter().any(|c| c.contains("/tmp/cat")), "{listed:?}");
+    // By now every execution of the script has been seen: one nc, one alert.
+    assert_eq!(listens_on_4444().len(), 1, "{listen}");
     let top = jaga(&["top", &c.name, "--url", &agent.url("")]);
     let out = String::from_utf8_lossy(&top.stdout);
     assert!(
