@@ -10,10 +10,10 @@
 //!   (`../../../`, `''''`, `a=1&a=1&`), each later repetition takes it
 //!   through the same states back to that state, so it is skipped whole
 //!   (a compare of bytes, not a step per byte);
-//! - lanes: a long text is read as two halves at once (the second from a
-//!   fresh start), so that the core overlaps their steps; the second half's
-//!   start is then read again from where the first ended, until the two
-//!   readings are in the same state at the same place.
+//! - lanes: a long text is read as two or three parts at once (each after
+//!   the first from a fresh start), so that the core overlaps their steps;
+//!   each part's start is then read again from where the part before
+//!   ended, until the two readings are in the same state at the same place.
 //!
 //! When the lazy DFA gives up (its cache thrashed, or a Unicode word
 //! boundary met a non-ASCII byte) the caller runs the patterns one by one.
@@ -28,9 +28,9 @@ use regex_automata::{Input, MatchError, MatchKind, Span};
 
 /// Bytes read between two looks for a repetition.
 const BLOCK: usize = 64;
-/// Readings of a long text at once, and the shortest text read so.
-const LANES: usize = 2;
-const MIN_LANE: usize = 1024;
+/// The shortest part of a text read in a lane of its own: a text is read
+/// in as many lanes (2 or 3) as it holds such parts.
+const MIN_LANE: usize = 512;
 /// Blocks between two looks for a repetition after one found none; it
 /// doubles with each look that finds none, up to the most (1 KB: text
 /// that starts to repeat after that long is still skipped from there).
@@ -124,10 +124,13 @@ impl Scanner {
             },
             None => 0,
         };
-        if text.len() - from >= LANES * MIN_LANE {
-            if let Some(last) = self.scan_lanes(cache, text, from, found, any)? {
-                return self.finish(cache, text, last, found, any);
-            }
+        let last = match (text.len() - from) / MIN_LANE {
+            0 | 1 => None,
+            2 => self.scan_lanes::<2>(cache, text, from, found, any)?,
+            _ => self.scan_lanes::<3>(cache, text, from, found, any)?,
+        };
+        if let Some(last) = last {
+            return self.finish(cache, text, last, found, any);
         }
         // One lane: short texts, and any text whose lanes were cut short
         // by a cleared cache.
@@ -152,7 +155,7 @@ impl Scanner {
         self.finish(cache, text, lane.sid, found, any)
     }
 
-    /// The text read in [`LANES`] lanes at once, each from its own start
+    /// The text read in `LANES` lanes at once, each from its own start
     /// (the DFA's steps in one lane wait for the step before, so several
     /// lanes keep the core busy); then each lane's start is read again
     /// from the state the lane before it ended in, until that reading
@@ -164,7 +167,7 @@ impl Scanner {
     /// there holds (the DFA reports every match, it drops no thread), so
     /// what it matched is matched; what a match across its start adds is
     /// found by the second reading.
-    fn scan_lanes(
+    fn scan_lanes<const LANES: usize>(
         &self,
         cache: &mut Cache,
         text: &[u8],
@@ -204,11 +207,18 @@ impl Scanner {
         }
         let mut after = [[LazyStateID::default(); BLOCK]; LANES];
         loop {
-            let together = lanes.iter().all(|l| l.aligned() && l.at + BLOCK <= l.end);
             let mut steps = [BLOCK; LANES];
-            if together {
-                self.blocks_together(cache, text, &mut lanes, &mut after, found, any)?;
-            } else {
+            // Only a lane that looks for a repetition after this block
+            // reads the states it went through.
+            let together = match lanes.iter().any(|lane| lane.wait == 0) {
+                true => self.blocks_together::<LANES, true>(
+                    cache, text, &mut lanes, &mut after, found, any,
+                )?,
+                false => self.blocks_together::<LANES, false>(
+                    cache, text, &mut lanes, &mut after, found, any,
+                )?,
+            };
+            if !together {
                 let mut left = false;
                 for ((lane, after), steps) in lanes.iter_mut().zip(after.iter_mut()).zip(&mut steps)
                 {
@@ -267,16 +277,20 @@ impl Scanner {
         Ok(Some(sid))
     }
 
-    /// One block of every lane, each lane aligned with a whole block
-    /// before its end, noting the state after each byte in `after`. The
-    /// lanes' states are kept in locals, not in the lanes: a step waits for
-    /// the one before in its lane, and a state stored and loaded again
-    /// between two steps adds that wait to every step. A byte that meets a
-    /// tagged state (a transition not computed yet, a match, a quit) takes
-    /// [`Self::step`] in every lane; when that clears the cache, the other
-    /// lanes' states point nowhere and the blocks stop there (the caller
-    /// sees the clear).
-    fn blocks_together(
+    /// One block of every lane, noting the state after each byte in
+    /// `after` when `NOTE`; `false` (nothing read) unless every lane is at
+    /// the start of a whole block.
+    ///
+    /// The lanes' states are kept in locals, not in the lanes: a step
+    /// waits for the one before in its lane, and a state stored and loaded
+    /// again between two steps adds that wait to every step. The loop does
+    /// little besides the steps (no bounds checks on the text, no stores
+    /// unless noted): on text that never repeats it is most of the time
+    /// spent on a line. A byte that meets a tagged state (a transition not
+    /// computed yet, a match, a quit) takes [`Self::step`] in every lane;
+    /// when that clears the cache, the other lanes' states point nowhere
+    /// and the blocks stop there (the caller sees the clear).
+    fn blocks_together<const LANES: usize, const NOTE: bool>(
         &self,
         cache: &mut Cache,
         text: &[u8],
@@ -284,21 +298,33 @@ impl Scanner {
         after: &mut [[LazyStateID; BLOCK]; LANES],
         found: &mut [bool],
         any: &mut bool,
-    ) -> Result<(), MatchError> {
+    ) -> Result<bool, MatchError> {
+        let Some(blocks) = whole_blocks(text, lanes) else {
+            return Ok(false);
+        };
         let starts = lanes.map(|lane| lane.at);
         let mut sids = lanes.map(|lane| lane.sid);
-        for i in 0..BLOCK {
+        let mut i = 0;
+        while i < BLOCK {
             if sids.iter().all(|sid| !sid.is_tagged()) {
-                let next: [LazyStateID; LANES] = std::array::from_fn(|lane| {
-                    let byte = text[starts[lane] + i];
-                    self.dfa.next_state_untagged(cache, sids[lane], byte)
-                });
-                if next.iter().all(|sid| !sid.is_tagged()) {
-                    for (after, sid) in after.iter_mut().zip(next) {
-                        after[i] = sid;
+                while i < BLOCK {
+                    let next: [LazyStateID; LANES] = std::array::from_fn(|lane| {
+                        self.dfa
+                            .next_state_untagged(cache, sids[lane], blocks[lane][i])
+                    });
+                    if next.iter().any(|sid| sid.is_tagged()) {
+                        break;
+                    }
+                    if NOTE {
+                        for (after, sid) in after.iter_mut().zip(next) {
+                            after[i] = sid;
+                        }
                     }
                     sids = next;
-                    continue;
+                    i += 1;
+                }
+                if i == BLOCK {
+                    break;
                 }
             }
             for (lane, ((state, start), after)) in lanes
@@ -310,17 +336,18 @@ impl Scanner {
                 let clears = cache.clear_count();
                 self.step(cache, text, lane, found, any)?;
                 if cache.clear_count() != clears {
-                    return Ok(());
+                    return Ok(true);
                 }
                 *state = lane.sid;
                 after[i] = lane.sid;
             }
+            i += 1;
         }
         for (lane, (sid, start)) in lanes.iter_mut().zip(sids.into_iter().zip(starts)) {
             lane.sid = sid;
             lane.at = start + BLOCK;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Reads from `walker` on until, at a multiple of BLOCK, its state is
@@ -474,6 +501,22 @@ impl Lane {
     fn aligned(&self) -> bool {
         (self.at - self.base).is_multiple_of(BLOCK)
     }
+}
+
+/// Each lane's next block, when every lane is at the start of a whole one.
+fn whole_blocks<'t, const LANES: usize>(
+    text: &'t [u8],
+    lanes: &[Lane; LANES],
+) -> Option<[&'t [u8; BLOCK]; LANES]> {
+    const NONE: &[u8; BLOCK] = &[0; BLOCK];
+    let mut blocks = [NONE; LANES];
+    for (block, lane) in blocks.iter_mut().zip(lanes) {
+        if !lane.aligned() {
+            return None;
+        }
+        *block = text.get(lane.at..lane.end)?.first_chunk()?;
+    }
+    Some(blocks)
 }
 
 fn record(dfa: &DFA, cache: &Cache, sid: LazyStateID, found: &mut [bool], any: &mut bool) {
@@ -662,8 +705,10 @@ mod tests {
 
     #[test]
     fn matches_across_the_start_of_a_lane_are_found() {
-        // Texts long enough for lanes; payloads put across the place where
-        // the second lane starts, and a thread open from the first byte.
+        // Texts long enough for lanes; payloads put across the places where
+        // the lanes after the first start, with and without a thread open
+        // from the first byte (with one, the second reading of a lane's
+        // start never meets the lane and reads on to the end).
         let patterns = [
             r"\bunion\s+select\b",
             r"\$\{[^}]*jndi:",
@@ -672,16 +717,29 @@ mod tests {
             r"\bz{2}\b",
         ];
         let mut texts = Vec::new();
-        for len in [2 * MIN_LANE, 5000, 8000] {
-            let stride = len / LANES / BLOCK * BLOCK;
-            for shift in [0, 1, 5, 11, 12, 64, 65, 200] {
+        for (len, lanes) in [
+            (2 * MIN_LANE, 2),
+            (3 * MIN_LANE - 1, 2),
+            (3 * MIN_LANE, 3),
+            (5000, 3),
+            (8000, 3),
+        ] {
+            let stride = len / lanes / BLOCK * BLOCK;
+            let starts = (1..lanes).map(|lane| lane * stride);
+            for (start, shift) in
+                starts.flat_map(|s| [0, 1, 5, 11, 12, 64, 65, 200].map(|h| (s, h)))
+            {
                 for payload in ["union select", "../../../", " zz ", "jndi:"] {
-                    let at = stride.saturating_sub(shift);
+                    let at = start.saturating_sub(shift);
                     let mut text = "ab cd ".repeat(len / 6).into_bytes();
                     text.truncate(len);
                     let end = (at + payload.len()).min(text.len());
                     text[at..end].copy_from_slice(&payload.as_bytes()[..end - at]);
                     texts.push(text.clone());
+                    // No thread open from the start: the readings meet.
+                    let mut closed = text.clone();
+                    closed[2] = b'-';
+                    texts.push(closed);
                     text[0] = b'$';
                     text[1] = b'{';
                     texts.push(text);
