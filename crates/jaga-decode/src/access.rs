@@ -3,6 +3,8 @@
 //! Parsed by hand: faster than a regex, and it accepts what servers write
 //! (escaped quotes in the request, `-` for a missing size).
 
+use std::borrow::Cow;
+
 use crate::Fields;
 
 pub fn decode(line: &str) -> Option<Fields> {
@@ -43,7 +45,7 @@ pub fn decode(line: &str) -> Option<Fields> {
         let agent = if rest.starts_with('"') {
             take_quoted(&mut rest)?
         } else {
-            String::new()
+            Cow::Borrowed("")
         };
         ("access-combined", Some(referer), Some(agent))
     } else {
@@ -72,7 +74,7 @@ pub fn decode(line: &str) -> Option<Fields> {
             fields.split_url();
         }
         // Not a request line (TLS bytes, junk from scanners): kept whole.
-        None => fields.set("request", request.clone()),
+        None => fields.set("request", request.into_owned()),
     }
     fields.set("status", status);
     fields.set("bytes", if bytes == "-" { "0" } else { bytes });
@@ -136,10 +138,16 @@ fn take_until<'a>(rest: &mut &'a str, separator: char) -> Option<&'a str> {
 /// text for control bytes, so they never reach a field raw). Runs without
 /// an escape are copied whole, as text: escapes end and start on ASCII
 /// bytes, so the field is valid UTF-8 without a check unless an escape
-/// gives a byte past ASCII ([`take_quoted_bytes`] then).
-fn take_quoted(rest: &mut &str) -> Option<String> {
+/// gives a byte past ASCII ([`take_quoted_bytes`] then). A field without
+/// an escape, as most are, is not copied.
+fn take_quoted<'a>(rest: &mut &'a str) -> Option<Cow<'a, str>> {
     let body = rest.strip_prefix('"')?;
     let bytes = body.as_bytes();
+    let first = memchr::memchr2(b'"', b'\\', bytes)?;
+    if bytes[first] == b'"' {
+        *rest = &body[first + 1..];
+        return Some(Cow::Borrowed(&body[..first]));
+    }
     let mut out = String::with_capacity(bytes.len().min(1 << 16));
     let mut i = 0;
     loop {
@@ -147,11 +155,11 @@ fn take_quoted(rest: &mut &str) -> Option<String> {
         out.push_str(&body[i..at]);
         if bytes[at] == b'"' {
             *rest = &body[at + 1..];
-            return Some(out);
+            return Some(Cow::Owned(out));
         }
         let (byte, next) = quoted_escape(bytes, at)?;
         if !byte.is_ascii() {
-            return take_quoted_bytes(rest);
+            return take_quoted_bytes(rest).map(Cow::Owned);
         }
         out.push(char::from(byte));
         i = next;
@@ -281,7 +289,7 @@ mod tests {
                     let line = format!("\"{first}{second}{third}{first}\" rest");
                     let (mut text, mut bytes) = (line.as_str(), line.as_str());
                     assert_eq!(
-                        take_quoted(&mut text),
+                        take_quoted(&mut text).map(Cow::into_owned),
                         take_quoted_bytes(&mut bytes),
                         "{line}"
                     );

@@ -1,19 +1,26 @@
 //! Decoded fields: a small ordered map from name to text.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Fields {
     /// The decoder that produced them: `nginx-combined`, `json`, ...
     pub decoder: String,
-    pub values: Vec<(String, String)>,
+    /// Names the decoders know (`url`, `srcip`, ...) are not copied for
+    /// each line; names from the line itself (JSON keys) are.
+    pub values: Vec<(Cow<'static, str>, String)>,
 }
+
+/// Room for the fields of an access log line without growing.
+const USUAL_FIELDS: usize = 16;
 
 impl Fields {
     pub fn new(decoder: &str) -> Self {
         Self {
             decoder: decoder.to_owned(),
-            values: Vec::new(),
+            values: Vec::with_capacity(USUAL_FIELDS),
         }
     }
 
@@ -25,11 +32,11 @@ impl Fields {
     }
 
     /// Sets `name`, replacing an earlier value.
-    pub fn set(&mut self, name: &str, value: impl Into<String>) {
-        let value = value.into();
-        match self.values.iter_mut().find(|(k, _)| k == name) {
+    pub fn set(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) {
+        let (name, value) = (name.into(), value.into());
+        match self.values.iter_mut().find(|(k, _)| *k == name) {
             Some(slot) => slot.1 = value,
-            None => self.values.push((name.to_owned(), value)),
+            None => self.values.push((name, value)),
         }
     }
 

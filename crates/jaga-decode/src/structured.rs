@@ -167,9 +167,9 @@ fn flatten(
             serde_json::Value::Object(inner) if depth < 4 => {
                 flatten(&name, inner, fields, depth + 1)
             }
-            serde_json::Value::String(s) => fields.set(&name, s.clone()),
+            serde_json::Value::String(s) => fields.set(name, s.clone()),
             serde_json::Value::Null => {}
-            other => fields.set(&name, other.to_string()),
+            other => fields.set(name, other.to_string()),
         }
     }
 }
@@ -235,7 +235,7 @@ pub fn key_value(line: &str) -> Option<Fields> {
                 None => (after, ""),
             }
         };
-        fields.set(key, value);
+        fields.set(key.to_owned(), value);
         rest = tail;
     }
     if fields.values.len() < 2 {

@@ -127,7 +127,7 @@ impl UserDecoders {
                 if let Some(captures) = regex.captures(line) {
                     for name in regex.capture_names().flatten() {
                         if let Some(m) = captures.name(name) {
-                            fields.set(name, m.as_str());
+                            fields.set(name.to_owned(), m.as_str());
                         }
                     }
                 }

@@ -106,10 +106,37 @@ fn may_hold_credential_shape(text: &str) -> bool {
 
 /// Whether `text` holds `authorization` in any case (none of its letters
 /// has a non-ASCII case variant, so ASCII case is all the shapes' `(?i)`
-/// can vary): lowercased a chunk at a time and searched with `memmem`.
+/// can vary). Its `z` is rare in text: each `z` or `Z` is looked around.
+/// Text dense with them (`zzzz...`) is lowercased a chunk at a time and
+/// searched with `memmem` from the point where they became many.
 fn holds_authorization(text: &[u8]) -> bool {
     const WORD: &[u8] = b"authorization";
-    const CHUNK: usize = 4096;
+    // Where the `z` is in WORD.
+    const Z_AT: usize = 7;
+    // Past this many `z`, looking around each costs more than the chunks.
+    const SPARSE_ZS: usize = 32;
+    for (seen, at) in memchr::memchr2_iter(b'z', b'Z', text).enumerate() {
+        if seen == SPARSE_ZS {
+            return holds_authorization_by_chunks(&text[at.saturating_sub(Z_AT)..]);
+        }
+        let Some(start) = at.checked_sub(Z_AT) else {
+            continue;
+        };
+        if text
+            .get(start..start + WORD.len())
+            .is_some_and(|around| around.eq_ignore_ascii_case(WORD))
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// [`holds_authorization`] on text dense with `z`: lowercased a chunk at a
+/// time (on the stack) and searched with `memmem`.
+fn holds_authorization_by_chunks(text: &[u8]) -> bool {
+    const WORD: &[u8] = b"authorization";
+    const CHUNK: usize = 1024;
     static FINDER: OnceLock<memchr::memmem::Finder<'static>> = OnceLock::new();
     let finder = FINDER.get_or_init(|| memchr::memmem::Finder::new(WORD));
     let mut lower = [0u8; CHUNK + WORD.len()];
@@ -583,12 +610,25 @@ mod tests {
         }
         assert!(!may_hold_credential_shape("/search?q=../../../etc/passwd"));
         assert!(!may_hold_credential_shape("akia ghp- eyj"));
-        // `authorization` across the place where two chunks overlap.
-        for at in [0, 4090, 4095, 4096, 5000] {
-            let mut text = "x".repeat(9000);
-            text.replace_range(at..at + 13, "AuThOrIzAtIoN");
-            assert!(may_hold_credential_shape(&text), "{at}");
+        // `authorization` among few `z` (looked around) and among many
+        // (chunks), across the place where two chunks overlap.
+        for filler in ["x", "z", "zx"] {
+            for at in [0, 6, 7, 1016, 1020, 1024, 4095, 5000, 9000 - 13] {
+                let mut text = filler.repeat(9000 / filler.len());
+                text.replace_range(at..at + 13, "AuThOrIzAtIoN");
+                assert!(may_hold_credential_shape(&text), "{filler} {at}");
+            }
+            let mut text = filler.repeat(9000 / filler.len());
+            text.replace_range(9000 - 12.., "authorizatio");
+            assert!(!may_hold_credential_shape(&text), "{filler} at the end");
+        }
+        // The `z` after which they are many is the word's own.
+        for before in [31, 32, 33] {
+            let text = format!("{}Authorization", "z".repeat(before));
+            assert!(may_hold_credential_shape(&text), "{before}");
         }
         assert!(!may_hold_credential_shape(&"authorizatio ".repeat(700)));
+        assert!(!may_hold_credential_shape(&"uthorization ".repeat(700)));
+        assert!(!may_hold_credential_shape("zation"));
     }
 }

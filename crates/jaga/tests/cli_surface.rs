@@ -320,3 +320,42 @@ fn health_is_0_for_a_healthy_agent_and_1_when_none_answers() {
         stderr(&out)
     );
 }
+
+#[test]
+fn logtest_summary_counts_each_decoder_and_each_rule_once_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("access.log");
+    let line = |url: &str| {
+        format!("203.0.113.9 - - [23/Nov/2026:10:00:00 +0000] \"GET {url} HTTP/1.1\" 200 12 \"-\" \"curl/8\"\n")
+    };
+    let mut text = String::new();
+    for _ in 0..3 {
+        text.push_str(&line(
+            "/item?id=1%27%20UNION%20SELECT%20password%20FROM%20users--",
+        ));
+    }
+    text.push_str(&line("/search?q=%3Cscript%3Ealert(1)%3C/script%3E"));
+    text.push_str(&line("/index.html"));
+    text.push_str("not an access log line\n");
+    std::fs::write(&input, text).unwrap();
+    let out = jaga(&[
+        "logtest",
+        "--file",
+        &input.display().to_string(),
+        "--summary",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("lines: 6 "), "{text}");
+    let counted: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(
+        counted,
+        [
+            "decoder access-combined: 5",
+            "decoder plain: 1",
+            "rule 93100 (level 7) SQL injection attempt: 3",
+            "rule 93110 (level 7) Cross-site scripting (XSS) attempt: 1",
+        ],
+        "{text}"
+    );
+}

@@ -22,7 +22,7 @@ use jaga_decode::{Fields, UserDecoderSpec, UserDecoders};
 use regex::bytes::{Regex, RegexBuilder};
 
 use super::format::{ConditionSpec, RuleFile, RuleSpec};
-use super::normalize::normalize;
+use super::normalize::{normalize, Normalizer};
 use super::scan::Scanner;
 
 /// An error in a rule file, with the rule, the file and the line it is on.
@@ -506,16 +506,40 @@ impl RuleSet {
         now: u64,
         state: &mut FrequencyState,
     ) -> Vec<RuleMatch> {
+        NORMALIZED.with_borrow_mut(|normalized| {
+            let matches = self.evaluate_with(fields, now, state, normalized);
+            normalized.release_long();
+            matches
+        })
+    }
+
+    fn evaluate_with(
+        &self,
+        fields: &Fields,
+        now: u64,
+        state: &mut FrequencyState,
+        normalized: &mut NormalizedTexts,
+    ) -> Vec<RuleMatch> {
         // Each field's text for its set, normalized once (a field has at
-        // most one set of normalized patterns).
+        // most one set of normalized patterns), into buffers kept from the
+        // last line.
+        normalized.texts.resize_with(self.sets.len(), String::new);
+        let NormalizedTexts { normalizer, texts } = normalized;
+        for (set, text) in self.sets.iter().zip(texts.iter_mut()) {
+            match fields.get(&set.field) {
+                Some(raw) if set.normalized => normalizer.normalize_into(raw, text),
+                _ => text.clear(),
+            }
+        }
         let set_matches: Vec<FieldMatches<'_>> = self
             .sets
             .iter()
-            .map(|s| {
+            .zip(texts.iter())
+            .map(|(s, normalized)| {
                 let raw = fields.get(&s.field)?;
                 let text = match s.normalized {
-                    true => Cow::Owned(normalize(raw)),
-                    false => Cow::Borrowed(raw),
+                    true => normalized.as_str(),
+                    false => raw,
                 };
                 Some((s.matches(text.as_bytes(), &self.fallbacks), text))
             })
@@ -528,7 +552,7 @@ impl RuleSet {
                 .find(|(s, _)| s.field == field && s.normalized == normalized)
                 .and_then(|(_, m)| m.as_ref());
             if let Some((_, text)) = known {
-                return Some(Cow::Owned(text.to_string()));
+                return Some(Cow::Borrowed(*text));
             }
             let raw = fields.get(field)?;
             Some(match normalized {
@@ -751,7 +775,36 @@ fn build_ascii_regex(pattern: &str) -> Result<Regex, String> {
 }
 
 /// Per field: which of its patterns matched (`None`: none) and the text.
-type FieldMatches<'a> = Option<(Option<Vec<bool>>, Cow<'a, str>)>;
+type FieldMatches<'a> = Option<(Option<Vec<bool>>, &'a str)>;
+
+/// The normalized texts of one line, a buffer per field set, kept from one
+/// line to the next: normalizing an 8 KB text otherwise costs two
+/// allocations of its size.
+#[derive(Default)]
+struct NormalizedTexts {
+    normalizer: Normalizer,
+    texts: Vec<String>,
+}
+
+impl NormalizedTexts {
+    /// Buffers grown beyond this by a long line are given back after it.
+    const KEPT_BYTES: usize = 64 << 10;
+
+    fn release_long(&mut self) {
+        for text in &mut self.texts {
+            if text.capacity() > Self::KEPT_BYTES {
+                *text = String::new();
+            }
+        }
+        self.normalizer.release_long(Self::KEPT_BYTES);
+    }
+}
+
+thread_local! {
+    /// Per thread: rule sets are shared between the threads that read logs.
+    static NORMALIZED: std::cell::RefCell<NormalizedTexts> =
+        std::cell::RefCell::new(NormalizedTexts::default());
+}
 type SetMatches<'a> = [FieldMatches<'a>];
 
 fn holds<'a>(

@@ -19,31 +19,58 @@ const DECODE_PASSES: usize = 3;
 /// times over, `+` to space, lowercases ASCII, blanks SQL comments and
 /// collapses whitespace (and NUL) into one space.
 pub fn normalize(input: &str) -> String {
-    let mut text = input.as_bytes().to_vec();
-    plus_to_space(&mut text);
-    // Sized by the pass that first writes to it: most texts need none.
-    let mut scratch = Vec::new();
-    for _ in 0..DECODE_PASSES {
-        let outcome = decode_once(&text, &mut scratch);
-        if outcome.changed {
+    let mut out = String::new();
+    Normalizer::default().normalize_into(input, &mut out);
+    out
+}
+
+/// [`normalize`] with its working buffer kept from one text to the next:
+/// a line's texts are normalized without allocating once the buffers have
+/// grown to the longest.
+#[derive(Debug, Default)]
+pub struct Normalizer {
+    scratch: Vec<u8>,
+}
+
+impl Normalizer {
+    /// Gives back a working buffer grown beyond `bytes` by a long text.
+    pub fn release_long(&mut self, bytes: usize) {
+        if self.scratch.capacity() > bytes {
+            self.scratch = Vec::new();
+        }
+    }
+
+    /// `input` normalized into `out` (its text replaced, its buffer kept).
+    pub fn normalize_into(&mut self, input: &str, out: &mut String) {
+        let mut text = std::mem::take(out).into_bytes();
+        text.clear();
+        text.extend_from_slice(input.as_bytes());
+        plus_to_space(&mut text);
+        // Written by the pass that first decodes: most texts need none.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        for _ in 0..DECODE_PASSES {
+            let outcome = decode_once(&text, &mut scratch);
+            if outcome.changed {
+                std::mem::swap(&mut text, &mut scratch);
+                // A `%2B` is a space too: tools encode the `+` they put for
+                // spaces (sqlmap's space2plus), and no rule needs a plus.
+                plus_to_space(&mut text);
+            }
+            if !outcome.may_hold_more {
+                break;
+            }
+        }
+        text.make_ascii_lowercase();
+        if needs_collapsing(&text) {
+            scratch.clear();
+            strip_comments_and_collapse(&text, &mut scratch);
             std::mem::swap(&mut text, &mut scratch);
-            // A `%2B` is a space too: tools encode the `+` they put for
-            // spaces (sqlmap's space2plus), and no rule needs a plus.
-            plus_to_space(&mut text);
         }
-        if !outcome.may_hold_more {
-            break;
-        }
-    }
-    text.make_ascii_lowercase();
-    if needs_collapsing(&text) {
-        scratch.clear();
-        strip_comments_and_collapse(&text, &mut scratch);
-        text = scratch;
-    }
-    match String::from_utf8(text) {
-        Ok(text) => text,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        self.scratch = scratch;
+        *out = match String::from_utf8(text) {
+            Ok(text) => text,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        };
     }
 }
 
@@ -961,6 +988,32 @@ mod tests {
         (from..text.len())
             .find(|at| matches!(text[*at], b'%' | b'\\') || (entities && text[*at] == b'&'))
             .unwrap_or(text.len())
+    }
+
+    #[test]
+    fn a_normalizer_kept_from_text_to_text_gives_what_a_new_one_gives() {
+        // Long and short, decoded or not, collapsed or not, invalid UTF-8
+        // once decoded: each leaves its buffers in another state.
+        let texts = [
+            "%252527%2520OR%25201%3D1".repeat(300),
+            "a".to_owned(),
+            "UNION/**/SELECT/*x*/password".to_owned(),
+            "%FF%FE and more".to_owned(),
+            "plain text".repeat(500),
+            String::new(),
+            "&lt;script&gt;".to_owned(),
+            "a \t\n  b".to_owned(),
+            "%u003cscript%u003e".repeat(100),
+            "x".to_owned(),
+        ];
+        let mut kept = Normalizer::default();
+        let mut out = String::new();
+        for _ in 0..2 {
+            for text in texts.iter().chain(texts.iter().rev()) {
+                kept.normalize_into(text, &mut out);
+                assert_eq!(out, normalize(text), "{text:?}");
+            }
+        }
     }
 
     #[test]

@@ -191,7 +191,7 @@ impl Execution {
     /// The fields rules match (see `rules/process.yml`).
     pub fn fields(&self) -> Fields {
         let mut fields = Fields::new(PROCESS_DECODER);
-        let mut set = |name: &str, value: String| fields.values.push((name.to_owned(), value));
+        let mut set = |name: &'static str, value: String| fields.values.push((name.into(), value));
         let name = if self.name.is_empty() {
             self.exe.as_deref().map(base_name).unwrap_or_default()
         } else {

@@ -86,7 +86,9 @@ pub fn logtest(args: LogtestArgs, redaction: Redaction) -> anyhow::Result<()> {
     let mut line_no = 0u64;
     let started = std::time::Instant::now();
     let mut decoders: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
-    let mut matched: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    // Rule id -> lines matched, and the rule as printed.
+    let mut matched: std::collections::BTreeMap<String, (u64, String)> =
+        std::collections::BTreeMap::new();
     // One buffer for every line (`split` grows a new one for each, a dozen
     // reallocations for an 8 KB line).
     let mut line = Vec::with_capacity(64 << 10);
@@ -127,16 +129,26 @@ pub fn logtest(args: LogtestArgs, redaction: Redaction) -> anyhow::Result<()> {
         let now = jaga_agent::clock::unix_secs().max(0) as u64;
         let (fields, matches) = analyzer.analyze(&text, None, now);
         if args.summary {
-            *decoders.entry(fields.decoder.clone()).or_default() += 1;
+            // Counted without a copy of the names once they are known.
+            match decoders.get_mut(fields.decoder.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    decoders.insert(fields.decoder.clone(), 1);
+                }
+            }
             for m in &matches {
-                *matched
-                    .entry(format!(
-                        "{} (level {}) {}",
-                        escape_control(&m.id),
-                        m.level,
-                        escape_control(&m.description)
-                    ))
-                    .or_default() += 1;
+                match matched.get_mut(m.id.as_str()) {
+                    Some((n, _)) => *n += 1,
+                    None => {
+                        let name = format!(
+                            "{} (level {}) {}",
+                            escape_control(&m.id),
+                            m.level,
+                            escape_control(&m.description)
+                        );
+                        matched.insert(m.id.clone(), (1, name));
+                    }
+                }
             }
             continue;
         }
@@ -147,7 +159,7 @@ pub fn logtest(args: LogtestArgs, redaction: Redaction) -> anyhow::Result<()> {
                 fields: fields
                     .values
                     .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .map(|(k, v)| (k.as_ref(), v.as_str()))
                     .collect(),
                 rules: &matches,
             };
@@ -203,7 +215,7 @@ pub fn logtest(args: LogtestArgs, redaction: Redaction) -> anyhow::Result<()> {
         for (decoder, n) in &decoders {
             writeln!(stdout, "decoder {}: {n}", escape_control(decoder))?;
         }
-        for (rule, n) in &matched {
+        for (n, rule) in matched.values() {
             writeln!(stdout, "rule {rule}: {n}")?;
         }
     }
