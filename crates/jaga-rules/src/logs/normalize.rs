@@ -456,6 +456,28 @@ const MAY_HOLD_MORE: [bool; 256] = {
     table
 };
 
+/// The value of hex digit `c` (anything for another byte).
+#[inline(always)]
+const fn hex_digit_value(c: u8) -> u8 {
+    (c & 0x0f) + 9 * (c >> 6)
+}
+
+#[inline(always)]
+const fn is_hex_digit(c: u8) -> bool {
+    (c.wrapping_sub(b'0') < 10) | ((c | 0x20).wrapping_sub(b'a') < 6)
+}
+
+/// [`MAY_HOLD_MORE`] without a load.
+#[inline(always)]
+const fn may_hold_more(c: u8) -> bool {
+    (c.wrapping_sub(b'0') < 10)
+        | ((c | 0x20).wrapping_sub(b'a') < 26)
+        | (c == b'%')
+        | (c == b'&')
+        | (c == b'#')
+        | (c == b';')
+}
+
 /// Plain escapes decoded at once by [`plain_escapes`].
 const ESCAPE_GROUP: usize = 8;
 
@@ -468,20 +490,22 @@ fn plain_escapes(text: &[u8], dst: &mut Vec<u8>, pass: &mut Pass) -> usize {
     let mut more = false;
     // Whole groups first, without a branch per escape; the rest one by one.
     while let Some(group) = text.get(at..at + 3 * ESCAPE_GROUP) {
+        let Ok(group) = <&[u8; 3 * ESCAPE_GROUP]>::try_from(group) else {
+            break;
+        };
         let mut bytes = [0u8; ESCAPE_GROUP];
         let mut plain = true;
         let mut group_more = false;
-        for (escape, byte) in group.chunks_exact(3).zip(&mut bytes) {
-            let (high, low) = (
-                HEX_VALUE[usize::from(escape[1])],
-                HEX_VALUE[usize::from(escape[2])],
-            );
-            *byte = (high << 4) | low;
-            plain &= escape[0] == b'%'
-                && high != NOT_HEX
-                && low != NOT_HEX
-                && !matches!(*byte, 0xc0 | 0xc1 | 0xe0);
-            group_more |= MAY_HOLD_MORE[usize::from(*byte)];
+        // Arithmetic, not tables: no load per digit, nothing to branch on.
+        for (k, byte) in bytes.iter_mut().enumerate() {
+            let (percent, high, low) = (group[3 * k], group[3 * k + 1], group[3 * k + 2]);
+            *byte = (hex_digit_value(high) << 4) | hex_digit_value(low);
+            plain &= (percent == b'%')
+                & is_hex_digit(high)
+                & is_hex_digit(low)
+                & (*byte & 0xfe != 0xc0)
+                & (*byte != 0xe0);
+            group_more |= may_hold_more(*byte);
         }
         if !plain {
             break;
@@ -978,6 +1002,40 @@ mod tests {
                     format!("{expected_before}{decoded}{tail}"),
                     "{text}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn every_escape_decodes_in_a_group_as_it_does_alone() {
+        // Every pair of bytes after a `%`, at every place of a group of
+        // eight among escapes of a byte that asks for no other pass: the
+        // group's arithmetic against
+        // the tables and [`percent_escape`], one escape at a time.
+        for high in 0..=255u8 {
+            for low in 0..=255u8 {
+                let mut alone = Vec::new();
+                let escape = [b'%', high, low];
+                let single = percent_escape(&escape, &mut alone);
+                let is_plain = single == 3
+                    && HEX_VALUE[usize::from(high)] != NOT_HEX
+                    && HEX_VALUE[usize::from(low)] != NOT_HEX
+                    && !matches!(alone[0], 0xc0 | 0xc1 | 0xe0);
+                for at in [0, 3, 7, 8, 9] {
+                    let mut text = b"%80".repeat(20);
+                    text[3 * at..3 * at + 3].copy_from_slice(&escape);
+                    let (mut dst, mut pass) = (Vec::new(), Pass::default());
+                    let run = plain_escapes(&text, &mut dst, &mut pass);
+                    let mut expected = vec![0x80; at];
+                    if is_plain {
+                        expected.extend_from_slice(&alone);
+                        expected.extend(std::iter::repeat_n(0x80, 19 - at));
+                    }
+                    assert_eq!(run, 3 * expected.len(), "%{high:02x}{low:02x} at {at}");
+                    assert_eq!(dst, expected, "%{high:02x}{low:02x} at {at}");
+                    let more = expected.iter().any(|b| MAY_HOLD_MORE[usize::from(*b)]);
+                    assert_eq!(pass.may_hold_more, more, "%{high:02x}{low:02x} at {at}");
+                }
             }
         }
     }
