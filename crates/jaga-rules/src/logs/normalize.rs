@@ -208,9 +208,7 @@ fn decode_once_with(
 /// Searchers built once: one built at each search cost more than the search
 /// on a short text. `&#` starts a numeric entity.
 static ENTITY_NUMBER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"&#"));
-static COMMENT_OPENER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"/*"));
 static COMMENT_CLOSER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"*/"));
-static TWO_SPACES: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"  "));
 
 /// Positions looked at together by [`EscapeFinder`], without a branch each.
 const SCAN_CHUNK: usize = 32;
@@ -684,14 +682,15 @@ const fn is_space(b: u8) -> bool {
 
 /// Whether `text` holds a comment opener, whitespace other than a space,
 /// or two spaces in a row; most text holds none and is kept as it is.
+/// One pass a chunk at a time ([`plain_run`] from the first byte), not a
+/// pass for each (two of them `memmem` for pairs that are common in text).
 fn needs_collapsing(text: &[u8]) -> bool {
-    // Branch-free over chunks so that it is vectorized.
-    let control_space = text.chunks(64).any(|chunk| {
-        chunk
-            .iter()
-            .fold(false, |seen, b| seen | (is_space(*b) && *b != b' '))
-    });
-    control_space || COMMENT_OPENER.find(text).is_some() || TWO_SPACES.find(text).is_some()
+    let Some(&first) = text.first() else {
+        return false;
+    };
+    (is_space(first) && first != b' ')
+        || text.starts_with(b"/*")
+        || plain_run(text, 0, text.len()) < text.len()
 }
 
 /// Where the first `*/` in `text` starts.
@@ -1002,6 +1001,35 @@ mod tests {
                     format!("{expected_before}{decoded}{tail}"),
                     "{text}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn texts_that_need_collapsing_are_found_in_one_pass() {
+        // What needs collapsing, said one byte at a time.
+        let by_bytes = |text: &[u8]| {
+            text.iter().any(|b| is_space(*b) && *b != b' ')
+                || text.windows(2).any(|w| w == b"/*" || w == b"  ")
+        };
+        let units = [
+            "a", " ", "\t", "/", "*", "/*", "  ", "\0", "x/", "*/", "\u{5d0}",
+        ];
+        for unit in units {
+            for other in units {
+                for count in [0, 1, 2, 30, 31, 32, 33, 64, 65] {
+                    for pad in 0..3 {
+                        // `other` alone, or at every place of a chunk.
+                        let mut text = "b".repeat(pad);
+                        text.push_str(&"ab".repeat(count));
+                        text.push_str(other);
+                        text.push_str(&unit.repeat(count % 3));
+                        let text = text.as_bytes();
+                        assert_eq!(needs_collapsing(text), by_bytes(text), "{text:?}");
+                        let text = &text[pad.min(text.len())..];
+                        assert_eq!(needs_collapsing(text), by_bytes(text), "{text:?}");
+                    }
+                }
             }
         }
     }
