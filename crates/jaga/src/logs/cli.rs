@@ -70,10 +70,50 @@ struct Verdict<'a> {
     rules: &'a [jaga_rules::logs::RuleMatch],
 }
 
+/// The lines of a reader, each without its `\n`: borrowed from the
+/// reader's buffer when it lies whole in it (most lines of a file read a
+/// megabyte at a time), copied only when it spans two reads.
+struct Lines<R> {
+    reader: R,
+    /// A line that spans two reads.
+    spill: Vec<u8>,
+    /// Bytes of the buffer the line handed out last took.
+    taken: usize,
+}
+
+impl<R: BufRead> Lines<R> {
+    fn new(reader: R) -> Self {
+        Self {
+            reader,
+            spill: Vec::new(),
+            taken: 0,
+        }
+    }
+
+    fn next_line(&mut self) -> std::io::Result<Option<&[u8]>> {
+        self.reader.consume(std::mem::take(&mut self.taken));
+        let end = {
+            let buffer = self.reader.fill_buf()?;
+            if buffer.is_empty() {
+                return Ok(None);
+            }
+            memchr::memchr(b'\n', buffer)
+        };
+        if let Some(end) = end {
+            self.taken = end + 1;
+            // The same buffer: `fill_buf` reads only when it is empty.
+            return Ok(self.reader.fill_buf()?.get(..end));
+        }
+        self.spill.clear();
+        self.reader.read_until(b'\n', &mut self.spill)?;
+        Ok(Some(self.spill.strip_suffix(b"\n").unwrap_or(&self.spill)))
+    }
+}
+
 pub fn logtest(args: LogtestArgs, redaction: Redaction) -> anyhow::Result<()> {
     let json = args.format == LogtestFormat::Json;
     let mut analyzer = Analyzer::new(load_rules(&args.rules)?).with_redaction(redaction);
-    let mut reader: Box<dyn BufRead> = match &args.file {
+    let reader: Box<dyn BufRead> = match &args.file {
         // Lines of up to 8 KB and more: a buffer of many, not of one.
         Some(path) => Box::new(std::io::BufReader::with_capacity(
             1 << 20,
@@ -89,19 +129,8 @@ pub fn logtest(args: LogtestArgs, redaction: Redaction) -> anyhow::Result<()> {
     // Rule id -> lines matched, and the rule as printed.
     let mut matched: std::collections::BTreeMap<String, (u64, String)> =
         std::collections::BTreeMap::new();
-    // One buffer for every line (`split` grows a new one for each, a dozen
-    // reallocations for an 8 KB line).
-    let mut line = Vec::with_capacity(64 << 10);
-    loop {
-        line.clear();
-        if reader
-            .read_until(b'\n', &mut line)
-            .context("cannot read input")?
-            == 0
-        {
-            break;
-        }
-        let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
+    let mut lines = Lines::new(reader);
+    while let Some(bytes) = lines.next_line().context("cannot read input")? {
         line_no += 1;
         // `from_utf8` checks ASCII a word at a time; the lossy decoder
         // goes byte by byte (up to a fifth of the time on 8 KB lines).
@@ -277,6 +306,28 @@ pub fn rules(args: RulesArgs, config: &jaga_config::MetricRulesConfig) -> anyhow
                 .and_then(|()| stdout.flush())
                 .context("cannot write to standard output")?;
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_spanning_reads_are_read_whole_and_the_last_without_a_newline_too() {
+        let text = b"a\n\nlonger than the buffer\r\nb\nexactly7\nlast";
+        for capacity in [1, 2, 3, 7, 8, 9, 64] {
+            let mut lines = Lines::new(std::io::BufReader::with_capacity(capacity, &text[..]));
+            let mut read = Vec::new();
+            while let Some(line) = lines.next_line().unwrap() {
+                read.push(String::from_utf8_lossy(line).into_owned());
+            }
+            assert_eq!(
+                read,
+                ["a", "", "longer than the buffer\r", "b", "exactly7", "last"],
+                "buffer of {capacity}"
+            );
         }
     }
 }
