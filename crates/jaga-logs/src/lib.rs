@@ -1261,7 +1261,7 @@ fn read_new(log: &mut Log, config: &TailConfig, budget: u64, batch: &mut Batch) 
     data.extend_from_slice(&buf);
     let mut consumed = 0usize;
     let mut last_time = None;
-    while let Some(newline) = data[consumed..].iter().position(|b| *b == b'\n') {
+    while let Some(newline) = memchr::memchr(b'\n', &data[consumed..]) {
         let line_start = open.offset + consumed as u64;
         let line = &data[consumed..consumed + newline];
         consumed += newline + 1;
@@ -1271,7 +1271,7 @@ fn read_new(log: &mut Log, config: &TailConfig, budget: u64, batch: &mut Batch) 
             open.skipping = false;
             continue;
         }
-        let text = match std::str::from_utf8(line) {
+        let text = match simdutf8::basic::from_utf8(line) {
             Ok(text) => std::borrow::Cow::Borrowed(text),
             Err(_) => {
                 batch.skipped.push(Skip::InvalidUtf8);

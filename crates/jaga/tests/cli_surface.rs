@@ -337,7 +337,14 @@ fn logtest_summary_counts_each_decoder_and_each_rule_once_per_line() {
     text.push_str(&line("/search?q=%3Cscript%3Ealert(1)%3C/script%3E"));
     text.push_str(&line("/index.html"));
     text.push_str("not an access log line\n");
-    std::fs::write(&input, text).unwrap();
+    // Not UTF-8: read as text with the byte replaced, and matched.
+    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(
+        &line("/item?id=1%27%20UNION%20SELECT%20password%20FROM%20users--\u{1}").into_bytes(),
+    );
+    let at = bytes.iter().rposition(|b| *b == 1).unwrap();
+    bytes[at] = 0xff;
+    std::fs::write(&input, bytes).unwrap();
     let out = jaga(&[
         "logtest",
         "--file",
@@ -346,14 +353,14 @@ fn logtest_summary_counts_each_decoder_and_each_rule_once_per_line() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.starts_with("lines: 6 "), "{text}");
+    assert!(text.starts_with("lines: 7 "), "{text}");
     let counted: Vec<&str> = text.lines().skip(1).collect();
     assert_eq!(
         counted,
         [
-            "decoder access-combined: 5",
+            "decoder access-combined: 6",
             "decoder plain: 1",
-            "rule 93100 (level 7) SQL injection attempt: 3",
+            "rule 93100 (level 7) SQL injection attempt: 4",
             "rule 93110 (level 7) Cross-site scripting (XSS) attempt: 1",
         ],
         "{text}"

@@ -523,22 +523,16 @@ impl RuleSet {
         // Each field's text for its set, normalized once (a field has at
         // most one set of normalized patterns), into buffers kept from the
         // last line.
-        normalized.texts.resize_with(self.sets.len(), String::new);
+        normalized.texts.resize_with(self.sets.len(), Vec::new);
         let NormalizedTexts { normalizer, texts } = normalized;
-        for (set, text) in self.sets.iter().zip(texts.iter_mut()) {
-            match fields.get(&set.field) {
-                Some(raw) if set.normalized => normalizer.normalize_into(raw, text),
-                _ => text.clear(),
-            }
-        }
         let set_matches: Vec<FieldMatches<'_>> = self
             .sets
             .iter()
-            .zip(texts.iter())
-            .map(|(s, normalized)| {
+            .zip(texts.iter_mut())
+            .map(|(s, buffer)| {
                 let raw = fields.get(&s.field)?;
                 let text = match s.normalized {
-                    true => normalized.as_str(),
+                    true => normalizer.normalize_into(raw, buffer),
                     false => raw,
                 };
                 Some((s.matches(text.as_bytes(), &self.fallbacks), text))
@@ -783,7 +777,7 @@ type FieldMatches<'a> = Option<(Option<Vec<bool>>, &'a str)>;
 #[derive(Default)]
 struct NormalizedTexts {
     normalizer: Normalizer,
-    texts: Vec<String>,
+    texts: Vec<Vec<u8>>,
 }
 
 impl NormalizedTexts {
@@ -793,7 +787,7 @@ impl NormalizedTexts {
     fn release_long(&mut self) {
         for text in &mut self.texts {
             if text.capacity() > Self::KEPT_BYTES {
-                *text = String::new();
+                *text = Vec::new();
             }
         }
         self.normalizer.release_long(Self::KEPT_BYTES);

@@ -19,9 +19,10 @@ const DECODE_PASSES: usize = 3;
 /// times over, `+` to space, lowercases ASCII, blanks SQL comments and
 /// collapses whitespace (and NUL) into one space.
 pub fn normalize(input: &str) -> String {
-    let mut out = String::new();
-    Normalizer::default().normalize_into(input, &mut out);
-    out
+    let mut out = Vec::new();
+    Normalizer::default()
+        .normalize_into(input, &mut out)
+        .to_owned()
 }
 
 /// [`normalize`] with its working buffer kept from one text to the next:
@@ -40,9 +41,12 @@ impl Normalizer {
         }
     }
 
-    /// `input` normalized into `out` (its text replaced, its buffer kept).
-    pub fn normalize_into(&mut self, input: &str, out: &mut String) {
-        let mut text = std::mem::take(out).into_bytes();
+    /// `input` normalized into `out` (its bytes replaced, its buffer
+    /// kept), as text: decoded escapes that are not UTF-8 are replaced.
+    /// The text is checked with SIMD: std's check goes a byte at a time
+    /// past ASCII (5 us for 8 KB of Cyrillic).
+    pub fn normalize_into<'o>(&mut self, input: &str, out: &'o mut Vec<u8>) -> &'o str {
+        let mut text = std::mem::take(out);
         text.clear();
         text.extend_from_slice(input.as_bytes());
         plus_to_space(&mut text);
@@ -67,10 +71,12 @@ impl Normalizer {
             std::mem::swap(&mut text, &mut scratch);
         }
         self.scratch = scratch;
-        *out = match String::from_utf8(text) {
-            Ok(text) => text,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        };
+        if simdutf8::basic::from_utf8(&text).is_err() {
+            text = String::from_utf8_lossy(&text).into_owned().into_bytes();
+        }
+        *out = text;
+        // Valid now: an empty text only if the replacement were not.
+        simdutf8::basic::from_utf8(out).unwrap_or_default()
     }
 }
 
@@ -921,6 +927,8 @@ mod tests {
             "union select password"
         );
         assert_eq!(normalize("%u003cscript%u003e"), "<script>");
+        // Decoded bytes that are not UTF-8 are replaced, each sequence once.
+        assert_eq!(normalize("a%FFb%E2%82c%C3"), "a\u{fffd}b\u{fffd}c\u{fffd}");
         assert_eq!(normalize("a \t\n  b"), "a b");
         assert_eq!(normalize("100%"), "100%");
         assert_eq!(normalize("%zz"), "zz");
@@ -1093,11 +1101,11 @@ mod tests {
             "x".to_owned(),
         ];
         let mut kept = Normalizer::default();
-        let mut out = String::new();
+        let mut out = Vec::new();
         for _ in 0..2 {
             for text in texts.iter().chain(texts.iter().rev()) {
-                kept.normalize_into(text, &mut out);
-                assert_eq!(out, normalize(text), "{text:?}");
+                let normalized = kept.normalize_into(text, &mut out);
+                assert_eq!(normalized, normalize(text), "{text:?}");
             }
         }
     }
