@@ -104,13 +104,16 @@ fn may_hold_credential_shape(text: &str) -> bool {
         || holds_authorization(text.as_bytes())
 }
 
+/// The header name the shapes' `(?i:...authorization)` looks for.
+const AUTHORIZATION: &[u8] = b"authorization";
+
 /// Whether `text` holds `authorization` in any case (none of its letters
 /// has a non-ASCII case variant, so ASCII case is all the shapes' `(?i)`
 /// can vary). Its `z` is rare in text: each `z` or `Z` is looked around.
 /// Text dense with them (`zzzz...`) is lowercased a chunk at a time and
 /// searched with `memmem` from the point where they became many.
 fn holds_authorization(text: &[u8]) -> bool {
-    const WORD: &[u8] = b"authorization";
+    const WORD: &[u8] = AUTHORIZATION;
     // Where the `z` is in WORD.
     const Z_AT: usize = 7;
     // Past this many `z`, looking around each costs more than the chunks.
@@ -135,7 +138,7 @@ fn holds_authorization(text: &[u8]) -> bool {
 /// [`holds_authorization`] on text dense with `z`: lowercased a chunk at a
 /// time (on the stack) and searched with `memmem`.
 fn holds_authorization_by_chunks(text: &[u8]) -> bool {
-    const WORD: &[u8] = b"authorization";
+    const WORD: &[u8] = AUTHORIZATION;
     const CHUNK: usize = 1024;
     static FINDER: OnceLock<memchr::memmem::Finder<'static>> = OnceLock::new();
     let finder = FINDER.get_or_init(|| memchr::memmem::Finder::new(WORD));

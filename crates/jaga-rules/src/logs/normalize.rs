@@ -97,12 +97,7 @@ struct Pass {
 }
 
 fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    is_hex_digit(b).then_some(hex_digit_value(b))
 }
 
 fn push_char(out: &mut Vec<u8>, code: u32) {
@@ -203,7 +198,7 @@ fn decode_once_with(
         dst.extend_from_slice(&src[copied..i]);
         dst.extend_from_slice(&decoded);
         pass.changed = true;
-        pass.may_hold_more |= decoded.iter().any(|d| MAY_HOLD_MORE[usize::from(*d)]);
+        pass.may_hold_more |= decoded.iter().any(|d| may_hold_more(*d));
         i += consumed;
         copied = i;
     }
@@ -430,36 +425,6 @@ fn bits_of(flags: &[u8; SCAN_CHUNK]) -> u32 {
         })
 }
 
-/// The value of each hex digit; `NOT_HEX` for other bytes.
-const HEX_VALUE: [u8; 256] = {
-    let mut table = [NOT_HEX; 256];
-    let mut b = 0;
-    while b < 256 {
-        table[b] = match b as u8 {
-            d @ b'0'..=b'9' => d - b'0',
-            d @ b'a'..=b'f' => d - b'a' + 10,
-            d @ b'A'..=b'F' => d - b'A' + 10,
-            _ => NOT_HEX,
-        };
-        b += 1;
-    }
-    table
-};
-const NOT_HEX: u8 = 0xff;
-
-/// Decoded bytes that may start or complete another escape: after one of
-/// them, another pass is worth it.
-const MAY_HOLD_MORE: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = matches!(c, b'%' | b'&' | b'#' | b';') || c.is_ascii_alphanumeric();
-        b += 1;
-    }
-    table
-};
-
 /// The value of hex digit `c` (anything for another byte).
 #[inline(always)]
 const fn hex_digit_value(c: u8) -> u8 {
@@ -471,7 +436,9 @@ const fn is_hex_digit(c: u8) -> bool {
     (c.wrapping_sub(b'0') < 10) | ((c | 0x20).wrapping_sub(b'a') < 6)
 }
 
-/// [`MAY_HOLD_MORE`] without a load.
+/// Whether a decoded byte may start or complete another escape (a digit, a
+/// letter, `%`, `&`, `#`, `;`): after one of them, another pass is worth
+/// it. Arithmetic, so that the groups of [`plain_escapes`] load nothing.
 #[inline(always)]
 const fn may_hold_more(c: u8) -> bool {
     (c.wrapping_sub(b'0') < 10)
@@ -519,16 +486,15 @@ fn plain_escapes(text: &[u8], dst: &mut Vec<u8>, pass: &mut Pass) -> usize {
         at += 3 * ESCAPE_GROUP;
     }
     while let [b'%', high, low, ..] = text[at..] {
-        let (high, low) = (HEX_VALUE[usize::from(high)], HEX_VALUE[usize::from(low)]);
-        if high == NOT_HEX || low == NOT_HEX {
+        let (Some(high), Some(low)) = (hex(high), hex(low)) else {
             break;
-        }
+        };
         let byte = (high << 4) | low;
         if matches!(byte, 0xc0 | 0xc1 | 0xe0) {
             break;
         }
         dst.push(byte);
-        more |= MAY_HOLD_MORE[usize::from(byte)];
+        more |= may_hold_more(byte);
         at += 3;
     }
     if at > 0 {
@@ -1046,18 +1012,19 @@ mod tests {
     fn every_escape_decodes_in_a_group_as_it_does_alone() {
         // Every pair of bytes after a `%`, at every place of a group of
         // eight among escapes of a byte that asks for no other pass: the
-        // group's arithmetic against
-        // the tables and [`percent_escape`], one escape at a time.
+        // group's arithmetic against std's classes and [`percent_escape`],
+        // one escape at a time.
         for high in 0..=255u8 {
             for low in 0..=255u8 {
                 let mut alone = Vec::new();
                 let escape = [b'%', high, low];
                 let single = percent_escape(&escape, &mut alone);
                 let is_plain = single == 3
-                    && HEX_VALUE[usize::from(high)] != NOT_HEX
-                    && HEX_VALUE[usize::from(low)] != NOT_HEX
+                    && high.is_ascii_hexdigit()
+                    && low.is_ascii_hexdigit()
                     && !matches!(alone[0], 0xc0 | 0xc1 | 0xe0);
-                for at in [0, 3, 7, 8, 9] {
+                // 17 and 19: after the groups, one escape at a time.
+                for at in [0, 3, 7, 8, 9, 17, 19] {
                     let mut text = b"%80".repeat(20);
                     text[3 * at..3 * at + 3].copy_from_slice(&escape);
                     let (mut dst, mut pass) = (Vec::new(), Pass::default());
@@ -1069,7 +1036,9 @@ mod tests {
                     }
                     assert_eq!(run, 3 * expected.len(), "%{high:02x}{low:02x} at {at}");
                     assert_eq!(dst, expected, "%{high:02x}{low:02x} at {at}");
-                    let more = expected.iter().any(|b| MAY_HOLD_MORE[usize::from(*b)]);
+                    let more = expected.iter().any(|b| {
+                        matches!(b, b'%' | b'&' | b'#' | b';') || b.is_ascii_alphanumeric()
+                    });
                     assert_eq!(pass.may_hold_more, more, "%{high:02x}{low:02x} at {at}");
                 }
             }
