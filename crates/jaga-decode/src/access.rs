@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use crate::Fields;
 
-pub fn decode(line: &str) -> Option<Fields> {
+pub fn decode(line: &str) -> Option<Fields<'_>> {
     let mut rest = line.trim_end();
     let srcip = take_until(&mut rest, ' ')?;
     if !looks_like_address(srcip) {
@@ -60,21 +60,33 @@ pub fn decode(line: &str) -> Option<Fields> {
         fields.set("user", user);
     }
     fields.set("timestamp", timestamp);
-    match split_request(&request) {
+    // The request's parts are borrowed from the line unless an escape
+    // in it made the request a copy.
+    let owned_parts = |parts: RequestLine<'_>| RequestLine {
+        method: Cow::Owned(parts.method.into_owned()),
+        target: Cow::Owned(parts.target.into_owned()),
+        protocol: parts.protocol.map(|p| Cow::Owned(p.into_owned())),
+    };
+    let parts = match &request {
+        Cow::Borrowed(request) => split_request(request),
+        Cow::Owned(request) => split_request(request).map(owned_parts),
+    };
+    match parts {
         Some(parts) => {
+            // `memchr`: `str::contains` reads the whole target a word at a time.
+            let raw_space = memchr::memchr(b' ', parts.target.as_bytes()).is_some();
             fields.set("method", parts.method);
             fields.set("url", parts.target);
             if let Some(protocol) = parts.protocol {
                 fields.set("protocol", protocol);
             }
-            // `memchr`: `str::contains` reads the whole target a word at a time.
-            if memchr::memchr(b' ', parts.target.as_bytes()).is_some() {
+            if raw_space {
                 fields.set("request_anomaly", RAW_SPACE);
             }
             fields.split_url();
         }
         // Not a request line (TLS bytes, junk from scanners): kept whole.
-        None => fields.set("request", request.into_owned()),
+        None => fields.set("request", request),
     }
     fields.set("status", status);
     fields.set("bytes", if bytes == "-" { "0" } else { bytes });
@@ -94,9 +106,9 @@ pub fn decode(line: &str) -> Option<Fields> {
 pub const RAW_SPACE: &str = "raw_space";
 
 struct RequestLine<'a> {
-    method: &'a str,
-    target: &'a str,
-    protocol: Option<&'a str>,
+    method: Cow<'a, str>,
+    target: Cow<'a, str>,
+    protocol: Option<Cow<'a, str>>,
 }
 
 /// `METHOD target [HTTP/x.y]`: the target is everything between the
@@ -112,9 +124,9 @@ fn split_request(request: &str) -> Option<RequestLine<'_>> {
         _ => (rest, None),
     };
     (!target.is_empty()).then_some(RequestLine {
-        method,
-        target,
-        protocol,
+        method: Cow::Borrowed(method),
+        target: Cow::Borrowed(target),
+        protocol: protocol.map(Cow::Borrowed),
     })
 }
 
@@ -306,6 +318,7 @@ mod tests {
                 r#"10.0.0.1 - - [01/Jan/2026:00:00:00 +0000] "{request}" 400 150 "-" "x""#
             ))
             .unwrap()
+            .into_owned()
         };
         let f = line("GET /a.php?id=1 union select 1,2-- HTTP/1.1");
         assert_eq!(f.get("url"), Some("/a.php?id=1 union select 1,2--"));
@@ -322,5 +335,48 @@ mod tests {
         let f = line("GET HTTP/1.1");
         assert_eq!(f.get("request"), Some("GET HTTP/1.1"));
         assert_eq!(f.get("url"), None);
+    }
+
+    /// Whether each of `names` is borrowed from the line, in order.
+    fn borrowed(fields: &Fields<'_>, names: &[&str]) -> Vec<bool> {
+        names
+            .iter()
+            .map(|name| {
+                fields
+                    .values
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .is_some_and(|(_, v)| matches!(v, Cow::Borrowed(_)))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_long_url_is_borrowed_from_the_line_not_copied() {
+        let names = ["url", "path", "query", "user_agent", "referer"];
+        let url = format!("/search?q={}", "a".repeat(8_000));
+        let line = format!(
+            r#"10.0.0.1 - - [01/Jan/2026:00:00:00 +0000] "GET {url} HTTP/1.1" 200 1 "https://r/" "agent""#
+        );
+        let f = decode(&line).unwrap();
+        assert_eq!(borrowed(&f, &names), [true; 5]);
+        assert_eq!(f.get("url"), Some(url.as_str()));
+        assert_eq!(f.get("path"), Some("/search"));
+        assert_eq!(f.get("query"), Some(&url[8..]));
+        // An escape in the request makes it a copy: its parts are then
+        // owned, and split the same.
+        let line = r#"10.0.0.1 - - [01/Jan/2026:00:00:00 +0000] "GET /a?q=\"x\" HTTP/1.1" 200 1 "-" "agent""#;
+        let f = decode(line).unwrap();
+        assert_eq!(
+            borrowed(&f, &["url", "path", "query", "user_agent"]),
+            [false, false, false, true]
+        );
+        assert_eq!(f.get("url"), Some(r#"/a?q="x""#));
+        assert_eq!(f.get("query"), Some(r#"q="x""#));
+        assert_eq!(f.get("path"), Some("/a"));
+        // Kept past the line, the fields own their values.
+        let kept: Fields<'static> = f.into_owned();
+        assert_eq!(borrowed(&kept, &["user_agent"]), [false]);
+        assert_eq!(kept.get("user_agent"), Some("agent"));
     }
 }

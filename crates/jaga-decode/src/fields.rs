@@ -4,22 +4,26 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
+/// The fields of one line. A value is borrowed from the line when the
+/// decoder took it as it stands (an access log's url, query and agent),
+/// so a long line is not copied: an 8 KB url was two allocations and
+/// copies of its size (url and query) for each line.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Fields {
+pub struct Fields<'a> {
     /// The decoder that produced them: `nginx-combined`, `json`, ...
-    pub decoder: String,
+    pub decoder: Cow<'static, str>,
     /// Names the decoders know (`url`, `srcip`, ...) are not copied for
     /// each line; names from the line itself (JSON keys) are.
-    pub values: Vec<(Cow<'static, str>, String)>,
+    pub values: Vec<(Cow<'static, str>, Cow<'a, str>)>,
 }
 
 /// Room for the fields of an access log line without growing.
 const USUAL_FIELDS: usize = 16;
 
-impl Fields {
-    pub fn new(decoder: &str) -> Self {
+impl<'a> Fields<'a> {
+    pub fn new(decoder: impl Into<Cow<'static, str>>) -> Self {
         Self {
-            decoder: decoder.to_owned(),
+            decoder: decoder.into(),
             values: Vec::with_capacity(USUAL_FIELDS),
         }
     }
@@ -28,11 +32,11 @@ impl Fields {
         self.values
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     /// Sets `name`, replacing an earlier value.
-    pub fn set(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) {
+    pub fn set(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<Cow<'a, str>>) {
         let (name, value) = (name.into(), value.into());
         match self.values.iter_mut().find(|(k, _)| *k == name) {
             Some(slot) => slot.1 = value,
@@ -40,15 +44,39 @@ impl Fields {
         }
     }
 
-    /// Adds `path` and `query` split from `url`.
+    /// The same fields, owning their values: to keep them past the line.
+    pub fn into_owned(self) -> Fields<'static> {
+        Fields {
+            decoder: self.decoder,
+            values: self
+                .values
+                .into_iter()
+                .map(|(name, value)| (name, Cow::Owned(value.into_owned())))
+                .collect(),
+        }
+    }
+
+    /// Adds `path` and `query` split from `url`: borrowed from the line
+    /// when the url is, else each part copied once.
     pub fn split_url(&mut self) {
-        let Some(url) = self.get("url") else {
+        let Some((_, url)) = self.values.iter().find(|(k, _)| k == "url") else {
             return;
         };
-        // Each part copied once (a long url is up to a few kilobytes).
-        let (path, query) = match memchr::memchr(b'?', url.as_bytes()) {
-            Some(at) => (url[..at].to_owned(), Some(url[at + 1..].to_owned())),
-            None => (url.to_owned(), None),
+        let (path, query): (Cow<'a, str>, Option<Cow<'a, str>>) = match url {
+            Cow::Borrowed(url) => {
+                let url: &'a str = url;
+                match memchr::memchr(b'?', url.as_bytes()) {
+                    Some(at) => (url[..at].into(), Some(url[at + 1..].into())),
+                    None => (url.into(), None),
+                }
+            }
+            Cow::Owned(url) => match memchr::memchr(b'?', url.as_bytes()) {
+                Some(at) => (
+                    url[..at].to_owned().into(),
+                    Some(url[at + 1..].to_owned().into()),
+                ),
+                None => (url.clone().into(), None),
+            },
         };
         self.set("path", path);
         if let Some(query) = query {

@@ -16,7 +16,7 @@ pub use user::{UserDecoder, UserDecoderSpec, UserDecoders};
 
 /// Decodes a log message's content with the user's decoders first, then
 /// the built-in ones; `Fields::decoder` names the one that matched.
-pub fn decode(message: &str, user: &UserDecoders) -> Fields {
+pub fn decode<'a>(message: &'a str, user: &UserDecoders) -> Fields<'a> {
     if let Some(fields) = user.decode(message) {
         return fields;
     }

@@ -4,7 +4,7 @@ use crate::Fields;
 
 /// A JSON object: its scalar members as fields (nested objects flattened
 /// with dots, one level of arrays joined).
-pub fn json(line: &str) -> Option<Fields> {
+pub fn json(line: &str) -> Option<Fields<'static>> {
     let trimmed = line.trim();
     if !trimmed.starts_with('{') {
         return None;
@@ -105,7 +105,7 @@ fn header<'a>(
 /// `user_agent` and `referer` from a logged header object, and every other
 /// header as `headers`, one `name: value` a line (what an attacker sends in
 /// `X-Forwarded-For` or a cookie is matched there).
-fn take_headers(object: &serde_json::Map<String, serde_json::Value>, fields: &mut Fields) {
+fn take_headers(object: &serde_json::Map<String, serde_json::Value>, fields: &mut Fields<'_>) {
     let Some(headers) = HEADER_OBJECTS
         .iter()
         .find_map(|path| member(object, path)?.as_object())
@@ -115,7 +115,7 @@ fn take_headers(object: &serde_json::Map<String, serde_json::Value>, fields: &mu
     for (name, to) in [("user-agent", "user_agent"), ("referer", "referer")] {
         if fields.get(to).is_none() {
             if let Some(value) = header(headers, name) {
-                fields.set(to, value);
+                fields.set(to, value.to_owned());
             }
         }
     }
@@ -140,7 +140,7 @@ fn take_headers(object: &serde_json::Map<String, serde_json::Value>, fields: &mu
 
 /// The request body as one text: a string as it is, an object or array as
 /// its JSON (`{"user":{"$ne":null}}`).
-fn take_body(object: &serde_json::Map<String, serde_json::Value>, fields: &mut Fields) {
+fn take_body(object: &serde_json::Map<String, serde_json::Value>, fields: &mut Fields<'_>) {
     let Some(body) = BODY_MEMBERS.iter().find_map(|path| member(object, path)) else {
         return;
     };
@@ -154,7 +154,7 @@ fn take_body(object: &serde_json::Map<String, serde_json::Value>, fields: &mut F
 fn flatten(
     prefix: &str,
     object: &serde_json::Map<String, serde_json::Value>,
-    fields: &mut Fields,
+    fields: &mut Fields<'_>,
     depth: usize,
 ) {
     for (key, value) in object {
@@ -175,7 +175,7 @@ fn flatten(
 }
 
 /// RFC 3164 `<34>Nov 23 10:00:00 host prog[123]: message`, the priority optional.
-pub fn syslog(line: &str) -> Option<Fields> {
+pub fn syslog(line: &str) -> Option<Fields<'_>> {
     let mut rest = line;
     if let Some(after) = rest.strip_prefix('<') {
         let (pri, tail) = after.split_once('>')?;
@@ -217,7 +217,7 @@ pub fn syslog(line: &str) -> Option<Fields> {
 }
 
 /// `level=info msg="user logged in" user=bob ip=10.0.0.1`: at least two pairs.
-pub fn key_value(line: &str) -> Option<Fields> {
+pub fn key_value(line: &str) -> Option<Fields<'_>> {
     let mut fields = Fields::new("key-value");
     let mut rest = line.trim();
     while !rest.is_empty() {

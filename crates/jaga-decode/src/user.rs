@@ -110,7 +110,7 @@ impl UserDecoders {
 
     /// The first root decoder whose prematch matches, refined by the first
     /// of its children that matches.
-    pub fn decode(&self, line: &str) -> Option<Fields> {
+    pub fn decode<'a>(&self, line: &'a str) -> Option<Fields<'a>> {
         let root = self
             .decoders
             .iter()
@@ -121,7 +121,7 @@ impl UserDecoders {
             .iter()
             .find(|d| d.parent == Some(root.0) && d.matches(line))
             .unwrap_or(root.1);
-        let mut fields = Fields::new(&chosen.name);
+        let mut fields = Fields::new(chosen.name.clone());
         for decoder in [root.1, chosen] {
             if let Some(regex) = &decoder.regex {
                 if let Some(captures) = regex.captures(line) {

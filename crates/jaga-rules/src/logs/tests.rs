@@ -27,10 +27,8 @@ fn builtin_rules_compile() {
 #[test]
 fn the_documented_sql_injection() {
     let rules = builtin().unwrap();
-    let fields = decode(
-        &access("/users/?id=SELECT+*+FROM+users", "curl/7.88.1", 200),
-        &UserDecoders::default(),
-    );
+    let line = access("/users/?id=SELECT+*+FROM+users", "curl/7.88.1", 200);
+    let fields = decode(&line, &UserDecoders::default());
     let matches = rules.evaluate(&fields, 0, &mut FrequencyState::default());
     assert_eq!(matches.len(), 1);
     assert_eq!(matches[0].id, "93100");
@@ -119,10 +117,8 @@ fn bursts_of_4xx_from_one_source_fire_once_per_burst() {
     let mut state = FrequencyState::default();
     let mut fired = 0;
     for i in 0..45u64 {
-        let fields = decode(
-            &access(&format!("/nope{i}"), "x", 404),
-            &UserDecoders::default(),
-        );
+        let line = access(&format!("/nope{i}"), "x", 404);
+        let fields = decode(&line, &UserDecoders::default());
         fired += rules
             .evaluate(&fields, i, &mut state)
             .iter()
@@ -312,10 +308,8 @@ fn frequency_windows_keyed_by_source_ip_stay_bounded_and_expire() {
     let mut state = FrequencyState::with_max_keys(64);
     // A scan from ever new source addresses, all within one timeframe.
     for i in 0..1_000u64 {
-        let fields = decode(
-            &burst_line(&format!("198.51.{}.{}", i / 256, i % 256), i),
-            &UserDecoders::default(),
-        );
+        let line = burst_line(&format!("198.51.{}.{}", i / 256, i % 256), i);
+        let fields = decode(&line, &UserDecoders::default());
         rules.evaluate(&fields, 1_000, &mut state);
         assert!(
             state.len() <= 64,
@@ -328,7 +322,8 @@ fn frequency_windows_keyed_by_source_ip_stay_bounded_and_expire() {
     // still fires once it reaches the rule's count.
     let mut fired = 0;
     for i in 0..20u64 {
-        let fields = decode(&burst_line("203.0.113.9", i), &UserDecoders::default());
+        let line = burst_line("203.0.113.9", i);
+        let fields = decode(&line, &UserDecoders::default());
         fired += rules
             .evaluate(&fields, 1_001, &mut state)
             .iter()
@@ -337,7 +332,8 @@ fn frequency_windows_keyed_by_source_ip_stay_bounded_and_expire() {
     }
     assert_eq!(fired, 1);
     // Past the 60 s timeframe every window is dropped on the next line.
-    let fields = decode(&access("/", "x", 200), &UserDecoders::default());
+    let line = access("/", "x", 200);
+    let fields = decode(&line, &UserDecoders::default());
     rules.evaluate(
         &fields,
         1_000 + 2 * FrequencyState::EXPIRE_EVERY,
@@ -622,10 +618,12 @@ fn a_raw_space_in_the_request_line_keeps_its_payload_and_is_flagged() {
 fn a_condition_on_several_fields_names_the_one_that_matched() {
     let text = "rules:\n  - id: \"1\"\n    level: 5\n    description: d\n    match:\n      url|user_agent: { regex: 'evil' }\n";
     let rules = RuleSet::parse(text).unwrap();
-    let fields = decode(&access("/ok", "evil-agent", 200), &UserDecoders::default());
+    let line = access("/ok", "evil-agent", 200);
+    let fields = decode(&line, &UserDecoders::default());
     let matches = rules.evaluate(&fields, 0, &mut FrequencyState::default());
     assert_eq!(matches[0].payload_field.as_deref(), Some("user_agent"));
-    let fields = decode(&access("/evil", "evil", 200), &UserDecoders::default());
+    let line = access("/evil", "evil", 200);
+    let fields = decode(&line, &UserDecoders::default());
     let matches = rules.evaluate(&fields, 0, &mut FrequencyState::default());
     assert_eq!(matches[0].payload_field.as_deref(), Some("url"));
     let err = RuleSet::parse(&text.replace("url|user_agent", "url||x")).unwrap_err();

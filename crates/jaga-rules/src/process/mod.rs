@@ -189,9 +189,10 @@ fn base_name(path: &str) -> &str {
 
 impl Execution {
     /// The fields rules match (see `rules/process.yml`).
-    pub fn fields(&self) -> Fields {
+    pub fn fields(&self) -> Fields<'static> {
         let mut fields = Fields::new(PROCESS_DECODER);
-        let mut set = |name: &'static str, value: String| fields.values.push((name.into(), value));
+        let mut set =
+            |name: &'static str, value: String| fields.values.push((name.into(), value.into()));
         let name = if self.name.is_empty() {
             self.exe.as_deref().map(base_name).unwrap_or_default()
         } else {

@@ -159,10 +159,10 @@ pub fn logtest(args: LogtestArgs, redaction: Redaction) -> anyhow::Result<()> {
         let (fields, matches) = analyzer.analyze(&text, None, now);
         if args.summary {
             // Counted without a copy of the names once they are known.
-            match decoders.get_mut(fields.decoder.as_str()) {
+            match decoders.get_mut(fields.decoder.as_ref()) {
                 Some(n) => *n += 1,
                 None => {
-                    decoders.insert(fields.decoder.clone(), 1);
+                    decoders.insert(fields.decoder.to_string(), 1);
                 }
             }
             for m in &matches {
@@ -188,7 +188,7 @@ pub fn logtest(args: LogtestArgs, redaction: Redaction) -> anyhow::Result<()> {
                 fields: fields
                     .values
                     .iter()
-                    .map(|(k, v)| (k.as_ref(), v.as_str()))
+                    .map(|(k, v)| (k.as_ref(), v.as_ref()))
                     .collect(),
                 rules: &matches,
             };

@@ -137,12 +137,14 @@ impl Analyzer {
         self
     }
 
-    pub fn analyze(
+    /// The line's fields (borrowed from `message` where they stand in it
+    /// as they are) and the rules they match.
+    pub fn analyze<'a>(
         &mut self,
-        message: &str,
-        container: Option<&str>,
+        message: &'a str,
+        container: Option<&'a str>,
         now_secs: u64,
-    ) -> (Fields, Vec<RuleMatch>) {
+    ) -> (Fields<'a>, Vec<RuleMatch>) {
         let mut fields = decode(message, &self.rules.decoders);
         if let Some(container) = container {
             fields.set("container", container);
@@ -155,7 +157,7 @@ impl Analyzer {
         }
         for (_, value) in &mut fields.values {
             if let Cow::Owned(hidden) = self.redaction.text(value) {
-                *value = hidden;
+                *value = Cow::Owned(hidden);
             }
         }
         for payload in matches.iter_mut().filter_map(|m| m.payload.as_mut()) {
@@ -204,7 +206,7 @@ pub fn alerts_for(
                     data.insert(key.to_owned(), v.to_owned());
                 }
             }
-            data.insert("decoder".to_owned(), fields.decoder.clone());
+            data.insert("decoder".to_owned(), fields.decoder.to_string());
             if let Some(payload) = &m.payload {
                 data.insert("payload".to_owned(), payload.clone());
             }
@@ -243,14 +245,15 @@ mod tests {
 
     fn alert_of(redaction: Redaction) -> Alert {
         let mut analyzer = Analyzer::new(load_rules(&[]).unwrap()).with_redaction(redaction);
-        let (fields, matches) = analyzer.analyze(&line(), Some("web"), 1_700_000_000);
+        let line = line();
+        let (fields, matches) = analyzer.analyze(&line, Some("web"), 1_700_000_000);
         let alerts = alerts_for(
             &fields,
             &matches,
             None,
             "/logs/web",
             1_700_000_000_000,
-            &line(),
+            &line,
             &AlertAgent::default(),
             0,
         );
