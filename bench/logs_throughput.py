@@ -32,6 +32,7 @@ import random
 import resource
 import shutil
 import statistics
+import string
 import subprocess
 import sys
 import tempfile
@@ -142,6 +143,9 @@ def varied_classes():
     return {
         "varied latin": lambda i: ("/search?q=" + drawn("abcdefghijklmnopqrstuvwxyz+", 1000 + i), AGENTS[0]),
         "varied punctuation": lambda i: ("/search?q=" + drawn("'()<>;|&$`{}[]*/.=-#", 2000 + i), AGENTS[0]),
+        # What a fuzzer sends: letters, digits and punctuation at random.
+        "varied printable": lambda i: ("/search?q=" + drawn(string.ascii_lowercase + string.digits
+                                                            + "'()<>;|&$`{}[]*/.=-#+", 3000 + i), AGENTS[0]),
     }
 
 
