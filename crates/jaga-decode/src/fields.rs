@@ -62,22 +62,16 @@ impl<'a> Fields<'a> {
         let Some((_, url)) = self.values.iter().find(|(k, _)| k == "url") else {
             return;
         };
-        let (path, query): (Cow<'a, str>, Option<Cow<'a, str>>) = match url {
-            Cow::Borrowed(url) => {
-                let url: &'a str = url;
-                match memchr::memchr(b'?', url.as_bytes()) {
-                    Some(at) => (url[..at].into(), Some(url[at + 1..].into())),
-                    None => (url.into(), None),
-                }
+        let question = memchr::memchr(b'?', url.as_bytes());
+        let end = url.len();
+        let part = |range: std::ops::Range<usize>| -> Cow<'a, str> {
+            match url {
+                Cow::Borrowed(url) => Cow::Borrowed(&url[range]),
+                Cow::Owned(url) => Cow::Owned(url[range].to_owned()),
             }
-            Cow::Owned(url) => match memchr::memchr(b'?', url.as_bytes()) {
-                Some(at) => (
-                    url[..at].to_owned().into(),
-                    Some(url[at + 1..].to_owned().into()),
-                ),
-                None => (url.clone().into(), None),
-            },
         };
+        let path = part(0..question.unwrap_or(end));
+        let query = question.map(|at| part(at + 1..end));
         self.set("path", path);
         if let Some(query) = query {
             self.set("query", query);

@@ -113,8 +113,7 @@ const AUTHORIZATION: &[u8] = b"authorization";
 /// Text dense with them (`zzzz...`) is lowercased a chunk at a time and
 /// searched with `memmem` from the point where they became many.
 fn holds_authorization(text: &[u8]) -> bool {
-    const WORD: &[u8] = AUTHORIZATION;
-    // Where the `z` is in WORD.
+    // Where the `z` is in AUTHORIZATION.
     const Z_AT: usize = 7;
     // Past this many `z`, looking around each costs more than the chunks.
     const SPARSE_ZS: usize = 32;
@@ -126,8 +125,8 @@ fn holds_authorization(text: &[u8]) -> bool {
             continue;
         };
         if text
-            .get(start..start + WORD.len())
-            .is_some_and(|around| around.eq_ignore_ascii_case(WORD))
+            .get(start..start + AUTHORIZATION.len())
+            .is_some_and(|around| around.eq_ignore_ascii_case(AUTHORIZATION))
         {
             return true;
         }
@@ -138,15 +137,14 @@ fn holds_authorization(text: &[u8]) -> bool {
 /// [`holds_authorization`] on text dense with `z`: lowercased a chunk at a
 /// time (on the stack) and searched with `memmem`.
 fn holds_authorization_by_chunks(text: &[u8]) -> bool {
-    const WORD: &[u8] = AUTHORIZATION;
     const CHUNK: usize = 1024;
     static FINDER: OnceLock<memchr::memmem::Finder<'static>> = OnceLock::new();
-    let finder = FINDER.get_or_init(|| memchr::memmem::Finder::new(WORD));
-    let mut lower = [0u8; CHUNK + WORD.len()];
+    let finder = FINDER.get_or_init(|| memchr::memmem::Finder::new(AUTHORIZATION));
+    let mut lower = [0u8; CHUNK + AUTHORIZATION.len()];
     let mut start = 0;
     while start < text.len() {
         // Chunks overlap by the word's length less one.
-        let chunk = &text[start..(start + CHUNK + WORD.len() - 1).min(text.len())];
+        let chunk = &text[start..(start + CHUNK + AUTHORIZATION.len() - 1).min(text.len())];
         let lower = &mut lower[..chunk.len()];
         for (to, from) in lower.iter_mut().zip(chunk) {
             *to = from.to_ascii_lowercase();
