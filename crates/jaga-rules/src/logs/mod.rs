@@ -2,6 +2,8 @@
 //! compiled rule set, and the built-in web attack rules.
 
 pub mod engine;
+#[cfg(target_arch = "x86_64")]
+mod escapes_simd;
 pub mod format;
 pub mod normalize;
 mod scan;
