@@ -2,11 +2,11 @@
 //! compiled rule set, and the built-in web attack rules.
 
 pub mod engine;
-#[cfg(target_arch = "x86_64")]
-mod escapes_simd;
 pub mod format;
 pub mod normalize;
 mod scan;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 
 pub use engine::{
     FrequencyState, RuleError, RuleFileError, RuleMatch, RuleSet, RuleSource, MAX_RULE_FILE_BYTES,

@@ -421,6 +421,13 @@ fn chunk_escapes(window: &[u8; SCAN_WINDOW], entities: bool) -> (u32, u32) {
 }
 
 /// Thirty-two bytes of 0 or 1 to thirty-two bits, bit `n` from byte `n`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn bits_of(flags: &[u8; SCAN_CHUNK]) -> u32 {
+    super::simd::bits_of(flags)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
 fn bits_of(flags: &[u8; SCAN_CHUNK]) -> u32 {
     // Eight bytes to eight bits: the multiplier moves byte `n`'s bit to bit
     // `56 + n`, and no two of its products overlap.
@@ -482,7 +489,7 @@ const PERCENT_AT: [bool; GROUP_BYTES] = {
 /// each byte's digit value, each pair of values as a byte. Only taking
 /// the pairs at every third byte is a byte at a time, or in SSE2's
 /// shuffles by words: 11 instructions an escape, where one escape at a
-/// time took 20. Where the CPU has SSSE3, [`super::escapes_simd`] does the
+/// time took 20. Where the CPU has SSSE3, [`super::simd`] does the
 /// same in 8.
 #[inline(always)]
 pub(super) fn decode_group(group: &[u8; GROUP_BYTES]) -> Option<([u8; ESCAPE_GROUP], bool)> {
@@ -519,8 +526,8 @@ fn plain_escapes(text: &[u8], dst: &mut Vec<u8>, pass: &mut Pass) -> usize {
     let mut at = 0;
     let mut more = false;
     #[cfg(target_arch = "x86_64")]
-    let decode = match super::escapes_simd::available() {
-        true => super::escapes_simd::decode_group,
+    let decode = match super::simd::available() {
+        true => super::simd::decode_group,
         false => decode_group,
     };
     #[cfg(not(target_arch = "x86_64"))]
@@ -755,20 +762,13 @@ fn plain_run(src: &[u8], from: usize, limit: usize) -> usize {
     // Each chunk with the byte before it and the byte after it.
     let mut at = from + 1;
     while at + SCAN_CHUNK <= limit {
-        let chunk = |shift: usize| -> Option<&[u8; SCAN_CHUNK]> {
-            src.get(at + shift - 1..at + shift - 1 + SCAN_CHUNK)?
-                .try_into()
-                .ok()
-        };
-        let (Some(before), Some(bytes), Some(after)) = (chunk(0), chunk(1), chunk(2)) else {
+        let Some(window) = src
+            .get(at - 1..at + SCAN_CHUNK + 1)
+            .and_then(|window| window.try_into().ok())
+        else {
             break;
         };
-        // Fixed-size, without a branch: vectorized.
-        let mut work = [0u8; SCAN_CHUNK];
-        for (((flag, &b), &before), &after) in work.iter_mut().zip(bytes).zip(before).zip(after) {
-            *flag = u8::from(needs_work(before, b, after));
-        }
-        let found = bits_of(&work);
+        let found = chunk_needs_work(window);
         if found != 0 {
             return at + found.trailing_zeros() as usize - from;
         }
@@ -781,6 +781,29 @@ fn plain_run(src: &[u8], from: usize, limit: usize) -> usize {
         at += 1;
     }
     limit - from
+}
+
+/// Where in the chunk of `window[1..=SCAN_CHUNK]` the collapse has work,
+/// bit `n` for byte `1 + n`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn chunk_needs_work(window: &[u8; SCAN_CHUNK + 2]) -> u32 {
+    super::simd::needs_work(window)
+}
+
+/// [`chunk_needs_work`] of portable code, without a branch: vectorized.
+#[cfg_attr(target_arch = "x86_64", cfg(test))]
+fn chunk_needs_work_portable(window: &[u8; SCAN_CHUNK + 2]) -> u32 {
+    let mut work = [0u8; SCAN_CHUNK];
+    for (n, flag) in work.iter_mut().enumerate() {
+        *flag = u8::from(needs_work(window[n], window[n + 1], window[n + 2]));
+    }
+    bits_of(&work)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn chunk_needs_work(window: &[u8; SCAN_CHUNK + 2]) -> u32 {
+    chunk_needs_work_portable(window)
 }
 
 /// Whether the collapse has work at byte `b` (between `before` and
@@ -1026,6 +1049,31 @@ mod tests {
                     "{text}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn chunks_that_need_collapsing_are_found_the_same_with_vectors_as_without() {
+        // Bytes around each case of `needs_work`: blanks, controls, a
+        // comment opener and what is near them.
+        let alphabet = [b' ', b'\t', 0, 0x1f, b'!', b'/', b'*', b'a', 0x80, 0xff];
+        let mut seed = 0x2545_f491_u32;
+        for _ in 0..100_000 {
+            let mut window = [0u8; SCAN_CHUNK + 2];
+            for byte in &mut window {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                *byte = alphabet[seed as usize % alphabet.len()];
+            }
+            assert_eq!(
+                chunk_needs_work(&window),
+                chunk_needs_work_portable(&window),
+                "{window:?}"
+            );
+            let flags: [u8; SCAN_CHUNK] = std::array::from_fn(|n| u8::from(window[n] == b' '));
+            let by_byte = (0..SCAN_CHUNK).fold(0u32, |bits, n| bits | (u32::from(flags[n]) << n));
+            assert_eq!(bits_of(&flags), by_byte);
         }
     }
 

@@ -1,23 +1,74 @@
+//! The vector code of normalization.
+//!
 //! Sixteen plain percent-escapes (`%D7%A9...`, what browsers send for
-//! non-Latin text) decoded in a few vector instructions with SSSE3's byte
-//! shuffle. x86-64's baseline (SSE2) has no shuffle by bytes: there,
+//! non-Latin text) are decoded in a few vector instructions with SSSE3's
+//! byte shuffle. x86-64's baseline (SSE2) has no shuffle by bytes: there,
 //! taking the digits from every third byte is most of the work of
 //! [`super::normalize::decode_group`] (11 instructions an escape, 8 here;
 //! percent-encoded text 15 % faster end to end).
 //!
-//! The only unsafe code is the loads and the store of the vectors, over
-//! arrays of the vectors' size, and the call of the SSSE3 function, made
-//! only where the CPU has SSSE3.
+//! The flags of a chunk of text (where an escape may start, where the
+//! collapse has work) become bits with SSE2's `pmovmskb`, one instruction
+//! where the portable way takes a multiply a word.
+//!
+//! The only unsafe code is the loads and stores of vectors, over arrays of
+//! their size, and the calls of vector instructions: SSE2's, which every
+//! x86-64 CPU has, and SSSE3's only where the CPU has it.
 
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{
-    __m128i, _mm_add_epi8, _mm_and_si128, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8,
-    _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_setr_epi8, _mm_shuffle_epi8,
-    _mm_slli_epi16, _mm_storeu_si128,
+    __m128i, _mm_add_epi8, _mm_and_si128, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_loadu_si128,
+    _mm_max_epu8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_setr_epi8,
+    _mm_shuffle_epi8, _mm_slli_epi16, _mm_storeu_si128,
 };
 
 use super::normalize::{ESCAPE_GROUP, GROUP_BYTES};
+
+/// Thirty-two bytes of 0 or 1 to thirty-two bits, bit `n` from byte `n`.
+#[inline(always)]
+pub(super) fn bits_of(flags: &[u8; 32]) -> u32 {
+    let at = flags.as_ptr();
+    // SAFETY: SSE2 is part of x86-64; the loads read bytes 0..16 and
+    // 16..32 of an array of 32 (unaligned loads).
+    unsafe {
+        let low = _mm_loadu_si128(at.cast());
+        let high = _mm_loadu_si128(at.add(16).cast());
+        // Each flag to its byte's top bit, which `pmovmskb` gathers.
+        let low = _mm_movemask_epi8(_mm_slli_epi16(low, 7)) as u16;
+        let high = _mm_movemask_epi8(_mm_slli_epi16(high, 7)) as u16;
+        u32::from(low) | (u32::from(high) << 16)
+    }
+}
+
+/// Where in the 32 bytes of `window[1..33]` the collapse has work (see
+/// `needs_work`), bit `n` for byte `1 + n`: the byte before each and the
+/// byte after are in the window too.
+#[inline(always)]
+pub(super) fn needs_work(window: &[u8; 34]) -> u32 {
+    let at = window.as_ptr();
+    let half = |n: usize| {
+        // SAFETY: SSE2 is part of x86-64; the loads read 16 bytes from
+        // offsets 0 to 18 of an array of 34 (unaligned loads).
+        unsafe {
+            let before = _mm_loadu_si128(at.add(16 * n).cast());
+            let byte = _mm_loadu_si128(at.add(16 * n + 1).cast());
+            let after = _mm_loadu_si128(at.add(16 * n + 2).cast());
+            let space = _mm_set1_epi8(b' ' as i8);
+            // Whitespace and control bytes: at most a space.
+            let blank = |x| _mm_cmpeq_epi8(_mm_min_epu8(x, space), x);
+            // A blank byte other than a space after a non-blank one.
+            let lone_space = _mm_andnot_si128(blank(before), _mm_cmpeq_epi8(byte, space));
+            let collapsed = _mm_andnot_si128(lone_space, blank(byte));
+            let opener = _mm_and_si128(
+                _mm_cmpeq_epi8(byte, _mm_set1_epi8(b'/' as i8)),
+                _mm_cmpeq_epi8(after, _mm_set1_epi8(b'*' as i8)),
+            );
+            _mm_movemask_epi8(_mm_or_si128(collapsed, opener)) as u16
+        }
+    };
+    u32::from(half(0)) | (u32::from(half(1)) << 16)
+}
 
 /// Whether this CPU has SSSE3 (std caches the answer: an atomic load).
 pub(super) fn available() -> bool {
