@@ -372,16 +372,6 @@ fn chunk_may_start(window: &[u8; MAY_START_WINDOW], entities: bool) -> u32 {
     bits_of(&starts)
 }
 
-/// Classes of a byte for [`chunk_escapes`], as bits.
-const PERCENT: u8 = 1;
-const AMPERSAND: u8 = 2;
-const BACKSLASH: u8 = 4;
-const HASH: u8 = 8;
-const DIGIT: u8 = 16;
-const LETTER: u8 = 32;
-const HEX_DIGIT: u8 = 64;
-const X: u8 = 128;
-
 /// Where an escape that [`decode_once`] decodes or drops may start in
 /// `window`'s first [`SCAN_CHUNK`] positions, as bits: `%` before a
 /// letter, a digit or `%`; `&#` before a digit, `&#x` before a hex digit,
@@ -390,7 +380,24 @@ const X: u8 = 128;
 /// classes of its byte and the three after it: written without branches,
 /// both loops are vectorized. The `&` before a letter (a named entity) in
 /// a second set of bits: it needs a `;` after it.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
 fn chunk_escapes(window: &[u8; SCAN_WINDOW], entities: bool) -> (u32, u32) {
+    super::simd::chunk_escapes(window, entities)
+}
+
+/// [`chunk_escapes`] of portable code.
+#[cfg_attr(target_arch = "x86_64", cfg(test))]
+fn chunk_escapes_portable(window: &[u8; SCAN_WINDOW], entities: bool) -> (u32, u32) {
+    // Classes of a byte, as bits.
+    const PERCENT: u8 = 1;
+    const AMPERSAND: u8 = 2;
+    const BACKSLASH: u8 = 4;
+    const HASH: u8 = 8;
+    const DIGIT: u8 = 16;
+    const LETTER: u8 = 32;
+    const HEX_DIGIT: u8 = 64;
+    const X: u8 = 128;
     let ampersand = if entities { AMPERSAND } else { 0 };
     let mut class = [0u8; SCAN_WINDOW];
     for (class, &b) in class.iter_mut().zip(window) {
@@ -418,6 +425,11 @@ fn chunk_escapes(window: &[u8; SCAN_WINDOW], entities: bool) -> (u32, u32) {
         *named = u8::from(has(0, AMPERSAND) & has(1, LETTER));
     }
     (bits_of(&starts), bits_of(&named))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn chunk_escapes(window: &[u8; SCAN_WINDOW], entities: bool) -> (u32, u32) {
+    chunk_escapes_portable(window, entities)
 }
 
 /// Thirty-two bytes of 0 or 1 to thirty-two bits, bit `n` from byte `n`.
@@ -1047,6 +1059,30 @@ mod tests {
                     normalize(&text),
                     format!("{expected_before}{decoded}{tail}"),
                     "{text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_where_escapes_may_start_are_found_the_same_with_vectors_as_without() {
+        // The bytes that start escapes and the digits, letters and marks
+        // around each bound of their classes.
+        let alphabet = *b"%&#\\xX0919afAFgGzZ@[`{/:;  \x80\xc1";
+        let mut seed = 0x1234_5679_u32;
+        for _ in 0..100_000 {
+            let mut window = [0u8; SCAN_WINDOW];
+            for byte in &mut window {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                *byte = alphabet[seed as usize % alphabet.len()];
+            }
+            for entities in [false, true] {
+                assert_eq!(
+                    chunk_escapes(&window, entities),
+                    chunk_escapes_portable(&window, entities),
+                    "{window:?} entities {entities}"
                 );
             }
         }
