@@ -530,6 +530,21 @@ pub(super) fn decode_group(group: &[u8; GROUP_BYTES]) -> Option<([u8; ESCAPE_GRO
     (wrong | special == 0).then_some((bytes, more != 0))
 }
 
+/// [`decode_group`] with the vector code this CPU has.
+#[cfg(target_arch = "x86_64")]
+fn group_decoder() -> impl Fn(&[u8; GROUP_BYTES]) -> Option<([u8; ESCAPE_GROUP], bool)> {
+    let ssse3 = super::simd::Ssse3::detect();
+    move |group| match ssse3 {
+        Some(ssse3) => ssse3.decode_group(group),
+        None => decode_group(group),
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn group_decoder() -> impl Fn(&[u8; GROUP_BYTES]) -> Option<([u8; ESCAPE_GROUP], bool)> {
+    decode_group
+}
+
 /// A run of plain `%HH` escapes at the start of `text` (what browsers
 /// send for non-Latin text), decoded into `dst` in a tight loop: the bytes
 /// consumed, 0 when the first is not one. Stops before an escape that
@@ -537,16 +552,11 @@ pub(super) fn decode_group(group: &[u8; GROUP_BYTES]) -> Option<([u8; ESCAPE_GRO
 fn plain_escapes(text: &[u8], dst: &mut Vec<u8>, pass: &mut Pass) -> usize {
     let mut at = 0;
     let mut more = false;
-    #[cfg(target_arch = "x86_64")]
-    let decode = match super::simd::available() {
-        true => super::simd::decode_group,
-        false => decode_group,
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let decode = decode_group;
+    let decode = group_decoder();
     // Whole groups first; the rest one by one.
     while let Some(group) = text.get(at..at + GROUP_BYTES) {
-        let Some((bytes, group_more)) = <&[u8; GROUP_BYTES]>::try_from(group).ok().and_then(decode)
+        let Some((bytes, group_more)) =
+            <&[u8; GROUP_BYTES]>::try_from(group).ok().and_then(&decode)
         else {
             break;
         };

@@ -121,17 +121,26 @@ pub(super) fn chunk_escapes(window: &[u8; 35], entities: bool) -> (u32, u32) {
     )
 }
 
-/// Whether this CPU has SSSE3 (std caches the answer: an atomic load).
-pub(super) fn available() -> bool {
-    is_x86_feature_detected!("ssse3")
-}
+/// Proof that this CPU has SSSE3: made only by [`Ssse3::detect`], so the
+/// SSSE3 code cannot be called safely where the CPU lacks it.
+#[derive(Clone, Copy)]
+pub(super) struct Ssse3(());
 
-/// [`super::normalize::decode_group`] with SSSE3, which the caller has
-/// checked with [`available`].
-pub(super) fn decode_group(group: &[u8; GROUP_BYTES]) -> Option<([u8; ESCAPE_GROUP], bool)> {
-    debug_assert!(available());
-    // SAFETY: only called where `available` said the CPU has SSSE3.
-    unsafe { decode_group_ssse3(group) }
+impl Ssse3 {
+    /// `None` when the CPU has no SSSE3 (std caches the answer: an atomic
+    /// load).
+    pub(super) fn detect() -> Option<Self> {
+        is_x86_feature_detected!("ssse3").then_some(Self(()))
+    }
+
+    /// [`super::normalize::decode_group`] with SSSE3.
+    pub(super) fn decode_group(
+        self,
+        group: &[u8; GROUP_BYTES],
+    ) -> Option<([u8; ESCAPE_GROUP], bool)> {
+        // SAFETY: `self` exists only where `detect` found SSSE3.
+        unsafe { decode_group_ssse3(group) }
+    }
 }
 
 /// Bytes of `x` in `lo..=hi` (unsigned): 0xff, else 0.
@@ -311,14 +320,14 @@ mod tests {
 
     #[test]
     fn sixteen_escapes_decode_the_same_with_ssse3_as_one_byte_at_a_time() {
-        if !available() {
+        let Some(ssse3) = Ssse3::detect() else {
             return;
-        }
+        };
         let (mut decoded, mut refused, mut more) = (0, 0, 0);
         for group in groups() {
             let portable = super::super::normalize::decode_group(&group);
             assert_eq!(
-                decode_group(&group),
+                ssse3.decode_group(&group),
                 portable,
                 "on {:?}",
                 String::from_utf8_lossy(&group)
