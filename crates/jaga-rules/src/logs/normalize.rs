@@ -973,8 +973,22 @@ fn strip_comments_and_collapse_with(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// The next of a seeded sequence of numbers that look random
+    /// (xorshift): test input without a dependency.
+    pub(in crate::logs) fn next_random(state: &mut u32) -> u32 {
+        *state ^= *state << 13;
+        *state ^= *state >> 17;
+        *state ^= *state << 5;
+        *state
+    }
+
+    /// `N` bytes drawn from `alphabet`.
+    fn drawn<const N: usize>(alphabet: &[u8], state: &mut u32) -> [u8; N] {
+        std::array::from_fn(|_| alphabet[next_random(state) as usize % alphabet.len()])
+    }
 
     #[test]
     fn undoes_evasions() {
@@ -1079,15 +1093,9 @@ mod tests {
         // The bytes that start escapes and the digits, letters and marks
         // around each bound of their classes.
         let alphabet = *b"%&#\\xX0919afAFgGzZ@[`{/:;  \x80\xc1";
-        let mut seed = 0x1234_5679_u32;
+        let mut state = 0x1234_5679_u32;
         for _ in 0..100_000 {
-            let mut window = [0u8; SCAN_WINDOW];
-            for byte in &mut window {
-                seed ^= seed << 13;
-                seed ^= seed >> 17;
-                seed ^= seed << 5;
-                *byte = alphabet[seed as usize % alphabet.len()];
-            }
+            let window: [u8; SCAN_WINDOW] = drawn(&alphabet, &mut state);
             for entities in [false, true] {
                 assert_eq!(
                     chunk_escapes(&window, entities),
@@ -1103,15 +1111,9 @@ mod tests {
         // Bytes around each case of `needs_work`: blanks, controls, a
         // comment opener and what is near them.
         let alphabet = [b' ', b'\t', 0, 0x1f, b'!', b'/', b'*', b'a', 0x80, 0xff];
-        let mut seed = 0x2545_f491_u32;
+        let mut state = 0x2545_f491_u32;
         for _ in 0..100_000 {
-            let mut window = [0u8; SCAN_CHUNK + 2];
-            for byte in &mut window {
-                seed ^= seed << 13;
-                seed ^= seed >> 17;
-                seed ^= seed << 5;
-                *byte = alphabet[seed as usize % alphabet.len()];
-            }
+            let window: [u8; SCAN_CHUNK + 2] = drawn(&alphabet, &mut state);
             assert_eq!(
                 chunk_needs_work(&window),
                 chunk_needs_work_portable(&window),

@@ -278,18 +278,14 @@ fn decode_group_ssse3(group: &[u8; GROUP_BYTES]) -> Option<([u8; ESCAPE_GROUP], 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::normalize::tests::next_random;
 
     /// Groups of escapes of every byte value, in either case, some with a
     /// byte put wrong: a `%` missing, a digit out of range (`g`, `/`, `:`,
     /// `@`, `` ` ``), a byte past ASCII.
     fn groups() -> Vec<[u8; GROUP_BYTES]> {
-        let mut seed = 0x9e37_79b9_u32;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed
-        };
+        let mut state = 0x9e37_79b9_u32;
+        let mut next = move || next_random(&mut state);
         let wrong = [
             b'g', b'G', b'/', b':', b'@', b'`', b'%', b'.', 0x80, 0xd7, b' ',
         ];
