@@ -1,6 +1,7 @@
 //! The patterns of one field as one lazy DFA that tells which of them
 //! match, in one pass over the text (a pattern whose states would
-//! multiply the others' in a DFA of its own: see [`Scanner`]).
+//! multiply the others' in a DFA of its own; and, on text that keeps the
+//! DFA building states, DFAs of fewer patterns each: see [`Scanner`]).
 //!
 //! A step of a DFA is a table lookup that waits for the one before, about
 //! a nanosecond a byte whatever the text. Two things cut that, neither of
@@ -27,6 +28,7 @@ use regex_automata::util::prefilter::Prefilter;
 use regex_automata::util::syntax;
 use regex_automata::{Input, MatchError, MatchKind, Span};
 use regex_syntax::hir::{Hir, HirKind};
+use std::sync::OnceLock;
 
 /// Bytes read between two looks for a repetition.
 const BLOCK: usize = 64;
@@ -42,7 +44,30 @@ const LOOK_AT_MOST_EVERY: usize = 16;
 /// `Mozilla/5.0 (X11; Linux) `, 25 bytes).
 const MAX_PERIOD: usize = 32;
 
-type CacheFn = Box<dyn Fn() -> Cache + Send + Sync>;
+/// Bytes of new states a node of the tree may build before its halves
+/// read for it (at first, and at most): a cold DFA builds its first states
+/// on the first lines (all of a url's patterns: from 230 KB to 1 MB on the
+/// first 2,000 of 151,185 urls from Debian's documentation), and a burst
+/// of new text may build more.
+const CREDIT: usize = 1 << 20;
+/// Credit a node regains for each line it reads: a 64th of the line and
+/// 64 bytes. A new state of all of a url's patterns costs about 100 ns a
+/// byte of it, a pass of a DFA about 1 ns a byte of text: its halves, one
+/// pass more each, cost less once it builds more than a few bytes of
+/// states for each 64 of text. Real urls build less (the 151,185 above,
+/// 36 bytes a line, about half a line's credit), random printable text
+/// far more (1.2 bytes a byte).
+const REFILL_SHARE: usize = 64;
+const REFILL_LINE: usize = 64;
+/// Credit of a node tried again after its halves read for it.
+const RETRY_CREDIT: usize = 128 << 10;
+/// Lines its halves read for a node that was hot, before it is tried
+/// again: doubles each time it is hot again, up to the most, and halves
+/// after as many calm lines.
+const MIN_HOLD: u32 = 64;
+const MAX_HOLD: u32 = 1 << 16;
+
+type StateFn = Box<dyn Fn() -> ScanState + Send + Sync>;
 
 /// The patterns of one field, each in one of the lazy DFAs that together
 /// tell every pattern that matches (not only the leftmost).
@@ -55,28 +80,157 @@ type CacheFn = Box<dyn Fn() -> Cache + Send + Sync>;
 /// build a new state every few hundred bytes of varied punctuation (a
 /// new line each time), each about 12 us: 890 us a line, 73 us with
 /// Log4Shell's pattern read apart.
+///
+/// The others are read by one DFA, the root of a tree whose nodes each
+/// have two halves of its patterns' DFA as children. One DFA is one pass
+/// over the text, but its states are sets of its patterns' states: on
+/// text that keeps making new sets (a new line of random printable text
+/// each time) it builds states all the time, and a state of all of a
+/// url's 13 patterns costs about 12 us (1.1 ms a line of 8 KB). Apart,
+/// each pattern soon has all the states such text meets. A node that
+/// builds more states than its credit allows (see [`Heat`]) is left for
+/// a while, its halves reading instead, and they split in turn when they
+/// are hot; on text whose states are known the root reads alone.
 pub(crate) struct Scanner {
-    parts: Vec<Automaton>,
-    patterns: usize,
+    apart: Vec<Automaton>,
+    nodes: Vec<Node>,
+    root: Option<usize>,
+    states: Pool<ScanState, StateFn>,
+    /// The patterns, and their parsed form: what the nodes below the
+    /// root are built from when first read.
+    sources: Vec<String>,
+    hirs: Vec<Hir>,
+    /// The bytes each NFA may take.
+    limit: usize,
 }
 
 impl std::fmt::Debug for Scanner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scanner")
-            .field("patterns", &self.patterns)
-            .field("dfas", &self.parts.len())
+            .field("patterns", &self.sources.len())
+            .field("apart", &self.apart.len())
+            .field("nodes", &self.nodes.len())
+            .field(
+                "built",
+                &self
+                    .nodes
+                    .iter()
+                    .filter(|node| node.automaton.get().is_some())
+                    .count(),
+            )
             .finish_non_exhaustive()
+    }
+}
+
+/// A DFA of some of the patterns, and the nodes of its halves when it
+/// has more than one.
+struct Node {
+    /// Its patterns, by index in the field's.
+    indices: Vec<usize>,
+    /// The bytes its DFA's cache may take.
+    capacity: usize,
+    /// Built when first read (the root at once): the NFAs of the whole
+    /// tree of a url's 13 patterns, 25 nodes, took 270 ms to build.
+    /// `None`: its NFA was over the limit.
+    automaton: OnceLock<Option<Automaton>>,
+    halves: Option<[usize; 2]>,
+}
+
+/// Per thread: each DFA's cache (made when first read), the apart ones
+/// first, and each node's heat.
+struct ScanState {
+    caches: Vec<Option<Cache>>,
+    heat: Vec<Heat>,
+}
+
+impl ScanState {
+    fn cache(&mut self, slot: usize, automaton: &Automaton) -> &mut Cache {
+        self.caches[slot].get_or_insert_with(|| automaton.dfa.create_cache())
+    }
+}
+
+/// How many new states a node of the tree may still build, and whether
+/// its halves read for it now.
+#[derive(Debug, Clone, Copy)]
+struct Heat {
+    /// Bytes of new states it may build before its halves read instead.
+    credit: usize,
+    /// Lines its halves still read for it.
+    split_for: u32,
+    /// Lines its halves read for it the next time it is hot.
+    hold: u32,
+    /// Lines it read since it was last tried again or its hold halved.
+    calm: u32,
+}
+
+impl Heat {
+    fn new(credit: usize) -> Self {
+        Self {
+            credit,
+            split_for: 0,
+            hold: MIN_HOLD,
+            calm: 0,
+        }
+    }
+
+    /// Whether the node's halves read a line of `len` bytes for it; when
+    /// not, its credit grows by the line's share.
+    fn split(&mut self, len: usize) -> bool {
+        if self.split_for > 0 {
+            self.split_for -= 1;
+            return true;
+        }
+        self.credit = (self.credit + len / REFILL_SHARE + REFILL_LINE).min(CREDIT);
+        false
+    }
+
+    /// The node read a line and built `built` bytes of states on it.
+    fn read(&mut self, built: usize) {
+        self.credit = self.credit.saturating_sub(built);
+        self.calm += 1;
+        if self.calm >= self.hold {
+            self.hold = (self.hold / 2).max(MIN_HOLD);
+            self.calm = 0;
+        }
+    }
+
+    /// The node built more than its credit on a line: its halves read
+    /// for it the next `hold` lines.
+    fn overheated(&mut self) {
+        self.credit = RETRY_CREDIT;
+        self.split_for = self.hold;
+        self.hold = (self.hold * 2).min(MAX_HOLD);
+        self.calm = 0;
+    }
+}
+
+/// Why a DFA stopped before the end of a text.
+enum Stop {
+    /// It built more states than its credit allowed.
+    Hot,
+    /// It gave up (cache thrashed, a Unicode word boundary met non-ASCII).
+    GaveUp(MatchError),
+}
+
+impl From<MatchError> for Stop {
+    fn from(error: MatchError) -> Self {
+        Stop::GaveUp(error)
     }
 }
 
 impl Scanner {
     /// `patterns` in the dialect of rules (bytes, Unicode off unless a
-    /// pattern turns it on), `limit` the bytes each NFA and each DFA's
-    /// cache may take.
+    /// pattern turns it on), `limit` the bytes each NFA and the root
+    /// DFA's cache may take.
     pub(crate) fn new(patterns: &[&str], limit: usize) -> Result<Self, String> {
+        Self::with_credit(patterns, limit, CREDIT)
+    }
+
+    /// As [`Self::new`], each node of the tree starting with `credit`.
+    fn with_credit(patterns: &[&str], limit: usize, credit: usize) -> Result<Self, String> {
         let syntax = syntax::Config::new().unicode(false).utf8(false);
         let hirs = syntax::parse_many_with(patterns, &syntax).map_err(|e| e.to_string())?;
-        let (mut rest, mut parts) = (Vec::new(), Vec::new());
+        let (mut rest, mut apart) = (Vec::new(), Vec::new());
         for (index, hir) in hirs.iter().enumerate() {
             // Any search for the literals costs less than the DFA's states
             // (regex's "fast" ones are rare bytes: `${` is not).
@@ -85,43 +239,213 @@ impl Scanner {
                 false => None,
             };
             match prefilter {
-                Some(prefilter) => parts.push(Automaton::new(
-                    &[patterns[index]],
+                Some(prefilter) => apart.push(Automaton::new(
+                    patterns,
                     vec![index],
                     Some(prefilter),
+                    limit,
                     limit,
                 )?),
                 None => rest.push(index),
             }
         }
-        if !rest.is_empty() {
-            let own: Vec<&str> = rest.iter().map(|index| patterns[*index]).collect();
-            let own_hirs: Vec<_> = rest.iter().map(|index| hirs[*index].clone()).collect();
-            let prefilter =
-                Prefilter::from_hirs_prefix(MatchKind::All, &own_hirs).filter(Prefilter::is_fast);
-            parts.insert(0, Automaton::new(&own, rest, prefilter, limit)?);
+        // The heaviest first: they are what makes a DFA hot, and halving
+        // then parts them from the light ones, which stay together (on
+        // random printable text, a url's patterns were then read by 6
+        // DFAs, 99 us a line, instead of 8, 125 us).
+        rest.sort_by_key(|index| std::cmp::Reverse(weight(&hirs[*index])));
+        let mut nodes = Vec::new();
+        let root = match rest.is_empty() {
+            true => None,
+            false => Some(grow(rest, limit, &mut nodes)),
+        };
+        let (slots, count) = (apart.len() + nodes.len(), nodes.len());
+        let create: StateFn = Box::new(move || ScanState {
+            caches: (0..slots).map(|_| None).collect(),
+            heat: vec![Heat::new(credit); count],
+        });
+        let scanner = Self {
+            apart,
+            nodes,
+            root,
+            states: Pool::new(create),
+            sources: patterns.iter().map(|pattern| pattern.to_string()).collect(),
+            hirs,
+            limit,
+        };
+        // The root's errors are the patterns' errors: told when loading.
+        if let Some(root) = scanner.root {
+            let automaton = scanner.build(&scanner.nodes[root])?;
+            let _ = scanner.nodes[root].automaton.set(Some(automaton));
         }
-        Ok(Self {
-            parts,
-            patterns: patterns.len(),
-        })
+        Ok(scanner)
+    }
+
+    /// The DFA of node `index`, built when first asked for.
+    fn automaton(&self, index: usize) -> Option<&Automaton> {
+        let node = &self.nodes[index];
+        node.automaton
+            .get_or_init(|| self.build(node).ok())
+            .as_ref()
+    }
+
+    fn build(&self, node: &Node) -> Result<Automaton, String> {
+        let own: Vec<Hir> = node
+            .indices
+            .iter()
+            .map(|index| self.hirs[*index].clone())
+            .collect();
+        let prefilter =
+            Prefilter::from_hirs_prefix(MatchKind::All, &own).filter(Prefilter::is_fast);
+        let patterns: Vec<&str> = self.sources.iter().map(String::as_str).collect();
+        Automaton::new(
+            &patterns,
+            node.indices.clone(),
+            prefilter,
+            self.limit,
+            node.capacity,
+        )
+    }
+
+    /// The halves of node `index` and their DFAs; `None` when it has none
+    /// or one could not be built.
+    fn halves(&self, index: usize) -> Option<[(usize, &Automaton); 2]> {
+        let [first, second] = self.nodes[index].halves?;
+        Some([
+            (first, self.automaton(first)?),
+            (second, self.automaton(second)?),
+        ])
     }
 
     /// Which patterns match `text`, by index (`None`: none does); an error
     /// when a lazy DFA gave up on this text.
     pub(crate) fn matches(&self, text: &[u8]) -> Result<Option<Vec<bool>>, MatchError> {
-        let mut found = vec![false; self.patterns];
+        let mut found = vec![false; self.sources.len()];
         let mut any = false;
-        for automaton in &self.parts {
-            automaton.matches(text, &mut found, &mut any)?;
+        let mut state = self.states.get();
+        for (slot, automaton) in self.apart.iter().enumerate() {
+            let cache = state.cache(slot, automaton);
+            automaton.matches_unlimited(cache, text, &mut found, &mut any)?;
+        }
+        if let Some(root) = self.root {
+            if let Some(automaton) = self.automaton(root) {
+                self.read(root, automaton, &mut state, text, &mut found, &mut any)?;
+            }
         }
         Ok(any.then_some(found))
     }
 
-    /// How many lazy DFAs the patterns are read with.
+    /// Node `index`, whose DFA is `automaton`, reads `text`; or its halves
+    /// do, when it is hot.
+    fn read(
+        &self,
+        index: usize,
+        automaton: &Automaton,
+        state: &mut ScanState,
+        text: &[u8],
+        found: &mut [bool],
+        any: &mut bool,
+    ) -> Result<(), MatchError> {
+        let slot = self.apart.len() + index;
+        if self.nodes[index].halves.is_none() {
+            let cache = state.cache(slot, automaton);
+            return automaton.matches_unlimited(cache, text, found, any);
+        }
+        let halves = match state.heat[index].split(text.len()) {
+            true => self.halves(index),
+            false => {
+                let credit = state.heat[index].credit;
+                let cache = state.cache(slot, automaton);
+                let (before, clears) = (cache.memory_usage(), cache.clear_count());
+                let result =
+                    automaton.matches(cache, text, found, any, before.saturating_add(credit));
+                let built = match cache.clear_count() == clears {
+                    true => cache.memory_usage().saturating_sub(before),
+                    false => cache.memory_usage(),
+                };
+                match result {
+                    Ok(()) => {
+                        state.heat[index].read(built);
+                        return Ok(());
+                    }
+                    // What it matched before it stopped is matched; the
+                    // halves read the whole text again.
+                    Err(Stop::Hot) => {
+                        state.heat[index].overheated();
+                        self.halves(index)
+                    }
+                    Err(Stop::GaveUp(error)) => return Err(error),
+                }
+            }
+        };
+        match halves {
+            Some(halves) => {
+                for (half, automaton) in halves {
+                    self.read(half, automaton, state, text, found, any)?;
+                }
+                Ok(())
+            }
+            // A half's NFA over the limit: the node reads on its own.
+            None => {
+                let cache = state.cache(slot, automaton);
+                automaton.matches_unlimited(cache, text, found, any)
+            }
+        }
+    }
+
+    /// How many lazy DFAs a line is first read with.
     #[cfg(test)]
     fn dfas(&self) -> usize {
-        self.parts.len()
+        self.apart.len() + usize::from(self.root.is_some())
+    }
+
+    /// How many nodes of the tree this thread reads with their halves now.
+    #[cfg(test)]
+    pub(crate) fn split_nodes(&self) -> usize {
+        let state = self.states.get();
+        state.heat.iter().filter(|heat| heat.split_for > 0).count()
+    }
+}
+
+/// The node of the tree for the patterns at `indices` (and the nodes
+/// below it), pushed on `nodes` unbuilt: its index there.
+fn grow(indices: Vec<usize>, capacity: usize, nodes: &mut Vec<Node>) -> usize {
+    let halves = match indices.len() {
+        0 | 1 => None,
+        len => {
+            let (first, second) = indices.split_at(len / 2);
+            Some([
+                grow(first.to_vec(), halve(capacity), nodes),
+                grow(second.to_vec(), halve(capacity), nodes),
+            ])
+        }
+    };
+    nodes.push(Node {
+        indices,
+        capacity,
+        automaton: OnceLock::new(),
+        halves,
+    });
+    nodes.len() - 1
+}
+
+/// The cache a half may take: a quarter of its node's, at least 2 MB
+/// (one pattern alone kept every state of 8,000 lines of random printable
+/// text in 950 KB at most).
+fn halve(capacity: usize) -> usize {
+    (capacity / 4).max(2 << 20)
+}
+
+/// About the size of `hir`'s NFA: how heavy a pattern is.
+fn weight(hir: &Hir) -> usize {
+    match hir.kind() {
+        HirKind::Literal(literal) => literal.0.len(),
+        HirKind::Empty | HirKind::Class(_) | HirKind::Look(_) => 1,
+        HirKind::Repetition(repetition) => {
+            weight(&repetition.sub) * repetition.max.unwrap_or(repetition.min).max(1) as usize
+        }
+        HirKind::Capture(capture) => weight(&capture.sub),
+        HirKind::Concat(parts) | HirKind::Alternation(parts) => parts.iter().map(weight).sum(),
     }
 }
 
@@ -152,25 +476,28 @@ struct Automaton {
     dfa: DFA,
     /// The index in the field's patterns of each of its own.
     indices: Vec<usize>,
-    caches: Pool<Cache, CacheFn>,
     /// When every match starts with one of a few literals (`://`): finds
     /// the first, where the reading starts (none: nothing matches).
     prefilter: Option<Prefilter>,
 }
 
 impl Automaton {
+    /// The DFA of the `patterns` at `indices`, its NFA within `limit`
+    /// bytes and its cache within `capacity`.
     fn new(
         patterns: &[&str],
         indices: Vec<usize>,
         prefilter: Option<Prefilter>,
         limit: usize,
+        capacity: usize,
     ) -> Result<Self, String> {
+        let own: Vec<&str> = indices.iter().map(|index| patterns[*index]).collect();
         let syntax = syntax::Config::new().unicode(false).utf8(false);
         let dfa = DFA::builder()
             .configure(
                 DFA::config()
                     .match_kind(MatchKind::All)
-                    .cache_capacity(limit)
+                    .cache_capacity(capacity)
                     .skip_cache_capacity_check(true)
                     // Patterns may put `\b` in `(?u:...)`: the DFA quits on
                     // non-ASCII text there and the caller falls back.
@@ -183,27 +510,47 @@ impl Automaton {
                     .which_captures(WhichCaptures::None)
                     .nfa_size_limit(Some(limit)),
             )
-            .build_many(patterns)
+            .build_many(&own)
             .map_err(|e| e.to_string())?;
-        let for_pool = dfa.clone();
-        let create: CacheFn = Box::new(move || for_pool.create_cache());
         Ok(Self {
             dfa,
             indices,
-            caches: Pool::new(create),
             prefilter,
         })
     }
 
     /// Marks in `found` (by index in the field's patterns) those of its
-    /// patterns that match `text`, and `any` when one does; an error when
-    /// the lazy DFA gave up on this text.
-    fn matches(&self, text: &[u8], found: &mut [bool], any: &mut bool) -> Result<(), MatchError> {
-        let mut cache = self.caches.get();
+    /// patterns that match `text`, and `any` when one does; stops when
+    /// the lazy DFA gave up on this text, or when its cache grew past
+    /// `limit` bytes.
+    fn matches(
+        &self,
+        cache: &mut Cache,
+        text: &[u8],
+        found: &mut [bool],
+        any: &mut bool,
+        limit: usize,
+    ) -> Result<(), Stop> {
         cache.search_start(0);
-        let result = self.scan(&mut cache, text, found, any);
+        let result = self.scan(cache, text, found, any, limit);
         cache.search_finish(text.len());
         result
+    }
+
+    /// As [`Self::matches`] with no limit on the cache: it never stops hot.
+    fn matches_unlimited(
+        &self,
+        cache: &mut Cache,
+        text: &[u8],
+        found: &mut [bool],
+        any: &mut bool,
+    ) -> Result<(), MatchError> {
+        match self.matches(cache, text, found, any, usize::MAX) {
+            Ok(()) => Ok(()),
+            Err(Stop::GaveUp(error)) => Err(error),
+            // A cache's size is never past usize::MAX.
+            Err(Stop::Hot) => Err(MatchError::gave_up(0)),
+        }
     }
 
     /// The patterns match state `sid` reports, marked in `found`.
@@ -227,7 +574,8 @@ impl Automaton {
         text: &[u8],
         found: &mut [bool],
         any: &mut bool,
-    ) -> Result<(), MatchError> {
+        limit: usize,
+    ) -> Result<(), Stop> {
         let from = match &self.prefilter {
             Some(prefilter) => match prefilter.find(text, Span::from(0..text.len())) {
                 Some(span) => span.start,
@@ -237,8 +585,8 @@ impl Automaton {
         };
         let last = match (text.len() - from) / MIN_LANE {
             0 | 1 => None,
-            2 => self.scan_lanes::<2>(cache, text, from, found, any)?,
-            _ => self.scan_lanes::<3>(cache, text, from, found, any)?,
+            2 => self.scan_lanes::<2>(cache, text, from, limit, found, any)?,
+            _ => self.scan_lanes::<3>(cache, text, from, limit, found, any)?,
         };
         if let Some(last) = last {
             return self.finish(cache, text, last, found, any);
@@ -249,6 +597,7 @@ impl Automaton {
             base: from,
             at: from,
             end: text.len(),
+            limit,
             wait: 0,
             gap: 0,
             sid: self
@@ -283,9 +632,10 @@ impl Automaton {
         cache: &mut Cache,
         text: &[u8],
         from: usize,
+        limit: usize,
         found: &mut [bool],
         any: &mut bool,
-    ) -> Result<Option<LazyStateID>, MatchError> {
+    ) -> Result<Option<LazyStateID>, Stop> {
         let clears = cache.clear_count();
         let stride = (text.len() - from) / LANES / BLOCK * BLOCK;
         let mut lanes = [Lane::default(); LANES];
@@ -300,6 +650,7 @@ impl Automaton {
                 base: from,
                 at,
                 end,
+                limit,
                 wait: 0,
                 gap: 0,
                 sid: self.dfa.start_state_forward(cache, &input)?,
@@ -366,6 +717,7 @@ impl Automaton {
                 base: from,
                 at: from + next * stride,
                 end: text.len(),
+                limit,
                 wait: 0,
                 gap: 0,
                 sid,
@@ -409,7 +761,7 @@ impl Automaton {
         after: &mut [[LazyStateID; BLOCK]; LANES],
         found: &mut [bool],
         any: &mut bool,
-    ) -> Result<bool, MatchError> {
+    ) -> Result<bool, Stop> {
         let Some(blocks) = whole_blocks(text, lanes) else {
             return Ok(false);
         };
@@ -471,7 +823,7 @@ impl Automaton {
         marks: &[Option<LazyStateID>],
         found: &mut [bool],
         any: &mut bool,
-    ) -> Result<Option<usize>, MatchError> {
+    ) -> Result<Option<usize>, Stop> {
         if marks.get(walker.block()) == Some(&Some(walker.sid)) {
             return Ok(Some(walker.at));
         }
@@ -500,7 +852,7 @@ impl Automaton {
         after: &mut [LazyStateID; BLOCK],
         found: &mut [bool],
         any: &mut bool,
-    ) -> Result<usize, MatchError> {
+    ) -> Result<usize, Stop> {
         let stop = (lane.base + (lane.block() + 1) * BLOCK).min(lane.end);
         let start = lane.at;
         while lane.at < stop {
@@ -519,7 +871,7 @@ impl Automaton {
         lane: &mut Lane,
         found: &mut [bool],
         any: &mut bool,
-    ) -> Result<(), MatchError> {
+    ) -> Result<(), Stop> {
         let dfa = &self.dfa;
         let (at, sid) = (lane.at, lane.sid);
         let byte = text[at];
@@ -532,15 +884,20 @@ impl Automaton {
             // Leaving a match state, or a transition not computed yet.
             None => {
                 cache.search_update(at);
-                dfa.next_state(cache, sid, byte)
-                    .map_err(|_| MatchError::gave_up(at))?
+                let next = dfa
+                    .next_state(cache, sid, byte)
+                    .map_err(|_| MatchError::gave_up(at))?;
+                if cache.memory_usage() > lane.limit {
+                    return Err(Stop::Hot);
+                }
+                next
             }
         };
         if next.is_tagged() {
             if next.is_match() {
                 self.record(cache, next, found, any);
             } else if next.is_quit() {
-                return Err(MatchError::quit(byte, at));
+                return Err(MatchError::quit(byte, at).into());
             }
         }
         lane.sid = next;
@@ -557,7 +914,7 @@ impl Automaton {
         sid: LazyStateID,
         found: &mut [bool],
         any: &mut bool,
-    ) -> Result<(), MatchError> {
+    ) -> Result<(), Stop> {
         let last = self
             .dfa
             .next_eoi_state(cache, sid)
@@ -576,6 +933,8 @@ struct Lane {
     base: usize,
     at: usize,
     end: usize,
+    /// The cache's size past which the reading stops ([`Stop::Hot`]).
+    limit: usize,
     sid: LazyStateID,
     /// Blocks to read before the next look for a repetition.
     wait: usize,
@@ -921,6 +1280,74 @@ pub(crate) mod tests {
             ));
         }
         check(&patterns, &texts);
+    }
+
+    #[test]
+    fn a_dfa_that_builds_too_many_states_is_read_by_its_halves_with_the_same_answers() {
+        // No credit: each node of the tree is hot on its first new states,
+        // in the middle of a text, and its halves read it all again.
+        let patterns = [
+            r"\bunion\s+select\b",
+            r"(\.\./){3}",
+            r"'\s*(or|and)\s+\d",
+            r"<script\b[^>]*>",
+            r"[;|`]\s*(id|ls|cat)\b",
+            r"\bz{2}\b",
+        ];
+        let scanner = Scanner::with_credit(&patterns, 1 << 24, 0).unwrap();
+        let alphabet: Vec<&str> = "abcdeilnorstuz '()<>;|`./=0123456789"
+            .split("")
+            .filter(|c| !c.is_empty())
+            .collect();
+        let payloads = [
+            "union select",
+            "../../../",
+            "' or 1",
+            "<script src=x>",
+            "; id",
+            " zz ",
+        ];
+        for seed in 0..60u32 {
+            let index = seed as usize;
+            let len = [100, 1_100, 3_000, 8_000][index % 4];
+            let payload = payloads[index % payloads.len()];
+            let text = scrambled(&alphabet, len, seed, payload, index * 97 % len);
+            assert_eq!(
+                scanner.matches(&text).unwrap(),
+                one_by_one(&patterns, &text),
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+        assert!(scanner.split_nodes() > 0, "{scanner:?}");
+    }
+
+    #[test]
+    fn a_hot_node_is_left_longer_each_time_it_is_hot_and_less_after_calm_lines() {
+        let mut heat = Heat::new(0);
+        assert!(!heat.split(100));
+        heat.overheated();
+        for _ in 0..MIN_HOLD {
+            assert!(heat.split(100));
+        }
+        assert!(!heat.split(6_400), "tried again after its hold");
+        assert_eq!(heat.credit, RETRY_CREDIT + 100 + REFILL_LINE);
+        heat.overheated();
+        for _ in 0..2 * MIN_HOLD {
+            assert!(heat.split(100));
+        }
+        assert!(!heat.split(100));
+        // The hold is 4 * MIN_HOLD now; as many calm lines halve it.
+        for _ in 0..4 * MIN_HOLD {
+            heat.read(0);
+        }
+        heat.overheated();
+        for _ in 0..2 * MIN_HOLD {
+            assert!(heat.split(100));
+        }
+        assert!(!heat.split(100));
+        heat.read(RETRY_CREDIT * 2);
+        assert_eq!(heat.credit, 0, "credit spent, not wrapped");
     }
 
     #[test]
