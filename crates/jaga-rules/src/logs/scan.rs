@@ -1,7 +1,7 @@
 //! The patterns of one field as one lazy DFA that tells which of them
-//! match, in one pass over the text (a pattern whose states would
-//! multiply the others' in a DFA of its own; and, on text that keeps the
-//! DFA building states, DFAs of fewer patterns each: see [`Scanner`]).
+//! match, in one pass over the text (repetitions counted far read as if
+//! uncounted; and, on text that keeps the DFA building states, DFAs of
+//! fewer patterns each: see [`Scanner`]).
 //!
 //! A step of a DFA is a table lookup that waits for the one before, about
 //! a nanosecond a byte whatever the text. Two things cut that, neither of
@@ -72,34 +72,33 @@ type StateFn = Box<dyn Fn() -> ScanState + Send + Sync>;
 /// The patterns of one field, each in one of the lazy DFAs that together
 /// tell every pattern that matches (not only the leftmost).
 ///
-/// A pattern that counts a repetition far (`[^}]{0,60}`) and whose every
-/// match starts with one of a few literals (`${`) gets a DFA of its own,
-/// read from the first of them on: alone it costs a search when the
-/// literal is absent, while in the DFA of the others its states multiply
-/// theirs. Log4Shell's lookups made the DFA of all the url's patterns
-/// build a new state every few hundred bytes of varied punctuation (a
-/// new line each time), each about 12 us: 890 us a line, 73 us with
-/// Log4Shell's pattern read apart.
+/// A repetition counted far (`[^}]{0,60}`) is read as if it had no most
+/// (`[^}]*`): each place such a repetition may have reached is a state of
+/// its own, and every combination of them too. Log4Shell's pattern alone
+/// built states without end on random printable text (6.7 KB of them a
+/// line, 20 us), 8 us a line with its counts relaxed. Such a pattern then
+/// matches more than it says: the caller confirms its matches with the
+/// pattern itself ([`Self::relaxed`]).
 ///
-/// The others are read by one DFA, the root of a tree whose nodes each
+/// The patterns are read by one DFA, the root of a tree whose nodes each
 /// have two halves of its patterns' DFA as children. One DFA is one pass
 /// over the text, but its states are sets of its patterns' states: on
 /// text that keeps making new sets (a new line of random printable text
 /// each time) it builds states all the time, and a state of all of a
-/// url's 13 patterns costs about 12 us (1.1 ms a line of 8 KB). Apart,
+/// url's 14 patterns costs about 12 us (1.1 ms a line of 8 KB). Apart,
 /// each pattern soon has all the states such text meets. A node that
 /// builds more states than its credit allows (see [`Heat`]) is left for
 /// a while, its halves reading instead, and they split in turn when they
 /// are hot; on text whose states are known the root reads alone.
 pub(crate) struct Scanner {
-    apart: Vec<Automaton>,
     nodes: Vec<Node>,
     root: Option<usize>,
     states: Pool<ScanState, StateFn>,
-    /// The patterns, and their parsed form: what the nodes below the
-    /// root are built from when first read.
-    sources: Vec<String>,
+    /// The patterns as the DFAs read them (counts relaxed): what the
+    /// nodes below the root are built from when first read.
     hirs: Vec<Hir>,
+    /// Which patterns had their counts relaxed.
+    relaxed: Vec<bool>,
     /// The bytes each NFA may take.
     limit: usize,
 }
@@ -107,8 +106,7 @@ pub(crate) struct Scanner {
 impl std::fmt::Debug for Scanner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scanner")
-            .field("patterns", &self.sources.len())
-            .field("apart", &self.apart.len())
+            .field("patterns", &self.hirs.len())
             .field("nodes", &self.nodes.len())
             .field(
                 "built",
@@ -136,8 +134,7 @@ struct Node {
     halves: Option<[usize; 2]>,
 }
 
-/// Per thread: each DFA's cache (made when first read), the apart ones
-/// first, and each node's heat.
+/// Per thread: each node's DFA's cache (made when first read) and heat.
 struct ScanState {
     caches: Vec<Option<Cache>>,
     heat: Vec<Heat>,
@@ -229,48 +226,36 @@ impl Scanner {
     /// As [`Self::new`], each node of the tree starting with `credit`.
     fn with_credit(patterns: &[&str], limit: usize, credit: usize) -> Result<Self, String> {
         let syntax = syntax::Config::new().unicode(false).utf8(false);
-        let hirs = syntax::parse_many_with(patterns, &syntax).map_err(|e| e.to_string())?;
-        let (mut rest, mut apart) = (Vec::new(), Vec::new());
-        for (index, hir) in hirs.iter().enumerate() {
-            // Any search for the literals costs less than the DFA's states
-            // (regex's "fast" ones are rare bytes: `${` is not).
-            let prefilter = match counts_far(hir) {
-                true => Prefilter::from_hirs_prefix(MatchKind::All, std::slice::from_ref(hir)),
-                false => None,
-            };
-            match prefilter {
-                Some(prefilter) => apart.push(Automaton::new(
-                    patterns,
-                    vec![index],
-                    Some(prefilter),
-                    limit,
-                    limit,
-                )?),
-                None => rest.push(index),
-            }
-        }
+        let parsed = syntax::parse_many_with(patterns, &syntax).map_err(|e| e.to_string())?;
+        let (hirs, relaxed): (Vec<Hir>, Vec<bool>) = parsed
+            .into_iter()
+            .map(|hir| match relax(&hir) {
+                Some(relaxed) => (relaxed, true),
+                None => (hir, false),
+            })
+            .unzip();
         // The heaviest first: they are what makes a DFA hot, and halving
         // then parts them from the light ones, which stay together (on
         // random printable text, a url's patterns were then read by 6
         // DFAs, 99 us a line, instead of 8, 125 us).
-        rest.sort_by_key(|index| std::cmp::Reverse(weight(&hirs[*index])));
+        let mut all: Vec<usize> = (0..hirs.len()).collect();
+        all.sort_by_key(|index| std::cmp::Reverse(weight(&hirs[*index])));
         let mut nodes = Vec::new();
-        let root = match rest.is_empty() {
+        let root = match all.is_empty() {
             true => None,
-            false => Some(grow(rest, limit, &mut nodes)),
+            false => Some(grow(all, limit, &mut nodes)),
         };
-        let (slots, count) = (apart.len() + nodes.len(), nodes.len());
+        let count = nodes.len();
         let create: StateFn = Box::new(move || ScanState {
-            caches: (0..slots).map(|_| None).collect(),
+            caches: (0..count).map(|_| None).collect(),
             heat: vec![Heat::new(credit); count],
         });
         let scanner = Self {
-            apart,
             nodes,
             root,
             states: Pool::new(create),
-            sources: patterns.iter().map(|pattern| pattern.to_string()).collect(),
             hirs,
+            relaxed,
             limit,
         };
         // The root's errors are the patterns' errors: told when loading.
@@ -279,6 +264,12 @@ impl Scanner {
             let _ = scanner.nodes[root].automaton.set(Some(automaton));
         }
         Ok(scanner)
+    }
+
+    /// Whether pattern `index` was read with its counts relaxed: a match
+    /// the scanner tells for it is to be confirmed by the pattern itself.
+    pub(crate) fn relaxed(&self, index: usize) -> bool {
+        self.relaxed.get(index).copied().unwrap_or(false)
     }
 
     /// The DFA of node `index`, built when first asked for.
@@ -297,9 +288,8 @@ impl Scanner {
             .collect();
         let prefilter =
             Prefilter::from_hirs_prefix(MatchKind::All, &own).filter(Prefilter::is_fast);
-        let patterns: Vec<&str> = self.sources.iter().map(String::as_str).collect();
         Automaton::new(
-            &patterns,
+            &own,
             node.indices.clone(),
             prefilter,
             self.limit,
@@ -320,13 +310,9 @@ impl Scanner {
     /// Which patterns match `text`, by index (`None`: none does); an error
     /// when a lazy DFA gave up on this text.
     pub(crate) fn matches(&self, text: &[u8]) -> Result<Option<Vec<bool>>, MatchError> {
-        let mut found = vec![false; self.sources.len()];
+        let mut found = vec![false; self.hirs.len()];
         let mut any = false;
         let mut state = self.states.get();
-        for (slot, automaton) in self.apart.iter().enumerate() {
-            let cache = state.cache(slot, automaton);
-            automaton.matches_unlimited(cache, text, &mut found, &mut any)?;
-        }
         if let Some(root) = self.root {
             if let Some(automaton) = self.automaton(root) {
                 self.read(root, automaton, &mut state, text, &mut found, &mut any)?;
@@ -346,7 +332,7 @@ impl Scanner {
         found: &mut [bool],
         any: &mut bool,
     ) -> Result<(), MatchError> {
-        let slot = self.apart.len() + index;
+        let slot = index;
         if self.nodes[index].halves.is_none() {
             let cache = state.cache(slot, automaton);
             return automaton.matches_unlimited(cache, text, found, any);
@@ -393,10 +379,10 @@ impl Scanner {
         }
     }
 
-    /// How many lazy DFAs a line is first read with.
+    /// The patterns as the DFAs read them.
     #[cfg(test)]
-    fn dfas(&self) -> usize {
-        self.apart.len() + usize::from(self.root.is_some())
+    fn read_as(&self) -> Vec<String> {
+        self.hirs.iter().map(Hir::to_string).collect()
     }
 
     /// How many nodes of the tree this thread reads with their halves now.
@@ -449,25 +435,56 @@ fn weight(hir: &Hir) -> usize {
     }
 }
 
-/// The repetitions counted furthest from their least (`[^}]{0,60}`) are
-/// what multiply a DFA's states: each place such a repetition may have
-/// reached is a state of its own, and every combination of them too.
+/// A repetition counted this far beyond its least is relaxed.
 const FAR_COUNT: u32 = 16;
 
-/// Whether `hir` holds a repetition counted [`FAR_COUNT`] or more beyond
-/// its least (`{0,60}`, `{1,20}`; not `*` or `+`, which count nothing).
-fn counts_far(hir: &Hir) -> bool {
+/// `hir` with every repetition counted [`FAR_COUNT`] or more beyond its
+/// least (`{0,60}`, `{1,20}`; not `*` or `+`, which count nothing) given
+/// no most; `None` when it has none. What `hir` matches, its relaxed form
+/// matches.
+fn relax(hir: &Hir) -> Option<Hir> {
     match hir.kind() {
         HirKind::Repetition(repetition) => {
-            repetition
+            let far = repetition
                 .max
-                .is_some_and(|max| max - repetition.min >= FAR_COUNT)
-                || counts_far(&repetition.sub)
+                .is_some_and(|max| max - repetition.min >= FAR_COUNT);
+            let sub = relax(&repetition.sub);
+            if !far && sub.is_none() {
+                return None;
+            }
+            let mut relaxed = repetition.clone();
+            if far {
+                relaxed.max = None;
+            }
+            if let Some(sub) = sub {
+                relaxed.sub = Box::new(sub);
+            }
+            Some(Hir::repetition(relaxed))
         }
-        HirKind::Capture(capture) => counts_far(&capture.sub),
-        HirKind::Concat(parts) | HirKind::Alternation(parts) => parts.iter().any(counts_far),
-        HirKind::Empty | HirKind::Literal(_) | HirKind::Class(_) | HirKind::Look(_) => false,
+        HirKind::Capture(capture) => relax(&capture.sub).map(|sub| {
+            let mut relaxed = capture.clone();
+            relaxed.sub = Box::new(sub);
+            Hir::capture(relaxed)
+        }),
+        HirKind::Concat(parts) => relax_all(parts).map(Hir::concat),
+        HirKind::Alternation(parts) => relax_all(parts).map(Hir::alternation),
+        HirKind::Empty | HirKind::Literal(_) | HirKind::Class(_) | HirKind::Look(_) => None,
     }
+}
+
+/// `parts` with each relaxed, `None` when none needs it.
+fn relax_all(parts: &[Hir]) -> Option<Vec<Hir>> {
+    let relaxed: Vec<Option<Hir>> = parts.iter().map(relax).collect();
+    if relaxed.iter().all(Option::is_none) {
+        return None;
+    }
+    Some(
+        relaxed
+            .into_iter()
+            .zip(parts)
+            .map(|(relaxed, part)| relaxed.unwrap_or_else(|| part.clone()))
+            .collect(),
+    )
 }
 
 /// Patterns compiled into one lazy DFA that reports every one that
@@ -482,17 +499,24 @@ struct Automaton {
 }
 
 impl Automaton {
-    /// The DFA of the `patterns` at `indices`, its NFA within `limit`
-    /// bytes and its cache within `capacity`.
+    /// The DFA of `patterns` (those at `indices` in the field's), its
+    /// NFA within `limit` bytes and its cache within `capacity`.
     fn new(
-        patterns: &[&str],
+        patterns: &[Hir],
         indices: Vec<usize>,
         prefilter: Option<Prefilter>,
         limit: usize,
         capacity: usize,
     ) -> Result<Self, String> {
-        let own: Vec<&str> = indices.iter().map(|index| patterns[*index]).collect();
-        let syntax = syntax::Config::new().unicode(false).utf8(false);
+        let nfa = thompson::Compiler::new()
+            .configure(
+                thompson::Config::new()
+                    .utf8(false)
+                    .which_captures(WhichCaptures::None)
+                    .nfa_size_limit(Some(limit)),
+            )
+            .build_many_from_hir(patterns)
+            .map_err(|e| e.to_string())?;
         let dfa = DFA::builder()
             .configure(
                 DFA::config()
@@ -503,14 +527,7 @@ impl Automaton {
                     // non-ASCII text there and the caller falls back.
                     .unicode_word_boundary(true),
             )
-            .syntax(syntax)
-            .thompson(
-                thompson::Config::new()
-                    .utf8(false)
-                    .which_captures(WhichCaptures::None)
-                    .nfa_size_limit(Some(limit)),
-            )
-            .build_many(&own)
+            .build_from_nfa(nfa)
             .map_err(|e| e.to_string())?;
         Ok(Self {
             dfa,
@@ -1074,12 +1091,16 @@ pub(crate) mod tests {
         found.contains(&true).then_some(found)
     }
 
+    /// The scanner of `patterns` tells of each text what the patterns
+    /// it reads (counts relaxed) tell one by one.
     fn check(patterns: &[&str], texts: &[Vec<u8>]) {
         let scanner = Scanner::new(patterns, 1 << 24).unwrap();
+        let read_as = scanner.read_as();
+        let read_as: Vec<&str> = read_as.iter().map(String::as_str).collect();
         for text in texts {
             assert_eq!(
                 scanner.matches(text).unwrap(),
-                one_by_one(patterns, text),
+                one_by_one(&read_as, text),
                 "{:?}",
                 String::from_utf8_lossy(text)
             );
@@ -1239,10 +1260,9 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn patterns_that_start_with_a_literal_are_read_apart_with_the_same_answers() {
-        // Log4Shell's lookup (a literal start, then repetitions counted
-        // far), patterns that start with a literal but count nothing far,
-        // and patterns that start anywhere.
+    fn patterns_that_count_far_are_read_with_their_counts_relaxed() {
+        // Log4Shell's lookup (repetitions counted far), and patterns that
+        // count near or nothing.
         let patterns = [
             r"\$\{\s*(jndi|(\$\{[^}]*\}|[^}]){0,60}(j|\$\{[^}]*j[^}]*\})\S{0,40}n\S{0,40}d\S{0,40}i\S{0,10}:)",
             r"\bunion\s+select\b",
@@ -1251,8 +1271,15 @@ pub(crate) mod tests {
             r"'\s*(or|and)\s+\d",
         ];
         let scanner = Scanner::new(&patterns, 1 << 24).unwrap();
-        // Only the lookup counts far and starts with a literal.
-        assert_eq!(scanner.dfas(), 2, "{scanner:?}");
+        let relaxed: Vec<bool> = (0..patterns.len()).map(|i| scanner.relaxed(i)).collect();
+        assert_eq!(relaxed, [true, false, false, false, false]);
+        let read_as = scanner.read_as();
+        assert!(!read_as[0].contains("{0,60}") && !read_as[0].contains("{0,40}"));
+        assert!(
+            read_as[0].contains("{0,10}"),
+            "near counts kept: {}",
+            read_as[0]
+        );
         let punctuation: Vec<&str> = "'()<>;|&${}[]*/.=-#"
             .split("")
             .filter(|c| !c.is_empty())
@@ -1264,6 +1291,8 @@ pub(crate) mod tests {
             "/a?q=../../etc&x=' or 1",
             "${}${}${",
             "?cmd=ls",
+            // Beyond the counts: the relaxed pattern matches.
+            "/a?x=${..............................................................jndi:x}",
         ]
         .iter()
         .map(|t| t.as_bytes().to_vec())
