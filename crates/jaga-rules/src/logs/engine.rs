@@ -1,6 +1,7 @@
 //! A rule file compiled once: the regexes of a field are compiled together
-//! into one lazy DFA that tells which of them match in one pass per field
-//! and line (linear time; see `scan`). Rules then read which patterns matched,
+//! into a lazy DFA that tells which of them match in one pass per field
+//! and line (linear time; on text that keeps it building states, DFAs of
+//! fewer patterns each: see `scan`). Rules then read which patterns matched,
 //! compare numbers, CIDRs and literals, follow parent/child links, apply
 //! allow-lists and count frequencies.
 //!
@@ -72,8 +73,9 @@ fn place(file: Option<&str>, line: Option<usize>) -> String {
 /// it, and every pattern in it gets compiled.
 pub const MAX_RULE_FILE_BYTES: u64 = 1 << 20;
 
-/// The most heap the patterns of one field may take compiled together (and
-/// the lazy DFA's cache of them).
+/// The most heap the NFA of the patterns of one field may take, and the
+/// cache of the DFA that reads them all (the DFAs of fewer patterns get a
+/// quarter of it, at least 2 MB, each level down: see `scan`).
 const SET_SIZE_LIMIT: usize = 32 << 20;
 
 /// One rule file's text and the name errors give it.
@@ -142,10 +144,11 @@ struct Rule {
 type FieldPatterns = (String, bool, Vec<Regex>);
 
 /// The patterns of one field (normalized or raw) compiled together into
-/// one lazy DFA that tells which of them match in one pass over the text
-/// (see [`Scanner`]). Fields with the same patterns share one. The
-/// conditions' own compiled regexes are kept for the payload (the text the
-/// first one matched), and to run one by one on a text the DFA gave up on.
+/// lazy DFAs that tell which of them match in one pass over the text (see
+/// [`Scanner`]). Fields with the same patterns share one. The conditions'
+/// own compiled regexes are kept for the payload (the text the first one
+/// matched), to confirm a match of a pattern the DFAs read relaxed, and
+/// to run one by one on a text the DFAs gave up on.
 #[derive(Debug)]
 struct FieldSet {
     field: String,
