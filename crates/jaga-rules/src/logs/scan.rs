@@ -338,41 +338,36 @@ impl Scanner {
         found: &mut [bool],
         any: &mut bool,
     ) -> Result<(), MatchError> {
-        let slot = index;
-        if self.nodes[index].halves.is_none() {
-            let cache = state.cache(slot, automaton);
-            return automaton.matches_unlimited(cache, text, found, any);
-        }
-        let halves = match state.heat[index].split(text.len()) {
-            true => self.halves(index),
-            false => {
-                let credit = state.heat[index].credit;
-                let cache = state.cache(slot, automaton);
-                let (before, clears) = (cache.memory_usage(), cache.clear_count());
-                let result =
-                    automaton.matches(cache, text, found, any, before.saturating_add(credit));
-                // A cache that filled up was cleared: what it held then
-                // was built too.
-                let built = match cache.clear_count() == clears {
-                    true => cache.memory_usage().saturating_sub(before),
-                    false => {
-                        let capacity = self.nodes[index].capacity;
-                        capacity.saturating_sub(before) + cache.memory_usage()
-                    }
-                };
-                match result {
-                    Ok(()) => {
-                        state.heat[index].read(built);
-                        return Ok(());
-                    }
-                    // What it matched before it stopped is matched; the
-                    // halves read the whole text again.
-                    Err(Stop::Hot) => {
-                        state.heat[index].overheated();
-                        self.halves(index)
-                    }
-                    Err(Stop::GaveUp(error)) => return Err(error),
+        let halves = if self.nodes[index].halves.is_none() {
+            None
+        } else if state.heat[index].split(text.len()) {
+            self.halves(index)
+        } else {
+            let credit = state.heat[index].credit;
+            let cache = state.cache(index, automaton);
+            let (before, clears) = (cache.memory_usage(), cache.clear_count());
+            let result = automaton.matches(cache, text, found, any, before.saturating_add(credit));
+            // A cache that filled up was cleared: what it held then was
+            // built too.
+            let built = match cache.clear_count() == clears {
+                true => cache.memory_usage().saturating_sub(before),
+                false => {
+                    let capacity = self.nodes[index].capacity;
+                    capacity.saturating_sub(before) + cache.memory_usage()
                 }
+            };
+            match result {
+                Ok(()) => {
+                    state.heat[index].read(built);
+                    return Ok(());
+                }
+                // What it matched before it stopped is matched; the halves
+                // read the whole text again.
+                Err(Stop::Hot) => {
+                    state.heat[index].overheated();
+                    self.halves(index)
+                }
+                Err(Stop::GaveUp(error)) => return Err(error),
             }
         };
         match halves {
@@ -382,9 +377,10 @@ impl Scanner {
                 }
                 Ok(())
             }
-            // A half's NFA over the limit: the node reads on its own.
+            // One pattern, or a half's NFA over the limit: the node reads
+            // on its own.
             None => {
-                let cache = state.cache(slot, automaton);
+                let cache = state.cache(index, automaton);
                 automaton.matches_unlimited(cache, text, found, any)
             }
         }
