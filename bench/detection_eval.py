@@ -74,6 +74,20 @@ def venv(with_sqlmap):
     return f"{VENV}/bin/python"
 
 
+_REFRESHED = []
+
+
+def refresh_package_lists():
+    """`apt-get update`, once a run; whether it was run now."""
+    if _REFRESHED:
+        return False
+    _REFRESHED.append(True)
+    got = subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True)
+    if got.returncode != 0:
+        print(f"  apt-get update failed: {got.stderr.strip()[-200:]}", file=sys.stderr)
+    return got.returncode == 0
+
+
 def debian_package(name):
     """The unpacked tree of a Debian package, downloaded once into the cache."""
     root = os.path.join(CACHE, name)
@@ -82,6 +96,11 @@ def debian_package(name):
     os.makedirs(CACHE, exist_ok=True)
     got = subprocess.run(["apt-get", "download", "-qq", name], cwd=CACHE, capture_output=True, text=True)
     debs = glob.glob(os.path.join(CACHE, f"{name}_*.deb"))
+    if (got.returncode != 0 or not debs) and refresh_package_lists():
+        # The machine's package lists name a version the mirror no longer
+        # holds (a security update replaced it: 404): read them anew once.
+        got = subprocess.run(["apt-get", "download", "-qq", name], cwd=CACHE, capture_output=True, text=True)
+        debs = glob.glob(os.path.join(CACHE, f"{name}_*.deb"))
     if got.returncode != 0 or not debs:
         print(f"  apt-get download {name} failed: {got.stderr.strip()[-200:]}", file=sys.stderr)
         return None

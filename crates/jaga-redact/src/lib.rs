@@ -236,11 +236,19 @@ impl Redaction {
         }
     }
 
+    /// Whether [`Self::text`] may change `text`. When it may not, it
+    /// changes no part of it either (what it looks for first is a literal,
+    /// found in any text that holds a part holding it): the fields cut from
+    /// a log line need no look of their own.
+    pub fn may_change_text(self, text: &str) -> bool {
+        self == Self::Redact && may_hold_credential_shape(text)
+    }
+
     /// Free text such as a log line, which is evidence: only what has the
     /// shape of a credential is hidden (tokens, keys, a URL's password, an
     /// Authorization header), not what merely follows a secret-looking name.
     pub fn text<'a>(self, text: &'a str) -> Cow<'a, str> {
-        if self == Self::KeepRaw || !may_hold_credential_shape(text) {
+        if !self.may_change_text(text) {
             return Cow::Borrowed(text);
         }
         credential_shapes().replace_all(text, |caps: &regex::Captures<'_>| {
