@@ -464,8 +464,9 @@ const fn is_hex_digit(c: u8) -> bool {
 }
 
 /// Whether a decoded byte may start or complete another escape (a digit, a
-/// letter, `%`, `&`, `#`, `;`): after one of them, another pass is worth
-/// it. Arithmetic, so that the groups of [`plain_escapes`] load nothing.
+/// letter, `%`, `&`, `#`, `;`, `\\`): after one of them, another pass is
+/// worth it (`%5cx27` is `\\x27`, a quote). Arithmetic, so that the groups of
+/// [`plain_escapes`] load nothing.
 #[inline(always)]
 const fn may_hold_more(c: u8) -> bool {
     (c.wrapping_sub(b'0') < 10)
@@ -474,6 +475,7 @@ const fn may_hold_more(c: u8) -> bool {
         | (c == b'&')
         | (c == b'#')
         | (c == b';')
+        | (c == b'\\')
 }
 
 /// Plain escapes decoded at once by [`plain_escapes`]: the bytes of a
@@ -1028,6 +1030,17 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_percent_encoded_backslash_starts_a_hex_escape() {
+        // wfuzz's `\x27UNION SELECT`, as a client sends it.
+        assert_eq!(normalize("%5Cx27UNION%20SELECT"), "'union select");
+        assert_eq!(
+            normalize("%5Cx27%5Cx4F%5Cx52%20SELECT%20%2A"),
+            "'or select *"
+        );
+        assert_eq!(normalize("c:%5Cxampp%5Cx"), "c:\\xampp\\x");
+    }
+
+    #[test]
     fn html_entities_are_undone_after_percent_escapes() {
         assert_eq!(normalize("&#x24;{jndi:ldap://x}"), "${jndi:ldap://x}");
         assert_eq!(normalize("%26%2360%3Bscript%26gt%3B"), "<script>");
@@ -1183,7 +1196,7 @@ pub(super) mod tests {
                     assert_eq!(run, 3 * expected.len(), "%{high:02x}{low:02x} at {at}");
                     assert_eq!(dst, expected, "%{high:02x}{low:02x} at {at}");
                     let more = expected.iter().any(|b| {
-                        matches!(b, b'%' | b'&' | b'#' | b';') || b.is_ascii_alphanumeric()
+                        matches!(b, b'%' | b'&' | b'#' | b';' | b'\\') || b.is_ascii_alphanumeric()
                     });
                     assert_eq!(pass.may_hold_more, more, "%{high:02x}{low:02x} at {at}");
                 }

@@ -266,6 +266,7 @@ fn decode_group_ssse3(group: &[u8; GROUP_BYTES]) -> Option<([u8; ESCAPE_GROUP], 
         _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'&' as i8)),
         _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'#' as i8)),
         _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b';' as i8)),
+        _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\\' as i8)),
     ]
     .into_iter()
     .fold(_mm_set1_epi8(0), |all, one| _mm_or_si128(all, one));

@@ -61,6 +61,18 @@ fn attacks_are_detected() {
         ("/ping?host=%0aid", "x", "93130"),
         ("/ping?host=%26%20ping%20-c%203%20127.0.0.1", "x", "93130"),
         ("/get?file=..%c0%af..%c0%afetc/passwd", "x", "93120"),
+        // A `..` after a `.` segment, after leading separators, as three
+        // dots, or before IIS's Unicode separators, with a target no list
+        // names (wfuzz's dirTraversal shapes).
+        ("/get?file=./../app/config.ini", "x", "93120"),
+        ("/get?file=.%5C..%5Capp/config.ini", "x", "93120"),
+        ("/get?file=.//..//app/config.ini", "x", "93120"),
+        ("/get?file=%5C../app/config.ini", "x", "93120"),
+        ("/get?file=///%2e%2e%2fapp/config.ini", "x", "93120"),
+        ("/get?file=....%5Capp/config.ini", "x", "93120"),
+        ("/get?file=..%uEFC8..%uEFC8app/config.ini", "x", "93120"),
+        // An encoded backslash before a hex escape: `\x27` is a quote.
+        ("/item?id=%5Cx27UNION%20SELECT%201", "x", "93100"),
         (
             "/fetch?url=http://169.254.169.254/latest/meta-data/",
             "x",
@@ -101,6 +113,11 @@ fn benign_requests_stay_quiet() {
         "/search?q=ls+command+linux",
         "/search?q=rock+%26+roll+id+card",
         "/forum?post=i%27d+rather+select+from+two+options",
+        // Dots that traverse nothing: an ellipsis in words, a relative
+        // link that stays below its directory.
+        "/search?q=wait...+what",
+        "/docs/./guide/index.html",
+        "/compare/v1.2...v1.3",
     ];
     for url in benign {
         let found = ids(
