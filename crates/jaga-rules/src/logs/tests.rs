@@ -21,7 +21,7 @@ fn ids(rules: &RuleSet, line: &str) -> Vec<String> {
 #[test]
 fn builtin_rules_compile() {
     let rules = builtin().unwrap();
-    assert_eq!(rules.len(), 24);
+    assert_eq!(rules.len(), 25);
 }
 
 #[test]
@@ -71,6 +71,12 @@ fn attacks_are_detected() {
         ("/get?file=///%2e%2e%2fapp/config.ini", "x", "93120"),
         ("/get?file=....%5Capp/config.ini", "x", "93120"),
         ("/get?file=..%uEFC8..%uEFC8app/config.ini", "x", "93120"),
+        // A newline written as `\n`, as payload lists write it.
+        ("/ping?host=%5Cn/usr/bin/id%5Cn", "x", "93130"),
+        ("/ping?host=%5Cnid%7C", "x", "93130"),
+        ("/ping?host=;id%5Cn", "x", "93130"),
+        ("/login?user=*)(%7C(uid=*", "x", "93102"),
+        ("/search?q=*(%7C(objectclass=*))", "x", "93102"),
         // An encoded backslash before a hex escape: `\x27` is a quote.
         ("/item?id=%5Cx27UNION%20SELECT%201", "x", "93100"),
         (
@@ -118,6 +124,8 @@ fn benign_requests_stay_quiet() {
         "/search?q=wait...+what",
         "/docs/./guide/index.html",
         "/compare/v1.2...v1.3",
+        "/search?q=(a|b)+(c=d)",
+        "/code?s=printf(%22done%5Cn%22)",
     ];
     for url in benign {
         let found = ids(
