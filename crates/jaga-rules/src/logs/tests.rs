@@ -21,7 +21,7 @@ fn ids(rules: &RuleSet, line: &str) -> Vec<String> {
 #[test]
 fn builtin_rules_compile() {
     let rules = builtin().unwrap();
-    assert_eq!(rules.len(), 25);
+    assert_eq!(rules.len(), 27);
 }
 
 #[test]
@@ -76,6 +76,20 @@ fn attacks_are_detected() {
         ("/ping?host=%5Cnid%7C", "x", "93130"),
         ("/ping?host=;id%5Cn", "x", "93130"),
         ("/login?user=*)(%7C(uid=*", "x", "93102"),
+        ("/greet?name=%7B%7B7*7%7D%7D", "x", "93133"),
+        (
+            "/greet?name=${T(java.lang.Runtime).getRuntime().exec('id')}",
+            "x",
+            "93133",
+        ),
+        (
+            "/p?q=%7B%7Brequest%7Cattr(%22__class__%22)%7D%7D",
+            "x",
+            "93133",
+        ),
+        ("/?class.module.classLoader.URLs%5B0%5D=0", "x", "93133"),
+        ("/r?to=/%0d%0aSet-Cookie:crlf=injection", "x", "93176"),
+        ("/r?to=/%25250aLocation:%20http://evil", "x", "93176"),
         ("/search?q=*(%7C(objectclass=*))", "x", "93102"),
         // An encoded backslash before a hex escape: `\x27` is a quote.
         ("/item?id=%5Cx27UNION%20SELECT%201", "x", "93100"),
@@ -126,6 +140,10 @@ fn benign_requests_stay_quiet() {
         "/compare/v1.2...v1.3",
         "/search?q=(a|b)+(c=d)",
         "/code?s=printf(%22done%5Cn%22)",
+        "/api/child_process.html",
+        "/docs/java/lang/Runtime.html",
+        "/search?q=%7B%7B+name+%7D%7D+template",
+        "/search?q=line%0Anext+line",
     ];
     for url in benign {
         let found = ids(
