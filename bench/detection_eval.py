@@ -94,13 +94,16 @@ def debian_package(name):
     if os.path.isdir(root):
         return root
     os.makedirs(CACHE, exist_ok=True)
-    got = subprocess.run(["apt-get", "download", "-qq", name], cwd=CACHE, capture_output=True, text=True)
-    debs = glob.glob(os.path.join(CACHE, f"{name}_*.deb"))
+
+    def download():
+        got = subprocess.run(["apt-get", "download", "-qq", name], cwd=CACHE, capture_output=True, text=True)
+        return got, glob.glob(os.path.join(CACHE, f"{name}_*.deb"))
+
+    got, debs = download()
     if (got.returncode != 0 or not debs) and refresh_package_lists():
         # The machine's package lists name a version the mirror no longer
         # holds (a security update replaced it: 404): read them anew once.
-        got = subprocess.run(["apt-get", "download", "-qq", name], cwd=CACHE, capture_output=True, text=True)
-        debs = glob.glob(os.path.join(CACHE, f"{name}_*.deb"))
+        got, debs = download()
     if got.returncode != 0 or not debs:
         print(f"  apt-get download {name} failed: {got.stderr.strip()[-200:]}", file=sys.stderr)
         return None

@@ -76,6 +76,7 @@ fn attacks_are_detected() {
         ("/ping?host=%5Cnid%7C", "x", "93130"),
         ("/ping?host=;id%5Cn", "x", "93130"),
         ("/login?user=*)(%7C(uid=*", "x", "93102"),
+        ("/search?q=*(%7C(objectclass=*))", "x", "93102"),
         ("/greet?name=%7B%7B7*7%7D%7D", "x", "93133"),
         (
             "/greet?name=${T(java.lang.Runtime).getRuntime().exec('id')}",
@@ -90,7 +91,6 @@ fn attacks_are_detected() {
         ("/?class.module.classLoader.URLs%5B0%5D=0", "x", "93133"),
         ("/r?to=/%0d%0aSet-Cookie:crlf=injection", "x", "93176"),
         ("/r?to=/%25250aLocation:%20http://evil", "x", "93176"),
-        ("/search?q=*(%7C(objectclass=*))", "x", "93102"),
         // An encoded backslash before a hex escape: `\x27` is a quote.
         ("/item?id=%5Cx27UNION%20SELECT%201", "x", "93100"),
         (

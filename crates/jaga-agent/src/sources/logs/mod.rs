@@ -177,9 +177,11 @@ impl Analyzer {
 
 /// Whether `part` lies within `whole`'s bytes.
 fn is_slice_of(part: &str, whole: &str) -> bool {
-    let whole = whole.as_bytes().as_ptr_range();
-    let start = part.as_ptr();
-    whole.start <= start && (start as usize).saturating_add(part.len()) <= whole.end as usize
+    let (part, whole) = (
+        part.as_bytes().as_ptr_range(),
+        whole.as_bytes().as_ptr_range(),
+    );
+    whole.start <= part.start && part.end <= whole.end
 }
 
 /// One alert per matched rule at `min_level` or above, carrying the fields
