@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use jaga_model::ProcessStats;
 
 use crate::connector::{parse_datagram, Connector, ProcEvent};
-use crate::fanotify::{ExecOpen, ExecWatch};
+use crate::fanotify::{ExecOpen, ExecWatch, HostFilesystems, Marked};
 use crate::procfs::{self, ProcRead, CLOCK_TICKS};
 use crate::table::{ProcessEntry, ProcessTable};
 use crate::ProcessError;
@@ -160,7 +160,19 @@ impl Monitor {
                 Err(error) => return Err(error),
             },
         };
+        let proc = procfs::proc_dir(&config.root);
+        let host = HostFilesystems::of(&config.root, &proc);
         let watch = match (&source, config.fanotify) {
+            (Source::Connector(_), true) if !host.is_known() => {
+                stats.unavailable.insert(
+                    "fanotify".to_owned(),
+                    format!(
+                        "cannot stat the host's root {}: its filesystem must never be watched",
+                        config.root.display()
+                    ),
+                );
+                None
+            }
             (Source::Connector(_), true) => match ExecWatch::open() {
                 Ok(watch) => Some(watch),
                 Err(error) => {
@@ -196,10 +208,10 @@ impl Monitor {
             stats: Mutex::new(stats),
         });
         let stop = Arc::new(StopSignal::new()?);
-        let proc = procfs::proc_dir(&config.root);
         let mut tracker = Tracker {
             boot_ms: procfs::boot_time_ms(&proc).unwrap_or(0),
             proc,
+            host,
             shared: Arc::clone(&shared),
             watch,
             pending: HashMap::new(),
@@ -265,6 +277,8 @@ enum Source {
 
 struct Tracker {
     proc: PathBuf,
+    /// Filesystems fanotify must never mark (see [`HostFilesystems`]).
+    host: HostFilesystems,
     boot_ms: i64,
     shared: Arc<Shared>,
     watch: Option<ExecWatch>,
@@ -299,7 +313,7 @@ impl Tracker {
         for pid in pids {
             let read = procfs::read_process(&self.proc, pid);
             if let Some(container_id) = read.container_id.clone() {
-                self.mark_root(pid, &container_id);
+                self.mark_root(pid, &container_id, false);
                 let entry = self.entry_of(&read, container_id, None);
                 lock(&self.shared.table).insert(entry);
             }
@@ -436,14 +450,12 @@ impl Tracker {
             lock(&self.shared.table).remove(pid);
             return;
         };
-        // A process new to its container (its first, or a `docker exec`):
-        // make sure fanotify watches the container's filesystem.
-        if tracked
+        // A process new to its container (its first, a `docker exec`, or
+        // the first after a restart, on a new filesystem) checks the mark.
+        let new_to_container = tracked
             .as_ref()
-            .is_none_or(|t| t.container_id != container_id)
-        {
-            self.mark_root(pid, &container_id);
-        }
+            .is_none_or(|t| t.container_id != container_id);
+        self.mark_root(pid, &container_id, new_to_container);
         // The executable: fanotify's path, the one /proc shows when it is
         // among them (a script: the interpreter), else /proc's.
         let (exe, exe_from) = match (&read.exe, opens.first()) {
@@ -559,21 +571,23 @@ impl Tracker {
         (parent_exe, grandparent_exe)
     }
 
-    fn mark_root(&mut self, pid: u32, container_id: &str) {
-        let Some(watch) = self.watch.as_mut() else {
+    /// Makes fanotify watch the container's filesystem. Until it does, each
+    /// exec in the container tries (`runc init` is not yet in its own root);
+    /// once it does, only when `check` asks.
+    fn mark_root(&mut self, pid: u32, container_id: &str, check: bool) {
+        let Some(watch) = self
+            .watch
+            .as_mut()
+            .filter(|w| check || !w.watches(container_id))
+        else {
             return;
         };
         let root = self.proc.join(pid.to_string()).join("root");
-        // A process joins its container's cgroup before it changes root
-        // (runc init): the host's filesystem must never be marked for it.
-        let dev_of = |path: &Path| rustix::fs::stat(path).ok().map(|s| s.st_dev);
-        let host = dev_of(&self.proc.join("1/root"));
-        if dev_of(&root).is_none_or(|dev| Some(dev) == host) {
-            return;
-        }
-        match watch.mark_root(&root, container_id) {
-            Ok(true) => tracing::debug!(container = %container_id, "container filesystem watched"),
-            Ok(false) => {}
+        match watch.mark_root(&root, container_id, &self.host) {
+            Ok(Marked::New) => {
+                tracing::debug!(container = %container_id, "container filesystem watched")
+            }
+            Ok(Marked::Already | Marked::HostFilesystem) => {}
             Err(error) => {
                 tracing::debug!(container = %container_id, %error, "cannot watch a container's filesystem")
             }

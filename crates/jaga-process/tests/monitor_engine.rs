@@ -21,17 +21,15 @@ impl Drop for Container {
 }
 
 fn run(script: &str) -> Container {
+    run_with(&[], script)
+}
+
+/// `docker run` with more options (`-v`) before the image.
+fn run_with(options: &[&str], script: &str) -> Container {
     let out = Command::new("docker")
-        .args([
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "jaga-test/busybox",
-            "sh",
-            "-c",
-            script,
-        ])
+        .args(["run", "-d", "--network", "none"])
+        .args(options)
+        .args(["jaga-test/busybox", "sh", "-c", script])
         .output()
         .expect("docker run: is the engine up? (bash scripts/testbed.sh)");
     assert!(
@@ -127,6 +125,50 @@ fn connector_reports_a_copied_binary_with_container_args_and_parent() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Host processes gone before their cgroup is read must not borrow a
+/// container from fanotify: the host's filesystem was once marked for the
+/// first container (where `/proc/1/root` cannot be read), and every host
+/// exec then carried that container, and a gone one was reported as its.
+#[test]
+fn a_host_process_gone_at_once_is_never_reported_as_a_containers() {
+    let (monitor, seen) = start(Mode::Connector);
+    let gate = tempfile::tempdir().unwrap();
+    let volume = format!("{}:/gate", gate.path().display());
+    let container = run_with(
+        &["-v", &volume],
+        "/bin/true started; while [ ! -e /gate/open ]; do /bin/sleep 0.1; done; exec sleep 61",
+    );
+    wait_for(&seen, |r| {
+        r.process.container_id == container.0
+            && r.process.args.first().is_some_and(|a| a == "/bin/sleep")
+    });
+    // A burst, so that some are gone before their exec is handled.
+    let burst: Vec<_> = (0..200)
+        .map(|_| Command::new("/bin/true").spawn().unwrap())
+        .collect();
+    for mut child in burst {
+        child.wait().unwrap();
+    }
+    std::fs::write(gate.path().join("open"), b"").unwrap();
+    // Events come in order: once the container's last exec is in, every
+    // host exec before it was handled.
+    wait_for(&seen, |r| {
+        r.process.container_id == container.0 && r.process.args == ["sleep", "61"]
+    });
+    let host_true: Vec<ExecRecord> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.process.exe.as_deref() == Some("/usr/bin/true"))
+        .cloned()
+        .collect();
+    assert!(
+        host_true.is_empty(),
+        "host executions reported: {host_true:#?}"
+    );
+    assert_eq!(monitor.stats().mode, "connector+fanotify");
 }
 
 #[test]
