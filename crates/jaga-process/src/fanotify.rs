@@ -135,6 +135,9 @@ impl ExecWatch {
             .get(&dev)
             .is_some_and(|known| known == container_id)
         {
+            // Watched again: a runc init seen in the host's root took the
+            // container for one restarting, and its filesystem stayed.
+            self.watched.insert(container_id.to_owned());
             return Ok(Marked::Already);
         }
         self.group
@@ -277,5 +280,8 @@ mod tests {
         let marked = watch.mark_root(Path::new("/"), "c2", &host).unwrap();
         assert_eq!(marked, Marked::HostFilesystem);
         assert!(!watch.watches("c2"));
+        // Its filesystem was still the same: watched again.
+        assert_eq!(watch.mark_root(shm, "c2", &host).unwrap(), Marked::Already);
+        assert!(watch.watches("c2"));
     }
 }
