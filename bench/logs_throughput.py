@@ -10,9 +10,11 @@ requests (SQL injection, XSS, traversal, command injection, scanners), and
 
 Then the adversarial classes: lines of up to 8 KB (nginx's default
 large_client_header_buffers) built to find a cost per byte that depends on
-the text: long percent-encoded non-Latin queries (Hebrew, Cyrillic, CJK),
-raw non-Latin text, long runs of quotes, of one character, of `/*`, `${`,
-`&#x`, `a=1&`, a long User-Agent, and text drawn at random that never
+the text: long percent-encoded non-Latin queries (Hebrew, Cyrillic, CJK,
+Devanagari, Thai; Cyrillic encoded twice), words with encoded spaces,
+raw non-Latin text, long runs of quotes (plain, percent-, entity- and
+IIS-encoded), of one character, of `+`, of `/*`, `${`, `&#x`, `a=1&`, a
+long User-Agent, and text drawn at random that never
 repeats (letters, percent-encoded Cyrillic, punctuation). Each class is timed on its own file
 on one core, by CPU time less the startup (compiling the rules); the goal
 is at least 100,000 lines/s for every class.
@@ -104,9 +106,20 @@ def adversarial_classes():
         "percent hebrew": ("/search?q=" + percent(fill("שלום עולם ", room // 3)), AGENTS[0]),
         "percent cyrillic": ("/search?q=" + percent(fill("привет мир ", room // 3)), AGENTS[0]),
         "percent cjk": ("/search?q=" + percent(fill("你好世界 ", room // 3)), AGENTS[0]),
+        # Every character's UTF-8 starts with E0, the lead of overlong forms.
+        "percent devanagari": ("/search?q=" + percent(fill("नमस्ते दुनिया ", room // 3)), AGENTS[0]),
+        "percent thai": ("/search?q=" + percent(fill("สวัสดีชาวโลก ", room // 3)), AGENTS[0]),
+        # Encoded twice over (`%25D0%25BF`), as tools send whole payloads.
+        "percent cyrillic twice": ("/search?q=" + percent(fill("привет мир ", room // 5)).replace("%", "%25"),
+                                   AGENTS[0]),
+        # Words with encoded spaces: an escape, then plain text, again and again.
+        "words and %20": ("/search?q=" + fill("hello%20world%20", room), AGENTS[0]),
         "raw cyrillic": ("/search?q=" + fill("привет+мир+", room // 2), AGENTS[0]),
         "single quotes": ("/search?q=" + fill("'", room), AGENTS[0]),
         "encoded quotes": ("/search?q=" + fill("%22", room), AGENTS[0]),
+        "entity quotes": ("/search?q=" + fill("&#39;", room), AGENTS[0]),
+        "iis quotes": ("/search?q=" + fill("%u0027", room), AGENTS[0]),
+        "pluses": ("/search?q=" + fill("+", room), AGENTS[0]),
         "one character": ("/search?q=" + fill("a", room), AGENTS[0]),
         "parentheses": ("/search?q=" + fill("(", room), AGENTS[0]),
         "dots and slashes": ("/search?q=" + fill("../", room), AGENTS[0]),
