@@ -613,15 +613,13 @@ fn group_decoder() -> impl Fn(&[u8; GROUP_BYTES]) -> Option<([u8; ESCAPE_GROUP],
 /// consumed, 0 when the first is not one. Stops before an escape that
 /// [`percent_escape`] treats specially (`%u`, overlong UTF-8 leads).
 fn plain_escapes(text: &[u8], dst: &mut Vec<u8>, pass: &mut Pass) -> usize {
-    // `%u0027`, `%zz`: told before a group is loaded.
-    if !text.get(1).is_some_and(|b| is_hex_digit(*b)) {
-        return 0;
-    }
-    let twice = encoded_twice(text, dst);
-    if twice > 0 {
-        pass.changed = true;
-        pass.may_hold_more = true;
-        return twice;
+    if text.get(1..3) == Some(b"25") {
+        let twice = encoded_twice(text, dst);
+        if twice > 0 {
+            pass.changed = true;
+            pass.may_hold_more = true;
+            return twice;
+        }
     }
     let mut at = 0;
     let mut more = false;
@@ -650,8 +648,9 @@ fn plain_escapes(text: &[u8], dst: &mut Vec<u8>, pass: &mut Pass) -> usize {
             break;
         };
         let byte = (high << 4) | low;
-        let next = escaped_byte(&text[at + 3..]).unwrap_or(0);
-        if starts_overlong(byte, next) {
+        // The escape after is looked at only for an %e0.
+        let next = || escaped_byte(&text[at + 3..]).unwrap_or(0);
+        if matches!(byte, 0xc0 | 0xc1 | 0xe0) && starts_overlong(byte, next()) {
             break;
         }
         dst.push(byte);
