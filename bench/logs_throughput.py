@@ -24,6 +24,9 @@ the range: single runs of the same binary spread by up to a fifth here.
 
 Usage: python3 bench/logs_throughput.py [--lines 1000000] [--jaga PATH]
        [--adversarial-lines 20000] [--runs 3] [--only-adversarial]
+       [--baseline OTHER_JAGA] [--only "class name" ...]
+With --baseline, each adversarial class is timed with both binaries in
+turn, run after run, and the change printed.
 Needs `cargo build --release -p jaga`; installs Debian's fail2ban if missing
 (its service is not started).
 """
@@ -162,10 +165,17 @@ def varied_classes():
     }
 
 
-def run_adversarial(jaga, lines, pin, work, runs):
+def run_adversarial(jaga, lines, pin, work, runs, baseline=None, only=None):
+    """Each class on its own file; with `baseline`, that binary and `jaga`
+    are timed in turn on the same files, run after run, so that both see
+    the same drift of a shared machine."""
     print(f"adversarial classes: {lines} lines each, up to {LINE_BYTES} bytes a line, one core, "
           f"CPU time less startup; median of {runs} runs [lowest-highest]")
-    print(f"{'class':26} {'bytes/line':>10} {'lines/s':>12} {'range':>17} {'MB/s':>8}")
+    if baseline:
+        print(f"{'class':26} {'bytes/line':>10} {'baseline':>10} {'range':>15} {'lines/s':>10} {'range':>15} "
+              f"{'change':>7}")
+    else:
+        print(f"{'class':26} {'bytes/line':>10} {'lines/s':>12} {'range':>17} {'MB/s':>8}")
     worst = None
     one = os.path.join(work, "adversarial-one.log")
     path = os.path.join(work, "adversarial.log")
@@ -174,32 +184,47 @@ def run_adversarial(jaga, lines, pin, work, runs):
         assert len(line.encode()) <= LINE_BYTES, (url[:40], len(line.encode()))
         return line
 
+    def rate_of(binary):
+        # Startup (compiling the rules) timed on one line and taken off.
+        _, _, startup = timed(pin + [binary, "logtest", "--summary", "--file", one])
+        out, _, cpu = timed(pin + [binary, "logtest", "--summary", "--file", path])
+        if out.returncode != 0:
+            sys.exit(out.stderr)
+        cpu -= startup
+        return lines / cpu if cpu > 0 else float("inf")
+
+    def spread(rates):
+        return f"[{min(rates) / 1000:,.1f}k-{max(rates) / 1000:,.1f}k]"
+
     classes = {name: (lambda i, fixed=fixed: fixed) for name, fixed in adversarial_classes().items()}
     classes.update(varied_classes())
     for name, line_of in classes.items():
+        if only and name not in only:
+            continue
         line = access_line(*line_of(0))
-        # Startup (compiling the rules) timed on one line and taken off.
         with open(one, "w") as f:
             f.write(line)
         with open(path, "w") as f:
             for i in range(lines):
                 f.write(access_line(*line_of(i)))
-        rates = []
+        rates, base_rates = [], []
         # Single runs of the same binary on the same file spread by up to
         # a fifth on a shared machine: each class is run several times.
         for _ in range(runs):
-            _, _, startup = timed(pin + [jaga, "logtest", "--summary", "--file", one])
-            out, _, cpu = timed(pin + [jaga, "logtest", "--summary", "--file", path])
-            if out.returncode != 0:
-                sys.exit(out.stderr)
-            cpu -= startup
-            rates.append(lines / cpu if cpu > 0 else float("inf"))
+            if baseline:
+                base_rates.append(rate_of(baseline))
+            rates.append(rate_of(jaga))
         rate = statistics.median(rates)
         size = len(line.encode())
-        spread = f"[{min(rates) / 1000:,.1f}k-{max(rates) / 1000:,.1f}k]"
-        print(f"{name:26} {size:10} {rate:12,.0f} {spread:>17} {rate * size / 1e6:8.1f}")
+        if baseline:
+            base = statistics.median(base_rates)
+            print(f"{name:26} {size:10} {base:10,.0f} {spread(base_rates):>15} {rate:10,.0f} {spread(rates):>15} "
+                  f"{rate / base - 1:+7.0%}")
+        else:
+            print(f"{name:26} {size:10} {rate:12,.0f} {spread(rates):>17} {rate * size / 1e6:8.1f}")
         worst = rate if worst is None else min(worst, rate)
-    print(f"slowest class: {worst:,.0f} lines/s, median (goal: 100,000)\n")
+    if worst is not None:
+        print(f"slowest class: {worst:,.0f} lines/s, median (goal: 100,000)\n")
 
 
 def timed(cmd):
@@ -219,14 +244,20 @@ def main():
     parser.add_argument("--adversarial-lines", type=int, default=20_000)
     parser.add_argument("--only-adversarial", action="store_true")
     parser.add_argument("--runs", type=int, default=3, help="runs of each adversarial class")
+    parser.add_argument("--baseline", help="another jaga binary, timed in turn with --jaga on each class")
+    parser.add_argument("--only", action="append", help="an adversarial class to run, by name (repeatable)")
     args = parser.parse_args()
-    if not os.access(args.jaga, os.X_OK):
-        sys.exit(f"{args.jaga} not found: run `cargo build --release -p jaga` first")
+    for binary in [args.jaga] + ([args.baseline] if args.baseline else []):
+        if not os.access(binary, os.X_OK):
+            sys.exit(f"{binary} not found: run `cargo build --release -p jaga` first")
+    only = set(args.only) if args.only else None
+    if only and not only <= set(adversarial_classes()) | set(varied_classes()):
+        sys.exit(f"unknown classes: {', '.join(sorted(only - set(adversarial_classes()) - set(varied_classes())))}")
     pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
     if args.only_adversarial:
         work = tempfile.mkdtemp(prefix="jaga-bench-logs-")
         try:
-            run_adversarial(args.jaga, args.adversarial_lines, pin, work, args.runs)
+            run_adversarial(args.jaga, args.adversarial_lines, pin, work, args.runs, args.baseline, only)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return
@@ -240,7 +271,7 @@ def main():
         size_mb = os.path.getsize(log) / 2**20
         print(f"{args.lines} lines, {size_mb:.0f} MiB of nginx combined log\n")
         # taskset: one core for each tool, as the goal is stated per core.
-        run_adversarial(args.jaga, args.adversarial_lines, pin, work, args.runs)
+        run_adversarial(args.jaga, args.adversarial_lines, pin, work, args.runs, args.baseline, only)
         out, wall, cpu = timed(pin + [args.jaga, "logtest", "--summary", "--file", log])
         if out.returncode != 0:
             sys.exit(out.stderr)
