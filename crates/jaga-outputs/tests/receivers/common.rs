@@ -46,10 +46,25 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A port nothing listens on right now.
+/// A port nothing listens on right now, below the kernel's ephemeral
+/// range (32768-60999): a port the kernel hands out (`bind(0)`) is also
+/// what it gives the next outgoing connection, and one made by a test
+/// running beside took nats-server's port before it listened ("address
+/// already in use"). Each call of the process tries the next candidate.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let start = std::process::id().wrapping_mul(7_919);
+    for _ in 0..SPAN {
+        let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = u16::try_from(FIRST + start.wrapping_add(step.wrapping_mul(4_099)) % SPAN)
+            .expect("below 32000");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + SPAN);
 }
 
 /// A running receiver, killed (and its log shown on failure) when dropped.
