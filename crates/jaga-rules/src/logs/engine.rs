@@ -1037,9 +1037,24 @@ mod tests {
                 }
             }
         }
+        // And again with every root hot from the first text: the parted
+        // patterns read (see Scanner).
+        let hot: Vec<FieldSet> = rules
+            .sets
+            .iter()
+            .map(|set| {
+                let patterns: Vec<&str> = set.patterns.iter().map(Regex::as_str).collect();
+                FieldSet {
+                    field: set.field.clone(),
+                    normalized: set.normalized,
+                    scanner: Arc::new(Scanner::always_hot(&patterns, SET_SIZE_LIMIT).unwrap()),
+                    patterns: set.patterns.clone(),
+                }
+            })
+            .collect();
         for text in &texts {
             let normalized = normalize(&String::from_utf8_lossy(text));
-            for set in &rules.sets {
+            for set in rules.sets.iter().chain(&hot) {
                 let text = match set.normalized {
                     true => normalized.as_bytes(),
                     false => text.as_slice(),

@@ -7,6 +7,7 @@ pub mod normalize;
 mod scan;
 #[cfg(target_arch = "x86_64")]
 mod simd;
+mod starts;
 
 pub use engine::{
     FrequencyState, RuleError, RuleFileError, RuleMatch, RuleSet, RuleSource, MAX_RULE_FILE_BYTES,

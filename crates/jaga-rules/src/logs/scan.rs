@@ -30,6 +30,8 @@ use regex_automata::{Input, MatchError, MatchKind, Span};
 use regex_syntax::hir::{Hir, HirKind};
 use std::sync::OnceLock;
 
+use super::starts::{self, Starts, StartsCache};
+
 /// Bytes read between two looks for a repetition.
 const BLOCK: usize = 64;
 /// The shortest part of a text read in a lane of its own: a text is read
@@ -101,12 +103,26 @@ pub(crate) struct Scanner {
     relaxed: Vec<bool>,
     /// The bytes each NFA may take.
     limit: usize,
+    /// Whether the patterns are parted when the root is hot (not in the
+    /// scanner of the parted patterns' rest).
+    parts: bool,
+    /// Built the first time the root is hot; `None`: they could not be.
+    parted: OnceLock<Option<Parted>>,
+}
+
+/// The patterns parted for text that keeps the root hot: the branches
+/// that can start at few places, read from each of them ([`Starts`]), and
+/// the rest, with the index in the field's patterns of each.
+struct Parted {
+    starts: Starts,
+    rest: Option<(Box<Scanner>, Vec<usize>)>,
 }
 
 impl std::fmt::Debug for Scanner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scanner")
             .field("patterns", &self.hirs.len())
+            .field("parted", &self.parted.get().map(|parted| parted.is_some()))
             .field("nodes", &self.nodes.len())
             .field(
                 "built",
@@ -141,6 +157,13 @@ struct Node {
 struct ScanState {
     caches: Vec<Option<Cache>>,
     heat: Vec<Heat>,
+    /// The cache of the parted patterns' readings from their starts.
+    starts: Option<StartsCache>,
+    /// Lines of a hot root read by its halves after a text took more
+    /// than the parted patterns' budget, and how many the next time
+    /// (doubling, as for a node).
+    starts_off: u32,
+    starts_hold: u32,
 }
 
 impl ScanState {
@@ -227,6 +250,13 @@ impl Scanner {
         Self::with_credit(patterns, limit, CREDIT)
     }
 
+    /// As [`Self::new`], every node of the tree hot on its first new
+    /// states.
+    #[cfg(test)]
+    pub(crate) fn always_hot(patterns: &[&str], limit: usize) -> Result<Self, String> {
+        Self::with_credit(patterns, limit, 0)
+    }
+
     /// As [`Self::new`], each node of the tree starting with `credit`.
     fn with_credit(patterns: &[&str], limit: usize, credit: usize) -> Result<Self, String> {
         let syntax = syntax::Config::new().unicode(false).utf8(false);
@@ -238,6 +268,18 @@ impl Scanner {
                 None => (hir, false),
             })
             .unzip();
+        Self::from_hirs(hirs, relaxed, limit, credit, true)
+    }
+
+    /// As [`Self::with_credit`], of patterns parsed and relaxed; parted
+    /// when the root is hot if `parts`.
+    fn from_hirs(
+        hirs: Vec<Hir>,
+        relaxed: Vec<bool>,
+        limit: usize,
+        credit: usize,
+        parts: bool,
+    ) -> Result<Self, String> {
         // The heaviest first: they are what makes a DFA hot, and halving
         // then parts them from the light ones, which stay together (on
         // random printable text, a url's patterns were then read by 6
@@ -254,6 +296,9 @@ impl Scanner {
         let create: StateFn = Box::new(move || ScanState {
             caches: (0..count).map(|_| None).collect(),
             heat: vec![Heat::new(credit); count],
+            starts: None,
+            starts_off: 0,
+            starts_hold: MIN_HOLD,
         });
         let scanner = Self {
             nodes,
@@ -262,6 +307,8 @@ impl Scanner {
             hirs,
             relaxed,
             limit,
+            parts,
+            parted: OnceLock::new(),
         };
         // The root's errors are the patterns' errors: told when loading.
         if let Some(root) = scanner.root {
@@ -341,6 +388,9 @@ impl Scanner {
         let halves = if self.nodes[index].halves.is_none() {
             None
         } else if state.heat[index].split(text.len()) {
+            if self.root == Some(index) {
+                return self.read_hot_root(index, state, text, found, any);
+            }
             self.halves(index)
         } else {
             let credit = state.heat[index].credit;
@@ -365,11 +415,30 @@ impl Scanner {
                 // read the whole text again.
                 Err(Stop::Hot) => {
                     state.heat[index].overheated();
+                    if self.root == Some(index) {
+                        return self.read_hot_root(index, state, text, found, any);
+                    }
                     self.halves(index)
                 }
                 Err(Stop::GaveUp(error)) => return Err(error),
             }
         };
+        self.read_halves(index, automaton, halves, state, text, found, any)
+    }
+
+    /// The `halves` of node `index` read `text`; or, without halves, the
+    /// node on its own.
+    #[allow(clippy::too_many_arguments)]
+    fn read_halves(
+        &self,
+        index: usize,
+        automaton: &Automaton,
+        halves: Option<[(usize, &Automaton); 2]>,
+        state: &mut ScanState,
+        text: &[u8],
+        found: &mut [bool],
+        any: &mut bool,
+    ) -> Result<(), MatchError> {
         match halves {
             Some(halves) => {
                 for (half, automaton) in halves {
@@ -384,6 +453,107 @@ impl Scanner {
                 automaton.matches_unlimited(cache, text, found, any)
             }
         }
+    }
+
+    /// A hot root's text read by the parted patterns, or by its halves
+    /// when they cannot.
+    fn read_hot_root(
+        &self,
+        index: usize,
+        state: &mut ScanState,
+        text: &[u8],
+        found: &mut [bool],
+        any: &mut bool,
+    ) -> Result<(), MatchError> {
+        if self.read_parted(state, text, found, any)? {
+            return Ok(());
+        }
+        let Some(automaton) = self.automaton(index) else {
+            return Ok(());
+        };
+        let halves = self.halves(index);
+        self.read_halves(index, automaton, halves, state, text, found, any)
+    }
+
+    /// The parted patterns read `text` for a hot root: `false` when they
+    /// cannot (not built, or the text took more than their budget, or did
+    /// on a line not long ago), and the root's halves are to read it.
+    fn read_parted(
+        &self,
+        state: &mut ScanState,
+        text: &[u8],
+        found: &mut [bool],
+        any: &mut bool,
+    ) -> Result<bool, MatchError> {
+        if !self.parts {
+            return Ok(false);
+        }
+        if state.starts_off > 0 {
+            state.starts_off -= 1;
+            return Ok(false);
+        }
+        let Some(parted) = self.parted.get_or_init(|| self.part()) else {
+            return Ok(false);
+        };
+        let cache = state
+            .starts
+            .get_or_insert_with(|| parted.starts.create_cache());
+        match parted.starts.matches(cache, text, found, any) {
+            Ok(()) => {}
+            // What it matched is matched; the halves read the whole text.
+            Err(starts::Stop::Budget) => {
+                state.starts_off = state.starts_hold;
+                state.starts_hold = (state.starts_hold * 2).min(MAX_HOLD);
+                return Ok(false);
+            }
+            Err(starts::Stop::GaveUp(error)) => return Err(error),
+        }
+        if let Some((rest, owners)) = &parted.rest {
+            if let Some(hits) = rest.matches(text)? {
+                for (_, owner) in hits.iter().zip(owners).filter(|(hit, _)| **hit) {
+                    if let Some(slot) = found.get_mut(*owner) {
+                        *slot = true;
+                        *any = true;
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// The branches of the patterns parted by where they can start (see
+    /// [`starts::starts_anywhere`]); `None` when none can be read from its
+    /// starts, or a DFA could not be built.
+    fn part(&self) -> Option<Parted> {
+        let (mut few, mut few_owners) = (Vec::new(), Vec::new());
+        let (mut anywhere, mut anywhere_owners) = (Vec::new(), Vec::new());
+        for (index, hir) in self.hirs.iter().enumerate() {
+            for branch in starts::branches(hir) {
+                match starts::starts_anywhere(&branch) || starts::runs_long(&branch) {
+                    true => {
+                        anywhere.push(branch);
+                        anywhere_owners.push(index);
+                    }
+                    false => {
+                        few.push(branch);
+                        few_owners.push(index);
+                    }
+                }
+            }
+        }
+        if few.is_empty() {
+            return None;
+        }
+        let starts = Starts::new(&few, few_owners, self.limit, halve(self.limit)).ok()?;
+        let rest = match anywhere.is_empty() {
+            true => None,
+            false => {
+                let relaxed = vec![false; anywhere.len()];
+                let rest = Self::from_hirs(anywhere, relaxed, self.limit, CREDIT, false).ok()?;
+                Some((Box::new(rest), anywhere_owners))
+            }
+        };
+        Some(Parted { starts, rest })
     }
 
     /// The patterns as the DFAs read them.
@@ -496,8 +666,8 @@ fn relax_all(parts: &[Hir]) -> Option<Vec<Hir>> {
 
 /// Patterns compiled into one lazy DFA that reports every one that
 /// matches.
-struct Automaton {
-    dfa: DFA,
+pub(super) struct Automaton {
+    pub(super) dfa: DFA,
     /// The index in the field's patterns of each of its own.
     indices: Vec<usize>,
     /// When every match starts with one of a few literals (`://`): finds
@@ -508,7 +678,7 @@ struct Automaton {
 impl Automaton {
     /// The DFA of `patterns` (those at `indices` in the field's), its
     /// NFA within `limit` bytes and its cache within `capacity`.
-    fn new(
+    pub(super) fn new(
         patterns: &[Hir],
         indices: Vec<usize>,
         prefilter: Option<Prefilter>,
@@ -578,7 +748,13 @@ impl Automaton {
     }
 
     /// The patterns match state `sid` reports, marked in `found`.
-    fn record(&self, cache: &Cache, sid: LazyStateID, found: &mut [bool], any: &mut bool) {
+    pub(super) fn record(
+        &self,
+        cache: &Cache,
+        sid: LazyStateID,
+        found: &mut [bool],
+        any: &mut bool,
+    ) {
         for match_index in 0..self.dfa.match_len(cache, sid) {
             let own = self.dfa.match_pattern(cache, sid, match_index).as_usize();
             if let Some(slot) = self
@@ -1384,6 +1560,111 @@ pub(crate) mod tests {
         assert!(!heat.split(100));
         heat.read(RETRY_CREDIT * 2);
         assert_eq!(heat.credit, 0, "credit spent, not wrapped");
+    }
+
+    /// Patterns of every kind the parted reading must get right: branches
+    /// read from their starts, one that can start anywhere, one whose
+    /// readings run long, anchors and boundaries, a one-byte match.
+    const PARTED: [&str; 9] = [
+        r"(?i)\bunion\s+select\b|(;|\|)\s*(id|ls)\b",
+        r"\b\w+\.(bat|cmd)\s*[&|;]",
+        r"<[a-z]+[^>]*\sstyle=",
+        r"^/admin|\.php$",
+        r"\A'|'\z",
+        r"(?m)^x;",
+        r"[<>]{3}",
+        r"'\s*(or|and)\s+\d",
+        r"\$\{[^}]{0,40}jndi",
+    ];
+
+    #[test]
+    fn parted_patterns_tell_what_the_patterns_tell_one_by_one() {
+        // No credit: the root is hot from the first line and the parted
+        // patterns read.
+        let scanner = Scanner::with_credit(&PARTED, 1 << 24, 0).unwrap();
+        let read_as = scanner.read_as();
+        let read_as: Vec<&str> = read_as.iter().map(String::as_str).collect();
+        let alphabet: Vec<&str> = "abcdijlnorstuxz0123456789 '()<>;|&$`{}[]*/.=-#+\n"
+            .split("")
+            .filter(|c| !c.is_empty())
+            .collect();
+        let payloads = [
+            "union select",
+            "; id",
+            "run.bat &",
+            "<img a style=",
+            "/admin",
+            "x.php",
+            "'",
+            "\nx;",
+            "<<<",
+            "' or 1",
+            "${aaaaaaaaaaaaaaaaaaaaaaaaaaaaaajndi",
+        ];
+        let mut texts: Vec<Vec<u8>> = ["", "'", "x", "<>", "/admin", "a.php", "'x'", "x;"]
+            .iter()
+            .map(|t| t.as_bytes().to_vec())
+            .collect();
+        for seed in 0..120u32 {
+            let index = seed as usize;
+            let len: usize = [3, 40, 700, 3_000][index % 4];
+            let payload = payloads[index % payloads.len()];
+            let at = [0, len.saturating_sub(payload.len()), index * 37 % len][index % 3];
+            texts.push(scrambled(&alphabet, len, seed, payload, at));
+        }
+        for text in &texts {
+            assert_eq!(
+                scanner.matches(text).unwrap(),
+                one_by_one(&read_as, text),
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        assert!(matches!(scanner.parted.get(), Some(Some(_))), "{scanner:?}");
+    }
+
+    #[test]
+    fn a_text_over_the_parted_patterns_budget_is_read_by_the_halves() {
+        // Every place of a run of letters may start `[a-z][a-z.]*@`, and
+        // each reading from one goes on to the run's end.
+        let patterns = [r"[a-z][a-z.]*@", r"(?i)\bunion\s+select\b"];
+        let scanner = Scanner::with_credit(&patterns, 1 << 24, 0).unwrap();
+        let read_as = scanner.read_as();
+        let read_as: Vec<&str> = read_as.iter().map(String::as_str).collect();
+        let letters = "a".repeat(3_000);
+        let texts = [
+            format!("{letters}@"),
+            format!("{letters} union select"),
+            letters.clone(),
+            format!("x@ {letters}"),
+        ];
+        for text in &texts {
+            assert_eq!(
+                scanner.matches(text.as_bytes()).unwrap(),
+                one_by_one(&read_as, text.as_bytes()),
+                "{text}"
+            );
+        }
+        let state = scanner.states.get();
+        assert!(state.starts_off > 0 && state.starts_hold > MIN_HOLD);
+    }
+
+    #[test]
+    fn branches_that_start_anywhere_or_run_long_are_not_read_from_their_starts() {
+        let parse = |pattern: &str| {
+            let syntax = syntax::Config::new().unicode(false).utf8(false);
+            syntax::parse_with(pattern, &syntax).unwrap()
+        };
+        assert!(starts::starts_anywhere(&parse(r"\b\w+\.bat")));
+        assert!(starts::starts_anywhere(&parse(r"x*")));
+        assert!(!starts::starts_anywhere(&parse(r"(?i)select")));
+        assert!(!starts::starts_anywhere(&parse(r"[;|]\s*(id|ls)")));
+        assert!(starts::runs_long(&parse(r"<[a-z]+[^>]*\sstyle")));
+        assert!(starts::runs_long(&parse(r"\$\{\S*jndi")));
+        assert!(!starts::runs_long(&parse(r"\bcopy\s+\S*x")));
+        assert!(!starts::runs_long(&parse(r"=[-.\w]*'")));
+        let branches = starts::branches(&parse(r"a|(bb|cc)d|(ee|ff)"));
+        assert_eq!(branches.len(), 4, "{branches:?}");
     }
 
     #[test]

@@ -1,0 +1,465 @@
+//! Patterns read from each place where a match can start, one anchored
+//! reading each: how the scanner reads text that keeps its DFAs building
+//! states (see [`super::scan::Scanner`]).
+//!
+//! The state of an unanchored DFA is the set of every match in progress.
+//! On random text those sets are new all the time (random printable text
+//! built about a byte of states per byte of text), and building a state
+//! costs a hundred times a step. A reading anchored at one place follows
+//! one start: its states are the patterns' prefixes, soon all known, and
+//! on such text it dies within a few bytes.
+//!
+//! The places are found by a table of which first two bytes, after which
+//! byte (what `\b` and `^` read), can begin a match: built from the DFA
+//! itself, so a place it passes over cannot start one. On random
+//! printable text about 1 place in 8 passes.
+//!
+//! A branch whose first two bytes can be almost anything (`\b\w+\.bat`)
+//! would pass nearly every place, and one that reads on to the end of a
+//! broad class after a likely start (`<a[^>]*`) would read far from each:
+//! such branches are left to the unanchored DFAs ([`starts_anywhere`],
+//! [`runs_long`]). A text whose readings still take more steps than its
+//! [budget](STEPS_PER_BYTE) (a long word for `[a-z][a-z.]*@`, each of
+//! whose places starts a reading to its end) is read the other way.
+
+use super::scan::Automaton;
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::hybrid::LazyStateID;
+use regex_automata::util::start;
+use regex_automata::{Anchored, MatchError};
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
+use regex_syntax::hir::{Hir, HirKind};
+
+/// Steps a text may take, per byte and per text (a reading from a place
+/// costs one step more than the bytes it reads): random printable text
+/// took about 1.2 a byte.
+const STEPS_PER_BYTE: usize = 4;
+const STEPS_PER_TEXT: usize = 1024;
+/// How many two-byte starts a branch may have before it is left to the
+/// unanchored DFAs (of 65,536; `select` has 4, `[;|]\s*id` a few dozen,
+/// `\b\w+\.bat` 16,128).
+const DENSE_STARTS: usize = 4096;
+/// Index of "no byte before" (the text's start) in [`Starts::kind_of`].
+const NO_BYTE: usize = 256;
+
+/// Why [`Starts::matches`] stopped before the end of a text.
+pub(super) enum Stop {
+    /// The text took more steps than its budget.
+    Budget,
+    /// The DFA gave up (a Unicode word boundary met non-ASCII).
+    GaveUp(MatchError),
+}
+
+/// The branches of some patterns as one anchored lazy DFA, and the table
+/// of the places a reading of it can start.
+pub(super) struct Starts {
+    automaton: Automaton,
+    /// The kind of start (an index in `looks_behind`) the byte before a
+    /// place makes: for each byte, and [`NO_BYTE`].
+    kind_of: [u8; 257],
+    /// A byte before that makes each kind; `None`: the text's start.
+    looks_behind: Vec<Option<u8>>,
+    /// Bit `kind << 16 | first << 8 | second`: whether a reading from a
+    /// place after a byte of that kind, with those two bytes, may match.
+    pairs: Vec<u64>,
+}
+
+impl std::fmt::Debug for Starts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let passing: u32 = self.pairs.iter().map(|word| word.count_ones()).sum();
+        f.debug_struct("Starts")
+            .field("kinds", &self.looks_behind.len())
+            .field("passing", &passing)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A thread's cache of a [`Starts`]' DFA, and the start state of each
+/// kind (state ids hold until the cache is cleared).
+pub(super) struct StartsCache {
+    cache: Cache,
+    clears: usize,
+    starts: Vec<Option<LazyStateID>>,
+    /// The places of a text that pass, kept for the next.
+    places: Vec<usize>,
+}
+
+impl Starts {
+    /// `branches` (the index in the field's patterns of each in `owners`)
+    /// as an anchored DFA whose NFA takes at most `limit` bytes and cache
+    /// `capacity`.
+    pub(super) fn new(
+        branches: &[Hir],
+        owners: Vec<usize>,
+        limit: usize,
+        capacity: usize,
+    ) -> Result<Self, String> {
+        let automaton = Automaton::new(branches, owners, None, limit, capacity)?;
+        let dfa = &automaton.dfa;
+        let mut cache = dfa.create_cache();
+        // Bytes before a place that give the same start state make the
+        // same kind. A byte the DFA quits on (non-ASCII before a Unicode
+        // `\b`) makes a kind of its own, every place after it passing: the
+        // reading then gives up, as the caller must know.
+        let mut looks_behind: Vec<Option<u8>> = Vec::new();
+        let mut firsts: Vec<Option<LazyStateID>> = Vec::new();
+        let mut kind_of = [0u8; 257];
+        for (behind, kind) in kind_of.iter_mut().enumerate() {
+            let look_behind = u8::try_from(behind).ok();
+            let first = dfa
+                .start_state(&mut cache, &anchored_after(look_behind))
+                .ok();
+            let index = match firsts.iter().position(|known| *known == first) {
+                Some(index) => index,
+                None => {
+                    firsts.push(first);
+                    looks_behind.push(look_behind);
+                    firsts.len() - 1
+                }
+            };
+            *kind = u8::try_from(index).map_err(|_| "too many kinds of start".to_owned())?;
+        }
+        if cache.clear_count() > 0 {
+            return Err("the cache cannot hold the start states".to_owned());
+        }
+        let mut pairs = Vec::with_capacity((firsts.len() << 16) / 64);
+        for (first, look_behind) in firsts.iter().zip(&looks_behind) {
+            for byte in 0..=255u8 {
+                let seconds = match first {
+                    Some(_) => passing_seconds(dfa, &mut cache, *look_behind, byte)?,
+                    None => [u64::MAX; 4],
+                };
+                pairs.extend(seconds);
+            }
+        }
+        Ok(Self {
+            automaton,
+            kind_of,
+            looks_behind,
+            pairs,
+        })
+    }
+
+    pub(super) fn create_cache(&self) -> StartsCache {
+        StartsCache {
+            cache: self.automaton.dfa.create_cache(),
+            clears: 0,
+            starts: vec![None; self.looks_behind.len()],
+            places: Vec::new(),
+        }
+    }
+
+    /// Marks in `found` (by index in the field's patterns) those of its
+    /// patterns that match `text`, and `any` when one does; stops when the
+    /// text took more steps than its budget (what it marked then is
+    /// matched) or the DFA gave up.
+    pub(super) fn matches(
+        &self,
+        cache: &mut StartsCache,
+        text: &[u8],
+        found: &mut [bool],
+        any: &mut bool,
+    ) -> Result<(), Stop> {
+        let mut budget = text.len() * STEPS_PER_BYTE + STEPS_PER_TEXT;
+        cache.cache.search_start(0);
+        let result = self.read(cache, text, &mut budget, found, any);
+        cache.cache.search_finish(text.len());
+        result
+    }
+
+    fn read(
+        &self,
+        cache: &mut StartsCache,
+        text: &[u8],
+        budget: &mut usize,
+        found: &mut [bool],
+        any: &mut bool,
+    ) -> Result<(), Stop> {
+        // The places that pass, noted without a branch (on random text
+        // whether one passes cannot be foretold), then read.
+        // Each place is written before it is counted: only grown, never
+        // cleared.
+        let mut places = std::mem::take(&mut cache.places);
+        if places.len() < text.len() {
+            places.resize(text.len(), 0);
+        }
+        let mut passed = 0;
+        let mut kind = self.kind_of[NO_BYTE];
+        for (at, pair) in text.windows(2).enumerate() {
+            let bit = usize::from(kind) << 16 | usize::from(pair[0]) << 8 | usize::from(pair[1]);
+            let passes = self
+                .pairs
+                .get(bit / 64)
+                .map_or(1, |word| word >> (bit % 64) & 1);
+            places[passed] = at;
+            passed += passes as usize;
+            kind = self.kind_of[usize::from(pair[0])];
+        }
+        let result = self.read_places(cache, text, &places[..passed], budget, found, any);
+        cache.places = places;
+        result
+    }
+
+    /// Reads from each of `places`, then from the last byte and the end
+    /// (which have no second byte).
+    fn read_places(
+        &self,
+        cache: &mut StartsCache,
+        text: &[u8],
+        places: &[usize],
+        budget: &mut usize,
+        found: &mut [bool],
+        any: &mut bool,
+    ) -> Result<(), Stop> {
+        let last = text.len().saturating_sub(1);
+        for at in places.iter().copied().chain(last..=text.len()) {
+            let behind = match at {
+                0 => NO_BYTE,
+                _ => usize::from(text[at - 1]),
+            };
+            self.read_from(cache, text, at, self.kind_of[behind], budget, found, any)?;
+        }
+        Ok(())
+    }
+
+    /// One reading, anchored at `from`, the byte before which makes start
+    /// `kind`, until the DFA is dead or the text ends; each byte read and
+    /// the reading itself cost a step of the budget.
+    #[allow(clippy::too_many_arguments)]
+    fn read_from(
+        &self,
+        cache: &mut StartsCache,
+        text: &[u8],
+        from: usize,
+        kind: u8,
+        budget: &mut usize,
+        found: &mut [bool],
+        any: &mut bool,
+    ) -> Result<(), Stop> {
+        let dfa = &self.automaton.dfa;
+        *budget = budget.checked_sub(1).ok_or(Stop::Budget)?;
+        let stop = text.len().min(from.saturating_add(*budget));
+        let mut sid = cache.start(self, kind, from)?;
+        let mut at = from;
+        while at < stop {
+            let byte = text[at];
+            let mut next = LazyStateID::default();
+            if !sid.is_tagged() {
+                next = dfa.next_state_untagged(&cache.cache, sid, byte);
+            }
+            // Leaving a match state, or a transition not computed yet.
+            if sid.is_tagged() || next.is_unknown() {
+                cache.cache.search_update(at);
+                next = dfa
+                    .next_state(&mut cache.cache, sid, byte)
+                    .map_err(|_| Stop::GaveUp(MatchError::gave_up(at)))?;
+            }
+            at += 1;
+            if next.is_tagged() {
+                if next.is_dead() {
+                    *budget -= at - from;
+                    return Ok(());
+                }
+                if next.is_match() {
+                    self.automaton.record(&cache.cache, next, found, any);
+                } else if next.is_quit() {
+                    return Err(Stop::GaveUp(MatchError::quit(byte, at - 1)));
+                }
+            }
+            sid = next;
+        }
+        if at < text.len() {
+            return Err(Stop::Budget);
+        }
+        *budget = budget.saturating_sub(at - from);
+        let last = dfa
+            .next_eoi_state(&mut cache.cache, sid)
+            .map_err(|_| Stop::GaveUp(MatchError::gave_up(text.len())))?;
+        if last.is_match() {
+            self.automaton.record(&cache.cache, last, found, any);
+        }
+        Ok(())
+    }
+}
+
+impl StartsCache {
+    /// The start state of `kind`, for a reading from `at`.
+    fn start(&mut self, starts: &Starts, kind: u8, at: usize) -> Result<LazyStateID, Stop> {
+        let clears = self.cache.clear_count();
+        if clears != self.clears {
+            self.starts.fill(None);
+            self.clears = clears;
+        }
+        let kind = usize::from(kind);
+        if let Some(Some(sid)) = self.starts.get(kind) {
+            return Ok(*sid);
+        }
+        let look_behind = starts.looks_behind.get(kind).copied().flatten();
+        let sid = starts
+            .automaton
+            .dfa
+            .start_state(&mut self.cache, &anchored_after(look_behind))
+            .map_err(|_| Stop::GaveUp(MatchError::gave_up(at)))?;
+        // Computing it may have cleared the cache: the others are stale.
+        if self.cache.clear_count() != self.clears {
+            self.starts.fill(None);
+            self.clears = self.cache.clear_count();
+        }
+        if let Some(slot) = self.starts.get_mut(kind) {
+            *slot = Some(sid);
+        }
+        Ok(sid)
+    }
+}
+
+/// A search anchored at a place after `look_behind` (`None`: the start).
+fn anchored_after(look_behind: Option<u8>) -> start::Config {
+    start::Config::new()
+        .anchored(Anchored::Yes)
+        .look_behind(look_behind)
+}
+
+/// The second bytes (a bit each) after which a reading from a place after
+/// `look_behind` whose first byte is `byte` is not dead without a match
+/// on the way: those with which the place passes.
+fn passing_seconds(
+    dfa: &DFA,
+    cache: &mut Cache,
+    look_behind: Option<u8>,
+    byte: u8,
+) -> Result<[u64; 4], String> {
+    let after_first = |cache: &mut Cache| -> Result<LazyStateID, String> {
+        let start = dfa
+            .start_state(cache, &anchored_after(look_behind))
+            .map_err(|e| e.to_string())?;
+        dfa.next_state(cache, start, byte)
+            .map_err(|e| e.to_string())
+    };
+    let mut after = after_first(cache)?;
+    if after.is_dead() {
+        return Ok([0; 4]);
+    }
+    if after.is_match() || after.is_quit() {
+        return Ok([u64::MAX; 4]);
+    }
+    let mut seconds = [0u64; 4];
+    for second in 0..=255u8 {
+        let clears = cache.clear_count();
+        let then = dfa
+            .next_state(cache, after, second)
+            .map_err(|e| e.to_string())?;
+        if !then.is_dead() {
+            seconds[usize::from(second / 64)] |= 1 << (second % 64);
+        }
+        // A cleared cache makes `after` point nowhere.
+        if cache.clear_count() != clears {
+            after = after_first(cache)?;
+        }
+    }
+    Ok(seconds)
+}
+
+/// The branches of `hir`: its alternatives, and theirs, through groups.
+pub(super) fn branches(hir: &Hir) -> Vec<Hir> {
+    match hir.kind() {
+        HirKind::Alternation(parts) => parts.iter().flat_map(branches).collect(),
+        HirKind::Capture(capture) => branches(&capture.sub),
+        _ => vec![hir.clone()],
+    }
+}
+
+/// Whether readings of `branch` may go on long on text of any kind: it
+/// reaches a class of most bytes repeated without end (`[^>]*`, `\S*`)
+/// after a start likely in random printable text (more than
+/// [`LONG_START`] a place: `<a`, `${`), and a reading from each such
+/// place would go on to that class's end.
+pub(super) fn runs_long(branch: &Hir) -> bool {
+    reach(branch).1 > LONG_START
+}
+
+/// How likely a place of random printable text is to start a reading
+/// that reaches an endless repetition of a broad class: about once a line
+/// of 8 KB.
+const LONG_START: f64 = 1e-4;
+
+/// For random printable text (95 characters, each as likely): how likely
+/// it is to match `hir` at a place, and to reach a broad class repeated
+/// without end inside it (0: it has none).
+fn reach(hir: &Hir) -> (f64, f64) {
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => (1.0, 0.0),
+        HirKind::Literal(literal) => (PRINTABLE_SHARE.powi(literal.0.len() as i32), 0.0),
+        HirKind::Class(class) => (printable_share(class), 0.0),
+        HirKind::Capture(capture) => reach(&capture.sub),
+        HirKind::Repetition(repetition) => {
+            let (through, long) = reach(&repetition.sub);
+            // `[^>]`, `\S`: all but one or two characters.
+            let broad = repetition.max.is_none() && through >= BROAD;
+            let through = through.powi(repetition.min.min(8) as i32);
+            (through, if broad { through.max(long) } else { long })
+        }
+        HirKind::Concat(parts) => {
+            let (mut through, mut long) = (1.0f64, 0.0f64);
+            for part in parts {
+                let (part_through, part_long) = reach(part);
+                long = long.max(through * part_long);
+                through *= part_through;
+            }
+            (through, long)
+        }
+        HirKind::Alternation(parts) => parts
+            .iter()
+            .map(reach)
+            .fold((0.0, 0.0), |(a, b), (c, d)| ((a + c).min(1.0), b.max(d))),
+    }
+}
+
+/// The share of printable characters a class holds to be broad.
+const BROAD: f64 = 0.95;
+
+/// How likely one random printable character is to be a given one.
+const PRINTABLE_SHARE: f64 = 1.0 / 95.0;
+
+/// How many of the 95 printable characters `class` holds, as a share.
+fn printable_share(class: &regex_syntax::hir::Class) -> f64 {
+    let held = (b' '..=b'~')
+        .filter(|byte| match class {
+            regex_syntax::hir::Class::Bytes(bytes) => bytes
+                .ranges()
+                .iter()
+                .any(|range| (range.start()..=range.end()).contains(byte)),
+            regex_syntax::hir::Class::Unicode(unicode) => {
+                let c = char::from(*byte);
+                unicode
+                    .ranges()
+                    .iter()
+                    .any(|range| (range.start()..=range.end()).contains(&c))
+            }
+        })
+        .count();
+    held as f64 * PRINTABLE_SHARE
+}
+
+/// Whether almost any two bytes can begin a match of `branch` (more than
+/// [`DENSE_STARTS`] two-byte starts, or a match of fewer than two bytes):
+/// a reading from each place would then cost more than one unanchored
+/// DFA.
+pub(super) fn starts_anywhere(branch: &Hir) -> bool {
+    let prefixes = Extractor::new()
+        .kind(ExtractKind::Prefix)
+        .limit_literal_len(2)
+        .limit_class(256)
+        .limit_total(DENSE_STARTS * 2)
+        .extract(branch);
+    let Some(literals) = prefixes.literals() else {
+        return true;
+    };
+    let starts = literals
+        .iter()
+        .try_fold(0usize, |starts, literal| match literal.len() {
+            0 => None,
+            1 => starts.checked_add(256),
+            _ => starts.checked_add(1),
+        });
+    starts.is_none_or(|starts| starts > DENSE_STARTS)
+}
