@@ -24,7 +24,7 @@ use regex::bytes::{Regex, RegexBuilder};
 
 use super::format::{ConditionSpec, RuleFile, RuleSpec};
 use super::normalize::{normalize, Normalizer};
-use super::scan::Scanner;
+use super::scan::{Matched, Scanner};
 
 /// An error in a rule file, with the rule, the file and the line it is on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -159,23 +159,27 @@ struct FieldSet {
 
 impl FieldSet {
     /// Which patterns match `text`, by index; `None` when none does.
-    fn matches(&self, text: &[u8], fallbacks: &AtomicU64) -> Option<Vec<bool>> {
-        match self.scanner.matches(text) {
-            Ok(Some(mut found)) => {
+    fn matches(&self, text: &[u8], fallbacks: &AtomicU64) -> Option<Matched> {
+        match self.scanner.matches_with_places(text) {
+            Ok(Some(mut matched)) => {
                 // A pattern read with its counts relaxed matched at least
                 // what it says: the pattern itself tells.
-                for (index, hit) in found.iter_mut().enumerate() {
-                    if *hit && self.scanner.relaxed(index) {
-                        *hit = self.patterns.get(index).is_some_and(|p| p.is_match(text));
+                for index in 0..matched.found.len() {
+                    if matched.found[index] && self.scanner.relaxed(index) {
+                        let from = matched.from(index);
+                        matched.found[index] = self
+                            .patterns
+                            .get(index)
+                            .is_some_and(|p| p.is_match_at(text, from));
                     }
                 }
-                found.contains(&true).then_some(found)
+                matched.found.contains(&true).then_some(matched)
             }
             Ok(None) => None,
             Err(_) => {
                 fallbacks.fetch_add(1, Ordering::Relaxed);
-                let matched: Vec<bool> = self.patterns.iter().map(|p| p.is_match(text)).collect();
-                matched.contains(&true).then_some(matched)
+                let found: Vec<bool> = self.patterns.iter().map(|p| p.is_match(text)).collect();
+                found.contains(&true).then(|| Matched::anywhere(found))
             }
         }
     }
@@ -782,7 +786,7 @@ fn build_ascii_regex(pattern: &str) -> Result<Regex, String> {
 }
 
 /// Per field: which of its patterns matched (`None`: none) and the text.
-type FieldMatches<'a> = Option<(Option<Vec<bool>>, &'a str)>;
+type FieldMatches<'a> = Option<(Option<Matched>, &'a str)>;
 
 /// The normalized texts of one line, a buffer per field set, kept from one
 /// line to the next: normalizing an 8 KB text otherwise costs two
@@ -878,7 +882,10 @@ fn payload_of(
             if !pattern_matched(matches.as_deref(), *index) {
                 continue;
             }
-            if let Some(m) = regex.find(text.as_bytes()) {
+            // No match starts before where the readings from starts first
+            // matched it.
+            let from = matches.as_ref().map_or(0, |m| m.from(*index));
+            if let Some(m) = regex.find_at(text.as_bytes(), from) {
                 let mut payload = String::from_utf8_lossy(&text.as_bytes()[m.range()]).into_owned();
                 if payload.len() > MAX_PAYLOAD {
                     let mut cut = MAX_PAYLOAD;
@@ -1073,11 +1080,55 @@ mod tests {
 
     /// Which of `set`'s patterns match `text`, as its DFAs tell (with
     /// relaxed patterns' matches confirmed); they must not give up.
+    #[test]
+    fn a_payload_is_searched_from_where_the_readings_from_starts_first_matched_it() {
+        let rules = crate::logs::builtin().unwrap();
+        let url = rules
+            .sets
+            .iter()
+            .find(|set| set.field == "url" && set.normalized)
+            .unwrap();
+        let patterns: Vec<&str> = url.patterns.iter().map(Regex::as_str).collect();
+        let hot = FieldSet {
+            field: url.field.clone(),
+            normalized: true,
+            scanner: Arc::new(Scanner::always_hot(&patterns, SET_SIZE_LIMIT).unwrap()),
+            patterns: url.patterns.clone(),
+        };
+        let text = scrambled(&["a", "b", "c", "+"], 3_000, 7, ";cat /etc/hosts", 2_500);
+        let fallbacks = AtomicU64::new(0);
+        let matched = hot.matches(&text, &fallbacks).unwrap();
+        let (index, _) = matched
+            .found
+            .iter()
+            .enumerate()
+            .find(|(_, hit)| **hit)
+            .unwrap();
+        assert!(matched.from(index) > 2_000, "{}", matched.from(index));
+        assert_eq!(dfa_answer(&hot, &text), Some(matched.found.clone()));
+    }
+
+    /// Each match's place is one no match starts before: a search from
+    /// there finds the pattern's first match.
     fn dfa_answer(set: &FieldSet, text: &[u8]) -> Option<Vec<bool>> {
         let fallbacks = AtomicU64::new(0);
-        let found = set.matches(text, &fallbacks);
+        let matched = set.matches(text, &fallbacks);
         assert_eq!(fallbacks.load(Ordering::Relaxed), 0, "field {}", set.field);
-        found
+        let matched = matched?;
+        for (index, pattern) in set.patterns.iter().enumerate() {
+            if matched.found[index] {
+                assert_eq!(
+                    pattern
+                        .find_at(text, matched.from(index))
+                        .map(|m| m.range()),
+                    pattern.find(text).map(|m| m.range()),
+                    "field {} pattern {index} from {}",
+                    set.field,
+                    matched.from(index)
+                );
+            }
+        }
+        Some(matched.found)
     }
 
     #[test]

@@ -164,6 +164,39 @@ struct ScanState {
     /// (doubling, as for a node).
     starts_off: u32,
     starts_hold: u32,
+    /// For each pattern, the first place the parted patterns' readings
+    /// from starts matched it from (`usize::MAX`: none, or not read so).
+    from: Vec<usize>,
+}
+
+/// Which patterns match a text ([`Self::found`], by index) and, for each,
+/// a place no match of it starts before: where the readings from starts
+/// first matched it, else 0. A search for its match then starts there.
+#[derive(Debug)]
+pub(crate) struct Matched {
+    pub(crate) found: Vec<bool>,
+    from: Vec<usize>,
+}
+
+impl Matched {
+    /// `found`, with no place known: from the start for each.
+    pub(crate) fn anywhere(found: Vec<bool>) -> Self {
+        let from = vec![0; found.len()];
+        Self { found, from }
+    }
+
+    /// The place no match of pattern `index` starts before.
+    pub(crate) fn from(&self, index: usize) -> usize {
+        self.from.get(index).copied().unwrap_or(0)
+    }
+}
+
+impl std::ops::Deref for Matched {
+    type Target = [bool];
+
+    fn deref(&self) -> &[bool] {
+        &self.found
+    }
 }
 
 impl ScanState {
@@ -299,6 +332,7 @@ impl Scanner {
             starts: None,
             starts_off: 0,
             starts_hold: MIN_HOLD,
+            from: Vec::new(),
         });
         let scanner = Self {
             nodes,
@@ -363,15 +397,32 @@ impl Scanner {
     /// [relaxed](Self::relaxed) pattern, that it may. An error when a lazy
     /// DFA gave up on this text.
     pub(crate) fn matches(&self, text: &[u8]) -> Result<Option<Vec<bool>>, MatchError> {
+        Ok(self.matches_with_places(text)?.map(|matched| matched.found))
+    }
+
+    /// As [`Self::matches`], with a place for each pattern that no match
+    /// of it starts before.
+    pub(crate) fn matches_with_places(&self, text: &[u8]) -> Result<Option<Matched>, MatchError> {
         let mut found = vec![false; self.hirs.len()];
         let mut any = false;
         let mut state = self.states.get();
+        state.from.clear();
+        state.from.resize(self.hirs.len(), usize::MAX);
         if let Some(root) = self.root {
             if let Some(automaton) = self.automaton(root) {
                 self.read(root, automaton, &mut state, text, &mut found, &mut any)?;
             }
         }
-        Ok(any.then_some(found))
+        // Only the readings from starts tell a place.
+        let from = state
+            .from
+            .iter()
+            .map(|from| match *from {
+                usize::MAX => 0,
+                from => from,
+            })
+            .collect();
+        Ok(any.then_some(Matched { found, from }))
     }
 
     /// Node `index`, whose DFA is `automaton`, reads `text`; or its halves
@@ -498,10 +549,15 @@ impl Scanner {
         let cache = state
             .starts
             .get_or_insert_with(|| parted.starts.create_cache());
-        match parted.starts.matches(cache, text, found, any) {
+        match parted
+            .starts
+            .matches(cache, text, found, any, &mut state.from)
+        {
             Ok(()) => {}
             // What it matched is matched; the halves read the whole text.
             Err(starts::Stop::Budget) => {
+                // The halves tell no place.
+                state.from.fill(usize::MAX);
                 state.starts_off = state.starts_hold;
                 state.starts_hold = (state.starts_hold * 2).min(MAX_HOLD);
                 return Ok(false);
@@ -514,6 +570,10 @@ impl Scanner {
                     if let Some(slot) = found.get_mut(*owner) {
                         *slot = true;
                         *any = true;
+                    }
+                    // Its match may start anywhere.
+                    if let Some(from) = state.from.get_mut(*owner) {
+                        *from = 0;
                     }
                 }
             }
@@ -669,7 +729,7 @@ fn relax_all(parts: &[Hir]) -> Option<Vec<Hir>> {
 pub(super) struct Automaton {
     pub(super) dfa: DFA,
     /// The index in the field's patterns of each of its own.
-    indices: Vec<usize>,
+    pub(super) indices: Vec<usize>,
     /// When every match starts with one of a few literals (`://`): finds
     /// the first, where the reading starts (none: nothing matches).
     prefilter: Option<Prefilter>,

@@ -150,8 +150,9 @@ impl Starts {
     }
 
     /// Marks in `found` (by index in the field's patterns) those of its
-    /// patterns that match `text`, and `any` when one does; stops when the
-    /// text took more steps than its budget (what it marked then is
+    /// patterns that match `text`, and `any` when one does, and lowers
+    /// each one's `from` to the first place it matched from; stops when
+    /// the text took more steps than its budget (what it marked then is
     /// matched) or the DFA gave up.
     pub(super) fn matches(
         &self,
@@ -159,10 +160,12 @@ impl Starts {
         text: &[u8],
         found: &mut [bool],
         any: &mut bool,
+        from: &mut [usize],
     ) -> Result<(), Stop> {
         let mut budget = text.len() * STEPS_PER_BYTE + STEPS_PER_TEXT;
         cache.cache.search_start(0);
-        let result = self.read(cache, text, &mut budget, found, any);
+        let mut marks = Marks { found, any, from };
+        let result = self.read(cache, text, &mut budget, &mut marks);
         cache.cache.search_finish(text.len());
         result
     }
@@ -172,8 +175,7 @@ impl Starts {
         cache: &mut StartsCache,
         text: &[u8],
         budget: &mut usize,
-        found: &mut [bool],
-        any: &mut bool,
+        marks: &mut Marks<'_>,
     ) -> Result<(), Stop> {
         // The places that pass, noted without a branch (on random text
         // whether one passes cannot be foretold), then read.
@@ -195,7 +197,7 @@ impl Starts {
             passed += passes as usize;
             kind = self.kind_of[usize::from(pair[0])];
         }
-        let result = self.read_places(cache, text, &places[..passed], budget, found, any);
+        let result = self.read_places(cache, text, &places[..passed], budget, marks);
         cache.places = places;
         result
     }
@@ -208,8 +210,7 @@ impl Starts {
         text: &[u8],
         places: &[usize],
         budget: &mut usize,
-        found: &mut [bool],
-        any: &mut bool,
+        marks: &mut Marks<'_>,
     ) -> Result<(), Stop> {
         let last = text.len().saturating_sub(1);
         for at in places.iter().copied().chain(last..=text.len()) {
@@ -217,7 +218,7 @@ impl Starts {
                 0 => NO_BYTE,
                 _ => usize::from(text[at - 1]),
             };
-            self.read_from(cache, text, at, self.kind_of[behind], budget, found, any)?;
+            self.read_from(cache, text, at, self.kind_of[behind], budget, marks)?;
         }
         Ok(())
     }
@@ -233,8 +234,7 @@ impl Starts {
         from: usize,
         kind: u8,
         budget: &mut usize,
-        found: &mut [bool],
-        any: &mut bool,
+        marks: &mut Marks<'_>,
     ) -> Result<(), Stop> {
         let dfa = &self.automaton.dfa;
         *budget = budget.checked_sub(1).ok_or(Stop::Budget)?;
@@ -261,7 +261,7 @@ impl Starts {
                     return Ok(());
                 }
                 if next.is_match() {
-                    self.automaton.record(&cache.cache, next, found, any);
+                    self.record(&cache.cache, next, from, marks);
                 } else if next.is_quit() {
                     return Err(Stop::GaveUp(MatchError::quit(byte, at - 1)));
                 }
@@ -276,10 +276,37 @@ impl Starts {
             .next_eoi_state(&mut cache.cache, sid)
             .map_err(|_| Stop::GaveUp(MatchError::gave_up(text.len())))?;
         if last.is_match() {
-            self.automaton.record(&cache.cache, last, found, any);
+            self.record(&cache.cache, last, from, marks);
         }
         Ok(())
     }
+}
+
+impl Starts {
+    /// The patterns match state `sid` reports, matched from `place`.
+    fn record(&self, cache: &Cache, sid: LazyStateID, place: usize, marks: &mut Marks<'_>) {
+        let dfa = &self.automaton.dfa;
+        for match_index in 0..dfa.match_len(cache, sid) {
+            let own = dfa.match_pattern(cache, sid, match_index).as_usize();
+            let Some(index) = self.automaton.indices.get(own).copied() else {
+                continue;
+            };
+            if let Some(slot) = marks.found.get_mut(index) {
+                *slot = true;
+                *marks.any = true;
+            }
+            if let Some(from) = marks.from.get_mut(index) {
+                *from = (*from).min(place);
+            }
+        }
+    }
+}
+
+/// Where a reading marks what it matched.
+struct Marks<'a> {
+    found: &'a mut [bool],
+    any: &'a mut bool,
+    from: &'a mut [usize],
 }
 
 impl StartsCache {
