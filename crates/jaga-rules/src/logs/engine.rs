@@ -1044,21 +1044,8 @@ mod tests {
                 }
             }
         }
-        // And again with every root hot from the first text: the parted
-        // patterns read (see Scanner).
-        let hot: Vec<FieldSet> = rules
-            .sets
-            .iter()
-            .map(|set| {
-                let patterns: Vec<&str> = set.patterns.iter().map(Regex::as_str).collect();
-                FieldSet {
-                    field: set.field.clone(),
-                    normalized: set.normalized,
-                    scanner: Arc::new(Scanner::always_hot(&patterns, SET_SIZE_LIMIT).unwrap()),
-                    patterns: set.patterns.clone(),
-                }
-            })
-            .collect();
+        // And again with every root hot from the first text.
+        let hot: Vec<FieldSet> = rules.sets.iter().map(always_hot).collect();
         for text in &texts {
             let normalized = normalize(&String::from_utf8_lossy(text));
             for set in rules.sets.iter().chain(&hot) {
@@ -1078,8 +1065,18 @@ mod tests {
         }
     }
 
-    /// Which of `set`'s patterns match `text`, as its DFAs tell (with
-    /// relaxed patterns' matches confirmed); they must not give up.
+    /// `set` with its scanner's root hot from the first text: the parted
+    /// patterns read (see Scanner).
+    fn always_hot(set: &FieldSet) -> FieldSet {
+        let patterns: Vec<&str> = set.patterns.iter().map(Regex::as_str).collect();
+        FieldSet {
+            field: set.field.clone(),
+            normalized: set.normalized,
+            scanner: Arc::new(Scanner::always_hot(&patterns, SET_SIZE_LIMIT).unwrap()),
+            patterns: set.patterns.clone(),
+        }
+    }
+
     #[test]
     fn a_payload_is_searched_from_where_the_readings_from_starts_first_matched_it() {
         let rules = crate::logs::builtin().unwrap();
@@ -1088,13 +1085,7 @@ mod tests {
             .iter()
             .find(|set| set.field == "url" && set.normalized)
             .unwrap();
-        let patterns: Vec<&str> = url.patterns.iter().map(Regex::as_str).collect();
-        let hot = FieldSet {
-            field: url.field.clone(),
-            normalized: true,
-            scanner: Arc::new(Scanner::always_hot(&patterns, SET_SIZE_LIMIT).unwrap()),
-            patterns: url.patterns.clone(),
-        };
+        let hot = always_hot(url);
         let text = scrambled(&["a", "b", "c", "+"], 3_000, 7, ";cat /etc/hosts", 2_500);
         let fallbacks = AtomicU64::new(0);
         let matched = hot.matches(&text, &fallbacks).unwrap();
@@ -1108,8 +1099,10 @@ mod tests {
         assert_eq!(dfa_answer(&hot, &text), Some(matched.found.clone()));
     }
 
-    /// Each match's place is one no match starts before: a search from
-    /// there finds the pattern's first match.
+    /// Which of `set`'s patterns match `text`, as its DFAs tell (with
+    /// relaxed patterns' matches confirmed); they must not give up. Each
+    /// match's place is one no match starts before: a search from there
+    /// finds the pattern's first match.
     fn dfa_answer(set: &FieldSet, text: &[u8]) -> Option<Vec<bool>> {
         let fallbacks = AtomicU64::new(0);
         let matched = set.matches(text, &fallbacks);

@@ -414,15 +414,17 @@ impl Scanner {
             }
         }
         // Only the readings from starts tell a place.
-        let from = state
-            .from
-            .iter()
-            .map(|from| match *from {
-                usize::MAX => 0,
-                from => from,
-            })
-            .collect();
-        Ok(any.then_some(Matched { found, from }))
+        Ok(any.then(|| Matched {
+            found,
+            from: state
+                .from
+                .iter()
+                .map(|from| match *from {
+                    usize::MAX => 0,
+                    from => from,
+                })
+                .collect(),
+        }))
     }
 
     /// Node `index`, whose DFA is `automaton`, reads `text`; or its halves
@@ -440,7 +442,7 @@ impl Scanner {
             None
         } else if state.heat[index].split(text.len()) {
             if self.root == Some(index) {
-                return self.read_hot_root(index, state, text, found, any);
+                return self.read_hot_root(index, automaton, state, text, found, any);
             }
             self.halves(index)
         } else {
@@ -467,7 +469,7 @@ impl Scanner {
                 Err(Stop::Hot) => {
                     state.heat[index].overheated();
                     if self.root == Some(index) {
-                        return self.read_hot_root(index, state, text, found, any);
+                        return self.read_hot_root(index, automaton, state, text, found, any);
                     }
                     self.halves(index)
                 }
@@ -511,6 +513,7 @@ impl Scanner {
     fn read_hot_root(
         &self,
         index: usize,
+        automaton: &Automaton,
         state: &mut ScanState,
         text: &[u8],
         found: &mut [bool],
@@ -519,9 +522,6 @@ impl Scanner {
         if self.read_parted(state, text, found, any)? {
             return Ok(());
         }
-        let Some(automaton) = self.automaton(index) else {
-            return Ok(());
-        };
         let halves = self.halves(index);
         self.read_halves(index, automaton, halves, state, text, found, any)
     }
@@ -729,7 +729,7 @@ fn relax_all(parts: &[Hir]) -> Option<Vec<Hir>> {
 pub(super) struct Automaton {
     pub(super) dfa: DFA,
     /// The index in the field's patterns of each of its own.
-    pub(super) indices: Vec<usize>,
+    indices: Vec<usize>,
     /// When every match starts with one of a few literals (`://`): finds
     /// the first, where the reading starts (none: nothing matches).
     prefilter: Option<Prefilter>,
@@ -808,24 +808,26 @@ impl Automaton {
     }
 
     /// The patterns match state `sid` reports, marked in `found`.
-    pub(super) fn record(
-        &self,
-        cache: &Cache,
-        sid: LazyStateID,
-        found: &mut [bool],
-        any: &mut bool,
-    ) {
-        for match_index in 0..self.dfa.match_len(cache, sid) {
-            let own = self.dfa.match_pattern(cache, sid, match_index).as_usize();
-            if let Some(slot) = self
-                .indices
-                .get(own)
-                .and_then(|index| found.get_mut(*index))
-            {
+    fn record(&self, cache: &Cache, sid: LazyStateID, found: &mut [bool], any: &mut bool) {
+        for index in self.matched(cache, sid) {
+            if let Some(slot) = found.get_mut(index) {
                 *slot = true;
                 *any = true;
             }
         }
+    }
+
+    /// The index in the field's patterns of each pattern match state
+    /// `sid` reports.
+    pub(super) fn matched<'a>(
+        &'a self,
+        cache: &'a Cache,
+        sid: LazyStateID,
+    ) -> impl Iterator<Item = usize> + 'a {
+        (0..self.dfa.match_len(cache, sid)).filter_map(move |match_index| {
+            let own = self.dfa.match_pattern(cache, sid, match_index).as_usize();
+            self.indices.get(own).copied()
+        })
     }
 
     fn scan(

@@ -226,7 +226,6 @@ impl Starts {
     /// One reading, anchored at `from`, the byte before which makes start
     /// `kind`, until the DFA is dead or the text ends; each byte read and
     /// the reading itself cost a step of the budget.
-    #[allow(clippy::too_many_arguments)]
     fn read_from(
         &self,
         cache: &mut StartsCache,
@@ -280,17 +279,10 @@ impl Starts {
         }
         Ok(())
     }
-}
 
-impl Starts {
     /// The patterns match state `sid` reports, matched from `place`.
     fn record(&self, cache: &Cache, sid: LazyStateID, place: usize, marks: &mut Marks<'_>) {
-        let dfa = &self.automaton.dfa;
-        for match_index in 0..dfa.match_len(cache, sid) {
-            let own = dfa.match_pattern(cache, sid, match_index).as_usize();
-            let Some(index) = self.automaton.indices.get(own).copied() else {
-                continue;
-            };
+        for index in self.automaton.matched(cache, sid) {
             if let Some(slot) = marks.found.get_mut(index) {
                 *slot = true;
                 *marks.any = true;
