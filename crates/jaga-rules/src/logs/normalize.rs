@@ -100,6 +100,7 @@ fn hex(b: u8) -> Option<u8> {
     is_hex_digit(b).then_some(hex_digit_value(b))
 }
 
+#[inline]
 fn push_char(out: &mut Vec<u8>, code: u32) {
     // Most decoded characters are ASCII (`&#39;`, `%u0027`): one byte.
     if code < 0x80 {
@@ -244,8 +245,20 @@ fn escapes_after(text: &[u8], dst: &mut Vec<u8>, entities: bool, pass: &mut Pass
         let consumed = match rest.first() {
             // `%u0027`; other escapes go back to the loop, which decodes
             // runs of them in groups.
-            Some(b'%') if matches!(rest.get(1), Some(b'u' | b'U')) => percent_escape(rest, dst),
-            Some(b'&') if entities => entity(rest, dst),
+            Some(b'%') if matches!(rest.get(1), Some(b'u' | b'U')) => match iis_ascii(rest) {
+                Some(byte) => {
+                    dst.push(byte);
+                    6
+                }
+                None => percent_escape(rest, dst),
+            },
+            Some(b'&') if entities => match entity_ascii(rest) {
+                Some((byte, consumed)) => {
+                    dst.push(byte);
+                    consumed
+                }
+                None => entity(rest, dst),
+            },
             Some(b'\\') => hex_escape(rest, dst),
             _ => 0,
         };
@@ -726,6 +739,43 @@ fn percent_escape(text: &[u8], dst: &mut Vec<u8>) -> usize {
     3
 }
 
+/// The ASCII character of a `%u00HH` at the start of `text` (`%u0027`),
+/// as [`percent_escape`] decodes it, without its general decoding: runs of
+/// them are what makes it busy (8 KB of `%u0027` a line).
+#[inline(always)]
+fn iis_ascii(text: &[u8]) -> Option<u8> {
+    match text.get(..6)? {
+        [b'%', b'u' | b'U', b'0', b'0', high @ b'0'..=b'7', low] if is_hex_digit(*low) => {
+            Some((high - b'0') << 4 | hex_digit_value(*low))
+        }
+        _ => None,
+    }
+}
+
+/// The ASCII character of a short numeric entity closed by `;` at the
+/// start of `text` (`&#39;`, `&#060;`, `&#x27;`), and its length, as
+/// [`entity`] decodes it, without its general decoding.
+#[inline(always)]
+fn entity_ascii(text: &[u8]) -> Option<(u8, usize)> {
+    let decimal = |digit: u8| digit.is_ascii_digit().then(|| digit - b'0');
+    let (code, consumed) = match text.get(..6) {
+        Some([b'&', b'#', b'x' | b'X', high, low, b';'])
+            if is_hex_digit(*high) && is_hex_digit(*low) =>
+        {
+            (hex_digit_value(*high) << 4 | hex_digit_value(*low), 6)
+        }
+        Some([b'&', b'#', a, b, c, b';']) => {
+            let code = u16::from(decimal(*a)?) * 100 + u16::from(decimal(*b)? * 10 + decimal(*c)?);
+            (u8::try_from(code).ok()?, 6)
+        }
+        _ => match text.get(..5)? {
+            [b'&', b'#', a, b, b';'] => (decimal(*a)? * 10 + decimal(*b)?, 5),
+            _ => return None,
+        },
+    };
+    code.is_ascii().then_some((code, consumed))
+}
+
 /// IIS's `%uff0e` (fullwidth full stop) and `%u2215` (division slash):
 /// what it took for `.` and `/`. Only `%u` escapes are folded; fullwidth
 /// text written as UTF-8 (Japanese, Chinese) is left as it is.
@@ -1151,6 +1201,71 @@ pub(super) mod tests {
             "'union select \\x01 c:\\xyz"
         );
         assert_eq!(normalize("a/b/c"), "a/b/c");
+    }
+
+    #[test]
+    fn short_numeric_entities_decode_as_the_general_decoder_decodes_them() {
+        let digits = b"0123456789aAfFxX;g";
+        let mut fast_ones = 0;
+        for a in digits {
+            for b in digits {
+                for c in digits {
+                    for d in digits {
+                        for text in [
+                            vec![b'&', b'#', *a, *b, *c, *d],
+                            vec![b'&', b'#', *a, *b, *c],
+                        ] {
+                            let Some((byte, consumed)) = entity_ascii(&text) else {
+                                continue;
+                            };
+                            fast_ones += 1;
+                            let mut general = Vec::new();
+                            assert_eq!(entity(&text, &mut general), consumed, "{text:?}");
+                            assert_eq!(general, vec![byte], "{text:?}");
+                        }
+                    }
+                }
+            }
+        }
+        // 100 `&#DD;`, 128 `&#DDD;` and 128 hex pairs in four cases of `x`.
+        assert!(fast_ones > 300, "{fast_ones}");
+        assert_eq!(entity_ascii(b"&#39;"), Some((b'\'', 5)));
+        assert_eq!(entity_ascii(b"&#128;"), None);
+        assert_eq!(entity_ascii(b"&#x80;"), None);
+        assert_eq!(entity_ascii(b"&#39"), None);
+        assert_eq!(normalize("&#39;&#x3C;&#062;&#128;"), "'<>\u{80}");
+    }
+
+    #[test]
+    fn iis_escapes_of_ascii_decode_as_the_general_decoder_decodes_them() {
+        let digits = b"0123456789abcdefABCDEFgG";
+        for u in [b'u', b'U'] {
+            for a in digits {
+                for b in digits {
+                    for c in digits {
+                        for d in digits {
+                            let escape = [b'%', u, *a, *b, *c, *d];
+                            let mut general = Vec::new();
+                            let consumed = percent_escape(&escape, &mut general);
+                            let fast = iis_ascii(&escape);
+                            if let Some(byte) = fast {
+                                assert_eq!((consumed, general), (6, vec![byte]), "{escape:?}");
+                            } else {
+                                let ascii = [*a, *b] == *b"00"
+                                    && (b'0'..=b'7').contains(c)
+                                    && d.is_ascii_hexdigit();
+                                assert!(!ascii, "{escape:?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(iis_ascii(b"%u0027"), Some(b'\''));
+        assert_eq!(iis_ascii(b"%U007E"), Some(b'~'));
+        assert_eq!(iis_ascii(b"%u0080"), None);
+        assert_eq!(iis_ascii(b"%u002"), None);
+        assert_eq!(normalize("%u0027%U0022%u003C%u0080"), "'\"<\u{80}");
     }
 
     #[test]

@@ -61,8 +61,10 @@ const CREDIT: usize = 1 << 20;
 /// far more (1.2 bytes a byte).
 const REFILL_SHARE: usize = 64;
 const REFILL_LINE: usize = 64;
-/// Credit of a node tried again after its halves read for it.
-const RETRY_CREDIT: usize = 128 << 10;
+/// Credit of a node tried again after its halves read for it: on text
+/// that still keeps it hot (random printable text) a try costs what it
+/// builds, about 3 ms for 16 KB of a url's states (15 ms for 128 KB).
+const RETRY_CREDIT: usize = 16 << 10;
 /// Lines its halves read for a node that was hot, before it is tried
 /// again: doubles each time it is hot again, up to the most, and halves
 /// after as many calm lines.
@@ -200,8 +202,65 @@ impl std::ops::Deref for Matched {
 }
 
 impl ScanState {
-    fn cache(&mut self, slot: usize, automaton: &Automaton) -> &mut Cache {
-        self.caches[slot].get_or_insert_with(|| automaton.dfa.create_cache())
+    /// The cache of node `slot`'s DFA, and its use of its prefilter.
+    fn cache_and_skim(&mut self, slot: usize, automaton: &Automaton) -> (&mut Cache, &mut Skim) {
+        let cache = self.caches[slot].get_or_insert_with(|| automaton.dfa.create_cache());
+        (cache, &mut self.heat[slot].skim)
+    }
+}
+
+/// Whether a node's DFA starts where its prefilter finds the first of its
+/// literals, or at the text's start. The prefilter checks each place that
+/// holds a literal's first bytes: when such places are everywhere
+/// (`%u0027%u0027...` for CRLF injection's `%u000a`), it took about 4 ns
+/// a byte to find none, where the DFA reads a byte in about one. A text on
+/// which it took longer than the DFA would have is read from its start
+/// for the next `hold` lines (doubling, as for a hot node): only the cost
+/// depends on the clock, never the answer.
+#[derive(Debug, Clone, Copy)]
+struct Skim {
+    off: u32,
+    hold: u32,
+}
+
+/// A prefilter is timed on texts of at least this many bytes (reading the
+/// clock costs about 25 ns).
+const TIMED_PREFILTER: usize = 1024;
+/// What the DFA costs a byte: a prefilter that took longer is slow.
+const DFA_NANOS_PER_BYTE: u128 = 1;
+
+impl Skim {
+    const NEW: Self = Self {
+        off: 0,
+        hold: MIN_HOLD,
+    };
+
+    /// The first place a match can start, by `prefilter` unless it is
+    /// off; `None`: no match.
+    fn first_place(&mut self, prefilter: &Prefilter, text: &[u8]) -> Option<usize> {
+        if self.off > 0 {
+            self.off -= 1;
+            return Some(0);
+        }
+        let started = (text.len() >= TIMED_PREFILTER).then(std::time::Instant::now);
+        let found = prefilter.find(text, Span::from(0..text.len()));
+        if let Some(started) = started {
+            let budget = text.len() as u128 * DFA_NANOS_PER_BYTE;
+            self.timed(started.elapsed().as_nanos() > budget);
+        }
+        found.map(|span| span.start)
+    }
+
+    /// The prefilter was timed on a text: off for the next `hold` lines
+    /// (doubled) if it was `slow`; else its hold halves.
+    fn timed(&mut self, slow: bool) {
+        match slow {
+            true => {
+                self.off = self.hold;
+                self.hold = (self.hold * 2).min(MAX_HOLD);
+            }
+            false => self.hold = (self.hold / 2).max(MIN_HOLD),
+        }
     }
 }
 
@@ -218,6 +277,7 @@ struct Heat {
     hold: u32,
     /// Lines it read since it was last hot or its hold halved.
     calm: u32,
+    skim: Skim,
 }
 
 impl Heat {
@@ -227,6 +287,7 @@ impl Heat {
             split_for: 0,
             hold: MIN_HOLD,
             calm: 0,
+            skim: Skim::NEW,
         }
     }
 
@@ -447,9 +508,10 @@ impl Scanner {
             self.halves(index)
         } else {
             let credit = state.heat[index].credit;
-            let cache = state.cache(index, automaton);
+            let (cache, skim) = state.cache_and_skim(index, automaton);
             let (before, clears) = (cache.memory_usage(), cache.clear_count());
-            let result = automaton.matches(cache, text, found, any, before.saturating_add(credit));
+            let limit = before.saturating_add(credit);
+            let result = automaton.matches(cache, skim, text, found, any, limit);
             // A cache that filled up was cleared: what it held then was
             // built too.
             let built = match cache.clear_count() == clears {
@@ -502,8 +564,8 @@ impl Scanner {
             // One pattern, or a half's NFA over the limit: the node reads
             // on its own.
             None => {
-                let cache = state.cache(index, automaton);
-                automaton.matches_unlimited(cache, text, found, any)
+                let (cache, skim) = state.cache_and_skim(index, automaton);
+                automaton.matches_unlimited(cache, skim, text, found, any)
             }
         }
     }
@@ -776,17 +838,25 @@ impl Automaton {
     /// Marks in `found` (by index in the field's patterns) those of its
     /// patterns that match `text`, and `any` when one does; stops when
     /// the lazy DFA gave up on this text, or when its cache grew past
-    /// `limit` bytes.
+    /// `limit` bytes. Its prefilter, if any, is used as `skim` says.
     fn matches(
         &self,
         cache: &mut Cache,
+        skim: &mut Skim,
         text: &[u8],
         found: &mut [bool],
         any: &mut bool,
         limit: usize,
     ) -> Result<(), Stop> {
+        let from = match &self.prefilter {
+            Some(prefilter) => match skim.first_place(prefilter, text) {
+                Some(from) => from,
+                None => return Ok(()),
+            },
+            None => 0,
+        };
         cache.search_start(0);
-        let result = self.scan(cache, text, found, any, limit);
+        let result = self.scan(cache, text, from, found, any, limit);
         cache.search_finish(text.len());
         result
     }
@@ -795,11 +865,12 @@ impl Automaton {
     fn matches_unlimited(
         &self,
         cache: &mut Cache,
+        skim: &mut Skim,
         text: &[u8],
         found: &mut [bool],
         any: &mut bool,
     ) -> Result<(), MatchError> {
-        match self.matches(cache, text, found, any, usize::MAX) {
+        match self.matches(cache, skim, text, found, any, usize::MAX) {
             Ok(()) => Ok(()),
             Err(Stop::GaveUp(error)) => Err(error),
             // A cache's size is never past usize::MAX.
@@ -830,21 +901,16 @@ impl Automaton {
         })
     }
 
+    /// Reads `text` from `from`, where the first match can start.
     fn scan(
         &self,
         cache: &mut Cache,
         text: &[u8],
+        from: usize,
         found: &mut [bool],
         any: &mut bool,
         limit: usize,
     ) -> Result<(), Stop> {
-        let from = match &self.prefilter {
-            Some(prefilter) => match prefilter.find(text, Span::from(0..text.len())) {
-                Some(span) => span.start,
-                None => return Ok(()),
-            },
-            None => 0,
-        };
         let last = match (text.len() - from) / MIN_LANE {
             0 | 1 => None,
             2 => self.scan_lanes::<2>(cache, text, from, limit, found, any)?,
@@ -1350,6 +1416,56 @@ pub(crate) mod tests {
                 String::from_utf8_lossy(text)
             );
         }
+    }
+
+    #[test]
+    fn a_prefilter_slower_than_the_dfa_is_left_off_for_a_while_and_the_answers_stay() {
+        // CRLF injection's starts: `%u0027` holds `%u0` on every 6 bytes.
+        let pattern = r"(?i)(%(25)*0[ad]|%u000[ad])\s*(set-cookie|location)\s*:";
+        let syntax = syntax::Config::new().unicode(false).utf8(false);
+        let hir = syntax::parse_with(pattern, &syntax).unwrap();
+        let prefilter = Prefilter::from_hirs_prefix(MatchKind::All, std::slice::from_ref(&hir));
+        assert!(prefilter.is_some());
+        let automaton = Automaton::new(&[hir], vec![0], prefilter, 1 << 20, 1 << 20).unwrap();
+        let mut cache = automaton.dfa.create_cache();
+        let quotes = "%u0027".repeat(1_300);
+        let texts = [
+            quotes.clone(),
+            format!("{quotes}%u000aLocation: http://x"),
+            format!("%0d%0aSet-Cookie:a=b{quotes}"),
+            "/a?b=c".to_owned(),
+        ];
+        let expected = [false, true, true, false];
+        let mut skim = Skim::NEW;
+        for slow in [false, true, true, false] {
+            skim.timed(slow);
+            for (text, expected) in texts.iter().zip(expected) {
+                let mut found = [false];
+                let mut any = false;
+                let read = automaton.matches(
+                    &mut cache,
+                    &mut skim,
+                    text.as_bytes(),
+                    &mut found,
+                    &mut any,
+                    usize::MAX,
+                );
+                assert!(read.is_ok());
+                assert_eq!((found[0], any), (expected, expected), "{text:.40}");
+            }
+        }
+        // The answers above hold whichever way the clock went; the hold
+        // is told by how the prefilter was timed.
+        let mut skim = Skim::NEW;
+        skim.timed(true);
+        assert_eq!((skim.off, skim.hold), (MIN_HOLD, MIN_HOLD * 2));
+        let prefilter = automaton.prefilter.as_ref().unwrap();
+        assert_eq!(skim.first_place(prefilter, b"/a?b=c"), Some(0));
+        assert_eq!(skim.off, MIN_HOLD - 1);
+        skim.timed(true);
+        assert_eq!(skim.hold, MIN_HOLD * 4);
+        skim.timed(false);
+        assert_eq!(skim.hold, MIN_HOLD * 2);
     }
 
     #[test]
