@@ -485,6 +485,8 @@ fn each_family_catches_its_edge_cases() {
         ("/.vscode/sftp.json", "93122"),
         ("/backup/site.sql.zip", "93122"),
         ("/index.php.bak", "93122"),
+        ("/index.php~", "93122"),
+        ("/wp-config.php~?x=1", "93122"),
         ("/logs/error.log", "93122"),
         ("/x?f=/proc/self/cwd/app.py", "93120"),
         ("/x?f=/sys/class/net/eth0/address", "93120"),
@@ -562,6 +564,9 @@ fn the_false_positives_seen_on_real_traffic_stay_quiet() {
         "/search?q=rock+%26+roll&type=song",
         "/feed?format=json&callback=cb",
         "/img/logo.png?v=3",
+        // an editor's backup (`index.php~`) is a path's end, not a query's
+        "/search?q=~~~",
+        "/search?q=home+~",
     ];
     let cases: Vec<(&str, &str)> = benign.iter().map(|url| (*url, "")).collect();
     assert_each_url(&rules, &cases, |found, _| found.is_empty());
