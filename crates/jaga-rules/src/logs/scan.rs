@@ -162,10 +162,8 @@ struct ScanState {
     /// The cache of the parted patterns' readings from their starts.
     starts: Option<StartsCache>,
     /// Lines of a hot root read by its halves after a text took more
-    /// than the parted patterns' budget, and how many the next time
-    /// (doubling, as for a node).
-    starts_off: u32,
-    starts_hold: u32,
+    /// than the parted patterns' budget.
+    starts_off: Backoff,
     /// For each pattern, the first place the parted patterns' readings
     /// from starts matched it from (`usize::MAX`: none, or not read so).
     from: Vec<usize>,
@@ -209,19 +207,52 @@ impl ScanState {
     }
 }
 
+/// How many lines a way of reading is left off for, after it cost too
+/// much on one, and for how many the next time: twice as many each time
+/// (up to [`MAX_HOLD`]), half as many after it did well.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    left: u32,
+    next: u32,
+}
+
+impl Backoff {
+    const NEW: Self = Self {
+        left: 0,
+        next: MIN_HOLD,
+    };
+
+    /// Whether it is off for this line (counted).
+    fn skips_line(&mut self) -> bool {
+        if self.left == 0 {
+            return false;
+        }
+        self.left -= 1;
+        true
+    }
+
+    /// It cost too much: off for the next lines, twice as many next time.
+    fn start(&mut self) {
+        self.left = self.next;
+        self.next = (self.next * 2).min(MAX_HOLD);
+    }
+
+    /// It did well: the next time it is off for half as many lines.
+    fn ease(&mut self) {
+        self.next = (self.next / 2).max(MIN_HOLD);
+    }
+}
+
 /// Whether a node's DFA starts where its prefilter finds the first of its
 /// literals, or at the text's start. The prefilter checks each place that
 /// holds a literal's first bytes: when such places are everywhere
 /// (`%u0027%u0027...` for CRLF injection's `%u000a`), it took about 4 ns
 /// a byte to find none, where the DFA reads a byte in about one. A text on
 /// which it took longer than the DFA would have is read from its start
-/// for the next `hold` lines (doubling, as for a hot node): only the cost
+/// for the next lines (a [`Backoff`], as for a hot node): only the cost
 /// depends on the clock, never the answer.
 #[derive(Debug, Clone, Copy)]
-struct Skim {
-    off: u32,
-    hold: u32,
-}
+struct Skim(Backoff);
 
 /// A prefilter is timed on texts of at least this many bytes (reading the
 /// clock costs about 25 ns).
@@ -230,16 +261,12 @@ const TIMED_PREFILTER: usize = 1024;
 const DFA_NANOS_PER_BYTE: u128 = 1;
 
 impl Skim {
-    const NEW: Self = Self {
-        off: 0,
-        hold: MIN_HOLD,
-    };
+    const NEW: Self = Self(Backoff::NEW);
 
     /// The first place a match can start, by `prefilter` unless it is
     /// off; `None`: no match.
     fn first_place(&mut self, prefilter: &Prefilter, text: &[u8]) -> Option<usize> {
-        if self.off > 0 {
-            self.off -= 1;
+        if self.0.skips_line() {
             return Some(0);
         }
         let started = (text.len() >= TIMED_PREFILTER).then(std::time::Instant::now);
@@ -251,15 +278,12 @@ impl Skim {
         found.map(|span| span.start)
     }
 
-    /// The prefilter was timed on a text: off for the next `hold` lines
-    /// (doubled) if it was `slow`; else its hold halves.
+    /// The prefilter was timed on a text: off for the next lines if it
+    /// was `slow`; else off for fewer the next time.
     fn timed(&mut self, slow: bool) {
         match slow {
-            true => {
-                self.off = self.hold;
-                self.hold = (self.hold * 2).min(MAX_HOLD);
-            }
-            false => self.hold = (self.hold / 2).max(MIN_HOLD),
+            true => self.0.start(),
+            false => self.0.ease(),
         }
     }
 }
@@ -271,10 +295,8 @@ impl Skim {
 struct Heat {
     /// Bytes of new states it may build before its halves read instead.
     credit: usize,
-    /// Lines its halves still read for it.
-    split_for: u32,
-    /// Lines its halves read for it the next time it is hot.
-    hold: u32,
+    /// Lines its halves still read for it, and the next time it is hot.
+    split: Backoff,
     /// Lines it read since it was last hot or its hold halved.
     calm: u32,
     skim: Skim,
@@ -284,8 +306,7 @@ impl Heat {
     fn new(credit: usize) -> Self {
         Self {
             credit,
-            split_for: 0,
-            hold: MIN_HOLD,
+            split: Backoff::NEW,
             calm: 0,
             skim: Skim::NEW,
         }
@@ -294,8 +315,7 @@ impl Heat {
     /// Whether the node's halves read a line of `len` bytes for it; when
     /// not, its credit grows by the line's share.
     fn split(&mut self, len: usize) -> bool {
-        if self.split_for > 0 {
-            self.split_for -= 1;
+        if self.split.skips_line() {
             return true;
         }
         self.credit = (self.credit + len / REFILL_SHARE + REFILL_LINE).min(CREDIT);
@@ -306,18 +326,17 @@ impl Heat {
     fn read(&mut self, built: usize) {
         self.credit = self.credit.saturating_sub(built);
         self.calm += 1;
-        if self.calm >= self.hold {
-            self.hold = (self.hold / 2).max(MIN_HOLD);
+        if self.calm >= self.split.next {
+            self.split.ease();
             self.calm = 0;
         }
     }
 
     /// The node built more than its credit on a line: its halves read
-    /// for it the next `hold` lines.
+    /// for it the next lines.
     fn overheated(&mut self) {
         self.credit = RETRY_CREDIT;
-        self.split_for = self.hold;
-        self.hold = (self.hold * 2).min(MAX_HOLD);
+        self.split.start();
         self.calm = 0;
     }
 }
@@ -391,8 +410,7 @@ impl Scanner {
             caches: (0..count).map(|_| None).collect(),
             heat: vec![Heat::new(credit); count],
             starts: None,
-            starts_off: 0,
-            starts_hold: MIN_HOLD,
+            starts_off: Backoff::NEW,
             from: Vec::new(),
         });
         let scanner = Self {
@@ -601,8 +619,7 @@ impl Scanner {
         if !self.parts {
             return Ok(false);
         }
-        if state.starts_off > 0 {
-            state.starts_off -= 1;
+        if state.starts_off.skips_line() {
             return Ok(false);
         }
         let Some(parted) = self.parted.get_or_init(|| self.part()) else {
@@ -620,8 +637,7 @@ impl Scanner {
             Err(starts::Stop::Budget) => {
                 // The halves tell no place.
                 state.from.fill(usize::MAX);
-                state.starts_off = state.starts_hold;
-                state.starts_hold = (state.starts_hold * 2).min(MAX_HOLD);
+                state.starts_off.start();
                 return Ok(false);
             }
             Err(starts::Stop::GaveUp(error)) => return Err(error),
@@ -688,7 +704,7 @@ impl Scanner {
     #[cfg(test)]
     pub(crate) fn split_nodes(&self) -> usize {
         let state = self.states.get();
-        state.heat.iter().filter(|heat| heat.split_for > 0).count()
+        state.heat.iter().filter(|heat| heat.split.left > 0).count()
     }
 }
 
@@ -1458,14 +1474,14 @@ pub(crate) mod tests {
         // is told by how the prefilter was timed.
         let mut skim = Skim::NEW;
         skim.timed(true);
-        assert_eq!((skim.off, skim.hold), (MIN_HOLD, MIN_HOLD * 2));
+        assert_eq!((skim.0.left, skim.0.next), (MIN_HOLD, MIN_HOLD * 2));
         let prefilter = automaton.prefilter.as_ref().unwrap();
         assert_eq!(skim.first_place(prefilter, b"/a?b=c"), Some(0));
-        assert_eq!(skim.off, MIN_HOLD - 1);
+        assert_eq!(skim.0.left, MIN_HOLD - 1);
         skim.timed(true);
-        assert_eq!(skim.hold, MIN_HOLD * 4);
+        assert_eq!(skim.0.next, MIN_HOLD * 4);
         skim.timed(false);
-        assert_eq!(skim.hold, MIN_HOLD * 2);
+        assert_eq!(skim.0.next, MIN_HOLD * 2);
     }
 
     #[test]
@@ -1824,7 +1840,7 @@ pub(crate) mod tests {
             );
         }
         let state = scanner.states.get();
-        assert!(state.starts_off > 0 && state.starts_hold > MIN_HOLD);
+        assert!(state.starts_off.left > 0 && state.starts_off.next > MIN_HOLD);
     }
 
     #[test]
