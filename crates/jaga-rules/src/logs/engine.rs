@@ -1099,6 +1099,18 @@ mod tests {
         assert_eq!(dfa_answer(&hot, &text), Some(matched.found.clone()));
     }
 
+    #[test]
+    fn a_branch_read_from_the_end_of_its_first_run_tells_no_place() {
+        // `\b\w+\.(bat|cmd|...)` is read from its starts as `\w\.(bat|...)`:
+        // a reading starts at the word's last character, the match at its
+        // first, and the payload must be searched from there.
+        let rules = crate::logs::builtin().unwrap();
+        let hot = always_hot(url_set(&rules));
+        let text = scrambled(&["a", "b", "c", "+"], 3_000, 7, "+backup.bat &", 2_500);
+        let found = dfa_answer(&hot, &text);
+        assert!(found.is_some_and(|found| found.contains(&true)));
+    }
+
     /// Which of `set`'s patterns match `text`, as its DFAs tell (with
     /// relaxed patterns' matches confirmed); they must not give up. Each
     /// match's place is one no match starts before: a search from there

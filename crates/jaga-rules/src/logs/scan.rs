@@ -663,18 +663,19 @@ impl Scanner {
     /// [`starts::starts_anywhere`]); `None` when none can be read from its
     /// starts, or a DFA could not be built.
     fn part(&self) -> Option<Parted> {
-        let (mut few, mut few_owners) = (Vec::new(), Vec::new());
+        let (mut few, mut few_owners, mut placeless) = (Vec::new(), Vec::new(), Vec::new());
         let (mut anywhere, mut anywhere_owners) = (Vec::new(), Vec::new());
         for (index, hir) in self.hirs.iter().enumerate() {
             for branch in starts::branches(hir) {
-                match starts::starts_anywhere(&branch) || starts::runs_long(&branch) {
-                    true => {
-                        anywhere.push(branch);
-                        anywhere_owners.push(index);
-                    }
-                    false => {
+                match starts::from_starts(&branch) {
+                    Some((branch, tells_no_place)) => {
                         few.push(branch);
                         few_owners.push(index);
+                        placeless.push(tells_no_place);
+                    }
+                    None => {
+                        anywhere.push(branch);
+                        anywhere_owners.push(index);
                     }
                 }
             }
@@ -682,7 +683,8 @@ impl Scanner {
         if few.is_empty() {
             return None;
         }
-        let starts = Starts::new(&few, few_owners, self.limit, halve(self.limit)).ok()?;
+        let capacity = halve(self.limit);
+        let starts = Starts::new(&few, few_owners, placeless, self.limit, capacity).ok()?;
         let rest = match anywhere.is_empty() {
             true => None,
             false => {
@@ -911,9 +913,19 @@ impl Automaton {
         cache: &'a Cache,
         sid: LazyStateID,
     ) -> impl Iterator<Item = usize> + 'a {
+        self.matched_branches(cache, sid).map(|(_, index)| index)
+    }
+
+    /// As [`Self::matched`], each with the pattern's own index in this
+    /// DFA.
+    pub(super) fn matched_branches<'a>(
+        &'a self,
+        cache: &'a Cache,
+        sid: LazyStateID,
+    ) -> impl Iterator<Item = (usize, usize)> + 'a {
         (0..self.dfa.match_len(cache, sid)).filter_map(move |match_index| {
             let own = self.dfa.match_pattern(cache, sid, match_index).as_usize();
-            self.indices.get(own).copied()
+            self.indices.get(own).map(|index| (own, *index))
         })
     }
 

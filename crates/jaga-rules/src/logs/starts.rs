@@ -30,7 +30,7 @@ use regex_automata::hybrid::LazyStateID;
 use regex_automata::util::start;
 use regex_automata::{Anchored, MatchError};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
-use regex_syntax::hir::{Hir, HirKind};
+use regex_syntax::hir::{Class, ClassBytes, ClassBytesRange, Hir, HirKind, Look};
 use std::collections::HashMap;
 
 /// Steps a text may take, per byte and per text (a reading from a place
@@ -68,6 +68,9 @@ pub(super) struct Starts {
     /// The third bytes with which each pair that passes may still match;
     /// `None`: every third byte passes.
     thirds: Option<Thirds>,
+    /// For each branch, whether its readings tell no place where its
+    /// matches start (it was [`shortened`]).
+    placeless: Vec<bool>,
 }
 
 /// The third bytes after which a reading from a place whose pair passes
@@ -113,6 +116,7 @@ impl Starts {
     pub(super) fn new(
         branches: &[Hir],
         owners: Vec<usize>,
+        placeless: Vec<bool>,
         limit: usize,
         capacity: usize,
     ) -> Result<Self, String> {
@@ -161,6 +165,7 @@ impl Starts {
             looks_behind,
             pairs,
             thirds,
+            placeless,
         })
     }
 
@@ -335,11 +340,15 @@ impl Starts {
 
     /// The patterns match state `sid` reports, matched from `place`.
     fn record(&self, cache: &Cache, sid: LazyStateID, place: usize, marks: &mut Marks<'_>) {
-        for index in self.automaton.matched(cache, sid) {
+        for (branch, index) in self.automaton.matched_branches(cache, sid) {
             if let Some(slot) = marks.found.get_mut(index) {
                 *slot = true;
                 *marks.any = true;
             }
+            let place = match self.placeless.get(branch) {
+                Some(false) => place,
+                _ => 0,
+            };
             if let Some(from) = marks.from.get_mut(index) {
                 *from = (*from).min(place);
             }
@@ -584,14 +593,14 @@ const BROAD: f64 = 0.95;
 const PRINTABLE_SHARE: f64 = 1.0 / 95.0;
 
 /// How many of the 95 printable characters `class` holds, as a share.
-fn printable_share(class: &regex_syntax::hir::Class) -> f64 {
+fn printable_share(class: &Class) -> f64 {
     let held = (b' '..=b'~')
         .filter(|byte| match class {
-            regex_syntax::hir::Class::Bytes(bytes) => bytes
+            Class::Bytes(bytes) => bytes
                 .ranges()
                 .iter()
                 .any(|range| (range.start()..=range.end()).contains(byte)),
-            regex_syntax::hir::Class::Unicode(unicode) => {
+            Class::Unicode(unicode) => {
                 let c = char::from(*byte);
                 unicode
                     .ranges()
@@ -601,6 +610,69 @@ fn printable_share(class: &regex_syntax::hir::Class) -> f64 {
         })
         .count();
     held as f64 * PRINTABLE_SHARE
+}
+
+/// How `branch` is read from its starts, if it can be: as it is, or
+/// shortened (see [`shortened`]), and then whether its readings tell no
+/// place where its matches start; `None`: it is left to the unanchored
+/// DFAs.
+pub(super) fn from_starts(branch: &Hir) -> Option<(Hir, bool)> {
+    // A branch that can only start at the text's start is one reading.
+    let one_place = anchored_at_start(branch);
+    if one_place || !(starts_anywhere(branch) || runs_long(branch)) {
+        return Some((branch.clone(), false));
+    }
+    let short = shortened(branch)?;
+    (!(starts_anywhere(&short) || runs_long(&short))).then_some((short, true))
+}
+
+/// Whether every match of `branch` starts at the text's start (`\A`).
+fn anchored_at_start(branch: &Hir) -> bool {
+    match branch.kind() {
+        HirKind::Look(Look::Start) => true,
+        HirKind::Capture(capture) => anchored_at_start(&capture.sub),
+        HirKind::Concat(parts) => parts.first().is_some_and(anchored_at_start),
+        _ => false,
+    }
+}
+
+/// `branch` without the run its matches begin with, when that changes
+/// only where they start, not whether one is found: `\b\w+\.bat` as
+/// `\w\.bat` (a word character before `.bat` ends a run of them, which
+/// `\b` begins), `x+y` as `xy`. Its readings then start at the run's last
+/// byte, not at its first.
+fn shortened(branch: &Hir) -> Option<Hir> {
+    let HirKind::Concat(parts) = branch.kind() else {
+        return None;
+    };
+    let (boundary, rest) = match parts.first().map(Hir::kind) {
+        Some(HirKind::Look(Look::WordAscii)) => (true, &parts[1..]),
+        _ => (false, &parts[..]),
+    };
+    let (first, after) = rest.split_first()?;
+    let HirKind::Repetition(run) = first.kind() else {
+        return None;
+    };
+    let HirKind::Class(class) = run.sub.kind() else {
+        return None;
+    };
+    if run.min != 1 || run.max.is_some() || (boundary && !is_word_class(class)) {
+        return None;
+    }
+    let mut short = vec![run.sub.as_ref().clone()];
+    short.extend(after.iter().cloned());
+    Some(Hir::concat(short))
+}
+
+/// Whether `class` is ASCII's `\w`, the class `\b` reads.
+fn is_word_class(class: &Class) -> bool {
+    let word = ClassBytes::new([
+        ClassBytesRange::new(b'0', b'9'),
+        ClassBytesRange::new(b'A', b'Z'),
+        ClassBytesRange::new(b'_', b'_'),
+        ClassBytesRange::new(b'a', b'z'),
+    ]);
+    matches!(class, Class::Bytes(bytes) if *bytes == word)
 }
 
 /// Whether almost any two bytes can begin a match of `branch` (more than
@@ -655,6 +727,36 @@ mod tests {
     }
 
     #[test]
+    fn a_branch_that_starts_anywhere_is_read_from_its_starts_once_its_first_run_is_cut() {
+        let syntax = syntax::Config::new().unicode(false).utf8(false);
+        let parse = |pattern: &str| syntax::parse_with(pattern, &syntax).unwrap();
+        let read = |pattern: &str| {
+            from_starts(&parse(pattern))
+                .map(|(hir, tells_no_place)| (hir.to_string(), tells_no_place))
+        };
+        assert_eq!(
+            read(r"(?i)select"),
+            Some((parse(r"(?i)select").to_string(), false))
+        );
+        assert_eq!(
+            read(r"\b\w+\.bat"),
+            Some((parse(r"\w\.bat").to_string(), true))
+        );
+        assert_eq!(
+            read(r"[^/]+\.bat"),
+            Some((parse(r"[^/]\.bat").to_string(), true))
+        );
+        // `\b` before a run of other characters than `\w` does not begin it.
+        assert_eq!(read(r"\b[^/]+\.bat"), None);
+        assert_eq!(read(r"<[a-z]+[^>]*\sstyle"), None);
+        // One reading, from the text's start.
+        assert_eq!(
+            read(r"\A[^?]*~"),
+            Some((parse(r"\A[^?]*~").to_string(), false))
+        );
+    }
+
+    #[test]
     fn a_place_whose_third_byte_ends_the_reading_is_not_read() {
         let patterns = [
             r"(?i)\bunion\s+select\b",
@@ -672,7 +774,8 @@ mod tests {
             .map(|pattern| syntax::parse_with(pattern, &syntax).unwrap())
             .collect();
         let owners = (0..branches.len()).collect();
-        let starts = Starts::new(&branches, owners, 1 << 24, 1 << 24).unwrap();
+        let placeless = vec![false; branches.len()];
+        let starts = Starts::new(&branches, owners, placeless, 1 << 24, 1 << 24).unwrap();
         let thirds = starts.thirds.as_ref().expect("the thirds were built");
         let alphabet: Vec<&str> = "abcdijlnorstuxz0123456789 '()<>;|&$`{}[]*/.=-#+"
             .split("")
