@@ -660,7 +660,7 @@ impl Scanner {
     }
 
     /// The branches of the patterns parted by where they can start (see
-    /// [`starts::starts_anywhere`]); `None` when none can be read from its
+    /// [`starts::from_starts`]); `None` when none can be read from its
     /// starts, or a DFA could not be built.
     fn part(&self) -> Option<Parted> {
         let (mut few, mut few_owners, mut placeless) = (Vec::new(), Vec::new(), Vec::new());

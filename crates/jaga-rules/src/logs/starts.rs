@@ -16,13 +16,16 @@
 //! second table, of the third bytes after which the reading is not dead
 //! ([`Thirds`]), and is read.
 //!
-//! A branch whose first two bytes can be almost anything (`\b\w+\.bat`)
+//! A branch whose first two bytes can be almost anything (`[^/]+\.bat`)
 //! would pass nearly every place, and one that reads on to the end of a
 //! broad class after a likely start (`<a[^>]*`) would read far from each:
 //! such branches are left to the unanchored DFAs ([`starts_anywhere`],
-//! [`runs_long`]). A text whose readings still take more steps than its
-//! [budget](STEPS_PER_BYTE) (a long word for `[a-z][a-z.]*@`, each of
-//! whose places starts a reading to its end) is read the other way.
+//! [`runs_long`]), unless cutting the run they begin with leaves a branch
+//! that can be read from its starts (`[^/]\.bat`, `\b\w+\.bat` as
+//! `\w\.bat`: see [`from_starts`]). A text whose readings still take
+//! more steps than its [budget](STEPS_PER_BYTE) (a long word for
+//! `[a-z][a-z.]*@`, each of whose places starts a reading to its end) is
+//! read the other way.
 
 use super::scan::Automaton;
 use regex_automata::hybrid::dfa::{Cache, DFA};
