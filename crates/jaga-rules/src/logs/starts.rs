@@ -408,6 +408,12 @@ impl Thirds {
             passing += word.count_ones();
         }
         let mut cache = dfa.create_cache();
+        // A cleared cache makes the state ids held point nowhere (a step
+        // from one reads past the cache's table): the table is not built.
+        let step = |cache: &mut Cache, sid: LazyStateID, byte: u8| {
+            let next = dfa.next_state(cache, sid, byte).ok()?;
+            (cache.clear_count() == 0).then_some(next)
+        };
         let mut rows = vec![[u64::MAX; 4]];
         let mut row_by_bits = HashMap::from([([u64::MAX; 4], 0u16)]);
         let mut row_by_state: HashMap<LazyStateID, u16> = HashMap::new();
@@ -416,10 +422,11 @@ impl Thirds {
         for look_behind in looks_behind {
             let start = dfa
                 .start_state(&mut cache, &anchored_after(*look_behind))
-                .ok();
+                .ok()
+                .filter(|_| cache.clear_count() == 0);
             for first in 0..=255u8 {
                 let after_first = match start {
-                    Some(start) => Some(dfa.next_state(&mut cache, start, first).ok()?),
+                    Some(start) => Some(step(&mut cache, start, first)?),
                     None => None,
                 };
                 for second in 0..=255u8 {
@@ -434,7 +441,7 @@ impl Thirds {
                         row_of.push(0);
                         continue;
                     };
-                    let after_second = dfa.next_state(&mut cache, after_first, second).ok()?;
+                    let after_second = step(&mut cache, after_first, second)?;
                     if after_second.is_tagged() {
                         row_of.push(0);
                         continue;
@@ -444,8 +451,7 @@ impl Thirds {
                         None => {
                             let mut bits = [0u64; 4];
                             for third in 0..=255u8 {
-                                let then = dfa.next_state(&mut cache, after_second, third).ok()?;
-                                if !then.is_dead() {
+                                if !step(&mut cache, after_second, third)?.is_dead() {
                                     bits[usize::from(third / 64)] |= 1 << (third % 64);
                                 }
                             }
@@ -462,8 +468,7 @@ impl Thirds {
                 }
             }
         }
-        // State ids held before a clear point nowhere.
-        (cache.clear_count() == 0).then_some(Self {
+        Some(Self {
             ranks,
             row_of,
             rows,
@@ -757,6 +762,30 @@ mod tests {
             read(r"\A[^?]*~"),
             Some((parse(r"\A[^?]*~").to_string(), false))
         );
+    }
+
+    #[test]
+    fn a_cache_cleared_while_the_thirds_are_built_leaves_them_off_without_a_panic() {
+        // Built on, the ids of states held before the clear read past the
+        // cache's table (a panic in regex-automata's next_state).
+        let syntax = syntax::Config::new().unicode(false).utf8(false);
+        let branches: Vec<Hir> = [
+            r"(?i)\bunion\s+select\b",
+            r"[;|&]\s*(id|ls|cat|whoami)(\s|$)",
+            r"(?i)<\s*(script|svg|img|iframe|object)\b",
+            r"'\s*(or|and)\s+\d",
+        ]
+        .iter()
+        .map(|pattern| syntax::parse_with(pattern, &syntax).unwrap())
+        .collect();
+        let built = |capacity: usize| {
+            let owners = (0..branches.len()).collect();
+            let placeless = vec![false; branches.len()];
+            let starts = Starts::new(&branches, owners, placeless, 1 << 24, capacity).unwrap();
+            starts.thirds.is_some()
+        };
+        assert!(!built(8 << 10));
+        assert!(built(1 << 24));
     }
 
     #[test]
