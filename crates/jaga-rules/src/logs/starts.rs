@@ -220,7 +220,7 @@ impl Starts {
         let mut passed = 0;
         let mut kind = self.kind_of[NO_BYTE];
         for (at, pair) in text.windows(2).enumerate() {
-            let bit = usize::from(kind) << 16 | usize::from(pair[0]) << 8 | usize::from(pair[1]);
+            let bit = pair_bit(kind, pair[0], pair[1]);
             let passes = self
                 .pairs
                 .get(bit / 64)
@@ -255,8 +255,7 @@ impl Starts {
             let at = places[index];
             let passes = match text.get(at..at + 3) {
                 Some(&[first, second, third]) => {
-                    let kind = usize::from(self.kind_at(text, at));
-                    let bit = kind << 16 | usize::from(first) << 8 | usize::from(second);
+                    let bit = pair_bit(self.kind_at(text, at), first, second);
                     thirds.passes(&self.pairs, bit, third)
                 }
                 _ => true,
@@ -490,6 +489,13 @@ impl Thirds {
             .get(usize::from(row))
             .is_none_or(|bits| bits[usize::from(third / 64)] >> (third % 64) & 1 == 1)
     }
+}
+
+/// The bit of the pairs for a place after a byte of `kind` whose first
+/// two bytes are `first` and `second`.
+#[inline]
+fn pair_bit(kind: u8, first: u8, second: u8) -> usize {
+    usize::from(kind) << 16 | usize::from(first) << 8 | usize::from(second)
 }
 
 /// A search anchored at a place after `look_behind` (`None`: the start).
@@ -817,11 +823,7 @@ mod tests {
         for seed in 0..20 {
             let text = scrambled(&alphabet, 2_000, seed, "", 0);
             for at in 0..text.len() - 2 {
-                let behind = at
-                    .checked_sub(1)
-                    .map_or(NO_BYTE, |before| usize::from(text[before]));
-                let kind = usize::from(starts.kind_of[behind]);
-                let bit = kind << 16 | usize::from(text[at]) << 8 | usize::from(text[at + 1]);
+                let bit = pair_bit(starts.kind_at(&text, at), text[at], text[at + 1]);
                 if starts.pairs[bit / 64] >> (bit % 64) & 1 == 0 {
                     continue;
                 }
