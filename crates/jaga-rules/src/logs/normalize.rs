@@ -89,11 +89,11 @@ fn plus_to_space(text: &mut [u8]) {
 }
 
 #[derive(Default)]
-struct Pass {
-    changed: bool,
+pub(super) struct Pass {
+    pub(super) changed: bool,
     /// An escape decoded into a byte that may start or complete another
     /// (`%252e` -> `%2e`): another pass is worth it.
-    may_hold_more: bool,
+    pub(super) may_hold_more: bool,
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -170,6 +170,7 @@ fn decode_once_with(
             let run = plain_escapes(&src[i..], dst, &mut pass);
             if run > 0 {
                 i += run;
+                i += escapes_after(&src[i..], dst, entities, &mut pass);
                 copied = i;
                 continue;
             }
@@ -234,9 +235,17 @@ fn decode_once_with(
 /// The escapes one right after another at the start of `text` (`&#39;&#39;`,
 /// `%u0027%u0027`, `\x22\x22`), decoded into `dst` as the loop of
 /// [`decode_once_with`] decodes them, each by its own decoder, but without a
-/// search, a dispatch and a copy each (8 KB of `%u0027` ran at 12k lines/s):
-/// the bytes consumed, up to the first that starts none.
+/// search, a dispatch and a copy each (8 KB of `%u0027` ran at 12k lines/s),
+/// then the text after them while plain escapes are sparse in it
+/// ([`sparse_escapes`]): the bytes consumed.
 fn escapes_after(text: &[u8], dst: &mut Vec<u8>, entities: bool, pass: &mut Pass) -> usize {
+    let at = escapes_in_a_row(text, dst, entities, pass);
+    at + sparse_escapes(&text[at..], dst, entities, pass)
+}
+
+/// The first part of [`escapes_after`]: the escapes in a row, up to the
+/// first byte that starts none.
+fn escapes_in_a_row(text: &[u8], dst: &mut Vec<u8>, entities: bool, pass: &mut Pass) -> usize {
     let start = dst.len();
     let mut at = 0;
     loop {
@@ -619,6 +628,133 @@ fn group_decoder() -> impl Fn(&[u8; GROUP_BYTES]) -> Option<([u8; ESCAPE_GROUP],
 #[cfg(not(target_arch = "x86_64"))]
 fn group_decoder() -> impl Fn(&[u8; GROUP_BYTES]) -> Option<([u8; ESCAPE_GROUP], bool, bool)> {
     decode_group
+}
+
+/// The bytes decoded at once by [`sparse_escapes`]: a vector register.
+pub(super) const SPARSE_BLOCK: usize = 16;
+/// A block and the two digits of an escape at its last byte.
+pub(super) const SPARSE_WINDOW: usize = SPARSE_BLOCK + 2;
+
+/// A block of text with plain escapes in it, decoded by [`decode_block`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Block {
+    /// The block decoded: its first `len` bytes (the rest is anything).
+    pub(super) bytes: [u8; SPARSE_BLOCK],
+    pub(super) len: usize,
+    /// The bytes of the text it took: the block, and the digits of an
+    /// escape that starts at its end.
+    pub(super) consumed: usize,
+    /// Whether it held an escape, and one decoded into a byte that may
+    /// hold more.
+    pub(super) escapes: bool,
+    pub(super) more: bool,
+}
+
+impl PartialEq for Block {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes[..self.len] == other.bytes[..other.len]
+            && (self.consumed, self.escapes, self.more)
+                == (other.consumed, other.escapes, other.more)
+    }
+}
+
+/// The first [`SPARSE_BLOCK`] bytes of `window` decoded as the loop of
+/// [`decode_once_with`] decodes them, when every escape that may start
+/// in them is a plain `%HH` that decodes into a byte that starts no
+/// overlong form; `None` when another escape may start (a `%` before no
+/// two digits, a `\\`, an `&` where entities may be) or an overlong lead
+/// is decoded (`%c0`, `%c1`, `%e0`).
+///
+/// Each step goes over the whole block without a branch but the last,
+/// so that where the CPU has SSSE3, [`super::simd`] does it in a few
+/// vector instructions: text with an escape every few words
+/// (`hello%20world%20`) was a search, a call and a copy an escape.
+pub(super) fn decode_block(window: &[u8; SPARSE_WINDOW], entities: bool) -> Option<Block> {
+    let mut block = Block {
+        bytes: [0; SPARSE_BLOCK],
+        len: 0,
+        consumed: 0,
+        escapes: false,
+        more: false,
+    };
+    let mut at = 0;
+    while at < SPARSE_BLOCK {
+        let byte = match window[at] {
+            b'%' => {
+                let (high, low) = (window[at + 1], window[at + 2]);
+                if !(is_hex_digit(high) & is_hex_digit(low)) {
+                    return None;
+                }
+                let byte = (hex_digit_value(high) << 4) | hex_digit_value(low);
+                if (byte & 0xfe == 0xc0) | (byte == 0xe0) {
+                    return None;
+                }
+                block.escapes = true;
+                block.more |= may_hold_more(byte);
+                at += 3;
+                byte
+            }
+            b'\\' => return None,
+            b'&' if entities => return None,
+            byte => {
+                at += 1;
+                byte
+            }
+        };
+        block.bytes[block.len] = byte;
+        block.len += 1;
+    }
+    block.consumed = at;
+    Some(block)
+}
+
+/// Text with plain escapes here and there at the start of `text`, decoded
+/// into `dst` a block at a time ([`decode_block`], with the vector code
+/// this CPU has): the bytes consumed, up to a block with another escape or
+/// none (a long run without escapes is left to the search, which skips it
+/// faster).
+#[cfg(target_arch = "x86_64")]
+fn sparse_escapes(text: &[u8], dst: &mut Vec<u8>, entities: bool, pass: &mut Pass) -> usize {
+    match super::simd::Ssse3::detect() {
+        Some(ssse3) => ssse3.sparse_escapes(text, dst, entities, pass),
+        None => blocks_decoded(text, dst, pass, |window| decode_block(window, entities)),
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn sparse_escapes(text: &[u8], dst: &mut Vec<u8>, entities: bool, pass: &mut Pass) -> usize {
+    blocks_decoded(text, dst, pass, |window| decode_block(window, entities))
+}
+
+/// [`sparse_escapes`] with the decoder of a block given: inlined into the
+/// vector code's caller, so that its blocks are not passed in memory.
+#[inline(always)]
+pub(super) fn blocks_decoded(
+    text: &[u8],
+    dst: &mut Vec<u8>,
+    pass: &mut Pass,
+    mut decode: impl FnMut(&[u8; SPARSE_WINDOW]) -> Option<Block>,
+) -> usize {
+    let mut at = 0;
+    while let Some(window) = text
+        .get(at..at + SPARSE_WINDOW)
+        .and_then(|w| <&[u8; SPARSE_WINDOW]>::try_from(w).ok())
+    {
+        let Some(block) = decode(window) else {
+            break;
+        };
+        // A whole block and a cut: a copy of known length, not a call.
+        let len = dst.len();
+        dst.extend_from_slice(&block.bytes);
+        dst.truncate(len + block.len);
+        at += block.consumed;
+        if !block.escapes {
+            break;
+        }
+        pass.changed = true;
+        pass.may_hold_more |= block.more;
+    }
+    at
 }
 
 /// A run of plain `%HH` escapes at the start of `text` (what browsers
@@ -1521,6 +1657,12 @@ pub(super) mod tests {
             "%%32%65",
             "\u{5d0}",
             "&amp;",
+            "word%20",
+            "%2b",
+            "%e0%a4",
+            "%e1%80",
+            "%c1",
+            "%25",
         ];
         let mut texts = Vec::new();
         for unit in units {

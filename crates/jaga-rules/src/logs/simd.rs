@@ -18,12 +18,14 @@
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{
-    __m128i, _mm_add_epi8, _mm_and_si128, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_loadu_si128,
-    _mm_max_epu8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_setr_epi8,
-    _mm_shuffle_epi8, _mm_slli_epi16, _mm_srli_si128, _mm_storeu_si128,
+    __m128i, _mm_add_epi8, _mm_and_si128, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_loadl_epi64,
+    _mm_loadu_si128, _mm_max_epu8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    _mm_setr_epi8, _mm_shuffle_epi8, _mm_slli_epi16, _mm_srli_si128, _mm_storeu_si128,
 };
 
-use super::normalize::{ESCAPE_GROUP, GROUP_BYTES};
+use super::normalize::{
+    blocks_decoded, Block, Pass, ESCAPE_GROUP, GROUP_BYTES, SPARSE_BLOCK, SPARSE_WINDOW,
+};
 
 /// Thirty-two bytes of 0 or 1 to thirty-two bits, bit `n` from byte `n`.
 #[inline(always)]
@@ -141,6 +143,176 @@ impl Ssse3 {
         // SAFETY: `self` exists only where `detect` found SSSE3.
         unsafe { decode_group_ssse3(group) }
     }
+
+    /// [`super::normalize::decode_block`] with SSSE3.
+    #[cfg(test)]
+    pub(super) fn decode_block(
+        self,
+        window: &[u8; SPARSE_WINDOW],
+        entities: bool,
+    ) -> Option<Block> {
+        // SAFETY: `self` exists only where `detect` found SSSE3.
+        unsafe { decode_block_ssse3(window, entities) }
+    }
+
+    /// `sparse_escapes` of [`super::normalize`] with SSSE3.
+    pub(super) fn sparse_escapes(
+        self,
+        text: &[u8],
+        dst: &mut Vec<u8>,
+        entities: bool,
+        pass: &mut Pass,
+    ) -> usize {
+        // SAFETY: `self` exists only where `detect` found SSSE3.
+        unsafe { sparse_escapes_ssse3(text, dst, entities, pass) }
+    }
+}
+
+/// For each set of kept bytes among eight (bit `n`: byte `n`), where each
+/// kept byte is, in order, for a shuffle (0 after them), and how many.
+const KEPT_AT: [[u8; 8]; 256] = {
+    let mut table = [[0u8; 8]; 256];
+    let mut mask = 0;
+    while mask < 256 {
+        let (mut n, mut kept) = (0, 0);
+        while n < 8 {
+            if mask & (1 << n) != 0 {
+                table[mask][kept] = n as u8;
+                kept += 1;
+            }
+            n += 1;
+        }
+        mask += 1;
+    }
+    table
+};
+const KEPT: [u8; 256] = {
+    let mut count = [0u8; 256];
+    let mut mask = 0;
+    while mask < 256 {
+        count[mask] = (mask as u8).count_ones() as u8;
+        mask += 1;
+    }
+    count
+};
+
+/// For each count `k` of bytes kept from the low eight, the shuffle that
+/// moves a vector up by `k` bytes (0 below).
+const MOVED_UP: [[u8; 16]; 9] = {
+    let mut table = [[0x80u8; 16]; 9];
+    let mut k = 0;
+    while k < 9 {
+        let mut i = k;
+        while i < 16 {
+            table[k][i] = (i - k) as u8;
+            i += 1;
+        }
+        k += 1;
+    }
+    table
+};
+
+/// The bytes of `bytes` whose bits are set in `kept`, in order, in one
+/// vector (no store of a half and load of the whole, which stalls), and
+/// how many.
+#[target_feature(enable = "ssse3")]
+fn compress(bytes: __m128i, kept: u16) -> (__m128i, usize) {
+    let [low, high] = kept.to_le_bytes().map(usize::from);
+    // SAFETY: loads the 8 bytes of an array of 8, twice, and the 16 of an
+    // array of 16 (unaligned loads).
+    let order = unsafe {
+        let low_order = _mm_loadl_epi64(KEPT_AT[low].as_ptr().cast());
+        let high_order = _mm_add_epi8(
+            _mm_loadl_epi64(KEPT_AT[high].as_ptr().cast()),
+            _mm_set1_epi8(8),
+        );
+        let up = _mm_loadu_si128(MOVED_UP[usize::from(KEPT[low])].as_ptr().cast());
+        _mm_or_si128(low_order, _mm_shuffle_epi8(high_order, up))
+    };
+    (
+        _mm_shuffle_epi8(bytes, order),
+        usize::from(KEPT[low] + KEPT[high]),
+    )
+}
+
+#[target_feature(enable = "ssse3")]
+fn sparse_escapes_ssse3(text: &[u8], dst: &mut Vec<u8>, entities: bool, pass: &mut Pass) -> usize {
+    blocks_decoded(text, dst, pass, |window| {
+        decode_block_ssse3(window, entities)
+    })
+}
+
+#[target_feature(enable = "ssse3")]
+#[inline]
+fn decode_block_ssse3(window: &[u8; SPARSE_WINDOW], entities: bool) -> Option<Block> {
+    let at = window.as_ptr();
+    // SAFETY: the loads read bytes 0..16, 1..17 and 2..18 of an array of
+    // 18 (unaligned loads).
+    let (byte, high, low) = unsafe {
+        (
+            _mm_loadu_si128(at.cast()),
+            _mm_loadu_si128(at.add(1).cast()),
+            _mm_loadu_si128(at.add(2).cast()),
+        )
+    };
+    let is = |x, c: u8| _mm_cmpeq_epi8(x, _mm_set1_epi8(c as i8));
+    let letter = |x| within(_mm_or_si128(x, _mm_set1_epi8(0x20)), b'a', b'f');
+    let hex = |x| _mm_or_si128(within(x, b'0', b'9'), letter(x));
+    let percent = is(byte, b'%');
+    let escape = _mm_and_si128(percent, _mm_and_si128(hex(high), hex(low)));
+    let mut other = _mm_or_si128(_mm_andnot_si128(escape, percent), is(byte, b'\\'));
+    if entities {
+        other = _mm_or_si128(other, is(byte, b'&'));
+    }
+    // A digit's value: its low four bits, plus 9 for a letter.
+    let value = |x| {
+        _mm_add_epi8(
+            _mm_and_si128(x, _mm_set1_epi8(0x0f)),
+            _mm_and_si128(letter(x), _mm_set1_epi8(9)),
+        )
+    };
+    // High digits are at most 15: shifted by 4 in 16-bit lanes, no bit
+    // crosses into the byte above.
+    let decoded = _mm_or_si128(_mm_slli_epi16(value(high), 4), value(low));
+    let lead = _mm_or_si128(
+        is(_mm_and_si128(decoded, _mm_set1_epi8(0xfeu8 as i8)), 0xc0),
+        is(decoded, 0xe0),
+    );
+    let refused = _mm_or_si128(other, _mm_and_si128(escape, lead));
+    if _mm_movemask_epi8(refused) != 0 {
+        return None;
+    }
+    let more = [
+        within(decoded, b'0', b'9'),
+        within(_mm_or_si128(decoded, _mm_set1_epi8(0x20)), b'a', b'z'),
+        is(decoded, b'%'),
+        is(decoded, b'&'),
+        is(decoded, b'#'),
+        is(decoded, b';'),
+        is(decoded, b'\\'),
+    ]
+    .into_iter()
+    .fold(_mm_set1_epi8(0), |all, one| _mm_or_si128(all, one));
+    let escapes = _mm_movemask_epi8(escape) as u32;
+    // An escape's digits are dropped, those of one at the end past the
+    // block too.
+    let digits = (escapes << 1) | (escapes << 2);
+    let kept = !digits & 0xffff;
+    let bytes = _mm_or_si128(
+        _mm_and_si128(escape, decoded),
+        _mm_andnot_si128(escape, byte),
+    );
+    let (kept, len) = compress(bytes, kept as u16);
+    let mut block = Block {
+        bytes: [0; SPARSE_BLOCK],
+        len,
+        consumed: SPARSE_BLOCK + (digits >> SPARSE_BLOCK).count_ones() as usize,
+        escapes: escapes != 0,
+        more: _mm_movemask_epi8(_mm_and_si128(escape, more)) != 0,
+    };
+    // SAFETY: stores 16 bytes into an array of 16 (unaligned store).
+    unsafe { _mm_storeu_si128(block.bytes.as_mut_ptr().cast(), kept) };
+    Some(block)
 }
 
 /// Bytes of `x` in `lo..=hi` (unsigned): 0xff, else 0.
@@ -356,6 +528,53 @@ mod tests {
                 && last_e0 > 200,
             "{decoded} decoded ({more} may hold more, {last_e0} ending in %e0), \
              {refused} refused"
+        );
+    }
+
+    #[test]
+    fn blocks_with_sparse_escapes_decode_the_same_with_ssse3_as_one_byte_at_a_time() {
+        let Some(ssse3) = Ssse3::detect() else {
+            return;
+        };
+        // Escapes of plain, overlong-leading and special bytes among
+        // words, with what refuses a block here and there.
+        let pieces: [&[u8]; 16] = [
+            b"%20", b"%2B", b"%41", b"%7e", b"%25", b"%c0", b"%C1", b"%e0", b"%E1", b"%d7", b"ab",
+            b"word ", b"%", b"%z", b"&", b"\\",
+        ];
+        let mut state = 0x2545_f491_u32;
+        let (mut decoded, mut refused, mut more) = (0, 0, 0);
+        for n in 0..100_000 {
+            let mut text = Vec::new();
+            while text.len() < SPARSE_WINDOW {
+                // Refusing pieces a tenth of the time only.
+                let piece = next_random(&mut state) as usize % 100;
+                let piece = match piece < 90 {
+                    true => piece % 12,
+                    false => 12 + piece % 4,
+                };
+                text.extend_from_slice(pieces[piece]);
+            }
+            let window: [u8; SPARSE_WINDOW] = text[..SPARSE_WINDOW].try_into().unwrap();
+            let entities = n % 2 == 0;
+            let portable = super::super::normalize::decode_block(&window, entities);
+            assert_eq!(
+                ssse3.decode_block(&window, entities),
+                portable,
+                "on {:?}",
+                String::from_utf8_lossy(&window)
+            );
+            match portable {
+                Some(block) => {
+                    decoded += 1;
+                    more += usize::from(block.more);
+                }
+                None => refused += 1,
+            }
+        }
+        assert!(
+            decoded > 10_000 && refused > 10_000 && more > 5_000 && decoded - more > 1_000,
+            "{decoded} decoded ({more} may hold more), {refused} refused"
         );
     }
 }
