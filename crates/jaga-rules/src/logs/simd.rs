@@ -186,6 +186,7 @@ const KEPT_AT: [[u8; 8]; 256] = {
     }
     table
 };
+// A table, not `count_ones`: SSSE3 does not promise POPCNT.
 const KEPT: [u8; 256] = {
     let mut count = [0u8; 256];
     let mut mask = 0;
@@ -256,24 +257,15 @@ fn decode_block_ssse3(window: &[u8; SPARSE_WINDOW], entities: bool) -> Option<Bl
         )
     };
     let is = |x, c: u8| _mm_cmpeq_epi8(x, _mm_set1_epi8(c as i8));
-    let letter = |x| within(_mm_or_si128(x, _mm_set1_epi8(0x20)), b'a', b'f');
-    let hex = |x| _mm_or_si128(within(x, b'0', b'9'), letter(x));
     let percent = is(byte, b'%');
-    let escape = _mm_and_si128(percent, _mm_and_si128(hex(high), hex(low)));
+    let escape = _mm_and_si128(percent, _mm_and_si128(hex_digit(high), hex_digit(low)));
     let mut other = _mm_or_si128(_mm_andnot_si128(escape, percent), is(byte, b'\\'));
     if entities {
         other = _mm_or_si128(other, is(byte, b'&'));
     }
-    // A digit's value: its low four bits, plus 9 for a letter.
-    let value = |x| {
-        _mm_add_epi8(
-            _mm_and_si128(x, _mm_set1_epi8(0x0f)),
-            _mm_and_si128(letter(x), _mm_set1_epi8(9)),
-        )
-    };
     // High digits are at most 15: shifted by 4 in 16-bit lanes, no bit
     // crosses into the byte above.
-    let decoded = _mm_or_si128(_mm_slli_epi16(value(high), 4), value(low));
+    let decoded = _mm_or_si128(_mm_slli_epi16(digit_value(high), 4), digit_value(low));
     let lead = _mm_or_si128(
         is(_mm_and_si128(decoded, _mm_set1_epi8(0xfeu8 as i8)), 0xc0),
         is(decoded, 0xe0),
@@ -282,17 +274,6 @@ fn decode_block_ssse3(window: &[u8; SPARSE_WINDOW], entities: bool) -> Option<Bl
     if _mm_movemask_epi8(refused) != 0 {
         return None;
     }
-    let more = [
-        within(decoded, b'0', b'9'),
-        within(_mm_or_si128(decoded, _mm_set1_epi8(0x20)), b'a', b'z'),
-        is(decoded, b'%'),
-        is(decoded, b'&'),
-        is(decoded, b'#'),
-        is(decoded, b';'),
-        is(decoded, b'\\'),
-    ]
-    .into_iter()
-    .fold(_mm_set1_epi8(0), |all, one| _mm_or_si128(all, one));
     let escapes = _mm_movemask_epi8(escape) as u32;
     // An escape's digits are dropped, those of one at the end past the
     // block too.
@@ -308,7 +289,7 @@ fn decode_block_ssse3(window: &[u8; SPARSE_WINDOW], entities: bool) -> Option<Bl
         len,
         consumed: SPARSE_BLOCK + (digits >> SPARSE_BLOCK).count_ones() as usize,
         escapes: escapes != 0,
-        more: _mm_movemask_epi8(_mm_and_si128(escape, more)) != 0,
+        more: _mm_movemask_epi8(_mm_and_si128(escape, may_hold_more(decoded))) != 0,
     };
     // SAFETY: stores 16 bytes into an array of 16 (unaligned store).
     unsafe { _mm_storeu_si128(block.bytes.as_mut_ptr().cast(), kept) };
@@ -325,6 +306,53 @@ fn within(x: __m128i, lo: u8, hi: u8) -> __m128i {
             _mm_cmpeq_epi8(_mm_max_epu8(x, lo), x),
             _mm_cmpeq_epi8(_mm_min_epu8(x, hi), x),
         )
+    }
+}
+
+/// Bytes of `x` that are hex letters (`a`-`f` in either case): 0xff.
+#[inline(always)]
+fn hex_letter(x: __m128i) -> __m128i {
+    // SAFETY: SSE2 is part of x86-64.
+    within(unsafe { _mm_or_si128(x, _mm_set1_epi8(0x20)) }, b'a', b'f')
+}
+
+/// Bytes of `x` that are hex digits: 0xff.
+#[inline(always)]
+fn hex_digit(x: __m128i) -> __m128i {
+    // SAFETY: SSE2 is part of x86-64.
+    unsafe { _mm_or_si128(within(x, b'0', b'9'), hex_letter(x)) }
+}
+
+/// Each hex digit's value: its low four bits, plus 9 for a letter
+/// (anything for another byte).
+#[inline(always)]
+fn digit_value(x: __m128i) -> __m128i {
+    // SAFETY: SSE2 is part of x86-64.
+    unsafe {
+        _mm_add_epi8(
+            _mm_and_si128(x, _mm_set1_epi8(0x0f)),
+            _mm_and_si128(hex_letter(x), _mm_set1_epi8(9)),
+        )
+    }
+}
+
+/// Decoded bytes that may hold more (0xff): what `may_hold_more` tells a
+/// byte at a time.
+#[inline(always)]
+fn may_hold_more(bytes: __m128i) -> __m128i {
+    // SAFETY: SSE2 is part of x86-64.
+    unsafe {
+        [
+            within(bytes, b'0', b'9'),
+            within(_mm_or_si128(bytes, _mm_set1_epi8(0x20)), b'a', b'z'),
+            _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'%' as i8)),
+            _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'&' as i8)),
+            _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'#' as i8)),
+            _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b';' as i8)),
+            _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\\' as i8)),
+        ]
+        .into_iter()
+        .fold(_mm_set1_epi8(0), |all, one| _mm_or_si128(all, one))
     }
 }
 
@@ -402,16 +430,10 @@ fn decode_group_ssse3(group: &[u8; GROUP_BYTES]) -> Option<([u8; ESCAPE_GROUP], 
     let mut hex = 0u64;
     let mut values = [_mm_set1_epi8(0); 3];
     for (n, part) in parts.into_iter().enumerate() {
-        let digit = within(part, b'0', b'9');
-        let letter = within(_mm_or_si128(part, _mm_set1_epi8(0x20)), b'a', b'f');
         let percent = _mm_cmpeq_epi8(part, _mm_set1_epi8(b'%' as i8));
         percents |= u64::from(_mm_movemask_epi8(percent) as u16) << (16 * n);
-        hex |= u64::from(_mm_movemask_epi8(_mm_or_si128(digit, letter)) as u16) << (16 * n);
-        // A digit's value: its low four bits, plus 9 for a letter.
-        values[n] = _mm_add_epi8(
-            _mm_and_si128(part, _mm_set1_epi8(0x0f)),
-            _mm_and_si128(letter, _mm_set1_epi8(9)),
-        );
+        hex |= u64::from(_mm_movemask_epi8(hex_digit(part)) as u16) << (16 * n);
+        values[n] = digit_value(part);
     }
     if percents & PERCENT_BITS != PERCENT_BITS || hex & DIGIT_BITS != DIGIT_BITS {
         return None;
@@ -434,22 +456,10 @@ fn decode_group_ssse3(group: &[u8; GROUP_BYTES]) -> Option<([u8; ESCAPE_GROUP], 
         }
         last_e0 = _mm_movemask_epi8(e0) & (1 << (ESCAPE_GROUP - 1)) != 0;
     }
-    // What `may_hold_more` tells a byte at a time.
-    let more = [
-        within(bytes, b'0', b'9'),
-        within(_mm_or_si128(bytes, _mm_set1_epi8(0x20)), b'a', b'z'),
-        _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'%' as i8)),
-        _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'&' as i8)),
-        _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'#' as i8)),
-        _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b';' as i8)),
-        _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\\' as i8)),
-    ]
-    .into_iter()
-    .fold(_mm_set1_epi8(0), |all, one| _mm_or_si128(all, one));
     let mut out = [0u8; ESCAPE_GROUP];
     // SAFETY: stores 16 bytes into an array of 16 (unaligned store).
     unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), bytes) };
-    Some((out, _mm_movemask_epi8(more) != 0, last_e0))
+    Some((out, _mm_movemask_epi8(may_hold_more(bytes)) != 0, last_e0))
 }
 
 #[cfg(test)]
