@@ -4,6 +4,7 @@
 pub mod engine;
 pub mod format;
 pub mod normalize;
+mod required;
 mod scan;
 #[cfg(target_arch = "x86_64")]
 mod simd;

@@ -30,6 +30,7 @@ use regex_automata::{Input, MatchError, MatchKind, Span};
 use regex_syntax::hir::{Hir, HirKind};
 use std::sync::OnceLock;
 
+use super::required;
 use super::starts::{self, Starts, StartsCache};
 
 /// Bytes read between two looks for a repetition.
@@ -45,6 +46,10 @@ const LOOK_AT_MOST_EVERY: usize = 16;
 /// The longest repeated unit looked for (a long User-Agent repeats
 /// `Mozilla/5.0 (X11; Linux) `, 25 bytes).
 const MAX_PERIOD: usize = 32;
+/// Texts shorter than this are read by the DFAs without a search for the
+/// literals the patterns require first (a url of ordinary traffic is
+/// read in about as long as the search would take).
+const SEARCHED_FROM: usize = 256;
 
 /// Bytes of new states a node of the tree may build before its halves
 /// read for it (at first, and at most): a cold DFA builds its first states
@@ -110,6 +115,9 @@ pub(crate) struct Scanner {
     parts: bool,
     /// Built the first time the root is hot; `None`: they could not be.
     parted: OnceLock<Option<Parted>>,
+    /// A search for the literals, in ASCII lower case, one of which every
+    /// match holds (see [`required`]); `None`: the patterns have none.
+    required: Option<Prefilter>,
 }
 
 /// The patterns parted for text that keeps the root hot: the branches
@@ -167,6 +175,30 @@ struct ScanState {
     /// For each pattern, the first place the parted patterns' readings
     /// from starts matched it from (`usize::MAX`: none, or not read so).
     from: Vec<usize>,
+    /// The search for the literals the root's patterns require.
+    required: RequiredSearch,
+}
+
+/// A thread's search for the literals one of which every match holds:
+/// its timing, and the text in lower case it searches.
+struct RequiredSearch {
+    skim: Skim,
+    lowered: Vec<u8>,
+}
+
+impl RequiredSearch {
+    /// Whether `text` may hold one of the literals `literals` searches
+    /// for (`true` while the search is off: it cost more than the DFA).
+    fn may_hold(&mut self, literals: &Prefilter, text: &[u8]) -> bool {
+        let Self { skim, lowered } = self;
+        let found = skim.timed_search(text.len(), || {
+            lowered.clear();
+            lowered.extend(text.iter().map(u8::to_ascii_lowercase));
+            let found = literals.find(lowered, Span::from(0..lowered.len()));
+            found.map(|span| span.start)
+        });
+        found.is_some()
+    }
 }
 
 /// Which patterns match a text ([`Self::found`], by index) and, for each,
@@ -200,10 +232,15 @@ impl std::ops::Deref for Matched {
 }
 
 impl ScanState {
-    /// The cache of node `slot`'s DFA, and its use of its prefilter.
-    fn cache_and_skim(&mut self, slot: usize, automaton: &Automaton) -> (&mut Cache, &mut Skim) {
+    /// The cache of node `slot`'s DFA, its use of its prefilter, and the
+    /// search for the required literals.
+    fn cache_skim_and_search(
+        &mut self,
+        slot: usize,
+        automaton: &Automaton,
+    ) -> (&mut Cache, &mut Skim, &mut RequiredSearch) {
         let cache = self.caches[slot].get_or_insert_with(|| automaton.dfa.create_cache());
-        (cache, &mut self.heat[slot].skim)
+        (cache, &mut self.heat[slot].skim, &mut self.required)
     }
 }
 
@@ -266,16 +303,29 @@ impl Skim {
     /// The first place a match can start, by `prefilter` unless it is
     /// off; `None`: no match.
     fn first_place(&mut self, prefilter: &Prefilter, text: &[u8]) -> Option<usize> {
+        self.timed_search(text.len(), || {
+            let found = prefilter.find(text, Span::from(0..text.len()));
+            found.map(|span| span.start)
+        })
+    }
+
+    /// What `search` of a text of `len` bytes finds, timed, unless it is
+    /// off: then `Some(0)`, the text's start.
+    fn timed_search(
+        &mut self,
+        len: usize,
+        search: impl FnOnce() -> Option<usize>,
+    ) -> Option<usize> {
         if self.0.skips_line() {
             return Some(0);
         }
-        let started = (text.len() >= TIMED_PREFILTER).then(std::time::Instant::now);
-        let found = prefilter.find(text, Span::from(0..text.len()));
+        let started = (len >= TIMED_PREFILTER).then(std::time::Instant::now);
+        let found = search();
         if let Some(started) = started {
-            let budget = text.len() as u128 * DFA_NANOS_PER_BYTE;
+            let budget = len as u128 * DFA_NANOS_PER_BYTE;
             self.timed(started.elapsed().as_nanos() > budget);
         }
-        found.map(|span| span.start)
+        found
     }
 
     /// The prefilter was timed on a text: off for the next lines if it
@@ -412,7 +462,13 @@ impl Scanner {
             starts: None,
             starts_off: Backoff::NEW,
             from: Vec::new(),
+            required: RequiredSearch {
+                skim: Skim::NEW,
+                lowered: Vec::new(),
+            },
         });
+        let required = required::field_literals(&hirs)
+            .and_then(|literals| Prefilter::new(MatchKind::LeftmostFirst, &literals));
         let scanner = Self {
             nodes,
             root,
@@ -422,6 +478,7 @@ impl Scanner {
             limit,
             parts,
             parted: OnceLock::new(),
+            required,
         };
         // The root's errors are the patterns' errors: told when loading.
         if let Some(root) = scanner.root {
@@ -506,6 +563,18 @@ impl Scanner {
         }))
     }
 
+    /// The literals one of which every match holds (see [`required`]), and
+    /// the search for them, when node `index` is the root: the others
+    /// read only some of the patterns.
+    fn required_at<'s>(
+        &self,
+        index: usize,
+        search: &'s mut RequiredSearch,
+    ) -> Option<(&Prefilter, &'s mut RequiredSearch)> {
+        let literals = self.required.as_ref()?;
+        (self.root == Some(index)).then_some((literals, search))
+    }
+
     /// Node `index`, whose DFA is `automaton`, reads `text`; or its halves
     /// do, when it is hot.
     fn read(
@@ -526,10 +595,11 @@ impl Scanner {
             self.halves(index)
         } else {
             let credit = state.heat[index].credit;
-            let (cache, skim) = state.cache_and_skim(index, automaton);
+            let (cache, skim, search) = state.cache_skim_and_search(index, automaton);
+            let required = self.required_at(index, search);
             let (before, clears) = (cache.memory_usage(), cache.clear_count());
             let limit = before.saturating_add(credit);
-            let result = automaton.matches(cache, skim, text, found, any, limit);
+            let result = automaton.matches(cache, skim, required, text, found, any, limit);
             // A cache that filled up was cleared: what it held then was
             // built too.
             let built = match cache.clear_count() == clears {
@@ -582,8 +652,9 @@ impl Scanner {
             // One pattern, or a half's NFA over the limit: the node reads
             // on its own.
             None => {
-                let (cache, skim) = state.cache_and_skim(index, automaton);
-                automaton.matches_unlimited(cache, skim, text, found, any)
+                let (cache, skim, search) = state.cache_skim_and_search(index, automaton);
+                let required = self.required_at(index, search);
+                automaton.matches_unlimited(cache, skim, required, text, found, any)
             }
         }
     }
@@ -857,10 +928,12 @@ impl Automaton {
     /// patterns that match `text`, and `any` when one does; stops when
     /// the lazy DFA gave up on this text, or when its cache grew past
     /// `limit` bytes. Its prefilter, if any, is used as `skim` says.
+    #[allow(clippy::too_many_arguments)]
     fn matches(
         &self,
         cache: &mut Cache,
         skim: &mut Skim,
+        required: Option<(&Prefilter, &mut RequiredSearch)>,
         text: &[u8],
         found: &mut [bool],
         any: &mut bool,
@@ -873,6 +946,15 @@ impl Automaton {
             },
             None => 0,
         };
+        // A match starts at `from` or after, and holds one of the
+        // literals: a long rest without one has none (`%25D0%25BF...`,
+        // which CRLF injection's `%25` starts at every escape).
+        if let Some((literals, search)) = required {
+            let rest = &text[from..];
+            if rest.len() >= SEARCHED_FROM && !search.may_hold(literals, rest) {
+                return Ok(());
+            }
+        }
         cache.search_start(0);
         let result = self.scan(cache, text, from, found, any, limit);
         cache.search_finish(text.len());
@@ -884,11 +966,12 @@ impl Automaton {
         &self,
         cache: &mut Cache,
         skim: &mut Skim,
+        required: Option<(&Prefilter, &mut RequiredSearch)>,
         text: &[u8],
         found: &mut [bool],
         any: &mut bool,
     ) -> Result<(), MatchError> {
-        match self.matches(cache, skim, text, found, any, usize::MAX) {
+        match self.matches(cache, skim, required, text, found, any, usize::MAX) {
             Ok(()) => Ok(()),
             Err(Stop::GaveUp(error)) => Err(error),
             // A cache's size is never past usize::MAX.
@@ -1473,6 +1556,7 @@ pub(crate) mod tests {
                 let read = automaton.matches(
                     &mut cache,
                     &mut skim,
+                    None,
                     text.as_bytes(),
                     &mut found,
                     &mut any,
@@ -1494,6 +1578,98 @@ pub(crate) mod tests {
         assert_eq!(skim.0.next, MIN_HOLD * 4);
         skim.timed(false);
         assert_eq!(skim.0.next, MIN_HOLD * 2);
+    }
+
+    #[test]
+    fn a_long_text_without_a_required_literal_is_not_read_and_one_with_it_is() {
+        // CRLF injection and SSRF's userinfo: the header names and `://`.
+        let patterns = [
+            r"(?i)(%(25)*0[ad]|%u000[ad])\s*(set-cookie|location)\s*(:|%3a)",
+            r"://[^/?#@\s]*(%2f|%40)[^/?#\s]*@",
+        ];
+        let scanner = Scanner::new(&patterns, 1 << 24).unwrap();
+        assert!(scanner.required.is_some());
+        // Their starts (`%`, `:`) make no prefilter: the DFA would read
+        // every text from its start.
+        let root = scanner.root.unwrap();
+        assert!(scanner.automaton(root).unwrap().prefilter.is_none());
+        let twice = "%25D0%25BF%25D1%2580".repeat(100);
+        // The whole text searched, in lower case.
+        assert_eq!(scanner.matches(twice.as_bytes()).unwrap(), None);
+        assert_eq!(
+            scanner.states.get().required.lowered,
+            twice.to_lowercase().as_bytes()
+        );
+        let texts: Vec<Vec<u8>> = [
+            twice.clone(),
+            format!("{twice}%0d%0aSet-Cookie: a=b"),
+            format!("{twice}%250D%250ALOCATION%3A x"),
+            format!("%0d%0a location :{twice}"),
+            format!("http://a%40b@c/{twice}"),
+            // Literals that start no match.
+            format!("{twice}location: set-cookie: ://@"),
+            // Short texts are read without the search.
+            "%0aLocation:".to_owned(),
+            "/a?b=c".to_owned(),
+        ]
+        .map(String::into_bytes)
+        .to_vec();
+        let expected = [
+            None,
+            Some(vec![true, false]),
+            Some(vec![true, false]),
+            Some(vec![true, false]),
+            Some(vec![false, true]),
+            None,
+            Some(vec![true, false]),
+            None,
+        ];
+        for (text, expected) in texts.iter().zip(expected) {
+            // Whether the search is on or off for the line.
+            for search in [false, true] {
+                let mut state = scanner.states.get();
+                state.required.skim = Skim::NEW;
+                if search {
+                    state.required.skim.timed(true);
+                }
+                drop(state);
+                assert_eq!(
+                    scanner.matches(text).unwrap(),
+                    expected,
+                    "{:.60}",
+                    String::from_utf8_lossy(text)
+                );
+            }
+        }
+        check(&patterns, &texts);
+    }
+
+    #[test]
+    fn the_required_literals_are_searched_for_from_where_the_prefilter_finds_a_start() {
+        // A prefilter for `x=`; `location` is the literal searched for.
+        let scanner = Scanner::new(&[r"x=\d+location"], 1 << 24).unwrap();
+        let root = scanner.root.unwrap();
+        assert!(scanner.automaton(root).unwrap().prefilter.is_some());
+        let searched = |text: &str| {
+            scanner.states.get().required.lowered.clear();
+            let matched = scanner.matches(text.as_bytes()).unwrap();
+            let state = scanner.states.get();
+            (
+                matched,
+                String::from_utf8(state.required.lowered.clone()).unwrap(),
+            )
+        };
+        // No start: no search (a text of words costs the prefilter alone).
+        let words = "select ".repeat(100);
+        assert_eq!(searched(&words), (None, String::new()));
+        // The rest from the first start, searched.
+        let pairs = "x=1&".repeat(100);
+        let text = format!("{words}{pairs}");
+        assert_eq!(searched(&text), (None, pairs.clone()));
+        let found = format!("{text}x=12Location x=1location");
+        assert_eq!(searched(&found).0, Some(vec![true]));
+        // A rest too short to be worth a search is read by the DFA.
+        assert_eq!(searched(&format!("{words}x=1")), (None, String::new()));
     }
 
     #[test]
