@@ -304,17 +304,69 @@ pub(super) fn three_encoded_twice(window: &[u8; 16]) -> bool {
     // Bits of the `%25` of each escape, and of its two digits.
     const PERCENT_25: i32 = 0b0001_1100_1110_0111;
     const DIGITS: i32 = 0b0110_0011_0001_1000;
-    let [p, two, five] = [b'%', b'2', b'5'].map(|b| b as i8);
-    // SAFETY: SSE2 is part of x86-64; the load reads the 16 bytes of an
-    // array of 16 (an unaligned load).
+    // SAFETY: SSE2 is part of x86-64.
+    let digits = |bytes| unsafe { _mm_movemask_epi8(hex_digit(bytes)) & DIGITS };
+    let fixed = b"%25\0\0%25\0\0%25\0\0\0";
+    fixed_and_digits(window, fixed, &[0; 16], PERCENT_25, digits, DIGITS)
+}
+
+/// Whether `window` starts with three decimal entities of two digits
+/// (`&#39;&#39;&#39;`, as `entity_ascii` of [`super::normalize`] decodes
+/// them: not when the byte after the third is a `;`).
+#[inline(always)]
+pub(super) fn three_decimal_entities(window: &[u8; 16]) -> bool {
+    // Bits of each one's `&#` and `;`, and of its two digits.
+    const MARKS: i32 = 0b0100_1110_0111_0011;
+    const DIGITS: i32 = 0b0011_0001_1000_1100;
+    // SAFETY: SSE2 is part of x86-64.
+    let digits = |bytes| unsafe { _mm_movemask_epi8(within(bytes, b'0', b'9')) & DIGITS };
+    let fixed = b"&#\0\0;&#\0\0;&#\0\0;\0";
+    window[15] != b';' && fixed_and_digits(window, fixed, &[0; 16], MARKS, digits, DIGITS)
+}
+
+/// Whether `window` starts with two IIS escapes of ASCII characters
+/// (`%u0027%U003c`, as `iis_ascii` of [`super::normalize`] decodes them).
+#[inline(always)]
+pub(super) fn two_iis_escapes(window: &[u8; 16]) -> bool {
+    // Bits of each one's `%u00`, of its first digit (0 to 7: ASCII), and
+    // of its second (any hex digit).
+    const PERCENT_U00: i32 = 0b0000_0011_1100_1111;
+    const HIGH: i32 = 0b0000_0100_0001_0000;
+    const LOW: i32 = 0b0000_1000_0010_0000;
+    // SAFETY: SSE2 is part of x86-64.
+    let digits = |bytes| unsafe {
+        let high = _mm_movemask_epi8(within(bytes, b'0', b'7')) & HIGH;
+        high | (_mm_movemask_epi8(hex_digit(bytes)) & LOW)
+    };
+    // `%U` as `%u`: the bit of case set on each `u`.
+    let mut case = [0; 16];
+    case[1] = 0x20;
+    case[7] = 0x20;
+    let fixed = b"%u00\0\0%u00\0\0\0\0\0\0";
+    fixed_and_digits(window, fixed, &case, PERCENT_U00, digits, HIGH | LOW)
+}
+
+/// Whether `window`'s bytes at the bits of `fixed_bits`, with the bits of
+/// `case` set, are those of `fixed`, and `digits` of its bytes has all the
+/// bits of `digit_bits`.
+#[inline(always)]
+fn fixed_and_digits(
+    window: &[u8; 16],
+    fixed: &[u8; 16],
+    case: &[u8; 16],
+    fixed_bits: i32,
+    digits: impl Fn(__m128i) -> i32,
+    digit_bits: i32,
+) -> bool {
+    // SAFETY: SSE2 is part of x86-64; the loads read the 16 bytes of
+    // arrays of 16 (unaligned loads).
     unsafe {
         let bytes = _mm_loadu_si128(window.as_ptr().cast());
-        let fixed = _mm_setr_epi8(
-            p, two, five, 0, 0, p, two, five, 0, 0, p, two, five, 0, 0, 0,
-        );
-        let percent_25 = _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, fixed)) & PERCENT_25;
-        let digits = _mm_movemask_epi8(hex_digit(bytes)) & DIGITS;
-        percent_25 | digits == PERCENT_25 | DIGITS
+        let case = _mm_loadu_si128(case.as_ptr().cast());
+        let expected = _mm_loadu_si128(fixed.as_ptr().cast());
+        let same = _mm_cmpeq_epi8(_mm_or_si128(bytes, case), expected);
+        let found = (_mm_movemask_epi8(same) & fixed_bits) | digits(bytes);
+        found == fixed_bits | digit_bits
     }
 }
 

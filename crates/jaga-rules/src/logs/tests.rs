@@ -119,7 +119,10 @@ fn response_splitting_after_kilobytes_of_text_encoded_twice_is_detected() {
     // The raw url's DFA reads such text only where the header names are.
     let rules = builtin().unwrap();
     let twice = "%25D0%25BF%25D1%2580%25D0%25B8".repeat(100);
-    for tail in ["%250d%250aLocation:%20http://evil", "%0D%0ASET-COOKIE%3Aa=b"] {
+    for tail in [
+        "%250d%250aLocation:%20http://evil",
+        "%0D%0ASET-COOKIE%3Aa=b",
+    ] {
         let found = ids(&rules, &access(&format!("/r?q={twice}{tail}"), "x", 200));
         assert!(found.contains(&"93176".to_owned()), "{tail}: {found:?}");
     }
