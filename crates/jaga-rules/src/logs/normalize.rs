@@ -299,7 +299,14 @@ fn escapes_in_a_row(text: &[u8], dst: &mut Vec<u8>, entities: bool, pass: &mut P
     }
     if at > 0 {
         pass.changed = true;
-        pass.may_hold_more |= dst[start..].iter().any(|d| may_hold_more(*d));
+        // All bytes looked at, without a branch each: vectorized. An
+        // `any` stopped at the first, but took a branch a byte (a third of
+        // the time of 8 KB of `%u0027`).
+        let decoded = &dst[start..];
+        let more = decoded
+            .iter()
+            .fold(0, |more, d| more | u8::from(may_hold_more(*d)));
+        pass.may_hold_more |= more != 0;
     }
     at
 }
