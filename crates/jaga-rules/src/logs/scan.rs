@@ -43,9 +43,12 @@ const MIN_LANE: usize = 512;
 /// that starts to repeat after that long is still skipped from there).
 const LOOK_EVERY: usize = 4;
 const LOOK_AT_MOST_EVERY: usize = 16;
-/// The longest repeated unit looked for (a long User-Agent repeats
-/// `Mozilla/5.0 (X11; Linux) `, 25 bytes).
-const MAX_PERIOD: usize = 32;
+/// The longest repeated unit looked for: any a block's states can show (a
+/// long User-Agent repeats `Mozilla/5.0 (X11; Linux) `, 25 bytes; a phrase
+/// of two Devanagari or Thai words is about 38 bytes of UTF-8, and at 32
+/// its percent-encoded text was read a byte at a time, 95k lines/s where
+/// Cyrillic and Hebrew ran at 130k).
+const MAX_PERIOD: usize = BLOCK - 1;
 /// Texts shorter than this are read by the DFAs without a search for the
 /// literals the patterns require first (a url of ordinary traffic is
 /// read in about as long as the search would take).
@@ -2047,6 +2050,25 @@ pub(crate) mod tests {
         assert!(!starts::runs_long(&parse(r"=[-.\w]*'")));
         let branches = starts::branches(&parse(r"a|(bb|cc)d|(ee|ff)"));
         assert_eq!(branches.len(), 4, "{branches:?}");
+    }
+
+    #[test]
+    fn a_repeated_phrase_longer_than_32_bytes_is_skipped() {
+        // As long as two Devanagari words and a space in UTF-8; its bytes
+        // all different, so that no shorter unit repeats.
+        let phrase = "abcdefghijklmnopqrstuvwxyz0123456789AB";
+        assert_eq!(phrase.len(), 38);
+        let text = phrase.repeat(20);
+        // The DFA in the same state after each byte of the last block.
+        let after = [LazyStateID::default(); BLOCK];
+        let at = 2 * BLOCK;
+        let skipped_to = skip_repeats(&after, text.as_bytes(), at);
+        assert_eq!((skipped_to - at) % 38, 0);
+        assert!(
+            skipped_to + 38 > text.len(),
+            "{skipped_to} of {}",
+            text.len()
+        );
     }
 
     #[test]
