@@ -184,24 +184,87 @@ struct ScanState {
 
 /// A thread's search for the literals one of which every match holds:
 /// its timing, and the text in lower case it searches.
+///
+/// The search costs about a tenth of a nanosecond a byte (a copy in lower
+/// case and a vector search); the DFA reads a byte in about one, but text
+/// that repeats (`/*!/*!`, `((((`) it skips a unit at a time, for less
+/// than the search (8 KB of `/*!` took 6 % longer with it). So the DFA
+/// reads a long text alone now and then ([`Self::probe`]), timed: while
+/// it reads such text for less than the search costs, it reads it alone.
+/// Only the cost depends on the clock, never the answer.
 struct RequiredSearch {
     skim: Skim,
     lowered: Vec<u8>,
+    /// Lines after which the DFA reads a text alone, timed: twice as many
+    /// each time it was slower than the search.
+    probe: Backoff,
+    /// Lines the DFA reads alone, after it was faster than the search.
+    alone: Backoff,
+    /// What the search last cost, in nanoseconds for 1,024 bytes.
+    search_cost: u128,
 }
 
 impl RequiredSearch {
+    const NEW: Self = Self {
+        skim: Skim::NEW,
+        lowered: Vec::new(),
+        probe: Backoff::NEW,
+        alone: Backoff::NEW,
+        search_cost: SEARCH_NANOS_PER_KB,
+    };
+
     /// Whether `text` may hold one of the literals `literals` searches
     /// for (`true` while the search is off: it cost more than the DFA).
     fn may_hold(&mut self, literals: &Prefilter, text: &[u8]) -> bool {
-        let Self { skim, lowered } = self;
+        let Self {
+            skim,
+            lowered,
+            search_cost,
+            ..
+        } = self;
+        let started = std::time::Instant::now();
         let found = skim.timed_search(text.len(), || {
             lowered.clear();
             lowered.extend(text.iter().map(u8::to_ascii_lowercase));
             let found = literals.find(lowered, Span::from(0..lowered.len()));
             found.map(|span| span.start)
         });
+        // Measured only where it went through the text.
+        if found.is_none() && text.len() >= TIMED_PREFILTER {
+            *search_cost = per_kb(started.elapsed().as_nanos(), text.len());
+        }
         found.is_some()
     }
+
+    /// Whether the DFA reads a text of `len` bytes alone this line, timed
+    /// ([`Self::timed`]): while it reads alone, and on each probe.
+    fn reads_alone(&mut self, len: usize) -> bool {
+        if len < TIMED_PREFILTER {
+            return false;
+        }
+        self.alone.skips_line() || !self.probe.skips_line()
+    }
+
+    /// The DFA read a text of `len` bytes alone in `nanos`: alone for more
+    /// lines if it cost less than the search, else searched for again.
+    fn timed(&mut self, nanos: u128, len: usize) {
+        if per_kb(nanos, len) < self.search_cost {
+            self.alone.start();
+            self.probe.ease();
+        } else {
+            self.alone = Backoff::NEW;
+            self.probe.start();
+        }
+    }
+}
+
+/// What the search for required literals is taken to cost before it is
+/// first timed, in nanoseconds for 1,024 bytes (measured: about 100).
+const SEARCH_NANOS_PER_KB: u128 = 128;
+
+/// `nanos` for `len` bytes, in nanoseconds for 1,024 bytes.
+fn per_kb(nanos: u128, len: usize) -> u128 {
+    nanos * 1024 / len.max(1) as u128
 }
 
 /// Which patterns match a text ([`Self::found`], by index) and, for each,
@@ -465,10 +528,7 @@ impl Scanner {
             starts: None,
             starts_off: Backoff::NEW,
             from: Vec::new(),
-            required: RequiredSearch {
-                skim: Skim::NEW,
-                lowered: Vec::new(),
-            },
+            required: RequiredSearch::NEW,
         });
         let required = required::field_literals(&hirs)
             .and_then(|literals| Prefilter::new(MatchKind::LeftmostFirst, &literals));
@@ -952,15 +1012,21 @@ impl Automaton {
         // A match starts at `from` or after, and holds one of the
         // literals: a long rest without one has none (`%25D0%25BF...`,
         // which CRLF injection's `%25` starts at every escape).
+        let mut alone = None;
         if let Some((literals, search)) = required {
             let rest = &text[from..];
-            if rest.len() >= SEARCHED_FROM && !search.may_hold(literals, rest) {
+            if search.reads_alone(rest.len()) {
+                alone = Some((search, std::time::Instant::now()));
+            } else if rest.len() >= SEARCHED_FROM && !search.may_hold(literals, rest) {
                 return Ok(());
             }
         }
         cache.search_start(0);
         let result = self.scan(cache, text, from, found, any, limit);
         cache.search_finish(text.len());
+        if let Some((search, started)) = alone {
+            search.timed(started.elapsed().as_nanos(), text.len() - from);
+        }
         result
     }
 
@@ -1596,8 +1662,21 @@ pub(crate) mod tests {
         // every text from its start.
         let root = scanner.root.unwrap();
         assert!(scanner.automaton(root).unwrap().prefilter.is_none());
+        // The search on, as between probes; or off, after it was slow; or
+        // the DFA reading alone, after it was faster than the search.
+        let mode = |mode: &str| {
+            let mut state = scanner.states.get();
+            state.required = RequiredSearch::NEW;
+            state.required.probe.left = MAX_HOLD;
+            match mode {
+                "off" => state.required.skim.timed(true),
+                "alone" => state.required.alone.left = MAX_HOLD,
+                _ => {}
+            }
+        };
         let twice = "%25D0%25BF%25D1%2580".repeat(100);
         // The whole text searched, in lower case.
+        mode("searched");
         assert_eq!(scanner.matches(twice.as_bytes()).unwrap(), None);
         assert_eq!(
             scanner.states.get().required.lowered,
@@ -1628,14 +1707,8 @@ pub(crate) mod tests {
             None,
         ];
         for (text, expected) in texts.iter().zip(expected) {
-            // Whether the search is on or off for the line.
-            for search in [false, true] {
-                let mut state = scanner.states.get();
-                state.required.skim = Skim::NEW;
-                if search {
-                    state.required.skim.timed(true);
-                }
-                drop(state);
+            for each in ["searched", "off", "alone"] {
+                mode(each);
                 assert_eq!(
                     scanner.matches(text).unwrap(),
                     expected,
@@ -1645,6 +1718,46 @@ pub(crate) mod tests {
             }
         }
         check(&patterns, &texts);
+    }
+
+    #[test]
+    fn the_dfa_reads_alone_while_it_costs_less_than_the_search_and_is_probed_less_often_when_more()
+    {
+        let mut search = RequiredSearch::NEW;
+        // Short texts are never timed.
+        assert!(!search.reads_alone(TIMED_PREFILTER - 1));
+        // The first long text: a probe, slower than the search (12 us for
+        // 8 KB), then searched for the next lines.
+        assert!(search.reads_alone(8192));
+        search.timed(12_000, 8192);
+        for _ in 0..MIN_HOLD {
+            assert!(!search.reads_alone(8192));
+        }
+        // The next probe, slower again: twice as many lines searched.
+        assert!(search.reads_alone(8192));
+        search.timed(12_000, 8192);
+        assert_eq!(search.probe.left, 2 * MIN_HOLD);
+        for _ in 0..2 * MIN_HOLD {
+            assert!(!search.reads_alone(8192));
+        }
+        // A probe faster than the search: the DFA reads alone, timed each
+        // time, as long as it stays faster.
+        assert!(search.reads_alone(8192));
+        search.timed(200, 8192);
+        for _ in 0..3 * MIN_HOLD {
+            assert!(search.reads_alone(8192));
+            search.timed(200, 8192);
+        }
+        // A text it reads slower: searched again from the next line.
+        assert!(search.reads_alone(8192));
+        search.timed(12_000, 8192);
+        assert!(!search.reads_alone(8192));
+        // Against a search measured cheaper than that DFA: searched again.
+        search.search_cost = 10;
+        search.alone.left = 1;
+        assert!(search.reads_alone(8192));
+        search.timed(200, 8192);
+        assert_eq!(search.alone.left, 0);
     }
 
     #[test]
