@@ -1163,6 +1163,168 @@ fn past_unclosed_openers(src: &[u8], mut at: usize) -> usize {
     at
 }
 
+/// Bytes a look at comments close together covers: the pairs that start
+/// at its first 32 (a `*/` needs the byte after).
+const COMMENT_WINDOW: usize = SCAN_CHUNK + 1;
+
+/// Where, in the 32 bytes a [`COMMENT_WINDOW`] starts with, comments open
+/// (`/*`) and close (`*/`) and blanks are (whitespace and control bytes),
+/// bit `n` for byte `n`; counted without a branch, so vectorized.
+struct CommentMarks {
+    openers: u32,
+    closers: u32,
+    blanks: u32,
+}
+
+impl CommentMarks {
+    #[inline(always)]
+    fn of(window: &[u8; COMMENT_WINDOW]) -> Self {
+        let (mut openers, mut closers, mut blanks) =
+            ([0u8; SCAN_CHUNK], [0; SCAN_CHUNK], [0; SCAN_CHUNK]);
+        for n in 0..SCAN_CHUNK {
+            let (byte, after) = (window[n], window[n + 1]);
+            openers[n] = u8::from((byte == b'/') & (after == b'*'));
+            closers[n] = u8::from((byte == b'*') & (after == b'/'));
+            blanks[n] = u8::from(is_space(byte));
+        }
+        Self {
+            openers: bits_of(&openers),
+            closers: bits_of(&closers),
+            blanks: bits_of(&blanks),
+        }
+    }
+}
+
+/// Where [`strip_close_comments`] left a comment. At each such place a
+/// space was written last, and what is written up to the next (the bytes
+/// before an opener, a space, the comment dropped) depends on the text
+/// in between alone: a text that repeats a segment writes its output
+/// again.
+#[derive(Clone, Copy)]
+struct CommentEnd {
+    /// Past the comment's `*/`.
+    at: usize,
+    /// How far it is from the end before it (0 for the first).
+    segment: usize,
+    /// The length of the output then.
+    written: usize,
+}
+
+impl CommentEnd {
+    fn after(last: Option<CommentEnd>, at: usize, written: usize) -> Self {
+        let segment = last.map_or(0, |last| at - last.at);
+        Self {
+            at,
+            segment,
+            written,
+        }
+    }
+
+    /// When the segment up to `end` (the comment end after this one) is
+    /// as long as the one before it, a hint that the text repeats: as
+    /// many more times as the text goes on repeating it, its output
+    /// written again (`/*/*/*...`: ` *` for each six bytes); the place
+    /// after the last, `None` if it is not repeated.
+    fn repeated_up_to(&self, end: &CommentEnd, src: &[u8], dst: &mut Vec<u8>) -> Option<usize> {
+        if end.segment == 0 || end.segment != self.segment {
+            return None;
+        }
+        let (from, to) = (src.get(self.at..)?, src.get(end.at..)?);
+        let times = super::scan::common_prefix(from, to) / end.segment;
+        if times == 0 {
+            return None;
+        }
+        write_again(dst, end.written - self.written, times);
+        Some(end.at + times * end.segment)
+    }
+}
+
+/// The last `unit` bytes of `dst` written `times` more times, in copies
+/// that double.
+fn write_again(dst: &mut Vec<u8>, unit: usize, times: usize) {
+    let start = dst.len() - unit;
+    let mut left = unit * times;
+    dst.reserve(left);
+    while left > 0 {
+        // Whole units but for the last copy, which ends the output.
+        let take = (dst.len() - start).min(left);
+        dst.extend_from_within(start..start + take);
+        left -= take;
+    }
+}
+
+/// Comments that open and close within a few bytes of each other
+/// (`/*/*/*...`, `/**/x/**/y`), from the opener at `from` (not executable,
+/// outside an executable comment) on: each dropped as one space, the
+/// bytes between them copied, all told from the marks of a window (where
+/// the loop of [`strip_comments_and_collapse`] took a turn, a look at the
+/// opener and a search for its `*/` for each), and a segment the text
+/// repeats written again without a look ([`CommentEnd`]): 8 KB of `/*`
+/// were 80k lines/s. Stops at what it leaves to that loop (blanks, an
+/// executable opener, a `*/` past the window): where, or `None` if at
+/// `from`.
+fn strip_close_comments(
+    src: &[u8],
+    from: usize,
+    dst: &mut Vec<u8>,
+    in_space: &mut bool,
+) -> Option<usize> {
+    let mut at = from;
+    let mut last: Option<CommentEnd> = None;
+    'windows: while let Some(window) = src
+        .get(at..at + COMMENT_WINDOW)
+        .and_then(|window| <&[u8; COMMENT_WINDOW]>::try_from(window).ok())
+    {
+        let marks = CommentMarks::of(window);
+        // After a comment, or at the first opener.
+        let mut place = 0;
+        loop {
+            let stops = (marks.openers | marks.blanks) >> place;
+            if stops == 0 {
+                at += place;
+                break 'windows;
+            }
+            let next = place + stops.trailing_zeros() as usize;
+            // A byte between comments (`/*/*/*` leaves a star) is pushed:
+            // a copy of one byte is a call.
+            match next - place {
+                0 => {}
+                1 => dst.push(window[place]),
+                _ => dst.extend_from_slice(&window[place..next]),
+            }
+            *in_space &= next == place;
+            // An opener's `*/` is looked for from after it (`/*/` is no
+            // comment).
+            let closers = match next + 2 < SCAN_CHUNK {
+                true => marks.closers >> (next + 2),
+                false => 0,
+            };
+            if marks.blanks >> next & 1 == 1 || closers == 0 || window.get(next + 2) == Some(&b'!')
+            {
+                at += next;
+                break 'windows;
+            }
+            place = next + 2 + closers.trailing_zeros() as usize + 2;
+            if !*in_space {
+                dst.push(b' ');
+                *in_space = true;
+            }
+            let end = CommentEnd::after(last, at + place, dst.len());
+            if let Some(past) = last.and_then(|last| last.repeated_up_to(&end, src, dst)) {
+                at = past;
+                last = None;
+                continue 'windows;
+            }
+            last = Some(end);
+            if place >= SCAN_CHUNK {
+                at += place;
+                continue 'windows;
+            }
+        }
+    }
+    (at > from).then_some(at)
+}
+
 /// How many bytes from `from` on (up to `limit`)
 /// [`strip_comments_and_collapse`] copies as they are, `from` being one
 /// that needs no work: up to a control byte, a space after whitespace, or
@@ -1256,17 +1418,19 @@ fn work_at(src: &[u8], i: usize, in_space: bool) -> Work {
 /// space (what follows it is kept: it may be the payload); each run of
 /// whitespace one space; from `src` into `dst`.
 fn strip_comments_and_collapse(src: &[u8], dst: &mut Vec<u8>) {
-    strip_comments_and_collapse_with(src, dst, plain_run);
+    strip_comments_and_collapse_with(src, dst, plain_run, true);
 }
 
 /// [`strip_comments_and_collapse`] with the finder of the run that needs
-/// no work given: the one used, or in tests one that takes a byte at a
-/// time.
+/// no work given (the one used, or in tests one that takes a byte at a
+/// time), and comments close together taken at once or, in tests, one
+/// at a time.
 #[inline(never)]
 fn strip_comments_and_collapse_with(
     src: &[u8],
     dst: &mut Vec<u8>,
     mut plain_run: impl FnMut(&[u8], usize, usize) -> usize,
+    close_comments_at_once: bool,
 ) {
     dst.reserve(src.len());
     let mut in_space = false;
@@ -1318,6 +1482,16 @@ fn strip_comments_and_collapse_with(
             }
         }
         if work == Work::Opener {
+            if close_comments_at_once
+                && executable_end.is_none()
+                && i + 2 < no_closer_from
+                && src.get(i + 2) != Some(&b'!')
+            {
+                if let Some(next) = strip_close_comments(src, i, dst, &mut in_space) {
+                    i = next;
+                    continue;
+                }
+            }
             let end = match i + 2 >= no_closer_from {
                 true => None,
                 false => comment_closer(&src[i + 2..]).map(|end| i + 2 + end),
@@ -1843,14 +2017,68 @@ pub(super) mod tests {
         }
         for text in texts {
             let (mut chunked, mut bytewise) = (Vec::new(), Vec::new());
-            strip_comments_and_collapse_with(text.as_bytes(), &mut chunked, plain_run);
-            strip_comments_and_collapse_with(text.as_bytes(), &mut bytewise, |_, _, _| 1);
+            strip_comments_and_collapse_with(text.as_bytes(), &mut chunked, plain_run, true);
+            strip_comments_and_collapse_with(text.as_bytes(), &mut bytewise, |_, _, _| 1, false);
             assert_eq!(
                 String::from_utf8_lossy(&chunked),
                 String::from_utf8_lossy(&bytewise),
                 "{text:?}"
             );
         }
+    }
+
+    #[test]
+    fn comments_close_together_are_stripped_as_one_at_a_time() {
+        use crate::logs::scan::tests::scrambled;
+        let units = [
+            "/*", "*/", "/**/", "/*/", "*", "/", "!", "/*!", "/*!1", "a", "bc", " ", "  ", "\t",
+            "x*/",
+        ];
+        let mut texts = Vec::new();
+        for seed in 0..3_000 {
+            let bytes = 1 + seed as usize % 300;
+            let text = scrambled(&units, bytes, seed, "", 0);
+            // Repeated, then broken off at each length: the repetitions
+            // written again end where the text stops repeating.
+            let unit = &text[..text.len().min(1 + seed as usize % 13)];
+            let mut repeated = unit.repeat(2 + seed as usize % 40);
+            repeated.truncate(repeated.len() - seed as usize % unit.len());
+            repeated.extend_from_slice(&text);
+            texts.push(text);
+            texts.push(repeated);
+        }
+        for text in texts {
+            let (mut at_once, mut one_by_one) = (Vec::new(), Vec::new());
+            strip_comments_and_collapse_with(&text, &mut at_once, plain_run, true);
+            strip_comments_and_collapse_with(&text, &mut one_by_one, |_, _, _| 1, false);
+            assert_eq!(
+                String::from_utf8_lossy(&at_once),
+                String::from_utf8_lossy(&one_by_one),
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+    }
+
+    #[test]
+    fn a_repeated_segment_between_comments_is_written_again_to_where_the_text_changes() {
+        // Comments ending at 5 and 11 (`/*/*/` then `*/*/*/`): the segment
+        // from 5 repeats to byte 605, where `x` breaks it.
+        let mut text = b"/*/*/".to_vec();
+        text.extend_from_slice(&b"*/*/*/".repeat(100));
+        text.extend_from_slice(b"x/**/");
+        let first = CommentEnd::after(None, 5, 1);
+        let second = CommentEnd::after(Some(first), 11, 3);
+        let third = CommentEnd::after(Some(second), 17, 5);
+        // Each segment writes a star and a space.
+        let mut out = b" * * ".to_vec();
+        assert_eq!(first.repeated_up_to(&second, &text, &mut out), None);
+        assert_eq!(second.repeated_up_to(&third, &text, &mut out), Some(605));
+        let written = format!(" {}", "* ".repeat(100));
+        assert_eq!(String::from_utf8_lossy(&out), written);
+        let mut stripped = Vec::new();
+        strip_comments_and_collapse(&text, &mut stripped);
+        assert_eq!(String::from_utf8_lossy(&stripped), format!("{written}x "));
     }
 
     #[test]
@@ -2055,11 +2283,12 @@ pub(super) mod tests {
         let text = b"'(/<>;/|&/$[/]=-#";
         let mut runs = Vec::new();
         let mut out = Vec::new();
-        strip_comments_and_collapse_with(text, &mut out, |src, from, limit| {
+        let counted = |src: &[u8], from, limit| {
             let run = plain_run(src, from, limit);
             runs.push(run);
             run
-        });
+        };
+        strip_comments_and_collapse_with(text, &mut out, counted, true);
         assert_eq!(out, text);
         assert_eq!(runs, [text.len()]);
     }

@@ -1526,7 +1526,7 @@ fn skip_repeats(after: &[LazyStateID], text: &[u8], at: usize) -> usize {
 
 /// How many bytes `a` and `b` have in common at their start; compared a
 /// block at a time.
-fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+pub(super) fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     const CHUNK: usize = 32;
     let len = a.len().min(b.len());
     let mut at = 0;
