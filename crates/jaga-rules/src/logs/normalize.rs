@@ -1156,9 +1156,23 @@ fn opener_len(text: &[u8]) -> usize {
 }
 
 /// Past the run of comment openers from `at` on, when no `*/` follows.
+/// After two alike (`/*!/*!`), past as many more as the text repeats
+/// them: a look an opener was 1 ns of each 3 bytes of `/*!/*!...`.
 fn past_unclosed_openers(src: &[u8], mut at: usize) -> usize {
+    let mut last = 0;
     while src[at..].starts_with(b"/*") {
-        at += opener_len(&src[at..]);
+        let len = opener_len(&src[at..]);
+        if len == last {
+            // From the opener before on, the text has a period of `len`:
+            // each opener whose bytes and the byte after them (which ends
+            // its version) lie in it is read as the one before.
+            let repeated = super::scan::common_prefix(&src[at - len..], &src[at..]);
+            at += repeated.saturating_sub(1) / len * len;
+            last = 0;
+            continue;
+        }
+        at += len;
+        last = len;
     }
     at
 }
@@ -2054,6 +2068,35 @@ pub(super) mod tests {
             assert_eq!(
                 String::from_utf8_lossy(&at_once),
                 String::from_utf8_lossy(&one_by_one),
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+    }
+
+    #[test]
+    fn a_run_of_unclosed_openers_is_passed_over_to_where_one_at_a_time_ends() {
+        use crate::logs::scan::tests::scrambled;
+        let one_at_a_time = |src: &[u8], mut at: usize| {
+            while src[at..].starts_with(b"/*") {
+                at += opener_len(&src[at..]);
+            }
+            at
+        };
+        let units = [
+            "/*", "/*!", "/*!1", "/*!12", "/*!50000", "1", "!", "*", "/", "x",
+        ];
+        for seed in 0..3_000 {
+            let unit = scrambled(&units[..5], 1 + seed as usize % 12, seed, "", 0);
+            let mut text = unit.repeat(1 + seed as usize % 30);
+            text.truncate(text.len() - seed as usize % 4 % text.len());
+            text.extend(scrambled(&units, seed as usize % 20, seed + 1, "", 0));
+            if !text.starts_with(b"/*") {
+                continue;
+            }
+            assert_eq!(
+                past_unclosed_openers(&text, 0),
+                one_at_a_time(&text, 0),
                 "{:?}",
                 String::from_utf8_lossy(&text)
             );
