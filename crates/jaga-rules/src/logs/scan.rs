@@ -222,16 +222,15 @@ impl RequiredSearch {
             search_cost,
             ..
         } = self;
-        let started = std::time::Instant::now();
-        let found = skim.timed_search(text.len(), || {
+        let (found, nanos) = skim.timed_search(text.len(), || {
             lowered.clear();
             lowered.extend(text.iter().map(u8::to_ascii_lowercase));
             let found = literals.find(lowered, Span::from(0..lowered.len()));
             found.map(|span| span.start)
         });
-        // Measured only where it went through the text.
-        if found.is_none() && text.len() >= TIMED_PREFILTER {
-            *search_cost = per_kb(started.elapsed().as_nanos(), text.len());
+        // Its cost, where it went through the text.
+        if let (None, Some(nanos)) = (found, nanos) {
+            *search_cost = per_kb(nanos, text.len());
         }
         found.is_some()
     }
@@ -369,29 +368,31 @@ impl Skim {
     /// The first place a match can start, by `prefilter` unless it is
     /// off; `None`: no match.
     fn first_place(&mut self, prefilter: &Prefilter, text: &[u8]) -> Option<usize> {
-        self.timed_search(text.len(), || {
+        let (found, _) = self.timed_search(text.len(), || {
             let found = prefilter.find(text, Span::from(0..text.len()));
             found.map(|span| span.start)
-        })
+        });
+        found
     }
 
     /// What `search` of a text of `len` bytes finds, timed, unless it is
-    /// off: then `Some(0)`, the text's start.
+    /// off: then `Some(0)`, the text's start. With the nanoseconds it
+    /// took, when it was timed.
     fn timed_search(
         &mut self,
         len: usize,
         search: impl FnOnce() -> Option<usize>,
-    ) -> Option<usize> {
+    ) -> (Option<usize>, Option<u128>) {
         if self.0.skips_line() {
-            return Some(0);
+            return (Some(0), None);
         }
         let started = (len >= TIMED_PREFILTER).then(std::time::Instant::now);
         let found = search();
-        if let Some(started) = started {
-            let budget = len as u128 * DFA_NANOS_PER_BYTE;
-            self.timed(started.elapsed().as_nanos() > budget);
+        let nanos = started.map(|started| started.elapsed().as_nanos());
+        if let Some(nanos) = nanos {
+            self.timed(nanos > len as u128 * DFA_NANOS_PER_BYTE);
         }
-        found
+        (found, nanos)
     }
 
     /// The prefilter was timed on a text: off for the next lines if it
