@@ -532,12 +532,12 @@ fn chunk_escapes(window: &[u8; SCAN_WINDOW], entities: bool) -> (u32, u32) {
 /// Thirty-two bytes of 0 or 1 to thirty-two bits, bit `n` from byte `n`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn bits_of(flags: &[u8; SCAN_CHUNK]) -> u32 {
+pub(super) fn bits_of(flags: &[u8; SCAN_CHUNK]) -> u32 {
     super::simd::bits_of(flags)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn bits_of(flags: &[u8; SCAN_CHUNK]) -> u32 {
+pub(super) fn bits_of(flags: &[u8; SCAN_CHUNK]) -> u32 {
     // Eight bytes to eight bits: the multiplier moves byte `n`'s bit to bit
     // `56 + n`, and no two of its products overlap.
     flags

@@ -1562,17 +1562,11 @@ fn repeat_candidates(after: &[LazyStateID], now: LazyStateID, text: &[u8], at: u
     periods
 }
 
-/// Sixty-four bytes of 0 or 1 to sixty-four bits, bit `n` from byte `n`:
-/// the multiplier moves byte `k`'s bit of a word to bit `56 + k`, and no
-/// two of its products overlap.
+/// Sixty-four bytes of 0 or 1 to sixty-four bits, bit `n` from byte `n`.
 fn flags_to_bits(flags: &[u8; 64]) -> u64 {
-    flags
-        .chunks_exact(8)
-        .enumerate()
-        .fold(0, |bits, (n, eight)| {
-            let word = u64::from_le_bytes(eight.try_into().unwrap_or_default());
-            bits | (word.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * n)
-        })
+    let (low, high) = flags.split_at(32);
+    let half = |flags: &[u8]| <&[u8; 32]>::try_from(flags).map_or(0, super::normalize::bits_of);
+    u64::from(half(low)) | u64::from(half(high)) << 32
 }
 
 /// How many bytes `a` and `b` have in common at their start; compared a
