@@ -163,14 +163,17 @@ impl FieldSet {
         match self.scanner.matches_with_places(text) {
             Ok(Some(mut matched)) => {
                 // A pattern read with its counts relaxed matched at least
-                // what it says: the pattern itself tells.
+                // what it says: the pattern itself tells, by a search for
+                // the first match, which the payload is then cut from.
                 for index in 0..matched.found.len() {
                     if matched.found[index] && self.scanner.relaxed(index) {
                         let from = matched.from(index);
-                        matched.found[index] = self
+                        let first = self
                             .patterns
                             .get(index)
-                            .is_some_and(|p| p.is_match_at(text, from));
+                            .and_then(|p| p.find_at(text, from))
+                            .map(|m| m.range());
+                        matched.confirm(index, first);
                     }
                 }
                 matched.found.contains(&true).then_some(matched)
@@ -885,8 +888,13 @@ fn payload_of(
             // No match starts before where the readings from starts first
             // matched it.
             let from = matches.as_ref().map_or(0, |m| m.from(*index));
-            if let Some(m) = regex.find_at(text.as_bytes(), from) {
-                let mut payload = String::from_utf8_lossy(&text.as_bytes()[m.range()]).into_owned();
+            let first = match matches.as_ref().and_then(|m| m.first(*index)) {
+                Some(first) => Some(first),
+                None => regex.find_at(text.as_bytes(), from).map(|m| m.range()),
+            };
+            if let Some(range) = first {
+                let bytes = text.as_bytes().get(range).unwrap_or_default();
+                let mut payload = String::from_utf8_lossy(bytes).into_owned();
                 if payload.len() > MAX_PAYLOAD {
                     let mut cut = MAX_PAYLOAD;
                     while !payload.is_char_boundary(cut) {
@@ -1131,6 +1139,14 @@ mod tests {
                     set.field,
                     matched.from(index)
                 );
+                if set.scanner.relaxed(index) {
+                    assert_eq!(
+                        matched.first(index),
+                        pattern.find(text).map(|m| m.range()),
+                        "field {} pattern {index}",
+                        set.field
+                    );
+                }
             }
         }
         Some(matched.found)
@@ -1159,6 +1175,45 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn a_relaxed_patterns_payload_is_the_match_its_confirmation_found() {
+        // The confirmation searched for the first match and the payload
+        // searched for it again: on random punctuation, where SQL
+        // injection's relaxed pattern matches a quote and a `#`, 9 % of
+        // the time went to the second search.
+        let rules = crate::logs::builtin().unwrap();
+        let set = url_set(&rules);
+        let sql = set
+            .patterns
+            .iter()
+            .position(|p| p.as_str().contains("information_schema"))
+            .unwrap();
+        assert!(set.scanner.relaxed(sql));
+        let text = b"/a?q=}[$.*'#(;-=&>||'#".as_slice();
+        let fallbacks = AtomicU64::new(0);
+        let matched = set.matches(text, &fallbacks).unwrap();
+        let first = set.patterns[sql].find(text).map(|m| m.range());
+        assert_eq!(first, Some(10..12));
+        assert_eq!(matched.first(sql), first);
+        let line = format!(
+            r#"203.0.113.7 - - [23/Nov/2026:03:24:25 +0000] "GET {} HTTP/1.1" 200 612 "-" "curl/8.5.0""#,
+            std::str::from_utf8(text).unwrap()
+        );
+        let fields = jaga_decode::decode(&line, &jaga_decode::UserDecoders::default());
+        let alerts = rules.evaluate(&fields, 0, &mut FrequencyState::default());
+        let alert = alerts.iter().find(|m| m.id == "93100").unwrap();
+        assert_eq!(alert.payload.as_deref(), Some("'#"));
+        // A relaxed pattern that does not match has no place.
+        let far = format!("/a?q=${{{}jndi:ldap://e/a}}", ".".repeat(61));
+        let log4shell = set
+            .patterns
+            .iter()
+            .position(|p| p.as_str().contains("jndi"))
+            .unwrap();
+        let matched = set.matches(far.as_bytes(), &fallbacks);
+        assert!(matched.is_none_or(|m| !m.found[log4shell] && m.first(log4shell).is_none()));
     }
 
     /// The url's normalized patterns, as the built-in rules compile them.

@@ -28,6 +28,7 @@ use regex_automata::util::prefilter::Prefilter;
 use regex_automata::util::syntax;
 use regex_automata::{Input, MatchError, MatchKind, Span};
 use regex_syntax::hir::{Hir, HirKind};
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use super::required;
@@ -273,18 +274,46 @@ fn per_kb(nanos: u128, len: usize) -> u128 {
 pub(crate) struct Matched {
     pub(crate) found: Vec<bool>,
     from: Vec<usize>,
+    /// For each pattern whose match a search confirmed (see
+    /// [`Self::confirm`]), where its first match lies: what the search
+    /// for it would find again. Empty when none was.
+    first: Vec<Option<Range<usize>>>,
 }
 
 impl Matched {
     /// `found`, with no place known: from the start for each.
     pub(crate) fn anywhere(found: Vec<bool>) -> Self {
         let from = vec![0; found.len()];
-        Self { found, from }
+        Self {
+            found,
+            from,
+            first: Vec::new(),
+        }
     }
 
     /// The place no match of pattern `index` starts before.
     pub(crate) fn from(&self, index: usize) -> usize {
         self.from.get(index).copied().unwrap_or(0)
+    }
+
+    /// Pattern `index` matches as `first`, its first match from
+    /// [`Self::from`] that a search found (`None`: it does not match).
+    pub(crate) fn confirm(&mut self, index: usize, first: Option<Range<usize>>) {
+        if self.first.len() < self.found.len() {
+            self.first.resize(self.found.len(), None);
+        }
+        if let Some(found) = self.found.get_mut(index) {
+            *found = first.is_some();
+        }
+        if let Some(slot) = self.first.get_mut(index) {
+            *slot = first;
+        }
+    }
+
+    /// Where the first match of pattern `index` lies, when a search
+    /// confirmed it.
+    pub(crate) fn first(&self, index: usize) -> Option<Range<usize>> {
+        self.first.get(index).cloned().flatten()
     }
 }
 
@@ -616,6 +645,7 @@ impl Scanner {
         // Only the readings from starts tell a place.
         Ok(any.then(|| Matched {
             found,
+            first: Vec::new(),
             from: state
                 .from
                 .iter()
