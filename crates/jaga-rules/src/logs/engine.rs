@@ -888,10 +888,10 @@ fn payload_of(
             // No match starts before where the readings from starts first
             // matched it.
             let from = matches.as_ref().map_or(0, |m| m.from(*index));
-            let first = match matches.as_ref().and_then(|m| m.first(*index)) {
-                Some(first) => Some(first),
-                None => regex.find_at(text.as_bytes(), from).map(|m| m.range()),
-            };
+            let first = matches
+                .as_ref()
+                .and_then(|m| m.first(*index))
+                .or_else(|| regex.find_at(text.as_bytes(), from).map(|m| m.range()));
             if let Some(range) = first {
                 let bytes = text.as_bytes().get(range).unwrap_or_default();
                 let mut payload = String::from_utf8_lossy(bytes).into_owned();
@@ -1158,11 +1158,7 @@ mod tests {
         // relaxed, 61 match too.
         let rules = crate::logs::builtin().unwrap();
         let set = url_set(&rules);
-        let log4shell = set
-            .patterns
-            .iter()
-            .position(|p| p.as_str().contains("jndi"))
-            .unwrap();
+        let log4shell = pattern_holding(set, "jndi");
         assert!(set.scanner.relaxed(log4shell));
         for (dots, matches) in [(60, true), (61, false)] {
             let text = format!("/a?q=${{{}jndi:ldap://e/a}}", ".".repeat(dots));
@@ -1185,11 +1181,7 @@ mod tests {
         // the time went to the second search.
         let rules = crate::logs::builtin().unwrap();
         let set = url_set(&rules);
-        let sql = set
-            .patterns
-            .iter()
-            .position(|p| p.as_str().contains("information_schema"))
-            .unwrap();
+        let sql = pattern_holding(set, "information_schema");
         assert!(set.scanner.relaxed(sql));
         let text = b"/a?q=}[$.*'#(;-=&>||'#".as_slice();
         let fallbacks = AtomicU64::new(0);
@@ -1207,13 +1199,17 @@ mod tests {
         assert_eq!(alert.payload.as_deref(), Some("'#"));
         // A relaxed pattern that does not match has no place.
         let far = format!("/a?q=${{{}jndi:ldap://e/a}}", ".".repeat(61));
-        let log4shell = set
-            .patterns
-            .iter()
-            .position(|p| p.as_str().contains("jndi"))
-            .unwrap();
+        let log4shell = pattern_holding(set, "jndi");
         let matched = set.matches(far.as_bytes(), &fallbacks);
         assert!(matched.is_none_or(|m| !m.found[log4shell] && m.first(log4shell).is_none()));
+    }
+
+    /// The index in `set` of the pattern whose source holds `part`.
+    fn pattern_holding(set: &FieldSet, part: &str) -> usize {
+        set.patterns
+            .iter()
+            .position(|p| p.as_str().contains(part))
+            .unwrap()
     }
 
     /// The url's normalized patterns, as the built-in rules compile them.

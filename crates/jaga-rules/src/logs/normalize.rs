@@ -342,8 +342,9 @@ struct EscapeFinder<'a> {
     number: Option<usize>,
     /// Whether the last search stopped within [`NEAR`] bytes.
     dense: bool,
-    /// No `&` before this starts an entity: the search there is for `%`
-    /// and `\\` alone (see [`Self::entities_from`]).
+    /// No `&` before this (at most the text's length) starts an entity:
+    /// the search there is for `%` and `\\` alone (see
+    /// [`Self::entities_from`]).
     no_entity_before: usize,
 }
 
@@ -363,38 +364,26 @@ impl<'a> EscapeFinder<'a> {
 
     /// The first `;` at or after `at` (`usize::MAX`: none).
     fn semicolon_from(&mut self, at: usize) -> usize {
-        match self.semicolon {
-            Some(first) if first >= at => first,
-            _ => {
-                let first = memchr::memchr(b';', &self.text[at..]).map_or(usize::MAX, |o| at + o);
-                self.semicolon = Some(first);
-                first
-            }
-        }
+        first_from(&mut self.semicolon, self.text, at, |rest| {
+            memchr::memchr(b';', rest)
+        })
     }
 
     /// Where an `&` may start an entity again, from an `&` at `at` that
     /// starts none: at the next `&#`, or where the next `;` is within
-    /// [`MAX_ENTITY`] bytes. A query of `a=1&b=2&...` after its one `;`
+    /// [`MAX_ENTITY`] bytes; at most the text's length. A query of `a=1&b=2&...` after its one `;`
     /// (`/a;jsessionid=1?a=1&b=2`) was otherwise searched an `&` at a time,
     /// each then looked at with the chunk after it: 40 % of the time of
     /// such 8 KB lines.
     fn entities_from(&mut self, at: usize) -> usize {
-        let number = match self.number {
-            Some(first) if first >= at => first,
-            _ => {
-                let first = ENTITY_NUMBER
-                    .find(&self.text[at..])
-                    .map_or(usize::MAX, |o| at + o);
-                self.number = Some(first);
-                first
-            }
-        };
+        let number = first_from(&mut self.number, self.text, at, |rest| {
+            ENTITY_NUMBER.find(rest)
+        });
         let named = self
             .semicolon_from(at)
             .saturating_add(1)
             .saturating_sub(MAX_ENTITY);
-        number.min(named)
+        number.min(named).min(self.text.len())
     }
 
     /// Whether a `;` ends a named entity that starts in the chunk at `at`
@@ -424,12 +413,12 @@ impl<'a> EscapeFinder<'a> {
             }
             let rest = text.get(at..).unwrap_or_default();
             let found = match self.entities {
-                true if at < self.no_entity_before.min(text.len()) => {
-                    let before = self.no_entity_before.min(text.len());
-                    match memchr::memchr2(b'%', b'\\', &text[at..before]) {
+                true if at < self.no_entity_before => {
+                    let before = &text[at..self.no_entity_before];
+                    match memchr::memchr2(b'%', b'\\', before) {
                         Some(found) => Some(found),
                         None => {
-                            at = before;
+                            at = self.no_entity_before;
                             continue;
                         }
                     }
@@ -498,6 +487,25 @@ impl<'a> EscapeFinder<'a> {
                 true => escapes | named,
                 false => escapes,
             };
+        }
+    }
+}
+
+/// The first place at or after `at` in `text` that `search` finds
+/// (`usize::MAX`: none), kept in `cache` for the calls after, whose `at`
+/// only grows: searched again once `at` is past it.
+fn first_from(
+    cache: &mut Option<usize>,
+    text: &[u8],
+    at: usize,
+    search: impl FnOnce(&[u8]) -> Option<usize>,
+) -> usize {
+    match *cache {
+        Some(first) if first >= at => first,
+        _ => {
+            let first = search(&text[at..]).map_or(usize::MAX, |offset| at + offset);
+            *cache = Some(first);
+            first
         }
     }
 }
