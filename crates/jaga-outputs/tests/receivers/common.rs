@@ -2,6 +2,7 @@
 //! 127.0.0.1 in a temp dir and killed at the end, free ports, certificates
 //! made at test time, and alerts to send.
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -67,6 +68,20 @@ pub fn free_port() -> u16 {
     panic!("no free port in {FIRST}..{}", FIRST + SPAN);
 }
 
+/// Whether `GET path` on 127.0.0.1:`port` answers 200 (HTTP/1.0, so the
+/// answer ends with the connection).
+fn http_ok(port: u16, path: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    let mut answer = String::new();
+    stream.write_all(request.as_bytes()).is_ok()
+        && stream.read_to_string(&mut answer).is_ok()
+        && answer.split(' ').nth(1) == Some("200")
+}
+
 /// A running receiver, killed (and its log shown on failure) when dropped.
 pub struct Receiver {
     pub name: &'static str,
@@ -108,6 +123,18 @@ impl Receiver {
         });
     }
 
+    /// Waits until it answers `GET /-/ready` with 200 on `port`, or
+    /// gives how it exited (and its log) if it exits first.
+    pub fn wait_until_ready(&mut self, port: u16) -> Result<(), String> {
+        let name = self.name;
+        wait_for(&format!("{name} ready on {port}"), || {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(Err(format!("{name} exited with {status}:\n{}", self.log())));
+            }
+            http_ok(port, "/-/ready").then_some(Ok(()))
+        })
+    }
+
     /// Kills it and waits until it is gone (its sockets closed).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -127,13 +154,21 @@ impl Drop for Receiver {
 /// A receiver of the Prometheus family (Prometheus, Alertmanager) on a
 /// free port, its configuration and storage in a temp dir.
 pub struct Served {
-    _dir: tempfile::TempDir,
+    // Fields drop in order: the receiver goes (and shows its log on a
+    // failure) before the dir that holds the log is removed.
     _receiver: Receiver,
+    _dir: tempfile::TempDir,
     pub url: String,
 }
 
+/// How often a receiver that exits while it starts (it lost its port to
+/// another process between `free_port` and its bind) is started again.
+const START_ATTEMPTS: usize = 3;
+
 /// Starts `program` with `--config.file` (holding `config`),
-/// `--<storage_flag>` (a dir) and `--web.listen-address`, plus `extra`.
+/// `--<storage_flag>` (a dir) and `--web.listen-address`, plus `extra`,
+/// and waits until it answers its own readiness check (`/-/ready`): an
+/// open port alone may be another process's.
 pub fn start_served(
     name: &'static str,
     program: &str,
@@ -142,26 +177,37 @@ pub fn start_served(
     extra: &[&str],
 ) -> Served {
     let program = require_program(program);
-    let dir = tempfile::tempdir().unwrap();
-    let config_file = dir.path().join(format!("{name}.yml"));
-    std::fs::write(&config_file, config).unwrap();
-    let port = free_port();
-    let mut command = Command::new(program);
-    command
-        .arg(format!("--config.file={}", config_file.display()))
-        .arg(format!(
-            "--{storage_flag}={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .args(extra);
-    let mut receiver = Receiver::start(name, command, dir.path());
-    receiver.wait_for_port(port);
-    Served {
-        _receiver: receiver,
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
+    let mut exits = Vec::new();
+    for _ in 0..START_ATTEMPTS {
+        let dir = tempfile::tempdir().unwrap();
+        let config_file = dir.path().join(format!("{name}.yml"));
+        std::fs::write(&config_file, config).unwrap();
+        let port = free_port();
+        let mut command = Command::new(&program);
+        command
+            .arg(format!("--config.file={}", config_file.display()))
+            .arg(format!(
+                "--{storage_flag}={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(extra);
+        let mut receiver = Receiver::start(name, command, dir.path());
+        match receiver.wait_until_ready(port) {
+            Ok(()) => {
+                return Served {
+                    _receiver: receiver,
+                    _dir: dir,
+                    url: format!("http://127.0.0.1:{port}"),
+                }
+            }
+            Err(exit) => exits.push(exit),
+        }
     }
+    panic!(
+        "{name} exited while starting, {START_ATTEMPTS} times:\n{}",
+        exits.join("\n")
+    );
 }
 
 /// Prometheus with `--web.enable-remote-write-receiver` and this
