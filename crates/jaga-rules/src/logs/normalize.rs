@@ -752,12 +752,16 @@ fn group_decoder() -> impl Fn(&[u8; GROUP_BYTES]) -> Option<([u8; ESCAPE_GROUP],
 pub(super) const SPARSE_BLOCK: usize = 16;
 /// A block and the two digits of an escape at its last byte.
 pub(super) const SPARSE_WINDOW: usize = SPARSE_BLOCK + 2;
+/// The same with AVX2's registers of 32 bytes.
+pub(super) const WIDE_BLOCK: usize = 32;
+pub(super) const WIDE_WINDOW: usize = WIDE_BLOCK + 2;
 
-/// A block of text with plain escapes in it, decoded by [`decode_block`].
+/// A block of `N` bytes of text with plain escapes in it, decoded by
+/// [`decode_block`].
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Block {
+pub(super) struct Block<const N: usize = SPARSE_BLOCK> {
     /// The block decoded: its first `len` bytes (the rest is anything).
-    pub(super) bytes: [u8; SPARSE_BLOCK],
+    pub(super) bytes: [u8; N],
     pub(super) len: usize,
     /// The bytes of the text it took: the block, and the digits of an
     /// escape that starts at its end.
@@ -768,7 +772,7 @@ pub(super) struct Block {
     pub(super) more: bool,
 }
 
-impl PartialEq for Block {
+impl<const N: usize> PartialEq for Block<N> {
     fn eq(&self, other: &Self) -> bool {
         self.bytes[..self.len] == other.bytes[..other.len]
             && (self.consumed, self.escapes, self.more)
@@ -776,7 +780,7 @@ impl PartialEq for Block {
     }
 }
 
-/// The first [`SPARSE_BLOCK`] bytes of `window` decoded as the loop of
+/// The first `N` bytes of `window` (`W` = `N` + 2) decoded as the loop of
 /// [`decode_once_with`] decodes them, when every escape that may start
 /// in them is a plain `%HH` that decodes into a byte that starts no
 /// overlong form; `None` when another escape may start (a `%` before no
@@ -784,19 +788,23 @@ impl PartialEq for Block {
 /// is decoded (`%c0`, `%c1`, `%e0`).
 ///
 /// Each step goes over the whole block without a branch but the last,
-/// so that where the CPU has SSSE3, [`super::simd`] does it in a few
-/// vector instructions: text with an escape every few words
+/// so that where the CPU has SSSE3 or AVX2, [`super::simd`] does it in a
+/// few vector instructions: text with an escape every few words
 /// (`hello%20world%20`) was a search, a call and a copy an escape.
-pub(super) fn decode_block(window: &[u8; SPARSE_WINDOW], entities: bool) -> Option<Block> {
+pub(super) fn decode_block<const N: usize, const W: usize>(
+    window: &[u8; W],
+    entities: bool,
+) -> Option<Block<N>> {
+    const { assert!(W == N + 2) };
     let mut block = Block {
-        bytes: [0; SPARSE_BLOCK],
+        bytes: [0; N],
         len: 0,
         consumed: 0,
         escapes: false,
         more: false,
     };
     let mut at = 0;
-    while at < SPARSE_BLOCK {
+    while at < N {
         let byte = match window[at] {
             b'%' => {
                 let (high, low) = (window[at + 1], window[at + 2]);
@@ -833,7 +841,11 @@ pub(super) fn decode_block(window: &[u8; SPARSE_WINDOW], entities: bool) -> Opti
 /// faster).
 #[cfg(target_arch = "x86_64")]
 fn sparse_escapes(text: &[u8], dst: &mut Vec<u8>, entities: bool, pass: &mut Pass) -> usize {
-    match super::simd::Ssse3::detect() {
+    use super::simd::{Avx2, Ssse3};
+    if let Some(avx2) = Avx2::detect() {
+        return avx2.sparse_escapes(text, dst, entities, pass);
+    }
+    match Ssse3::detect() {
         Some(ssse3) => ssse3.sparse_escapes(text, dst, entities, pass),
         None => blocks_decoded(text, dst, pass, |window| decode_block(window, entities)),
     }
