@@ -317,7 +317,7 @@ static ENTITY_NUMBER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b
 static COMMENT_CLOSER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"*/"));
 
 /// Positions looked at together by [`EscapeFinder`], without a branch each.
-const SCAN_CHUNK: usize = 32;
+pub(super) const SCAN_CHUNK: usize = 32;
 /// The bytes after a position that tell whether an escape starts there.
 const ESCAPE_LOOKAHEAD: usize = 3;
 const SCAN_WINDOW: usize = SCAN_CHUNK + ESCAPE_LOOKAHEAD;
@@ -1447,6 +1447,22 @@ fn strip_close_comments(
 /// a comment opener; found a chunk at a time without a branch per byte.
 #[inline(never)]
 fn plain_run(src: &[u8], from: usize, limit: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(avx2) = super::simd::Avx2::detect() {
+        return avx2.plain_run(src, from, limit);
+    }
+    plain_run_with(src, from, limit, chunk_needs_work)
+}
+
+/// [`plain_run`] with the finder of work in a chunk given: inlined into
+/// the vector code's caller.
+#[inline(always)]
+pub(super) fn plain_run_with(
+    src: &[u8],
+    from: usize,
+    limit: usize,
+    chunk_needs_work: impl Fn(&[u8; SCAN_CHUNK + 2]) -> u32,
+) -> usize {
     // Each chunk with the byte before it and the byte after it.
     let mut at = from + 1;
     while at + SCAN_CHUNK <= limit {
@@ -1895,11 +1911,12 @@ pub(super) mod tests {
         let mut state = 0x2545_f491_u32;
         for _ in 0..100_000 {
             let window: [u8; SCAN_CHUNK + 2] = drawn(&alphabet, &mut state);
-            assert_eq!(
-                chunk_needs_work(&window),
-                chunk_needs_work_portable(&window),
-                "{window:?}"
-            );
+            let portable = chunk_needs_work_portable(&window);
+            assert_eq!(chunk_needs_work(&window), portable, "{window:?}");
+            #[cfg(target_arch = "x86_64")]
+            if let Some(avx2) = super::super::simd::Avx2::detect() {
+                assert_eq!(avx2.needs_work(&window), portable, "{window:?}");
+            }
             let flags: [u8; SCAN_CHUNK] = std::array::from_fn(|n| u8::from(window[n] == b' '));
             let by_byte = (0..SCAN_CHUNK).fold(0u32, |bits, n| bits | (u32::from(flags[n]) << n));
             assert_eq!(bits_of(&flags), by_byte);

@@ -33,8 +33,8 @@ use std::arch::x86_64::{
 };
 
 use super::normalize::{
-    blocks_decoded, Block, Pass, ESCAPE_GROUP, GROUP_BYTES, SPARSE_BLOCK, SPARSE_WINDOW,
-    WIDE_BLOCK, WIDE_WINDOW,
+    blocks_decoded, plain_run_with, Block, Pass, ESCAPE_GROUP, GROUP_BYTES, SCAN_CHUNK,
+    SPARSE_BLOCK, SPARSE_WINDOW, WIDE_BLOCK, WIDE_WINDOW,
 };
 
 /// Thirty-two bytes of 0 or 1 to thirty-two bits, bit `n` from byte `n`.
@@ -209,6 +209,20 @@ impl Avx2 {
             escapes: placed.escapes,
             more: placed.more,
         })
+    }
+
+    /// [`needs_work`] with AVX2: the 32 bytes at once.
+    #[cfg(test)]
+    pub(super) fn needs_work(self, window: &[u8; SCAN_CHUNK + 2]) -> u32 {
+        // SAFETY: `self` exists only where `detect` found AVX2.
+        unsafe { needs_work_wide(window) }
+    }
+
+    /// `plain_run` of [`super::normalize`] with AVX2: a chunk of 32
+    /// bytes in one vector, where SSE2 takes two halves.
+    pub(super) fn plain_run(self, src: &[u8], from: usize, limit: usize) -> usize {
+        // SAFETY: `self` exists only where `detect` found AVX2.
+        unsafe { plain_run_avx2(src, from, limit) }
     }
 
     /// `sparse_escapes` of [`super::normalize`] with AVX2: 32 bytes a
@@ -462,6 +476,36 @@ fn decode_wide_block_avx2(
         escapes: escapes != 0,
         more: _mm256_movemask_epi8(_mm256_and_si256(escape, may_hold_more_wide(decoded))) != 0,
     })
+}
+
+#[target_feature(enable = "avx2")]
+fn plain_run_avx2(src: &[u8], from: usize, limit: usize) -> usize {
+    plain_run_with(src, from, limit, |window| needs_work_wide(window))
+}
+
+/// [`needs_work`] on AVX2's vectors: the three loads of a half, once.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn needs_work_wide(window: &[u8; SCAN_CHUNK + 2]) -> u32 {
+    let at = window.as_ptr();
+    // SAFETY: the loads read bytes 0..32, 1..33 and 2..34 of an array of
+    // 34 (unaligned loads).
+    let (before, byte, after) = unsafe {
+        (
+            _mm256_loadu_si256(at.cast()),
+            _mm256_loadu_si256(at.add(1).cast()),
+            _mm256_loadu_si256(at.add(2).cast()),
+        )
+    };
+    let space = _mm256_set1_epi8(b' ' as i8);
+    let blank = |x| _mm256_cmpeq_epi8(_mm256_min_epu8(x, space), x);
+    let lone_space = _mm256_andnot_si256(blank(before), _mm256_cmpeq_epi8(byte, space));
+    let collapsed = _mm256_andnot_si256(lone_space, blank(byte));
+    let opener = _mm256_and_si256(
+        _mm256_cmpeq_epi8(byte, _mm256_set1_epi8(b'/' as i8)),
+        _mm256_cmpeq_epi8(after, _mm256_set1_epi8(b'*' as i8)),
+    );
+    _mm256_movemask_epi8(_mm256_or_si256(collapsed, opener)) as u32
 }
 
 /// [`within`] on AVX2's vectors.
