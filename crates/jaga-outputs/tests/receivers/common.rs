@@ -111,13 +111,9 @@ impl Receiver {
     /// Waits until it accepts TCP connections on `port`.
     pub fn wait_for_port(&mut self, port: u16) {
         let name = self.name;
-        let log = self.log.clone();
         wait_for(&format!("{name} listening on {port}"), || {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "{name} exited with {status}:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
+            if let Some(exit) = self.exit() {
+                panic!("{exit}");
             }
             TcpStream::connect(("127.0.0.1", port)).ok()
         });
@@ -127,12 +123,20 @@ impl Receiver {
     /// gives how it exited (and its log) if it exits first.
     pub fn wait_until_ready(&mut self, port: u16) -> Result<(), String> {
         let name = self.name;
-        wait_for(&format!("{name} ready on {port}"), || {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(Err(format!("{name} exited with {status}:\n{}", self.log())));
-            }
-            http_ok(port, "/-/ready").then_some(Ok(()))
+        wait_for(&format!("{name} ready on {port}"), || match self.exit() {
+            Some(exit) => Some(Err(exit)),
+            None => http_ok(port, "/-/ready").then_some(Ok(())),
         })
+    }
+
+    /// How it exited, with its log, once it has.
+    fn exit(&mut self) -> Option<String> {
+        let status = self.child.try_wait().ok().flatten()?;
+        Some(format!(
+            "{} exited with {status}:\n{}",
+            self.name,
+            self.log()
+        ))
     }
 
     /// Kills it and waits until it is gone (its sockets closed).

@@ -371,10 +371,10 @@ impl<'a> EscapeFinder<'a> {
 
     /// Where an `&` may start an entity again, from an `&` at `at` that
     /// starts none: at the next `&#`, or where the next `;` is within
-    /// [`MAX_ENTITY`] bytes; at most the text's length. A query of `a=1&b=2&...` after its one `;`
-    /// (`/a;jsessionid=1?a=1&b=2`) was otherwise searched an `&` at a time,
-    /// each then looked at with the chunk after it: 40 % of the time of
-    /// such 8 KB lines.
+    /// [`MAX_ENTITY`] bytes; at most the text's length. A query of
+    /// `a=1&b=2&...` after its one `;` (`/a;jsessionid=1?a=1&b=2`) was
+    /// otherwise searched an `&` at a time, each then looked at with the
+    /// chunk after it: 40 % of the time of such 8 KB lines.
     fn entities_from(&mut self, at: usize) -> usize {
         let number = first_from(&mut self.number, self.text, at, |rest| {
             ENTITY_NUMBER.find(rest)
