@@ -130,6 +130,48 @@ pub(super) fn chunk_escapes(window: &[u8; 35], entities: bool) -> (u32, u32) {
     )
 }
 
+/// [`super::normalize`]'s `chunk_may_start` in SSE2: where an escape may
+/// start in the 32 positions of `window`'s first bytes, told from each
+/// byte and the one after it; named entities only when a `;` is in the
+/// window (45 bytes: the chunk, the byte after it, the longest entity's
+/// more).
+#[inline(never)]
+pub(super) fn chunk_may_start(window: &[u8; 45], entities: bool) -> u32 {
+    let at = window.as_ptr();
+    // SAFETY: SSE2 is part of x86-64; the loads read 16 bytes from offsets
+    // 0 to 29 of an array of 45 (unaligned loads).
+    unsafe {
+        let load = |offset: usize| _mm_loadu_si128(at.add(offset).cast());
+        let is = |x, c: u8| _mm_cmpeq_epi8(x, _mm_set1_epi8(c as i8));
+        let semicolons = _mm_or_si128(
+            _mm_or_si128(is(load(0), b';'), is(load(16), b';')),
+            is(load(29), b';'),
+        );
+        let named = _mm_movemask_epi8(semicolons) != 0;
+        let half = |n: usize| {
+            let (byte, next) = (load(16 * n), load(16 * n + 1));
+            let lower = _mm_or_si128(next, _mm_set1_epi8(0x20));
+            let letter = within(lower, b'a', b'z');
+            let digit = within(next, b'0', b'9');
+            let percent = _mm_and_si128(
+                is(byte, b'%'),
+                _mm_or_si128(_mm_or_si128(letter, digit), is(next, b'%')),
+            );
+            let after_ampersand = match named {
+                true => _mm_or_si128(letter, is(next, b'#')),
+                false => is(next, b'#'),
+            };
+            let entity = match entities {
+                true => _mm_and_si128(is(byte, b'&'), after_ampersand),
+                false => _mm_set1_epi8(0),
+            };
+            let backslash = _mm_and_si128(is(byte, b'\\'), is(lower, b'x'));
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(percent, entity), backslash)) as u16
+        };
+        u32::from(half(0)) | (u32::from(half(1)) << 16)
+    }
+}
+
 /// Proof that this CPU has SSSE3: made only by [`Ssse3::detect`], so the
 /// SSSE3 code cannot be called safely where the CPU lacks it.
 #[derive(Clone, Copy)]
