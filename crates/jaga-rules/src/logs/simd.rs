@@ -93,29 +93,23 @@ pub(super) fn chunk_escapes(window: &[u8; 35], entities: bool) -> (u32, u32) {
         unsafe {
             let byte = |offset: usize| _mm_loadu_si128(at.add(16 * n + offset).cast());
             let (b0, b1, b2, b3) = (byte(0), byte(1), byte(2), byte(3));
-            let is = |x, c: u8| _mm_cmpeq_epi8(x, _mm_set1_epi8(c as i8));
-            let lower = |x| _mm_or_si128(x, _mm_set1_epi8(0x20));
-            let digit = |x| within(x, b'0', b'9');
-            let letter = |x| within(lower(x), b'a', b'z');
-            let hex = |x| _mm_or_si128(digit(x), within(lower(x), b'a', b'f'));
-            let ex = |x| is(lower(x), b'x');
-            let percent = _mm_and_si128(
-                is(b0, b'%'),
-                _mm_or_si128(_mm_or_si128(digit(b1), letter(b1)), is(b1, b'%')),
-            );
+            let ex = |x| equals(case_folded(x), b'x');
             let number = _mm_and_si128(
-                is(b1, b'#'),
-                _mm_or_si128(digit(b2), _mm_and_si128(ex(b2), hex(b3))),
+                equals(b1, b'#'),
+                _mm_or_si128(digit(b2), _mm_and_si128(ex(b2), hex_digit(b3))),
             );
             let backslash = _mm_and_si128(
-                _mm_and_si128(is(b0, b'\\'), ex(b1)),
-                _mm_and_si128(hex(b2), hex(b3)),
+                _mm_and_si128(equals(b0, b'\\'), ex(b1)),
+                _mm_and_si128(hex_digit(b2), hex_digit(b3)),
             );
             let amp = match entities {
-                true => is(b0, b'&'),
+                true => equals(b0, b'&'),
                 false => _mm_set1_epi8(0),
             };
-            let starts = _mm_or_si128(_mm_or_si128(percent, backslash), _mm_and_si128(amp, number));
+            let starts = _mm_or_si128(
+                _mm_or_si128(percent_start(b0, b1), backslash),
+                _mm_and_si128(amp, number),
+            );
             let named = _mm_and_si128(amp, letter(b1));
             (
                 _mm_movemask_epi8(starts) as u16,
@@ -142,31 +136,24 @@ pub(super) fn chunk_may_start(window: &[u8; 45], entities: bool) -> u32 {
     // 0 to 29 of an array of 45 (unaligned loads).
     unsafe {
         let load = |offset: usize| _mm_loadu_si128(at.add(offset).cast());
-        let is = |x, c: u8| _mm_cmpeq_epi8(x, _mm_set1_epi8(c as i8));
         let semicolons = _mm_or_si128(
-            _mm_or_si128(is(load(0), b';'), is(load(16), b';')),
-            is(load(29), b';'),
+            _mm_or_si128(equals(load(0), b';'), equals(load(16), b';')),
+            equals(load(29), b';'),
         );
         let named = _mm_movemask_epi8(semicolons) != 0;
         let half = |n: usize| {
             let (byte, next) = (load(16 * n), load(16 * n + 1));
-            let lower = _mm_or_si128(next, _mm_set1_epi8(0x20));
-            let letter = within(lower, b'a', b'z');
-            let digit = within(next, b'0', b'9');
-            let percent = _mm_and_si128(
-                is(byte, b'%'),
-                _mm_or_si128(_mm_or_si128(letter, digit), is(next, b'%')),
-            );
             let after_ampersand = match named {
-                true => _mm_or_si128(letter, is(next, b'#')),
-                false => is(next, b'#'),
+                true => _mm_or_si128(letter(next), equals(next, b'#')),
+                false => equals(next, b'#'),
             };
             let entity = match entities {
-                true => _mm_and_si128(is(byte, b'&'), after_ampersand),
+                true => _mm_and_si128(equals(byte, b'&'), after_ampersand),
                 false => _mm_set1_epi8(0),
             };
-            let backslash = _mm_and_si128(is(byte, b'\\'), is(lower, b'x'));
-            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(percent, entity), backslash)) as u16
+            let backslash = _mm_and_si128(equals(byte, b'\\'), equals(case_folded(next), b'x'));
+            let starts = _mm_or_si128(_mm_or_si128(percent_start(byte, next), entity), backslash);
+            _mm_movemask_epi8(starts) as u16
         };
         u32::from(half(0)) | (u32::from(half(1)) << 16)
     }
@@ -368,19 +355,18 @@ fn decode_block_ssse3(window: &[u8; SPARSE_WINDOW], entities: bool) -> Option<Bl
             _mm_loadu_si128(at.add(2).cast()),
         )
     };
-    let is = |x, c: u8| _mm_cmpeq_epi8(x, _mm_set1_epi8(c as i8));
-    let percent = is(byte, b'%');
+    let percent = equals(byte, b'%');
     let escape = _mm_and_si128(percent, _mm_and_si128(hex_digit(high), hex_digit(low)));
-    let mut other = _mm_or_si128(_mm_andnot_si128(escape, percent), is(byte, b'\\'));
+    let mut other = _mm_or_si128(_mm_andnot_si128(escape, percent), equals(byte, b'\\'));
     if entities {
-        other = _mm_or_si128(other, is(byte, b'&'));
+        other = _mm_or_si128(other, equals(byte, b'&'));
     }
     // High digits are at most 15: shifted by 4 in 16-bit lanes, no bit
     // crosses into the byte above.
     let decoded = _mm_or_si128(_mm_slli_epi16(digit_value(high), 4), digit_value(low));
     let lead = _mm_or_si128(
-        is(_mm_and_si128(decoded, _mm_set1_epi8(0xfeu8 as i8)), 0xc0),
-        is(decoded, 0xe0),
+        equals(_mm_and_si128(decoded, _mm_set1_epi8(0xfeu8 as i8)), 0xc0),
+        equals(decoded, 0xe0),
     );
     let refused = _mm_or_si128(other, _mm_and_si128(escape, lead));
     if _mm_movemask_epi8(refused) != 0 {
@@ -683,18 +669,55 @@ fn within(x: __m128i, lo: u8, hi: u8) -> __m128i {
     }
 }
 
+/// Bytes of `x` equal to `c`: 0xff, else 0.
+#[inline(always)]
+fn equals(x: __m128i, c: u8) -> __m128i {
+    // SAFETY: SSE2 is part of x86-64.
+    unsafe { _mm_cmpeq_epi8(x, _mm_set1_epi8(c as i8)) }
+}
+
+/// `x` with each byte's bit of ASCII case set: letters in lower case (the
+/// other bytes changed too: only for compares with lower-case letters).
+#[inline(always)]
+fn case_folded(x: __m128i) -> __m128i {
+    // SAFETY: SSE2 is part of x86-64.
+    unsafe { _mm_or_si128(x, _mm_set1_epi8(0x20)) }
+}
+
+/// Bytes of `x` that are decimal digits: 0xff.
+#[inline(always)]
+fn digit(x: __m128i) -> __m128i {
+    within(x, b'0', b'9')
+}
+
+/// Bytes of `x` that are ASCII letters (either case): 0xff.
+#[inline(always)]
+fn letter(x: __m128i) -> __m128i {
+    within(case_folded(x), b'a', b'z')
+}
+
 /// Bytes of `x` that are hex letters (`a`-`f` in either case): 0xff.
 #[inline(always)]
 fn hex_letter(x: __m128i) -> __m128i {
-    // SAFETY: SSE2 is part of x86-64.
-    within(unsafe { _mm_or_si128(x, _mm_set1_epi8(0x20)) }, b'a', b'f')
+    within(case_folded(x), b'a', b'f')
 }
 
 /// Bytes of `x` that are hex digits: 0xff.
 #[inline(always)]
 fn hex_digit(x: __m128i) -> __m128i {
     // SAFETY: SSE2 is part of x86-64.
-    unsafe { _mm_or_si128(within(x, b'0', b'9'), hex_letter(x)) }
+    unsafe { _mm_or_si128(digit(x), hex_letter(x)) }
+}
+
+/// Places where a `%` in `byte` is before a letter, a digit or a `%` in
+/// `next` (the byte after): where a percent escape may start. 0xff.
+#[inline(always)]
+fn percent_start(byte: __m128i, next: __m128i) -> __m128i {
+    // SAFETY: SSE2 is part of x86-64.
+    unsafe {
+        let follows = _mm_or_si128(_mm_or_si128(digit(next), letter(next)), equals(next, b'%'));
+        _mm_and_si128(equals(byte, b'%'), follows)
+    }
 }
 
 /// Each hex digit's value: its low four bits, plus 9 for a letter
@@ -717,13 +740,13 @@ fn may_hold_more(bytes: __m128i) -> __m128i {
     // SAFETY: SSE2 is part of x86-64.
     unsafe {
         [
-            within(bytes, b'0', b'9'),
-            within(_mm_or_si128(bytes, _mm_set1_epi8(0x20)), b'a', b'z'),
-            _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'%' as i8)),
-            _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'&' as i8)),
-            _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'#' as i8)),
-            _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b';' as i8)),
-            _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\\' as i8)),
+            digit(bytes),
+            letter(bytes),
+            equals(bytes, b'%'),
+            equals(bytes, b'&'),
+            equals(bytes, b'#'),
+            equals(bytes, b';'),
+            equals(bytes, b'\\'),
         ]
         .into_iter()
         .fold(_mm_set1_epi8(0), |all, one| _mm_or_si128(all, one))
