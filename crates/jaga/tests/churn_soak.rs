@@ -118,6 +118,20 @@ fn container_churn_returns_fds_and_memory_to_baseline() {
     );
 }
 
+/// The churn's `docker rm -f` once waited on a stuck engine until CI's time
+/// limit: a call that runs past its limit is killed and fails the test.
+#[test]
+fn a_command_stuck_past_its_limit_is_killed_and_reported() {
+    let start = Instant::now();
+    let error = run_within("sleep", &["60"], Duration::from_secs(1))
+        .expect_err("sleep 60 ran past a limit of 1 s");
+    assert!(
+        error.contains("sleep 60 did not finish within 1 s"),
+        "{error}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(30), "{error}");
+}
+
 /// Creates, starts and removes `count` containers, `BATCH` at a time; one in
 /// four writes lines (two of them attacks) so the log watch follows it.
 /// Each batch is removed once the agent has sampled all of it, so every one

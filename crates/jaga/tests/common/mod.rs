@@ -9,7 +9,8 @@ pub mod fleet;
 pub mod prometheus;
 pub mod tmpfs;
 
-use std::process::{Command, Output};
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -32,12 +33,16 @@ pub fn require_engine() {
     }
 }
 
-/// Runs `docker ARGS`, panicking with its stderr on failure.
+/// Longest a `docker` command of a test may take: a stuck engine (a
+/// `docker rm -f` that waits on a shim gone away) then fails the test that
+/// met it, saying which call, instead of holding CI to its time limit.
+const DOCKER_CALL_LIMIT: Duration = Duration::from_secs(300);
+
+/// Runs `docker ARGS`, panicking with its stderr on failure, and when it
+/// has not finished within DOCKER_CALL_LIMIT.
 pub fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("run docker");
+    let out = run_within("docker", args, DOCKER_CALL_LIMIT)
+        .unwrap_or_else(|e| panic!("{e} (the engine's log: /var/log/jaga-testbed-dockerd.log)"));
     assert!(
         out.status.success(),
         "docker {} failed: {}",
@@ -45,6 +50,53 @@ pub fn docker(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Runs `program ARGS` to its end, or kills it when it runs past `limit`.
+pub fn run_within(program: &str, args: &[&str], limit: Duration) -> Result<Output, String> {
+    let call = format!("{program} {}", args.join(" "));
+    let mut child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{call} could not be run: {e}"))?;
+    // Read both pipes as the command runs: one it fills would stop it.
+    let readers = [
+        child.stdout.take().map(read_to_end),
+        child.stderr.take().map(read_to_end),
+    ];
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{call} did not finish within {} s and was killed",
+                    limit.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("{call}: waiting for it failed: {e}")),
+        }
+    };
+    let [stdout, stderr] =
+        readers.map(|reader| reader.map_or_else(Vec::new, |r| r.join().unwrap_or_default()));
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+fn read_to_end(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
 }
 
 /// A name no other test or run uses.
@@ -99,9 +151,7 @@ impl TestContainer {
 
 impl Drop for TestContainer {
     fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rm", "-f", &self.name])
-            .output();
+        let _ = run_within("docker", &["rm", "-f", &self.name], DOCKER_CALL_LIMIT);
     }
 }
 
