@@ -24,16 +24,29 @@ the range: single runs of the same binary spread by up to a fifth here.
 
 Usage: python3 bench/logs_throughput.py [--lines 1000000] [--jaga PATH]
        [--adversarial-lines 20000] [--runs 3] [--only-adversarial]
-       [--baseline OTHER_JAGA] [--only "class name" ...]
+       [--baseline OTHER_JAGA] [--only "class name" ...] [--reference]
 With --baseline, each adversarial class is timed with both binaries in
 turn, run after run, and the change printed.
+
+With --reference, each adversarial class is also read by Hyperscan, the
+multi-pattern regex engine of Suricata and Snort, given the same patterns
+(those of the built-in rules on `url` and on `user_agent`): a yardstick for
+what a per-byte cost can be on that text. Hyperscan is timed on its scan
+alone, of the first 2,000 lines (it keeps no state from line to line),
+after a normalization of our own done beforehand and not timed, and without
+the patterns it refuses (it names them): each of these favours it. Needs
+the Python modules hyperscan and yaml from PyPI:
+  python3 -m venv /tmp/hs && /tmp/hs/bin/pip install hyperscan pyyaml
+  /tmp/hs/bin/python bench/logs_throughput.py --only-adversarial --reference
 Needs `cargo build --release -p jaga`; installs Debian's fail2ban if missing
 (its service is not started).
 """
 
 import argparse
+import html
 import os
 import random
+import re
 import resource
 import shutil
 import statistics
@@ -42,6 +55,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 PAGES = ["/", "/index.html", "/about", "/products/42", "/static/app.min.js?v=3.1.4", "/static/site.css",
          "/api/users?order=name&limit=10", "/search?q=how+to+select+a+good+car", "/search?q=%22select%22+from+the+menu",
@@ -165,7 +179,75 @@ def varied_classes():
     }
 
 
-def run_adversarial(jaga, lines, pin, work, runs, baseline=None, only=None):
+class HyperscanReference:
+    """The built-in rules' patterns of the `url` and `user_agent` fields,
+    each field's as one Hyperscan database that reports each pattern once."""
+
+    LINES = 2_000
+    RULES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "jaga-rules", "rules",
+                         "web-attacks.yml")
+
+    def __init__(self):
+        try:
+            import hyperscan
+            import yaml
+        except ImportError as missing:
+            sys.exit(f"--reference needs the Python modules hyperscan and yaml ({missing}): "
+                     "python3 -m venv /tmp/hs && /tmp/hs/bin/pip install hyperscan pyyaml, "
+                     "then run this with /tmp/hs/bin/python")
+        self.hs = hyperscan
+        with open(self.RULES) as f:
+            rules = yaml.safe_load(f)["rules"]
+        self.flags = hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_ALLOWEMPTY
+        self.databases = {field: self.database(rules, field) for field in ("url", "user_agent")}
+
+    def database(self, rules, field):
+        patterns = []
+        for rule in rules:
+            for fields, condition in (rule.get("match") or {}).items():
+                if field in fields.split("|") and isinstance(condition, dict) and "regex" in condition:
+                    pattern = condition["regex"].encode()
+                    try:
+                        self.hs.Database().compile(expressions=[pattern], ids=[0], elements=1, flags=[self.flags])
+                    except self.hs.error as refused:
+                        print(f"hyperscan refuses rule {rule['id']}'s pattern on {field}: {refused}; "
+                              "left out of its database")
+                        continue
+                    patterns.append(pattern)
+        database = self.hs.Database()
+        database.compile(expressions=patterns, ids=list(range(len(patterns))), elements=len(patterns),
+                         flags=[self.flags] * len(patterns))
+        print(f"hyperscan: {len(patterns)} patterns on {field}")
+        return database
+
+    @staticmethod
+    def normalized(text):
+        """Near jaga's normalization (which is not timed here): pluses as
+        spaces, percent escapes and HTML entities decoded up to three
+        times, lowercase, runs of blanks as one space."""
+        text = text.replace("+", " ")
+        for _ in range(3):
+            decoded = html.unescape(urllib.parse.unquote(text))
+            if decoded == text:
+                break
+            text = decoded
+        return re.sub(r"\s+", " ", text.lower()).encode("utf-8", "surrogatepass")
+
+    def rate(self, line_of, runs):
+        """Median lines/s over `runs` scans of the class's first lines."""
+        fields = [(self.normalized(url), self.normalized(agent))
+                  for url, agent in (line_of(i) for i in range(self.LINES))]
+        rates = []
+        for _ in range(runs):
+            start = time.process_time()
+            for url, agent in fields:
+                self.databases["url"].scan(url, match_event_handler=lambda *_: None)
+                self.databases["user_agent"].scan(agent, match_event_handler=lambda *_: None)
+            rates.append(len(fields) / (time.process_time() - start))
+        return statistics.median(rates), rates
+
+
+def run_adversarial(jaga, lines, pin, work, runs, baseline=None, only=None, reference=None):
     """Each class on its own file; with `baseline`, that binary and `jaga`
     are timed in turn on the same files, run after run, so that both see
     the same drift of a shared machine."""
@@ -175,11 +257,12 @@ def run_adversarial(jaga, lines, pin, work, runs, baseline=None, only=None):
         runs += 1
     print(f"adversarial classes: {lines} lines each, up to {LINE_BYTES} bytes a line, one core, "
           f"CPU time less startup; median of {runs} runs [lowest-highest]")
+    reference_header = f" {'hyperscan':>10} {'range':>15}" if reference else ""
     if baseline:
         print(f"{'class':26} {'bytes/line':>10} {'baseline':>10} {'range':>15} {'lines/s':>10} {'range':>15} "
-              f"{'change':>7}")
+              f"{'change':>7}{reference_header}")
     else:
-        print(f"{'class':26} {'bytes/line':>10} {'lines/s':>12} {'range':>17} {'MB/s':>8}")
+        print(f"{'class':26} {'bytes/line':>10} {'lines/s':>12} {'range':>17} {'MB/s':>8}{reference_header}")
     worst = None
     one = os.path.join(work, "adversarial-one.log")
     path = os.path.join(work, "adversarial.log")
@@ -224,12 +307,17 @@ def run_adversarial(jaga, lines, pin, work, runs, baseline=None, only=None):
                 base_rates.append(rate_of(baseline))
         rate = statistics.median(rates)
         size = len(line.encode())
+        reference_columns = ""
+        if reference:
+            reference_rate, reference_rates = reference.rate(line_of, runs)
+            reference_columns = f" {reference_rate:10,.0f} {spread(reference_rates):>15}"
         if baseline:
             base = statistics.median(base_rates)
             print(f"{name:26} {size:10} {base:10,.0f} {spread(base_rates):>15} {rate:10,.0f} {spread(rates):>15} "
-                  f"{rate / base - 1:+7.0%}")
+                  f"{rate / base - 1:+7.0%}{reference_columns}")
         else:
-            print(f"{name:26} {size:10} {rate:12,.0f} {spread(rates):>17} {rate * size / 1e6:8.1f}")
+            print(f"{name:26} {size:10} {rate:12,.0f} {spread(rates):>17} {rate * size / 1e6:8.1f}"
+                  f"{reference_columns}")
         worst = rate if worst is None else min(worst, rate)
     if worst is not None:
         print(f"slowest class: {worst:,.0f} lines/s, median (goal: 100,000)\n")
@@ -255,6 +343,8 @@ def main():
                         help="runs of each adversarial class (with --baseline, rounded up to an even count)")
     parser.add_argument("--baseline", help="another jaga binary, timed in turn with --jaga on each class")
     parser.add_argument("--only", action="append", help="an adversarial class to run, by name (repeatable)")
+    parser.add_argument("--reference", action="store_true",
+                        help="also time Hyperscan on each adversarial class, with the built-in rules' patterns")
     args = parser.parse_args()
     for binary in [args.jaga] + ([args.baseline] if args.baseline else []):
         if not os.access(binary, os.X_OK):
@@ -263,10 +353,14 @@ def main():
     if only and not only <= set(adversarial_classes()) | set(varied_classes()):
         sys.exit(f"unknown classes: {', '.join(sorted(only - set(adversarial_classes()) - set(varied_classes())))}")
     pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+    reference = HyperscanReference() if args.reference else None
+    if reference and pin:
+        # Hyperscan runs in this process: on the core jaga is timed on.
+        os.sched_setaffinity(0, {0})
     if args.only_adversarial:
         work = tempfile.mkdtemp(prefix="jaga-bench-logs-")
         try:
-            run_adversarial(args.jaga, args.adversarial_lines, pin, work, args.runs, args.baseline, only)
+            run_adversarial(args.jaga, args.adversarial_lines, pin, work, args.runs, args.baseline, only, reference)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return
@@ -280,7 +374,7 @@ def main():
         size_mb = os.path.getsize(log) / 2**20
         print(f"{args.lines} lines, {size_mb:.0f} MiB of nginx combined log\n")
         # taskset: one core for each tool, as the goal is stated per core.
-        run_adversarial(args.jaga, args.adversarial_lines, pin, work, args.runs, args.baseline, only)
+        run_adversarial(args.jaga, args.adversarial_lines, pin, work, args.runs, args.baseline, only, reference)
         out, wall, cpu = timed(pin + [args.jaga, "logtest", "--summary", "--file", log])
         if out.returncode != 0:
             sys.exit(out.stderr)
