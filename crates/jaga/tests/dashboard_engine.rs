@@ -212,8 +212,6 @@ struct VolumeCleanup(String);
 
 impl Drop for VolumeCleanup {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("docker")
-            .args(["volume", "rm", "-f", &self.0])
-            .output();
+        docker_clean_up(&["volume", "rm", "-f", &self.0]);
     }
 }

@@ -7,11 +7,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::agent::Agent;
-use common::{jaga, parse_json_lines, require_engine, wait_for, TestContainer, BUSYBOX};
+use common::{
+    docker_output, jaga, parse_json_lines, require_engine, wait_for, TestContainer, BUSYBOX,
+};
 
 /// An OSC window title, a clear screen and a fake line.
 const HOSTILE: &str = "\x1b]0;pwned\x07\x1b[2J\x1b[H\nFAKE jaga line\r";
@@ -32,12 +33,8 @@ fn raw_controls(text: &str) -> Vec<char> {
 
 /// `docker exec NAME sh -c SCRIPT`; its exit status does not matter.
 fn exec_sh(name: &str, script: &str) {
-    let out = Command::new("docker")
-        .args(["exec", name, "sh", "-c", script])
-        .output()
-        .expect("run docker exec");
     // 127 (command not found) is expected for clients the image lacks.
-    let _ = out.status;
+    let _ = docker_output(&["exec", name, "sh", "-c", script]).status;
 }
 
 /// The exec alert (rule 91011) the agent stored for `name`, once it is there.

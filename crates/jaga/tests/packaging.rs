@@ -13,7 +13,10 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::agent::{free_port, get_with_token, Agent};
-use common::{docker, jaga, require_engine, unique_name, wait_for, TestContainer, BUSYBOX, NGINX};
+use common::{
+    docker, docker_clean_up, docker_output, jaga, require_engine, unique_name, wait_for,
+    TestContainer, BUSYBOX, NGINX,
+};
 
 const IMAGE: &str = "jaga:latest";
 
@@ -31,10 +34,7 @@ fn host_accounts() -> std::sync::MutexGuard<'static, ()> {
 
 fn require_image() {
     require_engine();
-    let out = Command::new("docker")
-        .args(["image", "inspect", "-f", "{{.Id}}", IMAGE])
-        .output()
-        .unwrap();
+    let out = docker_output(&["image", "inspect", "-f", "{{.Id}}", IMAGE]);
     assert!(
         out.status.success(),
         "no image {IMAGE}: run scripts/package.sh first (scripts/test.sh does)"
@@ -142,11 +142,7 @@ impl JagaContainer {
     }
 
     fn logs(&self) -> String {
-        let out = Command::new("docker")
-            .args(["logs", &self.name])
-            .output()
-            .unwrap();
-        text(&out)
+        text(&docker_output(&["logs", &self.name]))
     }
 
     /// Waits up to `secs` for `ready`, failing with the container's log.
@@ -162,12 +158,8 @@ impl JagaContainer {
 
 impl Drop for JagaContainer {
     fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rm", "-f", &self.name])
-            .output();
-        let _ = Command::new("docker")
-            .args(["volume", "rm", &self.volume])
-            .output();
+        docker_clean_up(&["rm", "-f", &self.name]);
+        docker_clean_up(&["volume", "rm", &self.volume]);
     }
 }
 
@@ -305,7 +297,7 @@ fn audit_in_the_image_finds_what_it_finds_on_the_host() {
             "json",
         ];
         args.extend_from_slice(selection);
-        let image = Command::new("docker").args(&args).output().unwrap();
+        let image = docker_output(&args);
         assert_eq!(image.status.code(), Some(0), "{}", text(&image));
 
         let on_host = findings(&String::from_utf8_lossy(&host.stdout));
@@ -398,7 +390,7 @@ fn webhook_test_in_image(url: &str, docker_args: &[&str]) -> Output {
     let mut args = vec!["run", "--rm", "--cap-drop", "ALL", "-v", &mount];
     args.extend_from_slice(docker_args);
     args.extend_from_slice(&[IMAGE, "outputs", "test", "hook"]);
-    Command::new("docker").args(&args).output().unwrap()
+    docker_output(&args)
 }
 
 #[test]
@@ -410,9 +402,7 @@ fn the_static_binary_resolves_names_and_verifies_tls_from_scratch() {
     struct Network(String);
     impl Drop for Network {
         fn drop(&mut self) {
-            let _ = Command::new("docker")
-                .args(["network", "rm", &self.0])
-                .output();
+            docker_clean_up(&["network", "rm", &self.0]);
         }
     }
     let _network = Network(network.clone());

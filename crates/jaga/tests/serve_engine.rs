@@ -442,9 +442,7 @@ fn filesystem_usage_of_layer_volume_and_log_is_measured() {
         (layer >= 8388608.0 && vol >= 4194304.0 && log > 0.0).then_some((layer, vol, log))
     });
     drop(writer);
-    let _ = Command::new("docker")
-        .args(["volume", "rm", &volume])
-        .output();
+    docker_clean_up(&["volume", "rm", &volume]);
     let (layer, vol, log) = figures.expect("layer ≥ 8 MiB, volume ≥ 4 MiB and a log within 15 s");
     // Allocated blocks: the file plus a few directory blocks, not much more.
     assert!(layer < 8388608.0 + 1048576.0, "layer {layer}");

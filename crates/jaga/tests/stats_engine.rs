@@ -42,11 +42,14 @@ fn memory_filled_to_32_mib_under_a_64_mib_limit() {
         ],
     );
     wait_for(Duration::from_secs(10), || {
-        Command::new("docker")
-            .args(["exec", &filler.name, "test", "-e", "/tmp/filled"])
-            .status()
-            .ok()
-            .filter(|s| s.success())
+        Some(docker_output(&[
+            "exec",
+            &filler.name,
+            "test",
+            "-e",
+            "/tmp/filled",
+        ]))
+        .filter(|out| out.status.success())
     })
     .expect("container filled its memory");
     let rows = jaga_stats_json(&[&filler.name]);

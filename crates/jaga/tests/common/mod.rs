@@ -41,8 +41,7 @@ const DOCKER_CALL_LIMIT: Duration = Duration::from_secs(300);
 /// Runs `docker ARGS`, panicking with its stderr on failure, and when it
 /// has not finished within DOCKER_CALL_LIMIT.
 pub fn docker(args: &[&str]) -> String {
-    let out = run_within("docker", args, DOCKER_CALL_LIMIT)
-        .unwrap_or_else(|e| panic!("{e} (the engine's log: /var/log/jaga-testbed-dockerd.log)"));
+    let out = docker_output(args);
     assert!(
         out.status.success(),
         "docker {} failed: {}",
@@ -50,6 +49,20 @@ pub fn docker(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Runs `docker ARGS` to its end, whatever its exit status; panics when it
+/// has not finished within DOCKER_CALL_LIMIT.
+pub fn docker_output(args: &[&str]) -> Output {
+    run_within("docker", args, DOCKER_CALL_LIMIT)
+        .unwrap_or_else(|e| panic!("{e} (the engine's log: /var/log/jaga-testbed-dockerd.log)"))
+}
+
+/// Runs `docker ARGS` for a clean-up, within DOCKER_CALL_LIMIT, and never
+/// panics: a panic in `drop` while a failed test unwinds would abort the
+/// run and hide that test's message.
+pub fn docker_clean_up(args: &[&str]) {
+    let _ = run_within("docker", args, DOCKER_CALL_LIMIT);
 }
 
 /// Runs `program ARGS` to its end, or kills it when it runs past `limit`.
@@ -151,7 +164,7 @@ impl TestContainer {
 
 impl Drop for TestContainer {
     fn drop(&mut self) {
-        let _ = run_within("docker", &["rm", "-f", &self.name], DOCKER_CALL_LIMIT);
+        docker_clean_up(&["rm", "-f", &self.name]);
     }
 }
 
