@@ -76,8 +76,8 @@ pub fn run_within(program: &str, args: &[&str], limit: Duration) -> Result<Outpu
         .map_err(|e| format!("{call} could not be run: {e}"))?;
     // Read both pipes as the command runs: one it fills would stop it.
     let readers = [
-        child.stdout.take().map(read_to_end),
-        child.stderr.take().map(read_to_end),
+        child.stdout.take().map(read_in_background),
+        child.stderr.take().map(read_in_background),
     ];
     let deadline = Instant::now() + limit;
     let status = loop {
@@ -104,7 +104,8 @@ pub fn run_within(program: &str, args: &[&str], limit: Duration) -> Result<Outpu
     })
 }
 
-fn read_to_end(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+/// All of `pipe`, read on a thread of its own.
+fn read_in_background(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
         let mut bytes = Vec::new();
         let _ = pipe.read_to_end(&mut bytes);
