@@ -61,7 +61,7 @@ fn daemon_restart_between_steps_loses_nothing_and_repeats_nothing() {
     let data = tempfile::tempdir().unwrap();
     let agent = Agent::start(data.path(), "[docker_listener]\ninterval = \"1s\"\n");
     let c = TestContainer::run("restart", &["--network", "none", BUSYBOX, "sleep", "3600"]);
-    wait_for(Duration::from_secs(2), || {
+    wait_for(SETTLE, || {
         (alerts(&agent, "91001", &c.name) == 1).then_some(())
     })
     .expect("start alert before the restart");

@@ -218,6 +218,12 @@ pub fn parse_json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// How long a test waits for a state the agent is to reach (an alert
+/// stored, a series gone): generous, as two loaded cores can delay it by
+/// seconds; a passing run waits only as long as it takes. Speed goals are
+/// the benchmarks' (bench/).
+pub const SETTLE: Duration = Duration::from_secs(30);
+
 /// Polls `check` until it returns `Some` or `timeout` passes.
 pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
